@@ -1,0 +1,260 @@
+"""The ``chat`` command: ``serve``, ``join`` and ``send``.
+
+Each subcommand turns its options into configuration and makes one library call. Expected
+failures are :class:`~chatcli.errors.ChatError`: one line on stderr and the exit status it
+carries (see :class:`~chatcli.errors.ExitStatus` and the README).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chatcli import __version__
+from chatcli.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM, ServerConfig
+from chatcli.errors import ChatError, ConfigError, ExitStatus
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PORT = click.IntRange(0, 65535)
+
+
+def fail_cleanly(func: F) -> F:
+    """Turn a ChatError into ``chat: <message>`` on stderr and its exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ChatError as exc:
+            click.echo(f"chat: {exc}", err=True)
+            sys.exit(int(exc.exit_status))
+        except KeyboardInterrupt:
+            sys.exit(int(ExitStatus.INTERRUPTED))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def default_alias() -> str:
+    """The login name, made into a valid alias."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name (some containers, Windows services)
+        name = ""
+    name = re.sub(r"[^A-Za-z0-9_\-\[\]\\`^{|}]", "", name)
+    if not name or not re.match(r"[A-Za-z_\[\]\\`^{|}]", name):
+        name = "guest"
+    return name[:20]
+
+
+def connection_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--host", default=DEFAULT_HOST, show_default=True, help="Server address."),
+            click.option(
+                "--port", type=PORT, default=DEFAULT_PORT, show_default=True, help="Server port."
+            ),
+            click.option(
+                "--password",
+                envvar="CHAT_PASSWORD",
+                help="Server password, if the server has one (or set CHAT_PASSWORD).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="chat")
+def main() -> None:
+    """chatcli: a self-hosted terminal chat that speaks IRC.
+
+    Start a server with `chat serve`, talk with `chat join`, script with `chat send`.
+    Any IRC client can join the same server.
+    """
+
+
+@main.command()
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on ('::' for IPv6, '' for every address).",
+)
+@click.option(
+    "--port",
+    type=PORT,
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@click.option(
+    "--name", default="chatcli.local", show_default=True, help="Server name shown to clients."
+)
+@click.option(
+    "--room", default=DEFAULT_ROOM, show_default=True, help="The room everyone joins on arrival."
+)
+@click.option(
+    "--motd",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File with the message of the day.",
+)
+@click.option(
+    "--password",
+    envvar="CHAT_SERVER_PASSWORD",
+    help="Password clients must give to connect (or set CHAT_SERVER_PASSWORD).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="How much to log to stderr.",
+)
+@fail_cleanly
+def serve(
+    host: str,
+    port: int,
+    name: str,
+    room: str,
+    motd: Path | None,
+    password: str | None,
+    log_level: str,
+) -> None:
+    """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
+    from chatcli.server import Server
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    motd_lines: tuple[str, ...] = ()
+    if motd is not None:
+        motd_lines = tuple(motd.read_text(encoding="utf-8", errors="replace").splitlines())
+    config = ServerConfig(
+        host=host, port=port, name=name, room=room, motd=motd_lines, password=password or None
+    )
+    server = Server(config)
+    try:
+        bound_host, bound_port = server.bind()
+    except OSError as exc:
+        raise ChatError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    join_hint = "chat join" + ("" if host == DEFAULT_HOST else f" --host {bound_host}")
+    join_hint += "" if bound_port == DEFAULT_PORT else f" --port {bound_port}"
+    click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {join_hint}")
+    sys.stdout.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        server.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+
+
+@main.command()
+@click.option(
+    "--alias",
+    "-a",
+    default=default_alias,
+    show_default="your login name",
+    help="Your name in the chat.",
+)
+@connection_options
+@click.option(
+    "--room", help="A room to join and talk in (everyone is also in the server's default room)."
+)
+@fail_cleanly
+def join(alias: str, host: str, port: int, password: str | None, room: str | None) -> None:
+    """Chat interactively: plain text goes to the room, /help lists the commands.
+
+    Without a terminal, each line of standard input is sent and the client quits at the end.
+    """
+    from chatcli.client.app import run_join
+    from chatcli.client.session import ClientSession
+
+    if room is not None and not room.startswith("#"):
+        room = "#" + room
+    session = ClientSession(host, port, alias, password=password)
+    sys.exit(int(run_join(session, room)))
+
+
+@main.command()
+@click.option(
+    "--to", "target", default=DEFAULT_ROOM, show_default=True, help="A room (#name) or an alias."
+)
+@click.option(
+    "--alias",
+    "-a",
+    help="Name to send as  [default: <login name>-send, with a number added if taken]",
+)
+@connection_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the server.",
+)
+@click.argument("message", nargs=-1)
+@fail_cleanly
+def send(
+    target: str,
+    alias: str | None,
+    host: str,
+    port: int,
+    password: str | None,
+    timeout: float,
+    message: tuple[str, ...],
+) -> None:
+    """Send a message and exit 0 once the server has accepted it.
+
+    The MESSAGE words are sent as one message; with none, each line of standard input is
+    sent as a message. Nothing is printed on success.
+
+    \b
+    Exit status:
+      0  every message was accepted
+      1  another error
+      2  usage error
+      3  cannot connect, or no confirmation in time
+      4  alias invalid or in use
+      5  no such room or person
+      6  the server refused a message (moderated room, ban, password...)
+    """
+    from chatcli.client.oneshot import run_send
+
+    if message:
+        lines: Iterator[str] | list[str] = [" ".join(message)]
+    elif sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("no message: give it as arguments or on standard input")
+    else:
+        lines = (line.rstrip("\r\n") for line in sys.stdin if line.strip())
+    run_send(
+        host=host,
+        port=port,
+        alias=alias or default_alias()[:24] + "-send",
+        retry_alias=alias is None,
+        target=target,
+        lines=lines,
+        password=password,
+        timeout=timeout,
+    )
+
+
+if os.name == "nt":  # pragma: no cover - console encoding on Windows
+    sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]

@@ -1,0 +1,225 @@
+"""``chat join``: the interactive client.
+
+A reader thread receives and renders; the main thread reads what the user types. With a
+terminal, input comes from prompt_toolkit inside ``patch_stdout(raw=True)``, so incoming
+lines are printed above the prompt and never clobber what is being typed. Without one
+(a pipe or file), each input line is sent and the client quits at end of input.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+from rich.console import Console
+from rich.text import Text
+
+from chatcli.client.input import HELP, Action, InputError, Local, parse_input
+from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, render
+from chatcli.client.session import ClientSession
+from chatcli.errors import ConnectError, ExitStatus
+from chatcli.protocol import Message, split_source
+
+
+class ChatView:
+    """What the client knows of its own state: alias, rooms, the current room."""
+
+    def __init__(self, session: ClientSession, room: str | None) -> None:
+        self.session = session
+        self.nick = session.nick
+        self.rooms: list[str] = []
+        self.room = room  #: where plain text goes
+        self.lock = threading.Lock()
+
+    def observe(self, msg: Message) -> None:
+        """Follow our own joins, parts and nick changes."""
+        nick = split_source(msg.source or "")[0]
+        with self.lock:
+            mine = nick.lower() == self.nick.lower()
+            if msg.command == "NICK" and mine and msg.params:
+                self.nick = msg.params[0]
+            elif msg.command == "JOIN" and mine and msg.params:
+                if msg.params[0] not in self.rooms:
+                    self.rooms.append(msg.params[0])
+                if self.room is None or self.room not in self.rooms:
+                    self.room = msg.params[0]
+            elif msg.command in ("PART", "KICK") and msg.params:
+                gone = (
+                    mine
+                    if msg.command == "PART"
+                    else (len(msg.params) > 1 and msg.params[1].lower() == self.nick.lower())
+                )
+                if gone and msg.params[0] in self.rooms:
+                    self.rooms.remove(msg.params[0])
+                    if self.room == msg.params[0]:
+                        self.room = self.rooms[-1] if self.rooms else None
+
+    def prompt(self) -> str:
+        with self.lock:
+            return f"{self.room or '(no room)'} {self.nick}> "
+
+
+def help_text() -> Text:
+    text = Text("Commands (plain text goes to the current room):\n", style=STYLE_SYSTEM)
+    for usage, what in HELP:
+        text.append(f"  {usage:<24}", style="bold").append(f"{what}\n")
+    return text
+
+
+def run_join(
+    session: ClientSession,
+    room: str | None,
+    *,
+    console: Console | None = None,
+    interactive: bool | None = None,
+) -> ExitStatus:
+    """Connect, then chat until the user quits or the connection ends.
+
+    Raises:
+        ChatError: connecting or registering failed.
+    """
+    burst = session.connect()
+    view = ChatView(session, None)
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        return _interactive(session, view, room, burst)
+    out = console or Console(file=sys.stdout, highlight=False)
+    return _batch(session, view, room, burst, out, sys.stdin)
+
+
+def _start_reader(
+    session: ClientSession, view: ChatView, show: Callable[[Text], None], on_end: Callable[[], None]
+) -> threading.Thread:
+    def read() -> None:
+        while (msg := session.recv()) is not None:
+            view.observe(msg)
+            line = render(msg, view.nick)
+            if line is not None:
+                show(line)
+        if not session.quitting:
+            show(Text("connection to the server lost", style=STYLE_ERROR))
+        on_end()
+
+    thread = threading.Thread(target=read, name="reader", daemon=True)
+    thread.start()
+    return thread
+
+
+def _perform(
+    session: ClientSession, view: ChatView, action: Action, show: Callable[[Text], None]
+) -> None:
+    for msg in action.messages:
+        session.send(msg)
+        if msg.command == "PRIVMSG" and "echo-message" not in session.caps:
+            line = render(Message(msg.command, msg.params, f"{view.nick}!me@local"), view.nick)
+            if line is not None:
+                show(line)
+    if action.room is not None:
+        with view.lock:
+            view.room = action.room
+    if action.local is Local.HELP:
+        show(help_text())
+
+
+def _show_burst(burst: Iterable[Message], view: ChatView, show: Callable[[Text], None]) -> None:
+    for msg in burst:
+        view.observe(msg)
+        line = render(msg, view.nick)
+        if line is not None:
+            show(line)
+
+
+def _batch(
+    session: ClientSession,
+    view: ChatView,
+    room: str | None,
+    burst: list[Message],
+    console: Console,
+    lines: Iterable[str],
+) -> ExitStatus:
+    lost = threading.Event()
+    _show_burst(burst, view, console.print)
+    reader = _start_reader(session, view, console.print, lost.set)
+    if room is not None:
+        _perform(session, view, parse_input(f"/join {room}", None), console.print)
+    status = ExitStatus.OK
+    try:
+        for raw in lines:
+            if lost.is_set():
+                break
+            try:
+                action = parse_input(raw.rstrip("\r\n"), view.room or room)
+            except InputError as exc:
+                console.print(Text(str(exc), style=STYLE_ERROR))
+                continue
+            if action.local is Local.QUIT:
+                session.send_quit(action.reason)
+                break
+            _perform(session, view, action, console.print)
+        else:
+            session.send_quit()
+    except ConnectError as exc:
+        console.print(Text(str(exc), style=STYLE_ERROR))
+    return _finish(session, reader, status)
+
+
+def _finish(session: ClientSession, reader: threading.Thread, status: ExitStatus) -> ExitStatus:
+    """Wait for the server to close after QUIT, then close; a connection lost unasked
+    is exit status CONNECT."""
+    reader.join(3.0)
+    session.close()
+    reader.join(1.0)
+    if not session.quitting:
+        return ExitStatus.CONNECT
+    return status
+
+
+def _interactive(
+    session: ClientSession, view: ChatView, room: str | None, burst: list[Message]
+) -> ExitStatus:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    prompt: PromptSession[str] = PromptSession()
+    lost = threading.Event()
+
+    def end() -> None:
+        lost.set()
+        app = prompt.app
+        if app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
+
+    status = ExitStatus.OK
+    with patch_stdout(raw=True):
+        console = Console(file=sys.stdout, highlight=False)
+        _show_burst(burst, view, console.print)
+        console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
+        reader = _start_reader(session, view, console.print, end)
+        if room is not None:
+            _perform(session, view, parse_input(f"/join {room}", None), console.print)
+        try:
+            while not lost.is_set():
+                try:
+                    typed = prompt.prompt(view.prompt)
+                except EOFError:
+                    if not lost.is_set():
+                        session.send_quit()
+                    break
+                except KeyboardInterrupt:
+                    session.send_quit("Leaving")
+                    status = ExitStatus.INTERRUPTED
+                    break
+                try:
+                    action = parse_input(typed, view.room)
+                except InputError as exc:
+                    console.print(Text(str(exc), style=STYLE_ERROR))
+                    continue
+                if action.local is Local.QUIT:
+                    session.send_quit(action.reason)
+                    break
+                _perform(session, view, action, console.print)
+        except ConnectError as exc:
+            console.print(Text(str(exc), style=STYLE_ERROR))
+        return _finish(session, reader, status)

@@ -1,0 +1,134 @@
+"""``chat send``: deliver lines to a room or a person and say honestly whether it worked.
+
+The server handles a connection's lines in order, so after the messages a ``PING`` with a
+unique token is sent: when its ``PONG`` comes back, every message before it has been handled,
+and any error the server had about them has already arrived.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from chatcli.client.input import MAX_TEXT_BYTES
+from chatcli.client.session import ClientSession
+from chatcli.errors import AliasRejected, ConnectError, NoSuchTarget, Refused
+from chatcli.protocol import Message, is_channel, split_text
+from chatcli.protocol import numerics as n
+
+_NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
+_REFUSED = {
+    n.ERR_CANNOTSENDTOCHAN, n.ERR_INPUTTOOLONG, n.ERR_TOOMANYTARGETS, n.ERR_NOTEXTTOSEND,
+    n.ERR_CHANNELISFULL, n.ERR_INVITEONLYCHAN, n.ERR_BANNEDFROMCHAN, n.ERR_BADCHANNELKEY,
+    n.ERR_TOOMANYCHANNELS, n.ERR_UNKNOWNERROR,
+}  # fmt: skip
+
+
+def connect_as(
+    alias: str, *, retry: bool, host: str, port: int, password: str | None, timeout: float
+) -> ClientSession:
+    """Register as ``alias``; with ``retry``, try ``alias2``... when it is taken."""
+    for attempt in range(1, 10 if retry else 2):
+        nick = alias if attempt == 1 else f"{alias}{attempt}"
+        session = ClientSession(host, port, nick, password=password, caps=(), timeout=timeout)
+        try:
+            session.connect()
+            return session
+        except AliasRejected:
+            if not retry:
+                raise
+    raise AliasRejected(f"aliases {alias!r} to {alias}9 are all in use")
+
+
+def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeout: float) -> int:
+    """Send each line to ``target`` and wait until the server confirms all of them.
+
+    Returns:
+        The number of messages sent.
+
+    Raises:
+        NoSuchTarget: no such room or person.
+        Refused: the server would not take a message (moderated room, ban, too long...).
+        ConnectError: the connection failed or the server did not confirm in time.
+    """
+    deadline = time.monotonic() + timeout
+    if is_channel(target):
+        _enter_room(session, target, deadline)
+    count = 0
+    for line in lines:
+        for piece in split_text(line, MAX_TEXT_BYTES):
+            if piece:
+                session.send(Message("PRIVMSG", (target, piece)))
+                count += 1
+    token = f"chat-send-{time.monotonic_ns()}"
+    session.send(Message("PING", (token,)))
+    _await(session, deadline, lambda m: m.command == "PONG" and m.params[-1:] == (token,))
+    return count
+
+
+def _enter_room(session: ClientSession, room: str, deadline: float) -> None:
+    """Check that ``room`` exists (LIST) and join it, so that the message is accepted."""
+    session.send(Message("LIST", (room,)))
+    listed: list[str] = []
+
+    def seen(msg: Message) -> bool:
+        if msg.command == n.RPL_LIST and len(msg.params) > 1:
+            listed.append(msg.params[1])
+        return msg.command == n.RPL_LISTEND
+
+    _await(session, deadline, seen)
+    if not any(name.lower() == room.lower() for name in listed):
+        raise NoSuchTarget(f"no such room: {room}")
+    session.send(Message("JOIN", (room,)))
+
+
+def _await(session: ClientSession, deadline: float, done: Callable[[Message], bool]) -> None:
+    """Read until ``done(msg)``; raise on the first error reply."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectError("the server did not confirm in time")
+        session.settimeout(left)
+        try:
+            msg = session.recv()
+        except TimeoutError:
+            continue
+        if msg is None:
+            raise ConnectError("the server closed the connection")
+        _raise_for(msg)
+        if done(msg):
+            return
+
+
+def _raise_for(msg: Message) -> None:
+    detail = " ".join(p for p in msg.params[1:-1])
+    text = f"{detail}: {msg.params[-1]}" if detail else (msg.params[-1] if msg.params else "")
+    if msg.command in _NO_TARGET:
+        raise NoSuchTarget(f"no such recipient: {msg.params[1] if len(msg.params) > 1 else ''}")
+    if msg.command in _REFUSED:
+        raise Refused(f"the server refused the message: {text}")
+    if msg.command == "FAIL":
+        raise Refused(f"the server refused the message: {msg.params[-1]}")
+    if msg.command == "ERROR":
+        raise ConnectError(f"the server closed the connection: {text}")
+
+
+def run_send(
+    *,
+    host: str,
+    port: int,
+    alias: str,
+    retry_alias: bool,
+    target: str,
+    lines: Iterable[str],
+    password: str | None,
+    timeout: float,
+) -> int:
+    """Connect, send, confirm, quit. Returns how many messages were sent."""
+    session = connect_as(
+        alias, retry=retry_alias, host=host, port=port, password=password, timeout=timeout
+    )
+    try:
+        return send_lines(session, target, lines, timeout)
+    finally:
+        session.quit()

@@ -1,0 +1,180 @@
+"""Messages as Rich text: each kind of line has its own look. Pure functions.
+
+* room messages: ``12:01 #lobby <bob> hello`` with a stable colour per alias;
+* direct messages: ``12:01 bob → you: hello`` in magenta, both directions;
+* system notices (joins, parts, quits, nick changes, topics, modes, server notices):
+  ``12:01 -- bob joined #lobby``, dimmed;
+* errors: red.
+
+:func:`render` returns None for lines a person need not see (PING, end-of-list markers...).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+
+from rich.text import Text
+
+from chatcli.protocol import Message, is_channel, split_source
+from chatcli.protocol import numerics as n
+
+NICK_COLOURS = (
+    "cyan", "green", "yellow", "blue", "magenta", "bright_cyan", "bright_green",
+    "bright_yellow", "bright_blue", "bright_magenta", "dark_orange", "orchid",
+)  # fmt: skip
+STYLE_TIME = "dim"
+STYLE_SYSTEM = "dim italic"
+STYLE_DIRECT = "bold magenta"
+STYLE_ERROR = "bold red"
+STYLE_INFO = "yellow"
+
+# Numerics that carry nothing a person needs to read.
+_HIDDEN = {
+    n.RPL_YOURHOST, n.RPL_CREATED, n.RPL_MYINFO, n.RPL_ISUPPORT, n.RPL_ENDOFNAMES,
+    n.RPL_ENDOFWHO, n.RPL_ENDOFWHOIS, n.RPL_TOPICWHOTIME, n.RPL_CREATIONTIME,
+    n.RPL_LISTSTART, n.RPL_LISTEND, n.RPL_ENDOFHELP, n.RPL_ENDOFMOTD, n.RPL_MOTDSTART,
+    n.RPL_LUSEROP, n.RPL_LUSERUNKNOWN, n.RPL_LUSERCHANNELS, n.RPL_LUSERME,
+    n.RPL_LOCALUSERS, n.RPL_GLOBALUSERS, n.RPL_ENDOFBANLIST,
+}  # fmt: skip
+
+
+def nick_style(nick: str) -> str:
+    """The colour of an alias: the same on every screen and every run."""
+    return NICK_COLOURS[zlib.crc32(nick.lower().encode()) % len(NICK_COLOURS)]
+
+
+def _stamp(when: datetime) -> Text:
+    return Text(when.strftime("%H:%M "), style=STYLE_TIME)
+
+
+def _nick(nick: str) -> Text:
+    return Text(nick, style=nick_style(nick))
+
+
+def _system(when: datetime, *parts: str | Text) -> Text:
+    line = _stamp(when)
+    line.append("-- ", style=STYLE_SYSTEM)
+    for part in parts:
+        line.append(part if isinstance(part, Text) else Text(part, style=STYLE_SYSTEM))
+    return line
+
+
+def message_time(msg: Message, default: datetime) -> datetime:
+    """The message's ``server-time`` tag as local time, or ``default``."""
+    stamp = msg.tags.get("time")
+    if stamp:
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
+        except ValueError:
+            pass
+    return default
+
+
+def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
+    """The line to show for ``msg``, seen by the user whose alias is ``me``."""
+    when = message_time(msg, when or datetime.now())
+    nick = split_source(msg.source or "")[0]
+    cmd = msg.command
+    p = msg.params
+    if cmd in ("PRIVMSG", "NOTICE") and len(p) >= 2:
+        return _chat(
+            when, cmd, nick, p[0], p[1], me, server=msg.source is not None and "!" not in msg.source
+        )
+    if cmd == "JOIN" and p:
+        return _system(when, _nick(nick), f" joined {p[0]}")
+    if cmd == "PART" and p:
+        return _system(when, _nick(nick), f" left {p[0]}" + (f" ({p[1]})" if len(p) > 1 else ""))
+    if cmd == "QUIT":
+        return _system(when, _nick(nick), " quit" + (f" ({p[0]})" if p and p[0] else ""))
+    if cmd == "NICK" and p:
+        return _system(when, _nick(nick), " is now known as ", _nick(p[0]))
+    if cmd == "TOPIC" and len(p) >= 2:
+        return _system(when, _nick(nick), f" set the topic of {p[0]}: {p[1]}")
+    if cmd == "KICK" and len(p) >= 2:
+        why = f" ({p[2]})" if len(p) > 2 else ""
+        return _system(when, _nick(nick), f" removed {p[1]} from {p[0]}{why}")
+    if cmd == "MODE" and len(p) >= 2:
+        return _system(when, _nick(nick), f" set mode {' '.join(p[1:])} on {p[0]}")
+    if cmd == "INVITE" and len(p) >= 2:
+        return _system(when, _nick(nick), f" invites you to {p[1]} (/join {p[1]})")
+    if cmd == "ERROR":
+        return _line(when, p[-1] if p else "connection closed", STYLE_ERROR)
+    if cmd == "FAIL" and len(p) >= 3:
+        return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
+    if cmd.isdigit():
+        return _numeric(when, cmd, p[1:])
+    return None  # PING, PONG, CAP and the like
+
+
+def _chat(
+    when: datetime, cmd: str, nick: str, target: str, text: str, me: str, *, server: bool
+) -> Text:
+    line = _stamp(when)
+    if server:
+        line.append(f"-!- {text}", style=STYLE_INFO)
+        return line
+    action = text.startswith("\x01ACTION ") and text.endswith("\x01")
+    if action:
+        text = text[8:-1]
+    if is_channel(target):
+        line.append(f"{target} ", style="dim")
+        if action:
+            line.append("* ").append_text(_nick(nick)).append(f" {text}")
+        else:
+            brackets = ("-", "-") if cmd == "NOTICE" else ("<", ">")
+            line.append(brackets[0]).append_text(_nick(nick)).append(f"{brackets[1]} {text}")
+        return line
+    # A direct message: to me from someone, or (echoed) from me to someone.
+    outgoing = nick.lower() == me.lower()
+    who = target if outgoing else nick
+    arrow = f"you → {who}" if outgoing else f"{who} → you"
+    line.append(f"[{arrow}] ", style=STYLE_DIRECT)
+    line.append(f"* {nick} {text}" if action else text, style="magenta")
+    return line
+
+
+def _line(when: datetime, text: str, style: str) -> Text:
+    line = _stamp(when)
+    line.append(text, style=style)
+    return line
+
+
+def _numeric(when: datetime, code: str, p: tuple[str, ...]) -> Text | None:
+    if code in _HIDDEN:
+        return None
+    if code == n.RPL_NAMREPLY and len(p) >= 3:
+        line = _system(when, f"in {p[1]}: ")
+        for i, entry in enumerate(p[2].split()):
+            bare = entry.lstrip("@+%&~")
+            line.append(("" if i == 0 else ", ") + entry[: len(entry) - len(bare)])
+            line.append_text(_nick(bare.split("!")[0]))
+        return line
+    if code == n.RPL_WHOREPLY and len(p) >= 7:
+        away = " (away)" if p[5].startswith("G") else ""
+        where = f" in {p[0]}" if p[0] != "*" else ""
+        return _system(when, _nick(p[4]), f" {p[1]}@{p[2]}{where}{away}: {p[6].partition(' ')[2]}")
+    if code == n.RPL_TOPIC and len(p) >= 2:
+        return _system(when, f"topic of {p[0]}: {p[1]}")
+    if code == n.RPL_NOTOPIC and p:
+        return _system(when, f"{p[0]} has no topic")
+    if code == n.RPL_AWAY and len(p) >= 2:
+        return _system(when, _nick(p[0]), f" is away: {p[1]}")
+    if code == n.RPL_WHOISUSER and len(p) >= 5:
+        return _system(when, _nick(p[0]), f" is {p[1]}@{p[2]} ({p[4]})")
+    if code == n.RPL_WHOISCHANNELS and len(p) >= 2:
+        return _system(when, _nick(p[0]), f" is in {p[1]}")
+    if code == n.RPL_WHOISIDLE and len(p) >= 3:
+        return _system(when, _nick(p[0]), f" has been idle {p[1]}s")
+    if code == n.RPL_WHOISSERVER:
+        return None
+    if code == n.RPL_LIST and len(p) >= 3:
+        return _system(when, f"{p[0]} ({p[1]} here) {p[2]}")
+    if code == n.RPL_INVITING and len(p) >= 2:
+        return _system(when, f"invited {p[0]} to {p[1]}")
+    if code[0] in "45":
+        detail = " ".join(x for x in p[:-1] if x != "*")
+        return _line(when, (f"{detail}: " if detail else "") + (p[-1] if p else code), STYLE_ERROR)
+    if code in (n.RPL_MOTD, n.RPL_HELPTXT, n.RPL_HELPSTART):
+        return _line(when, p[-1] if p else "", "dim")
+    return _line(when, " ".join(p[-1:]), STYLE_INFO) if p else None

@@ -1,0 +1,208 @@
+"""A client's connection to a server: connect, register, send and receive messages.
+
+No UI code here. :meth:`ClientSession.recv` returns the next message (answering PINGs on
+the way); ``chat join`` runs it on a reader thread, ``chat send`` calls it directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
+from chatcli.protocol import LineBuffer, Message, ProtocolError, parse_line
+from chatcli.protocol import numerics as n
+
+#: Capabilities the client asks for when the server offers them.
+WANTED_CAPS = ("echo-message", "multi-prefix")
+
+
+class ClientSession:
+    """One connection to a chat server.
+
+    Args:
+        host, port: the server.
+        nick: the alias to register.
+        password: the server password (PASS), if it has one.
+        caps: capabilities to request when offered.
+        timeout: seconds allowed to connect and register.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        *,
+        password: str | None = None,
+        username: str | None = None,
+        realname: str = "chatcli user",
+        caps: Iterable[str] = WANTED_CAPS,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.nick = nick
+        self.password = password
+        self.username = username or "chat"
+        self.realname = realname
+        self.wanted_caps = tuple(caps)
+        self.timeout = timeout
+        self.caps: set[str] = set()
+        self.isupport: dict[str, str] = {}
+        self.server_name = ""
+        self._sock: socket.socket | None = None
+        self._buffer = LineBuffer()
+        self._pending: deque[Message] = deque()
+        self._send_lock = threading.Lock()
+        self.closed = False
+        self.quitting = False  #: QUIT was sent: the end of the connection is expected
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def connect(self) -> list[Message]:
+        """Connect and register. Returns the messages received up to and including 001.
+
+        Raises:
+            ConnectError: the server cannot be reached or closed the connection.
+            AliasRejected: the alias is invalid or taken.
+            Refused: the server password was wrong.
+        """
+        try:
+            self._sock = socket.create_connection((self.host, self.port), self.timeout)
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.password:
+            self.send(Message("PASS", (self.password,)))
+        self.send(Message("CAP", ("LS", "302")))
+        self.send(Message("NICK", (self.nick,)))
+        self.send(Message("USER", (self.username, "0", "*", self.realname)))
+        seen: list[Message] = []
+        try:
+            while True:
+                msg = self.recv()
+                if msg is None:
+                    raise ConnectError("the server closed the connection during registration")
+                seen.append(msg)
+                if self._registration_step(msg):
+                    break
+        except TimeoutError:
+            self.close()
+            raise ConnectError(f"{self.host}:{self.port} did not answer in time") from None
+        except ChatError:
+            self.close()
+            raise
+        self._sock.settimeout(None)
+        return seen
+
+    def _registration_step(self, msg: Message) -> bool:
+        """React to one message during registration; True once registered."""
+        cmd = msg.command
+        if cmd == "CAP" and len(msg.params) >= 3:
+            sub = msg.params[1]
+            if sub == "LS" and msg.params[2] != "*":  # the last (or only) LS line
+                offered = {c.split("=")[0] for c in msg.params[-1].split()}
+                wanted = [c for c in self.wanted_caps if c in offered]
+                if wanted:
+                    self.send(Message("CAP", ("REQ", " ".join(wanted))))
+                else:
+                    self.send(Message("CAP", ("END",)))
+            elif sub in ("ACK", "NAK"):
+                if sub == "ACK":
+                    self.caps.update(msg.params[-1].split())
+                self.send(Message("CAP", ("END",)))
+        elif cmd == n.RPL_WELCOME:
+            self.nick = msg.params[0]
+            self.server_name = msg.source or ""
+            return True
+        elif cmd in (n.ERR_NICKNAMEINUSE, n.ERR_ERRONEUSNICKNAME, n.ERR_NONICKNAMEGIVEN):
+            reason = "is already in use" if cmd == n.ERR_NICKNAMEINUSE else "is not a valid alias"
+            raise AliasRejected(f"alias {self.nick!r} {reason}")
+        elif cmd == n.ERR_PASSWDMISMATCH:
+            raise Refused("the server password is wrong (use --password)")
+        elif cmd == "ERROR":
+            raise ConnectError(f"the server closed the connection: {msg.params[-1]}")
+        return False
+
+    # -- I/O --------------------------------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        """Send one message (thread-safe).
+
+        Raises:
+            ConnectError: the connection is gone.
+        """
+        if self._sock is None:
+            raise ConnectError("not connected")
+        try:
+            with self._send_lock:
+                self._sock.sendall(msg.to_bytes())
+        except OSError as exc:
+            raise ConnectError(f"connection lost: {exc.strerror or exc}") from None
+
+    def recv(self) -> Message | None:
+        """The next message from the server, or None when the connection has ended.
+
+        PINGs are answered here, and also returned. Lines that do not parse are skipped.
+
+        Raises:
+            TimeoutError: the socket timeout (if set) passed with nothing received.
+        """
+        assert self._sock is not None
+        while not self._pending:
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+            if not data:
+                return None
+            try:
+                lines = self._buffer.feed(data)
+            except ProtocolError:
+                return None
+            for line in lines:
+                try:
+                    self._pending.append(parse_line(line, limit=False))
+                except ProtocolError:
+                    continue
+        msg = self._pending.popleft()
+        if msg.command == "PING":
+            self.send(Message("PONG", msg.params))
+        return msg
+
+    def settimeout(self, timeout: float | None) -> None:
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+
+    def close(self) -> None:
+        """Close the socket (after QUIT, if the caller sent one). Idempotent."""
+        self.closed = True
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+
+    def send_quit(self, reason: str = "") -> None:
+        """Send QUIT; the server answers with ERROR and closes. Marks the end as wanted."""
+        self.quitting = True
+        with contextlib.suppress(ConnectError):
+            self.send(Message("QUIT", (reason,) if reason else ()))
+
+    def quit(self, reason: str = "", wait: float = 2.0) -> None:
+        """Send QUIT, read until the server closes (at most ``wait`` seconds), then close.
+        Only for a session that has no reader thread."""
+        try:
+            self.send_quit(reason)
+            self.settimeout(wait)
+            while self.recv() is not None:
+                pass
+        except (ChatError, OSError):
+            pass
+        self.close()

@@ -1,0 +1,57 @@
+"""Configuration of the server and the clients, with documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chatcli.errors import ConfigError
+from chatcli.protocol import CaseMapping, is_valid_channel
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 55555
+DEFAULT_ROOM = "#lobby"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``chat serve`` can be told. Times are in seconds, sizes in bytes."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    name: str = "chatcli.local"  #: the server name, the source of its own messages
+    network: str = "chatcli"  #: NETWORK in ISUPPORT
+    room: str = DEFAULT_ROOM  #: every registered client is joined here
+    motd: tuple[str, ...] = ()  #: message-of-the-day lines; none means ERR_NOMOTD
+    password: str | None = None  #: server password clients must give with PASS
+    casemapping: CaseMapping = CaseMapping.ASCII
+    max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
+    registration_timeout: float = 30.0  #: time allowed from connect to registration
+    ping_interval: float = 90.0  #: idle time after which the server sends PING
+    ping_timeout: float = 60.0  #: time to answer that PING before being dropped
+    tick: float = 1.0  #: how often liveness is checked
+    shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
+    max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
+    max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
+    nick_len: int = 30
+    channel_len: int = 64
+    topic_len: int = 390
+    away_len: int = 390
+    kick_len: int = 390
+    version: str = field(default="")
+
+    def validate(self) -> ServerConfig:
+        """Check the values; return self.
+
+        Raises:
+            ConfigError: a value is out of range, with which one and why.
+        """
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
+        if not is_valid_channel(self.room, self.channel_len):
+            raise ConfigError(f"room must be a valid room name starting with '#': {self.room!r}")
+        if not self.name or " " in self.name:
+            raise ConfigError(f"server name may not be empty or contain spaces: {self.name!r}")
+        for what in ("max_sendq", "registration_timeout", "ping_interval", "ping_timeout", "tick"):
+            if getattr(self, what) <= 0:
+                raise ConfigError(f"{what} must be positive")
+        return self

@@ -1,0 +1,245 @@
+"""IRC messages as frozen values: parsing and serialising one line.
+
+Sans-IO: this module never touches sockets, threads or clocks.
+
+Grammar (modern IRC client protocol document, IRCv3 message-tags)::
+
+    message  ::= ['@' tags SPACE] [':' source SPACE] command {SPACE param} [SPACE ':' trailing]
+    tags     ::= tag {';' tag}
+    tag      ::= key ['=' escaped-value]
+
+A :class:`Message` is checked once, when it is made, so a message that exists can always be
+serialised: no parameter can smuggle CR, LF or NUL, and no middle parameter holds a space.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from chatcli.protocol.errors import (
+    EmptyLine,
+    InputTooLong,
+    InvalidUtf8,
+    LocalProtocolError,
+    MalformedLine,
+)
+
+#: Bytes allowed for the message body, CRLF included (RFC 1459 section 2.3).
+MAX_BODY_BYTES = 512
+#: Bytes allowed for the tag section, the leading '@' and trailing space included (IRCv3).
+MAX_TAG_BYTES = 8191
+
+_COMMAND = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})$")
+_TAG_KEY = re.compile(r"^\+?(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+$")
+_FORBIDDEN = frozenset("\r\n\0")
+
+# IRCv3 message-tags: "escaped value" table.
+_ESCAPES = {";": r"\:", " ": r"\s", "\\": "\\\\", "\r": r"\r", "\n": r"\n"}
+_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+def escape_tag_value(value: str) -> str:
+    """Escape a tag value for the wire (IRCv3 message-tags, "Escaping values")."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in value)
+
+
+def unescape_tag_value(raw: str) -> str:
+    """Undo :func:`escape_tag_value`. An unknown escape drops the backslash; a lone trailing
+    backslash is dropped, as the specification requires."""
+    out: list[str] = []
+    chars = iter(raw)
+    for ch in chars:
+        if ch != "\\":
+            out.append(ch)
+            continue
+        nxt = next(chars, "")
+        out.append(_UNESCAPES.get(nxt, nxt))
+    return "".join(out)
+
+
+def _check_text(what: str, text: str) -> None:
+    if not _FORBIDDEN.isdisjoint(text):
+        raise LocalProtocolError(f"{what} may not contain CR, LF or NUL: {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One IRC message.
+
+    Args:
+        command: a verb of letters (kept as given; parsing upper-cases it) or a 3-digit numeric.
+        params: the parameters; only the last may be empty, start with ':' or hold spaces.
+        source: the prefix (``nick!user@host`` or a server name), or None.
+        tags: IRCv3 tags, unescaped; an empty string means a tag without a value.
+
+    Raises:
+        LocalProtocolError: if any part could not be put on the wire unambiguously.
+    """
+
+    command: str
+    params: tuple[str, ...] = ()
+    source: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _COMMAND.match(self.command):
+            raise LocalProtocolError(f"invalid command: {self.command!r}")
+        params = tuple(self.params)
+        object.__setattr__(self, "params", params)
+        for i, param in enumerate(params):
+            _check_text("a parameter", param)
+            if i < len(params) - 1 and (not param or " " in param or param[0] == ":"):
+                raise LocalProtocolError(f"invalid middle parameter: {param!r}")
+        if self.source is not None:
+            _check_text("the source", self.source)
+            if not self.source or " " in self.source:
+                raise LocalProtocolError(f"invalid source: {self.source!r}")
+        for key, value in self.tags.items():
+            if not _TAG_KEY.match(key):
+                raise LocalProtocolError(f"invalid tag key: {key!r}")
+            _check_text("a tag value", value)
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+
+    def __repr__(self) -> str:
+        return f"Message({self.to_line()!r})"
+
+    def to_line(self) -> str:
+        """The message as one line, without CRLF."""
+        parts: list[str] = []
+        if self.tags:
+            parts.append(
+                "@"
+                + ";".join(
+                    f"{key}={escape_tag_value(value)}" if value else key
+                    for key, value in self.tags.items()
+                )
+            )
+        if self.source is not None:
+            parts.append(":" + self.source)
+        parts.append(self.command)
+        if self.params:
+            parts.extend(self.params[:-1])
+            last = self.params[-1]
+            needs_colon = not last or " " in last or last[0] == ":"
+            parts.append(":" + last if needs_colon else last)
+        return " ".join(parts)
+
+    def to_bytes(self) -> bytes:
+        """The message encoded as UTF-8 with CRLF, ready for a socket."""
+        return self.to_line().encode("utf-8") + b"\r\n"
+
+    def with_tags(self, tags: Mapping[str, str]) -> Message:
+        """A copy of this message with ``tags`` instead of its own."""
+        return Message(self.command, self.params, self.source, tags)
+
+
+def message(command: str, *params: str, source: str | None = None, **tags: str) -> Message:
+    """Shorthand: ``message("PRIVMSG", "#lobby", "hi", source="bob!b@h")``."""
+    return Message(command, params, source, tags)
+
+
+def _split_tags(raw: str) -> dict[str, str]:
+    """Tags from the wire. A tag whose key is not valid is dropped, not fatal: a peer's
+    odd tag must not cost it the whole message."""
+    tags: dict[str, str] = {}
+    for item in raw.split(";"):
+        key, _, value = item.partition("=")
+        if _TAG_KEY.match(key):
+            value = unescape_tag_value(value)
+            if _FORBIDDEN.isdisjoint(value):
+                tags[key] = value
+    return tags
+
+
+def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
+    """Parse one line (without its CRLF or LF) into a :class:`Message`.
+
+    Args:
+        data: the raw line as bytes (decoded here as strict UTF-8) or text.
+        limit: enforce :data:`MAX_BODY_BYTES` and :data:`MAX_TAG_BYTES` (servers do; a
+            client may turn it off to read lines from servers with larger limits).
+
+    Raises:
+        EmptyLine: the line holds only spaces.
+        InputTooLong: the body or the tags exceed the limits.
+        InvalidUtf8: the line is not UTF-8.
+        MalformedLine: the line has no command or a malformed part.
+    """
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    if b"\0" in raw or b"\r" in raw or b"\n" in raw:
+        raise MalformedLine("a line may not contain CR, LF or NUL")
+    raw = raw.lstrip(b" ")
+    if not raw:
+        raise EmptyLine("empty line")
+    tag_part = b""
+    body = raw
+    if raw.startswith(b"@"):
+        tag_part, _, body = raw.partition(b" ")
+        body = body.lstrip(b" ")
+    if limit:
+        if len(tag_part) + 1 > MAX_TAG_BYTES:
+            raise InputTooLong("tag data too long")
+        if len(body) + 2 > MAX_BODY_BYTES:
+            raise InputTooLong("line too long")
+    try:
+        text = body.decode("utf-8")
+        tag_text = tag_part.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidUtf8(_command_of(body)) from None
+    return _parse_text(tag_text[1:] if tag_text else None, text)
+
+
+def _command_of(body: bytes) -> str:
+    words = body.decode("utf-8", "replace").split()
+    if words and words[0].startswith(":"):
+        words = words[1:]
+    command = words[0].upper() if words else "*"
+    return command if _COMMAND.match(command) else "*"
+
+
+def _parse_text(tag_text: str | None, text: str) -> Message:
+    tags = _split_tags(tag_text) if tag_text else {}
+    source = None
+    if text.startswith(":"):
+        prefix, _, text = text.partition(" ")
+        source = prefix[1:] or None
+        text = text.lstrip(" ")
+    head, sep, trailing = text.partition(" :")
+    if text.startswith(":"):  # no command at all, only a trailing parameter
+        raise MalformedLine("missing command")
+    words = head.split()
+    if not words:
+        raise MalformedLine("missing command")
+    command, params = words[0], words[1:]
+    if not _COMMAND.match(command):
+        raise MalformedLine(f"invalid command: {command!r}", command[:32])
+    if sep:
+        params.append(trailing)
+    try:
+        return Message(command.upper(), tuple(params), source, tags)
+    except LocalProtocolError as exc:  # e.g. a source that is only ':'
+        raise MalformedLine(str(exc)) from None
+
+
+def join_params(params: Iterable[str]) -> str:
+    """Comma-join list parameters (``JOIN #a,#b``)."""
+    return ",".join(params)
+
+
+def split_text(text: str, max_bytes: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``max_bytes`` UTF-8 bytes each, at spaces where
+    possible and never inside a character, so that a long message fits the line limit."""
+    pieces: list[str] = []
+    while len(text.encode("utf-8")) > max_bytes:
+        cut = len(text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore"))
+        space = text.rfind(" ", 0, cut + 1)
+        if space > cut // 2:
+            cut = space
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip(" ")
+    if text or not pieces:
+        pieces.append(text)
+    return pieces

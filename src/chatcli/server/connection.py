@@ -1,0 +1,210 @@
+"""One client connection: the thread that reads its socket and runs its commands.
+
+Theory of operation: :meth:`Connection.run` is the connection's own thread. It reads,
+frames, parses and dispatches, one line at a time, in order. Everything the connection
+sends goes through its :class:`~chatcli.server.sendq.SendQueue`, drained by a writer thread,
+so other threads may queue lines to it at any time without waiting for its socket.
+
+Any thread may end a connection with :meth:`disconnect`: that records the reason, queues
+``ERROR``, and shuts the socket down for reading, which wakes this thread. The reading
+thread alone tears down: it tells the connection's rooms it has quit, waits (briefly) for
+the writer to flush, and closes the socket. So the socket is closed exactly once, by its
+owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from chatcli.protocol import (
+    EmptyLine,
+    InputTooLong,
+    InvalidUtf8,
+    LineBuffer,
+    MalformedLine,
+    Message,
+    ReadQExceeded,
+    parse_line,
+)
+from chatcli.protocol import numerics as n
+from chatcli.server.errors import IRCError
+from chatcli.server.sendq import SendQueue
+
+if TYPE_CHECKING:
+    from chatcli.server.channel import Channel
+    from chatcli.server.listener import Server
+
+log = logging.getLogger("chatcli.server")
+
+RECV_BYTES = 16384
+
+
+class Connection:
+    def __init__(self, server: Server, sock: socket.socket, address: tuple[str, int]) -> None:
+        self.server = server
+        self.world = server.world
+        self.config = server.config
+        self.sock = sock
+        self.host = address[0]
+        self.address = address
+        # Identity, written under the world lock once registered.
+        self.nick: str | None = None
+        self.folded_nick = ""
+        self.user: str | None = None
+        self.realname = ""
+        self.password: str | None = None
+        self.caps: set[str] = set()
+        self.cap_negotiating = False
+        self.registered = False
+        self.away: str | None = None
+        self.modes: set[str] = set()
+        self.channels: set[Channel] = set()
+        # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
+        now = time.monotonic()
+        self.connected_at = now
+        self.last_seen = now
+        self.last_spoke = now
+        self.ping_sent: float | None = None
+        self.signon = int(time.time())
+        self.quit_reason: str | None = None
+        self._closing = threading.Lock()
+        self.sendq = SendQueue(
+            sock, self.config.max_sendq, self.disconnect, name=f"writer {self.host}"
+        )
+        self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.nick or '*'} from {self.host}>"
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """``nick!user@host``, the prefix of everything this client says."""
+        return f"{self.nick}!{self.user or '~u'}@{self.host}"
+
+    @property
+    def name(self) -> str:
+        """The nick, or ``*`` before there is one (the first parameter of every numeric)."""
+        return self.nick or "*"
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        self.sendq.put(msg.to_bytes())
+
+    def reply(self, numeric: str, *params: str) -> None:
+        """Send ``:<server> <numeric> <nick> <params...>``."""
+        self.send(Message(numeric, (self.name, *params), self.config.name))
+
+    def send_error(self, err: IRCError) -> None:
+        self.reply(err.numeric, *err.params, err.text)
+
+    def notice(self, text: str) -> None:
+        """A server notice to this client."""
+        self.send(Message("NOTICE", (self.name, text), self.config.name))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def disconnect(self, reason: str) -> None:
+        """End this connection from any thread. Idempotent: the first reason wins."""
+        with self._closing:
+            if self.quit_reason is not None:
+                return
+            self.quit_reason = reason
+        self.sendq.close(Message("ERROR", (f"Closing link: {self.host} ({reason})",)).to_bytes())
+        if threading.current_thread() is not self.thread:
+            self._shutdown(socket.SHUT_RD)  # wakes run() out of recv()
+
+    def run(self) -> None:
+        """The connection thread: read, frame, parse and dispatch until the end."""
+        from chatcli.server.commands import dispatch
+
+        buffer = LineBuffer()
+        try:
+            self.sendq.start()
+            while self.quit_reason is None:
+                data = self.sock.recv(RECV_BYTES)
+                if not data:
+                    break
+                self.last_seen = time.monotonic()
+                self.ping_sent = None
+                for raw in buffer.feed(data):
+                    if self.quit_reason is not None:
+                        break
+                    msg = self._parse(raw)
+                    if msg is not None:
+                        dispatch(self, msg)
+        except ReadQExceeded:
+            self.disconnect("ReadQ exceeded")
+        except OSError as exc:
+            self.disconnect(f"Read error: {exc.strerror or exc}")
+        except Exception:
+            log.exception("connection %r crashed", self)
+            self.disconnect("Internal error")
+        finally:
+            self.disconnect(self.sendq.failed or "Connection closed")
+            self._teardown()
+
+    def _parse(self, raw: bytes) -> Message | None:
+        """Parse one line; answer what cannot be parsed and return None for it."""
+        try:
+            return parse_line(raw)
+        except EmptyLine:
+            return None
+        except InputTooLong as exc:
+            self.reply(n.ERR_INPUTTOOLONG, f"Input line too long: {exc}")
+        except InvalidUtf8 as exc:
+            # Ergo, and IRCv3 UTF8ONLY: the line is dropped and the client told why.
+            self.send(
+                Message(
+                    "FAIL",
+                    (exc.command, "INVALID_UTF8", "Message rejected: it was not valid UTF-8"),
+                    self.config.name,
+                )
+            )
+        except MalformedLine as exc:
+            self.reply(n.ERR_UNKNOWNCOMMAND, exc.command, f"Malformed line: {exc}")
+        return None
+
+    def _teardown(self) -> None:
+        """Leave every room, flush, close. Runs once, on this connection's own thread."""
+        reason = self.quit_reason or "Connection closed"
+        with self.world.lock:
+            was_registered = self.registered
+            peers = self.world.forget(self)
+            if was_registered:
+                quit_line = Message("QUIT", (reason,), self.source).to_bytes()
+                for peer in peers:
+                    peer.sendq.put(quit_line)
+        deadline = time.monotonic() + self.config.shutdown_grace
+        if not self.sendq.join(self.config.shutdown_grace):
+            self._shutdown(socket.SHUT_RDWR)  # a peer that does not read: stop waiting
+            self.sendq.join(1.0)
+        self._drain(deadline)
+        self.sock.close()
+        self.server.forget(self)
+        log.info("%s disconnected: %s", self.nick or self.host, reason)
+
+    def _drain(self, deadline: float) -> None:
+        """Read what the peer still sends until it closes, so that closing with unread data
+        does not reset the connection and destroy our final ERROR line in flight."""
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self.sock.settimeout(left)
+                if not self.sock.recv(RECV_BYTES):
+                    return
+        except OSError:
+            pass
+
+    def _shutdown(self, how: int) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(how)

@@ -1,0 +1,254 @@
+"""Rooms: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from chatcli.protocol import Message, is_valid_channel
+from chatcli.protocol import numerics as n
+from chatcli.server.channel import Channel
+from chatcli.server.commands import command
+from chatcli.server.errors import (
+    ChanOPrivsNeeded,
+    IRCError,
+    NoSuchChannel,
+    NoSuchNick,
+    NotOnChannel,
+    TooManyChannels,
+    UserNotInChannel,
+    UserOnChannel,
+)
+
+if TYPE_CHECKING:
+    from chatcli.server.connection import Connection
+
+
+def broadcast(members: Iterable[Connection], msg: Message) -> None:
+    """Queue ``msg`` to every member; it is serialised once."""
+    line = msg.to_bytes()
+    for member in members:
+        member.sendq.put(line)
+
+
+def member_channel(conn: Connection, name: str) -> Channel:
+    """The channel ``name``, which ``conn`` must be in. Caller holds the world lock."""
+    channel = conn.world.find_channel(name)
+    if channel is None:
+        raise NoSuchChannel(name)
+    if conn not in channel.members:
+        raise NotOnChannel(channel.name)
+    return channel
+
+
+def op_channel(conn: Connection, name: str) -> Channel:
+    """The channel ``name``, where ``conn`` must be an operator. Caller holds the lock."""
+    channel = member_channel(conn, name)
+    if not channel.is_op(conn):
+        raise ChanOPrivsNeeded(channel.name)
+    return channel
+
+
+# -- JOIN, PART -----------------------------------------------------------------------------
+
+
+@command("JOIN", 1)
+def join(conn: Connection, msg: Message) -> None:
+    """JOIN <room>{,<room>} [<key>{,<key>}] — enter rooms, creating them if new.
+    JOIN 0 leaves every room."""
+    if msg.params[0] == "0":
+        with conn.world.lock:
+            for channel in list(conn.channels):
+                _part(conn, channel, "Left all channels")
+        return
+    keys = msg.params[1].split(",") if len(msg.params) > 1 else []
+    for i, name in enumerate(msg.params[0].split(",")):
+        try:
+            join_channel(conn, name, keys[i] if i < len(keys) else None)
+        except IRCError as err:
+            conn.send_error(err)
+
+
+def join_channel(conn: Connection, name: str, key: str | None) -> None:
+    """Join ``conn`` to ``name``: announce it to the room, then send topic and names."""
+    world = conn.world
+    if not is_valid_channel(name, conn.config.channel_len):
+        raise NoSuchChannel(name)
+    with world.lock:
+        channel = world.find_channel(name)
+        if channel is not None and conn in channel.members:
+            return
+        if len(conn.channels) >= conn.config.max_channels:
+            raise TooManyChannels(name)
+        if channel is None:
+            channel = Channel(name, int(time.time()))
+            world.channels[world.fold(name)] = channel
+            channel.members[conn] = {"o"}  # who creates a room runs it
+        else:
+            channel.check_join(conn, key)
+            channel.members[conn] = set()
+        channel.invited.discard(conn.folded_nick)
+        conn.channels.add(channel)
+        broadcast(channel.members, Message("JOIN", (channel.name,), conn.source))
+        if channel.topic:
+            send_topic(conn, channel)
+        send_names(conn, channel)
+
+
+@command("PART", 1)
+def part(conn: Connection, msg: Message) -> None:
+    """PART <room>{,<room>} [:<reason>] — leave rooms."""
+    reason = msg.params[1] if len(msg.params) > 1 else ""
+    for name in msg.params[0].split(","):
+        with conn.world.lock:
+            try:
+                _part(conn, member_channel(conn, name), reason)
+            except IRCError as err:
+                conn.send_error(err)
+
+
+def _part(conn: Connection, channel: Channel, reason: str) -> None:
+    params = (channel.name, reason) if reason else (channel.name,)
+    broadcast(channel.members, Message("PART", params, conn.source))
+    conn.world.remove_member(channel, conn)
+
+
+# -- TOPIC ----------------------------------------------------------------------------------
+
+
+@command("TOPIC", 1)
+def topic(conn: Connection, msg: Message) -> None:
+    """TOPIC <room> [:<topic>] — show the topic, or set it (clear it with an empty topic)."""
+    with conn.world.lock:
+        if len(msg.params) == 1:
+            channel = conn.world.find_channel(msg.params[0])
+            if channel is None:
+                raise NoSuchChannel(msg.params[0])
+            if conn not in channel.members and "s" in channel.modes:
+                raise NotOnChannel(channel.name)
+            send_topic(conn, channel)
+            return
+        channel = member_channel(conn, msg.params[0])
+        if "t" in channel.modes and not channel.is_op(conn):
+            raise ChanOPrivsNeeded(channel.name)
+        channel.topic = msg.params[1][: conn.config.topic_len]
+        channel.topic_by = conn.source
+        channel.topic_at = int(time.time())
+        broadcast(channel.members, Message("TOPIC", (channel.name, channel.topic), conn.source))
+
+
+def send_topic(conn: Connection, channel: Channel) -> None:
+    if not channel.topic:
+        conn.reply(n.RPL_NOTOPIC, channel.name, "No topic is set")
+        return
+    conn.reply(n.RPL_TOPIC, channel.name, channel.topic)
+    conn.reply(n.RPL_TOPICWHOTIME, channel.name, channel.topic_by, str(channel.topic_at))
+
+
+# -- NAMES, LIST ----------------------------------------------------------------------------
+
+
+@command("NAMES")
+def names(conn: Connection, msg: Message) -> None:
+    """NAMES [<room>{,<room>}] — who is in a room (every room you can see, with none given)."""
+    with conn.world.lock:
+        if not msg.params:
+            for channel in list(conn.world.channels.values()):
+                if conn in channel.members or "s" not in channel.modes:
+                    send_names(conn, channel, end=False)
+            conn.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+            return
+        for name in msg.params[0].split(","):
+            channel = conn.world.find_channel(name)
+            if channel is None or (conn not in channel.members and "s" in channel.modes):
+                conn.reply(n.RPL_ENDOFNAMES, name, "End of /NAMES list")
+            else:
+                send_names(conn, channel)
+
+
+def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
+    """RPL_NAMREPLY lines, each within the line limit, then RPL_ENDOFNAMES."""
+    multi = "multi-prefix" in conn.caps
+    full = "userhost-in-names" in conn.caps
+    visible = conn in channel.members
+    entries = [
+        channel.prefix_of(member, multi) + (member.source if full else member.name)
+        for member in channel.members
+        if visible or "i" not in member.modes
+    ]
+    head = f":{conn.config.name} {n.RPL_NAMREPLY} {conn.name} {channel.symbol} {channel.name} :"
+    room = 510 - len(head.encode())
+    batch: list[str] = []
+    size = 0
+    for entry in entries:
+        if batch and size + len(entry) + 1 > room:
+            conn.reply(n.RPL_NAMREPLY, channel.symbol, channel.name, " ".join(batch))
+            batch, size = [], 0
+        batch.append(entry)
+        size += len(entry) + 1
+    if batch:
+        conn.reply(n.RPL_NAMREPLY, channel.symbol, channel.name, " ".join(batch))
+    if end:
+        conn.reply(n.RPL_ENDOFNAMES, channel.name, "End of /NAMES list")
+
+
+@command("LIST")
+def list_(conn: Connection, msg: Message) -> None:
+    """LIST [<room>{,<room>}] — the rooms, their sizes and topics."""
+    with conn.world.lock:
+        if msg.params:
+            found = (conn.world.find_channel(name) for name in msg.params[0].split(","))
+            channels = [c for c in found if c is not None]
+        else:
+            channels = list(conn.world.channels.values())
+        rows = [
+            (c.name, str(len(c.members)), c.topic)
+            for c in channels
+            if conn in c.members or "s" not in c.modes
+        ]
+    conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
+    for name, count, text in rows:
+        conn.reply(n.RPL_LIST, name, count, text)
+    conn.reply(n.RPL_LISTEND, "End of /LIST")
+
+
+# -- KICK, INVITE ---------------------------------------------------------------------------
+
+
+@command("KICK", 2)
+def kick(conn: Connection, msg: Message) -> None:
+    """KICK <room> <nick>{,<nick>} [:<reason>] — remove someone from a room you run."""
+    reason = msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else conn.name
+    world = conn.world
+    with world.lock:
+        channel = op_channel(conn, msg.params[0])
+        for nick in msg.params[1].split(","):
+            target = world.find_nick(nick)
+            if target is None or target not in channel.members:
+                conn.send_error(UserNotInChannel(nick, channel.name))
+                continue
+            kick_msg = Message("KICK", (channel.name, target.name, reason), conn.source)
+            broadcast(channel.members, kick_msg)
+            world.remove_member(channel, target)
+
+
+@command("INVITE", 2)
+def invite(conn: Connection, msg: Message) -> None:
+    """INVITE <nick> <room> — invite someone into a room (needed for +i rooms)."""
+    nick, name = msg.params[0], msg.params[1]
+    world = conn.world
+    with world.lock:
+        target = world.find_nick(nick)
+        if target is None:
+            raise NoSuchNick(nick)
+        channel = member_channel(conn, name)
+        if "i" in channel.modes and not channel.is_op(conn):
+            raise ChanOPrivsNeeded(channel.name)
+        if target in channel.members:
+            raise UserOnChannel(target.name, channel.name)
+        channel.invited.add(target.folded_nick)
+        conn.reply(n.RPL_INVITING, target.name, channel.name)
+        if target.away is not None:
+            conn.reply(n.RPL_AWAY, target.name, target.away)
+        target.send(Message("INVITE", (target.name, channel.name), conn.source))

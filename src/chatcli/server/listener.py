@@ -1,0 +1,259 @@
+"""The server: listening sockets, the accept loop, liveness checks and shutdown.
+
+Lifecycle (as in :mod:`socketserver`): :meth:`Server.bind` opens the listeners (port 0 picks
+a free port; :attr:`Server.address` tells which); :meth:`Server.serve_forever` accepts until
+:meth:`Server.shutdown` (or :meth:`Server.request_stop`, safe in a signal handler) and then
+ends every connection; :meth:`Server.close` releases the listeners. All are idempotent.
+
+Threads: the thread in ``serve_forever`` accepts; a housekeeping thread checks liveness once
+a tick; each connection has a reading thread and a writer thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import sys
+import threading
+import time
+from enum import Enum
+
+from chatcli import __version__
+from chatcli.config import ServerConfig
+from chatcli.protocol import Message
+from chatcli.server.channel import Channel
+from chatcli.server.connection import Connection
+from chatcli.server.state import World
+
+log = logging.getLogger("chatcli.server")
+
+LISTEN_BACKLOG = 1024
+# Connection threads do little but recv, parse and queue: a small stack is plenty, and
+# keeps thousands of connections affordable.
+THREAD_STACK_BYTES = 256 * 1024
+
+
+class Liveness(Enum):
+    OK = "ok"
+    PING = "ping"
+    DROP = "drop"
+
+
+def check_liveness(
+    now: float,
+    *,
+    registered: bool,
+    connected_at: float,
+    last_seen: float,
+    ping_sent: float | None,
+    config: ServerConfig,
+) -> tuple[Liveness, str]:
+    """Decide what to do about one connection at ``now`` (monotonic seconds).
+
+    Returns:
+        ``(OK, "")``, ``(PING, "")`` to probe an idle client, or ``(DROP, reason)``.
+    """
+    if not registered:
+        if now - connected_at >= config.registration_timeout:
+            return Liveness.DROP, "Registration timeout"
+        return Liveness.OK, ""
+    if ping_sent is not None:
+        if now - ping_sent >= config.ping_timeout:
+            return Liveness.DROP, f"Ping timeout: {int(now - last_seen)} seconds"
+        return Liveness.OK, ""
+    if now - last_seen >= config.ping_interval:
+        return Liveness.PING, ""
+    return Liveness.OK, ""
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config.validate()
+        self.world = World(config.casemapping)
+        self.version = config.version or f"chatcli-{__version__}"
+        self.created = time.time()
+        self.address: tuple[str, int] | None = None
+        self._listeners: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._running = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._state_lock = threading.Lock()
+        self._closed = False
+        self._threads: set[threading.Thread] = set()
+        lobby = Channel(config.room, int(self.created), permanent=True)
+        self.world.channels[self.world.fold(config.room)] = lobby
+
+    # -- binding ----------------------------------------------------------------------------
+
+    def bind(self) -> tuple[str, int]:
+        """Open the listening sockets; return the (host, port) actually bound.
+
+        Every address ``host`` resolves to is bound, on one port (``localhost`` gives both
+        127.0.0.1 and ::1).
+
+        Raises:
+            OSError: the address is unknown or in use.
+        """
+        if self._listeners:
+            assert self.address is not None
+            return self.address
+        infos = socket.getaddrinfo(
+            self.config.host or None,
+            self.config.port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+        port = self.config.port
+        seen: set[tuple[int, str]] = set()
+        try:
+            for family, type_, proto, _, sockaddr in infos:
+                if (family, sockaddr[0]) in seen:
+                    continue
+                seen.add((family, sockaddr[0]))
+                sock = socket.socket(family, type_, proto)
+                self._listeners.append(sock)
+                if sys.platform != "win32":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((sockaddr[0], port, *sockaddr[2:]))
+                sock.listen(LISTEN_BACKLOG)
+                port = sock.getsockname()[1]
+        except OSError:
+            self.close()
+            raise
+        host = self._listeners[0].getsockname()[0]
+        self.address = (host, port)
+        return self.address
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Accept connections until asked to stop; then end every connection."""
+        self.bind()
+        with self._state_lock:
+            if self._running or self._stop.is_set():
+                return
+            self._running = True
+        housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping")
+        housekeeper.start()
+        try:
+            with selectors.DefaultSelector() as selector:
+                for sock in self._listeners:
+                    selector.register(sock, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    for key, _ in selector.select():
+                        if key.fileobj is not self._wake_r:
+                            self._accept(key.fileobj)  # type: ignore[arg-type]
+        finally:
+            self._stop.set()
+            housekeeper.join()
+            self._end_all()
+            self._stopped.set()
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, address = listener.accept()
+        except OSError as exc:  # e.g. EMFILE, or the peer gave up already
+            log.warning("accept failed: %s", exc)
+            if exc.errno in (23, 24):  # ENFILE, EMFILE: back off instead of spinning
+                time.sleep(0.1)
+            return
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self, sock, address[:2])
+        with self.world.lock:
+            self.world.connections.add(conn)
+        old = threading.stack_size()
+        try:
+            threading.stack_size(THREAD_STACK_BYTES)
+            with self._state_lock:
+                self._threads.add(conn.thread)
+            conn.start()
+        except (RuntimeError, ValueError) as exc:  # no more threads: refuse this one
+            log.error("cannot start a thread for %s: %s", address[0], exc)
+            with self.world.lock:
+                self.world.connections.discard(conn)
+            with self._state_lock:
+                self._threads.discard(conn.thread)
+            sock.close()
+        finally:
+            threading.stack_size(old)
+
+    def forget(self, conn: Connection) -> None:
+        """Called by a connection's thread when it has finished (thread reaping)."""
+        with self._state_lock:
+            self._threads.discard(conn.thread)
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(self.config.tick):
+            now = time.monotonic()
+            with self.world.lock:
+                conns = list(self.world.connections)
+            for conn in conns:
+                action, reason = check_liveness(
+                    now,
+                    registered=conn.registered,
+                    connected_at=conn.connected_at,
+                    last_seen=conn.last_seen,
+                    ping_sent=conn.ping_sent,
+                    config=self.config,
+                )
+                if action is Liveness.PING:
+                    conn.ping_sent = now
+                    conn.send(Message("PING", (self.config.name,)))
+                elif action is Liveness.DROP:
+                    conn.disconnect(reason)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask ``serve_forever`` to stop, without waiting. Safe in a signal handler."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop serving, end every connection, and wait for that (at most ``timeout``)."""
+        self.request_stop()
+        with self._state_lock:
+            running = self._running
+        if running:
+            self._stopped.wait(timeout)
+
+    def _end_all(self) -> None:
+        """Tell every client the server is going, end them all, and join their threads."""
+        with self.world.lock:
+            conns = list(self.world.connections)
+        for conn in conns:
+            conn.notice("Server shutting down")
+            conn.disconnect("Server shutting down")
+        deadline = time.monotonic() + self.config.shutdown_grace + 1.0
+        with self._state_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stragglers = [t.name for t in threads if t.is_alive()]
+        if stragglers:
+            log.warning("threads still running at shutdown: %s", ", ".join(stragglers))
+
+    def close(self) -> None:
+        """Close the listening sockets. Idempotent."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+        for sock in self._listeners:
+            sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    @property
+    def thread_count(self) -> int:
+        """Connection threads still running."""
+        with self._state_lock:
+            return len(self._threads)

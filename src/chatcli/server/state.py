@@ -1,0 +1,88 @@
+"""The shared state of one server: who is connected, which nicks are taken, which rooms exist.
+
+Concurrency design:
+
+* Each connection's socket is read by its own thread and written by its own writer thread
+  (:mod:`chatcli.server.sendq`). No other thread touches it, except to shut it down.
+* :attr:`World.lock` guards everything here: the nick table, the channel table, and every
+  Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
+  briefly and never across I/O.
+* Lock order: ``World.lock`` first, then a connection's send-queue lock. Queueing a line
+  (``SendQueue.put``) never blocks, so handlers queue their broadcasts while holding the
+  world lock: every member of a room then sees the room's messages in one and the same order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from chatcli.protocol import CaseMapping
+from chatcli.server.channel import Channel
+from chatcli.server.errors import NicknameInUse
+
+if TYPE_CHECKING:
+    from chatcli.server.connection import Connection
+
+
+class World:
+    def __init__(self, casemapping: CaseMapping) -> None:
+        self.lock = threading.RLock()
+        self.casemapping = casemapping
+        self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
+        self.channels: dict[str, Channel] = {}  # folded name -> channel
+        self.connections: set[Connection] = set()  # every open connection
+
+    def fold(self, name: str) -> str:
+        return self.casemapping.fold(name)
+
+    def claim_nick(self, conn: Connection, nick: str) -> None:
+        """Give ``nick`` to ``conn``, releasing its old one. Caller holds the lock.
+
+        Raises:
+            NicknameInUse: another connection holds it.
+        """
+        folded = self.fold(nick)
+        holder = self.nicks.get(folded)
+        if holder is not None and holder is not conn:
+            raise NicknameInUse(nick)
+        if conn.nick is not None:
+            self.nicks.pop(conn.folded_nick, None)
+        self.nicks[folded] = conn
+        conn.nick = nick
+        conn.folded_nick = folded
+
+    def find_nick(self, nick: str) -> Connection | None:
+        conn = self.nicks.get(self.fold(nick))
+        return conn if conn is not None and conn.registered else None
+
+    def find_channel(self, name: str) -> Channel | None:
+        return self.channels.get(self.fold(name))
+
+    def neighbours(self, conn: Connection) -> set[Connection]:
+        """Everyone who shares a room with ``conn``, ``conn`` included."""
+        seen = {conn}
+        for channel in conn.channels:
+            seen.update(channel.members)
+        return seen
+
+    def remove_member(self, channel: Channel, conn: Connection) -> None:
+        channel.members.pop(conn, None)
+        conn.channels.discard(channel)
+        if not channel.members and not channel.permanent:
+            self.channels.pop(self.fold(channel.name), None)
+
+    def forget(self, conn: Connection) -> set[Connection]:
+        """Remove ``conn`` from every room and table; return who shared a room with it."""
+        peers = self.neighbours(conn)
+        peers.discard(conn)
+        for channel in list(conn.channels):
+            self.remove_member(channel, conn)
+        if conn.nick is not None and self.nicks.get(conn.folded_nick) is conn:
+            del self.nicks[conn.folded_nick]
+        self.connections.discard(conn)
+        return peers
+
+    def registered(self) -> Iterable[Connection]:
+        return (c for c in self.connections if c.registered)
