@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import itertools
 import logging
 import os
 import re
@@ -239,11 +240,15 @@ def send(
     from chatcli.client.oneshot import run_send
 
     if message:
-        lines: Iterator[str] | list[str] = [" ".join(message)]
-    elif sys.stdin is None or sys.stdin.isatty():
-        raise ConfigError("no message: give it as arguments or on standard input")
+        lines: Iterator[str] = iter([" ".join(message)])
     else:
-        lines = (line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        # Lines are sent as they are read (``tail -f log | chat send`` streams), but there
+        # must be at least one before connecting.
+        lines = (line.rstrip("\r\n") for line in sys.stdin or () if line.strip())
+        first = None if sys.stdin is None or sys.stdin.isatty() else next(lines, None)
+        if first is None:
+            raise ConfigError("no message: give it as arguments or on standard input")
+        lines = itertools.chain([first], lines)
     run_send(
         host=host,
         port=port,

@@ -1,0 +1,215 @@
+"""Shared fixtures: a real server on 127.0.0.1 port 0, real client sockets, leak checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+
+from chatcli.config import ServerConfig
+from chatcli.protocol import LineBuffer, Message, parse_line
+from chatcli.server import Server
+
+# Small timeouts so that liveness tests take a fraction of a second, not minutes.
+TEST_CONFIG = ServerConfig(
+    host="127.0.0.1",
+    port=0,
+    tick=0.05,
+    shutdown_grace=0.5,
+    registration_timeout=10.0,
+)
+
+TIMEOUT = 5.0
+
+
+def _fd_count() -> int | None:
+    path = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        return len(os.listdir(path))
+    except OSError:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Every test must end with the threads and file descriptors it started with."""
+    threads_before = set(threading.enumerate())
+    fds_before = _fd_count()
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        fds_after = _fd_count()
+        fd_leak = fds_before is not None and fds_after is not None and fds_after > fds_before
+        if not leaked and not fd_leak:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+    assert not fd_leak, f"file descriptors leaked: {fds_before} before, {fds_after} after"
+
+
+class RunningServer:
+    """A server running on its own thread, for one test."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.server = Server(config)
+        self.host, self.port = self.server.bind()
+        self.thread = threading.Thread(target=self.server.serve_forever, name="serve_forever")
+        self.thread.start()
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.server.config
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(10)
+        self.server.close()
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., RunningServer]]:
+    """Start servers with config overrides: ``make_server(password="s3cret")``."""
+    servers: list[RunningServer] = []
+
+    def start(**overrides: object) -> RunningServer:
+        running = RunningServer(replace(TEST_CONFIG, **overrides))  # type: ignore[arg-type]
+        servers.append(running)
+        return running
+
+    yield start
+    for running in servers:
+        running.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server()
+
+
+class Client:
+    """A bare IRC client over a real socket, for tests. Every read is bounded in time."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        self.buffer = LineBuffer(max_line=1 << 20)
+        self.pending: list[Message] = []
+        self.nick = "*"
+
+    def send(self, line: str | bytes) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
+
+    def recv(self, timeout: float = TIMEOUT) -> Message | None:
+        """The next message, or None at end of stream."""
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message within the timeout")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionResetError, ConnectionAbortedError):
+                return None
+            if not data:
+                return None
+            self.pending.extend(parse_line(line, limit=False) for line in self.buffer.feed(data))
+        return self.pending.pop(0)
+
+    def expect(
+        self, command: str, *params: str | None, timeout: float = TIMEOUT, skip: bool = True
+    ) -> Message:
+        """Read until a message with ``command`` and (where not None) these leading params.
+
+        With ``skip=False`` the very next message must match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.0, deadline - time.monotonic()))
+            assert msg is not None, f"connection closed while waiting for {command} {params}"
+            if msg.command == command and all(
+                want is None or (i < len(msg.params) and msg.params[i] == want)
+                for i, want in enumerate(params)
+            ):
+                return msg
+            assert skip, f"expected {command} {params}, got {msg.to_line()!r}"
+
+    def collect(self, until: str, timeout: float = TIMEOUT) -> list[Message]:
+        """Every message up to and including the first ``until`` command."""
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.0, deadline - time.monotonic()))
+            assert msg is not None, f"connection closed while waiting for {until}"
+            out.append(msg)
+            if msg.command == until:
+                return out
+
+    def quiet(self, wait: float = 0.2) -> list[Message]:
+        """Whatever arrives within ``wait`` seconds (usually: assert it is nothing)."""
+        out: list[Message] = []
+        try:
+            while (msg := self.recv(wait)) is not None:
+                out.append(msg)
+        except TimeoutError:
+            pass
+        return out
+
+    def sync(self) -> None:
+        """Round trip: every line sent before has been handled once this returns."""
+        token = f"sync{time.monotonic_ns()}"
+        self.send(f"PING {token}")
+        self.expect("PONG", None, token)
+
+    def register(self, nick: str, caps: str = "") -> list[Message]:
+        """Register as ``nick``; return the burst up to the end of the default room's NAMES."""
+        if caps:
+            self.send(f"CAP REQ :{caps}")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :Real {nick}")
+        if caps:
+            self.send("CAP END")
+        self.nick = nick
+        return self.collect("366")
+
+    def closed(self, timeout: float = TIMEOUT) -> bool:
+        """Read until the server closes; True if it did within ``timeout``."""
+        try:
+            while self.recv(timeout) is not None:
+                pass
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def connect(server: RunningServer) -> Iterator[Callable[..., Client]]:
+    """Open test clients to the ``server`` fixture; closed after the test."""
+    clients: list[Client] = []
+
+    def open_client(nick: str | None = None, caps: str = "", port: int | None = None) -> Client:
+        client = Client(port or server.port)
+        clients.append(client)
+        if nick is not None:
+            client.register(nick, caps)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()
+
+
+def pytest_report_header() -> str:
+    return f"chatcli tests on {sys.platform}, Python {sys.version.split()[0]}"

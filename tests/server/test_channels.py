@@ -1,0 +1,227 @@
+"""Rooms: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE, MODE, and NICK changes."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_join_creates_a_room_and_its_creator_runs_it(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #dev")
+    alice.expect("JOIN", "#dev")
+    names = alice.expect("353")
+    assert names.params[2:] == ("#dev", "@alice")
+    bob.send("JOIN #DEV")  # case-insensitive: the room keeps the name it was created with
+    assert alice.expect("JOIN", "#dev").source.startswith("bob!")
+    assert bob.expect("353").params[2:] == ("#dev", "@alice bob")
+
+
+def test_default_room_has_no_automatic_operator(connect):
+    burst = connect().register("alice")
+    assert next(m for m in burst if m.command == "353").params[-1] == "alice"
+
+
+def test_join_errors(connect):
+    alice = connect("alice")
+    alice.send("JOIN nochan")
+    alice.expect("403")
+    alice.send("JOIN #bad,chan")  # comma splits: '#bad' ok, 'chan' invalid
+    alice.expect("JOIN", "#bad")
+    alice.expect("403", "alice", "chan")
+
+
+def test_part_leaves_and_others_see_it(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("JOIN")
+    bob.send("PART #lobby :bye for now")
+    part = alice.expect("PART")
+    assert part.params == ("#lobby", "bye for now") and part.source.startswith("bob!")
+    bob.expect("PART")
+    bob.send("PART #lobby")
+    bob.expect("442")
+    bob.send("PART #nothere")
+    bob.expect("403")
+
+
+def test_join_zero_leaves_every_room(connect):
+    alice = connect("alice")
+    alice.send("JOIN #a,#b")
+    alice.send("JOIN 0")
+    parts = {alice.expect("PART").params[0] for _ in range(3)}
+    assert parts == {"#lobby", "#a", "#b"}
+
+
+def test_topic_set_shown_on_join_and_protected_by_t(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #dev")
+    alice.expect("366")
+    alice.send("TOPIC #dev :Release on Friday")
+    assert alice.expect("TOPIC").params == ("#dev", "Release on Friday")
+    bob.send("JOIN #dev")
+    assert bob.expect("332").params == ("bob", "#dev", "Release on Friday")
+    assert bob.expect("333").params[:3] == ("bob", "#dev", "alice!~alice@127.0.0.1")
+    bob.send("TOPIC #dev :mine now")
+    bob.expect("482")  # +t: only operators
+    bob.send("TOPIC #dev")
+    bob.expect("332")
+    alice.send("TOPIC #dev :")
+    assert bob.expect("TOPIC").params == ("#dev", "")
+    bob.send("TOPIC #dev")
+    bob.expect("331")
+
+
+def test_nick_change_is_seen_by_everyone_sharing_a_room(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("JOIN")
+    bob.send("NICK robert")
+    change = alice.expect("NICK")
+    assert (change.source, change.params) == ("bob!~bob@127.0.0.1", ("robert",))
+    assert bob.expect("NICK").params == ("robert",)
+    alice.send("PRIVMSG robert :hi robert")
+    assert bob.expect("PRIVMSG").params == ("robert", "hi robert")
+    bob.send("NICK alice")
+    bob.expect("433")
+
+
+def test_list_shows_rooms_sizes_and_topics(connect):
+    alice = connect("alice")
+    alice.send("JOIN #dev")
+    alice.send("TOPIC #dev :dev talk")
+    alice.send("LIST")
+    rows = {m.params[1]: m.params[2:] for m in alice.collect("323") if m.command == "322"}
+    assert rows == {"#lobby": ("1", ""), "#dev": ("1", "dev talk")}
+
+
+def test_kick_needs_an_operator(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #dev")
+    alice.expect("366", "alice", "#dev")
+    bob.send("JOIN #dev")
+    alice.expect("JOIN", "#dev")
+    bob.send("KICK #dev alice")
+    bob.expect("482")
+    alice.send("KICK #dev bob :behave")
+    kick = bob.expect("KICK")
+    assert kick.params == ("#dev", "bob", "behave")
+    alice.send("KICK #dev bob")
+    assert alice.expect("441").params[1:3] == ("bob", "#dev")
+
+
+def test_invite_only_room(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #secret")
+    alice.send("MODE #secret +i")
+    assert alice.expect("MODE").params == ("#secret", "+i")
+    bob.send("JOIN #secret")
+    bob.expect("473")
+    alice.send("INVITE bob #secret")
+    assert alice.expect("341").params == ("alice", "bob", "#secret")
+    invite = bob.expect("INVITE")
+    assert invite.params == ("bob", "#secret") and invite.source.startswith("alice!")
+    bob.send("JOIN #secret")
+    bob.expect("JOIN", "#secret")
+    alice.send("INVITE bob #secret")
+    alice.expect("443")
+
+
+def test_key_and_limit(connect):
+    alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
+    alice.send("JOIN #k")
+    alice.send("MODE #k +kl sesame 2")
+    assert alice.expect("MODE").params == ("#k", "+kl", "sesame", "2")
+    bob.send("JOIN #k")
+    bob.expect("475")
+    bob.send("JOIN #k sesame")
+    bob.expect("JOIN", "#k")
+    carol.send("JOIN #k sesame")
+    carol.expect("471")
+    alice.send("MODE #k")
+    mode = alice.expect("324")
+    assert mode.params == ("alice", "#k", "+ntkl", "sesame", "2")
+    alice.expect("329")
+    carol.send("MODE #k")
+    assert carol.expect("324").params[3] == "*"  # the key is not shown to outsiders
+
+
+def test_moderated_room_and_voice(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #m")
+    alice.expect("366", "alice", "#m")
+    bob.send("JOIN #m")
+    alice.expect("JOIN", "#m")
+    alice.send("MODE #m +m")
+    bob.expect("MODE")
+    bob.send("PRIVMSG #m :can I talk?")
+    assert bob.expect("404").params[:2] == ("bob", "#m")
+    alice.send("MODE #m +v bob")
+    assert bob.expect("MODE").params == ("#m", "+v", "bob")
+    bob.send("PRIVMSG #m :now I can")
+    assert alice.expect("PRIVMSG").params == ("#m", "now I can")
+
+
+def test_no_external_messages(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #n")
+    alice.expect("366", "alice", "#n")
+    bob.send("PRIVMSG #n :from outside")
+    bob.expect("404")
+    alice.send("MODE #n -n")
+    alice.expect("MODE")
+    bob.send("PRIVMSG #n :from outside")
+    assert alice.expect("PRIVMSG").params == ("#n", "from outside")
+
+
+def test_operator_status_and_errors(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #o")
+    alice.expect("366", "alice", "#o")
+    bob.send("JOIN #o")
+    alice.expect("JOIN", "#o")
+    bob.send("MODE #o +t")
+    bob.expect("482")
+    alice.send("MODE #o +o bob")
+    bob.expect("MODE", "#o", "+o", "bob")
+    bob.send("MODE #o -o alice")
+    alice.expect("MODE", "#o", "-o", "alice")
+    alice.send("MODE #o +o ghost")
+    alice.expect("482")
+    bob.send("MODE #o +o ghost")
+    bob.expect("441")
+    bob.send("MODE #o +z")
+    bob.expect("472")
+    bob.send("MODE #nope")
+    bob.expect("403")
+
+
+def test_bans(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("JOIN #b")
+    alice.send("MODE #b +b bob")
+    assert alice.expect("MODE").params == ("#b", "+b", "bob!*@*")
+    alice.send("MODE #b b")
+    assert alice.expect("367").params[1:3] == ("#b", "bob!*@*")
+    alice.expect("368")
+    bob.send("JOIN #b")
+    bob.expect("474")
+    alice.send("MODE #b -b bob!*@*")
+    alice.expect("MODE", "#b", "-b")
+    bob.send("JOIN #b")
+    bob.expect("JOIN", "#b")
+
+
+@pytest.mark.parametrize("modes", ["+i", "-i"])
+def test_user_mode_invisible(connect, modes):
+    alice = connect("alice")
+    alice.send(f"MODE alice {modes}")
+    if modes == "+i":
+        assert alice.expect("MODE").params == ("alice", "+i")
+    alice.send("MODE alice")
+    assert alice.expect("221").params[-1] == ("+i" if modes == "+i" else "+")
+    alice.send("MODE bob +i")
+    alice.expect("401")
+
+
+def test_changing_someone_elses_user_mode_is_refused(connect):
+    alice, _ = connect("alice"), connect("bob")
+    alice.send("MODE bob +i")
+    alice.expect("502")

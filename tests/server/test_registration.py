@@ -1,0 +1,240 @@
+"""Connection registration, capabilities, PING/PONG and liveness (modern IRC client protocol,
+"Connection Registration"; IRCv3 capability negotiation)."""
+
+from __future__ import annotations
+
+import time
+
+from chatcli.protocol import numerics as n
+
+
+def test_welcome_burst_then_default_room(connect):
+    """'Upon successful completion of the registration process, the server MUST send, in
+    this order: RPL_WELCOME, RPL_YOURHOST, RPL_CREATED, RPL_MYINFO, at least one
+    RPL_ISUPPORT, [LUSERS], RPL_MOTD or ERR_NOMOTD.' Then everyone lands in #lobby."""
+    burst = connect().register("alice")
+    commands = [m.command for m in burst]
+    assert commands[:5] == ["001", "002", "003", "004", "005"]
+    assert commands.index("251") < commands.index("422")
+    assert burst[0].params == ("alice", "Welcome to the chatcli IRC Network alice!~alice@127.0.0.1")
+    join = next(m for m in burst if m.command == "JOIN")
+    assert join.params == ("#lobby",) and join.source == "alice!~alice@127.0.0.1"
+    assert burst[-2].command == "353" and burst[-2].params[-1] == "alice"
+
+
+def test_isupport_is_truthful(connect):
+    tokens = set()
+    for msg in connect().register("alice"):
+        if msg.command == n.RPL_ISUPPORT:
+            assert msg.params[-1] == "are supported by this server"
+            tokens.update(msg.params[1:-1])
+    assert {
+        "CASEMAPPING=ascii",
+        "CHANTYPES=#",
+        "CHANMODES=b,k,l,imnst",
+        "PREFIX=(ov)@+",
+        "NICKLEN=30",
+        "CHANNELLEN=64",
+        "TOPICLEN=390",
+        "MAXTARGETS=4",
+        "MODES=4",
+        "NETWORK=chatcli",
+        "UTF8ONLY",
+    } <= tokens
+
+
+def test_motd_is_sent_when_configured(make_server):
+    from tests.conftest import Client
+
+    running = make_server(motd=("Be kind.", "Have fun."))
+    client = Client(running.port)
+    try:
+        burst = client.register("alice")
+        motd = [m.params[-1] for m in burst if m.command in ("375", "372", "376")]
+        assert motd == [
+            "- chatcli.local Message of the day - ",
+            "- Be kind.",
+            "- Have fun.",
+            "End of /MOTD command.",
+        ]
+    finally:
+        client.close()
+
+
+def test_nick_in_use_is_refused_and_registration_can_go_on(connect):
+    connect("alice")
+    bob = connect()
+    bob.send("NICK ALICE")  # casemapping: the same nick
+    bob.send("USER bob 0 * :Bob")
+    assert bob.expect("433").params == ("*", "ALICE", "Nickname is already in use")
+    bob.send("NICK bob")
+    bob.expect("001")
+
+
+def test_erroneous_and_missing_nick(connect):
+    client = connect()
+    client.send("NICK 1abc")
+    assert client.expect("432").params[:2] == ("*", "1abc")
+    client.send("NICK")
+    client.expect("431")
+    client.send("NICK #chan")
+    client.expect("432")
+    client.send("NICK " + "a" * 31)
+    client.expect("432")
+
+
+def test_commands_before_registration_get_451(connect):
+    client = connect()
+    client.send("PRIVMSG #lobby :hi")
+    assert client.expect("451").params == ("*", "You have not registered")
+    client.send("JOIN #x")
+    client.expect("451")
+
+
+def test_user_needs_four_params_and_only_once(connect):
+    client = connect()
+    client.send("USER bob 0 *")
+    assert client.expect("461").params[:2] == ("*", "USER")
+    client.register("bob")
+    client.send("USER bob 0 * :again")
+    client.expect("462")
+    client.send("PASS secret")
+    client.expect("462")
+
+
+def test_unknown_command_gets_421_and_connection_goes_on(connect):
+    client = connect("alice")
+    client.send("FROBNICATE now")
+    assert client.expect("421").params == ("alice", "FROBNICATE", "Unknown command")
+    client.sync()
+
+
+def test_cap_negotiation_holds_registration_until_end(connect):
+    client = connect()
+    client.send("CAP LS 302")
+    client.send("NICK alice")
+    client.send("USER alice 0 * :Alice")
+    ls = client.expect("CAP")
+    assert ls.params[:2] == ("*", "LS")
+    assert set(ls.params[2].split()) == {"echo-message", "multi-prefix", "userhost-in-names"}
+    client.send("CAP REQ :multi-prefix bogus-cap")
+    assert client.expect("CAP").params == ("alice", "NAK", "multi-prefix bogus-cap")
+    client.send("CAP REQ :multi-prefix echo-message")
+    assert client.expect("CAP").params == ("alice", "ACK", "multi-prefix echo-message")
+    assert client.quiet() == []  # not registered yet: still negotiating
+    client.send("CAP LIST")
+    assert client.expect("CAP").params == ("alice", "LIST", "echo-message multi-prefix")
+    client.send("CAP END")
+    client.expect("001")
+    client.send("CAP REQ :-echo-message")
+    client.expect("CAP", "alice", "ACK")
+    client.send("CAP FOO")
+    client.expect("410")
+
+
+def test_server_password(make_server):
+    from tests.conftest import Client
+
+    running = make_server(password="s3cret")
+    wrong, right = Client(running.port), Client(running.port)
+    try:
+        wrong.send("PASS nope")
+        wrong.send("NICK mallory")
+        wrong.send("USER m 0 * :M")
+        assert wrong.expect("464").params[-1] == "Password incorrect"
+        assert wrong.expect("ERROR").params[0].endswith("(Bad password)")
+        assert wrong.closed()
+        right.send("PASS s3cret")
+        right.register("alice")
+    finally:
+        wrong.close()
+        right.close()
+
+
+def test_ping_is_answered_with_pong(connect):
+    client = connect("alice")
+    client.send("PING :some token")
+    assert client.expect("PONG").params == ("chatcli.local", "some token")
+    client.send("PING")
+    client.expect("461")
+
+
+def test_idle_client_is_pinged_and_stays_if_it_answers(make_server):
+    from tests.conftest import Client
+
+    running = make_server(ping_interval=0.2, ping_timeout=0.5)
+    client = Client(running.port)
+    try:
+        client.register("alice")
+        for _ in range(3):
+            ping = client.expect("PING", timeout=2)
+            client.send(f"PONG :{ping.params[0]}")
+        client.sync()
+    finally:
+        client.close()
+
+
+def test_dead_peer_is_dropped_after_ping_timeout(make_server):
+    from tests.conftest import Client
+
+    running = make_server(ping_interval=0.2, ping_timeout=0.3)
+    alice, dead = Client(running.port), Client(running.port)
+    try:
+        alice.register("alice")
+        dead.register("dead")
+        start = time.monotonic()
+        # alice keeps talking; dead never answers its PING
+        while time.monotonic() - start < 5:
+            alice.send("PONG :x")
+            try:
+                msg = alice.recv(0.1)
+            except TimeoutError:
+                continue
+            if msg is not None and msg.command == "QUIT":
+                assert msg.source.startswith("dead!")
+                assert msg.params[0].startswith("Ping timeout")
+                break
+        else:
+            raise AssertionError("the dead peer was never dropped")
+        assert dead.closed()
+    finally:
+        alice.close()
+        dead.close()
+
+
+def test_silent_connection_is_dropped_after_registration_timeout(make_server):
+    from tests.conftest import Client
+
+    running = make_server(registration_timeout=0.3)
+    client = Client(running.port)
+    try:
+        assert client.expect("ERROR", timeout=3).params[0].endswith("(Registration timeout)")
+        assert client.closed()
+    finally:
+        client.close()
+
+
+def test_quit_is_seen_by_others_with_its_reason(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("JOIN", "#lobby")  # bob's arrival
+    bob.send("QUIT :off to lunch")
+    assert bob.expect("ERROR").params[0].endswith("(Quit: off to lunch)")
+    assert bob.closed()
+    quit_ = alice.expect("QUIT")
+    assert quit_.source == "bob!~bob@127.0.0.1"
+    assert quit_.params == ("Quit: off to lunch",)
+
+
+def test_nick_is_released_when_connection_drops_without_quit(connect):
+    bob = connect("bob")
+    bob.close()
+    alice = connect("alice")
+    alice.sync()
+    deadline = time.monotonic() + 3
+    while True:
+        alice.send("ISON bob")
+        if alice.expect("303").params[-1] == "":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    connect("bob")

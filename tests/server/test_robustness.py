@@ -1,0 +1,130 @@
+"""Bad input and bad peers: each gets a clear answer or is dropped alone, the server keeps
+serving everyone else, and nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+from tests.conftest import Client
+
+
+def test_overlong_line_gets_417_and_the_connection_goes_on(connect):
+    alice = connect("alice")
+    alice.send("PRIVMSG #lobby :" + "x" * 600)
+    assert alice.expect("417").params[0] == "alice"
+    alice.sync()
+
+
+def test_overlong_tags_get_417(connect):
+    alice = connect("alice")
+    alice.send("@+a=" + "y" * 8200 + " PRIVMSG #lobby :hi")
+    alice.expect("417")
+    alice.sync()
+
+
+def test_endless_line_closes_only_that_connection(connect):
+    alice, flooder = connect("alice"), connect("flood")
+    alice.expect("JOIN")
+    flooder.sock.sendall(b"PRIVMSG #lobby :" + b"z" * 20000)  # no line ending, ever
+    assert flooder.expect("ERROR").params[0].endswith("(ReadQ exceeded)")
+    assert alice.expect("QUIT").params == ("ReadQ exceeded",)
+    alice.send("PRIVMSG #lobby :still here")
+    alice.sync()
+
+
+def test_invalid_utf8_is_rejected_like_ergo(connect):
+    """IRCv3 UTF8ONLY: 'Servers publishing this token MUST NOT relay content ... containing
+    non-UTF-8 data to clients.' Ergo answers FAIL <command> INVALID_UTF8."""
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("JOIN")
+    bob.send(b"PRIVMSG #lobby :caf\xe9\r\n")
+    fail = bob.expect("FAIL")
+    assert fail.params[:2] == ("PRIVMSG", "INVALID_UTF8")
+    bob.send("PRIVMSG #lobby :café")
+    assert alice.expect("PRIVMSG").params == ("#lobby", "café")
+
+
+def test_binary_junk_gets_errors_and_harms_no_one(connect):
+    alice, junk = connect("alice"), connect("junk")
+    alice.expect("JOIN")
+    junk.send(os.urandom(3000).replace(b"\n", b" ") + b"\r\n")
+    junk.send(b"\x00\x01\x02\r\n:\r\n@\r\n   \r\n:prefix-only\r\n\xff\xfe\r\n!!! ???\r\n")
+    junk.sync()
+    alice.send("PRIVMSG #lobby :hello junk")
+    junk.expect("PRIVMSG")
+
+
+def test_a_burst_of_thousands_of_lines_is_handled_in_order(connect):
+    alice = connect("alice")
+    alice.send("".join(f"PING :n{i}\r\n" for i in range(5000)))
+    for i in range(5000):
+        assert alice.expect("PONG", skip=False).params[-1] == f"n{i}"
+
+
+def test_connections_that_vanish_leave_nothing_behind(server, connect):
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.sendall(b"NICK x\r\n")
+        sock.close()  # RST
+    alice = connect("alice")
+    deadline = time.monotonic() + 5
+    while server.server.thread_count > 1:
+        assert time.monotonic() < deadline, "connection threads were not reaped"
+        time.sleep(0.02)
+    alice.sync()
+
+
+def test_a_client_that_never_reads_is_dropped_and_costs_the_others_nothing(make_server):
+    """A stalled reader fills only its own send queue; it is dropped with 'SendQ exceeded'
+    while the others exchange 10,000 messages and receive every one, in order."""
+    running = make_server(max_sendq=64 * 1024)
+    count = 10_000
+    stalled_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled_sock.connect(("127.0.0.1", running.port))
+    stalled_sock.sendall(b"NICK stalled\r\nUSER s 0 * :S\r\n")  # and never reads again
+    alice, bob = Client(running.port), Client(running.port)
+    try:
+        alice.register("alice")
+        bob.register("bob")
+
+        batch = 500
+        received = threading.Semaphore(0)
+
+        def talk() -> None:  # closed loop: a batch in flight at a time, as people chat
+            for start in range(0, count, batch):
+                alice.send("".join(f"PRIVMSG #lobby :message {i:05d} " + "." * 80 + "\r\n"
+                                   for i in range(start, start + batch)))  # fmt: skip
+                if not received.acquire(timeout=30):
+                    return
+
+        sender = threading.Thread(target=talk)
+        sender.start()
+        got = 0
+        quit_reason = None
+        deadline = time.monotonic() + 60
+        while got < count and time.monotonic() < deadline:
+            msg = bob.recv()
+            assert msg is not None
+            if msg.command == "PRIVMSG":
+                assert msg.params[1].startswith(f"message {got:05d} ")
+                got += 1
+                if got % batch == 0:
+                    received.release()
+            elif msg.command == "QUIT" and msg.source.startswith("stalled!"):
+                quit_reason = msg.params[0]
+        sender.join(10)
+        assert got == count
+        if quit_reason is None:
+            quit_reason = bob.expect("QUIT", timeout=10).params[0]
+        assert quit_reason == "SendQ exceeded"
+        bob.send("ISON stalled")
+        assert bob.expect("303").params[-1] == ""
+    finally:
+        alice.close()
+        bob.close()
+        stalled_sock.close()

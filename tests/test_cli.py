@@ -1,0 +1,172 @@
+"""The ``chat`` command line: help, version, and honest exit codes for ``chat send`` and
+``chat join``, run through click against a real server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from chatcli import __version__
+from chatcli.cli import main
+from chatcli.errors import ExitStatus
+
+
+@pytest.fixture
+def run():
+    def invoke(*args: str, input: str | None = None):
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_version(run):
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output == f"chat, version {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["serve", "join", "send"])
+def test_every_command_has_help(run, command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "--port" in result.output and "--host" in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "chatcli", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0 and "serve" in out.stdout
+
+
+# -- chat send --------------------------------------------------------------------------------
+
+
+def test_send_delivers_and_is_quiet(run, server, connect):
+    watcher = connect("watcher")
+    result = run("send", "--port", str(server.port), "--alias", "cron", "backup", "done")
+    assert (result.exit_code, result.output) == (0, "")
+    msg = watcher.expect("PRIVMSG")
+    assert msg.source.startswith("cron!") and msg.params == ("#lobby", "backup done")
+
+
+def test_send_reads_one_message_per_line_of_stdin(run, server, connect):
+    watcher = connect("watcher")
+    result = run("send", "--port", str(server.port), input="one\n\ntwo\nthree\n")
+    assert result.exit_code == 0
+    texts = [watcher.expect("PRIVMSG").params[1] for _ in range(3)]
+    assert texts == ["one", "two", "three"]
+
+
+def test_send_direct_message_and_other_room(run, server, connect):
+    alice = connect("alice")
+    alice.send("JOIN #ops")
+    alice.expect("366", "alice", "#ops")
+    assert run("send", "--port", str(server.port), "--to", "alice", "hi alice").exit_code == 0
+    assert alice.expect("PRIVMSG").params == ("alice", "hi alice")
+    assert run("send", "--port", str(server.port), "--to", "#ops", "deploy").exit_code == 0
+    assert alice.expect("PRIVMSG", "#ops").params[1] == "deploy"
+
+
+def test_send_splits_a_long_message_instead_of_failing(run, server, connect):
+    watcher = connect("watcher")
+    text = ("word " * 300).strip()
+    assert run("send", "--port", str(server.port), text).exit_code == 0
+    got = []
+    while sum(len(t) + 1 for t in got) < len(text.strip()):
+        got.append(watcher.expect("PRIVMSG").params[1])
+    assert " ".join(got) == text
+
+
+def test_send_exit_code_when_server_is_unreachable(run):
+    result = run("send", "--port", str(free_port()), "hello")
+    assert result.exit_code == ExitStatus.CONNECT
+    assert result.stderr.startswith("chat: cannot connect to 127.0.0.1:")
+
+
+def test_send_exit_code_when_alias_is_taken(run, server, connect):
+    connect("cron")
+    result = run("send", "--port", str(server.port), "--alias", "cron", "hello")
+    assert result.exit_code == ExitStatus.ALIAS_REJECTED
+    assert result.stderr == "chat: alias 'cron' is already in use\n"
+
+
+def test_send_without_alias_picks_a_free_one(run, server, connect):
+    watcher = connect("watcher")
+    first = run("send", "--port", str(server.port), "one")
+    assert first.exit_code == 0
+    assert watcher.expect("PRIVMSG").source.split("!")[0].endswith("-send")
+
+
+def test_send_exit_code_for_no_such_recipient(run, server):
+    result = run("send", "--port", str(server.port), "--to", "ghost", "hello")
+    assert result.exit_code == ExitStatus.NO_SUCH_TARGET
+    assert result.stderr == "chat: no such recipient: ghost\n"
+    result = run("send", "--port", str(server.port), "--to", "#nowhere", "hello")
+    assert result.exit_code == ExitStatus.NO_SUCH_TARGET
+    assert result.stderr == "chat: no such room: #nowhere\n"
+
+
+def test_send_exit_code_when_the_server_refuses(run, server, connect):
+    alice = connect("alice")
+    alice.send("JOIN #quiet")
+    alice.send("MODE #quiet +m")
+    alice.expect("MODE")
+    result = run("send", "--port", str(server.port), "--to", "#quiet", "may I?")
+    assert result.exit_code == ExitStatus.REFUSED
+    assert "Cannot send to channel" in result.stderr
+
+
+def test_send_exit_code_for_a_wrong_server_password(run, make_server):
+    running = make_server(password="s3cret")
+    result = run("send", "--port", str(running.port), "--password", "nope", "hi")
+    assert result.exit_code == ExitStatus.REFUSED
+    assert result.stderr == "chat: the server password is wrong (use --password)\n"
+    assert run("send", "--port", str(running.port), "--password", "s3cret", "hi").exit_code == 0
+
+
+def test_send_usage_errors(run, server):
+    assert run("send", "--port", "99999", "x").exit_code == ExitStatus.USAGE
+    result = run("send", "--port", str(server.port), input="")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == "chat: no message: give it as arguments or on standard input\n"
+
+
+# -- chat join without a terminal -------------------------------------------------------------
+
+
+def test_join_sends_stdin_lines_and_quits_at_end(run, server, connect):
+    watcher = connect("watcher")
+    result = run(
+        "join", "--port", str(server.port), "--alias", "bob", input="hello all\n/msg watcher psst\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert watcher.expect("PRIVMSG").params == ("#lobby", "hello all")
+    assert watcher.expect("PRIVMSG").params == ("watcher", "psst")
+    quit_ = watcher.expect("QUIT")
+    assert quit_.source.startswith("bob!")
+    assert "#lobby <bob> hello all" in result.output
+    assert "[you → watcher] psst" in result.output
+
+
+def test_join_explains_a_taken_alias(run, server, connect):
+    connect("bob")
+    result = run("join", "--port", str(server.port), "--alias", "bob", input="")
+    assert result.exit_code == ExitStatus.ALIAS_REJECTED
+    assert result.stderr == "chat: alias 'bob' is already in use\n"
+
+
+def test_join_explains_an_unreachable_server(run):
+    result = run("join", "--port", str(free_port()), "--alias", "bob", input="")
+    assert result.exit_code == ExitStatus.CONNECT
+    assert "cannot connect" in result.stderr
