@@ -25,6 +25,10 @@ class ServerConfig:
     password: str | None = None  #: server password clients must give with PASS
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
+    #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow
+    #: to 4 MiB for a client that does not read, hiding a stalled client from the send
+    #: queue and costing memory; chat lines need far less.
+    socket_sndbuf: int = 64 * 1024
     registration_timeout: float = 30.0  #: time allowed from connect to registration
     ping_interval: float = 90.0  #: idle time after which the server sends PING
     ping_timeout: float = 60.0  #: time to answer that PING before being dropped

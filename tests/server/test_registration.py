@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from chatcli.protocol import numerics as n
 
 
@@ -238,3 +240,33 @@ def test_nick_is_released_when_connection_drops_without_quit(connect):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     connect("bob")
+
+
+def _has_ipv6() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+def test_serves_ipv6(make_server):
+    import socket
+
+    running = make_server(host="::1")
+    assert running.host == "::1"
+    sock = socket.create_connection(("::1", running.port), timeout=5)
+    try:
+        sock.sendall(b"NICK six\r\nUSER six 0 * :Six\r\n")
+        data = b""
+        while b" 001 " not in data:
+            chunk = sock.recv(4096)
+            assert chunk
+            data += chunk
+        assert b"six!~six@::1" in data
+    finally:
+        sock.close()

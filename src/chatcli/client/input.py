@@ -64,11 +64,20 @@ def parse_input(line: str, room: str | None) -> Action:
     """
     if not line.strip():
         return Action()
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("that line cannot be sent: it is not valid text (UTF-8)") from None
     if not line.startswith("/") or line.startswith("//"):
         text = line[1:] if line.startswith("//") else line
         if room is None:
             raise InputError("you are in no room: /join a room or /msg someone")
-        return _say(room, text)
+        try:
+            return _say(room, text)
+        except LocalProtocolError:
+            raise InputError(
+                "that cannot be sent: a message may not hold line breaks or NUL characters"
+            ) from None
     name, _, rest = line[1:].partition(" ")
     rest = rest.strip()
     handler = _COMMANDS.get(name.lower())
@@ -131,7 +140,8 @@ def _me(rest: str, room: str | None) -> Action:
     if room is None:
         raise InputError("you are in no room")
     text = _need(rest, "/me <action>")
-    return Action(messages=(Message("PRIVMSG", (room, f"\x01ACTION {text}\x01")),))
+    pieces = split_text(text, MAX_TEXT_BYTES - len("\x01ACTION \x01"))
+    return Action(messages=tuple(Message("PRIVMSG", (room, f"\x01ACTION {t}\x01")) for t in pieces))
 
 
 def _topic(rest: str, room: str | None) -> Action:
@@ -158,6 +168,8 @@ def _quote(rest: str, room: str | None) -> Action:
 
 
 def _quit(rest: str, room: str | None) -> Action:
+    if rest:
+        Message("QUIT", (rest,))  # the reason is sent later: check now that it can be
     return Action(local=Local.QUIT, reason=rest)
 
 

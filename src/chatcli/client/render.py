@@ -45,7 +45,8 @@ def nick_style(nick: str) -> str:
 
 
 def _stamp(when: datetime) -> Text:
-    return Text(when.strftime("%H:%M "), style=STYLE_TIME)
+    # A span, not the Text's own style: that would dim the whole line appended after it.
+    return Text().append(when.strftime("%H:%M "), style=STYLE_TIME)
 
 
 def _nick(nick: str) -> Text:

@@ -6,9 +6,10 @@ Contract of :class:`LineBuffer`:
 
 1. Lines end with LF; a CR before it is dropped (RFC 1459 says CRLF, real clients send LF).
 2. Partial input is kept until its line ending arrives, across any number of feeds.
-3. No line may exceed ``max_line`` bytes (a full tag section plus a full body, by default),
-   and no more than that is held without a line ending. Past that, ``feed`` raises
-   :class:`ReadQExceeded` and the stream cannot be resynchronised: the connection has to end.
+3. No line may exceed ``max_line`` bytes (a full tag section plus a full body, by default;
+   a CR before the LF counts), and no more than that is held without a line ending. Past
+   that, ``feed`` raises :class:`ReadQExceeded` and the stream cannot be resynchronised:
+   the connection has to end.
 4. Lines within ``max_line`` are returned even when they break the finer IRC limits; judging
    them is :func:`~chatcli.protocol.message.parse_line`'s job, so that the peer gets ``417``
    for an over-long line and the connection goes on (as Ergo does).
@@ -43,10 +44,11 @@ class LineBuffer:
         *lines, rest = self._buffer.split(b"\n")
         self._buffer = bytearray(rest)
         self._check()
-        out = [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
-        if any(len(line) > self.max_line for line in out):
+        # Judge the length with the CR, as _check() does while the LF has not arrived yet:
+        # otherwise whether a line is too long would depend on where the stream was cut.
+        if any(len(line) > self.max_line for line in lines):
             self._fail()
-        return out
+        return [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
 
     def _check(self) -> None:
         if len(self._buffer) > self.max_line:

@@ -32,8 +32,9 @@ MAX_BODY_BYTES = 512
 #: Bytes allowed for the tag section, the leading '@' and trailing space included (IRCv3).
 MAX_TAG_BYTES = 8191
 
-_COMMAND = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})$")
-_TAG_KEY = re.compile(r"^\+?(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "PING\n" through.
+_COMMAND = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})\Z")
+_TAG_KEY = re.compile(r"^\+?(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+\Z")
 _FORBIDDEN = frozenset("\r\n\0")
 
 # IRCv3 message-tags: "escaped value" table.
@@ -63,6 +64,10 @@ def unescape_tag_value(raw: str) -> str:
 def _check_text(what: str, text: str) -> None:
     if not _FORBIDDEN.isdisjoint(text):
         raise LocalProtocolError(f"{what} may not contain CR, LF or NUL: {text!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: to_bytes() could not encode it
+        raise LocalProtocolError(f"{what} is not valid Unicode: {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +173,13 @@ def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
         InvalidUtf8: the line is not UTF-8.
         MalformedLine: the line has no command or a malformed part.
     """
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte: never valid UTF-8
+            raw = data.encode("utf-8", "surrogatepass")
+    else:
+        raw = data
     if b"\0" in raw or b"\r" in raw or b"\n" in raw:
         raise MalformedLine("a line may not contain CR, LF or NUL")
     raw = raw.lstrip(b" ")
@@ -210,7 +221,7 @@ def _parse_text(tag_text: str | None, text: str) -> Message:
     head, sep, trailing = text.partition(" :")
     if text.startswith(":"):  # no command at all, only a trailing parameter
         raise MalformedLine("missing command")
-    words = head.split()
+    words = [word for word in head.split(" ") if word]  # SPACE only: not tabs, not NBSP
     if not words:
         raise MalformedLine("missing command")
     command, params = words[0], words[1:]
@@ -235,6 +246,8 @@ def split_text(text: str, max_bytes: int) -> list[str]:
     pieces: list[str] = []
     while len(text.encode("utf-8")) > max_bytes:
         cut = len(text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore"))
+        if cut == 0:
+            raise ValueError(f"max_bytes={max_bytes} cannot hold the character {text[0]!r}")
         space = text.rfind(" ", 0, cut + 1)
         if space > cut // 2:
             cut = space

@@ -32,8 +32,8 @@ CHANNELLEN = 64
 # Modern IRC: nicks must not contain space, comma, '*', '?', '!', '@'; must not start with
 # '$', ':', a channel type or a membership prefix. We are stricter, like RFC 2812 and Ergo's
 # ascii mode: a letter or special first, then letters, digits, specials and '-'.
-_NICK = re.compile(r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*$")
-_CHANNEL_FORBIDDEN = re.compile(r"[\s,\x07:]")
+_NICK = re.compile(r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*\Z")
+_CHANNEL_FORBIDDEN = re.compile(r"[\s,\x07:\x00]")
 
 
 def is_valid_nick(nick: str, max_len: int = NICKLEN) -> bool:
@@ -47,12 +47,13 @@ def is_channel(target: str) -> bool:
 
 
 def is_valid_channel(name: str, max_len: int = CHANNELLEN) -> bool:
-    """Whether ``name`` can be used as a channel name (``#`` then no space, comma, BEL, ':')."""
+    """Whether ``name`` can be used as a channel name (``#`` then no space, comma, BEL, ':',
+    NUL)."""
     return is_channel(name) and 1 < len(name) <= max_len and _CHANNEL_FORBIDDEN.search(name) is None
 
 
 def split_source(source: str) -> tuple[str, str, str]:
     """``nick!user@host`` -> ``(nick, user, host)``; missing parts are empty strings."""
-    nick, _, rest = source.partition("!")
-    user, _, host = rest.partition("@")
+    nick_user, _, host = source.partition("@")  # ``nick@host`` has a host but no user
+    nick, _, user = nick_user.partition("!")
     return nick, user, host

@@ -32,6 +32,7 @@ from chatcli.protocol import (
     parse_line,
 )
 from chatcli.protocol import numerics as n
+from chatcli.server.commands import dispatch
 from chatcli.server.errors import IRCError
 from chatcli.server.sendq import SendQueue
 
@@ -126,8 +127,6 @@ class Connection:
 
     def run(self) -> None:
         """The connection thread: read, frame, parse and dispatch until the end."""
-        from chatcli.server.commands import dispatch
-
         buffer = LineBuffer()
         try:
             self.sendq.start()

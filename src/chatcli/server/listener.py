@@ -165,6 +165,7 @@ class Server:
             return
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
         conn = Connection(self, sock, address[:2])
         with self.world.lock:
             self.world.connections.add(conn)
