@@ -89,7 +89,7 @@ def test_away_is_reported_to_whoever_messages_you(connect):
 
 
 def test_names_who_and_lusers_list_who_is_online(connect):
-    alice, bob, carol = three(connect)
+    alice, _bob, _carol = three(connect)
     alice.send("NAMES #lobby")
     names = alice.expect("353")
     assert names.params[:3] == ("alice", "=", "#lobby")
@@ -110,7 +110,7 @@ def test_names_who_and_lusers_list_who_is_online(connect):
 
 
 def test_whois_and_ison(connect):
-    alice, bob, _ = three(connect)
+    alice, _bob, _ = three(connect)
     alice.send("WHOIS bob")
     replies = {m.command: m for m in alice.collect("318")}
     assert replies["311"].params == ("alice", "bob", "~bob", "127.0.0.1", "*", "Real bob")
