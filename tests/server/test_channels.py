@@ -5,6 +5,15 @@ from __future__ import annotations
 import pytest
 
 
+def shared_room(name, op, *others):
+    """``op`` creates the room ``name`` (and runs it), then ``others`` join it."""
+    op.send(f"JOIN {name}")
+    op.expect("366", op.nick, name)
+    for other in others:
+        other.send(f"JOIN {name}")
+        op.expect("JOIN", name)
+
+
 def test_join_creates_a_room_and_its_creator_runs_it(connect):
     alice, bob = connect("alice"), connect("bob")
     alice.send("JOIN #dev")
@@ -94,10 +103,7 @@ def test_list_shows_rooms_sizes_and_topics(connect):
 
 def test_kick_needs_an_operator(connect):
     alice, bob = connect("alice"), connect("bob")
-    alice.send("JOIN #dev")
-    alice.expect("366", "alice", "#dev")
-    bob.send("JOIN #dev")
-    alice.expect("JOIN", "#dev")
+    shared_room("#dev", alice, bob)
     bob.send("KICK #dev alice")
     bob.expect("482")
     alice.send("KICK #dev bob :behave")
@@ -145,10 +151,7 @@ def test_key_and_limit(connect):
 
 def test_moderated_room_and_voice(connect):
     alice, bob = connect("alice"), connect("bob")
-    alice.send("JOIN #m")
-    alice.expect("366", "alice", "#m")
-    bob.send("JOIN #m")
-    alice.expect("JOIN", "#m")
+    shared_room("#m", alice, bob)
     alice.send("MODE #m +m")
     bob.expect("MODE")
     bob.send("PRIVMSG #m :can I talk?")
@@ -173,10 +176,7 @@ def test_no_external_messages(connect):
 
 def test_operator_status_and_errors(connect):
     alice, bob = connect("alice"), connect("bob")
-    alice.send("JOIN #o")
-    alice.expect("366", "alice", "#o")
-    bob.send("JOIN #o")
-    alice.expect("JOIN", "#o")
+    shared_room("#o", alice, bob)
     bob.send("MODE #o +t")
     bob.expect("482")
     alice.send("MODE #o +o bob")

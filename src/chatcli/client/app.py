@@ -139,30 +139,90 @@ def _batch(
     console: Console,
     lines: Iterable[str],
 ) -> ExitStatus:
+    typed = (line.rstrip("\r\n") for line in lines)
+    return _chat(session, view, room, burst, console.print, lambda: next(typed, None))
+
+
+def _interactive(
+    session: ClientSession, view: ChatView, room: str | None, burst: list[Message]
+) -> ExitStatus:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    prompt: PromptSession[str] = PromptSession()
+
+    def read_line() -> str | None:
+        try:
+            return prompt.prompt(view.prompt)
+        except EOFError:
+            return None
+
+    def stop_prompt() -> None:
+        app = prompt.app
+        if app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
+
+    with patch_stdout(raw=True):
+        console = Console(file=sys.stdout, highlight=False)
+        console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
+        return _chat(session, view, room, burst, console.print, read_line, stop_prompt)
+
+
+def _chat(
+    session: ClientSession,
+    view: ChatView,
+    room: str | None,
+    burst: list[Message],
+    show: Callable[[Text], None],
+    read_line: Callable[[], str | None],
+    on_lost: Callable[[], None] = lambda: None,
+) -> ExitStatus:
+    """Show what arrives and send what is typed until the user quits (or input ends, or
+    the connection does)."""
     lost = threading.Event()
-    _show_burst(burst, view, console.print)
-    reader = _start_reader(session, view, console.print, lost.set)
-    if room is not None:
-        _perform(session, view, parse_input(f"/join {room}", None), console.print)
+
+    def end() -> None:
+        lost.set()
+        on_lost()
+
+    _show_burst(burst, view, show)
+    reader = _start_reader(session, view, show, end)
     status = ExitStatus.OK
     try:
-        for raw in lines:
-            if lost.is_set():
-                break
+        if room is not None:
+            _perform(session, view, parse_input(f"/join {room}", None), show)
+        while not lost.is_set():
             try:
-                action = parse_input(raw.rstrip("\r\n"), view.room or room)
-            except InputError as exc:
-                console.print(Text(str(exc), style=STYLE_ERROR))
-                continue
-            if action.local is Local.QUIT:
-                session.send_quit(action.reason)
+                typed = read_line()
+            except KeyboardInterrupt:
+                session.send_quit("Leaving")
+                status = ExitStatus.INTERRUPTED
                 break
-            _perform(session, view, action, console.print)
-        else:
-            session.send_quit()
+            if typed is None:
+                if not lost.is_set():
+                    session.send_quit()
+                break
+            if not _handle(session, view, typed, show):
+                break
     except ConnectError as exc:
-        console.print(Text(str(exc), style=STYLE_ERROR))
+        show(Text(str(exc), style=STYLE_ERROR))
     return _finish(session, reader, status)
+
+
+def _handle(
+    session: ClientSession, view: ChatView, typed: str, show: Callable[[Text], None]
+) -> bool:
+    """Act on one typed line; False once the user has quit."""
+    try:
+        action = parse_input(typed, view.room)
+    except InputError as exc:
+        show(Text(str(exc), style=STYLE_ERROR))
+        return True
+    if action.local is Local.QUIT:
+        session.send_quit(action.reason)
+        return False
+    _perform(session, view, action, show)
+    return True
 
 
 def _finish(session: ClientSession, reader: threading.Thread, status: ExitStatus) -> ExitStatus:
@@ -174,52 +234,3 @@ def _finish(session: ClientSession, reader: threading.Thread, status: ExitStatus
     if not session.quitting:
         return ExitStatus.CONNECT
     return status
-
-
-def _interactive(
-    session: ClientSession, view: ChatView, room: str | None, burst: list[Message]
-) -> ExitStatus:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.patch_stdout import patch_stdout
-
-    prompt: PromptSession[str] = PromptSession()
-    lost = threading.Event()
-
-    def end() -> None:
-        lost.set()
-        app = prompt.app
-        if app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
-
-    status = ExitStatus.OK
-    with patch_stdout(raw=True):
-        console = Console(file=sys.stdout, highlight=False)
-        _show_burst(burst, view, console.print)
-        console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
-        reader = _start_reader(session, view, console.print, end)
-        if room is not None:
-            _perform(session, view, parse_input(f"/join {room}", None), console.print)
-        try:
-            while not lost.is_set():
-                try:
-                    typed = prompt.prompt(view.prompt)
-                except EOFError:
-                    if not lost.is_set():
-                        session.send_quit()
-                    break
-                except KeyboardInterrupt:
-                    session.send_quit("Leaving")
-                    status = ExitStatus.INTERRUPTED
-                    break
-                try:
-                    action = parse_input(typed, view.room)
-                except InputError as exc:
-                    console.print(Text(str(exc), style=STYLE_ERROR))
-                    continue
-                if action.local is Local.QUIT:
-                    session.send_quit(action.reason)
-                    break
-                _perform(session, view, action, console.print)
-        except ConnectError as exc:
-            console.print(Text(str(exc), style=STYLE_ERROR))
-        return _finish(session, reader, status)
