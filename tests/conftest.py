@@ -143,15 +143,15 @@ class Client:
                 return msg
             assert skip, f"expected {command} {params}, got {msg.to_line()!r}"
 
-    def collect(self, until: str, timeout: float = TIMEOUT) -> list[Message]:
-        """Every message up to and including the first ``until`` command."""
+    def collect(self, *until: str, timeout: float = TIMEOUT) -> list[Message]:
+        """Every message up to and including the first of the ``until`` commands."""
         out: list[Message] = []
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(max(0.0, deadline - time.monotonic()))
             assert msg is not None, f"connection closed while waiting for {until}"
             out.append(msg)
-            if msg.command == until:
+            if msg.command in until:
                 return out
 
     def quiet(self, wait: float = 0.2) -> list[Message]:
@@ -171,7 +171,8 @@ class Client:
         self.expect("PONG", None, token)
 
     def register(self, nick: str, caps: str = "") -> list[Message]:
-        """Register as ``nick``; return the burst up to the end of the default room's NAMES."""
+        """Register as ``nick``; return the burst up to the end of the default room's NAMES
+        (or of the MOTD, for a client that asked not to join it)."""
         if caps:
             self.send(f"CAP REQ :{caps}")
         self.send(f"NICK {nick}")
@@ -179,6 +180,8 @@ class Client:
         if caps:
             self.send("CAP END")
         self.nick = nick
+        if "no-autojoin" in caps:
+            return self.collect("376", "422")
         return self.collect("366")
 
     def closed(self, timeout: float = TIMEOUT) -> bool:

@@ -30,6 +30,15 @@ def test_default_room_has_no_automatic_operator(connect):
     assert next(m for m in burst if m.command == "353").params[-1] == "alice"
 
 
+def test_anyone_may_set_the_default_rooms_topic(connect):
+    """The default room has no operator, so nothing in it is reserved to operators."""
+    alice, bob = connect("alice"), connect("bob")
+    bob.send("TOPIC #lobby :Welcome, all")
+    assert alice.expect("TOPIC").params == ("#lobby", "Welcome, all")
+    alice.send("MODE #lobby")
+    assert alice.expect("324").params[2] == "+n"
+
+
 def test_join_errors(connect):
     alice = connect("alice")
     alice.send("JOIN nochan")

@@ -107,6 +107,24 @@ def test_names_who_and_lusers_list_who_is_online(connect):
     alice.send("LUSERS")
     assert alice.expect("251").params[-1] == "There are 3 users and 0 invisible on 1 servers"
     assert alice.expect("255").params[-1] == "I have 3 clients and 0 servers"
+    assert alice.expect("265").params[1:] == ("3", "3", "Current local users 3, max 3")
+
+
+def test_whowas_remembers_who_left_and_who_renamed(connect):
+    alice, bob, carol = three(connect)
+    bob.send("QUIT")
+    bob.closed()
+    carol.send("NICK caroline")
+    alice.expect("NICK")
+    alice.send("WHOWAS bob")
+    replies = alice.collect("369")
+    assert replies[0].command == "314"
+    assert replies[0].params == ("alice", "bob", "~bob", "127.0.0.1", "*", "Real bob")
+    alice.send("WHOWAS carol")
+    assert alice.expect("314").params[1] == "carol"
+    alice.send("WHOWAS nobody")
+    assert alice.expect("406").params[1] == "nobody"
+    alice.expect("369")
 
 
 def test_whois_and_ison(connect):

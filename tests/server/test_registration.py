@@ -24,6 +24,19 @@ def test_welcome_burst_then_default_room(connect):
     assert burst[-2].command == "353" and burst[-2].params[-1] == "alice"
 
 
+def test_no_autojoin_capability_keeps_a_script_out_of_the_room(connect):
+    watcher = connect("watcher")
+    bot = connect()
+    burst = bot.register("bot", caps="chatcli.local/no-autojoin")
+    assert "JOIN" not in [m.command for m in burst]
+    bot.send("PRIVMSG watcher :direct, no fuss")
+    assert watcher.expect("PRIVMSG").params == ("watcher", "direct, no fuss")
+    bot.send("QUIT")
+    bot.closed()
+    watcher.sync()
+    assert watcher.quiet() == []  # saw no JOIN and no QUIT
+
+
 def test_isupport_is_truthful(connect):
     tokens = set()
     for msg in connect().register("alice"):
@@ -118,7 +131,12 @@ def test_cap_negotiation_holds_registration_until_end(connect):
     client.send("USER alice 0 * :Alice")
     ls = client.expect("CAP")
     assert ls.params[:2] == ("*", "LS")
-    assert set(ls.params[2].split()) == {"echo-message", "multi-prefix", "userhost-in-names"}
+    assert set(ls.params[2].split()) == {
+        "echo-message",
+        "multi-prefix",
+        "userhost-in-names",
+        "chatcli.local/no-autojoin",
+    }
     client.send("CAP REQ :multi-prefix bogus-cap")
     assert client.expect("CAP").params == ("alice", "NAK", "multi-prefix bogus-cap")
     client.send("CAP REQ :multi-prefix echo-message")

@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from tests.conftest import Client
 
 
@@ -132,3 +134,42 @@ def test_a_client_that_never_reads_is_dropped_and_costs_the_others_nothing(make_
         alice.close()
         bob.close()
         stalled_sock.close()
+
+
+@pytest.mark.parametrize(
+    "line, reply",
+    [
+        ("NICK :a b", "432"),
+        ("TOPIC :#a b", "403"),
+        ("MODE :a b", "401"),
+        ("MODE :#a b", "403"),
+        ("CAP :LS x", "410"),
+        ("VERSION :a b", "402"),
+        ("HELP :a b", "524"),
+        ("WHOIS :a b", "401"),
+        ("JOIN :#a b", "403"),
+        ("PART :#a b", "403"),
+        ("NAMES :#a b", "366"),
+        ("WHO :a b", "315"),
+        ("PRIVMSG :a b", "412"),
+        ("KICK #lobby :a b", "482"),
+        ("INVITE bob :#a b", "401"),
+        ("MODE #lobby +b :a b", "482"),
+    ],
+)
+def test_parameters_with_spaces_are_answered_not_fatal(connect, line, reply):
+    """Replies echo what was sent; a trailing parameter with a space in it must not make
+    the echo unsendable (it used to end the connection with 'Internal error')."""
+    alice = connect("alice")
+    alice.send(line)
+    msg = alice.expect(reply)
+    assert " " not in "".join(msg.params[:-1])
+    alice.sync()
+
+
+def test_ban_mask_with_a_space_is_refused(connect):
+    alice = connect("alice")
+    alice.send("JOIN #b")
+    alice.send("MODE #b +b :a b")
+    alice.expect("696")
+    alice.sync()

@@ -45,6 +45,13 @@ log = logging.getLogger("chatcli.server")
 RECV_BYTES = 16384
 
 
+def _safe_middle(param: str) -> str:
+    """``param`` as a valid middle parameter: cut at the first space, never empty, never
+    starting with ':'."""
+    param = param.split(" ", 1)[0].lstrip(":")
+    return param or "*"
+
+
 class Connection:
     def __init__(self, server: Server, sock: socket.socket, address: tuple[str, int]) -> None:
         self.server = server
@@ -100,8 +107,15 @@ class Connection:
         self.sendq.put(msg.to_bytes())
 
     def reply(self, numeric: str, *params: str) -> None:
-        """Send ``:<server> <numeric> <nick> <params...>``."""
-        self.send(Message(numeric, (self.name, *params), self.config.name))
+        """Send ``:<server> <numeric> <nick> <params...>``.
+
+        Replies often echo what the client sent (an invalid nick, an unknown room); a
+        middle parameter that could not stand on the wire as such is made safe first, so
+        that answering bad input can never fail.
+        """
+        *middle, last = (self.name, *params)
+        safe = tuple(_safe_middle(p) for p in middle)
+        self.send(Message(numeric, (*safe, last), self.config.name))
 
     def send_error(self, err: IRCError) -> None:
         self.reply(err.numeric, *err.params, err.text)

@@ -83,7 +83,9 @@ class Server:
         self._state_lock = threading.Lock()
         self._closed = False
         self._threads: set[threading.Thread] = set()
-        lobby = Channel(config.room, int(self.created), permanent=True)
+        # The default room has no operator, so nothing in it is reserved to operators (no
+        # +t): anyone may set its topic. It stays when empty.
+        lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
         self.world.channels[self.world.fold(config.room)] = lobby
 
     # -- binding ----------------------------------------------------------------------------

@@ -15,7 +15,10 @@ Concurrency design:
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import CaseMapping
@@ -26,6 +29,21 @@ if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 
+#: How many departed users WHOWAS remembers.
+WHOWAS_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Departed:
+    """What WHOWAS tells of someone who has left."""
+
+    nick: str
+    user: str
+    host: str
+    realname: str
+    left_at: float
+
+
 class World:
     def __init__(self, casemapping: CaseMapping) -> None:
         self.lock = threading.RLock()
@@ -33,6 +51,8 @@ class World:
         self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
         self.channels: dict[str, Channel] = {}  # folded name -> channel
         self.connections: set[Connection] = set()  # every open connection
+        self.whowas: deque[Departed] = deque(maxlen=WHOWAS_SIZE)  # newest last
+        self.max_users = 0  # the most registered users at once, for LUSERS
 
     def fold(self, name: str) -> str:
         return self.casemapping.fold(name)
@@ -81,8 +101,16 @@ class World:
             self.remove_member(channel, conn)
         if conn.nick is not None and self.nicks.get(conn.folded_nick) is conn:
             del self.nicks[conn.folded_nick]
+        if conn.registered:
+            self.remember(conn)
         self.connections.discard(conn)
         return peers
+
+    def remember(self, conn: Connection) -> None:
+        """Note ``conn``'s current identity for WHOWAS (on quit and on nick change)."""
+        self.whowas.append(
+            Departed(conn.name, conn.user or "~u", conn.host, conn.realname, time.time())
+        )
 
     def registered(self) -> Iterable[Connection]:
         return (c for c in self.connections if c.registered)

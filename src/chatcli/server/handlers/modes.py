@@ -146,6 +146,8 @@ def _change(
         return sign, ch, target.name
     if ch == "b":
         assert arg is not None
+        if not arg or " " in arg or arg.startswith(":"):
+            raise InvalidModeParam(channel.name, "b", "*", text="Invalid ban mask")
         mask = _normal_mask(arg)
         if adding == (mask in channel.bans):
             return None

@@ -92,6 +92,28 @@ def whois(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_ENDOFWHOIS, other.name, "End of /WHOIS list")
 
 
+@command("WHOWAS", 1)
+def whowas(conn: Connection, msg: Message) -> None:
+    """WHOWAS <nick> [<count>] — who used a nick that is no longer online."""
+    nick = msg.params[0].split(",")[0]
+    count = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
+    world = conn.world
+    with world.lock:
+        folded = world.fold(nick)
+        found = [d for d in reversed(world.whowas) if world.fold(d.nick) == folded]
+    if count > 0:
+        found = found[:count]
+    if not found:
+        conn.reply(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+    for departed in found:
+        conn.reply(
+            n.RPL_WHOWASUSER, departed.nick, departed.user, departed.host, "*", departed.realname
+        )
+        left = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(departed.left_at))
+        conn.reply(n.RPL_WHOISSERVER, departed.nick, conn.config.name, left)
+    conn.reply(n.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
+
+
 @command("ISON", 1)
 def ison(conn: Connection, msg: Message) -> None:
     """ISON <nick>{ <nick>} — which of these nicks are online."""
@@ -130,6 +152,7 @@ def send_lusers(conn: Connection) -> None:
         invisible = sum(1 for c in users if "i" in c.modes)
         unknown = len(world.connections) - len(users)
         channels = len(world.channels)
+        most = world.max_users
     total = len(users)
     conn.reply(
         n.RPL_LUSERCLIENT,
@@ -139,8 +162,10 @@ def send_lusers(conn: Connection) -> None:
         conn.reply(n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     conn.reply(n.RPL_LUSERCHANNELS, str(channels), "channels formed")
     conn.reply(n.RPL_LUSERME, f"I have {total} clients and 0 servers")
-    conn.reply(n.RPL_LOCALUSERS, str(total), str(total), f"Current local users {total}")
-    conn.reply(n.RPL_GLOBALUSERS, str(total), str(total), f"Current global users {total}")
+    conn.reply(n.RPL_LOCALUSERS, str(total), str(most), f"Current local users {total}, max {most}")
+    conn.reply(
+        n.RPL_GLOBALUSERS, str(total), str(most), f"Current global users {total}, max {most}"
+    )
 
 
 @command("MOTD")

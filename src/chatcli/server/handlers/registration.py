@@ -25,11 +25,15 @@ if TYPE_CHECKING:
     from chatcli.config import ServerConfig
     from chatcli.server.connection import Connection
 
+#: A vendor capability: do not join the default room on registration. ``chat send`` asks
+#: for it, so that a script's direct message does not show a join and a quit to the room.
+NO_AUTOJOIN = "chatcli.local/no-autojoin"
 #: Capabilities this server implements, with their CAP LS 302 values.
 CAPABILITIES: dict[str, str] = {
     "echo-message": "",
     "multi-prefix": "",
     "userhost-in-names": "",
+    NO_AUTOJOIN: "",
 }
 USER_MODES = "i"
 
@@ -121,6 +125,8 @@ def nick(conn: Connection, msg: Message) -> None:
         if new == conn.nick:
             return
         old_source = conn.source
+        if conn.registered:
+            world.remember(conn)
         world.claim_nick(conn, new)
         if conn.registered:
             line = Message("NICK", (new,), old_source).to_bytes()
@@ -153,12 +159,15 @@ def try_register(conn: Connection) -> None:
         conn.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
         conn.disconnect("Bad password")
         return
-    with conn.world.lock:
+    world = conn.world
+    with world.lock:
         conn.registered = True
+        world.max_users = max(world.max_users, sum(1 for _ in world.registered()))
     welcome(conn)
-    from chatcli.server.handlers.channels import join_channel
+    if NO_AUTOJOIN not in conn.caps:
+        from chatcli.server.handlers.channels import join_channel
 
-    join_channel(conn, config.room, None)
+        join_channel(conn, config.room, None)
 
 
 def welcome(conn: Connection) -> None:
