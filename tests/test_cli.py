@@ -135,11 +135,31 @@ def test_send_exit_code_for_a_wrong_server_password(run, make_server):
     assert run("send", "--port", str(running.port), "--password", "s3cret", "hi").exit_code == 0
 
 
+def test_send_to_a_person_leaves_the_room_undisturbed(run, server, connect):
+    alice, watcher = connect("alice"), connect("watcher")
+    alice.sync()
+    watcher.sync()
+    assert run("send", "--port", str(server.port), "--to", "alice", "for you").exit_code == 0
+    assert alice.expect("PRIVMSG").params == ("alice", "for you")
+    watcher.sync()
+    assert watcher.quiet() == []  # no join, no quit in #lobby
+
+
+@pytest.mark.parametrize("target", ["a b", "#a b", "", "#"])
+def test_send_to_an_impossible_target_is_a_usage_error(run, server, target):
+    result = run("send", "--port", str(server.port), "--to", target, "hello")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == f"chat: --to must be a room (#name) or an alias, not {target!r}\n"
+
+
 def test_send_usage_errors(run, server):
     assert run("send", "--port", "99999", "x").exit_code == ExitStatus.USAGE
     result = run("send", "--port", str(server.port), input="")
     assert result.exit_code == ExitStatus.USAGE
     assert result.stderr == "chat: no message: give it as arguments or on standard input\n"
+    result = run("send", "--port", str(server.port), "")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == "chat: no message: the message is empty\n"
 
 
 # -- chat join without a terminal -------------------------------------------------------------

@@ -240,7 +240,10 @@ def send(
     from chatcli.client.oneshot import run_send
 
     if message:
-        lines: Iterator[str] = iter([" ".join(message)])
+        text = " ".join(message)
+        if not text.strip():
+            raise ConfigError("no message: the message is empty")
+        lines: Iterator[str] = iter([text])
     else:
         # Lines are sent as they are read (``tail -f log | chat send`` streams), but there
         # must be at least one before connecting.

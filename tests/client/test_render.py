@@ -191,14 +191,47 @@ def assert_error(text: Text, fragment: str) -> None:
     assert "\x1b[1;31m" in ansi(text)
 
 
-def test_error_message():
-    text = show(message("ERROR", "Closing link: (Quit: bye)"))
-    assert text.plain == "12:34 Closing link: (Quit: bye)"
-    assert_error(text, "Closing link")
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("Closing link: 127.0.0.1 (Quit: bye)", "bye"),
+        ("Closing link: 127.0.0.1 (Client Quit)", "you quit"),
+        ("Closing link: 127.0.0.1 (Server shutting down)", "Server shutting down"),
+        ("something else", "something else"),
+    ],
+)
+def test_error_tells_why_the_connection_closed(text, shown):
+    assert plain(message("ERROR", text)) == f"12:34 -- disconnected: {shown}"
 
 
 def test_error_without_text():
-    assert_error(show(message("ERROR")), "connection closed")
+    assert plain(message("ERROR")) == "12:34 -- disconnected: connection closed"
+
+
+@pytest.mark.parametrize(
+    "reason, shown",
+    [
+        ("Quit: gone fishing", " (gone fishing)"),
+        ("Client Quit", ""),
+        ("Ping timeout", " (Ping timeout)"),
+    ],
+)
+def test_quit_reason_is_said_once(reason, shown):
+    assert plain(message("QUIT", reason, source="bob!b@h")) == f"12:34 -- bob quit{shown}"
+
+
+def test_ctcp_requests_and_replies_are_system_lines():
+    assert plain(message("PRIVMSG", ME, "\x01VERSION\x01", source="carol!c@h")) == (
+        "12:34 -- carol sent a CTCP VERSION request"
+    )
+    assert plain(message("NOTICE", ME, "\x01PING 123\x01", source="carol!c@h")) == (
+        "12:34 -- CTCP PING reply from carol: 123"
+    )
+
+
+def test_a_direct_notice_looks_unlike_a_direct_message():
+    notice = plain(message("NOTICE", ME, "a notice", source="carol!c@h"))
+    assert notice == "12:34 -carol → you- a notice"
 
 
 def test_fail():
@@ -282,13 +315,15 @@ def test_whois_replies():
     assert plain(chans) == "12:34 -- bob is in @#lobby #dev"
 
 
-def test_welcome_is_shown():
+def test_welcome_says_who_you_are():
     assert plain(message("001", ME, "Welcome to chatcli, me", source="srv")) == (
-        "12:34 Welcome to chatcli, me"
+        f"12:34 -- connected as {ME}"
     )
 
 
-@pytest.mark.parametrize("code", ["002", "003", "004", "005", "366", "315", "318", "376"])
+@pytest.mark.parametrize(
+    "code", ["002", "003", "004", "005", "366", "315", "318", "376", "251", "422"]
+)
 def test_hidden_numerics(code):
     assert render(message(code, ME, "x", "whatever", source="srv"), ME, WHEN) is None
 

@@ -8,18 +8,42 @@ lines are printed above the prompt and never clobber what is being typed. Withou
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from rich.console import Console
 from rich.text import Text
 
+from chatcli import __version__
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
-from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, render
+from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, render
 from chatcli.client.session import ClientSession
 from chatcli.errors import ConnectError, ExitStatus
 from chatcli.protocol import Message, split_source
+from chatcli.protocol import numerics as n
+
+
+def ctcp_answer(msg: Message, me: str) -> Message | None:
+    """The NOTICE that answers a CTCP VERSION, PING, TIME or CLIENTINFO sent to ``me``."""
+    if msg.command != "PRIVMSG" or len(msg.params) < 2 or msg.params[0].lower() != me.lower():
+        return None
+    request = ctcp(msg.params[1])
+    if request is None or not msg.source:
+        return None
+    verb, arg = request
+    answers = {
+        "VERSION": f"chatcli {__version__}",
+        "PING": arg,
+        "TIME": datetime.now().astimezone().strftime("%a %b %d %H:%M:%S %Y %z"),
+        "CLIENTINFO": "ACTION CLIENTINFO PING TIME VERSION",
+    }
+    if verb not in answers:
+        return None
+    reply = f"\x01{verb} {answers[verb]}\x01" if answers[verb] else f"\x01{verb}\x01"
+    return Message("NOTICE", (split_source(msg.source)[0], reply))
 
 
 class ChatView:
@@ -31,6 +55,18 @@ class ChatView:
         self.rooms: list[str] = []
         self.room = room  #: where plain text goes
         self.lock = threading.Lock()
+        self._named: set[str] = set()  # rooms with names listed since the last end of NAMES
+
+    def notes(self, msg: Message) -> Text | None:
+        """A line to show for what the server left unsaid: a NAMES with nobody in it."""
+        if msg.command == n.RPL_NAMREPLY and len(msg.params) > 2:
+            self._named.add(msg.params[2].lower())
+        elif msg.command == n.RPL_ENDOFNAMES and len(msg.params) > 1:
+            room = msg.params[1]
+            if room != "*" and room.lower() not in self._named:
+                return Text(f"nobody is in {room}", style=STYLE_SYSTEM)
+            self._named.discard(room.lower())
+        return None
 
     def observe(self, msg: Message) -> None:
         """Follow our own joins, parts and nick changes."""
@@ -93,12 +129,20 @@ def _start_reader(
     session: ClientSession, view: ChatView, show: Callable[[Text], None], on_end: Callable[[], None]
 ) -> threading.Thread:
     def read() -> None:
+        told = False  # the server said why it closed (ERROR)
         while (msg := session.recv()) is not None:
             view.observe(msg)
-            line = render(msg, view.nick)
+            answer = ctcp_answer(msg, view.nick)
+            if answer is not None:
+                with contextlib.suppress(ConnectError):
+                    session.send(answer)
+            told = told or msg.command == "ERROR"
+            if msg.command == "ERROR" and session.quitting:
+                continue  # the expected goodbye
+            line = render(msg, view.nick) or view.notes(msg)
             if line is not None:
                 show(line)
-        if not session.quitting:
+        if not session.quitting and not told:
             show(Text("connection to the server lost", style=STYLE_ERROR))
         on_end()
 
@@ -119,6 +163,9 @@ def _perform(
     if action.room is not None:
         with view.lock:
             view.room = action.room
+            already = action.room.lower() in (r.lower() for r in view.rooms)
+        if already:
+            show(Text(f"now talking in {action.room}", style=STYLE_SYSTEM))
     if action.local is Local.HELP:
         show(help_text())
 
@@ -149,7 +196,8 @@ def _interactive(
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    prompt: PromptSession[str] = PromptSession()
+    # erase_when_done: the typed line goes; the server's echo shows it once, as sent.
+    prompt: PromptSession[str] = PromptSession(erase_when_done=True)
 
     def read_line() -> str | None:
         try:

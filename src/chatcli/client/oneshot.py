@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 
 from chatcli.client.input import MAX_TEXT_BYTES
 from chatcli.client.session import ClientSession
-from chatcli.errors import AliasRejected, ConnectError, NoSuchTarget, Refused
-from chatcli.protocol import Message, is_channel, split_text
+from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarget, Refused
+from chatcli.protocol import Message, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
 _NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
@@ -124,7 +124,13 @@ def run_send(
     password: str | None,
     timeout: float,
 ) -> int:
-    """Connect, send, confirm, quit. Returns how many messages were sent."""
+    """Connect, send, confirm, quit. Returns how many messages were sent.
+
+    Raises:
+        ConfigError: ``target`` is neither a room nor an alias.
+    """
+    if not (is_valid_channel(target) or is_valid_nick(target)):
+        raise ConfigError(f"--to must be a room (#name) or an alias, not {target!r}")
     session = connect_as(
         alias, retry=retry_alias, host=host, port=port, password=password, timeout=timeout
     )

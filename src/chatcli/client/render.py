@@ -35,7 +35,8 @@ _HIDDEN = {
     n.RPL_ENDOFWHO, n.RPL_ENDOFWHOIS, n.RPL_TOPICWHOTIME, n.RPL_CREATIONTIME,
     n.RPL_LISTSTART, n.RPL_LISTEND, n.RPL_ENDOFHELP, n.RPL_ENDOFMOTD, n.RPL_MOTDSTART,
     n.RPL_LUSEROP, n.RPL_LUSERUNKNOWN, n.RPL_LUSERCHANNELS, n.RPL_LUSERME,
-    n.RPL_LOCALUSERS, n.RPL_GLOBALUSERS, n.RPL_ENDOFBANLIST,
+    n.RPL_LOCALUSERS, n.RPL_GLOBALUSERS, n.RPL_ENDOFBANLIST, n.RPL_LUSERCLIENT, n.ERR_NOMOTD,
+    n.RPL_ENDOFWHOWAS,
 }  # fmt: skip
 
 
@@ -87,7 +88,8 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
     if cmd == "PART" and p:
         return _system(when, _nick(nick), f" left {p[0]}" + (f" ({p[1]})" if len(p) > 1 else ""))
     if cmd == "QUIT":
-        return _system(when, _nick(nick), " quit" + (f" ({p[0]})" if p and p[0] else ""))
+        reason = quit_reason(p[0] if p else "")
+        return _system(when, _nick(nick), " quit" + (f" ({reason})" if reason else ""))
     if cmd == "NICK" and p:
         return _system(when, _nick(nick), " is now known as ", _nick(p[0]))
     if cmd == "TOPIC" and len(p) >= 2:
@@ -100,12 +102,34 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
     if cmd == "INVITE" and len(p) >= 2:
         return _system(when, _nick(nick), f" invites you to {p[1]} (/join {p[1]})")
     if cmd == "ERROR":
-        return _line(when, p[-1] if p else "connection closed", STYLE_ERROR)
+        return _system(when, f"disconnected: {closing_reason(p[-1] if p else '')}")
     if cmd == "FAIL" and len(p) >= 3:
         return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
     if cmd.isdigit():
-        return _numeric(when, cmd, p[1:])
+        return _numeric(when, cmd, p)
     return None  # PING, PONG, CAP and the like
+
+
+def quit_reason(reason: str) -> str:
+    """A QUIT reason as a person would say it: 'Quit: lunch' -> 'lunch', 'Client Quit' -> ''."""
+    if reason == "Client Quit":
+        return ""
+    return reason.removeprefix("Quit: ")
+
+
+def closing_reason(text: str) -> str:
+    """The reason inside ``ERROR :Closing link: <host> (<reason>)``, or the whole text."""
+    if text.startswith("Closing link:") and text.endswith(")") and "(" in text:
+        return quit_reason(text[text.index("(") + 1 : -1]) or "you quit"
+    return text or "connection closed"
+
+
+def ctcp(text: str) -> tuple[str, str] | None:
+    """``(VERB, argument)`` of a CTCP message (``\\x01VERB arg\\x01``), else None."""
+    if len(text) < 2 or text[0] != "\x01":
+        return None
+    verb, _, arg = text.strip("\x01").partition(" ")
+    return verb.upper(), arg
 
 
 def _chat(
@@ -115,9 +139,15 @@ def _chat(
     if server:
         line.append(f"-!- {text}", style=STYLE_INFO)
         return line
-    action = text.startswith("\x01ACTION ") and text.endswith("\x01")
-    if action:
-        text = text[8:-1]
+    request = ctcp(text)
+    action = request is not None and request[0] == "ACTION"
+    if request is not None and not action:
+        verb, arg = request
+        if cmd == "NOTICE":
+            return _system(when, f"CTCP {verb} reply from ", _nick(nick), f": {arg}")
+        return _system(when, _nick(nick), f" sent a CTCP {verb} request")
+    if request is not None:
+        text = request[1]
     if is_channel(target):
         line.append(f"{target} ", style="dim")
         if action:
@@ -130,7 +160,8 @@ def _chat(
     outgoing = nick.lower() == me.lower()
     who = target if outgoing else nick
     arrow = f"you → {who}" if outgoing else f"{who} → you"
-    line.append(f"[{arrow}] ", style=STYLE_DIRECT)
+    marks = "--" if cmd == "NOTICE" else "[]"
+    line.append(f"{marks[0]}{arrow}{marks[1]} ", style=STYLE_DIRECT)
     line.append(f"* {nick} {text}" if action else text, style="magenta")
     return line
 
@@ -141,7 +172,10 @@ def _line(when: datetime, text: str, style: str) -> Text:
     return line
 
 
-def _numeric(when: datetime, code: str, p: tuple[str, ...]) -> Text | None:
+def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
+    if code == n.RPL_WELCOME:
+        return _system(when, "connected as ", _nick(params[0] if params else ""))
+    p = params[1:]  # without the first parameter, our own nick
     if code in _HIDDEN:
         return None
     if code == n.RPL_NAMREPLY and len(p) >= 3:

@@ -13,11 +13,11 @@ from collections import deque
 from collections.abc import Iterable
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
-from chatcli.protocol import LineBuffer, Message, ProtocolError, parse_line
+from chatcli.protocol import LineBuffer, Message, ProtocolError, caps, parse_line
 from chatcli.protocol import numerics as n
 
 #: Capabilities the client asks for when the server offers them.
-WANTED_CAPS = ("echo-message", "multi-prefix")
+WANTED_CAPS = (caps.ECHO_MESSAGE, caps.MULTI_PREFIX)
 
 
 class ClientSession:

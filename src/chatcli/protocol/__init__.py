@@ -4,7 +4,7 @@ Nothing in this package imports ``socket``, ``threading`` or ``time``: it turns 
 typed values and back, and both the server and the client are built on it.
 """
 
-from chatcli.protocol import numerics
+from chatcli.protocol import caps, numerics
 from chatcli.protocol.errors import (
     EmptyLine,
     InputTooLong,
@@ -51,6 +51,7 @@ __all__ = [
     "ProtocolError",
     "ReadQExceeded",
     "RemoteProtocolError",
+    "caps",
     "escape_tag_value",
     "is_channel",
     "is_valid_channel",

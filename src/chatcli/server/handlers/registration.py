@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_valid_nick
+from chatcli.protocol import Message, caps, is_valid_nick
 from chatcli.protocol import numerics as n
 from chatcli.server.channel import FLAG_MODES, LIST_MODES, PARAM_MODES, PREFIXES, SET_PARAM_MODES
 from chatcli.server.commands import command
@@ -25,15 +25,12 @@ if TYPE_CHECKING:
     from chatcli.config import ServerConfig
     from chatcli.server.connection import Connection
 
-#: A vendor capability: do not join the default room on registration. ``chat send`` asks
-#: for it, so that a script's direct message does not show a join and a quit to the room.
-NO_AUTOJOIN = "chatcli.local/no-autojoin"
 #: Capabilities this server implements, with their CAP LS 302 values.
 CAPABILITIES: dict[str, str] = {
-    "echo-message": "",
-    "multi-prefix": "",
-    "userhost-in-names": "",
-    NO_AUTOJOIN: "",
+    caps.ECHO_MESSAGE: "",
+    caps.MULTI_PREFIX: "",
+    caps.USERHOST_IN_NAMES: "",
+    caps.NO_AUTOJOIN: "",
 }
 USER_MODES = "i"
 
@@ -71,11 +68,11 @@ def cap(conn: Connection, msg: Message) -> None:
         if not conn.registered:
             conn.cap_negotiating = True
         version = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
-        caps = " ".join(
+        offered = " ".join(
             f"{name}={value}" if value and version >= 302 else name
             for name, value in CAPABILITIES.items()
         )
-        _cap_reply(conn, "LS", caps)
+        _cap_reply(conn, "LS", offered)
     elif sub == "LIST":
         _cap_reply(conn, "LIST", " ".join(sorted(conn.caps)))
     elif sub == "REQ":
@@ -164,7 +161,7 @@ def try_register(conn: Connection) -> None:
         conn.registered = True
         world.max_users = max(world.max_users, sum(1 for _ in world.registered()))
     welcome(conn)
-    if NO_AUTOJOIN not in conn.caps:
+    if caps.NO_AUTOJOIN not in conn.caps:
         from chatcli.server.handlers.channels import join_channel
 
         join_channel(conn, config.room, None)
