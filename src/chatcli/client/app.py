@@ -19,7 +19,7 @@ from rich.text import Text
 
 from chatcli import __version__
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
-from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, render
+from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import ClientSession
 from chatcli.errors import ConnectError, ExitStatus
 from chatcli.protocol import Message, split_source
@@ -64,7 +64,7 @@ class ChatView:
         elif msg.command == n.RPL_ENDOFNAMES and len(msg.params) > 1:
             room = msg.params[1]
             if room != "*" and room.lower() not in self._named:
-                return Text(f"nobody is in {room}", style=STYLE_SYSTEM)
+                return note(f"nobody is in {room}")
             self._named.discard(room.lower())
         return None
 
@@ -139,9 +139,9 @@ def _start_reader(
             told = told or msg.command == "ERROR"
             if msg.command == "ERROR" and session.quitting:
                 continue  # the expected goodbye
-            line = render(msg, view.nick) or view.notes(msg)
-            if line is not None:
-                show(line)
+            for line in (render(msg, view.nick), view.notes(msg)):
+                if line is not None:
+                    show(line)
         if not session.quitting and not told:
             show(Text("connection to the server lost", style=STYLE_ERROR))
         on_end()
@@ -165,7 +165,7 @@ def _perform(
             view.room = action.room
             already = action.room.lower() in (r.lower() for r in view.rooms)
         if already:
-            show(Text(f"now talking in {action.room}", style=STYLE_SYSTEM))
+            show(note(f"now talking in {action.room}"))
     if action.local is Local.HELP:
         show(help_text())
 

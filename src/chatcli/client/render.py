@@ -62,6 +62,11 @@ def _system(when: datetime, *parts: str | Text) -> Text:
     return line
 
 
+def note(text: str, when: datetime | None = None) -> Text:
+    """A system line of the client's own, looking like the server's."""
+    return _system(when or datetime.now(), text)
+
+
 def message_time(msg: Message, default: datetime) -> datetime:
     """The message's ``server-time`` tag as local time, or ``default``."""
     stamp = msg.tags.get("time")
