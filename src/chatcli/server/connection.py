@@ -2,21 +2,24 @@
 
 Theory of operation: :meth:`Connection.run` is the connection's own thread. It reads,
 frames, parses and dispatches, one line at a time, in order. Everything the connection
-sends goes through its :class:`~chatcli.server.sendq.SendQueue`, drained by a writer thread,
-so other threads may queue lines to it at any time without waiting for its socket.
+sends goes through its :class:`~chatcli.server.sendq.SendQueue`, written by the server's
+one flusher thread, so other threads may queue lines to it at any time without waiting
+for its socket. The socket is non-blocking; this thread waits for input with ``poll``.
 
 Any thread may end a connection with :meth:`disconnect`: that records the reason, queues
-``ERROR``, and shuts the socket down for reading, which wakes this thread. The reading
-thread alone tears down: it tells the connection's rooms it has quit, waits (briefly) for
-the writer to flush, and closes the socket. So the socket is closed exactly once, by its
-owner.
+``ERROR``, and shuts the socket down for reading, which wakes this thread. This thread
+alone tears down: it tells the connection's rooms it has quit, waits (briefly) for the
+flusher to send what is left, and closes the socket. So the socket is closed exactly
+once, by its owner, after the flusher is done with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -43,6 +46,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatcli.server")
 
 RECV_BYTES = 16384
+# How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
+# Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
+WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
+
+
+def wait_readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait until ``sock`` has something to read (or an end or error); False on timeout."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    readable, _, errors = select.select([sock], [], [sock], timeout)
+    return bool(readable or errors)
 
 
 def _safe_middle(param: str) -> str:
@@ -81,9 +97,7 @@ class Connection:
         self.signon = int(time.time())
         self.quit_reason: str | None = None
         self._closing = threading.Lock()
-        self.sendq = SendQueue(
-            sock, self.config.max_sendq, self.disconnect, name=f"writer {self.host}"
-        )
+        self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
         self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
 
     def __repr__(self) -> str:
@@ -143,9 +157,12 @@ class Connection:
         """The connection thread: read, frame, parse and dispatch until the end."""
         buffer = LineBuffer()
         try:
-            self.sendq.start()
             while self.quit_reason is None:
-                data = self.sock.recv(RECV_BYTES)
+                try:
+                    data = self.sock.recv(RECV_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    wait_readable(self.sock, WAKE_INTERVAL)
+                    continue
                 if not data:
                     break
                 self.last_seen = time.monotonic()
@@ -199,9 +216,9 @@ class Connection:
                 for peer in peers:
                     peer.sendq.put(quit_line)
         deadline = time.monotonic() + self.config.shutdown_grace
-        if not self.sendq.join(self.config.shutdown_grace):
-            self._shutdown(socket.SHUT_RDWR)  # a peer that does not read: stop waiting
-            self.sendq.join(1.0)
+        if not self.sendq.finished(self.config.shutdown_grace):
+            self.sendq.abandon()  # a peer that does not read: stop waiting for it
+            self.sendq.finished(1.0)
         self._drain(deadline)
         self.sock.close()
         self.server.forget(self)
@@ -212,9 +229,10 @@ class Connection:
         does not reset the connection and destroy our final ERROR line in flight."""
         try:
             while (left := deadline - time.monotonic()) > 0:
-                self.sock.settimeout(left)
-                if not self.sock.recv(RECV_BYTES):
+                if wait_readable(self.sock, left) and not self.sock.recv(RECV_BYTES):
                     return
+        except (BlockingIOError, InterruptedError):
+            pass
         except OSError:
             pass
 

@@ -25,6 +25,7 @@ from chatcli.config import ServerConfig
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection
+from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 
 log = logging.getLogger("chatcli.server")
@@ -83,6 +84,7 @@ class Server:
         self._state_lock = threading.Lock()
         self._closed = False
         self._threads: set[threading.Thread] = set()
+        self.flusher = Flusher()
         # The default room has no operator, so nothing in it is reserved to operators (no
         # +t): anyone may set its topic. It stays when empty.
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
@@ -142,6 +144,7 @@ class Server:
             self._running = True
         housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping")
         housekeeper.start()
+        self.flusher.start()
         try:
             with selectors.DefaultSelector() as selector:
                 for sock in self._listeners:
@@ -155,6 +158,7 @@ class Server:
             self._stop.set()
             housekeeper.join()
             self._end_all()
+            self.flusher.stop()
             self._stopped.set()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -165,7 +169,7 @@ class Server:
             if exc.errno in (23, 24):  # ENFILE, EMFILE: back off instead of spinning
                 time.sleep(0.1)
             return
-        sock.setblocking(True)
+        sock.setblocking(False)  # the flusher writes without waiting; see sendq.py
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
         conn = Connection(self, sock, address[:2])
@@ -254,6 +258,7 @@ class Server:
             sock.close()
         self._wake_r.close()
         self._wake_w.close()
+        self.flusher.stop()
 
     @property
     def thread_count(self) -> int:
