@@ -20,6 +20,7 @@ from chatcli.server.errors import (
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
+    from chatcli.server.sendq import SendQueue
 
 #: Member prefixes, highest first, as advertised in ``PREFIX=(ov)@+``.
 PREFIXES = {"o": "@", "v": "+"}
@@ -44,6 +45,23 @@ class Channel:
     bans: dict[str, tuple[str, int]] = field(default_factory=dict)  # mask -> (setter, time)
     invited: set[str] = field(default_factory=set)  # folded nicks
     permanent: bool = False  #: kept when empty (the default room)
+    _queues: tuple[SendQueue, ...] | None = field(default=None, repr=False)
+
+    def add(self, conn: Connection, prefixes: set[str]) -> None:
+        self.members[conn] = prefixes
+        self._queues = None
+
+    def remove(self, conn: Connection) -> None:
+        self.members.pop(conn, None)
+        self._queues = None
+
+    @property
+    def queues(self) -> tuple[SendQueue, ...]:
+        """The members' send queues: one tuple object until the membership changes, so
+        that the flusher can join consecutive broadcasts to the room."""
+        if self._queues is None:
+            self._queues = tuple(member.sendq for member in self.members)
+        return self._queues
 
     def check_join(self, conn: Connection, key: str | None) -> None:
         """Raise the reason ``conn`` may not join, if any (ERR_*CHAN numerics)."""

@@ -72,7 +72,8 @@ def check_liveness(
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
-        self.world = World(config.casemapping)
+        self.flusher = Flusher()
+        self.world = World(config.casemapping, self.flusher)
         self.version = config.version or f"chatcli-{__version__}"
         self.created = time.time()
         self.address: tuple[str, int] | None = None
@@ -84,7 +85,6 @@ class Server:
         self._state_lock = threading.Lock()
         self._closed = False
         self._threads: set[threading.Thread] = set()
-        self.flusher = Flusher()
         # The default room has no operator, so nothing in it is reserved to operators (no
         # +t): anyone may set its topic. It stays when empty.
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)

@@ -1,28 +1,33 @@
-"""The outgoing side of every connection: byte-bounded send queues and one flusher thread.
+"""The outgoing side of every connection: one flusher thread and byte-bounded send queues.
 
-Contract of :class:`SendQueue`:
+Contract:
 
-1. :meth:`SendQueue.put` never blocks on I/O. It appends under a short lock and, if the
-   queue was idle, hands it to the :class:`Flusher`; a thread sending to a thousand
-   clients is never held up by a slow one, and no thread is woken per recipient.
-2. The flusher sends *everything* a queue holds with one ``send`` on the (non-blocking)
-   socket: a client that falls behind gets many lines per system call, not one per line.
-3. Lines go out in the order they were put.
-4. At most ``max_bytes`` may wait (in the queue and in what the kernel would not take yet).
-   A put beyond that fails the queue: what waits is dropped, ``ERROR :SendQ exceeded`` is
-   tried once, and the owner is told (``on_fail``) so that it ends the connection.
-   Everyone else keeps chatting.
-5. :meth:`close` queues a final line; nothing put after it is sent. Once all is out, the
-   flusher shuts the socket down for writing, so the peer reads an orderly end, and sets
-   :meth:`finished`. The flusher never touches the socket after that: the connection's
-   own thread closes it.
-6. A send error (the peer went away) finishes the queue quietly; :attr:`failed` says why.
+1. Queueing never blocks on I/O and never takes a lock: :meth:`SendQueue.put` and
+   :meth:`Flusher.broadcast` append one event to the flusher's log and, if it sleeps,
+   wake it. A thread sending to a thousand clients is never held up by a slow one, and
+   no thread is woken per recipient.
+2. A broadcast costs its sender O(1): the line is serialised once and the room's recipient
+   tuple is passed along; the flusher hands it to each recipient. Consecutive broadcasts
+   to the same recipients are joined first, so under load a recipient costs the flusher
+   one append per *batch* of messages, not per message.
+3. The flusher sends *everything* a queue holds with one ``send`` on the (non-blocking)
+   socket: a client that falls behind gets many lines per system call.
+4. Every client receives lines in the order they were queued: the flusher applies its log
+   in order. (Handlers queue while holding the world lock, so that order is the order of
+   events in the shared state.)
+5. At most ``max_bytes`` may wait for one client (queued, or refused by the kernel so far).
+   Beyond that the queue fails: what waits is dropped, ``ERROR :SendQ exceeded`` is tried
+   once, and the owner is told (``on_fail``, on the flusher thread) so that it ends the
+   connection. Everyone else keeps chatting.
+6. :meth:`SendQueue.close` queues a final line; nothing queued after it is sent. Once all
+   is out, the flusher shuts the socket down for writing, so the peer reads an orderly end,
+   and sets :meth:`SendQueue.finished`. It never touches the socket after that: the
+   connection's own thread closes it.
+7. A send error (the peer went away) finishes the queue quietly; :attr:`SendQueue.failed`
+   says why.
 
-Theory of operation of the :class:`Flusher`: queues with something to send wait in its
-``ready`` deque. The flusher thread takes every ready queue in turn and sends what it
-holds. What the kernel does not take stays in the queue's backlog, and the socket is
-watched (``selectors``) until it is writable again. When nothing is ready it sleeps in the
-selector; :meth:`Flusher.schedule` wakes it through a socket pair, and only when it sleeps.
+Threads: every field of a SendQueue but ``finished`` belongs to the flusher thread. Other
+threads only append to the flusher's log (a deque: atomic appends) and read ``failed``.
 """
 
 from __future__ import annotations
@@ -40,8 +45,27 @@ log = logging.getLogger("chatcli.server")
 SENDQ_EXCEEDED = "SendQ exceeded"
 _SENDQ_ERROR = b"ERROR :" + SENDQ_EXCEEDED.encode() + b"\r\n"
 
+# Kinds of events in the flusher's log.
+_PUT, _BROADCAST, _CLOSE, _ABANDON = range(4)
+
 
 class SendQueue:
+    """The bytes waiting for one client. Use :meth:`put` and :meth:`close` from any thread."""
+
+    __slots__ = (
+        "_backlog",
+        "_chunks",
+        "_closing",
+        "_dirty",
+        "_finished",
+        "_flusher",
+        "_max",
+        "_on_fail",
+        "_size",
+        "failed",
+        "sock",
+    )
+
     def __init__(
         self,
         sock: socket.socket,
@@ -53,62 +77,25 @@ class SendQueue:
         self._max = max_bytes
         self._on_fail = on_fail
         self._flusher = flusher
-        self._lock = threading.Lock()
         self._chunks: list[bytes] = []
         self._backlog = b""  # taken from the chunks, refused by the kernel so far
         self._size = 0  # bytes in _chunks and _backlog
-        self._scheduled = False  # in the flusher's ready deque, or being flushed
+        self._dirty = False  # in the flusher's dirty list
         self._closing = False
-        self._abandon = False
         self._finished = threading.Event()
         self.failed: str | None = None
 
     def put(self, data: bytes) -> None:
-        """Queue ``data`` (one or more complete lines) for sending. Never blocks on I/O."""
-        with self._lock:
-            if self._closing:
-                return
-            if self._size + len(data) > self._max:
-                self._chunks = [_SENDQ_ERROR]
-                self._backlog = b""
-                self._size = len(_SENDQ_ERROR)
-                self._closing = True
-                self.failed = SENDQ_EXCEEDED
-                overflow = True
-            else:
-                self._chunks.append(data)
-                self._size += len(data)
-                overflow = False
-            schedule = not self._scheduled
-            self._scheduled = True
-        if schedule:
-            self._flusher.schedule(self)
-        if overflow:
-            self._on_fail(SENDQ_EXCEEDED)
+        """Queue ``data`` (one or more complete lines) for sending. Never blocks."""
+        self._flusher.post((_PUT, self, data, None))
 
     def close(self, final: bytes = b"") -> None:
         """Queue ``final`` as the last bytes; the queue finishes once all is sent."""
-        with self._lock:
-            if self._closing:
-                return
-            if final:
-                self._chunks.append(final)
-                self._size += len(final)
-            self._closing = True
-            schedule = not self._scheduled
-            self._scheduled = True
-        if schedule:
-            self._flusher.schedule(self)
+        self._flusher.post((_CLOSE, self, final, None))
 
     def abandon(self) -> None:
         """Give up on what is still unsent (the peer does not read): finish now."""
-        with self._lock:
-            self._abandon = True
-            self._closing = True
-            schedule = not self._scheduled
-            self._scheduled = True
-        if schedule:
-            self._flusher.schedule(self)
+        self._flusher.post((_ABANDON, self, b"", None))
 
     def finished(self, timeout: float | None = None) -> bool:
         """Wait until the flusher is done with this queue; True if it is."""
@@ -116,43 +103,16 @@ class SendQueue:
 
     @property
     def pending(self) -> int:
-        """Bytes waiting to be sent."""
+        """Bytes waiting to be sent (read on another thread, it is a moment's view)."""
         return self._size
-
-    # -- called on the flusher thread only ---------------------------------------------------
-
-    def _take(self) -> tuple[bytes, bool, bool]:
-        """What to send now, whether it is the last of it, and whether to give up."""
-        with self._lock:
-            self._scheduled = False
-            if self._chunks:
-                self._backlog += b"".join(self._chunks)
-                self._chunks.clear()
-            return self._backlog, self._closing, self._abandon
-
-    def _sent(self, count: int) -> bool:
-        """Record that ``count`` bytes went out; True if everything has."""
-        with self._lock:
-            self._backlog = self._backlog[count:]
-            self._size -= count
-            return self._size == 0
-
-    def _finish(self, failure: str | None = None) -> None:
-        with self._lock:
-            self._closing = True
-            self._chunks.clear()
-            self._backlog = b""
-            self._size = 0
-            if failure and not self.failed:
-                self.failed = failure
-        self._finished.set()
 
 
 class Flusher:
     """The one thread that writes to every client socket. See the module docstring."""
 
     def __init__(self) -> None:
-        self._ready: deque[SendQueue] = deque()
+        self._log: deque[tuple[int, object, bytes, SendQueue | None]] = deque()
+        self._dirty: list[SendQueue] = []
         self._selector = selectors.DefaultSelector()
         self._waiting: set[SendQueue] = set()  # registered for EVENT_WRITE
         self._wake_r, self._wake_w = socket.socketpair()
@@ -163,15 +123,23 @@ class Flusher:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
 
+    # -- any thread ---------------------------------------------------------------------------
+
     def start(self) -> None:
         self._thread.start()
 
-    def schedule(self, queue: SendQueue) -> None:
-        """Hand ``queue`` to the flusher (any thread); wakes it if it sleeps."""
-        self._ready.append(queue)
+    def post(self, event: tuple[int, object, bytes, SendQueue | None]) -> None:
+        self._log.append(event)
         if self._sleeping:
             self._sleeping = False
             self._wake()
+
+    def broadcast(
+        self, queues: tuple[SendQueue, ...], data: bytes, skip: SendQueue | None = None
+    ) -> None:
+        """Queue ``data`` for every queue in ``queues`` but ``skip``. Pass the same tuple
+        object for the same recipients (a room caches its own) so that batches join."""
+        self.post((_BROADCAST, queues, data, skip))
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread (after every queue it serves has finished) and release it.
@@ -190,18 +158,21 @@ class Flusher:
         with contextlib.suppress(OSError):  # full (a wake is already pending) or closed
             self._wake_w.send(b"\0")
 
+    # -- the flusher thread -------------------------------------------------------------------
+
     def _run(self) -> None:
         try:
             while not self._stop:
                 self._wait()
-                for _ in range(len(self._ready)):
-                    queue = self._ready.popleft()
+                self._apply_log()
+                dirty, self._dirty = self._dirty, []
+                for queue in dirty:
+                    queue._dirty = False
                     try:
                         self._flush(queue)
                     except Exception:  # one broken queue must not silence the rest
                         log.exception("flushing a send queue failed")
-                        self._unwatch(queue)
-                        queue._finish("Internal error")
+                        self._finish(queue, "Internal error")
         except Exception:  # a bug here would silence every client: make it loud
             log.critical("the flusher thread failed", exc_info=True)
             raise
@@ -209,11 +180,11 @@ class Flusher:
     def _wait(self) -> None:
         """Sleep until there is work; note the sockets that became writable."""
         timeout: float | None = 0
-        if not self._ready:
+        if not self._log and not self._dirty:
             self._sleeping = True
-            # Re-check after announcing sleep: a schedule() in between saw _sleeping
-            # either False (and its queue is in _ready now) or True (and it woke us).
-            timeout = 0 if self._ready else None
+            # Re-check after announcing sleep: a post() in between saw _sleeping either
+            # False (and its event is in the log now) or True (and it woke us).
+            timeout = 0 if self._log else None
         elif not self._waiting:
             return
         events = self._selector.select(timeout)
@@ -223,33 +194,113 @@ class Flusher:
                 with contextlib.suppress(OSError):
                     self._wake_r.recv(4096)
             else:
-                self._ready.append(key.data)
+                self._mark(key.data)
+
+    def _mark(self, queue: SendQueue) -> None:
+        if not queue._dirty:
+            queue._dirty = True
+            self._dirty.append(queue)
+
+    def _add(self, queue: SendQueue, data: bytes) -> None:
+        if queue._closing:
+            return
+        queue._chunks.append(data)
+        queue._size += len(data)
+        if queue._size > queue._max:
+            self._overflow(queue)
+        self._mark(queue)
+
+    def _apply_log(self) -> None:
+        """Apply the events logged so far, in order, joining runs of broadcasts."""
+        log_ = self._log
+        left = len(log_)  # what is logged meanwhile waits for the next round
+        while left > 0:
+            kind, target, data, skip = log_.popleft()
+            left -= 1
+            if kind == _BROADCAST:
+                lines, skips = [data], [skip]
+                while left > 0 and log_[0][0] == _BROADCAST and log_[0][1] is target:
+                    _, _, more, skip = log_.popleft()
+                    left -= 1
+                    lines.append(more)
+                    skips.append(skip)
+                self._broadcast(target, lines, skips)  # type: ignore[arg-type]
+            elif kind == _PUT:
+                self._add(target, data)  # type: ignore[arg-type]
+            elif kind == _CLOSE:
+                queue: SendQueue = target  # type: ignore[assignment]
+                if not queue._closing:
+                    if data:
+                        self._add(queue, data)
+                    queue._closing = True
+                    self._mark(queue)
+            else:  # _ABANDON
+                self._finish(target)  # type: ignore[arg-type]
+
+    def _broadcast(
+        self, queues: tuple[SendQueue, ...], lines: list[bytes], skips: list[SendQueue | None]
+    ) -> None:
+        skipped = {skip for skip in skips if skip is not None}
+        if skipped:  # the senders do not get their own lines back
+            everyone = b"".join(lines)
+            for queue in queues:
+                if queue in skipped:
+                    own = b"".join(
+                        line for line, skip in zip(lines, skips, strict=True) if skip is not queue
+                    )
+                    if own:
+                        self._add(queue, own)
+                else:
+                    self._add(queue, everyone)
+            return
+        common = b"".join(lines)
+        for queue in queues:
+            self._add(queue, common)
+
+    def _overflow(self, queue: SendQueue) -> None:
+        queue._chunks = [_SENDQ_ERROR]
+        queue._backlog = b""
+        queue._size = len(_SENDQ_ERROR)
+        queue._closing = True
+        if queue.failed is None:
+            queue.failed = SENDQ_EXCEEDED
+            queue._on_fail(SENDQ_EXCEEDED)
 
     def _flush(self, queue: SendQueue) -> None:
-        data, closing, abandon = queue._take()
         if queue._finished.is_set():
             return
-        if abandon:
-            self._unwatch(queue)
-            queue._finish()
-            return
+        if queue._chunks:
+            queue._backlog += b"".join(queue._chunks)
+            queue._chunks.clear()
+        data = queue._backlog
         try:
             sent = queue.sock.send(data) if data else 0
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self._unwatch(queue)
-            queue._finish(f"Write error: {exc.strerror or exc}")
+            self._finish(queue, f"Write error: {exc.strerror or exc}")
             return
-        done = queue._sent(sent)
-        if not done:
+        if sent:
+            queue._backlog = data[sent:]
+            queue._size -= sent
+        if queue._backlog:
             self._watch(queue)
             return
         self._unwatch(queue)
-        if closing:
+        if queue._closing:
             with contextlib.suppress(OSError):
                 queue.sock.shutdown(socket.SHUT_WR)
-            queue._finish()
+            self._finish(queue)
+
+    def _finish(self, queue: SendQueue, failure: str | None = None) -> None:
+        self._unwatch(queue)
+        queue._closing = True
+        queue._chunks.clear()
+        queue._backlog = b""
+        queue._size = 0
+        if failure and queue.failed is None:
+            queue.failed = failure
+        queue._finished.set()
 
     def _watch(self, queue: SendQueue) -> None:
         if queue not in self._waiting:

@@ -7,9 +7,9 @@ Concurrency design:
 * :attr:`World.lock` guards everything here: the nick table, the channel table, and every
   Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
   briefly and never across I/O.
-* Lock order: ``World.lock`` first, then a connection's send-queue lock. Queueing a line
-  (``SendQueue.put``) never blocks, so handlers queue their broadcasts while holding the
-  world lock: every member of a room then sees the room's messages in one and the same order.
+* Queueing a line (``SendQueue.put``, :meth:`World.broadcast`) takes no lock and never
+  blocks, so handlers queue while holding the world lock: every member of a room then sees
+  the room's messages in one and the same order, the order of the shared state.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from chatcli.server.errors import NicknameInUse
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
+    from chatcli.server.sendq import Flusher
 
 
 #: How many departed users WHOWAS remembers.
@@ -45,8 +46,9 @@ class Departed:
 
 
 class World:
-    def __init__(self, casemapping: CaseMapping) -> None:
+    def __init__(self, casemapping: CaseMapping, flusher: Flusher) -> None:
         self.lock = threading.RLock()
+        self.flusher = flusher
         self.casemapping = casemapping
         self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
         self.channels: dict[str, Channel] = {}  # folded name -> channel
@@ -87,8 +89,12 @@ class World:
             seen.update(channel.members)
         return seen
 
+    def broadcast(self, channel: Channel, data: bytes, skip: Connection | None = None) -> None:
+        """Queue ``data`` for every member of ``channel`` (but ``skip``)."""
+        self.flusher.broadcast(channel.queues, data, skip.sendq if skip else None)
+
     def remove_member(self, channel: Channel, conn: Connection) -> None:
-        channel.members.pop(conn, None)
+        channel.remove(conn)
         conn.channels.discard(channel)
         if not channel.members and not channel.permanent:
             self.channels.pop(self.fold(channel.name), None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_valid_channel
@@ -25,11 +24,9 @@ if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 
-def broadcast(members: Iterable[Connection], msg: Message) -> None:
-    """Queue ``msg`` to every member; it is serialised once."""
-    line = msg.to_bytes()
-    for member in members:
-        member.sendq.put(line)
+def broadcast(conn: Connection, channel: Channel, msg: Message) -> None:
+    """Queue ``msg`` to every member of ``channel``; it is serialised once."""
+    conn.world.broadcast(channel, msg.to_bytes())
 
 
 def member_channel(conn: Connection, name: str) -> Channel:
@@ -84,13 +81,13 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
         if channel is None:
             channel = Channel(name, int(time.time()))
             world.channels[world.fold(name)] = channel
-            channel.members[conn] = {"o"}  # who creates a room runs it
+            channel.add(conn, {"o"})  # who creates a room runs it
         else:
             channel.check_join(conn, key)
-            channel.members[conn] = set()
+            channel.add(conn, set())
         channel.invited.discard(conn.folded_nick)
         conn.channels.add(channel)
-        broadcast(channel.members, Message("JOIN", (channel.name,), conn.source))
+        broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source))
         if channel.topic:
             send_topic(conn, channel)
         send_names(conn, channel)
@@ -110,7 +107,7 @@ def part(conn: Connection, msg: Message) -> None:
 
 def _part(conn: Connection, channel: Channel, reason: str) -> None:
     params = (channel.name, reason) if reason else (channel.name,)
-    broadcast(channel.members, Message("PART", params, conn.source))
+    broadcast(conn, channel, Message("PART", params, conn.source))
     conn.world.remove_member(channel, conn)
 
 
@@ -135,7 +132,7 @@ def topic(conn: Connection, msg: Message) -> None:
         channel.topic = msg.params[1][: conn.config.topic_len]
         channel.topic_by = conn.source
         channel.topic_at = int(time.time())
-        broadcast(channel.members, Message("TOPIC", (channel.name, channel.topic), conn.source))
+        broadcast(conn, channel, Message("TOPIC", (channel.name, channel.topic), conn.source))
 
 
 def send_topic(conn: Connection, channel: Channel) -> None:
@@ -229,7 +226,7 @@ def kick(conn: Connection, msg: Message) -> None:
                 conn.send_error(UserNotInChannel(nick, channel.name))
                 continue
             kick_msg = Message("KICK", (channel.name, target.name, reason), conn.source)
-            broadcast(channel.members, kick_msg)
+            broadcast(conn, channel, kick_msg)
             world.remove_member(channel, target)
 
 

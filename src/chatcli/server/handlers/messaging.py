@@ -68,9 +68,7 @@ def _deliver_one(conn: Connection, verb: str, target: str, text: str, notice: bo
             if not channel.can_speak(conn):
                 raise CannotSendToChan(channel.name)
             line = Message(verb, (channel.name, text), conn.source).to_bytes()
-            for member in channel.members:
-                if member is not conn or echo:
-                    member.sendq.put(line)
+            world.broadcast(channel, line, skip=None if echo else conn)
             return
         recipient = world.find_nick(target)
         if recipient is None:

@@ -89,7 +89,7 @@ def channel_mode(conn: Connection, name: str, args: tuple[str, ...]) -> None:
         if changes:
             flags = _compact("".join(sign + ch for sign, ch, _ in changes))
             params = [arg for _, _, arg in changes if arg is not None]
-            broadcast(channel.members, Message("MODE", (channel.name, flags, *params), conn.source))
+            broadcast(conn, channel, Message("MODE", (channel.name, flags, *params), conn.source))
 
 
 def _apply(
