@@ -164,11 +164,14 @@ class Client:
             pass
         return out
 
-    def sync(self) -> None:
-        """Round trip: every line sent before has been handled once this returns."""
+    def sync(self) -> list[Message]:
+        """Round trip: every line sent before has been handled once this returns.
+        Returns what arrived before the answer."""
         token = f"sync{time.monotonic_ns()}"
         self.send(f"PING {token}")
-        self.expect("PONG", None, token)
+        before = self.collect("PONG")
+        assert before[-1].params[-1] == token, f"unexpected PONG {before[-1]}"
+        return before[:-1]
 
     def register(self, nick: str, caps: str = "") -> list[Message]:
         """Register as ``nick``; return the burst up to the end of the default room's NAMES

@@ -141,8 +141,7 @@ def test_send_to_a_person_leaves_the_room_undisturbed(run, server, connect):
     watcher.sync()
     assert run("send", "--port", str(server.port), "--to", "alice", "for you").exit_code == 0
     assert alice.expect("PRIVMSG").params == ("alice", "for you")
-    watcher.sync()
-    assert watcher.quiet() == []  # no join, no quit in #lobby
+    assert watcher.sync() == []  # no join, no quit in #lobby
 
 
 @pytest.mark.parametrize("target", ["a b", "#a b", "", "#"])
@@ -190,3 +189,36 @@ def test_join_explains_an_unreachable_server(run):
     result = run("join", "--port", str(free_port()), "--alias", "bob", input="")
     assert result.exit_code == ExitStatus.CONNECT
     assert "cannot connect" in result.stderr
+
+
+def test_join_waits_until_it_is_in_the_room_before_sending(run, make_server):
+    """A long MOTD arrives in many pieces; the first line of input must still reach the
+    room rather than fail with 'you are in no room'."""
+    running = make_server(motd=tuple(f"line {i} of the rules" for i in range(3000)))
+    from tests.conftest import Client
+
+    watcher = Client(running.port)
+    try:
+        watcher.register("watcher")
+        result = run("join", "--port", str(running.port), "--alias", "p", input="hello\n")
+        assert result.exit_code == 0
+        assert watcher.expect("PRIVMSG").params == ("#lobby", "hello")
+    finally:
+        watcher.close()
+
+
+def test_join_room_option_talks_in_that_room(run, server, connect):
+    alice = connect("alice")
+    alice.send("JOIN #dev")
+    alice.expect("366", "alice", "#dev")
+    result = run(
+        "join", "--port", str(server.port), "--alias", "bob", "--room", "dev", input="hi dev\n"
+    )
+    assert result.exit_code == 0
+    assert alice.expect("PRIVMSG").params == ("#dev", "hi dev")
+
+
+def test_join_exit_status_when_a_line_of_input_cannot_be_sent(run, server):
+    result = run("join", "--port", str(server.port), "--alias", "bob", input="/frobnicate\n")
+    assert result.exit_code == ExitStatus.ERROR
+    assert "unknown command /frobnicate" in result.output

@@ -55,7 +55,12 @@ class ChatView:
         self.rooms: list[str] = []
         self.room = room  #: where plain text goes
         self.lock = threading.Lock()
+        self.wanted: str | None = None  #: a room asked for: talk there once joined
         self._named: set[str] = set()  # rooms with names listed since the last end of NAMES
+        #: Set once the server has answered a PING sent after registration, so that the
+        #: default room and any --room have been joined (the server handles lines in order).
+        self.ready = threading.Event()
+        self.ready_token = f"ready-{id(self)}"
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -76,10 +81,15 @@ class ChatView:
             if msg.command == "NICK" and mine and msg.params:
                 self.nick = msg.params[0]
             elif msg.command == "JOIN" and mine and msg.params:
-                if msg.params[0] not in self.rooms:
-                    self.rooms.append(msg.params[0])
-                if self.room is None or self.room not in self.rooms:
-                    self.room = msg.params[0]
+                joined = msg.params[0]
+                if joined not in self.rooms:
+                    self.rooms.append(joined)
+                if self.wanted is not None and self.wanted.lower() == joined.lower():
+                    self.room, self.wanted = joined, None
+                elif self.room is None or self.room not in self.rooms:
+                    self.room = joined
+            elif msg.command == "PONG" and msg.params[-1:] == (self.ready_token,):
+                self.ready.set()
             elif msg.command in ("PART", "KICK") and msg.params:
                 gone = (
                     mine
@@ -162,10 +172,13 @@ def _perform(
                 show(line)
     if action.room is not None:
         with view.lock:
-            view.room = action.room
-            already = action.room.lower() in (r.lower() for r in view.rooms)
-        if already:
-            show(note(f"now talking in {action.room}"))
+            already = next((r for r in view.rooms if r.lower() == action.room.lower()), None)
+            if already is None:
+                view.wanted = action.room  # switch once the server says we are in
+            else:
+                view.room = already
+        if already is not None:
+            show(note(f"now talking in {already}"))
     if action.local is Local.HELP:
         show(help_text())
 
@@ -213,7 +226,7 @@ def _interactive(
     with patch_stdout(raw=True):
         console = Console(file=sys.stdout, highlight=False)
         console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
-        return _chat(session, view, room, burst, console.print, read_line, stop_prompt)
+        return _chat(session, view, room, burst, console.print, read_line, stop_prompt, batch=False)
 
 
 def _chat(
@@ -224,6 +237,8 @@ def _chat(
     show: Callable[[Text], None],
     read_line: Callable[[], str | None],
     on_lost: Callable[[], None] = lambda: None,
+    *,
+    batch: bool = True,
 ) -> ExitStatus:
     """Show what arrives and send what is typed until the user quits (or input ends, or
     the connection does)."""
@@ -239,6 +254,8 @@ def _chat(
     try:
         if room is not None:
             _perform(session, view, parse_input(f"/join {room}", None), show)
+        session.send(Message("PING", (view.ready_token,)))
+        view.ready.wait(session.timeout)
         while not lost.is_set():
             try:
                 typed = read_line()
@@ -250,8 +267,11 @@ def _chat(
                 if not lost.is_set():
                     session.send_quit()
                 break
-            if not _handle(session, view, typed, show):
+            handled = _handle(session, view, typed, show)
+            if handled is None:
                 break
+            if not handled and batch:
+                status = ExitStatus.ERROR  # a line of the script could not be sent
     except ConnectError as exc:
         show(Text(str(exc), style=STYLE_ERROR))
     return _finish(session, reader, status)
@@ -259,16 +279,16 @@ def _chat(
 
 def _handle(
     session: ClientSession, view: ChatView, typed: str, show: Callable[[Text], None]
-) -> bool:
-    """Act on one typed line; False once the user has quit."""
+) -> bool | None:
+    """Act on one typed line: True if done, False if it could not be, None on quit."""
     try:
         action = parse_input(typed, view.room)
     except InputError as exc:
         show(Text(str(exc), style=STYLE_ERROR))
-        return True
+        return False
     if action.local is Local.QUIT:
         session.send_quit(action.reason)
-        return False
+        return None
     _perform(session, view, action, show)
     return True
 

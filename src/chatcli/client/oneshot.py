@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from chatcli.client.input import MAX_TEXT_BYTES
 from chatcli.client.session import ClientSession
 from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarget, Refused
-from chatcli.protocol import Message, is_channel, is_valid_channel, is_valid_nick, split_text
+from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
 _NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
@@ -30,7 +30,9 @@ def connect_as(
     """Register as ``alias``; with ``retry``, try ``alias2``... when it is taken."""
     for attempt in range(1, 10 if retry else 2):
         nick = alias if attempt == 1 else f"{alias}{attempt}"
-        session = ClientSession(host, port, nick, password=password, caps=(), timeout=timeout)
+        session = ClientSession(
+            host, port, nick, password=password, caps=(caps.NO_AUTOJOIN,), timeout=timeout
+        )
         try:
             session.connect()
             return session
@@ -51,34 +53,30 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
         Refused: the server would not take a message (moderated room, ban, too long...).
         ConnectError: the connection failed or the server did not confirm in time.
     """
-    deadline = time.monotonic() + timeout
     if is_channel(target):
-        _enter_room(session, target, deadline)
+        _enter_room(session, target, time.monotonic() + timeout)
     count = 0
     for line in lines:
         for piece in split_text(line, MAX_TEXT_BYTES):
             if piece:
                 session.send(Message("PRIVMSG", (target, piece)))
                 count += 1
+    # Lines may have streamed in slowly; the server gets ``timeout`` from the last of them.
     token = f"chat-send-{time.monotonic_ns()}"
     session.send(Message("PING", (token,)))
+    deadline = time.monotonic() + timeout
     _await(session, deadline, lambda m: m.command == "PONG" and m.params[-1:] == (token,))
     return count
 
 
 def _enter_room(session: ClientSession, room: str, deadline: float) -> None:
-    """Check that ``room`` exists (LIST) and join it, so that the message is accepted."""
-    session.send(Message("LIST", (room,)))
-    listed: list[str] = []
-
-    def seen(msg: Message) -> bool:
-        if msg.command == n.RPL_LIST and len(msg.params) > 1:
-            listed.append(msg.params[1])
-        return msg.command == n.RPL_LISTEND
-
-    _await(session, deadline, seen)
-    if not any(name.lower() == room.lower() for name in listed):
-        raise NoSuchTarget(f"no such room: {room}")
+    """Check that ``room`` exists and join it, so that the message is accepted. (JOIN alone
+    would create a room that does not exist; asking for its modes tells, secret or not.)"""
+    session.send(Message("MODE", (room,)))
+    try:
+        _await(session, deadline, lambda m: m.command == n.RPL_CHANNELMODEIS)
+    except NoSuchTarget:
+        raise NoSuchTarget(f"no such room: {room}") from None
     session.send(Message("JOIN", (room,)))
 
 

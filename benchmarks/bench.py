@@ -1,0 +1,338 @@
+"""Run chatcli's server and the established IRC servers side by side under the same load.
+
+    .venv/bin/python benchmarks/bench.py [--servers chatcli,ngircd,inspircd,miniircd] [--quick]
+
+See benchmarks/README.md for what each scenario measures. Every server runs alone, one after
+the other, on 127.0.0.1 and a free port; each group of scenarios gets a fresh server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import Generator  # noqa: E402
+from report import KINDS, behind, markdown, table  # noqa: E402
+from scenarios import (  # noqa: E402
+    Result,
+    Settings,
+    chat_send,
+    connect_members,
+    direct,
+    fanout,
+    scale,
+    setup_senders,
+    stalled_member,
+)
+from servers import HOST, RunningServer, ServerSpec, find_servers  # noqa: E402
+
+ALL_SERVERS = ("chatcli", "ngircd", "inspircd", "miniircd")
+ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark chatcli's IRC server against ngircd, InspIRCd and miniircd.",
+        epilog="A full run takes about 10 minutes on 2 cores; --quick about 2.",
+    )
+    p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated list")
+    p.add_argument("--quick", action="store_true", help="short phases, N=100 only, cap 2000")
+    p.add_argument(
+        "--scenarios", default=",".join(ALL_SCENARIOS), help="any of " + ",".join(ALL_SCENARIOS)
+    )
+    p.add_argument("--members", type=int_list, help="room sizes N (default 100,1000)")
+    p.add_argument("--senders", type=int_list, help="sender counts S (default 1,10)")
+    p.add_argument("--duration", type=float, help="closed-loop phase seconds (default 5)")
+    p.add_argument("--rate", type=float, default=100_000, help="fixed-rate deliveries/s")
+    p.add_argument("--window", type=int, default=100, help="closed loop: messages in flight")
+    p.add_argument("--max-conns", type=int, help="scale cap (default 10000; --quick 2000)")
+    p.add_argument("--send-reps", type=int, help="chat send repetitions (default 15)")
+    p.add_argument("--json", type=Path, help="write one JSON object per result to this file")
+    p.add_argument("--markdown", type=Path, help="write the tables as Markdown to this file")
+    p.add_argument("--miniircd", help="path of the miniircd executable")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+    unknown = scenarios - set(ALL_SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.quick:
+        st = Settings(
+            members=args.members or [100],
+            senders=args.senders or [1, 10],
+            scenarios=scenarios,
+            duration=args.duration or 2.0,
+            rate_duration=2.0,
+            dm_duration=2.0,
+            drain=5.0,
+            max_conns=args.max_conns or 2000,
+            scale_time=15.0,
+            send_reps=args.send_reps or 5,
+        )
+    else:
+        st = Settings(
+            members=args.members or [100, 1000],
+            senders=args.senders or [1, 10],
+            scenarios=scenarios,
+            duration=args.duration or 5.0,
+            max_conns=args.max_conns or 10_000,
+            send_reps=args.send_reps or 15,
+        )
+    st.rate = args.rate
+    st.window = args.window
+    return st
+
+
+def raise_nofile(need: int) -> str:
+    """Raise RLIMIT_NOFILE to the hard limit (servers started later inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        new = hard if hard != resource.RLIM_INFINITY else max(soft, need * 2 + 1000)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    if soft < need * 2 + 200:
+        return (
+            f"RLIMIT_NOFILE is {soft}: the scale test needs about {need * 2 + 200} "
+            "(this process and the server share the machine's limits)"
+        )
+    return ""
+
+
+class Recorder:
+    """Collects results; writes JSON lines as they come."""
+
+    def __init__(self, json_file: TextIO | None, versions: dict[str, str]) -> None:
+        self.results: list[Result] = []
+        self.json_file = json_file
+        self.versions = versions
+        self.started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+    def emit(self, kind: str, scenario: str, server: str, result: Result) -> None:
+        r: Result = {"kind": kind, "scenario": scenario, "server": server, **result}
+        r["version"] = self.versions.get(server, "")
+        r["run_started"] = self.started
+        self.results.append(r)
+        if self.json_file is not None:
+            self.json_file.write(json.dumps(clean(r)) + "\n")
+            self.json_file.flush()
+        log(f"  {scenario:<28} {summary(r)}")
+
+    def skip(self, kind: str, scenario: str, server: str, why: str, extra: Result) -> None:
+        self.emit(kind, scenario, server, {**extra, "skipped": why})
+
+
+def clean(r: Result) -> Result:
+    """NaN is not JSON: make it null."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+
+
+def summary(r: Result) -> str:
+    if r.get("skipped"):
+        return f"skipped: {r['skipped']}"
+    k = r["kind"]
+    if k in ("fanout-closed", "fanout-rate", "dm"):
+        return (
+            f"{r['deliveries_per_s']:,.0f}/s  {r['deliveries_per_cpu_s']:,.0f}/CPU-s  "
+            f"p99 {r['p99_ms']:.2f} ms  lost {r['lost']}  gen CPU {r['gen_cpu_s']:.2f}s "
+            f"srv CPU {r['server_cpu_s']:.2f}s"
+        )
+    if k == "connect":
+        return (
+            f"{r['ready']} joined in {r['seconds']:.2f} s, {r['kib_per_conn']:.1f} KiB/conn"
+            + (f"  ({r['error']})" if r["error"] else "")
+        )
+    if k == "stall":
+        return (
+            f"kept {r['rate_kept']:.0%}, lost {r['lost']}, dropped {r['victim_dropped']} "
+            f"{r['victim_reason']}"
+        )
+    if k == "scale":
+        return f"held {r['held']} of {r['opened']}, RSS {r['rss_kib'] / 1024:.0f} MiB {r['error']}"
+    if k == "send":
+        return f"{r['send_median_ms']:.0f} ms vs {r['floor_median_ms']:.0f} ms"
+    return ""
+
+
+def guarded(rec: Recorder, kind: str, scenario: str, server: str, extra: Result,
+            fn: Callable[[], Result]) -> bool:
+    """Run one scenario; on failure record it as skipped. True if it ran."""
+    try:
+        rec.emit(kind, scenario, server, fn())
+        return True
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        rec.skip(kind, scenario, server, f"{type(exc).__name__}: {exc}"[:120], extra)
+        return False
+
+
+def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> None:
+    name = spec.name
+    room_scenarios = {"connect", "fanout", "rate", "dm", "stall"} & st.scenarios
+    for n in st.members if room_scenarios else []:
+        with RunningServer(spec, workdir) as srv:
+            gen = Generator(HOST, srv.port)
+            try:
+                conn, members = connect_members(gen, srv, n, st)
+                if "connect" in st.scenarios:
+                    rec.emit("connect", f"connect/N={n}", name, conn)
+                if len(members) < n:
+                    log(f"  only {len(members)} of {n} joined: skipping the rest for N={n}")
+                    continue
+                need = max([*st.senders, st.pairs if "dm" in st.scenarios else 1])
+                problem = setup_senders(gen, spec, members[:need])
+                if problem:
+                    log(f"  sender setup: {problem}")
+                for s in st.senders if "fanout" in st.scenarios else []:
+                    extra = {"members": n, "senders": s, "window": st.window}
+                    guarded(rec, "fanout-closed", f"fanout-closed/N={n}/S={s}", name, extra,
+                            lambda s=s: fanout(gen, srv, members, s, "closed", st))
+                for s in st.senders if "rate" in st.scenarios else []:
+                    extra = {"members": n, "senders": s, "rate_target": st.rate}
+                    guarded(rec, "fanout-rate", f"fanout-rate/N={n}/S={s}", name, extra,
+                            lambda s=s: fanout(gen, srv, members, s, "rate", st))
+                if "dm" in st.scenarios and n == st.members[0]:
+                    extra = {"pairs": st.pairs, "window": st.dm_window}
+                    guarded(rec, "dm", "dm", name, extra,
+                            lambda: direct(gen, srv, members, st))
+                if "stall" in st.scenarios:
+                    s = max(st.senders)
+                    extra = {"members": n, "senders": s}
+                    guarded(rec, "stall", f"stall/N={n}/S={s}", name, extra,
+                            lambda s=s: stalled_member(gen, srv, members, s, st))
+                if not srv.alive():
+                    log(f"  {name} died: {srv.log_tail()}")
+            finally:
+                gen.close_all()
+    if "scale" in st.scenarios:
+        with RunningServer(spec, workdir) as srv:
+            gen = Generator(HOST, srv.port)
+            try:
+                guarded(rec, "scale", "scale", name, {"cap": st.max_conns},
+                        lambda: scale(gen, srv, spec, st))
+            finally:
+                gen.close_all()
+    if "send" in st.scenarios and name == "chatcli":
+        with RunningServer(spec, workdir) as srv:
+            guarded(rec, "send", "send", name, {}, lambda: chat_send(spec, srv, st.send_reps))
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                "?",
+            )
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    st = settings_from(args)
+    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    specs = find_servers(args.miniircd)
+    unknown = [w for w in wanted if w not in specs]
+    if unknown:
+        raise SystemExit(f"unknown servers: {', '.join(unknown)}")
+    note = raise_nofile(st.max_conns) if "scale" in st.scenarios else ""
+    if note:
+        log(note)
+    versions = {name: spec.version for name, spec in specs.items()}
+    json_file = open(args.json, "w", encoding="utf-8") if args.json else None  # noqa: SIM115
+    rec = Recorder(json_file, versions)
+    skipped: list[str] = []
+    log(f"{rec.started}  {machine()}")
+    t_start = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="chatbench-") as tmp:
+            for name in wanted:
+                spec = specs[name]
+                if not spec.available:
+                    msg = f"{name}: not installed, skipped (install: {spec.install_hint})"
+                    log(msg)
+                    skipped.append(msg)
+                    continue
+                log(f"{name} ({spec.version})")
+                t = time.monotonic()
+                run_server(spec, st, Path(tmp), rec)
+                log(f"  ({time.monotonic() - t:.0f} s)")
+    finally:
+        if json_file is not None:
+            json_file.close()
+    print_report(rec, skipped, st, time.monotonic() - t_start, args)
+    return 0
+
+
+def grouped(results: list[Result]) -> list[list[Result]]:
+    order = list(ALL_SERVERS)
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r["scenario"], []).append(r)
+    kinds = list(KINDS)
+    out = sorted(groups.values(), key=lambda rows: kinds.index(rows[0]["kind"]))
+    for rows in out:
+        rows.sort(key=lambda r: order.index(r["server"]) if r["server"] in order else 99)
+    return out
+
+
+def print_report(
+    rec: Recorder, skipped: list[str], st: Settings, elapsed: float, args: argparse.Namespace
+) -> None:
+    groups = grouped(rec.results)
+    print(f"\nchatcli benchmark, {rec.started}, {machine()}, {elapsed:.0f} s")
+    for name in dict.fromkeys(r["server"] for r in rec.results):
+        print(f"  {name}: {rec.versions.get(name, '')}")
+    for line in skipped:
+        print(f"  {line}")
+    for rows in groups:
+        print()
+        print(table(rows))
+    notes = behind(groups)
+    print("\nWhere chatcli is behind (a peer better by more than 10%):")
+    for line in notes or ["  nowhere"]:
+        print(f"  - {line}")
+    if args.markdown:
+        md = [markdown(rows) for rows in groups]
+        args.markdown.write_text("\n\n".join(md) + "\n", encoding="utf-8")
+    if not args.json:
+        print("\nJSON lines:")
+        for r in rec.results:
+            print(json.dumps(clean(r)))
+
+
+def _run() -> None:
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    _run()

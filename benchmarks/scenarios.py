@@ -1,0 +1,445 @@
+"""The measured scenarios. Each returns one result: a flat dict of numbers and labels.
+
+Accounting, the same for every server:
+
+* A *delivery* is one message line arriving at one member. A room message to N members
+  from one of them makes N - 1 deliveries (no server here echoes a message to its sender).
+* Wall time and CPU time of a phase run from its first send until every expected delivery
+  has arrived (or the drain limit passed): the server's backlog is part of its work.
+* Server CPU is utime + stime of the server process from /proc/PID/stat; the generator's
+  is this process's own (getrusage). ``box_busy`` is the share of both cores that was busy
+  (/proc/stat), to show when the machine itself was the limit.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen import READY, Client, Generator, now_us
+from servers import HOST, RunningServer, ServerSpec, box_cpu
+
+Result = dict[str, Any]
+ROOM = b"#bench"
+
+
+@dataclass
+class Settings:
+    """What to run and for how long; see ``bench.py --help``."""
+
+    members: list[int]
+    senders: list[int]
+    scenarios: set[str]
+    duration: float = 5.0  #: closed-loop fan-out and the stalled-member phases, seconds
+    rate_duration: float = 4.0  #: fixed-rate fan-out, seconds
+    dm_duration: float = 4.0
+    rate: float = 100_000.0  #: fixed-rate target, deliveries per second
+    window: int = 100  #: closed loop: messages in flight, all senders together
+    probes: int = 4  #: closed loop: members that time every message (the last one is D)
+    rate_probes: int = 16  #: fixed rate: members that time every message
+    pairs: int = 10  #: direct messages: sender/receiver pairs
+    dm_window: int = 4  #: direct messages: in flight per pair
+    drain: float = 10.0  #: longest wait for the last deliveries of a phase, seconds
+    connect_window: int = 1000  #: clients connecting (not yet joined) at once
+    max_conns: int = 10_000
+    scale_window: int = 1000
+    scale_time: float = 45.0
+    send_reps: int = 15
+
+
+def gen_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Meter:
+    """Server CPU, generator CPU, machine CPU and wall time over one phase."""
+
+    def __init__(self, srv: RunningServer) -> None:
+        self.srv = srv
+        self.t0 = time.monotonic()
+        self.cpu0 = srv.cpu()
+        self.gen0 = gen_cpu()
+        self.box0 = box_cpu()
+
+    def stop(self) -> Result:
+        wall = time.monotonic() - self.t0
+        busy1, total1 = box_cpu()
+        busy = busy1 - self.box0[0]
+        total = total1 - self.box0[1]
+        return {
+            "wall_s": wall,
+            "server_cpu_s": self.srv.cpu() - self.cpu0,
+            "gen_cpu_s": gen_cpu() - self.gen0,
+            "box_busy": busy / total if total > 0 else float("nan"),
+        }
+
+
+def percentiles(samples_us: Sequence[int]) -> Result:
+    if not samples_us:
+        nan = float("nan")
+        return {"p50_ms": nan, "p99_ms": nan, "max_ms": nan, "samples": 0}
+    s = sorted(samples_us)
+    n = len(s)
+    return {
+        "p50_ms": s[n // 2] / 1000,
+        "p99_ms": s[min(n - 1, (n * 99) // 100)] / 1000,
+        "max_ms": s[-1] / 1000,
+        "samples": n,
+    }
+
+
+def spread(items: Sequence[Client], k: int) -> list[Client]:
+    """``k`` items evenly spread over ``items``, always including the last."""
+    if k >= len(items):
+        return list(items)
+    if k <= 1:
+        return [items[-1]]
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
+
+
+# -- connect --------------------------------------------------------------------------------
+
+
+def connect_members(
+    gen: Generator, srv: RunningServer, n: int, st: Settings
+) -> tuple[Result, list[Client]]:
+    """Register and join ``n`` clients to #bench; time it and the server's memory per client."""
+    before = srv.status()
+    meter = Meter(srv)
+    res = gen.connect(n, "m", window=st.connect_window, deadline=time.monotonic() + 90.0)
+    m = meter.stop()
+    # Let the JOIN storm settle (everyone hears about everyone), then read the memory.
+    settle_end = time.monotonic() + 1.0
+    while time.monotonic() < settle_end:
+        gen.poll(0.05)
+    after = srv.status()
+    delta = after["rss_kib"] - before["rss_kib"]
+    result: Result = {
+        "members": n,
+        "ready": res.ready,
+        "failed": res.failed,
+        "seconds": res.seconds,
+        "server_cpu_s": m["server_cpu_s"],
+        "gen_cpu_s": m["gen_cpu_s"],
+        "rss_before_kib": before["rss_kib"],
+        "rss_after_kib": after["rss_kib"],
+        "kib_per_conn": delta / max(1, res.ready),
+        "threads": after["threads"],
+        "error": res.first_error,
+    }
+    members = [c for c in res.clients if c.state == READY and not c.closed]
+    return result, members
+
+
+def setup_senders(gen: Generator, spec: ServerSpec, senders: Sequence[Client]) -> str:
+    """Run the server's sender setup (ngircd: OPER and +F); return a problem, or ''."""
+    if not spec.sender_setup:
+        return ""
+    ok = gen.sync(senders, spec.sender_setup, timeout=15.0)
+    if not ok:
+        return "sender setup timed out"
+    if spec.name == "ngircd" and not all(c.oper for c in senders):
+        return "OPER failed for some senders"
+    return ""
+
+
+# -- fan-out --------------------------------------------------------------------------------
+
+
+def fanout(
+    gen: Generator,
+    srv: RunningServer,
+    members: Sequence[Client],
+    n_senders: int,
+    mode: str,
+    st: Settings,
+    *,
+    victim: Client | None = None,
+    stall: bool = False,
+    duration: float | None = None,
+) -> Result:
+    """One fan-out phase in #bench: ``mode`` is "closed" (a bounded number of messages in
+    flight) or "rate" (a fixed number of deliveries per second).
+
+    Closed loop: sender i may have ``window // senders`` messages not yet received by the
+    designated receiver D (the last member to have joined that is not a sender) in flight.
+    Deliveries to ``victim`` are not counted (the stalled-member test); with ``stall`` it is
+    not read at all.
+    """
+    live = [c for c in members if not c.closed]
+    senders = live[:n_senders]
+    nonsenders = [c for c in live[n_senders:] if c is not victim]
+    designated = nonsenders[-1]
+    probes = spread(nonsenders, st.probes if mode == "closed" else st.rate_probes)
+    gen.new_phase(live)
+    for i, s in enumerate(senders):
+        s.sid = i
+    for p in probes:
+        p.lat = []
+        p.parse = True
+    acks = [0] * n_senders
+    designated.acks = acks
+    designated.parse = True
+    n = len(live)
+    window = max(1, st.window // n_senders)
+    msg_rate = st.rate / max(1, n - 1) / n_senders  # per sender, messages per second
+    length = duration if duration is not None else (
+        st.duration if mode == "closed" else st.rate_duration
+    )
+    if stall and victim is not None:
+        gen.stall(victim)
+    message = gen.message
+
+    gc.collect()
+    gc.disable()
+    try:
+        meter = Meter(srv)
+        t0 = meter.t0
+        end = t0 + length
+        if mode == "closed":
+            while (now := time.monotonic()) < end:
+                ts = now_us()
+                for s in senders:
+                    room = window - (s.seq - acks[s.sid])
+                    if room > 0:
+                        gen.send(s, message(ROOM, s.sid, range(s.seq, s.seq + room), ts))
+                        s.seq += room
+                gen.poll(min(0.01, end - now))
+        else:
+            offsets = [i / n_senders for i in range(n_senders)]
+            while (now := time.monotonic()) < end:
+                ts = now_us()
+                elapsed = (now - t0) * msg_rate
+                wake = end
+                for s, off in zip(senders, offsets, strict=True):
+                    due = int(elapsed + off) + 1
+                    if due > s.seq:
+                        gen.send(s, message(ROOM, s.sid, range(s.seq, due), ts))
+                        s.seq = due
+                    wake = min(wake, t0 + (s.seq - off) / msg_rate)
+                gen.poll(max(0.0, min(0.01, wake - time.monotonic())))
+        send_s = time.monotonic() - t0
+        sent = [s.seq for s in senders]
+        total_sent = sum(sent)
+        excluded = [victim] if victim is not None else []
+        counted = [c for c in live if c is not victim]
+        expected = {c: total_sent - (c.seq if c.sid >= 0 else 0) for c in counted}
+        target = sum(expected.values())
+
+        def done() -> bool:
+            return gen.total - sum(c.count for c in excluded) >= target
+
+        gen.run_until(time.monotonic() + st.drain, done)
+        m = meter.stop()
+    finally:
+        gc.enable()
+    got = sum(min(c.count, exp) for c, exp in expected.items())
+    lost = sum(max(0, exp - c.count) for c, exp in expected.items())
+    dup = sum(max(0, c.count - exp) for c, exp in expected.items())
+    samples: list[int] = []
+    for p in probes:
+        samples.extend(p.lat or ())
+    wall = m["wall_s"]
+    cpu = m["server_cpu_s"]
+    result: Result = {
+        "members": n,
+        "senders": n_senders,
+        "mode": mode,
+        "window": window * n_senders if mode == "closed" else None,
+        "rate_target": st.rate if mode == "rate" else None,
+        "messages": total_sent,
+        "deliveries": got,
+        "send_s": send_s,
+        **m,
+        "deliveries_per_s": got / wall if wall > 0 else 0.0,
+        "deliveries_per_cpu_s": got / cpu if cpu > 0 else float("nan"),
+        "server_cpu_share": cpu / wall if wall > 0 else float("nan"),
+        **percentiles(samples),
+        "lost": lost,
+        "duplicated": dup,
+        "rss_kib": srv.status()["rss_kib"],
+        "closed_members": sum(1 for c in counted if c.closed),
+    }
+    return result
+
+
+def stalled_member(
+    gen: Generator, srv: RunningServer, members: Sequence[Client], n_senders: int, st: Settings
+) -> Result:
+    """The same closed-loop fan-out twice, the second time with one member not reading.
+
+    The victim is a member in the middle of the join order (neither sender nor probe). Its
+    deliveries are not counted in either run, so both rates are over the same members.
+    After the stalled run it reads again, until the server closes it or 1 s of quiet.
+    """
+    live = [c for c in members if not c.closed]
+    victim = live[n_senders + (len(live) - n_senders) // 2 - 1]
+    base = fanout(gen, srv, live, n_senders, "closed", st, victim=victim)
+    stalled = fanout(gen, srv, live, n_senders, "closed", st, victim=victim, stall=True)
+    # Did the server drop it? Read what it has; stop at close, or after 1 s of silence.
+    gen.unstall(victim)
+    read_before = victim.nbytes
+    deadline = time.monotonic() + 10.0
+    quiet_since = time.monotonic()
+    last = victim.nbytes
+    while not victim.closed and time.monotonic() < deadline:
+        gen.poll(0.05)
+        if victim.nbytes != last:
+            last = victim.nbytes
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.0:
+            break
+    error = victim.error or ""
+    base_rate = base["deliveries_per_s"]
+    return {
+        "members": base["members"],
+        "senders": n_senders,
+        "base_deliveries_per_s": base_rate,
+        "stalled_deliveries_per_s": stalled["deliveries_per_s"],
+        "rate_kept": stalled["deliveries_per_s"] / base_rate if base_rate else float("nan"),
+        "base_deliveries_per_cpu_s": base["deliveries_per_cpu_s"],
+        "stalled_deliveries_per_cpu_s": stalled["deliveries_per_cpu_s"],
+        "base_p99_ms": base["p99_ms"],
+        "stalled_p99_ms": stalled["p99_ms"],
+        "lost": base["lost"] + stalled["lost"],
+        "victim_dropped": victim.closed,
+        "victim_reason": error[:80],
+        "victim_backlog_kib": (victim.nbytes - read_before) / 1024,
+        "rss_kib": srv.status()["rss_kib"],
+    }
+
+
+# -- direct messages ------------------------------------------------------------------------
+
+
+def direct(gen: Generator, srv: RunningServer, members: Sequence[Client], st: Settings) -> Result:
+    """Pairs of members exchange direct messages (sender i -> receiver i), closed loop with
+    ``dm_window`` messages in flight per pair; receivers time every message."""
+    live = [c for c in members if not c.closed]
+    pairs = min(st.pairs, len(live) // 2)
+    senders, receivers = live[:pairs], live[pairs : 2 * pairs]
+    gen.new_phase(live)
+    for i, (s, r) in enumerate(zip(senders, receivers, strict=True)):
+        s.sid = i
+        r.acks = [0] * pairs
+        r.lat = []
+        r.parse = True
+    gc.collect()
+    gc.disable()
+    try:
+        meter = Meter(srv)
+        end = meter.t0 + st.dm_duration
+        while (now := time.monotonic()) < end:
+            ts = now_us()
+            for s, r in zip(senders, receivers, strict=True):
+                assert r.acks is not None
+                room = st.dm_window - (s.seq - r.acks[s.sid])
+                if room > 0:
+                    gen.send(s, gen.message(r.nickb, s.sid, range(s.seq, s.seq + room), ts))
+                    s.seq += room
+            gen.poll(min(0.01, end - now))
+        sent = sum(s.seq for s in senders)
+        gen.run_until(time.monotonic() + st.drain, lambda: gen.total >= sent)
+        m = meter.stop()
+    finally:
+        gc.enable()
+    got = sum(min(r.count, s.seq) for s, r in zip(senders, receivers, strict=True))
+    samples: list[int] = []
+    for r in receivers:
+        samples.extend(r.lat or ())
+    wall, cpu = m["wall_s"], m["server_cpu_s"]
+    return {
+        "pairs": pairs,
+        "window": st.dm_window,
+        "messages": sent,
+        "deliveries": got,
+        **m,
+        "deliveries_per_s": got / wall if wall > 0 else 0.0,
+        "deliveries_per_cpu_s": got / cpu if cpu > 0 else float("nan"),
+        **percentiles(samples),
+        "lost": sent - got,
+    }
+
+
+# -- scale ----------------------------------------------------------------------------------
+
+
+def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) -> Result:
+    """Open as many registered connections (in no room) as the server holds, up to the cap;
+    then PING every one and count the answers."""
+    before = srv.status()
+    meter = Meter(srv)
+    res = gen.connect(
+        st.max_conns,
+        "s",
+        window=st.scale_window,
+        deadline=time.monotonic() + st.scale_time,
+        join=False,
+        prelude=spec.roomless_prelude,
+        postlude=spec.roomless_postlude,
+    )
+    m = meter.stop()
+    ready = [c for c in res.clients if c.state == READY and not c.closed]
+    gen.sync(ready, (), timeout=20.0)
+    held = sum(1 for c in ready if c.pong and not c.closed)
+    after = srv.status()
+    alive = srv.alive()
+    return {
+        "cap": st.max_conns,
+        "opened": len(res.clients),
+        "registered": res.ready,
+        "held": held if alive else 0,
+        "seconds": res.seconds,
+        "server_cpu_s": m["server_cpu_s"],
+        "gen_cpu_s": m["gen_cpu_s"],
+        "rss_kib": after["rss_kib"],
+        "kib_per_conn": (after["rss_kib"] - before["rss_kib"]) / max(1, held),
+        "threads": after["threads"],
+        "server_alive": alive,
+        "error": res.first_error or ("" if alive else "server died: " + srv.log_tail(2)),
+    }
+
+
+# -- chat send ------------------------------------------------------------------------------
+
+
+def chat_send(spec: ServerSpec, srv: RunningServer, reps: int) -> Result:
+    """Wall time of one ``chat send`` (process start to exit, message accepted) next to the
+    floor of starting the same interpreter with ``-c pass``; medians of ``reps`` runs,
+    alternating the two."""
+    assert spec.executable is not None
+    exe = spec.executable
+    head = [exe, "-m", "chatcli"] if exe == sys.executable else [exe]
+    send_cmd = [*head, "send", "--host", HOST, "--port", str(srv.port), "benchmark message"]
+    floor_cmd = [sys.executable, "-c", "pass"]
+    sends: list[float] = []
+    floors: list[float] = []
+    failures = 0
+    error = ""
+    for _ in range(reps):
+        for cmd, into in ((send_cmd, sends), (floor_cmd, floors)):
+            t = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+            into.append(time.perf_counter() - t)
+            if proc.returncode != 0 and cmd is send_cmd:
+                failures += 1
+                error = error or proc.stderr.decode(errors="replace").strip()[:120]
+    send_ms = statistics.median(sends) * 1000
+    floor_ms = statistics.median(floors) * 1000
+    return {
+        "reps": reps,
+        "send_median_ms": send_ms,
+        "send_min_ms": min(sends) * 1000,
+        "floor_median_ms": floor_ms,
+        "ratio": send_ms / floor_ms if floor_ms else float("nan"),
+        "failures": failures,
+        "error": error,
+    }

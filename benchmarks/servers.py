@@ -1,0 +1,320 @@
+"""The servers under test: how to find, configure, start, watch and stop each one.
+
+Each server runs as a child process on 127.0.0.1 with a port picked here, its files in a
+temporary directory. Its CPU time (utime + stime of the whole process, every thread) and
+resident memory are read from /proc while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+#: Where a miniircd installed by hand may live, besides PATH and this interpreter's venv.
+MINIIRCD_PLACES = ("/tmp/miniircd-venv/bin/miniircd",)
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS (KiB) and Threads of process ``pid``."""
+    out = {"rss_kib": 0, "threads": 0}
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                out["rss_kib"] = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                out["threads"] = int(line.split()[1])
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    return proc_status(pid)["rss_kib"]
+
+
+def box_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    total = sum(parts[:8])
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+@dataclass
+class ServerSpec:
+    """One kind of server: how to run it and what it needs from its clients."""
+
+    name: str
+    executable: str | None  #: None: not installed
+    install_hint: str
+    version: str = ""
+    #: Lines a sending client sends once joined (ngircd: OPER, then +F to lift flood limits).
+    sender_setup: tuple[str, ...] = ()
+    #: Lines sent before NICK/USER when a client must not join any room (the scale test).
+    roomless_prelude: tuple[str, ...] = ()
+    roomless_postlude: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return self.executable is not None
+
+    def command(self, port: int, workdir: Path) -> list[str]:
+        """The command line that runs the server in the foreground; writes its config."""
+        assert self.executable is not None
+        if self.name == "chatcli":
+            exe = self.executable
+            head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
+            return [*head, "serve", "--host", HOST, "--port", str(port)]
+        if self.name == "ngircd":
+            conf = workdir / "ngircd.conf"
+            conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
+            return [self.executable, "-n", "-f", str(conf)]
+        if self.name == "inspircd":
+            conf = workdir / "inspircd.conf"
+            (workdir / "motd.txt").write_text("bench\n", encoding="utf-8")
+            conf.write_text(INSPIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
+            return [self.executable, "--runasroot", "--nofork", f"--config={conf}"]
+        if self.name == "miniircd":
+            return [self.executable, "--listen", HOST, "--ports", str(port)]
+        raise ValueError(self.name)
+
+
+NGIRCD_CONF = """\
+[Global]
+Name = bench.ngircd
+Info = chatcli benchmark
+AdminInfo1 = bench
+AdminInfo2 = bench
+AdminEMail = bench@localhost
+Listen = 127.0.0.1
+Ports = {port}
+PidFile = {dir}/ngircd.pid
+MotdPhrase = bench
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 16
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+[Operator]
+Name = bench
+Password = bench
+"""
+
+INSPIRCD_CONF = """\
+<server name="bench.inspircd" description="chatcli benchmark" network="bench">
+<admin name="bench" nick="bench" email="bench@localhost">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="main" allow="*" timeout="60" pingfreq="600" maxchans="100"
+         hardsendq="4M" softsendq="1M" recvq="1M"
+         threshold="1000000000" commandrate="1000000000" fakelag="no"
+         localmax="100000" globalmax="100000" limit="100000"
+         resolvehostnames="no" useident="no">
+<performance softlimit="20000" somaxconn="4096" clonesonconnect="no">
+<channels users="100" opers="100">
+<files motd="{dir}/motd.txt">
+<pid file="{dir}/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{dir}/inspircd.log">
+<options syntaxhints="no" announcets="no">
+<security maxtargets="20">
+"""
+
+
+def find_servers(miniircd: str | None = None) -> dict[str, ServerSpec]:
+    """Every server the harness knows, with where it is installed (or how to install it)."""
+    venv_bin = Path(sys.executable).parent
+    chat = venv_bin / "chat"
+    chat_exe = str(chat) if chat.exists() else sys.executable
+    specs: dict[str, ServerSpec] = {}
+    specs["chatcli"] = ServerSpec(
+        "chatcli",
+        chat_exe,
+        "pip install -e .",
+        version=chatcli_version(),
+        roomless_prelude=("CAP REQ :chatcli.local/no-autojoin",),
+        roomless_postlude=("CAP END",),
+    )
+    ng = shutil.which("ngircd") or _existing("/usr/sbin/ngircd")
+    specs["ngircd"] = ServerSpec(
+        "ngircd",
+        ng,
+        "apt-get update && apt-get install -y ngircd",
+        version=_first_line([ng, "--version"]).split("-")[0] if ng else "",
+        sender_setup=("OPER bench bench", "MODE {nick} +F"),
+    )
+    insp = shutil.which("inspircd") or _existing("/usr/sbin/inspircd")
+    specs["inspircd"] = ServerSpec(
+        "inspircd",
+        insp,
+        "apt-get update && apt-get install -y inspircd",
+        version=_first_line([insp, "--version"]) if insp else "",
+    )
+    candidates = [miniircd, os.environ.get("MINIIRCD"), shutil.which("miniircd")]
+    candidates += [str(venv_bin / "miniircd"), *MINIIRCD_PLACES]
+    mini = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    specs["miniircd"] = ServerSpec(
+        "miniircd",
+        mini,
+        "python3 -m venv /tmp/miniircd-venv && /tmp/miniircd-venv/bin/pip install miniircd",
+        version="miniircd " + _first_line([mini, "--version"]) if mini else "",
+    )
+    return specs
+
+
+def _existing(path: str) -> str | None:
+    return path if os.access(path, os.X_OK) else None
+
+
+def chatcli_version() -> str:
+    """The package version and the checkout's commit (with -dirty if src has changes)."""
+    try:
+        from importlib.metadata import version
+
+        ver = version("chatcli")
+    except Exception:
+        ver = "?"
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev, dirty = "", ""
+    return f"chatcli {ver} {rev}{'-dirty' if dirty else ''}".strip()
+
+
+class RunningServer:
+    """A server process started for one group of scenarios; use as a context manager."""
+
+    def __init__(self, spec: ServerSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = workdir / f"{spec.name}-{self.port}.log"
+
+    def __enter__(self) -> RunningServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu(self) -> float:
+        try:
+            return cpu_seconds(self.pid)
+        except (OSError, ValueError):
+            return float("nan")
+
+    def status(self) -> dict[str, int]:
+        try:
+            return proc_status(self.pid)
+        except OSError:
+            return {"rss_kib": 0, "threads": 0}
+
+    def start(self, timeout: float = 15.0) -> None:
+        cmd = self.spec.command(self.port, self.workdir)
+        with open(self._log, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec.name} exited at start: {self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1.0):
+                    pass
+            except OSError:
+                time.sleep(0.05)
+                continue
+            time.sleep(0.2)  # let it settle (and forget the probe connection)
+            return
+        self.stop()
+        raise RuntimeError(f"{self.spec.name} did not listen within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 8.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5.0)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self._log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
