@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -410,3 +411,31 @@ def test_nick_style_is_the_same_in_every_run():
 def test_the_error_style_constant_is_bold_red():
     style = Style.parse(STYLE_ERROR)
     assert style.bold and style.color.name == "red"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi \x1b[2J\x1b]0;pwned\x07 there",  # clear screen, set window title
+        "\x1b]52;c;ZXZpbA==\x07",  # write the clipboard
+        "\x9b31m C1 CSI",
+        "bell\x07 and backspace\x08 and DEL\x7f",
+    ],
+)
+def test_terminal_control_characters_from_the_network_never_reach_the_screen(text):
+    """A peer must not be able to drive everyone's terminal with escape sequences."""
+    for msg in (
+        message("PRIVMSG", "#lobby", text, source="bob!b@h"),
+        message("PRIVMSG", ME, text, source="bob!b@h"),
+        message("TOPIC", "#lobby", text, source="bob!b@h"),
+        message("QUIT", text, source="bob!b@h"),
+        message("332", ME, "#lobby", text, source="srv"),
+    ):
+        out = io.StringIO()
+        Console(file=out, width=200, force_terminal=True, color_system="truecolor").print(
+            render(msg, ME, WHEN)
+        )
+        printed = out.getvalue()
+        # Rich's own colour codes are ESC [ ... m; nothing else may appear.
+        assert not re.search(r"\x1b(?!\[[0-9;]*m)", printed), repr(printed)
+        assert not any(c in printed for c in "\x07\x08\x7f\x9b")

@@ -78,12 +78,26 @@ def message_time(msg: Message, default: datetime) -> datetime:
     return default
 
 
+# C0 and C1 control characters, DEL included, but for the \x01 that frames CTCP. Text from
+# the network must never reach the terminal with ESC in it: a peer could clear the screen,
+# retitle the window or write the clipboard (OSC 52) of everyone in the room.
+_CONTROLS = {c: "\ufffd" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c != 0x01}
+_CONTROLS[0x09] = " "
+
+
+def clean(text: str) -> str:
+    """``text`` with every terminal control character replaced (tabs become spaces)."""
+    return text.translate(_CONTROLS)
+
+
 def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
-    """The line to show for ``msg``, seen by the user whose alias is ``me``."""
+    """The line to show for ``msg``, seen by the user whose alias is ``me``.
+
+    Everything that came from the network is cleaned of control characters first."""
     when = message_time(msg, when or datetime.now())
-    nick = split_source(msg.source or "")[0]
+    nick = clean(split_source(msg.source or "")[0])
     cmd = msg.command
-    p = msg.params
+    p = tuple(clean(param) for param in msg.params)
     if cmd in ("PRIVMSG", "NOTICE") and len(p) >= 2:
         return _chat(
             when, cmd, nick, p[0], p[1], me, server=msg.source is not None and "!" not in msg.source
