@@ -191,3 +191,14 @@ def test_arbitrary_chunks_raise_only_readq_exceeded(max_line, chunks):
         for line in lines:
             assert b"\n" not in line
             assert len(line) <= max_line
+
+
+def test_lines_before_an_overlong_line_are_not_lost():
+    """The complete lines that precede an endless one still count (a QUIT reason, say)."""
+    buffer = LineBuffer(max_line=20)
+    with pytest.raises(ReadQExceeded) as caught:
+        buffer.feed(b"QUIT :bye\r\nPING x\r\n" + b"z" * 30 + b"\r\n")
+    assert caught.value.lines == [b"QUIT :bye", b"PING x"]
+    with pytest.raises(ReadQExceeded) as caught:
+        buffer.feed(b"NICK a\r\n" + b"y" * 30)
+    assert caught.value.lines == [b"NICK a"]

@@ -234,3 +234,26 @@ def test_changing_someone_elses_user_mode_is_refused(connect):
     alice, _ = connect("alice"), connect("bob")
     alice.send("MODE bob +i")
     alice.expect("502")
+
+
+def test_ban_masks_are_irc_wildcards_not_character_classes(connect):
+    """'[' and ']' are nick characters; only '*' and '?' are wildcards in a mask."""
+    alice, bob, brackets = connect("alice"), connect("bob"), connect("[b]ob")
+    alice.send("JOIN #w")
+    alice.send("MODE #w +b [b]ob")
+    alice.expect("MODE", "#w", "+b")
+    bob.send("JOIN #w")
+    bob.expect("JOIN", "#w")
+    brackets.send("JOIN #W")
+    brackets.expect("474")
+    alice.send("MODE #w +b B?B*")  # the casemapping folds case
+    bob.send("PART #w")
+    bob.send("JOIN #w")
+    bob.expect("474")
+
+
+def test_kick_of_someone_not_online_is_401(connect):
+    alice = connect("alice")
+    alice.send("JOIN #k")
+    alice.send("KICK #k ghost")
+    alice.expect("401")

@@ -157,3 +157,11 @@ def test_help_works_before_registration(connect):
     client = connect()
     client.send("HELP")
     client.expect("706")
+
+
+def test_a_refused_nick_change_is_not_remembered_by_whowas(connect):
+    alice, _bob, _ = three(connect)
+    alice.send("NICK bob")
+    alice.expect("433")
+    alice.send("WHOWAS alice")
+    alice.expect("406")

@@ -32,6 +32,7 @@ from chatcli.protocol.names import (
     is_channel,
     is_valid_channel,
     is_valid_nick,
+    mask_match,
     split_source,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "is_channel",
     "is_valid_channel",
     "is_valid_nick",
+    "mask_match",
     "message",
     "numerics",
     "parse_line",

@@ -60,6 +60,14 @@ class InvalidUtf8(RemoteProtocolError):
 
 
 class ReadQExceeded(RemoteProtocolError):
-    """The peer sent more bytes than the maximum line length without a line ending."""
+    """The peer sent more bytes than the maximum line length without a line ending.
+
+    Attributes:
+        lines: complete lines that arrived before the offending one, not yet returned.
+    """
 
     fatal = True
+
+    def __init__(self, reason: str, lines: list[bytes] | None = None) -> None:
+        super().__init__(reason)
+        self.lines = lines or []

@@ -35,28 +35,32 @@ class LineBuffer:
         """Add received bytes; return the lines they completed, in order.
 
         Raises:
-            ReadQExceeded: more than ``max_line`` bytes arrived without a line ending.
+            ReadQExceeded: more than ``max_line`` bytes arrived without a line ending. Its
+                ``lines`` are the complete lines that came before, still to be handled.
         """
         self._buffer += data
         if b"\n" not in data:
-            self._check()
+            self._check([])
             return []
         *lines, rest = self._buffer.split(b"\n")
         self._buffer = bytearray(rest)
-        self._check()
-        # Judge the length with the CR, as _check() does while the LF has not arrived yet:
-        # otherwise whether a line is too long would depend on where the stream was cut.
-        if any(len(line) > self.max_line for line in lines):
-            self._fail()
-        return [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
+        out: list[bytes] = []
+        for line in lines:
+            # Judge the length with the CR, as _check() does while the LF has not arrived:
+            # otherwise whether a line is too long would depend on where the stream was cut.
+            if len(line) > self.max_line:
+                self._fail(out)
+            out.append(bytes(line[:-1] if line.endswith(b"\r") else line))
+        self._check(out)
+        return out
 
-    def _check(self) -> None:
+    def _check(self, lines: list[bytes]) -> None:
         if len(self._buffer) > self.max_line:
-            self._fail()
+            self._fail(lines)
 
-    def _fail(self) -> None:
+    def _fail(self, lines: list[bytes]) -> None:
         self._buffer.clear()
-        raise ReadQExceeded(f"no line ending within {self.max_line} bytes")
+        raise ReadQExceeded(f"no line ending within {self.max_line} bytes", lines)
 
     @property
     def pending(self) -> int:

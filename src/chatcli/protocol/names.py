@@ -57,3 +57,13 @@ def split_source(source: str) -> tuple[str, str, str]:
     nick_user, _, host = source.partition("@")  # ``nick@host`` has a host but no user
     nick, _, user = nick_user.partition("!")
     return nick, user, host
+
+
+def mask_match(mask: str, text: str, casemapping: CaseMapping = CaseMapping.ASCII) -> bool:
+    """Whether ``text`` matches the IRC wildcard ``mask``: ``*`` any run, ``?`` any one
+    character, everything else literal (``[`` and ``]`` are nick characters, not classes),
+    compared under ``casemapping``."""
+    pattern = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in casemapping.fold(mask)
+    )
+    return re.fullmatch(pattern, casemapping.fold(text), re.DOTALL) is not None

@@ -7,10 +7,10 @@ and never sends anything itself.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chatcli.protocol import mask_match
 from chatcli.server.errors import (
     BadChannelKey,
     BannedFromChan,
@@ -43,7 +43,7 @@ class Channel:
     topic_by: str = ""
     topic_at: int = 0
     bans: dict[str, tuple[str, int]] = field(default_factory=dict)  # mask -> (setter, time)
-    invited: set[str] = field(default_factory=set)  # folded nicks
+    invited: set[Connection] = field(default_factory=set)
     permanent: bool = False  #: kept when empty (the default room)
     _queues: tuple[SendQueue, ...] | None = field(default=None, repr=False)
 
@@ -53,6 +53,7 @@ class Channel:
 
     def remove(self, conn: Connection) -> None:
         self.members.pop(conn, None)
+        self.invited.discard(conn)
         self._queues = None
 
     @property
@@ -65,7 +66,7 @@ class Channel:
 
     def check_join(self, conn: Connection, key: str | None) -> None:
         """Raise the reason ``conn`` may not join, if any (ERR_*CHAN numerics)."""
-        invited = conn.folded_nick in self.invited
+        invited = conn in self.invited
         if self.key is not None and key != self.key:
             raise BadChannelKey(self.name)
         if self.limit is not None and len(self.members) >= self.limit:
@@ -76,8 +77,8 @@ class Channel:
             raise BannedFromChan(self.name)
 
     def is_banned(self, conn: Connection) -> bool:
-        mask = conn.source.lower()
-        return any(fnmatch.fnmatchcase(mask, ban.lower()) for ban in self.bans)
+        source, casemapping = conn.source, conn.world.casemapping
+        return any(mask_match(ban, source, casemapping) for ban in self.bans)
 
     def can_speak(self, conn: Connection) -> bool:
         """Whether ``conn`` may send to the room (+n, +m and bans)."""

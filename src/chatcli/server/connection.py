@@ -167,14 +167,13 @@ class Connection:
                     break
                 self.last_seen = time.monotonic()
                 self.ping_sent = None
-                for raw in buffer.feed(data):
-                    if self.quit_reason is not None:
-                        break
-                    msg = self._parse(raw)
-                    if msg is not None:
-                        dispatch(self, msg)
-        except ReadQExceeded:
-            self.disconnect("ReadQ exceeded")
+                try:
+                    lines = buffer.feed(data)
+                except ReadQExceeded as exc:
+                    self._handle(exc.lines)  # what came before the endless line counts
+                    self.disconnect("ReadQ exceeded")
+                    break
+                self._handle(lines)
         except OSError as exc:
             self.disconnect(f"Read error: {exc.strerror or exc}")
         except Exception:
@@ -183,6 +182,14 @@ class Connection:
         finally:
             self.disconnect(self.sendq.failed or "Connection closed")
             self._teardown()
+
+    def _handle(self, lines: list[bytes]) -> None:
+        for raw in lines:
+            if self.quit_reason is not None:
+                return
+            msg = self._parse(raw)
+            if msg is not None:
+                dispatch(self, msg)
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""
@@ -218,7 +225,8 @@ class Connection:
         deadline = time.monotonic() + self.config.shutdown_grace
         if not self.sendq.finished(self.config.shutdown_grace):
             self.sendq.abandon()  # a peer that does not read: stop waiting for it
-            self.sendq.finished(1.0)
+            if not self.sendq.finished(10.0):
+                log.error("the flusher did not let go of %r; closing it anyway", self)
         self._drain(deadline)
         self.sock.close()
         self.server.forget(self)

@@ -12,6 +12,7 @@ a tick; each connection has a reading thread and a writer thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import selectors
 import socket
@@ -166,7 +167,7 @@ class Server:
             sock, address = listener.accept()
         except OSError as exc:  # e.g. EMFILE, or the peer gave up already
             log.warning("accept failed: %s", exc)
-            if exc.errno in (23, 24):  # ENFILE, EMFILE: back off instead of spinning
+            if exc.errno in (errno.ENFILE, errno.EMFILE):  # back off instead of spinning
                 time.sleep(0.1)
             return
         sock.setblocking(False)  # the flusher writes without waiting; see sendq.py

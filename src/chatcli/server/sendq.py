@@ -45,6 +45,9 @@ log = logging.getLogger("chatcli.server")
 SENDQ_EXCEEDED = "SendQ exceeded"
 _SENDQ_ERROR = b"ERROR :" + SENDQ_EXCEEDED.encode() + b"\r\n"
 
+#: Events the flusher's log may hold before posting threads wait for it (backpressure).
+MAX_LOG = 50_000
+
 # Kinds of events in the flusher's log.
 _PUT, _BROADCAST, _CLOSE, _ABANDON = range(4)
 
@@ -121,6 +124,8 @@ class Flusher:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._sleeping = False
         self._stop = False
+        self._room = threading.Event()  # set while the log is shorter than MAX_LOG
+        self._room.set()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
 
     # -- any thread ---------------------------------------------------------------------------
@@ -133,6 +138,11 @@ class Flusher:
         if self._sleeping:
             self._sleeping = False
             self._wake()
+        elif len(self._log) > MAX_LOG and threading.current_thread() is not self._thread:
+            # The flusher is behind: the client whose line this was waits for it, so that
+            # memory stays bounded and the flood slows down at its source.
+            self._room.clear()
+            self._room.wait(1.0)
 
     def broadcast(
         self, queues: tuple[SendQueue, ...], data: bytes, skip: SendQueue | None = None
@@ -165,6 +175,8 @@ class Flusher:
             while not self._stop:
                 self._wait()
                 self._apply_log()
+                if not self._room.is_set() and len(self._log) < MAX_LOG:
+                    self._room.set()
                 dirty, self._dirty = self._dirty, []
                 for queue in dirty:
                     queue._dirty = False
@@ -208,7 +220,8 @@ class Flusher:
         queue._size += len(data)
         if queue._size > queue._max:
             self._overflow(queue)
-        self._mark(queue)
+        if queue not in self._waiting:  # else it is flushed when its socket is writable
+            self._mark(queue)
 
     def _apply_log(self) -> None:
         """Apply the events logged so far, in order, joining runs of broadcasts."""

@@ -112,10 +112,10 @@ class World:
         self.connections.discard(conn)
         return peers
 
-    def remember(self, conn: Connection) -> None:
-        """Note ``conn``'s current identity for WHOWAS (on quit and on nick change)."""
+    def remember(self, conn: Connection, nick: str | None = None) -> None:
+        """Note ``conn``'s identity for WHOWAS (on quit, and with its old nick on a change)."""
         self.whowas.append(
-            Departed(conn.name, conn.user or "~u", conn.host, conn.realname, time.time())
+            Departed(nick or conn.name, conn.user or "~u", conn.host, conn.realname, time.time())
         )
 
     def registered(self) -> Iterable[Connection]:

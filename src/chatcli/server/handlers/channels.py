@@ -85,7 +85,7 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
         else:
             channel.check_join(conn, key)
             channel.add(conn, set())
-        channel.invited.discard(conn.folded_nick)
+        channel.invited.discard(conn)
         conn.channels.add(channel)
         broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source))
         if channel.topic:
@@ -222,7 +222,10 @@ def kick(conn: Connection, msg: Message) -> None:
         channel = op_channel(conn, msg.params[0])
         for nick in msg.params[1].split(","):
             target = world.find_nick(nick)
-            if target is None or target not in channel.members:
+            if target is None:
+                conn.send_error(NoSuchNick(nick))
+                continue
+            if target not in channel.members:
                 conn.send_error(UserNotInChannel(nick, channel.name))
                 continue
             kick_msg = Message("KICK", (channel.name, target.name, reason), conn.source)
@@ -244,7 +247,7 @@ def invite(conn: Connection, msg: Message) -> None:
             raise ChanOPrivsNeeded(channel.name)
         if target in channel.members:
             raise UserOnChannel(target.name, channel.name)
-        channel.invited.add(target.folded_nick)
+        channel.invited.add(target)
         conn.reply(n.RPL_INVITING, target.name, channel.name)
         if target.away is not None:
             conn.reply(n.RPL_AWAY, target.name, target.away)

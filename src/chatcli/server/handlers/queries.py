@@ -3,11 +3,10 @@ HELP, VERSION, TIME."""
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel
+from chatcli.protocol import Message, is_channel, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import COMMANDS, command
 from chatcli.server.errors import HelpNotFound, NoSuchNick, NoSuchServer
@@ -34,10 +33,10 @@ def who(conn: Connection, msg: Message) -> None:
                     if conn in channel.members or "i" not in member.modes:
                         rows.append(_who_row(conn, member, channel))
         else:
-            pattern = world.fold("*" if mask == "0" else mask)
+            pattern = "*" if mask == "0" else mask
             shared = world.neighbours(conn)
             for other in world.registered():
-                if not fnmatch.fnmatchcase(other.folded_nick, pattern):
+                if not mask_match(pattern, other.name, world.casemapping):
                     continue
                 if "i" in other.modes and other not in shared:
                     continue

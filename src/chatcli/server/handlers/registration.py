@@ -51,7 +51,7 @@ def isupport(config: ServerConfig) -> list[str]:
         f"NICKLEN={config.nick_len}",
         "PREFIX=({}){}".format("".join(PREFIXES), "".join(PREFIXES.values())),
         f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
-        "JOIN:,PART:,KICK:1,NAMES:,LIST:,WHOIS:1",
+        "JOIN:,PART:,KICK:,NAMES:,LIST:,WHOIS:1",
         f"TOPICLEN={config.topic_len}",
         "UTF8ONLY",
     ]
@@ -121,11 +121,10 @@ def nick(conn: Connection, msg: Message) -> None:
     with world.lock:
         if new == conn.nick:
             return
-        old_source = conn.source
-        if conn.registered:
-            world.remember(conn)
+        old_source, old_name = conn.source, conn.name
         world.claim_nick(conn, new)
         if conn.registered:
+            world.remember(conn, old_name)
             line = Message("NICK", (new,), old_source).to_bytes()
             for peer in world.neighbours(conn):
                 peer.sendq.put(line)
