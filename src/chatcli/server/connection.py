@@ -68,7 +68,40 @@ def _safe_middle(param: str) -> str:
     return param or "*"
 
 
+# Guards every Connection.quit_reason (set once). One lock for all: it is taken once per
+# connection, at its end, and a lock per connection would cost memory on every idle one.
+_QUIT_LOCK = threading.Lock()
+
+
 class Connection:
+    __slots__ = (
+        "address",
+        "away",
+        "cap_negotiating",
+        "caps",
+        "channels",
+        "config",
+        "connected_at",
+        "folded_nick",
+        "host",
+        "last_seen",
+        "last_spoke",
+        "modes",
+        "nick",
+        "password",
+        "ping_sent",
+        "quit_reason",
+        "realname",
+        "registered",
+        "sendq",
+        "server",
+        "signon",
+        "sock",
+        "thread",
+        "user",
+        "world",
+    )
+
     def __init__(self, server: Server, sock: socket.socket, address: tuple[str, int]) -> None:
         self.server = server
         self.world = server.world
@@ -96,7 +129,6 @@ class Connection:
         self.ping_sent: float | None = None
         self.signon = int(time.time())
         self.quit_reason: str | None = None
-        self._closing = threading.Lock()
         self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
         self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
 
@@ -145,7 +177,7 @@ class Connection:
 
     def disconnect(self, reason: str) -> None:
         """End this connection from any thread. Idempotent: the first reason wins."""
-        with self._closing:
+        with _QUIT_LOCK:
             if self.quit_reason is not None:
                 return
             self.quit_reason = reason

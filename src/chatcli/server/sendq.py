@@ -60,6 +60,7 @@ class SendQueue:
         "_chunks",
         "_closing",
         "_dirty",
+        "_done",
         "_finished",
         "_flusher",
         "_max",
@@ -85,7 +86,11 @@ class SendQueue:
         self._size = 0  # bytes in _chunks and _backlog
         self._dirty = False  # in the flusher's dirty list
         self._closing = False
-        self._finished = threading.Event()
+        # A latch: held until the flusher is done with the queue. (A Lock, not an Event:
+        # an Event costs a Condition, and every idle connection has one of these.)
+        self._finished = threading.Lock()
+        self._finished.acquire()
+        self._done = False  # the flusher's own record that it released _finished
         self.failed: str | None = None
 
     def put(self, data: bytes) -> None:
@@ -102,7 +107,10 @@ class SendQueue:
 
     def finished(self, timeout: float | None = None) -> bool:
         """Wait until the flusher is done with this queue; True if it is."""
-        return self._finished.wait(timeout)
+        if not self._finished.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        self._finished.release()
+        return True
 
     @property
     def pending(self) -> int:
@@ -280,7 +288,7 @@ class Flusher:
             queue._on_fail(SENDQ_EXCEEDED)
 
     def _flush(self, queue: SendQueue) -> None:
-        if queue._finished.is_set():
+        if queue._done:
             return
         if queue._chunks:
             queue._backlog += b"".join(queue._chunks)
@@ -306,6 +314,9 @@ class Flusher:
             self._finish(queue)
 
     def _finish(self, queue: SendQueue, failure: str | None = None) -> None:
+        if queue._done:
+            return
+        queue._done = True
         self._unwatch(queue)
         queue._closing = True
         queue._chunks.clear()
@@ -313,7 +324,7 @@ class Flusher:
         queue._size = 0
         if failure and queue.failed is None:
             queue.failed = failure
-        queue._finished.set()
+        queue._finished.release()
 
     def _watch(self, queue: SendQueue) -> None:
         if queue not in self._waiting:
