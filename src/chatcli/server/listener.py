@@ -6,7 +6,8 @@ a free port; :attr:`Server.address` tells which); :meth:`Server.serve_forever` a
 ends every connection; :meth:`Server.close` releases the listeners. All are idempotent.
 
 Threads: the thread in ``serve_forever`` accepts; a housekeeping thread checks liveness once
-a tick; each connection has a reading thread and a writer thread.
+a tick; each connection has its own thread, which reads and runs its commands; one flusher
+thread writes to every client.
 """
 
 from __future__ import annotations

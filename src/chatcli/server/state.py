@@ -2,14 +2,17 @@
 
 Concurrency design:
 
-* Each connection's socket is read by its own thread and written by its own writer thread
-  (:mod:`chatcli.server.sendq`). No other thread touches it, except to shut it down.
+* Each connection's socket is read by its own thread and written by the server's one
+  flusher thread (:mod:`chatcli.server.sendq`). No other thread touches it, except to
+  shut it down for reading; its own thread closes it once the flusher is done with it.
 * :attr:`World.lock` guards everything here: the nick table, the channel table, and every
   Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
   briefly and never across I/O.
-* Queueing a line (``SendQueue.put``, :meth:`World.broadcast`) takes no lock and never
-  blocks, so handlers queue while holding the world lock: every member of a room then sees
-  the room's messages in one and the same order, the order of the shared state.
+* Queueing a line (``SendQueue.put``, :meth:`World.broadcast`) takes no lock and does
+  no I/O, so handlers queue while holding the world lock: every member of a room then sees
+  the room's messages in one and the same order, the order of the shared state. (It waits
+  only when the flusher is far behind: backpressure on whoever floods.)
+* The flusher never takes the world lock, so it can always make progress.
 """
 
 from __future__ import annotations
