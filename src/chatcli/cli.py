@@ -123,6 +123,13 @@ def main() -> None:
     help="Password clients must give to connect (or set CHAT_SERVER_PASSWORD).",
 )
 @click.option(
+    "--flood-rate",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Commands a second each client may send after a burst of 20; 0 turns flood control off.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
@@ -137,6 +144,7 @@ def serve(
     room: str,
     motd: str | None,
     password: str | None,
+    flood_rate: float,
     log_level: str,
 ) -> None:
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
@@ -154,7 +162,13 @@ def serve(
         text = Path(motd).read_text(encoding="utf-8", errors="replace")
         motd_lines = tuple(text.splitlines())
     config = ServerConfig(
-        host=host, port=port, name=name, room=room, motd=motd_lines, password=password or None
+        host=host,
+        port=port,
+        name=name,
+        room=room,
+        motd=motd_lines,
+        password=password or None,
+        flood_rate=flood_rate,
     )
     server = Server(config)
     try:

@@ -33,6 +33,8 @@ class ServerConfig:
     ping_interval: float = 90.0  #: idle time after which the server sends PING
     ping_timeout: float = 60.0  #: time to answer that PING before being dropped
     tick: float = 1.0  #: how often liveness is checked
+    flood_burst: int = 20  #: commands a client may send at once...
+    flood_rate: float = 10.0  #: ...and then each second; 0 turns flood control off
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
@@ -58,4 +60,6 @@ class ServerConfig:
         for what in ("max_sendq", "registration_timeout", "ping_interval", "ping_timeout", "tick"):
             if getattr(self, what) <= 0:
                 raise ConfigError(f"{what} must be positive")
+        if self.flood_rate < 0 or self.flood_burst < 1:
+            raise ConfigError("flood_rate must be 0 (off) or more, and flood_burst at least 1")
         return self

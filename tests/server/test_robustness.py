@@ -83,7 +83,7 @@ def test_connections_that_vanish_leave_nothing_behind(server, connect):
 def test_a_client_that_never_reads_is_dropped_and_costs_the_others_nothing(make_server):
     """A stalled reader fills only its own send queue; it is dropped with 'SendQ exceeded'
     while the others exchange 10,000 messages and receive every one, in order."""
-    running = make_server(max_sendq=64 * 1024)
+    running = make_server(max_sendq=64 * 1024, flood_rate=0)  # no fake lag: a real flood
     count = 10_000
     stalled_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -37,6 +37,7 @@ from chatcli.protocol import (
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import dispatch
 from chatcli.server.errors import IRCError
+from chatcli.server.flood import FakeLag
 from chatcli.server.sendq import SendQueue
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatcli.server")
 
 RECV_BYTES = 16384
+# Commands that flood control never holds: liveness answers, and leaving.
+UNLAGGED = frozenset({"PING", "PONG", "QUIT"})
 # How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
 # Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
@@ -84,6 +87,7 @@ class Connection:
         "connected_at",
         "folded_nick",
         "host",
+        "lag",
         "last_seen",
         "last_spoke",
         "modes",
@@ -129,6 +133,7 @@ class Connection:
         self.ping_sent: float | None = None
         self.signon = int(time.time())
         self.quit_reason: str | None = None
+        self.lag = FakeLag(self.config.flood_burst, self.config.flood_rate, now)
         self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
         self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
 
@@ -220,8 +225,15 @@ class Connection:
             if self.quit_reason is not None:
                 return
             msg = self._parse(raw)
-            if msg is not None:
-                dispatch(self, msg)
+            if msg is None:
+                continue
+            if msg.command not in UNLAGGED:
+                wait = self.lag.delay(time.monotonic())
+                if wait > 0:
+                    time.sleep(wait)
+                    if self.quit_reason is not None:
+                        return
+            dispatch(self, msg)
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""
