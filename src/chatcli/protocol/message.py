@@ -61,13 +61,19 @@ def unescape_tag_value(raw: str) -> str:
     return "".join(out)
 
 
+# What no part of a message may hold: CR, LF, NUL, and lone surrogates (which to_bytes()
+# could not encode). One regex search per part: Message() is on every message's path.
+_BAD_TEXT = re.compile("[\r\n\0\ud800-\udfff]")
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
 def _check_text(what: str, text: str) -> None:
-    if not _FORBIDDEN.isdisjoint(text):
+    bad = _BAD_TEXT.search(text)
+    if bad is None:
+        return
+    if bad.group() in "\r\n\0":
         raise LocalProtocolError(f"{what} may not contain CR, LF or NUL: {text!r}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: to_bytes() could not encode it
-        raise LocalProtocolError(f"{what} is not valid Unicode: {text!r}") from None
+    raise LocalProtocolError(f"{what} is not valid Unicode: {text!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +98,22 @@ class Message:
     def __post_init__(self) -> None:
         if not _COMMAND.match(self.command):
             raise LocalProtocolError(f"invalid command: {self.command!r}")
-        params = tuple(self.params)
-        object.__setattr__(self, "params", params)
+        params = self.params
+        if type(params) is not tuple:
+            params = tuple(params)
+            object.__setattr__(self, "params", params)
+        last = len(params) - 1
         for i, param in enumerate(params):
             _check_text("a parameter", param)
-            if i < len(params) - 1 and (not param or " " in param or param[0] == ":"):
+            if i < last and (not param or " " in param or param[0] == ":"):
                 raise LocalProtocolError(f"invalid middle parameter: {param!r}")
         if self.source is not None:
             _check_text("the source", self.source)
             if not self.source or " " in self.source:
                 raise LocalProtocolError(f"invalid source: {self.source!r}")
+        if not self.tags:
+            object.__setattr__(self, "tags", _EMPTY_TAGS)
+            return
         for key, value in self.tags.items():
             if not _TAG_KEY.match(key):
                 raise LocalProtocolError(f"invalid tag key: {key!r}")
