@@ -165,3 +165,15 @@ def test_a_refused_nick_change_is_not_remembered_by_whowas(connect):
     alice.expect("433")
     alice.send("WHOWAS alice")
     alice.expect("406")
+
+
+def test_lusers_counts_follow_arrivals_departures_and_invisibility(connect):
+    alice, bob, carol = three(connect)
+    bob.send("MODE bob +i")
+    bob.expect("MODE")
+    carol.send("QUIT")
+    carol.closed()
+    alice.expect("QUIT")
+    alice.send("LUSERS")
+    assert alice.expect("251").params[-1] == "There are 1 users and 1 invisible on 1 servers"
+    assert alice.expect("265").params[1:] == ("2", "3", "Current local users 2, max 3")

@@ -49,7 +49,8 @@ class Channel:
 
     def add(self, conn: Connection, prefixes: set[str]) -> None:
         self.members[conn] = prefixes
-        self._queues = None
+        if self._queues is not None:  # grows in C, not rebuilt member by member
+            self._queues += (conn.sendq,)
 
     def remove(self, conn: Connection) -> None:
         self.members.pop(conn, None)

@@ -57,6 +57,8 @@ class World:
         self.channels: dict[str, Channel] = {}  # folded name -> channel
         self.connections: set[Connection] = set()  # every open connection
         self.whowas: deque[Departed] = deque(maxlen=WHOWAS_SIZE)  # newest last
+        self.users = 0  # registered connections
+        self.invisible = 0  # registered connections with user mode +i
         self.max_users = 0  # the most registered users at once, for LUSERS
 
     def fold(self, name: str) -> str:
@@ -110,8 +112,10 @@ class World:
             self.remove_member(channel, conn)
         if conn.nick is not None and self.nicks.get(conn.folded_nick) is conn:
             del self.nicks[conn.folded_nick]
-        if conn.registered:
+        if conn.registered and conn in self.connections:
             self.remember(conn)
+            self.users -= 1
+            self.invisible -= "i" in conn.modes
         self.connections.discard(conn)
         return peers
 

@@ -54,7 +54,10 @@ def user_mode(conn: Connection, nick: str, args: tuple[str, ...]) -> None:
         elif ch not in USER_MODES:
             unknown = True
         elif (ch in conn.modes) != (sign == "+"):
-            (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
+            with conn.world.lock:
+                (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
+                if ch == "i":
+                    conn.world.invisible += 1 if sign == "+" else -1
             changed += sign + ch
     if unknown:
         conn.send_error(UModeUnknownFlag())

@@ -147,12 +147,11 @@ def lusers(conn: Connection, msg: Message) -> None:
 def send_lusers(conn: Connection) -> None:
     world = conn.world
     with world.lock:
-        users = [c for c in world.connections if c.registered]
-        invisible = sum(1 for c in users if "i" in c.modes)
-        unknown = len(world.connections) - len(users)
+        total = world.users
+        invisible = world.invisible
+        unknown = len(world.connections) - total
         channels = len(world.channels)
         most = world.max_users
-    total = len(users)
     conn.reply(
         n.RPL_LUSERCLIENT,
         f"There are {total - invisible} users and {invisible} invisible on 1 servers",

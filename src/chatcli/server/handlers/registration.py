@@ -158,7 +158,8 @@ def try_register(conn: Connection) -> None:
     world = conn.world
     with world.lock:
         conn.registered = True
-        world.max_users = max(world.max_users, sum(1 for _ in world.registered()))
+        world.users += 1
+        world.max_users = max(world.max_users, world.users)
     welcome(conn)
     if caps.NO_AUTOJOIN not in conn.caps:
         from chatcli.server.handlers.channels import join_channel
