@@ -711,6 +711,9 @@ def _parse_or_protocol_error(data, **kwargs):
     except ProtocolError:
         return
     assert isinstance(msg, Message)
+    # The parser builds messages without re-checking them: what it builds must pass the
+    # checks a Message makes at construction.
+    assert Message(msg.command, msg.params, msg.source, msg.tags) == msg
     # Whatever parses re-serialises to a line that parses back to the same message.
     assert parse_line(msg.to_bytes()[:-2], limit=False) == msg
 

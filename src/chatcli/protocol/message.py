@@ -148,6 +148,21 @@ class Message:
         """The message encoded as UTF-8 with CRLF, ready for a socket."""
         return self.to_line().encode("utf-8") + b"\r\n"
 
+    @classmethod
+    def _unchecked(
+        cls, command: str, params: tuple[str, ...], source: str | None, tags: Mapping[str, str]
+    ) -> Message:
+        """A Message from parts the caller has already checked (the parser, which reads
+        only what the checks would let through). Skips ``__post_init__``: parsing is on
+        every line's path."""
+        msg = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(msg, "command", command)
+        set_(msg, "params", params)
+        set_(msg, "source", source)
+        set_(msg, "tags", MappingProxyType(tags) if tags else _EMPTY_TAGS)
+        return msg
+
     def with_tags(self, tags: Mapping[str, str]) -> Message:
         """A copy of this message with ``tags`` instead of its own."""
         return Message(self.command, self.params, self.source, tags)
@@ -241,10 +256,10 @@ def _parse_text(tag_text: str | None, text: str) -> Message:
         raise MalformedLine(f"invalid command: {command!r}", command[:32])
     if sep:
         params.append(trailing)
-    try:
-        return Message(command.upper(), tuple(params), source, tags)
-    except LocalProtocolError as exc:  # e.g. a source that is only ':'
-        raise MalformedLine(str(exc)) from None
+    # Everything here passed the checks Message() would make: the raw line held no CR, LF
+    # or NUL and was strict UTF-8; words were split on spaces, so no middle parameter is
+    # empty, holds a space or starts with ':'; the command matched; tags were sifted.
+    return Message._unchecked(command.upper(), tuple(params), source, tags)
 
 
 def join_params(params: Iterable[str]) -> str:
