@@ -149,12 +149,13 @@ class Message:
         return self.to_line().encode("utf-8") + b"\r\n"
 
     @classmethod
-    def _unchecked(
+    def unchecked(
         cls, command: str, params: tuple[str, ...], source: str | None, tags: Mapping[str, str]
     ) -> Message:
-        """A Message from parts the caller has already checked (the parser, which reads
-        only what the checks would let through). Skips ``__post_init__``: parsing is on
-        every line's path."""
+        """A Message from parts that are already known to be valid: the parser's, which
+        reads only what the checks would let through, and a relay's, made of parts of
+        checked Messages. Skips ``__post_init__``: both are on every line's path. Anything
+        else must use the constructor."""
         msg = object.__new__(cls)
         set_ = object.__setattr__
         set_(msg, "command", command)
@@ -259,7 +260,7 @@ def _parse_text(tag_text: str | None, text: str) -> Message:
     # Everything here passed the checks Message() would make: the raw line held no CR, LF
     # or NUL and was strict UTF-8; words were split on spaces, so no middle parameter is
     # empty, holds a space or starts with ':'; the command matched; tags were sifted.
-    return Message._unchecked(command.upper(), tuple(params), source, tags)
+    return Message.unchecked(command.upper(), tuple(params), source, tags)
 
 
 def join_params(params: Iterable[str]) -> str:

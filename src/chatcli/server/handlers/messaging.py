@@ -67,7 +67,9 @@ def _deliver_one(conn: Connection, verb: str, target: str, text: str, notice: bo
                 raise NoSuchChannel(target)
             if not channel.can_speak(conn):
                 raise CannotSendToChan(channel.name)
-            line = Message(verb, (channel.name, text), conn.source).to_bytes()
+            # All parts are checked already: the text is a parsed parameter, the room's
+            # name and our source were validated when they were made.
+            line = Message.unchecked(verb, (channel.name, text), conn.source, {}).to_bytes()
             world.broadcast(channel, line, skip=None if echo else conn)
             return
         recipient = world.find_nick(target)
