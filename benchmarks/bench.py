@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import math
 import os
 import platform
 import resource
+import signal
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import Generator  # noqa: E402
-from report import KINDS, behind, markdown, table  # noqa: E402
-from scenarios import (  # noqa: E402
+from loadgen import Generator
+from profiling import PYTHON_SERVERS, find_py_spy, profiled
+from report import KINDS, behind, markdown, table
+from scenarios import (
+    QUIET_WAIT,
     Result,
+    SenderPool,
     Settings,
     chat_send,
     connect_members,
@@ -38,7 +46,7 @@ from scenarios import (  # noqa: E402
     setup_senders,
     stalled_member,
 )
-from servers import HOST, RunningServer, ServerSpec, find_servers  # noqa: E402
+from servers import HOST, REPO, RunningServer, ServerSpec, find_servers
 
 ALL_SERVERS = ("chatcli", "ngircd", "inspircd", "miniircd")
 ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
@@ -69,9 +77,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=100, help="closed loop: messages in flight")
     p.add_argument("--max-conns", type=int, help="scale cap (default 10000; --quick 2000)")
     p.add_argument("--send-reps", type=int, help="chat send repetitions (default 15)")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each phase, wait up to this many seconds for other processes to stop "
+        "using the CPU (default 30)",
+    )
     p.add_argument("--json", type=Path, help="write one JSON object per result to this file")
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown to this file")
     p.add_argument("--miniircd", help="path of the miniircd executable")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="record the Python servers (chatcli, miniircd) with py-spy during each scenario "
+        "into this directory (slows them: not for the results table)",
+    )
+    p.add_argument(
+        "--chatcli-rev",
+        help="run chatcli as committed at this git revision (extracted with `git archive` "
+        "into the temporary directory) instead of the working tree",
+    )
+    p.add_argument(
+        "--chatcli-src",
+        help="run chatcli from this directory (holding the chatcli package) instead of the "
+        "installed one, e.g. a `git archive` of another commit, for A/B comparisons",
+    )
     return p.parse_args(argv)
 
 
@@ -104,6 +135,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
     st.rate = args.rate
     st.window = args.window
+    QUIET_WAIT[0] = args.quiet_wait
     return st
 
 
@@ -111,13 +143,13 @@ def raise_nofile(need: int) -> str:
     """Raise RLIMIT_NOFILE to the hard limit (servers started later inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
-        new = hard if hard != resource.RLIM_INFINITY else max(soft, need * 2 + 1000)
+        new = hard if hard != resource.RLIM_INFINITY else max(soft, need + 1000)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         soft = new
-    if soft < need * 2 + 200:
+    if soft < need + 200:
         return (
-            f"RLIMIT_NOFILE is {soft}: the scale test needs about {need * 2 + 200} "
-            "(this process and the server share the machine's limits)"
+            f"RLIMIT_NOFILE is {soft}: the scale test needs about {need + 200} open files "
+            "in this process and as many in the server's"
         )
     return ""
 
@@ -125,7 +157,10 @@ def raise_nofile(need: int) -> str:
 class Recorder:
     """Collects results; writes JSON lines as they come."""
 
-    def __init__(self, json_file: TextIO | None, versions: dict[str, str]) -> None:
+    def __init__(
+        self, json_file: TextIO | None, versions: dict[str, str], profile_dir: Path | None
+    ) -> None:
+        self.profile_dir = profile_dir
         self.results: list[Result] = []
         self.json_file = json_file
         self.versions = versions
@@ -161,9 +196,8 @@ def summary(r: Result) -> str:
             f"srv CPU {r['server_cpu_s']:.2f}s"
         )
     if k == "connect":
-        return (
-            f"{r['ready']} joined in {r['seconds']:.2f} s, {r['kib_per_conn']:.1f} KiB/conn"
-            + (f"  ({r['error']})" if r["error"] else "")
+        return f"{r['ready']} joined in {r['seconds']:.2f} s, {r['kib_per_conn']:.1f} KiB/conn" + (
+            f"  ({r['error']})" if r["error"] else ""
         )
     if k == "stall":
         return (
@@ -177,11 +211,39 @@ def summary(r: Result) -> str:
     return ""
 
 
-def guarded(rec: Recorder, kind: str, scenario: str, server: str, extra: Result,
-            fn: Callable[[], Result]) -> bool:
-    """Run one scenario; on failure record it as skipped. True if it ran."""
+#: Scenarios that can simply be run again (they leave the server as they found it).
+REPEATABLE = ("fanout-closed", "fanout-rate", "dm")
+
+
+def disturbed(r: Result) -> bool:
+    """Whether other processes used more than a quarter of a core during the phase."""
+    wall = r.get("wall_s", 0.0)
+    return bool(wall > 0.5 and r.get("other_cpu_s", 0.0) > 0.25 * wall)
+
+
+def guarded(
+    rec: Recorder,
+    kind: str,
+    scenario: str,
+    server: str,
+    extra: Result,
+    fn: Callable[[], Result],
+    *,
+    pid: int,
+) -> bool:
+    """Run one scenario (profiled, with --profile); on failure record it as skipped. True if
+    it ran."""
+    out = None
+    if rec.profile_dir is not None and server in PYTHON_SERVERS:
+        out = rec.profile_dir / f"{server}-{scenario.replace('/', '-')}.txt"
     try:
-        rec.emit(kind, scenario, server, fn())
+        with profiled(pid, out):
+            result = fn()
+            if kind in REPEATABLE and disturbed(result):
+                # Someone else took the CPU: measure again (the phase waits for quiet first).
+                log(f"  {scenario:<28} other load ({result['other_processes']}): once more")
+                result = {**fn(), "repeated": True}
+        rec.emit(kind, scenario, server, result)
         return True
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
@@ -202,27 +264,56 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
                 if len(members) < n:
                     log(f"  only {len(members)} of {n} joined: skipping the rest for N={n}")
                     continue
-                need = max([*st.senders, st.pairs if "dm" in st.scenarios else 1])
-                problem = setup_senders(gen, spec, members[:need])
+                # Every phase gets fresh senders (see SenderPool): enough for all of them.
+                pool = SenderPool(members, min(len(members) - 20, 80))
+                problem = setup_senders(gen, spec, pool.members)
                 if problem:
                     log(f"  sender setup: {problem}")
                 for s in st.senders if "fanout" in st.scenarios else []:
                     extra = {"members": n, "senders": s, "window": st.window}
-                    guarded(rec, "fanout-closed", f"fanout-closed/N={n}/S={s}", name, extra,
-                            lambda s=s: fanout(gen, srv, members, s, "closed", st))
+                    guarded(
+                        rec,
+                        "fanout-closed",
+                        f"fanout-closed/N={n}/S={s}",
+                        name,
+                        extra,
+                        partial(fanout, gen, srv, members, pool.take(s), "closed", st),
+                        pid=srv.pid,
+                    )
                 for s in st.senders if "rate" in st.scenarios else []:
                     extra = {"members": n, "senders": s, "rate_target": st.rate}
-                    guarded(rec, "fanout-rate", f"fanout-rate/N={n}/S={s}", name, extra,
-                            lambda s=s: fanout(gen, srv, members, s, "rate", st))
+                    guarded(
+                        rec,
+                        "fanout-rate",
+                        f"fanout-rate/N={n}/S={s}",
+                        name,
+                        extra,
+                        partial(fanout, gen, srv, members, pool.take(s), "rate", st),
+                        pid=srv.pid,
+                    )
                 if "dm" in st.scenarios and n == st.members[0]:
                     extra = {"pairs": st.pairs, "window": st.dm_window}
-                    guarded(rec, "dm", "dm", name, extra,
-                            lambda: direct(gen, srv, members, st))
+                    guarded(
+                        rec,
+                        "dm",
+                        "dm",
+                        name,
+                        extra,
+                        partial(direct, gen, srv, members, pool, st),
+                        pid=srv.pid,
+                    )
                 if "stall" in st.scenarios:
                     s = max(st.senders)
                     extra = {"members": n, "senders": s}
-                    guarded(rec, "stall", f"stall/N={n}/S={s}", name, extra,
-                            lambda s=s: stalled_member(gen, srv, members, s, st))
+                    guarded(
+                        rec,
+                        "stall",
+                        f"stall/N={n}/S={s}",
+                        name,
+                        extra,
+                        partial(stalled_member, gen, srv, members, pool, s, st),
+                        pid=srv.pid,
+                    )
                 if not srv.alive():
                     log(f"  {name} died: {srv.log_tail()}")
             finally:
@@ -231,13 +322,55 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
         with RunningServer(spec, workdir) as srv:
             gen = Generator(HOST, srv.port)
             try:
-                guarded(rec, "scale", "scale", name, {"cap": st.max_conns},
-                        lambda: scale(gen, srv, spec, st))
+                guarded(
+                    rec,
+                    "scale",
+                    "scale",
+                    name,
+                    {"cap": st.max_conns},
+                    partial(scale, gen, srv, spec, st),
+                    pid=srv.pid,
+                )
             finally:
                 gen.close_all()
     if "send" in st.scenarios and name == "chatcli":
         with RunningServer(spec, workdir) as srv:
-            guarded(rec, "send", "send", name, {}, lambda: chat_send(spec, srv, st.send_reps))
+            guarded(
+                rec,
+                "send",
+                "send",
+                name,
+                {},
+                partial(chat_send, spec, srv, st.send_reps),
+                pid=srv.pid,
+            )
+
+
+def extract_revision(rev: str, into: Path) -> str:
+    """``git archive`` the chatcli package at ``rev`` into ``into``; return its src dir."""
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src/chatcli"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"git archive {rev} failed: {out.stderr.decode(errors='replace')}")
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return str(into / "src")
+
+
+def chatcli_version_at(rev: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return f"chatcli {out.stdout.strip() or rev} (git archive of {rev})"
 
 
 def machine() -> str:
@@ -250,14 +383,23 @@ def machine() -> str:
             )
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     st = settings_from(args)
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
-    specs = find_servers(args.miniircd)
+    scratch = tempfile.TemporaryDirectory(prefix="chatbench-")
+    chatcli_src = args.chatcli_src
+    if args.chatcli_rev:
+        chatcli_src = extract_revision(args.chatcli_rev, Path(scratch.name) / "rev")
+    specs = find_servers(args.miniircd, chatcli_src)
+    if args.chatcli_rev:
+        specs["chatcli"].version = chatcli_version_at(args.chatcli_rev)
     unknown = [w for w in wanted if w not in specs]
     if unknown:
         raise SystemExit(f"unknown servers: {', '.join(unknown)}")
@@ -266,12 +408,17 @@ def main(argv: list[str] | None = None) -> int:
         log(note)
     versions = {name: spec.version for name, spec in specs.items()}
     json_file = open(args.json, "w", encoding="utf-8") if args.json else None  # noqa: SIM115
-    rec = Recorder(json_file, versions)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        if find_py_spy() is None:
+            log("--profile: py-spy not found (pip install py-spy); not profiling")
+            args.profile = None
+    rec = Recorder(json_file, versions, args.profile)
     skipped: list[str] = []
-    log(f"{rec.started}  {machine()}")
+    log(f"{rec.started}  {machine()}, load average {os.getloadavg()[0]:.2f}")
     t_start = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="chatbench-") as tmp:
+        with scratch as tmp:
             for name in wanted:
                 spec = specs[name]
                 if not spec.available:
@@ -279,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(msg)
                     skipped.append(msg)
                     continue
-                log(f"{name} ({spec.version})")
+                log(f"{name} ({spec.version}) {' '.join(spec.extra_args)}".rstrip())
                 t = time.monotonic()
                 run_server(spec, st, Path(tmp), rec)
                 log(f"  ({time.monotonic() - t:.0f} s)")
@@ -314,9 +461,20 @@ def print_report(
     for rows in groups:
         print()
         print(table(rows))
+    busy = [
+        f"{r['scenario']} on {r['server']}: {r['other_cpu_s']:.1f} s of CPU in {r['wall_s']:.1f} s"
+        + (f" ({r['other_processes']})" if r.get("other_processes") else "")
+        for r in rec.results
+        if disturbed(r)
+    ]
+    if busy:
+        print("\nOther load on the machine (more than a quarter of a core, not the server's or")
+        print("the generator's): these results are suspect; run again on a quiet machine:")
+        for line in busy:
+            print(f"  - {line}")
     notes = behind(groups)
     print("\nWhere chatcli is behind (a peer better by more than 10%):")
-    for line in notes or ["  nowhere"]:
+    for line in notes or ["nowhere"]:
         print(f"  - {line}")
     if args.markdown:
         md = [markdown(rows) for rows in groups]
@@ -327,7 +485,14 @@ def print_report(
             print(json.dumps(clean(r)))
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # Unwind (stopping the server being measured, which runs in its own session) rather
+    # than die at once and leave it running.
+    raise SystemExit(128 + signum)
+
+
 def _run() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -155,8 +155,10 @@ KINDS: dict[str, Kind] = {
         "Scale: concurrent registered connections held (answering PING)",
         (
             Column("opened", "opened", text),
+            Column("registered", "registered", text),
             Column("held", "held", text),
             Column("seconds", "seconds", num(".1f")),
+            Column("PING all s", "ping_all_s", num(".2f")),
             Column("RSS MiB", "rss_kib", kib_as_mib),
             Column("KiB/conn", "kib_per_conn", num(".1f")),
             Column("threads", "threads", text),
@@ -186,7 +188,8 @@ def scenario_title(r: Result) -> str:
     if r["kind"] == "fanout-closed":
         return f"{kind.title}, N={r['members']} S={r['senders']} (window {r['window']})"
     if r["kind"] == "fanout-rate":
-        return f"{kind.title} of {si(r['rate_target'])} deliveries/s, N={r['members']} S={r['senders']}"
+        rate = si(r["rate_target"])
+        return f"{kind.title} of {rate} deliveries/s, N={r['members']} S={r['senders']}"
     if r["kind"] == "dm":
         return f"{kind.title}: {r['pairs']} pairs, {r['window']} in flight each"
     if r["kind"] == "stall":

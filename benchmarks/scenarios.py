@@ -14,6 +14,7 @@ Accounting, the same for every server:
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import statistics
 import subprocess
@@ -21,10 +22,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loadgen import READY, Client, Generator, now_us
-from servers import HOST, RunningServer, ServerSpec, box_cpu
+from servers import HOST, RunningServer, ServerSpec, box_cpu, process_cpu
 
 Result = dict[str, Any]
 ROOM = b"#bench"
@@ -48,6 +50,7 @@ class Settings:
     dm_window: int = 4  #: direct messages: in flight per pair
     drain: float = 10.0  #: longest wait for the last deliveries of a phase, seconds
     connect_window: int = 1000  #: clients connecting (not yet joined) at once
+    accept_window: int = 4  #: clients opened that the server has not answered yet
     max_conns: int = 10_000
     scale_window: int = 1000
     scale_time: float = 45.0
@@ -59,27 +62,79 @@ def gen_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+#: Longest wait for the machine to be quiet before a phase (set from Settings).
+QUIET_WAIT = [30.0]
+
+
+def wait_quiet(srv: RunningServer, limit: float, share: float = 0.2) -> float:
+    """Wait (at most ``limit`` seconds) until processes other than the server and this one
+    use less than ``share`` of a core; return how long it waited. Another engineer's test
+    run on a 2-core machine would otherwise take CPU from the phase being measured."""
+    start = time.monotonic()
+    while True:
+        busy0, _ = box_cpu()
+        mine0 = srv.cpu() + gen_cpu()
+        t = time.monotonic()
+        time.sleep(0.25)
+        busy1, _ = box_cpu()
+        others = (busy1 - busy0) - (srv.cpu() + gen_cpu() - mine0)
+        if others < share * (time.monotonic() - t) or time.monotonic() - start >= limit:
+            return time.monotonic() - start
+        time.sleep(0.75)
+
+
 class Meter:
     """Server CPU, generator CPU, machine CPU and wall time over one phase."""
 
     def __init__(self, srv: RunningServer) -> None:
         self.srv = srv
+        self.waited = wait_quiet(srv, QUIET_WAIT[0])
         self.t0 = time.monotonic()
         self.cpu0 = srv.cpu()
         self.gen0 = gen_cpu()
         self.box0 = box_cpu()
+        self.procs0 = process_cpu()
+
+    def others(self) -> str:
+        """The processes other than the server and this one that used the most CPU."""
+        skip = {self.srv.pid, os.getpid()}
+        used = []
+        for pid, (name, cpu) in process_cpu().items():
+            if pid not in skip:
+                before = self.procs0.get(pid, (name, 0.0))[1]
+                if cpu - before >= 0.05:
+                    used.append((cpu - before, f"{command_of(pid, name)} {cpu - before:.1f}s"))
+        return ", ".join(text for _, text in sorted(used, reverse=True)[:3])
 
     def stop(self) -> Result:
         wall = time.monotonic() - self.t0
         busy1, total1 = box_cpu()
         busy = busy1 - self.box0[0]
         total = total1 - self.box0[1]
+        server = self.srv.cpu() - self.cpu0
+        gen = gen_cpu() - self.gen0
         return {
             "wall_s": wall,
-            "server_cpu_s": self.srv.cpu() - self.cpu0,
-            "gen_cpu_s": gen_cpu() - self.gen0,
+            "server_cpu_s": server,
+            "gen_cpu_s": gen,
             "box_busy": busy / total if total > 0 else float("nan"),
+            # CPU that neither the server nor the generator used: other processes, or the
+            # kernel's work that no process is charged for. Much of it spoils a result.
+            "other_cpu_s": max(0.0, busy - server - gen),
+            "other_processes": self.others() if busy - server - gen > 0.25 * wall else "",
+            "waited_quiet_s": self.waited,
         }
+
+
+def command_of(pid: int, name: str) -> str:
+    """A process's command line, cut short (its name if that cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return f"{name}[{pid}]"
+    text = " ".join(a.decode(errors="replace") for a in args if a)
+    return f"[{pid}] {text[:70]}" if text else f"{name}[{pid}]"
 
 
 def percentiles(samples_us: Sequence[int]) -> Result:
@@ -114,7 +169,13 @@ def connect_members(
     """Register and join ``n`` clients to #bench; time it and the server's memory per client."""
     before = srv.status()
     meter = Meter(srv)
-    res = gen.connect(n, "m", window=st.connect_window, deadline=time.monotonic() + 90.0)
+    res = gen.connect(
+        n,
+        "m",
+        window=st.connect_window,
+        accept_window=st.accept_window,
+        deadline=time.monotonic() + 60.0,
+    )
     m = meter.stop()
     # Let the JOIN storm settle (everyone hears about everyone), then read the memory.
     settle_end = time.monotonic() + 1.0
@@ -134,6 +195,9 @@ def connect_members(
         "kib_per_conn": delta / max(1, res.ready),
         "threads": after["threads"],
         "error": res.first_error,
+        "wall_s": m["wall_s"],
+        "other_cpu_s": m["other_cpu_s"],
+        "other_processes": m["other_processes"],
     }
     members = [c for c in res.clients if c.state == READY and not c.closed]
     return result, members
@@ -154,11 +218,29 @@ def setup_senders(gen: Generator, spec: ServerSpec, senders: Sequence[Client]) -
 # -- fan-out --------------------------------------------------------------------------------
 
 
+class SenderPool:
+    """Hands out members to send, each to one phase only, in join order (wrapping round).
+
+    A server with flood control may hold back a client that has just sent a lot (ngircd does,
+    even to operators with +F): a phase with fresh senders is not slowed by the one before.
+    """
+
+    def __init__(self, members: Sequence[Client], size: int) -> None:
+        self.members = [c for c in members if not c.closed][:size]
+        self.next = 0
+
+    def take(self, k: int) -> list[Client]:
+        live = [c for c in self.members if not c.closed]
+        out = [live[(self.next + i) % len(live)] for i in range(min(k, len(live)))]
+        self.next = (self.next + k) % max(1, len(live))
+        return out
+
+
 def fanout(
     gen: Generator,
     srv: RunningServer,
     members: Sequence[Client],
-    n_senders: int,
+    senders: Sequence[Client],
     mode: str,
     st: Settings,
     *,
@@ -167,7 +249,7 @@ def fanout(
     duration: float | None = None,
 ) -> Result:
     """One fan-out phase in #bench: ``mode`` is "closed" (a bounded number of messages in
-    flight) or "rate" (a fixed number of deliveries per second).
+    flight) or "rate" (a fixed number of deliveries per second). ``senders`` are members.
 
     Closed loop: sender i may have ``window // senders`` messages not yet received by the
     designated receiver D (the last member to have joined that is not a sender) in flight.
@@ -175,8 +257,9 @@ def fanout(
     not read at all.
     """
     live = [c for c in members if not c.closed]
-    senders = live[:n_senders]
-    nonsenders = [c for c in live[n_senders:] if c is not victim]
+    n_senders = len(senders)
+    chosen = set(senders)
+    nonsenders = [c for c in live if c not in chosen and c is not victim]
     designated = nonsenders[-1]
     probes = spread(nonsenders, st.probes if mode == "closed" else st.rate_probes)
     gen.new_phase(live)
@@ -191,8 +274,10 @@ def fanout(
     n = len(live)
     window = max(1, st.window // n_senders)
     msg_rate = st.rate / max(1, n - 1) / n_senders  # per sender, messages per second
-    length = duration if duration is not None else (
-        st.duration if mode == "closed" else st.rate_duration
+    length = (
+        duration
+        if duration is not None
+        else (st.duration if mode == "closed" else st.rate_duration)
     )
     if stall and victim is not None:
         gen.stall(victim)
@@ -272,18 +357,24 @@ def fanout(
 
 
 def stalled_member(
-    gen: Generator, srv: RunningServer, members: Sequence[Client], n_senders: int, st: Settings
+    gen: Generator,
+    srv: RunningServer,
+    members: Sequence[Client],
+    pool: SenderPool,
+    n_senders: int,
+    st: Settings,
 ) -> Result:
     """The same closed-loop fan-out twice, the second time with one member not reading.
 
-    The victim is a member in the middle of the join order (neither sender nor probe). Its
-    deliveries are not counted in either run, so both rates are over the same members.
+    The victim is a member three quarters down the join order (never a sender, nor a
+    probe); each run has fresh senders. Its deliveries are not counted in either run, so
+    both rates are over the same members.
     After the stalled run it reads again, until the server closes it or 1 s of quiet.
     """
     live = [c for c in members if not c.closed]
-    victim = live[n_senders + (len(live) - n_senders) // 2 - 1]
-    base = fanout(gen, srv, live, n_senders, "closed", st, victim=victim)
-    stalled = fanout(gen, srv, live, n_senders, "closed", st, victim=victim, stall=True)
+    victim = next(c for c in live[(len(live) * 3) // 4 :] if c not in pool.members)
+    base = fanout(gen, srv, live, pool.take(n_senders), "closed", st, victim=victim)
+    stalled = fanout(gen, srv, live, pool.take(n_senders), "closed", st, victim=victim, stall=True)
     # Did the server drop it? Read what it has; stop at close, or after 1 s of silence.
     gen.unstall(victim)
     read_before = victim.nbytes
@@ -314,18 +405,23 @@ def stalled_member(
         "victim_reason": error[:80],
         "victim_backlog_kib": (victim.nbytes - read_before) / 1024,
         "rss_kib": srv.status()["rss_kib"],
+        "wall_s": base["wall_s"] + stalled["wall_s"],
+        "other_cpu_s": base["other_cpu_s"] + stalled["other_cpu_s"],
+        "other_processes": base["other_processes"] or stalled["other_processes"],
     }
 
 
 # -- direct messages ------------------------------------------------------------------------
 
 
-def direct(gen: Generator, srv: RunningServer, members: Sequence[Client], st: Settings) -> Result:
+def direct(
+    gen: Generator, srv: RunningServer, members: Sequence[Client], pool: SenderPool, st: Settings
+) -> Result:
     """Pairs of members exchange direct messages (sender i -> receiver i), closed loop with
     ``dm_window`` messages in flight per pair; receivers time every message."""
     live = [c for c in members if not c.closed]
     pairs = min(st.pairs, len(live) // 2)
-    senders, receivers = live[:pairs], live[pairs : 2 * pairs]
+    senders, receivers = pool.take(pairs), pool.take(pairs)
     gen.new_phase(live)
     for i, (s, r) in enumerate(zip(senders, receivers, strict=True)):
         s.sid = i
@@ -374,13 +470,15 @@ def direct(gen: Generator, srv: RunningServer, members: Sequence[Client], st: Se
 
 def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) -> Result:
     """Open as many registered connections (in no room) as the server holds, up to the cap;
-    then PING every one and count the answers."""
+    then PING every one at once and count the answers that come within 20 s. Memory per
+    connection is over the connections registered (and still open)."""
     before = srv.status()
     meter = Meter(srv)
     res = gen.connect(
         st.max_conns,
         "s",
         window=st.scale_window,
+        accept_window=st.accept_window,
         deadline=time.monotonic() + st.scale_time,
         join=False,
         prelude=spec.roomless_prelude,
@@ -388,7 +486,10 @@ def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) ->
     )
     m = meter.stop()
     ready = [c for c in res.clients if c.state == READY and not c.closed]
-    gen.sync(ready, (), timeout=20.0)
+    t_ping = time.monotonic()
+    answered = gen.sync(ready, (), timeout=20.0)
+    live = any(not c.closed for c in ready)
+    ping_s = time.monotonic() - t_ping if answered and live else float("nan")
     held = sum(1 for c in ready if c.pong and not c.closed)
     after = srv.status()
     alive = srv.alive()
@@ -401,9 +502,15 @@ def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) ->
         "server_cpu_s": m["server_cpu_s"],
         "gen_cpu_s": m["gen_cpu_s"],
         "rss_kib": after["rss_kib"],
-        "kib_per_conn": (after["rss_kib"] - before["rss_kib"]) / max(1, held),
+        "ping_all_s": ping_s,
+        "kib_per_conn": (after["rss_kib"] - before["rss_kib"]) / len(ready)
+        if ready
+        else float("nan"),
         "threads": after["threads"],
         "server_alive": alive,
+        "wall_s": m["wall_s"],
+        "other_cpu_s": m["other_cpu_s"],
+        "other_processes": m["other_processes"],
         "error": res.first_error or ("" if alive else "server died: " + srv.log_tail(2)),
     }
 
@@ -417,9 +524,10 @@ def chat_send(spec: ServerSpec, srv: RunningServer, reps: int) -> Result:
     alternating the two."""
     assert spec.executable is not None
     exe = spec.executable
-    head = [exe, "-m", "chatcli"] if exe == sys.executable else [exe]
+    head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
     send_cmd = [*head, "send", "--host", HOST, "--port", str(srv.port), "benchmark message"]
     floor_cmd = [sys.executable, "-c", "pass"]
+    env = {**os.environ, **spec.env}
     sends: list[float] = []
     floors: list[float] = []
     failures = 0
@@ -427,7 +535,7 @@ def chat_send(spec: ServerSpec, srv: RunningServer, reps: int) -> Result:
     for _ in range(reps):
         for cmd, into in ((send_cmd, sends), (floor_cmd, floors)):
             t = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False, env=env)
             into.append(time.perf_counter() - t)
             if proc.returncode != 0 and cmd is send_cmd:
                 failures += 1

@@ -58,6 +58,23 @@ def rss_kib(pid: int) -> int:
     return proc_status(pid)["rss_kib"]
 
 
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """Every process's name and CPU seconds so far (to name who else used the machine)."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
 def box_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     with open("/proc/stat", encoding="ascii") as f:
@@ -89,6 +106,10 @@ class ServerSpec:
     #: Lines sent before NICK/USER when a client must not join any room (the scale test).
     roomless_prelude: tuple[str, ...] = ()
     roomless_postlude: tuple[str, ...] = ()
+    #: Extra command-line arguments (chatcli: whatever lifts its flood control, if any).
+    extra_args: tuple[str, ...] = ()
+    #: Extra environment (chatcli from another source tree: PYTHONPATH).
+    env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -101,7 +122,7 @@ class ServerSpec:
         if self.name == "chatcli":
             exe = self.executable
             head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
-            return [*head, "serve", "--host", HOST, "--port", str(port)]
+            return [*head, "serve", "--host", HOST, "--port", str(port), *self.extra_args]
         if self.name == "ngircd":
             conf = workdir / "ngircd.conf"
             conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
@@ -112,7 +133,9 @@ class ServerSpec:
             conf.write_text(INSPIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
             return [self.executable, "--runasroot", "--nofork", f"--config={conf}"]
         if self.name == "miniircd":
-            return [self.executable, "--listen", HOST, "--ports", str(port)]
+            # It refuses to run as root unless told which user to stay.
+            root = ["--setuid", "root"] if os.geteuid() == 0 else []
+            return [self.executable, "--listen", HOST, "--ports", str(port), *root]
         raise ValueError(self.name)
 
 
@@ -163,20 +186,57 @@ INSPIRCD_CONF = """\
 """
 
 
-def find_servers(miniircd: str | None = None) -> dict[str, ServerSpec]:
-    """Every server the harness knows, with where it is installed (or how to install it)."""
+#: ``chat serve`` options that lift a flood limit, if the server has them, and their values.
+FLOOD_OPTIONS = (("--flood-rate", "0"), ("--no-flood-control", None))
+
+
+def chatcli_spec(src: str | None = None) -> ServerSpec:
+    """chatcli as installed (``chat`` beside this interpreter), or from the source tree
+    ``src`` (a directory holding the ``chatcli`` package) run as ``python -m chatcli``."""
     venv_bin = Path(sys.executable).parent
     chat = venv_bin / "chat"
-    chat_exe = str(chat) if chat.exists() else sys.executable
-    specs: dict[str, ServerSpec] = {}
-    specs["chatcli"] = ServerSpec(
+    env: dict[str, str] = {}
+    if src is not None:
+        exe = sys.executable
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    else:
+        exe = str(chat) if chat.exists() else sys.executable
+    head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
+    try:
+        help_text = subprocess.run(
+            [*head, "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, **env},
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        help_text = ""
+    extra: list[str] = []
+    for option, value in FLOOD_OPTIONS:
+        if option in help_text:
+            extra += [option] if value is None else [option, value]
+            break
+    version = chatcli_version(src)
+    return ServerSpec(
         "chatcli",
-        chat_exe,
+        exe,
         "pip install -e .",
-        version=chatcli_version(),
+        version=version,
         roomless_prelude=("CAP REQ :chatcli.local/no-autojoin",),
         roomless_postlude=("CAP END",),
+        extra_args=tuple(extra),
+        env=env,
     )
+
+
+def find_servers(
+    miniircd: str | None = None, chatcli_src: str | None = None
+) -> dict[str, ServerSpec]:
+    """Every server the harness knows, with where it is installed (or how to install it)."""
+    venv_bin = Path(sys.executable).parent
+    specs: dict[str, ServerSpec] = {"chatcli": chatcli_spec(chatcli_src)}
     ng = shutil.which("ngircd") or _existing("/usr/sbin/ngircd")
     specs["ngircd"] = ServerSpec(
         "ngircd",
@@ -208,8 +268,10 @@ def _existing(path: str) -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
-def chatcli_version() -> str:
+def chatcli_version(src: str | None = None) -> str:
     """The package version and the checkout's commit (with -dirty if src has changes)."""
+    if src is not None:
+        return f"chatcli from {src}"
     try:
         from importlib.metadata import version
 
@@ -283,6 +345,7 @@ class RunningServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,
+                env={**os.environ, **self.spec.env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
