@@ -48,6 +48,9 @@ _SENDQ_ERROR = b"ERROR :" + SENDQ_EXCEEDED.encode() + b"\r\n"
 #: Events the flusher's log may hold before posting threads wait for it (backpressure).
 MAX_LOG = 50_000
 
+# How the flusher sleeps.
+_AWAKE, _ON_BELL, _IN_SELECT = range(3)
+
 # Kinds of events in the flusher's log.
 _PUT, _BROADCAST, _CLOSE, _ABANDON = range(4)
 
@@ -130,7 +133,12 @@ class Flusher:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._sleeping = False
+        # How the flusher sleeps: _AWAKE, on the bell (nothing to watch), or in select().
+        self._sleeping = _AWAKE
+        # post() rings the bell with no system call that gives up the GIL (a socket send
+        # would, and the poster usually holds the world lock: every reader queued behind
+        # it would wake for nothing). The socket pair is for when select() must watch.
+        self._bell = threading.Event()
         self._stop = False
         self._room = threading.Event()  # set while the log is shorter than MAX_LOG
         self._room.set()
@@ -144,7 +152,6 @@ class Flusher:
     def post(self, event: tuple[int, object, bytes, SendQueue | None]) -> None:
         self._log.append(event)
         if self._sleeping:
-            self._sleeping = False
             self._wake()
         elif len(self._log) > MAX_LOG and threading.current_thread() is not self._thread:
             # The flusher is behind: the client whose line this was waits for it, so that
@@ -165,7 +172,9 @@ class Flusher:
         if self._stop:
             return
         self._stop = True
-        self._wake()
+        self._bell.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
         if self._thread.ident is not None:
             self._thread.join(timeout)
         self._selector.close()
@@ -173,8 +182,12 @@ class Flusher:
         self._wake_w.close()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):  # full (a wake is already pending) or closed
-            self._wake_w.send(b"\0")
+        mode, self._sleeping = self._sleeping, _AWAKE
+        if mode == _ON_BELL:
+            self._bell.set()
+        else:
+            with contextlib.suppress(OSError):  # full (a wake is pending already) or closed
+                self._wake_w.send(b"\0")
 
     # -- the flusher thread -------------------------------------------------------------------
 
@@ -201,14 +214,21 @@ class Flusher:
         """Sleep until there is work; note the sockets that became writable."""
         timeout: float | None = 0
         if not self._log and not self._dirty:
-            self._sleeping = True
-            # Re-check after announcing sleep: a post() in between saw _sleeping either
-            # False (and its event is in the log now) or True (and it woke us).
+            # Announce sleep, then re-check: a post() in between saw either _AWAKE (and its
+            # event is in the log now) or the mode set here (and it rang or wrote to us).
+            if not self._waiting:
+                self._bell.clear()
+                self._sleeping = _ON_BELL
+                if not self._log and not self._stop:
+                    self._bell.wait()
+                self._sleeping = _AWAKE
+                return
+            self._sleeping = _IN_SELECT
             timeout = 0 if self._log else None
         elif not self._waiting:
             return
         events = self._selector.select(timeout)
-        self._sleeping = False
+        self._sleeping = _AWAKE
         for key, _ in events:
             if key.fileobj is self._wake_r:
                 with contextlib.suppress(OSError):
