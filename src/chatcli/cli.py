@@ -125,9 +125,10 @@ def main() -> None:
 @click.option(
     "--flood-rate",
     type=click.FloatRange(min=0),
-    default=10.0,
+    default=ServerConfig.flood_rate,
     show_default=True,
-    help="Commands a second each client may send after a burst of 20; 0 turns flood control off.",
+    help=f"Commands a second each client may send after a burst of {ServerConfig.flood_burst};"
+    " 0 turns flood control off.",
 )
 @click.option(
     "--log-level",

@@ -15,7 +15,7 @@ serialised: no parameter can smuggle CR, LF or NUL, and no middle parameter hold
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -261,11 +261,6 @@ def _parse_text(tag_text: str | None, text: str) -> Message:
     # or NUL and was strict UTF-8; words were split on spaces, so no middle parameter is
     # empty, holds a space or starts with ':'; the command matched; tags were sifted.
     return Message.unchecked(command.upper(), tuple(params), source, tags)
-
-
-def join_params(params: Iterable[str]) -> str:
-    """Comma-join list parameters (``JOIN #a,#b``)."""
-    return ",".join(params)
 
 
 def split_text(text: str, max_bytes: int) -> list[str]:

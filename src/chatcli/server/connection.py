@@ -78,7 +78,6 @@ _QUIT_LOCK = threading.Lock()
 
 class Connection:
     __slots__ = (
-        "address",
         "away",
         "cap_negotiating",
         "caps",
@@ -112,7 +111,6 @@ class Connection:
         self.config = server.config
         self.sock = sock
         self.host = address[0]
-        self.address = address
         # Identity, written under the world lock once registered.
         self.nick: str | None = None
         self.folded_nick = ""

@@ -115,11 +115,6 @@ class SendQueue:
         self._finished.release()
         return True
 
-    @property
-    def pending(self) -> int:
-        """Bytes waiting to be sent (read on another thread, it is a moment's view)."""
-        return self._size
-
 
 class Flusher:
     """The one thread that writes to every client socket. See the module docstring."""
@@ -281,22 +276,17 @@ class Flusher:
     def _broadcast(
         self, queues: tuple[SendQueue, ...], lines: list[bytes], skips: list[SendQueue | None]
     ) -> None:
-        skipped = {skip for skip in skips if skip is not None}
-        if skipped:  # the senders do not get their own lines back
-            everyone = b"".join(lines)
-            for queue in queues:
-                if queue in skipped:
-                    own = b"".join(
-                        line for line, skip in zip(lines, skips, strict=True) if skip is not queue
-                    )
-                    if own:
-                        self._add(queue, own)
-                else:
-                    self._add(queue, everyone)
-            return
-        common = b"".join(lines)
+        everyone = b"".join(lines)
+        skipped = {skip for skip in skips if skip is not None}  # senders without echo
         for queue in queues:
-            self._add(queue, common)
+            if queue not in skipped:
+                self._add(queue, everyone)
+                continue
+            own = b"".join(
+                line for line, skip in zip(lines, skips, strict=True) if skip is not queue
+            )
+            if own:
+                self._add(queue, own)
 
     def _overflow(self, queue: SendQueue) -> None:
         queue._chunks = [_SENDQ_ERROR]
