@@ -33,8 +33,9 @@ from chatcli.server.state import World
 log = logging.getLogger("chatcli.server")
 
 LISTEN_BACKLOG = 1024
-# Connection threads do little but recv, parse and queue: a small stack is plenty, and
-# keeps thousands of connections affordable.
+# Connection threads do little but recv, parse and queue: a small stack is plenty. It
+# reserves 256 KiB of address space per thread instead of 8 MiB (10,000 connections:
+# 2.5 GiB, not 80); resident memory is the same either way, about 16 KiB a thread.
 THREAD_STACK_BYTES = 256 * 1024
 
 
