@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from chatcli import __version__
-from chatcli.cli import main
+from chatcli.cli import main, send
+from chatcli.entry import quick_send_params
 from chatcli.errors import ExitStatus
 
 
@@ -50,6 +51,59 @@ def test_python_dash_m_runs_the_cli():
 
 
 # -- chat send --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hello"],
+        ["backup", "done"],
+        ["--to", "#ops", "--alias", "cron", "backup done"],
+        ["-a", "cron", "--port", "6667", "--host", "::1", "hi"],
+        ["--to=bob", "--port=0", "--timeout=2.5", "hi"],
+        ["--password", "s3cret", "hi", "--alias", "late-option"],
+        ["--alias", "first", "--alias", "second", "hi"],
+        ["--", "--not-an-option", "-5"],
+        ["--alias", "-dash", "hi"],
+        ["-", "hi"],
+    ],
+)
+def test_send_quick_path_reads_arguments_as_click_does(args, monkeypatch):
+    monkeypatch.setenv("CHAT_PASSWORD", "from-env")
+    assert quick_send_params(args) == send.make_context("send", list(args)).params
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # standard input
+        ["  "],  # an empty message: click says so
+        ["--help"],
+        ["-h"],
+        ["--verbose", "hi"],
+        ["-5"],
+        ["-a=cron", "hi"],
+        ["-acron", "hi"],
+        ["--port", "http", "hi"],
+        ["--port", "70000", "hi"],
+        ["--timeout", "0", "hi"],
+        ["--port", "", "hi"],
+        ["hi", "--alias"],
+    ],
+)
+def test_send_leaves_every_other_form_to_click(args):
+    assert quick_send_params(args) is None
+
+
+def test_send_quick_path_end_to_end(server, connect):
+    watcher = connect("watcher")
+    chat = [sys.executable, "-m", "chatcli", "send", "--port", str(server.port)]
+    done = subprocess.run([*chat, "-a", "cron", "all", "good"], capture_output=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert watcher.expect("PRIVMSG").params == ("#lobby", "all good")
+    taken = subprocess.run([*chat, "-a", "watcher", "hi"], capture_output=True, timeout=30)
+    assert taken.returncode == ExitStatus.ALIAS_REJECTED
+    assert taken.stderr.decode().startswith("chat: ") and taken.stderr.count(b"\n") == 1
 
 
 def test_send_delivers_and_is_quiet(run, server, connect):

@@ -1,5 +1,5 @@
 """``python -m chatcli`` runs the ``chat`` command."""
 
-from chatcli.cli import main
+from chatcli.entry import main
 
 main()

@@ -7,61 +7,24 @@ carries (see :class:`~chatcli.errors.ExitStatus` and the README).
 
 from __future__ import annotations
 
-import functools
-import itertools
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from chatcli import __version__
-from chatcli.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM, ServerConfig
-from chatcli.errors import ChatError, ConfigError, ExitStatus
+from chatcli.config import ServerConfig
+from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM, SEND_TIMEOUT, default_alias
+from chatcli.errors import ChatError, fail_cleanly
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Imports are kept lazy: `chat send` runs from cron and scripts, and its start-up time is
 # mostly the imports (benchmarks/ measures it against `python3 -c pass`).
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 PORT = click.IntRange(0, 65535)
-
-
-def fail_cleanly(func: F) -> F:
-    """Turn a ChatError into ``chat: <message>`` on stderr and its exit status."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ChatError as exc:
-            click.echo(f"chat: {exc}", err=True)
-            sys.exit(int(exc.exit_status))
-        except KeyboardInterrupt:
-            sys.exit(int(ExitStatus.INTERRUPTED))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def default_alias() -> str:
-    """The login name, made into a valid alias."""
-    name = next(
-        (os.environ[v] for v in ("LOGNAME", "USER", "LNAME", "USERNAME") if os.environ.get(v)),
-        "",
-    )
-    if not name:
-        import getpass
-
-        try:
-            name = getpass.getuser()
-        except Exception:  # no login name (some containers, Windows services)
-            name = ""
-    name = re.sub(r"[^A-Za-z0-9_\-\[\]\\`^{|}]", "", name)
-    if not name or not re.match(r"[A-Za-z_\[\]\\`^{|}]", name):
-        name = "guest"
-    return name[:20]
 
 
 def connection_options(func: F) -> F:
@@ -238,7 +201,7 @@ def join(alias: str, host: str, port: int, password: str | None, room: str | Non
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=10.0,
+    default=SEND_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the server.",
 )
@@ -268,30 +231,16 @@ def send(
       5  no such room or person
       6  the server refused a message (moderated room, ban, password...)
     """
-    from chatcli.client.oneshot import run_send
+    from chatcli.client.oneshot import send_command
 
-    if message:
-        text = " ".join(message)
-        if not text.strip():
-            raise ConfigError("no message: the message is empty")
-        lines: Iterator[str] = iter([text])
-    else:
-        # Lines are sent as they are read (``tail -f log | chat send`` streams), but there
-        # must be at least one before connecting.
-        lines = (line.rstrip("\r\n") for line in sys.stdin or () if line.strip())
-        first = None if sys.stdin is None or sys.stdin.isatty() else next(lines, None)
-        if first is None:
-            raise ConfigError("no message: give it as arguments or on standard input")
-        lines = itertools.chain([first], lines)
-    run_send(
+    send_command(
+        target=target,
+        alias=alias,
         host=host,
         port=port,
-        alias=alias or default_alias()[:24] + "-send",
-        retry_alias=alias is None,
-        target=target,
-        lines=lines,
         password=password,
         timeout=timeout,
+        message=message,
     )
 
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM
 from chatcli.errors import ConfigError
 from chatcli.protocol import CaseMapping, is_valid_channel
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 55555
-DEFAULT_ROOM = "#lobby"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
 from enum import IntEnum
 
 
@@ -47,3 +50,20 @@ class NoSuchTarget(ChatError):
 
 class Refused(ChatError):
     exit_status = ExitStatus.REFUSED
+
+
+def fail_cleanly(func: Callable[..., object]) -> Callable[..., object]:
+    """Turn a ChatError into ``chat: <message>`` on stderr and its exit status, and Ctrl-C
+    into status 130 without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except ChatError as exc:
+            print(f"chat: {exc}", file=sys.stderr)
+            sys.exit(int(exc.exit_status))
+        except KeyboardInterrupt:
+            sys.exit(int(ExitStatus.INTERRUPTED))
+
+    return wrapper

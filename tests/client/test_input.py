@@ -6,12 +6,12 @@ import pytest
 
 from chatcli.client.input import (
     HELP,
-    MAX_TEXT_BYTES,
     Action,
     InputError,
     Local,
     parse_input,
 )
+from chatcli.defaults import MAX_TEXT_BYTES
 from chatcli.protocol import Message
 
 ROOM = "#lobby"

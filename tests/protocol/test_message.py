@@ -3,7 +3,6 @@ one IRC line (modern IRC client protocol document and IRCv3 message-tags)."""
 
 from __future__ import annotations
 
-import dataclasses
 import string
 
 import pytest
@@ -357,8 +356,10 @@ def test_message_is_frozen_and_tags_read_only():
     tags = {"a": "1"}
     msg = Message("PING", ["x"], tags=tags)
     assert msg.params == ("x",)  # any iterable becomes a tuple
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         msg.command = "PONG"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del msg.source  # type: ignore[misc]
     with pytest.raises(TypeError):
         msg.tags["b"] = "2"  # type: ignore[index]
     tags["a"] = "changed"

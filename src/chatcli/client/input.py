@@ -9,11 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from chatcli.defaults import MAX_TEXT_BYTES
 from chatcli.protocol import LocalProtocolError, Message, is_channel, split_text
-
-#: The most text bytes one PRIVMSG may carry, leaving room for the longest prefix the
-#: server may add (nick!user@host) inside the 512-byte line.
-MAX_TEXT_BYTES = 350
 
 
 class Local(Enum):

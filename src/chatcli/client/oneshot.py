@@ -7,11 +7,13 @@ and any error the server had about them has already arrived.
 
 from __future__ import annotations
 
+import itertools
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from chatcli.client.input import MAX_TEXT_BYTES
 from chatcli.client.session import ClientSession
+from chatcli.defaults import MAX_TEXT_BYTES, default_alias
 from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarget, Refused
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
@@ -111,12 +113,47 @@ def _raise_for(msg: Message) -> None:
         raise ConnectError(f"the server closed the connection: {text}")
 
 
+def send_command(
+    *,
+    target: str,
+    alias: str | None,
+    host: str,
+    port: int,
+    password: str | None,
+    timeout: float,
+    message: tuple[str, ...],
+) -> None:
+    """``chat send``: the ``message`` words as one message or, with none, each line of
+    standard input as one, streamed as it is read."""
+    if message:
+        text = " ".join(message)
+        if not text.strip():
+            raise ConfigError("no message: the message is empty")
+        lines: Iterator[str] = iter([text])
+    else:
+        # Lines are sent as they are read (``tail -f log | chat send`` streams), but there
+        # must be at least one before connecting.
+        lines = (line.rstrip("\r\n") for line in sys.stdin or () if line.strip())
+        first = None if sys.stdin is None or sys.stdin.isatty() else next(lines, None)
+        if first is None:
+            raise ConfigError("no message: give it as arguments or on standard input")
+        lines = itertools.chain([first], lines)
+    run_send(
+        host=host,
+        port=port,
+        alias=alias,
+        target=target,
+        lines=lines,
+        password=password,
+        timeout=timeout,
+    )
+
+
 def run_send(
     *,
     host: str,
     port: int,
-    alias: str,
-    retry_alias: bool,
+    alias: str | None,
     target: str,
     lines: Iterable[str],
     password: str | None,
@@ -124,13 +161,20 @@ def run_send(
 ) -> int:
     """Connect, send, confirm, quit. Returns how many messages were sent.
 
+    Without an ``alias``, sends as ``<login name>-send``, with a number added if taken.
+
     Raises:
         ConfigError: ``target`` is neither a room nor an alias.
     """
     if not (is_valid_channel(target) or is_valid_nick(target)):
         raise ConfigError(f"--to must be a room (#name) or an alias, not {target!r}")
     session = connect_as(
-        alias, retry=retry_alias, host=host, port=port, password=password, timeout=timeout
+        alias or default_alias()[:24] + "-send",
+        retry=alias is None,
+        host=host,
+        port=port,
+        password=password,
+        timeout=timeout,
     )
     try:
         return send_lines(session, target, lines, timeout)

@@ -15,8 +15,7 @@ serialised: no parameter can smuggle CR, LF or NUL, and no middle parameter hold
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from chatcli.protocol.errors import (
@@ -65,6 +64,7 @@ def unescape_tag_value(raw: str) -> str:
 # could not encode). One regex search per part: Message() is on every message's path.
 _BAD_TEXT = re.compile("[\r\n\0\ud800-\udfff]")
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+_set = object.__setattr__  # how Message sets its own (otherwise read-only) fields
 
 
 def _check_text(what: str, text: str) -> None:
@@ -76,9 +76,8 @@ def _check_text(what: str, text: str) -> None:
     raise LocalProtocolError(f"{what} is not valid Unicode: {text!r}")
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    """One IRC message.
+    """One IRC message: an immutable value, equal to another with the same parts.
 
     Args:
         command: a verb of letters (kept as given; parsing upper-cases it) or a 3-digit numeric.
@@ -90,35 +89,61 @@ class Message:
         LocalProtocolError: if any part could not be put on the wire unambiguously.
     """
 
-    command: str
-    params: tuple[str, ...] = ()
-    source: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
+    # A hand-written class, not a dataclass: ``chat send`` imports this module, and the
+    # dataclasses module alone costs it a sixth of its start-up time.
+    __slots__ = ("command", "params", "source", "tags")
 
-    def __post_init__(self) -> None:
-        if not _COMMAND.match(self.command):
-            raise LocalProtocolError(f"invalid command: {self.command!r}")
-        params = self.params
-        if type(params) is not tuple:
-            params = tuple(params)
-            object.__setattr__(self, "params", params)
+    command: str
+    params: tuple[str, ...]
+    source: str | None
+    tags: Mapping[str, str]
+
+    def __init__(
+        self,
+        command: str,
+        params: Iterable[str] = (),
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        if not _COMMAND.match(command):
+            raise LocalProtocolError(f"invalid command: {command!r}")
+        params = params if type(params) is tuple else tuple(params)
         last = len(params) - 1
         for i, param in enumerate(params):
             _check_text("a parameter", param)
             if i < last and (not param or " " in param or param[0] == ":"):
                 raise LocalProtocolError(f"invalid middle parameter: {param!r}")
-        if self.source is not None:
-            _check_text("the source", self.source)
-            if not self.source or " " in self.source:
-                raise LocalProtocolError(f"invalid source: {self.source!r}")
-        if not self.tags:
-            object.__setattr__(self, "tags", _EMPTY_TAGS)
-            return
-        for key, value in self.tags.items():
+        if source is not None:
+            _check_text("the source", source)
+            if not source or " " in source:
+                raise LocalProtocolError(f"invalid source: {source!r}")
+        for key, value in (tags or {}).items():
             if not _TAG_KEY.match(key):
                 raise LocalProtocolError(f"invalid tag key: {key!r}")
             _check_text("a tag value", value)
-        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+        _set(self, "command", command)
+        _set(self, "params", params)
+        _set(self, "source", source)
+        _set(self, "tags", MappingProxyType(dict(tags)) if tags else _EMPTY_TAGS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Message is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Message is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Message:
+            return NotImplemented
+        return (
+            self.command == other.command
+            and self.params == other.params
+            and self.source == other.source
+            and self.tags == other.tags
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.command, self.params, self.source, tuple(self.tags.items())))
 
     def __repr__(self) -> str:
         return f"Message({self.to_line()!r})"
@@ -154,14 +179,13 @@ class Message:
     ) -> Message:
         """A Message from parts that are already known to be valid: the parser's, which
         reads only what the checks would let through, and a relay's, made of parts of
-        checked Messages. Skips ``__post_init__``: both are on every line's path. Anything
+        checked Messages. Skips the checks: both are on every line's path. Anything
         else must use the constructor."""
         msg = object.__new__(cls)
-        set_ = object.__setattr__
-        set_(msg, "command", command)
-        set_(msg, "params", params)
-        set_(msg, "source", source)
-        set_(msg, "tags", MappingProxyType(tags) if tags else _EMPTY_TAGS)
+        _set(msg, "command", command)
+        _set(msg, "params", params)
+        _set(msg, "source", source)
+        _set(msg, "tags", MappingProxyType(tags) if tags else _EMPTY_TAGS)
         return msg
 
     def with_tags(self, tags: Mapping[str, str]) -> Message:
