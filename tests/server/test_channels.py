@@ -257,3 +257,17 @@ def test_kick_of_someone_not_online_is_401(connect):
     alice.send("JOIN #k")
     alice.send("KICK #k ghost")
     alice.expect("401")
+
+
+def test_names_of_a_big_room_is_split_into_whole_names_within_the_line_limit(connect):
+    members = [f"member{i:02d}-with-a-long-nick"[:20] for i in range(40)]
+    for nick in members:
+        connect(nick)
+    viewer = connect("viewer", caps="userhost-in-names")
+    viewer.send("NAMES #lobby")
+    replies = viewer.collect("366")[:-1]
+    assert len(replies) > 1 and all(m.command == "353" for m in replies)
+    assert all(len(m.to_bytes()) <= 512 for m in replies)
+    entries = [entry for m in replies for entry in m.params[-1].split(" ")]
+    assert sorted(entry.split("!")[0] for entry in entries) == sorted([*members, "viewer"])
+    assert all(entry.endswith("@127.0.0.1") for entry in entries)

@@ -11,7 +11,10 @@ Contract:
    to the same recipients are joined first, so under load a recipient costs the flusher
    one append per *batch* of messages, not per message.
 3. The flusher sends *everything* a queue holds with one ``send`` on the (non-blocking)
-   socket: a client that falls behind gets many lines per system call.
+   socket: a client that falls behind gets many lines per system call. Queues with a line
+   of their own (a reply, a direct message) are sent first; queues with room traffic only
+   are sent a few at a time, in turn, with the log applied in between, so that a busy room
+   (a thousand joins, say) reaches each member in a few large sends, not one per line.
 4. Every client receives lines in the order they were queued: the flusher applies its log
    in order. (Handlers queue while holding the world lock, so that order is the order of
    events in the shared state.)
@@ -47,12 +50,18 @@ _SENDQ_ERROR = b"ERROR :" + SENDQ_EXCEEDED.encode() + b"\r\n"
 
 #: Events the flusher's log may hold before posting threads wait for it (backpressure).
 MAX_LOG = 50_000
+#: Queues with room traffic only that are sent between two looks at the log.
+ROOM_BATCH = 8
 
 # How the flusher sleeps.
 _AWAKE, _ON_BELL, _IN_SELECT = range(3)
 
 # Kinds of events in the flusher's log.
 _PUT, _BROADCAST, _CLOSE, _ABANDON = range(4)
+
+# Where a queue with something to send waits: nowhere yet, in turn with the room traffic,
+# or first, with a line of its own.
+_CLEAN, _IN_TURN, _FIRST = range(3)
 
 
 class SendQueue:
@@ -87,7 +96,7 @@ class SendQueue:
         self._chunks: list[bytes] = []
         self._backlog = b""  # taken from the chunks, refused by the kernel so far
         self._size = 0  # bytes in _chunks and _backlog
-        self._dirty = False  # in the flusher's dirty list
+        self._dirty = _CLEAN  # which of the flusher's lists it waits in
         self._closing = False
         # A latch: held until the flusher is done with the queue. (A Lock, not an Event:
         # an Event costs a Condition, and every idle connection has one of these.)
@@ -121,7 +130,8 @@ class Flusher:
 
     def __init__(self) -> None:
         self._log: deque[tuple[int, object, bytes, SendQueue | None]] = deque()
-        self._dirty: list[SendQueue] = []
+        self._first: deque[SendQueue] = deque()  # queues with a line of their own
+        self._in_turn: deque[SendQueue] = deque()  # queues with room traffic only
         self._selector = selectors.DefaultSelector()
         self._waiting: set[SendQueue] = set()  # registered for EVENT_WRITE
         self._wake_r, self._wake_w = socket.socketpair()
@@ -193,9 +203,7 @@ class Flusher:
                 self._apply_log()
                 if not self._room.is_set() and len(self._log) < MAX_LOG:
                     self._room.set()
-                dirty, self._dirty = self._dirty, []
-                for queue in dirty:
-                    queue._dirty = False
+                for queue in self._due():
                     try:
                         self._flush(queue)
                     except Exception:  # one broken queue must not silence the rest
@@ -205,10 +213,28 @@ class Flusher:
             log.critical("the flusher thread failed", exc_info=True)
             raise
 
+    def _due(self) -> list[SendQueue]:
+        """The queues to send now: every one with a line of its own, and the next few with
+        room traffic only. (A queue listed twice is sent when first due; after that it is
+        clean and skipped, or listed again for new lines.)"""
+        due = []
+        first, in_turn = self._first, self._in_turn
+        while first:
+            queue = first.popleft()
+            if queue._dirty == _FIRST:
+                queue._dirty = _CLEAN
+                due.append(queue)
+        while in_turn and len(due) < ROOM_BATCH:
+            queue = in_turn.popleft()
+            if queue._dirty == _IN_TURN:
+                queue._dirty = _CLEAN
+                due.append(queue)
+        return due
+
     def _wait(self) -> None:
         """Sleep until there is work; note the sockets that became writable."""
         timeout: float | None = 0
-        if not self._log and not self._dirty:
+        if not self._log and not self._first and not self._in_turn:
             # Announce sleep, then re-check: a post() in between saw either _AWAKE (and its
             # event is in the log now) or the mode set here (and it rang or wrote to us).
             if not self._waiting:
@@ -229,14 +255,19 @@ class Flusher:
                 with contextlib.suppress(OSError):
                     self._wake_r.recv(4096)
             else:
-                self._mark(key.data)
+                self._mark(key.data, _FIRST)
 
-    def _mark(self, queue: SendQueue) -> None:
-        if not queue._dirty:
-            queue._dirty = True
-            self._dirty.append(queue)
+    def _mark(self, queue: SendQueue, where: int) -> None:
+        """List ``queue`` to be sent: ``_FIRST``, or ``_IN_TURN`` unless it is listed."""
+        if where == _FIRST:
+            if queue._dirty != _FIRST:
+                queue._dirty = _FIRST
+                self._first.append(queue)
+        elif queue._dirty == _CLEAN:
+            queue._dirty = _IN_TURN
+            self._in_turn.append(queue)
 
-    def _add(self, queue: SendQueue, data: bytes) -> None:
+    def _add(self, queue: SendQueue, data: bytes, where: int) -> None:
         if queue._closing:
             return
         queue._chunks.append(data)
@@ -244,7 +275,7 @@ class Flusher:
         if queue._size > queue._max:
             self._overflow(queue)
         if queue not in self._waiting:  # else it is flushed when its socket is writable
-            self._mark(queue)
+            self._mark(queue, where)
 
     def _apply_log(self) -> None:
         """Apply the events logged so far, in order, joining runs of broadcasts."""
@@ -262,14 +293,14 @@ class Flusher:
                     skips.append(skip)
                 self._broadcast(target, lines, skips)  # type: ignore[arg-type]
             elif kind == _PUT:
-                self._add(target, data)  # type: ignore[arg-type]
+                self._add(target, data, _FIRST)  # type: ignore[arg-type]
             elif kind == _CLOSE:
                 queue: SendQueue = target  # type: ignore[assignment]
                 if not queue._closing:
                     if data:
-                        self._add(queue, data)
+                        self._add(queue, data, _FIRST)
                     queue._closing = True
-                    self._mark(queue)
+                    self._mark(queue, _FIRST)
             else:  # _ABANDON
                 self._finish(target)  # type: ignore[arg-type]
 
@@ -280,13 +311,13 @@ class Flusher:
         skipped = {skip for skip in skips if skip is not None}  # senders without echo
         for queue in queues:
             if queue not in skipped:
-                self._add(queue, everyone)
+                self._add(queue, everyone, _IN_TURN)
                 continue
             own = b"".join(
                 line for line, skip in zip(lines, skips, strict=True) if skip is not queue
             )
             if own:
-                self._add(queue, own)
+                self._add(queue, own, _IN_TURN)
 
     def _overflow(self, queue: SendQueue) -> None:
         queue._chunks = [_SENDQ_ERROR]

@@ -177,20 +177,28 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
         for member, modes in channel.members.items()
         if visible or not member.modes
     ]
+    # Every part is a checked nick, source or room name, so the lines are made as bytes:
+    # the list is joined once and cut at spaces, a step per line rather than per entry.
     head = f":{conn.config.name} {n.RPL_NAMREPLY} {conn.name} {channel.symbol} {channel.name} :"
-    room = 510 - len(head.encode())
-    batch: list[str] = []
-    size = 0
-    for entry in entries:
-        if batch and size + len(entry) + 1 > room:
-            conn.reply(n.RPL_NAMREPLY, channel.symbol, channel.name, " ".join(batch))
-            batch, size = [], 0
-        batch.append(entry)
-        size += len(entry) + 1
-    if batch:
-        conn.reply(n.RPL_NAMREPLY, channel.symbol, channel.name, " ".join(batch))
+    head_bytes = head.encode()
+    room = 510 - len(head_bytes)
+    names = " ".join(entries).encode()
+    lines = []
+    start = 0
+    while start < len(names):
+        stop = len(names) if len(names) - start <= room else names.rfind(b" ", start, start + room)
+        if stop <= start:  # no space to cut at: cannot happen with valid names, but bounded
+            stop = start + room
+        lines.append(head_bytes + names[start:stop] + b"\r\n")
+        start = stop + 1
     if end:
-        conn.reply(n.RPL_ENDOFNAMES, channel.name, "End of /NAMES list")
+        lines.append(
+            Message(
+                n.RPL_ENDOFNAMES, (conn.name, channel.name, "End of /NAMES list"), conn.config.name
+            ).to_bytes()
+        )
+    if lines:
+        conn.sendq.put(b"".join(lines))
 
 
 @command("LIST")
