@@ -52,6 +52,8 @@ _SENDQ_ERROR = b"ERROR :" + SENDQ_EXCEEDED.encode() + b"\r\n"
 MAX_LOG = 50_000
 #: Queues with room traffic only that are sent between two looks at the log.
 ROOM_BATCH = 8
+#: Rounds of room traffic between two polls of the sockets that would block.
+POLL_EVERY = 16
 
 # How the flusher sleeps.
 _AWAKE, _ON_BELL, _IN_SELECT = range(3)
@@ -132,6 +134,7 @@ class Flusher:
         self._log: deque[tuple[int, object, bytes, SendQueue | None]] = deque()
         self._first: deque[SendQueue] = deque()  # queues with a line of their own
         self._in_turn: deque[SendQueue] = deque()  # queues with room traffic only
+        self._rounds_unpolled = 0
         self._selector = selectors.DefaultSelector()
         self._waiting: set[SendQueue] = set()  # registered for EVENT_WRITE
         self._wake_r, self._wake_w = socket.socketpair()
@@ -248,6 +251,12 @@ class Flusher:
             timeout = 0 if self._log else None
         elif not self._waiting:
             return
+        elif self._in_turn and self._rounds_unpolled < POLL_EVERY:
+            # Amid room traffic, blocked sockets are polled once every few rounds only: a
+            # poll per ROOM_BATCH sends would cost everyone for one client that stalls.
+            self._rounds_unpolled += 1
+            return
+        self._rounds_unpolled = 0
         events = self._selector.select(timeout)
         self._sleeping = _AWAKE
         for key, _ in events:
