@@ -271,3 +271,47 @@ def test_names_of_a_big_room_is_split_into_whole_names_within_the_line_limit(con
     entries = [entry for m in replies for entry in m.params[-1].split(" ")]
     assert sorted(entry.split("!")[0] for entry in entries) == sorted([*members, "viewer"])
     assert all(entry.endswith("@127.0.0.1") for entry in entries)
+
+
+# -- user modes +w, +B and +o ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["w", "B"])
+def test_wallops_and_bot_user_modes_are_set_shown_and_removed(connect, flag):
+    """'RPL_UMODEIS (221) <client> <user modes>'; +B is the IRCv3 bot mode (BOT=B)."""
+    alice = connect("alice")
+    alice.send(f"MODE alice +{flag}")
+    assert alice.expect("MODE").params == ("alice", f"+{flag}")
+    alice.send("MODE alice")
+    assert alice.expect("221").params == ("alice", f"+{flag}")
+    alice.send(f"MODE alice -{flag}")
+    assert alice.expect("MODE").params == ("alice", f"-{flag}")
+    alice.send("MODE alice")
+    assert alice.expect("221").params == ("alice", "+")
+
+
+def test_several_user_modes_in_one_change(connect):
+    alice = connect("alice")
+    alice.send("MODE alice +iwB")
+    assert alice.expect("MODE").params == ("alice", "+iwB")
+    alice.send("MODE alice")
+    assert alice.expect("221").params == ("alice", "+Biw")
+
+
+def test_making_yourself_an_operator_is_ignored_silently(connect):
+    """RFC 2812 3.1.5: 'If a user attempts to make themselves an operator using the "+o"
+    flag, the attempt SHOULD be ignored'."""
+    alice = connect("alice")
+    alice.send("MODE alice +o")
+    alice.send("MODE alice -o")
+    assert alice.sync() == []
+    alice.send("MODE alice")
+    assert alice.expect("221").params == ("alice", "+")
+
+
+def test_an_unknown_user_mode_is_err_umodeunknownflag_and_the_rest_still_applies(connect):
+    """'ERR_UMODEUNKNOWNFLAG (501) <client> :Unknown MODE flag'."""
+    alice = connect("alice")
+    alice.send("MODE alice +Bz")
+    assert alice.expect("501").params == ("alice", "Unknown MODE flag")
+    assert alice.expect("MODE").params == ("alice", "+B")

@@ -45,15 +45,22 @@ def test_isupport_is_truthful(connect):
     assert {
         "CASEMAPPING=ascii",
         "CHANTYPES=#",
-        "CHANMODES=b,k,l,imnst",
+        "CHANMODES=beI,k,l,imnst",
         "PREFIX=(ov)@+",
         "NICKLEN=30",
         "CHANNELLEN=64",
         "TOPICLEN=390",
         "MAXTARGETS=4",
         "MODES=4",
+        "MONITOR=100",
         "NETWORK=chatcli",
         "UTF8ONLY",
+        "BOT=B",
+        "ELIST=U",
+        "EXCEPTS=e",
+        "INVEX=I",
+        "MAXLIST=beI:100",
+        "WHOX",
     } <= tokens
 
 
@@ -131,10 +138,19 @@ def test_cap_negotiation_holds_registration_until_end(connect):
     ls = client.expect("CAP")
     assert ls.params[:2] == ("*", "LS")
     assert set(ls.params[2].split()) == {
-        "echo-message",
-        "multi-prefix",
-        "userhost-in-names",
+        "away-notify",
+        "batch",
+        "cap-notify",
         "chatcli.local/no-autojoin",
+        "echo-message",
+        "extended-join",
+        "invite-notify",
+        "labeled-response",
+        "message-tags",
+        "multi-prefix",
+        "server-time",
+        "setname",
+        "userhost-in-names",
     }
     client.send("CAP REQ :multi-prefix bogus-cap")
     assert client.expect("CAP").params == ("alice", "NAK", "multi-prefix bogus-cap")
@@ -142,7 +158,8 @@ def test_cap_negotiation_holds_registration_until_end(connect):
     assert client.expect("CAP").params == ("alice", "ACK", "multi-prefix echo-message")
     assert client.quiet() == []  # not registered yet: still negotiating
     client.send("CAP LIST")
-    assert client.expect("CAP").params == ("alice", "LIST", "echo-message multi-prefix")
+    # cap-notify comes with CAP LS 302 (IRCv3): it is enabled without a REQ
+    assert client.expect("CAP").params == ("alice", "LIST", "cap-notify echo-message multi-prefix")
     client.send("CAP END")
     client.expect("001")
     client.send("CAP REQ :-echo-message")

@@ -1,4 +1,4 @@
-"""A room: its members and their prefixes, topic, modes, invitations and bans.
+"""A room: its members and their prefixes, topic, modes, invitations, bans and exceptions.
 
 A Channel holds no lock of its own: every read and write happens under the world lock
 (see :mod:`chatcli.server.state`). It raises domain errors (:mod:`chatcli.server.errors`)
@@ -17,6 +17,7 @@ from chatcli.server.errors import (
     ChannelIsFull,
     InviteOnlyChan,
 )
+from chatcli.server.tags import PROFILES
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
 #: Member prefixes, highest first, as advertised in ``PREFIX=(ov)@+``.
 PREFIXES = {"o": "@", "v": "+"}
 #: Channel modes, grouped as in ``CHANMODES=`` (list, always-param, set-param, flag).
-LIST_MODES = "b"
+#: The list modes: bans, ban exceptions (``EXCEPTS=e``) and invite exceptions (``INVEX=I``).
+LIST_MODES = "beI"
+#: Entries one list mode may hold (``MAXLIST=beI:100``); more is ERR_BANLISTFULL.
+MAX_LIST_ENTRIES = 100
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
 FLAG_MODES = "imnst"
@@ -42,28 +46,41 @@ class Channel:
     topic: str = ""
     topic_by: str = ""
     topic_at: int = 0
-    bans: dict[str, tuple[str, int]] = field(default_factory=dict)  # mask -> (setter, time)
+    # The list modes, each mask -> (setter, time set).
+    bans: dict[str, tuple[str, int]] = field(default_factory=dict)  # +b: may not join or speak
+    excepts: dict[str, tuple[str, int]] = field(default_factory=dict)  # +e: overrides +b
+    invex: dict[str, tuple[str, int]] = field(default_factory=dict)  # +I: may join a +i room
     invited: set[Connection] = field(default_factory=set)
     permanent: bool = False  #: kept when empty (the default room)
-    _queues: tuple[SendQueue, ...] | None = field(default=None, repr=False)
+    _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
 
     def add(self, conn: Connection, prefixes: set[str]) -> None:
         self.members[conn] = prefixes
-        if self._queues is not None:  # grows in C, not rebuilt member by member
-            self._queues += (conn.sendq,)
+        if self._audience is not None:  # grows in C, not rebuilt member by member
+            groups = list(self._audience)
+            groups[conn.profile] += (conn.sendq,)
+            self._audience = tuple(groups)
 
     def remove(self, conn: Connection) -> None:
         self.members.pop(conn, None)
         self.invited.discard(conn)
-        self._queues = None
+        self._audience = None
+
+    def regroup(self) -> None:
+        """A member's capabilities changed: group the audience again."""
+        self._audience = None
 
     @property
-    def queues(self) -> tuple[SendQueue, ...]:
-        """The members' send queues: one tuple object until the membership changes, so
-        that the flusher can join consecutive broadcasts to the room."""
-        if self._queues is None:
-            self._queues = tuple(member.sendq for member in self.members)
-        return self._queues
+    def audience(self) -> tuple[tuple[SendQueue, ...], ...]:
+        """The members' send queues grouped by their profile (see :mod:`chatcli.server.tags`):
+        one tuple object until the membership changes, so that the flusher can join
+        consecutive broadcasts to the room."""
+        if self._audience is None:
+            groups: list[list[SendQueue]] = [[] for _ in range(PROFILES)]
+            for member in self.members:
+                groups[member.profile].append(member.sendq)
+            self._audience = tuple(tuple(group) for group in groups)
+        return self._audience
 
     def check_join(self, conn: Connection, key: str | None) -> None:
         """Raise the reason ``conn`` may not join, if any (ERR_*CHAN numerics)."""
@@ -72,14 +89,24 @@ class Channel:
             raise BadChannelKey(self.name)
         if self.limit is not None and len(self.members) >= self.limit:
             raise ChannelIsFull(self.name)
-        if "i" in self.modes and not invited:
+        if "i" in self.modes and not invited and not self._matches(self.invex, conn):
             raise InviteOnlyChan(self.name)
         if self.is_banned(conn) and not invited:
             raise BannedFromChan(self.name)
 
     def is_banned(self, conn: Connection) -> bool:
+        """Whether a ban matches ``conn`` and no ban exception does."""
+        return self._matches(self.bans, conn) and not self._matches(self.excepts, conn)
+
+    def mask_list(self, mode: str) -> dict[str, tuple[str, int]]:
+        """The masks of list mode ``mode`` (one of :data:`LIST_MODES`)."""
+        return {"b": self.bans, "e": self.excepts, "I": self.invex}[mode]
+
+    def _matches(self, masks: dict[str, tuple[str, int]], conn: Connection) -> bool:
+        if not masks:  # the usual case, and checked on every message to the room
+            return False
         source, casemapping = conn.source, conn.world.casemapping
-        return any(mask_match(ban, source, casemapping) for ban in self.bans)
+        return any(mask_match(mask, source, casemapping) for mask in masks)
 
     def can_speak(self, conn: Connection) -> bool:
         """Whether ``conn`` may send to the room (+n, +m and bans)."""

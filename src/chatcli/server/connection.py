@@ -32,12 +32,15 @@ from chatcli.protocol import (
     MalformedLine,
     Message,
     ReadQExceeded,
+    caps,
     parse_line,
 )
 from chatcli.protocol import numerics as n
+from chatcli.server import tags
 from chatcli.server.commands import dispatch
 from chatcli.server.errors import IRCError
 from chatcli.server.flood import FakeLag
+from chatcli.server.handlers import monitor
 from chatcli.server.sendq import SendQueue
 
 if TYPE_CHECKING:
@@ -86,13 +89,16 @@ class Connection:
         "connected_at",
         "folded_nick",
         "host",
+        "labeled",
         "lag",
         "last_seen",
         "last_spoke",
         "modes",
+        "monitoring",
         "nick",
         "password",
         "ping_sent",
+        "profile",
         "quit_reason",
         "realname",
         "registered",
@@ -118,10 +124,14 @@ class Connection:
         self.realname = ""
         self.password: str | None = None
         self.caps: set[str] = set()
+        self.profile = 0  # the form of relayed messages it gets: chatcli.server.tags
+        # While a labeled command runs: what it sends to this client, to be labeled.
+        self.labeled: list[bytes] | None = None
         self.cap_negotiating = False
         self.registered = False
         self.away: str | None = None
         self.modes: set[str] = set()
+        self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
         self.channels: set[Channel] = set()
         # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
         now = time.monotonic()
@@ -153,7 +163,21 @@ class Connection:
     # -- sending ----------------------------------------------------------------------------
 
     def send(self, msg: Message) -> None:
-        self.sendq.put(msg.to_bytes())
+        self.send_bytes(msg.to_bytes())
+
+    def send_bytes(self, data: bytes) -> None:
+        """Queue ``data`` (whole lines) for this client. While a labeled command of its own
+        runs, what that command sends is held, to go out as its labeled response."""
+        if self.labeled is not None and threading.current_thread() is self.thread:
+            self.labeled.append(data)
+        else:
+            self.sendq.put(data)
+
+    def relay(self, relay: tags.Relay) -> None:
+        """Queue a relayed message in this client's form."""
+        data = relay.to(self.profile)
+        if data:
+            self.send_bytes(data)
 
     def reply(self, numeric: str, *params: str) -> None:
         """Send ``:<server> <numeric> <nick> <params...>``.
@@ -231,7 +255,17 @@ class Connection:
                     time.sleep(wait)
                     if self.quit_reason is not None:
                         return
-            dispatch(self, msg)
+            label = msg.tags.get("label") if msg.tags else None
+            if label is None or not {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps:
+                dispatch(self, msg)
+                continue
+            self.labeled = []
+            try:
+                dispatch(self, msg)
+            finally:
+                sent, self.labeled = self.labeled, None
+            batch_id = tags.new_msgid()
+            self.sendq.put(tags.labeled_response(label, sent, batch_id, self.config.name))
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""
@@ -261,9 +295,10 @@ class Connection:
             was_registered = self.registered
             peers = self.world.forget(self)
             if was_registered:
-                quit_line = Message("QUIT", (reason,), self.source).to_bytes()
+                monitor.announce(self, online=False)
+                relay = tags.Relay(Message("QUIT", (reason,), self.source))
                 for peer in peers:
-                    peer.sendq.put(quit_line)
+                    peer.relay(relay)
         deadline = time.monotonic() + self.config.shutdown_grace
         if not self.sendq.finished(self.config.shutdown_grace):
             self.sendq.abandon()  # a peer that does not read: stop waiting for it

@@ -70,3 +70,6 @@ class Fatal(Exception):
 
 
 NoSuchServer = _error("NoSuchServer", n.ERR_NOSUCHSERVER, "No such server")
+BanListFull = _error("BanListFull", n.ERR_BANLISTFULL, "Channel list is full")
+#: ERR_UNKNOWNERROR with the command as its parameter and the reason as its text.
+UnknownError = _error("UnknownError", n.ERR_UNKNOWNERROR, "Unknown error")

@@ -6,10 +6,12 @@ Contract:
    :meth:`Flusher.broadcast` append one event to the flusher's log and, if it sleeps,
    wake it. A thread sending to a thousand clients is never held up by a slow one, and
    no thread is woken per recipient.
-2. A broadcast costs its sender O(1): the line is serialised once and the room's recipient
-   tuple is passed along; the flusher hands it to each recipient. Consecutive broadcasts
-   to the same recipients are joined first, so under load a recipient costs the flusher
-   one append per *batch* of messages, not per message.
+2. A broadcast costs its sender O(1): the line is serialised once per form (recipients
+   with different capabilities get different tags: :mod:`chatcli.server.tags`) and the
+   room's audience, its recipients grouped by form, is passed along; the flusher hands each
+   form to its group. Consecutive broadcasts to the same audience are joined first, so
+   under load a recipient costs the flusher one append per *batch* of messages, not per
+   message.
 3. The flusher sends *everything* a queue holds with one ``send`` on the (non-blocking)
    socket: a client that falls behind gets many lines per system call. Queues with a line
    of their own (a reply, a direct message) are sent first; queues with room traffic only
@@ -131,7 +133,7 @@ class Flusher:
     """The one thread that writes to every client socket. See the module docstring."""
 
     def __init__(self) -> None:
-        self._log: deque[tuple[int, object, bytes, SendQueue | None]] = deque()
+        self._log: deque[tuple[int, object, object, SendQueue | None]] = deque()
         self._first: deque[SendQueue] = deque()  # queues with a line of their own
         self._in_turn: deque[SendQueue] = deque()  # queues with room traffic only
         self._rounds_unpolled = 0
@@ -157,7 +159,7 @@ class Flusher:
     def start(self) -> None:
         self._thread.start()
 
-    def post(self, event: tuple[int, object, bytes, SendQueue | None]) -> None:
+    def post(self, event: tuple[int, object, object, SendQueue | None]) -> None:
         self._log.append(event)
         if self._sleeping:
             self._wake()
@@ -168,11 +170,15 @@ class Flusher:
             self._room.wait(1.0)
 
     def broadcast(
-        self, queues: tuple[SendQueue, ...], data: bytes, skip: SendQueue | None = None
+        self,
+        audience: tuple[tuple[SendQueue, ...], ...],
+        forms: tuple[bytes, ...],
+        skip: SendQueue | None = None,
     ) -> None:
-        """Queue ``data`` for every queue in ``queues`` but ``skip``. Pass the same tuple
-        object for the same recipients (a room caches its own) so that batches join."""
-        self.post((_BROADCAST, queues, data, skip))
+        """Queue ``forms[i]`` for every queue in ``audience[i]``, but ``skip``. Pass the same
+        audience object for the same recipients (a room caches its own) so that batches
+        join."""
+        self.post((_BROADCAST, audience, forms, skip))
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread (after every queue it serves has finished) and release it.
@@ -294,13 +300,13 @@ class Flusher:
             kind, target, data, skip = log_.popleft()
             left -= 1
             if kind == _BROADCAST:
-                lines, skips = [data], [skip]
+                batch, skips = [data], [skip]
                 while left > 0 and log_[0][0] == _BROADCAST and log_[0][1] is target:
                     _, _, more, skip = log_.popleft()
                     left -= 1
-                    lines.append(more)
+                    batch.append(more)
                     skips.append(skip)
-                self._broadcast(target, lines, skips)  # type: ignore[arg-type]
+                self._broadcast(target, batch, skips)  # type: ignore[arg-type]
             elif kind == _PUT:
                 self._add(target, data, _FIRST)  # type: ignore[arg-type]
             elif kind == _CLOSE:
@@ -314,19 +320,28 @@ class Flusher:
                 self._finish(target)  # type: ignore[arg-type]
 
     def _broadcast(
-        self, queues: tuple[SendQueue, ...], lines: list[bytes], skips: list[SendQueue | None]
+        self,
+        audience: tuple[tuple[SendQueue, ...], ...],
+        batch: list[tuple[bytes, ...]],
+        skips: list[SendQueue | None],
     ) -> None:
-        everyone = b"".join(lines)
-        skipped = {skip for skip in skips if skip is not None}  # senders without echo
-        for queue in queues:
-            if queue not in skipped:
-                self._add(queue, everyone, _IN_TURN)
+        skipped = {skip for skip in skips if skip is not None}  # the senders
+        for form, queues in enumerate(audience):
+            if not queues:
                 continue
-            own = b"".join(
-                line for line, skip in zip(lines, skips, strict=True) if skip is not queue
-            )
-            if own:
-                self._add(queue, own, _IN_TURN)
+            lines = [forms[form] for forms in batch]
+            everyone = b"".join(lines)
+            if not everyone:  # nothing in this form (TAGMSG to those without tags)
+                continue
+            for queue in queues:
+                if queue not in skipped:
+                    self._add(queue, everyone, _IN_TURN)
+                    continue
+                own = b"".join(
+                    line for line, skip in zip(lines, skips, strict=True) if skip is not queue
+                )
+                if own:
+                    self._add(queue, own, _IN_TURN)
 
     def _overflow(self, queue: SendQueue) -> None:
         queue._chunks = [_SENDQ_ERROR]

@@ -31,6 +31,7 @@ from chatcli.server.errors import NicknameInUse
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.sendq import Flusher
+    from chatcli.server.tags import Relay
 
 
 #: How many departed users WHOWAS remembers.
@@ -57,6 +58,9 @@ class World:
         self.channels: dict[str, Channel] = {}  # folded name -> channel
         self.connections: set[Connection] = set()  # every open connection
         self.whowas: deque[Departed] = deque(maxlen=WHOWAS_SIZE)  # newest last
+        # MONITOR: folded nick -> who watches it; each watcher's own list is its
+        # Connection.monitoring.
+        self.watchers: dict[str, set[Connection]] = {}
         self.users = 0  # registered connections
         self.invisible = 0  # registered connections with user mode +i
         self.max_users = 0  # the most registered users at once, for LUSERS
@@ -94,9 +98,10 @@ class World:
             seen.update(channel.members)
         return seen
 
-    def broadcast(self, channel: Channel, data: bytes, skip: Connection | None = None) -> None:
-        """Queue ``data`` for every member of ``channel`` (but ``skip``)."""
-        self.flusher.broadcast(channel.queues, data, skip.sendq if skip else None)
+    def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> None:
+        """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form."""
+        audience = channel.audience
+        self.flusher.broadcast(audience, relay.forms(audience), skip.sendq if skip else None)
 
     def remove_member(self, channel: Channel, conn: Connection) -> None:
         channel.remove(conn)
@@ -117,7 +122,24 @@ class World:
             self.users -= 1
             self.invisible -= "i" in conn.modes
         self.connections.discard(conn)
+        for folded in list(conn.monitoring or ()):
+            self.unwatch(conn, folded)
         return peers
+
+    def watch(self, conn: Connection, folded: str) -> None:
+        if conn.monitoring is None:
+            conn.monitoring = set()
+        conn.monitoring.add(folded)
+        self.watchers.setdefault(folded, set()).add(conn)
+
+    def unwatch(self, conn: Connection, folded: str) -> None:
+        if conn.monitoring is not None:
+            conn.monitoring.discard(folded)
+        watching = self.watchers.get(folded)
+        if watching is not None:
+            watching.discard(conn)
+            if not watching:
+                del self.watchers[folded]
 
     def remember(self, conn: Connection, nick: str | None = None) -> None:
         """Note ``conn``'s identity for WHOWAS (on quit, and with its old nick on a change)."""

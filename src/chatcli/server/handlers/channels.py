@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_valid_channel
+from chatcli.protocol import Message, caps, is_valid_channel
 from chatcli.protocol import numerics as n
 from chatcli.server.channel import Channel
 from chatcli.server.commands import command
@@ -19,14 +19,22 @@ from chatcli.server.errors import (
     UserNotInChannel,
     UserOnChannel,
 )
+from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 
-def broadcast(conn: Connection, channel: Channel, msg: Message) -> None:
-    """Queue ``msg`` to every member of ``channel``; it is serialised once."""
-    conn.world.broadcast(channel, msg.to_bytes())
+def broadcast(
+    conn: Connection, channel: Channel, msg: Message, extended: Message | None = None
+) -> None:
+    """Relay ``msg``, which ``conn`` caused, to every member of ``channel``: serialised
+    once per form (``extended``: the form for extended-join). ``conn``'s own copy is sent
+    apart, as part of its response to the command."""
+    relay = Relay(msg, extended=extended, bot="B" in conn.modes)
+    conn.world.broadcast(channel, relay, skip=conn)
+    if conn in channel.members:
+        conn.relay(relay)
 
 
 def member_channel(conn: Connection, name: str) -> Channel:
@@ -87,7 +95,14 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
             channel.add(conn, set())
         channel.invited.discard(conn)
         conn.channels.add(channel)
-        broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source))
+        account = "*"  # no accounts yet: "*" is extended-join's "not logged in"
+        extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
+        broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
+        if conn.away is not None:  # away-notify: say so to those who see the join
+            away = Relay(Message("AWAY", (conn.away,), conn.source))
+            for member in channel.members:
+                if member is not conn and caps.AWAY_NOTIFY in member.caps:
+                    member.relay(away)
         if channel.topic:
             send_topic(conn, channel)
         send_names(conn, channel)
@@ -175,7 +190,7 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
         (channel.prefix_of(member, multi) if modes else "")
         + (member.source if full else member.nick or "*")
         for member, modes in channel.members.items()
-        if visible or not member.modes
+        if visible or "i" not in member.modes
     ]
     # Every part is a checked nick, source or room name, so the lines are made as bytes:
     # the list is joined once and cut at spaces, a step per line rather than per entry.
@@ -198,27 +213,7 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
             ).to_bytes()
         )
     if lines:
-        conn.sendq.put(b"".join(lines))
-
-
-@command("LIST")
-def list_(conn: Connection, msg: Message) -> None:
-    """LIST [<room>{,<room>}] — the rooms, their sizes and topics."""
-    with conn.world.lock:
-        if msg.params:
-            found = (conn.world.find_channel(name) for name in msg.params[0].split(","))
-            channels = [c for c in found if c is not None]
-        else:
-            channels = list(conn.world.channels.values())
-        rows = [
-            (c.name, str(len(c.members)), c.topic)
-            for c in channels
-            if conn in c.members or "s" not in c.modes
-        ]
-    conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
-    for name, count, text in rows:
-        conn.reply(n.RPL_LIST, name, count, text)
-    conn.reply(n.RPL_LISTEND, "End of /LIST")
+        conn.send_bytes(b"".join(lines))
 
 
 # -- KICK, INVITE ---------------------------------------------------------------------------
@@ -262,4 +257,12 @@ def invite(conn: Connection, msg: Message) -> None:
         conn.reply(n.RPL_INVITING, target.name, channel.name)
         if target.away is not None:
             conn.reply(n.RPL_AWAY, target.name, target.away)
-        target.send(Message("INVITE", (target.name, channel.name), conn.source))
+        relay = Relay(Message("INVITE", (target.name, channel.name), conn.source))
+        target.relay(relay)
+        for member in channel.members:  # invite-notify: tell those who could invite too
+            if (
+                member is not conn
+                and caps.INVITE_NOTIFY in member.caps
+                and ("i" not in channel.modes or channel.is_op(member))
+            ):
+                member.relay(relay)

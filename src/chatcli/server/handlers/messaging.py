@@ -6,8 +6,9 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel
+from chatcli.protocol import Message, caps, is_channel
 from chatcli.protocol import numerics as n
+from chatcli.server import tags
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     CannotSendToChan,
@@ -18,6 +19,7 @@ from chatcli.server.errors import (
     NoTextToSend,
     TooManyTargets,
 )
+from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
@@ -37,29 +39,41 @@ def notice(conn: Connection, msg: Message) -> None:
         deliver(conn, msg, notice=True)
 
 
+@command("TAGMSG")
+def tagmsg(conn: Connection, msg: Message) -> None:
+    """TAGMSG <target>{,<target>} — send only message tags (a reaction, a typing notice)."""
+    deliver(conn, msg, notice=False)
+
+
 def deliver(conn: Connection, msg: Message, *, notice: bool) -> None:
     if not msg.params or not msg.params[0]:
         raise NoRecipient(text=f"No recipient given ({msg.command})")
-    if len(msg.params) < 2 or not msg.params[1]:
+    text_param = msg.command != "TAGMSG"
+    if text_param and (len(msg.params) < 2 or not msg.params[1]):
         raise NoTextToSend()
     targets = msg.params[0].split(",")
     if len(targets) > conn.config.max_targets:
         raise TooManyTargets(
             msg.params[0], text=f"Too many targets (at most {conn.config.max_targets})"
         )
-    text = msg.params[1]
     conn.last_spoke = time.monotonic()
+    client_tags = tags.client_only(msg.tags) if msg.tags else ""
     for target in targets:
         try:
-            _deliver_one(conn, msg.command, target, text, notice)
+            _deliver_one(conn, msg, target, client_tags, notice)
         except IRCError as err:
             if not notice:
                 conn.send_error(err)
 
 
-def _deliver_one(conn: Connection, verb: str, target: str, text: str, notice: bool) -> None:
+def _deliver_one(
+    conn: Connection, msg: Message, target: str, client_tags: str, notice: bool
+) -> None:
     world = conn.world
-    echo = "echo-message" in conn.caps
+    rest = msg.params[1:2]  # the text; none for TAGMSG
+    tags_only = msg.command == "TAGMSG"
+    bot = "B" in conn.modes
+    away: tuple[str, str] | None = None  # the recipient's nick and away message
     with world.lock:
         if is_channel(target):
             channel = world.find_channel(target)
@@ -69,28 +83,44 @@ def _deliver_one(conn: Connection, verb: str, target: str, text: str, notice: bo
                 raise CannotSendToChan(channel.name)
             # All parts are checked already: the text is a parsed parameter, the room's
             # name and our source were validated when they were made.
-            line = Message.unchecked(verb, (channel.name, text), conn.source, {}).to_bytes()
-            world.broadcast(channel, line, skip=None if echo else conn)
-            return
-        recipient = world.find_nick(target)
-        if recipient is None:
-            raise NoSuchNick(target)
-        line = Message(verb, (recipient.name, text), conn.source).to_bytes()
-        recipient.sendq.put(line)
-        if echo:
-            conn.sendq.put(line)
-        away = recipient.away
-    if away is not None and not notice:
-        conn.reply(n.RPL_AWAY, recipient.name, away)
+            out = Message.unchecked(msg.command, (channel.name, *rest), conn.source, {})
+            relay = Relay(out, client_tags=client_tags, bot=bot, tags_only=tags_only)
+            world.broadcast(channel, relay, skip=conn)
+        else:
+            recipient = world.find_nick(target)
+            if recipient is None:
+                raise NoSuchNick(target)
+            out = Message(msg.command, (recipient.name, *rest), conn.source)
+            relay = Relay(out, client_tags=client_tags, bot=bot, tags_only=tags_only)
+            recipient.relay(relay)
+            if recipient.away is not None:
+                away = (recipient.name, recipient.away)
+        if caps.ECHO_MESSAGE in conn.caps:
+            conn.relay(relay)
+    if away is not None and not notice and not tags_only:
+        conn.reply(n.RPL_AWAY, *away)
 
 
 @command("AWAY")
 def away(conn: Connection, msg: Message) -> None:
     """AWAY [:<message>] — mark yourself away with a message, or back without one."""
     text = msg.params[0][: conn.config.away_len] if msg.params else ""
-    with conn.world.lock:
+    world = conn.world
+    with world.lock:
         conn.away = text or None
+        notify_neighbours(
+            conn, caps.AWAY_NOTIFY, Message("AWAY", (text,) if text else (), conn.source)
+        )
     if text:
         conn.reply(n.RPL_NOWAWAY, "You have been marked as being away")
     else:
         conn.reply(n.RPL_UNAWAY, "You are no longer marked as being away")
+
+
+def notify_neighbours(conn: Connection, cap: str, msg: Message) -> None:
+    """Relay ``msg`` about ``conn`` to everyone else sharing a room with it who has ``cap``.
+    Caller holds the world lock."""
+    relay = Relay(msg)
+    for peer in conn.world.neighbours(conn):
+        if peer is not conn and cap in peer.caps:
+            peer.relay(relay)

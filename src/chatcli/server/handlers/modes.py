@@ -1,4 +1,5 @@
-"""MODE: user modes (+i) and channel modes (+b +i +k +l +m +n +s +t, +o and +v)."""
+"""MODE: user modes (+i +w +B; -o) and channel modes (+b +e +I lists, +i +k +l +m +n +s +t,
++o and +v)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,36 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_channel
 from chatcli.protocol import numerics as n
-from chatcli.server.channel import FLAG_MODES, PREFIXES, Channel
+from chatcli.server.channel import FLAG_MODES, LIST_MODES, MAX_LIST_ENTRIES, PREFIXES, Channel
 from chatcli.server.commands import command
 from chatcli.server.errors import (
+    BanListFull,
     ChanOPrivsNeeded,
     InvalidModeParam,
     IRCError,
     NoSuchChannel,
     NoSuchNick,
+    NotOnChannel,
     UModeUnknownFlag,
     UnknownMode,
     UserNotInChannel,
     UsersDontMatch,
 )
 from chatcli.server.handlers.channels import broadcast
-from chatcli.server.handlers.registration import USER_MODES
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 MAX_PARAM_MODES = 4  # MODES= in ISUPPORT
+#: User modes: bot (IRCv3 bot mode, ``BOT=B``: WHOIS and WHO show it), invisible, server
+#: operator (which only OPER could give: ``+o`` is ignored) and wallops (a flag, so far).
+USER_MODES = "Biow"
+#: Each list mode's replies: (entry numeric, end numeric, end text).
+LIST_REPLIES = {
+    "b": (n.RPL_BANLIST, n.RPL_ENDOFBANLIST, "End of channel ban list"),
+    "e": (n.RPL_EXCEPTLIST, n.RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
+    "I": (n.RPL_INVITELIST, n.RPL_ENDOFINVITELIST, "End of channel invite list"),
+}
 
 
 @command("MODE", 1)
@@ -53,16 +64,23 @@ def user_mode(conn: Connection, nick: str, args: tuple[str, ...]) -> None:
             sign = ch
         elif ch not in USER_MODES:
             unknown = True
+        elif ch == "o" and sign == "+":
+            continue  # "If a user attempts to make themselves an operator using the "+o"
+            # flag, the attempt SHOULD be ignored" (RFC 2812 3.1.5); servers do so silently.
         elif (ch in conn.modes) != (sign == "+"):
-            with conn.world.lock:
-                (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
-                if ch == "i":
-                    conn.world.invisible += 1 if sign == "+" else -1
+            _set_user_mode(conn, sign, ch)
             changed += sign + ch
     if unknown:
         conn.send_error(UModeUnknownFlag())
     if changed:
         conn.send(Message("MODE", (conn.name, _compact(changed)), conn.source))
+
+
+def _set_user_mode(conn: Connection, sign: str, ch: str) -> None:
+    with conn.world.lock:
+        (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
+        if ch == "i":
+            conn.world.invisible += 1 if sign == "+" else -1
 
 
 def _compact(changes: str) -> str:
@@ -103,24 +121,24 @@ def _apply(
     is_op = channel.is_op(conn)
     sign = "+"
     params_used = 0
-    listed = False
+    listed = ""
     for ch in modestring:
         if ch in "+-":
             sign = ch
             continue
-        takes_arg = ch in PREFIXES or ch in "bk" or (ch == "l" and sign == "+")
+        takes_arg = ch in PREFIXES or ch in LIST_MODES or ch == "k" or (ch == "l" and sign == "+")
         arg = args.pop(0) if takes_arg and args else None
         if takes_arg and arg is not None:
             params_used += 1
             if params_used > MAX_PARAM_MODES:
                 break
         try:
-            if ch == "b" and arg is None:
-                if not listed:
-                    _list_bans(conn, channel)
-                    listed = True
+            if ch in LIST_MODES and arg is None:
+                if ch not in listed:
+                    listed += ch
+                    _list_masks(conn, channel, ch)
                 continue
-            if ch not in PREFIXES and ch not in "bkl" and ch not in FLAG_MODES:
+            if ch not in PREFIXES and ch not in LIST_MODES + "kl" + FLAG_MODES:
                 raise UnknownMode(ch, text=f"is an unknown mode char to me for {channel.name}")
             if not is_op:
                 raise ChanOPrivsNeeded(channel.name)
@@ -147,18 +165,9 @@ def _change(
             return None
         (have.add if adding else have.discard)(ch)
         return sign, ch, target.name
-    if ch == "b":
+    if ch in LIST_MODES:
         assert arg is not None
-        if not arg or " " in arg or arg.startswith(":"):
-            raise InvalidModeParam(channel.name, "b", "*", text="Invalid ban mask")
-        mask = _normal_mask(arg)
-        if adding == (mask in channel.bans):
-            return None
-        if adding:
-            channel.bans[mask] = (conn.source, int(time.time()))
-        else:
-            del channel.bans[mask]
-        return sign, ch, mask
+        return _change_list(conn, channel, sign, ch, arg)
     if ch == "k":
         if adding:
             if not arg or "," in arg or " " in arg:
@@ -185,6 +194,30 @@ def _change(
     return sign, ch, None
 
 
+def _change_list(
+    conn: Connection, channel: Channel, sign: str, mode: str, arg: str
+) -> tuple[str, str, str | None] | None:
+    """Add or remove a mask of list mode ``mode``; the same mask in another case is the
+    same entry."""
+    if not arg or " " in arg or arg.startswith(":"):
+        raise InvalidModeParam(channel.name, mode, "*", text="Invalid mask")
+    mask = _normal_mask(arg)
+    masks = channel.mask_list(mode)
+    fold = conn.world.fold
+    present = next((have for have in masks if fold(have) == fold(mask)), None)
+    if sign == "-":
+        if present is None:
+            return None
+        del masks[present]
+        return sign, mode, present
+    if present is not None:
+        return None
+    if len(masks) >= MAX_LIST_ENTRIES:
+        raise BanListFull(channel.name, mode)
+    masks[mask] = (conn.source, int(time.time()))
+    return sign, mode, mask
+
+
 def _normal_mask(mask: str) -> str:
     """Complete a ban mask to nick!user@host form: 'bob' -> 'bob!*@*'."""
     if "!" not in mask and "@" not in mask:
@@ -196,7 +229,12 @@ def _normal_mask(mask: str) -> str:
     return mask
 
 
-def _list_bans(conn: Connection, channel: Channel) -> None:
-    for mask, (setter, when) in channel.bans.items():
-        conn.reply(n.RPL_BANLIST, channel.name, mask, setter, str(when))
-    conn.reply(n.RPL_ENDOFBANLIST, channel.name, "End of channel ban list")
+def _list_masks(conn: Connection, channel: Channel, mode: str) -> None:
+    """The entries of a list mode, with who set each and when. Anyone may see the bans
+    (as before); the exception lists are for members only."""
+    if mode != "b" and conn not in channel.members:
+        raise NotOnChannel(channel.name)
+    entry, end, text = LIST_REPLIES[mode]
+    for mask, (setter, when) in channel.mask_list(mode).items():
+        conn.reply(entry, channel.name, mask, setter, str(when))
+    conn.reply(end, channel.name, text)

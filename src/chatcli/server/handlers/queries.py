@@ -1,15 +1,23 @@
-"""Questions about the server and its users: WHO, WHOIS, ISON, USERHOST, LUSERS, MOTD,
-HELP, VERSION, TIME."""
+"""Questions about the server and its users: WHO (and WHOX), WHOIS, WHOWAS, ISON, USERHOST,
+LUSERS, MOTD, VERSION, TIME, INFO, ADMIN, STATS, LIST and HELP."""
 
 from __future__ import annotations
 
+import platform
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_channel, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import COMMANDS, command
-from chatcli.server.errors import HelpNotFound, NoSuchNick, NoSuchServer
+from chatcli.server.errors import (
+    HelpNotFound,
+    NeedMoreParams,
+    NoSuchNick,
+    NoSuchServer,
+    UnknownError,
+)
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -18,47 +26,122 @@ if TYPE_CHECKING:
 
 # -- WHO, WHOIS -----------------------------------------------------------------------------
 
+#: The WHOX fields, in the order RPL_WHOSPCRPL gives them (IRCv3 WHOX, with ircu's d and o).
+WHOX_FIELDS = "tcuihsnfdlaor"
+#: WHOX's "the server refuses to disclose the IP address".
+HIDDEN_IP = "255.255.255.255"
+
+
+@dataclass(frozen=True)
+class WhoOptions:
+    """WHO's second parameter, ``[o][%<fields>[,<token>]]``."""
+
+    opers_only: bool = False  #: "o": only server operators (there are none here)
+    fields: str | None = None  #: the WHOX fields asked for, in reply order; None: plain WHO
+    token: str = "0"  #: echoed as field t
+
+    @classmethod
+    def parse(cls, arg: str) -> WhoOptions:
+        """Raises: UnknownError: the token is not 1 to 3 digits (IRCv3 WHOX)."""
+        flags, percent, spec = arg.partition("%")
+        if not percent:
+            return cls(opers_only="o" in flags)
+        letters, comma, token = spec.partition(",")
+        if comma and not (token.isascii() and token.isdigit() and len(token) <= 3):
+            raise UnknownError("WHO", text="The WHOX token must be 1 to 3 digits")
+        # "Servers MUST ignore any non-standard field they don't support." Letters are
+        # case-sensitive: IRCnet's non-standard S and U are not s and u.
+        fields = "".join(f for f in WHOX_FIELDS if f in letters)
+        return cls("o" in flags, fields, token if comma else "0")
+
 
 @command("WHO")
 def who(conn: Connection, msg: Message) -> None:
-    """WHO [<room>|<mask>] — list the people in a room, or those matching a nick mask."""
+    """WHO [<room>|<mask> [%<fields>[,<token>]]] — list the people in a room, or those
+    matching a nick mask. With %<fields> (WHOX) only the fields asked for, in the order
+    t c u i h s n f d l a o r: token, room, user, IP, host, server, nick, flags, hops,
+    idle seconds, account, op level, real name."""
     mask = msg.params[0] if msg.params else "*"
-    world = conn.world
-    rows: list[tuple[str, ...]] = []
-    with world.lock:
-        if is_channel(mask):
-            channel = world.find_channel(mask)
-            if channel is not None and (conn in channel.members or "s" not in channel.modes):
-                for member in channel.members:
-                    if conn in channel.members or "i" not in member.modes:
-                        rows.append(_who_row(conn, member, channel))
+    options = WhoOptions.parse(msg.params[1]) if len(msg.params) > 1 else WhoOptions()
+    with conn.world.lock:
+        found = [] if options.opers_only else _who_targets(conn, mask)
+        if options.fields is None:
+            rows = [_who_row(conn, other, channel) for other, channel in found]
         else:
-            pattern = "*" if mask == "0" else mask
-            shared = world.neighbours(conn)
-            for other in world.registered():
-                if not mask_match(pattern, other.name, world.casemapping):
-                    continue
-                if "i" in other.modes and other not in shared:
-                    continue
-                rows.append(_who_row(conn, other, None))
+            rows = [_whox_row(conn, other, channel, options) for other, channel in found]
+    numeric = n.RPL_WHOREPLY if options.fields is None else n.RPL_WHOSPCRPL
     for row in rows:
-        conn.reply(n.RPL_WHOREPLY, *row)
+        conn.reply(numeric, *row)
     conn.reply(n.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
-def _who_row(conn: Connection, other: Connection, channel: Channel | None) -> tuple[str, ...]:
+def _who_targets(conn: Connection, mask: str) -> list[tuple[Connection, Channel | None]]:
+    """Whom WHO ``mask`` shows ``conn``, each with the room to show. Caller holds the lock."""
+    world = conn.world
+    if is_channel(mask):
+        channel = world.find_channel(mask)
+        if channel is None or (conn not in channel.members and "s" in channel.modes):
+            return []
+        joined = conn in channel.members
+        return [(m, channel) for m in channel.members if joined or "i" not in m.modes]
+    pattern = "*" if mask == "0" else mask
+    shared = world.neighbours(conn)
+    return [
+        (other, None)
+        for other in world.registered()
+        if mask_match(pattern, other.name, world.casemapping)
+        and ("i" not in other.modes or other in shared)
+    ]
+
+
+def _who_flags(conn: Connection, other: Connection, channel: Channel | None) -> str:
+    """H (here) or G (gone, away), the room prefixes, then B for a bot (as Ergo)."""
     flags = "G" if other.away is not None else "H"
     if channel is not None:
         flags += channel.prefix_of(other, "multi-prefix" in conn.caps)
+    if "B" in other.modes:
+        flags += "B"
+    return flags
+
+
+def _who_row(conn: Connection, other: Connection, channel: Channel | None) -> tuple[str, ...]:
     return (
         channel.name if channel else "*",
         other.user or "~u",
         other.host,
         conn.config.name,
         other.name,
-        flags,
+        _who_flags(conn, other, channel),
         f"0 {other.realname}",
     )
+
+
+def _whox_row(
+    conn: Connection, other: Connection, channel: Channel | None, options: WhoOptions
+) -> tuple[str, ...]:
+    assert options.fields is not None
+    values = {
+        "t": options.token,
+        "c": channel.name if channel else "*",
+        "u": other.user or "~u",
+        # Only your own IP: there are no server operators to see others'.
+        "i": _ip_param(other.host) if other is conn else HIDDEN_IP,
+        "h": other.host,
+        "s": conn.config.name,
+        "n": other.name,
+        "f": _who_flags(conn, other, channel),
+        "d": "0",  # hops: one server
+        "l": str(int(time.monotonic() - other.last_spoke)),
+        "a": "0",  # no accounts here, and "0" is WHOX's "logged out"
+        "o": "*",  # channel op levels do not exist; Ergo answers "*" too
+        "r": other.realname,
+    }
+    return tuple(values[field] for field in options.fields)
+
+
+def _ip_param(ip: str) -> str:
+    """An IP address as a middle parameter: "::1" would read as a trailing one."""
+    return "0" + ip if ip.startswith(":") else ip
 
 
 @command("WHOIS", 1)
@@ -78,10 +161,13 @@ def whois(conn: Connection, msg: Message) -> None:
             if "s" not in channel.modes or conn in channel.members
         ]
         away = other.away
+        bot = "B" in other.modes
     conn.reply(n.RPL_WHOISUSER, other.name, other.user or "~u", other.host, "*", other.realname)
     if rooms:
         conn.reply(n.RPL_WHOISCHANNELS, other.name, " ".join(sorted(rooms)))
     conn.reply(n.RPL_WHOISSERVER, other.name, conn.config.name, conn.config.network)
+    if bot:
+        conn.reply(n.RPL_WHOISBOT, other.name, "is a bot")
     if away is not None:
         conn.reply(n.RPL_AWAY, other.name, away)
     idle = int(time.monotonic() - other.last_spoke)
@@ -185,9 +271,8 @@ def send_motd(conn: Connection) -> None:
 
 @command("VERSION")
 def version(conn: Connection, msg: Message) -> None:
-    """VERSION — the server's software and version."""
-    if msg.params and msg.params[0].lower() != conn.config.name.lower():
-        raise NoSuchServer(msg.params[0])
+    """VERSION [<server>] — the server's software and version."""
+    check_target(conn, msg.params[0] if msg.params else None)
     conn.reply(n.RPL_VERSION, conn.server.version, conn.config.name, "chatcli IRC server")
     from chatcli.server.handlers.registration import isupport
 
@@ -202,6 +287,126 @@ def time_(conn: Connection, msg: Message) -> None:
     now = time.time()
     text = time.strftime("%A %B %d %Y -- %H:%M:%S %z", time.localtime(now))
     conn.reply(n.RPL_TIME, conn.config.name, str(int(now)), "0", text)
+
+
+# -- INFO, ADMIN, STATS --------------------------------------------------------------------
+
+
+def check_target(conn: Connection, target: str | None) -> None:
+    """The optional <server> of INFO, ADMIN, STATS and VERSION: this server's name, a mask
+    matching it, or the nick of someone on it (every nick here is).
+
+    Raises:
+        NoSuchServer: ``target`` names no server there is.
+    """
+    world = conn.world
+    if target is None or mask_match(target, conn.config.name, world.casemapping):
+        return
+    with world.lock:
+        if world.find_nick(target) is not None:
+            return
+    raise NoSuchServer(target)
+
+
+@command("INFO")
+def info(conn: Connection, msg: Message) -> None:
+    """INFO [<server>] — what this server is."""
+    check_target(conn, msg.params[0] if msg.params else None)
+    server = conn.server
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(server.created))
+    for line in (
+        f"{conn.config.name} runs {server.version}, a chatcli IRC server:",
+        "a small chat server and client in Python, installed with pip.",
+        f"Running on Python {platform.python_version()} since {started}.",
+    ):
+        conn.reply(n.RPL_INFO, line)
+    conn.reply(n.RPL_ENDOFINFO, "End of INFO list")
+
+
+@command("ADMIN")
+def admin(conn: Connection, msg: Message) -> None:
+    """ADMIN [<server>] — who runs this server."""
+    check_target(conn, msg.params[0] if msg.params else None)
+    name = conn.config.name
+    conn.reply(n.RPL_ADMINME, name, "Administrative info")
+    conn.reply(n.RPL_ADMINLOC1, f"{name} is a chatcli IRC server")
+    conn.reply(n.RPL_ADMINLOC2, f"on the {conn.config.network} network")
+    conn.reply(n.RPL_ADMINEMAIL, "No administrator e-mail address is configured")
+
+
+@command("STATS", 1)
+def stats(conn: Connection, msg: Message) -> None:
+    """STATS <query> [<server>] — server statistics: STATS u is the uptime.
+    Other queries have nothing to report."""
+    query = msg.params[0]
+    if not query:
+        raise NeedMoreParams("STATS")
+    check_target(conn, msg.params[1] if len(msg.params) > 1 else None)
+    letter = query[0]
+    if letter == "u":
+        up = int(time.time() - conn.server.created)
+        days, rest = divmod(up, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        conn.reply(n.RPL_STATSUPTIME, f"Server Up {days} days {hours}:{minutes:02}:{seconds:02}")
+    conn.reply(n.RPL_ENDOFSTATS, letter, "End of /STATS report")
+
+
+# -- LIST -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """LIST's user-count conditions (``ELIST=U``): ``>N`` more than N, ``<N`` fewer."""
+
+    more_than: int = -1
+    fewer_than: int | None = None
+
+    def admits(self, users: int) -> bool:
+        return users > self.more_than and (self.fewer_than is None or users < self.fewer_than)
+
+    def narrowed(self, condition: str) -> ListFilter:
+        """This filter and ``condition`` (``>N`` or ``<N``) both.
+
+        Raises:
+            UnknownError: N is not a number.
+        """
+        value = condition[1:]
+        if not (value.isascii() and value.isdigit()):
+            raise UnknownError("LIST", text=f"Bad filter {condition}: use >N or <N users")
+        if condition[0] == ">":
+            return ListFilter(max(self.more_than, int(value)), self.fewer_than)
+        fewer = int(value) if self.fewer_than is None else min(self.fewer_than, int(value))
+        return ListFilter(self.more_than, fewer)
+
+
+# Replaces LIST in handlers/channels.py (imported before this module, so this one wins).
+@command("LIST")
+def list_(conn: Connection, msg: Message) -> None:
+    """LIST [<room>{,<room>}] [<filter>{,<filter>}] — the rooms, their sizes and topics.
+    Filters: >N rooms with more than N people, <N with fewer than N."""
+    names: list[str] = []
+    where = ListFilter()
+    for item in ",".join(msg.params).split(","):
+        if item[:1] in ("<", ">"):
+            where = where.narrowed(item)
+        elif item:
+            names.append(item)
+    with conn.world.lock:
+        if names:
+            found = (conn.world.find_channel(name) for name in names)
+            channels = [c for c in found if c is not None]
+        else:
+            channels = list(conn.world.channels.values())
+        rows = [
+            (c.name, str(len(c.members)), c.topic)
+            for c in channels
+            if (conn in c.members or "s" not in c.modes) and where.admits(len(c.members))
+        ]
+    conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
+    for name, count, text in rows:
+        conn.reply(n.RPL_LIST, name, count, text)
+    conn.reply(n.RPL_LISTEND, "End of /LIST")
 
 
 # -- HELP -----------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_nick
 from chatcli.protocol import numerics as n
-from chatcli.server.channel import FLAG_MODES, LIST_MODES, PARAM_MODES, PREFIXES, SET_PARAM_MODES
+from chatcli.server import tags
+from chatcli.server.channel import (
+    FLAG_MODES,
+    LIST_MODES,
+    MAX_LIST_ENTRIES,
+    PARAM_MODES,
+    PREFIXES,
+    SET_PARAM_MODES,
+)
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     AlreadyRegistered,
@@ -20,6 +28,9 @@ from chatcli.server.errors import (
     NeedMoreParams,
     NoNicknameGiven,
 )
+from chatcli.server.handlers import monitor
+from chatcli.server.handlers.modes import USER_MODES
+from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.config import ServerConfig
@@ -27,33 +38,50 @@ if TYPE_CHECKING:
 
 #: Capabilities this server implements, with their CAP LS 302 values.
 CAPABILITIES: dict[str, str] = {
+    caps.AWAY_NOTIFY: "",
+    caps.BATCH: "",
+    caps.CAP_NOTIFY: "",
     caps.ECHO_MESSAGE: "",
+    caps.EXTENDED_JOIN: "",
+    caps.INVITE_NOTIFY: "",
+    caps.LABELED_RESPONSE: "",
+    caps.MESSAGE_TAGS: "",
     caps.MULTI_PREFIX: "",
+    caps.SERVER_TIME: "",
+    caps.SETNAME: "",
     caps.USERHOST_IN_NAMES: "",
     caps.NO_AUTOJOIN: "",
 }
-USER_MODES = "i"
+REALNAME_LEN = 100
 
 
 def isupport(config: ServerConfig) -> list[str]:
     """The ISUPPORT (005) tokens; every one of them is true of this server."""
     return [
         f"AWAYLEN={config.away_len}",
+        "BOT=B",
         f"CASEMAPPING={config.casemapping}",
         f"CHANLIMIT=#:{config.max_channels}",
         f"CHANMODES={LIST_MODES},{PARAM_MODES},{SET_PARAM_MODES},{FLAG_MODES}",
         f"CHANNELLEN={config.channel_len}",
         "CHANTYPES=#",
+        "ELIST=U",
+        "EXCEPTS=e",
+        "INVEX=I",
         f"KICKLEN={config.kick_len}",
+        f"MAXLIST={LIST_MODES}:{MAX_LIST_ENTRIES}",
         f"MAXTARGETS={config.max_targets}",
         "MODES=4",
+        f"MONITOR={config.max_monitor}",
         f"NETWORK={config.network}",
         f"NICKLEN={config.nick_len}",
         "PREFIX=({}){}".format("".join(PREFIXES), "".join(PREFIXES.values())),
         f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
-        "JOIN:,PART:,KICK:,NAMES:,LIST:,WHOIS:1",
+        f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:,NAMES:,LIST:,WHOIS:1,"
+        f"MONITOR:{config.max_monitor}",
         f"TOPICLEN={config.topic_len}",
         "UTF8ONLY",
+        "WHOX",
     ]
 
 
@@ -68,6 +96,8 @@ def cap(conn: Connection, msg: Message) -> None:
         if not conn.registered:
             conn.cap_negotiating = True
         version = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
+        if version >= 302:  # implied by CAP LS 302 (IRCv3 cap-notify)
+            conn.caps.add(caps.CAP_NOTIFY)
         offered = " ".join(
             f"{name}={value}" if value and version >= 302 else name
             for name, value in CAPABILITIES.items()
@@ -83,8 +113,13 @@ def cap(conn: Connection, msg: Message) -> None:
         if not changes or any(name not in CAPABILITIES for _, name in changes):
             _cap_reply(conn, "NAK", wanted)
             return
-        for remove, name in changes:
-            (conn.caps.discard if remove else conn.caps.add)(name)
+        with conn.world.lock:
+            for remove, name in changes:
+                (conn.caps.discard if remove else conn.caps.add)(name)
+            if conn.profile != (new := tags.profile(conn.caps)):
+                conn.profile = new
+                for channel in conn.channels:
+                    channel.regroup()
         _cap_reply(conn, "ACK", wanted)
     elif sub == "END":
         if conn.cap_negotiating:
@@ -122,12 +157,17 @@ def nick(conn: Connection, msg: Message) -> None:
         if new == conn.nick:
             return
         old_source, old_name = conn.source, conn.name
+        renamed = conn.registered and world.fold(new) != conn.folded_nick
+        if renamed:
+            monitor.announce(conn, online=False)
         world.claim_nick(conn, new)
+        if renamed:
+            monitor.announce(conn, online=True)
         if conn.registered:
             world.remember(conn, old_name)
-            line = Message("NICK", (new,), old_source).to_bytes()
+            relay = Relay(Message("NICK", (new,), old_source))
             for peer in world.neighbours(conn):
-                peer.sendq.put(line)
+                peer.relay(relay)
     if not conn.registered:
         try_register(conn)
 
@@ -142,8 +182,29 @@ def user(conn: Connection, msg: Message) -> None:
         raise NeedMoreParams("USER")
     clean = "".join(ch for ch in username if ch.isascii() and (ch.isalnum() or ch in "-_."))
     conn.user = "~" + (clean[:10] or "u")
-    conn.realname = msg.params[3][:100]
+    conn.realname = msg.params[3][:REALNAME_LEN]
     try_register(conn)
+
+
+@command("SETNAME", 1)
+def setname(conn: Connection, msg: Message) -> None:
+    """SETNAME :<realname> — change your real name (shown in WHOIS)."""
+    realname = msg.params[0]
+    if not realname or len(realname) > REALNAME_LEN:
+        conn.send(
+            Message(
+                "FAIL",
+                ("SETNAME", "INVALID_REALNAME", "Real name must be 1 to 100 characters"),
+                conn.config.name,
+            )
+        )
+        return
+    with conn.world.lock:
+        conn.realname = realname
+        relay = Relay(Message("SETNAME", (realname,), conn.source))
+        for peer in conn.world.neighbours(conn):
+            if caps.SETNAME in peer.caps:
+                peer.relay(relay)
 
 
 def try_register(conn: Connection) -> None:
@@ -160,6 +221,7 @@ def try_register(conn: Connection) -> None:
         conn.registered = True
         world.users += 1
         world.max_users = max(world.max_users, world.users)
+        monitor.announce(conn, online=True)
     welcome(conn)
     if caps.NO_AUTOJOIN not in conn.caps:
         from chatcli.server.handlers.channels import join_channel
@@ -178,7 +240,10 @@ def welcome(conn: Connection) -> None:
     conn.reply(n.RPL_YOURHOST, f"Your host is {config.name}, running version {server.version}")
     conn.reply(n.RPL_CREATED, f"This server was created {created}")
     chan_modes = "".join(sorted(LIST_MODES + PARAM_MODES + SET_PARAM_MODES + FLAG_MODES))
-    conn.reply(n.RPL_MYINFO, config.name, server.version, USER_MODES, chan_modes + "ov", "bklov")
+    with_params = LIST_MODES + PARAM_MODES + SET_PARAM_MODES + "".join(PREFIXES)
+    conn.reply(
+        n.RPL_MYINFO, config.name, server.version, USER_MODES, chan_modes + "ov", with_params
+    )
     tokens = isupport(config)
     for i in range(0, len(tokens), 12):
         conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")

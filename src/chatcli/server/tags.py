@@ -1,0 +1,139 @@
+"""What the server adds to the messages it relays, per recipient: IRCv3 tags and variants.
+
+A message relayed to many (a room's PRIVMSG, a JOIN, a QUIT) is serialised once per *form*,
+never once per recipient. A recipient's form is its :func:`profile`, three bits of the
+capabilities it has: ``server-time`` (a ``time`` tag), ``message-tags`` (``msgid``, the
+sender's client-only ``+tags`` and ``bot``) and ``extended-join`` (JOIN with account and
+real name). A :class:`Relay` makes the bytes of each form on demand; a room keeps its
+members' send queues grouped by profile (:attr:`Channel.audience
+<chatcli.server.channel.Channel.audience>`), so a broadcast costs a few serialisations and
+O(1) per recipient.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+from chatcli.protocol import Message, caps, escape_tag_value
+
+TIME = 1  #: the recipient has server-time
+TAGS = 2  #: the recipient has message-tags
+EXTENDED_JOIN = 4  #: the recipient has extended-join
+PROFILES = 8  #: how many profiles there are (every combination of the bits)
+
+# msgids: unique within a run by the counter, across runs by the random prefix.
+_RUN = os.urandom(4).hex()
+_COUNTER = itertools.count(1)  # next() on it is atomic under the GIL
+
+
+def profile(enabled: Iterable[str]) -> int:
+    """The profile of a client with the capabilities ``enabled``."""
+    have = set(enabled)
+    return (
+        (TIME if caps.SERVER_TIME in have else 0)
+        | (TAGS if caps.MESSAGE_TAGS in have else 0)
+        | (EXTENDED_JOIN if caps.EXTENDED_JOIN in have else 0)
+    )
+
+
+def server_time(now: float | None = None) -> str:
+    """``now`` (default: the current time) as IRCv3 server-time: UTC, milliseconds, 'Z'."""
+    now = time.time() if now is None else now
+    millis = int(now * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
+
+
+def new_msgid() -> str:
+    return f"{_RUN}{next(_COUNTER):x}"
+
+
+def client_only(tags: Mapping[str, str]) -> str:
+    """The client-only tags (``+name``) among ``tags``, serialised: what is relayed."""
+    return ";".join(
+        f"{key}={escape_tag_value(value)}" if value else key
+        for key, value in tags.items()
+        if key.startswith("+")
+    )
+
+
+def with_tags(line: bytes, tags: str) -> bytes:
+    """``line`` (one serialised message) with ``tags`` (serialised) added in front of any
+    it has."""
+    if not tags:
+        return line
+    if line.startswith(b"@"):
+        return b"@" + tags.encode() + b";" + line[1:]
+    return b"@" + tags.encode() + b" " + line
+
+
+class Relay:
+    """One message as relayed to others, stamped once with a time and a msgid.
+
+    Args:
+        msg: the message, without tags.
+        client_tags: the sender's client-only tags, serialised (see :func:`client_only`).
+        bot: the sender is a bot (user mode +B): the ``bot`` tag.
+        extended: the form for recipients with extended-join (a JOIN), if it differs.
+        tags_only: only recipients with message-tags get it (TAGMSG).
+    """
+
+    __slots__ = ("_extended", "_forms", "_plain", "_tags", "msgid", "tags_only", "time")
+
+    def __init__(
+        self,
+        msg: Message,
+        *,
+        client_tags: str = "",
+        bot: bool = False,
+        extended: Message | None = None,
+        tags_only: bool = False,
+    ) -> None:
+        self._plain = msg.to_bytes()
+        self._extended = extended.to_bytes() if extended is not None else self._plain
+        self.time = server_time()
+        self.msgid = new_msgid()
+        self.tags_only = tags_only
+        self._tags = ";".join(
+            part for part in (f"msgid={self.msgid}", client_tags, "bot" if bot else "") if part
+        )
+        self._forms: list[bytes | None] = [None] * PROFILES
+
+    def to(self, profile: int) -> bytes:
+        """The bytes for a recipient of ``profile`` (empty: it gets nothing)."""
+        form = self._forms[profile]
+        if form is None:
+            form = self._forms[profile] = self._make(profile)
+        return form
+
+    def forms(self, audience: tuple[tuple[object, ...], ...]) -> tuple[bytes, ...]:
+        """The bytes for each profile of ``audience`` that has anyone in it."""
+        return tuple(self.to(p) if group else b"" for p, group in enumerate(audience))
+
+    def _make(self, profile: int) -> bytes:
+        if self.tags_only and not profile & TAGS:
+            return b""
+        line = self._extended if profile & EXTENDED_JOIN else self._plain
+        parts = []
+        if profile & TIME:
+            parts.append(f"time={self.time}")
+        if profile & TAGS:
+            parts.append(self._tags)
+        return with_tags(line, ";".join(parts))
+
+
+def labeled_response(label: str, sent: list[bytes], batch_id: str, server: str) -> bytes:
+    """What a command labeled ``label`` sent, as its IRCv3 labeled response: an ``ACK`` if
+    nothing, the one line labeled, or a ``labeled-response`` batch of them all."""
+    lines = [line + b"\r\n" for chunk in sent for line in chunk.split(b"\r\n") if line]
+    tag = "label=" + escape_tag_value(label)
+    if not lines:
+        return with_tags(Message("ACK", (), server).to_bytes(), tag)
+    if len(lines) == 1:
+        return with_tags(lines[0], tag)
+    start = Message("BATCH", ("+" + batch_id, "labeled-response"), server).to_bytes()
+    end = Message("BATCH", ("-" + batch_id,), server).to_bytes()
+    inside = [with_tags(line, "batch=" + batch_id) for line in lines]
+    return b"".join([with_tags(start, tag), *inside, end])
