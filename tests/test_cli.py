@@ -179,6 +179,7 @@ def test_send_exit_code_when_the_server_refuses(run, server, connect):
     result = run("send", "--port", str(server.port), "--to", "#quiet", "may I?")
     assert result.exit_code == ExitStatus.REFUSED
     assert "Cannot send to channel" in result.stderr
+    assert "message 1: " in result.stderr  # labeled-response names the message
 
 
 def test_send_exit_code_for_a_wrong_server_password(run, make_server):

@@ -168,6 +168,8 @@ def test_server_notice():
         ),
         (message("MODE", "#lobby", "+o", "alice", source=BOB), "bob set mode +o alice on #lobby"),
         (message("INVITE", ME, "#dev", source=BOB), "bob invites you to #dev (/join #dev)"),
+        (message("AWAY", "lunch", source=BOB), "bob is away: lunch"),
+        (message("AWAY", source=BOB), "bob is back"),
     ],
 )
 def test_system_lines(msg, expected):

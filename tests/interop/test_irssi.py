@@ -1,9 +1,12 @@
 """irssi, a real IRC client, against a real server: it joins #lobby, talks both ways,
-changes its nick and quits, while a raw test client watches from the other side.
+changes its nick, parts and quits, while a raw test client or a ``chat join`` user
+watches from the other side.
 
-irssi runs in a detached tmux session on a socket of its own (``tmux -L``) with its own
-temporary ``--home``; the test types with ``send-keys`` and reads the screen with
-``capture-pane``. Skipped when ``tmux`` or ``irssi`` is not installed.
+Each terminal program runs in a detached session of a tmux server of the test's own
+(``tmux -L``); irssi gets a temporary ``--home``. The test types with ``send-keys`` and
+reads each screen with ``capture-pane``, polling until what it expects shows up.
+``./run test`` installs tmux and irssi with apt-get; elsewhere (Windows, a machine without
+them) the tests are skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,15 +26,21 @@ import pytest
 from chatcli.protocol import Message, split_source
 from tests.conftest import Client, RunningServer
 
+if sys.platform == "win32":
+    pytest.skip("tmux and irssi do not run on Windows", allow_module_level=True)
 if shutil.which("tmux") is None or shutil.which("irssi") is None:
-    pytest.skip("needs tmux and irssi on PATH", allow_module_level=True)
+    pytest.skip(
+        "needs tmux and irssi on PATH (./run test installs them with apt-get)",
+        allow_module_level=True,
+    )
 
 IRSSI_NICK = "ircy"
-JOIN_TIMEOUT = 15.0  #: connect, register and join, from irssi's start
+JOIN_TIMEOUT = 15.0  #: connect, register and join, from a program's start
 SCREEN_TIMEOUT = 5.0
 
 # Nothing slow: no flood throttling of what irssi sends (it would space commands ~2 s
-# apart), no lag pings, no paste detection of typed lines, no user mode to set, no logs.
+# apart), no lag pings, no paste detection of typed lines, no user mode to set, no logs;
+# and a room's window stays open after /part, so that irssi's own part line can be read.
 IRSSI_CONFIG = """\
 settings = {
   core = {
@@ -49,6 +59,7 @@ settings = {
   };
   "fe-common/core" = {
     autolog = "no";
+    autoclose_windows = "no";
   };
   "fe-text" = {
     paste_detect_time = "0";
@@ -58,11 +69,11 @@ settings = {
 
 
 class Tmux:
-    """One detached tmux session on a private server socket."""
+    """A tmux server of one test's own (``tmux -L``): one detached session per program."""
 
-    def __init__(self, socket_name: str, session: str) -> None:
-        self.socket_name = socket_name
-        self.session = session
+    def __init__(self) -> None:
+        self.socket_name = f"chatcli-test-{uuid.uuid4().hex[:12]}"
+        self.socket_path = ""
         self.env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
         self.env.setdefault("LANG", "C.UTF-8")
 
@@ -79,47 +90,78 @@ class Tmux:
             raise RuntimeError(f"tmux {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def start(self, command: list[str]) -> None:
-        self.run("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50", *command)
+    def start(self, name: str, command: list[str]) -> Screen:
+        """Run ``command`` in a new 200x50 session called ``name``. Should it exit, its
+        screen stays, so that a failing test shows its last words (a traceback, say)."""
+        new = ["new-session", "-d", "-s", name, "-x", "200", "-y", "50", *command]
+        self.run(*new, ";", "set-option", "-t", name, "remain-on-exit", "on")
+        self.socket_path = self.run("display-message", "-p", "#{socket_path}").strip()
+        return Screen(self, name)
+
+    def kill(self) -> None:
+        """Stop the server and every program in it; remove its socket, which tmux leaves."""
+        self.run("kill-server", check=False)
+        if self.socket_path:
+            Path(self.socket_path).unlink(missing_ok=True)
+
+
+class Screen:
+    """The terminal of one program in tmux: type into it, read it."""
+
+    def __init__(self, tmux: Tmux, name: str) -> None:
+        self.tmux = tmux
+        self.name = name
 
     def type(self, text: str) -> None:
         """Type ``text`` literally, then Enter."""
-        self.run("send-keys", "-t", self.session, "-l", text)
-        self.run("send-keys", "-t", self.session, "Enter")
+        self.tmux.run("send-keys", "-t", self.name, "-l", text)
+        self.tmux.run("send-keys", "-t", self.name, "Enter")
 
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session, check=False)
+    def text(self) -> str:
+        """The screen, after what has scrolled off it."""
+        return self.tmux.run("capture-pane", "-p", "-S", "-", "-t", self.name, check=False)
 
     def wait_for(self, pattern: str, timeout: float = SCREEN_TIMEOUT) -> str:
         """Poll the screen until ``pattern`` (a regex) is on it; return the screen."""
         deadline = time.monotonic() + timeout
         while True:
-            screen = self.screen()
+            screen = self.text()
             if re.search(pattern, screen, re.MULTILINE):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not on irssi's screen:\n{screen}")
+                shown = "\n".join(line for line in screen.splitlines() if line.strip())
+                raise AssertionError(f"{pattern!r} not on {self.name}'s screen:\n{shown}")
             time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.run("kill-server", check=False)
 
 
 @pytest.fixture
-def irssi(server: RunningServer, tmp_path: Path) -> Iterator[Tmux]:
-    """irssi connecting as IRSSI_NICK to the test server, in tmux; killed afterwards."""
-    home = tmp_path / "irssi"
+def tmux() -> Iterator[Tmux]:
+    """A private tmux server, killed (with every program in it) after the test."""
+    mux = Tmux()
+    try:
+        yield mux
+    finally:
+        mux.kill()
+
+
+def start_irssi(tmux: Tmux, port: int, home: Path) -> Screen:
+    """irssi connecting as IRSSI_NICK to 127.0.0.1:``port``, with ``home`` as its home."""
     home.mkdir()
     (home / "config").write_text(IRSSI_CONFIG % {"nick": IRSSI_NICK})
-    tag = uuid.uuid4().hex[:12]
-    tmux = Tmux(f"chatcli-irssi-{tag}", "irssi")
-    command = ["irssi", f"--home={home}", "-c", "127.0.0.1", "-p", str(server.port)]
-    command += ["-n", IRSSI_NICK]
-    try:
-        tmux.start(command)
-        yield tmux
-    finally:
-        tmux.kill()
+    command = ["irssi", f"--home={home}", "-c", "127.0.0.1", "-p", str(port), "-n", IRSSI_NICK]
+    return tmux.start("irssi", command)
+
+
+def start_chat_join(tmux: Tmux, port: int, alias: str) -> Screen:
+    """Our own client, ``chat join``, from the checkout under test."""
+    command = [sys.executable, "-m", "chatcli", "join", "--alias", alias, "--port", str(port)]
+    return tmux.start(alias, command)
+
+
+@pytest.fixture
+def irssi(server: RunningServer, tmux: Tmux, tmp_path: Path) -> Screen:
+    """irssi connecting to the test server as IRSSI_NICK."""
+    return start_irssi(tmux, server.port, tmp_path / "irssi")
 
 
 def nick_of(msg: Message) -> str:
@@ -135,7 +177,7 @@ def expect_from(client: Client, nick: str, command: str, *params: str, timeout: 
             return msg
 
 
-def test_irssi_joins_talks_renames_and_quits(irssi: Tmux, connect: Callable[..., Client]) -> None:
+def test_irssi_joins_talks_renames_and_quits(irssi: Screen, connect: Callable[..., Client]) -> None:
     tester = connect("tester")
 
     # irssi is joined to #lobby on registration, like everyone.
@@ -166,3 +208,47 @@ def test_irssi_joins_talks_renames_and_quits(irssi: Tmux, connect: Callable[...,
     irssi.type("/quit see you later")
     msg = expect_from(tester, "ircy2", "QUIT", timeout=SCREEN_TIMEOUT)
     assert "see you later" in msg.params[0]
+
+
+def test_irssi_and_chat_join_see_each_other(
+    server: RunningServer, tmux: Tmux, tmp_path: Path
+) -> None:
+    """Two people on two terminals: bob on ``chat join``, the other on irssi."""
+    bob = start_chat_join(tmux, server.port, "bob")
+    bob.wait_for(r"-- bob joined #lobby", timeout=JOIN_TIMEOUT)
+
+    # irssi joins the room; bob sees it come, irssi sees bob there.
+    irssi = start_irssi(tmux, server.port, tmp_path / "irssi")
+    bob.wait_for(rf"-- {IRSSI_NICK} joined #lobby", timeout=JOIN_TIMEOUT)
+    irssi.type("/window goto #lobby")
+    irssi.wait_for(r"^\[#lobby\]")
+    irssi.wait_for(r"\[Users #lobby\]")
+    irssi.wait_for(r"\[ bob\s*\]")
+
+    # Room messages, both ways, non-ASCII included.
+    bob.type("hello irssi, from chat join ☃")
+    irssi.wait_for(r"<.?bob> hello irssi, from chat join ☃")
+    irssi.type("hi bob, irssi here ✓")
+    bob.wait_for(rf"#lobby <{IRSSI_NICK}> hi bob, irssi here ✓")
+
+    # Direct messages, both ways. irssi shows bob's in a query window of its own.
+    irssi.type("/msg bob just between us")
+    bob.wait_for(rf"\[{IRSSI_NICK} → you\] just between us")
+    bob.type(f"/msg {IRSSI_NICK} noted")
+    irssi.type("/window goto bob")
+    irssi.wait_for(r"<.?bob> noted")
+    irssi.type("/window goto #lobby")
+    irssi.wait_for(r"^\[#lobby\]")
+
+    # Nick changes, each seen on the other's screen.
+    bob.type("/nick robert")
+    bob.wait_for(r"-- bob is now known as robert")
+    irssi.wait_for(r"bob is now known as robert")
+    irssi.type("/nick ircy2")
+    irssi.wait_for(r"You're now known as ircy2")
+    bob.wait_for(rf"-- {IRSSI_NICK} is now known as ircy2")
+
+    # irssi leaves the room with a reason; both screens say so.
+    irssi.type("/part #lobby gone fishing")
+    irssi.wait_for(r"ircy2 \S+ has left #lobby \[gone fishing\]")
+    bob.wait_for(r"-- ircy2 left #lobby \(gone fishing\)")

@@ -18,6 +18,9 @@ from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarge
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
+#: What ``chat send`` asks for: no autojoin; labeled responses, so that an error says which
+#: message it is about (the server answers a message's labeled echo or error).
+SEND_CAPS = (caps.NO_AUTOJOIN, caps.LABELED_RESPONSE, caps.BATCH, caps.ECHO_MESSAGE)
 _NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
 _REFUSED = {
     n.ERR_CANNOTSENDTOCHAN, n.ERR_INPUTTOOLONG, n.ERR_TOOMANYTARGETS, n.ERR_NOTEXTTOSEND,
@@ -33,7 +36,7 @@ def connect_as(
     for attempt in range(1, 10 if retry else 2):
         nick = alias if attempt == 1 else f"{alias}{attempt}"
         session = ClientSession(
-            host, port, nick, password=password, caps=(caps.NO_AUTOJOIN,), timeout=timeout
+            host, port, nick, password=password, caps=SEND_CAPS, timeout=timeout
         )
         try:
             session.connect()
@@ -61,8 +64,10 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
     for line in lines:
         for piece in split_text(line, MAX_TEXT_BYTES):
             if piece:
-                session.send(Message("PRIVMSG", (target, piece)))
                 count += 1
+                # Where the server labels responses, an error names the message it is for.
+                label = {"label": str(count)} if caps.LABELED_RESPONSE in session.caps else {}
+                session.send(Message("PRIVMSG", (target, piece), tags=label))
     # Lines may have streamed in slowly; the server gets ``timeout`` from the last of them.
     token = f"chat-send-{time.monotonic_ns()}"
     session.send(Message("PING", (token,)))
@@ -103,6 +108,8 @@ def _await(session: ClientSession, deadline: float, done: Callable[[Message], bo
 def _raise_for(msg: Message) -> None:
     detail = " ".join(p for p in msg.params[1:-1])
     text = f"{detail}: {msg.params[-1]}" if detail else (msg.params[-1] if msg.params else "")
+    if "label" in msg.tags:
+        text = f"message {msg.tags['label']}: {text}"
     if msg.command in _NO_TARGET:
         raise NoSuchTarget(f"no such recipient: {msg.params[1] if len(msg.params) > 1 else ''}")
     if msg.command in _REFUSED:

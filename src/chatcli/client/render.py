@@ -120,6 +120,10 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         return _system(when, _nick(nick), f" set mode {' '.join(p[1:])} on {p[0]}")
     if cmd == "INVITE" and len(p) >= 2:
         return _system(when, _nick(nick), f" invites you to {p[1]} (/join {p[1]})")
+    if cmd == "AWAY":  # away-notify
+        if p and p[0]:
+            return _system(when, _nick(nick), f" is away: {p[0]}")
+        return _system(when, _nick(nick), " is back")
     if cmd == "ERROR":
         return _system(when, f"disconnected: {closing_reason(p[-1] if p else '')}")
     if cmd == "FAIL" and len(p) >= 3:
