@@ -277,3 +277,26 @@ def test_join_exit_status_when_a_line_of_input_cannot_be_sent(run, server):
     result = run("join", "--port", str(server.port), "--alias", "bob", input="/frobnicate\n")
     assert result.exit_code == ExitStatus.ERROR
     assert "unknown command /frobnicate" in result.output
+
+
+# -- chat hash-password, chat serve --oper ------------------------------------------------------
+
+
+def test_hash_password_prints_a_hash_the_server_accepts(run):
+    from chatcli.passwords import verify_password
+
+    result = run("hash-password", input="s3cret\n")
+    assert result.exit_code == 0
+    assert verify_password("s3cret", result.output.strip())
+
+
+def test_hash_password_refuses_an_empty_one(run):
+    result = run("hash-password", input="\n")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == "chat: no password given\n"
+
+
+def test_serve_refuses_an_operator_without_a_hash(run):
+    result = run("serve", "--port", "0", "--oper", "admin:plaintext")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "--oper wants NAME:HASH" in result.stderr

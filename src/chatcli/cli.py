@@ -17,7 +17,7 @@ import click
 from chatcli import __version__
 from chatcli.config import ServerConfig
 from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM, SEND_TIMEOUT, default_alias
-from chatcli.errors import ChatError, fail_cleanly
+from chatcli.errors import ChatError, ConfigError, fail_cleanly
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +94,13 @@ def main() -> None:
     " 0 turns flood control off.",
 )
 @click.option(
+    "--oper",
+    "operators",
+    multiple=True,
+    metavar="NAME:HASH",
+    help="A server operator and the hash of their password, from `chat hash-password`.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
@@ -109,6 +116,7 @@ def serve(
     motd: str | None,
     password: str | None,
     flood_rate: float,
+    operators: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
@@ -116,6 +124,7 @@ def serve(
     import signal
     from pathlib import Path
 
+    from chatcli.passwords import is_password_hash
     from chatcli.server import Server
 
     logging.basicConfig(
@@ -125,6 +134,12 @@ def serve(
     if motd is not None:
         text = Path(motd).read_text(encoding="utf-8", errors="replace")
         motd_lines = tuple(text.splitlines())
+    opers = []
+    for entry in operators:
+        oper_name, _, stored = entry.partition(":")
+        if not oper_name or not is_password_hash(stored):
+            raise ConfigError(f"--oper wants NAME:HASH (see chat hash-password), not {entry!r}")
+        opers.append((oper_name, stored))
     config = ServerConfig(
         host=host,
         port=port,
@@ -133,6 +148,7 @@ def serve(
         motd=motd_lines,
         password=password or None,
         flood_rate=flood_rate,
+        operators=tuple(opers),
     )
     server = Server(config)
     try:
@@ -159,6 +175,24 @@ def serve(
         server.serve_forever()
     finally:
         server.close()
+
+
+@main.command("hash-password")
+@fail_cleanly
+def hash_password() -> None:
+    """Print the hash of a password, for `chat serve --oper NAME:HASH`.
+
+    The password is asked for twice on a terminal, or read as one line of standard input.
+    """
+    from chatcli.passwords import hash_password as make_hash
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = (sys.stdin.readline() if sys.stdin else "").rstrip("\r\n")
+    if not password:
+        raise ConfigError("no password given")
+    click.echo(make_hash(password))
 
 
 @main.command()

@@ -35,6 +35,8 @@ class ServerConfig:
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
+    #: Server operators: (name, password hash from ``chat hash-password``) pairs.
+    operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)
     nick_len: int = 30
     channel_len: int = 64

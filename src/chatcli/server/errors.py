@@ -73,3 +73,8 @@ NoSuchServer = _error("NoSuchServer", n.ERR_NOSUCHSERVER, "No such server")
 BanListFull = _error("BanListFull", n.ERR_BANLISTFULL, "Channel list is full")
 #: ERR_UNKNOWNERROR with the command as its parameter and the reason as its text.
 UnknownError = _error("UnknownError", n.ERR_UNKNOWNERROR, "Unknown error")
+PasswdMismatch = _error("PasswdMismatch", n.ERR_PASSWDMISMATCH, "Password incorrect")
+NoPrivileges = _error(
+    "NoPrivileges", n.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
+)
+NoOperHost = _error("NoOperHost", n.ERR_NOOPERHOST, "No O-lines for your host")

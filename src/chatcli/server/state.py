@@ -63,6 +63,7 @@ class World:
         self.watchers: dict[str, set[Connection]] = {}
         self.users = 0  # registered connections
         self.invisible = 0  # registered connections with user mode +i
+        self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
 
     def fold(self, name: str) -> str:
@@ -121,6 +122,7 @@ class World:
             self.remember(conn)
             self.users -= 1
             self.invisible -= "i" in conn.modes
+            self.operators -= "o" in conn.modes
         self.connections.discard(conn)
         for folded in list(conn.monitoring or ()):
             self.unwatch(conn, folded)

@@ -81,6 +81,8 @@ def _set_user_mode(conn: Connection, sign: str, ch: str) -> None:
         (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
         if ch == "i":
             conn.world.invisible += 1 if sign == "+" else -1
+        elif ch == "o":  # only ever taken away here; OPER gives it
+            conn.world.operators -= 1
 
 
 def _compact(changes: str) -> str:

@@ -36,7 +36,7 @@ HIDDEN_IP = "255.255.255.255"
 class WhoOptions:
     """WHO's second parameter, ``[o][%<fields>[,<token>]]``."""
 
-    opers_only: bool = False  #: "o": only server operators (there are none here)
+    opers_only: bool = False  #: "o": only server operators
     fields: str | None = None  #: the WHOX fields asked for, in reply order; None: plain WHO
     token: str = "0"  #: echoed as field t
 
@@ -64,7 +64,9 @@ def who(conn: Connection, msg: Message) -> None:
     mask = msg.params[0] if msg.params else "*"
     options = WhoOptions.parse(msg.params[1]) if len(msg.params) > 1 else WhoOptions()
     with conn.world.lock:
-        found = [] if options.opers_only else _who_targets(conn, mask)
+        found = _who_targets(conn, mask)
+        if options.opers_only:
+            found = [(other, channel) for other, channel in found if "o" in other.modes]
         if options.fields is None:
             rows = [_who_row(conn, other, channel) for other, channel in found]
         else:
@@ -99,6 +101,8 @@ def _who_flags(conn: Connection, other: Connection, channel: Channel | None) -> 
     flags = "G" if other.away is not None else "H"
     if channel is not None:
         flags += channel.prefix_of(other, "multi-prefix" in conn.caps)
+    if "o" in other.modes:
+        flags += "*"
     if "B" in other.modes:
         flags += "B"
     return flags
@@ -162,10 +166,13 @@ def whois(conn: Connection, msg: Message) -> None:
         ]
         away = other.away
         bot = "B" in other.modes
+        operator = "o" in other.modes
     conn.reply(n.RPL_WHOISUSER, other.name, other.user or "~u", other.host, "*", other.realname)
     if rooms:
         conn.reply(n.RPL_WHOISCHANNELS, other.name, " ".join(sorted(rooms)))
     conn.reply(n.RPL_WHOISSERVER, other.name, conn.config.name, conn.config.network)
+    if operator:
+        conn.reply(n.RPL_WHOISOPERATOR, other.name, "is an IRC operator")
     if bot:
         conn.reply(n.RPL_WHOISBOT, other.name, "is a bot")
     if away is not None:
@@ -238,10 +245,13 @@ def send_lusers(conn: Connection) -> None:
         unknown = len(world.connections) - total
         channels = len(world.channels)
         most = world.max_users
+        operators = world.operators
     conn.reply(
         n.RPL_LUSERCLIENT,
         f"There are {total - invisible} users and {invisible} invisible on 1 servers",
     )
+    if operators:
+        conn.reply(n.RPL_LUSEROP, str(operators), "operator(s) online")
     if unknown:
         conn.reply(n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     conn.reply(n.RPL_LUSERCHANNELS, str(channels), "channels formed")

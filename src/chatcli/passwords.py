@@ -1,0 +1,46 @@
+"""Password hashes: scrypt (memory-hard), from the standard library.
+
+A stored hash reads ``scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>``, so that its cost can be
+raised later without breaking hashes already stored. Passwords are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+# 16 MiB of memory per hash (128 * r * n bytes): slow to guess offline, fast enough to log in.
+_N, _R, _P = 2**14, 8, 1
+_LENGTH = 32
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = _scrypt(password, salt, _N, _R, _P)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (a :func:`hash_password` result). A malformed
+    ``stored`` matches nothing."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = bytes.fromhex(digest)
+        got = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def is_password_hash(text: str) -> bool:
+    parts = text.split("$")
+    return len(parts) == 6 and parts[0] == "scrypt" and all(parts[1:])
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n, dklen=_LENGTH
+    )
