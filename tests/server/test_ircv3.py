@@ -259,3 +259,12 @@ def test_cap_ls_302_enables_cap_notify(connect):
     assert "cap-notify" in client.expect("CAP").params[-1].split()
     client.send("CAP LIST")
     assert "cap-notify" in client.expect("CAP", None, "LIST").params[-1].split()
+
+
+def test_a_bots_messages_carry_the_bot_tag(connect):
+    tagged = connect("tagged", caps="message-tags")
+    bot = connect("helper")
+    bot.send("MODE helper +B")
+    bot.expect("MODE")
+    bot.send("PRIVMSG #lobby :beep")
+    assert tagged.expect("PRIVMSG").tags.get("bot") == ""
