@@ -364,8 +364,6 @@ class Generator:
         deadline: float,
         accept_window: int = 4,
         join: bool = True,
-        prelude: Sequence[str] = (),
-        postlude: Sequence[str] = (),
         stop_after_failures: int = 50,
     ) -> ConnectResult:
         """Open ``count`` clients; register each (NICK/USER, wait for 001) and, with ``join``,
@@ -401,7 +399,7 @@ class Generator:
                     self.first_error = self.first_error or f"socket: {exc.strerror or exc}"
                     stop_opening = True
                     break
-                regs = [*prelude, f"NICK {nick}", f"USER {nick} 0 * :bench", *postlude, "PING :hi"]
+                regs = [f"NICK {nick}", f"USER {nick} 0 * :bench", "PING :hi"]
                 c.out += ("\r\n".join(regs) + "\r\n").encode()
                 made.append(c)
                 opened += 1

@@ -481,8 +481,6 @@ def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) ->
         accept_window=st.accept_window,
         deadline=time.monotonic() + st.scale_time,
         join=False,
-        prelude=spec.roomless_prelude,
-        postlude=spec.roomless_postlude,
     )
     m = meter.stop()
     ready = [c for c in res.clients if c.state == READY and not c.closed]

@@ -103,9 +103,6 @@ class ServerSpec:
     version: str = ""
     #: Lines a sending client sends once joined (ngircd: OPER, then +F to lift flood limits).
     sender_setup: tuple[str, ...] = ()
-    #: Lines sent before NICK/USER when a client must not join any room (the scale test).
-    roomless_prelude: tuple[str, ...] = ()
-    roomless_postlude: tuple[str, ...] = ()
     #: Extra command-line arguments (chatcli: whatever lifts its flood control, if any).
     extra_args: tuple[str, ...] = ()
     #: Extra environment (chatcli from another source tree: PYTHONPATH).
@@ -224,8 +221,6 @@ def chatcli_spec(src: str | None = None) -> ServerSpec:
         exe,
         "pip install -e .",
         version=version,
-        roomless_prelude=("CAP REQ :chatcli.local/no-autojoin",),
-        roomless_postlude=("CAP END",),
         extra_args=tuple(extra),
         env=env,
     )

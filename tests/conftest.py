@@ -173,19 +173,19 @@ class Client:
         assert before[-1].params[-1] == token, f"unexpected PONG {before[-1]}"
         return before[:-1]
 
-    def register(self, nick: str, caps: str = "") -> list[Message]:
-        """Register as ``nick``; return the burst up to the end of the default room's NAMES
-        (or of the MOTD, for a client that asked not to join it)."""
-        if caps:
-            self.send(f"CAP REQ :{caps}")
+    def register(self, nick: str, caps: str = "", join: bool = True) -> list[Message]:
+        """Register as ``nick`` with the capabilities ``caps``; return the burst up to the
+        end of the default room's NAMES or, with ``join=False``, of the MOTD. (Joining the
+        default room is a capability, which ``chat join`` asks for too.)"""
+        wanted = " ".join([*caps.split(), *(["chatcli.local/autojoin"] if join else [])])
+        if wanted:
+            self.send(f"CAP REQ :{wanted}")
         self.send(f"NICK {nick}")
         self.send(f"USER {nick} 0 * :Real {nick}")
-        if caps:
+        if wanted:
             self.send("CAP END")
         self.nick = nick
-        if "no-autojoin" in caps:
-            return self.collect("376", "422")
-        return self.collect("366")
+        return self.collect("366") if join else self.collect("376", "422")
 
     def closed(self, timeout: float = TIMEOUT) -> bool:
         """Read until the server closes; True if it did within ``timeout``."""
@@ -205,11 +205,13 @@ def connect(server: RunningServer) -> Iterator[Callable[..., Client]]:
     """Open test clients to the ``server`` fixture; closed after the test."""
     clients: list[Client] = []
 
-    def open_client(nick: str | None = None, caps: str = "", port: int | None = None) -> Client:
+    def open_client(
+        nick: str | None = None, caps: str = "", port: int | None = None, join: bool = True
+    ) -> Client:
         client = Client(port or server.port)
         clients.append(client)
         if nick is not None:
-            client.register(nick, caps)
+            client.register(nick, caps, join)
         return client
 
     yield open_client

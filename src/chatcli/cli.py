@@ -73,7 +73,10 @@ def main() -> None:
     "--name", default="chatcli.local", show_default=True, help="Server name shown to clients."
 )
 @click.option(
-    "--room", default=DEFAULT_ROOM, show_default=True, help="The room everyone joins on arrival."
+    "--room",
+    default=DEFAULT_ROOM,
+    show_default=True,
+    help="The default room: `chat join` users land in it, and the MOTD names it.",
 )
 @click.option(
     "--motd",

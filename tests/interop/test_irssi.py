@@ -180,7 +180,9 @@ def expect_from(client: Client, nick: str, command: str, *params: str, timeout: 
 def test_irssi_joins_talks_renames_and_quits(irssi: Screen, connect: Callable[..., Client]) -> None:
     tester = connect("tester")
 
-    # irssi is joined to #lobby on registration, like everyone.
+    # Once registered, irssi joins #lobby, as the MOTD tells a newcomer to.
+    irssi.wait_for(r"Current global users", timeout=JOIN_TIMEOUT)  # registered
+    irssi.type("/join #lobby")
     expect_from(tester, IRSSI_NICK, "JOIN", "#lobby", timeout=JOIN_TIMEOUT)
     irssi.type("/window goto #lobby")
     irssi.wait_for(r"^\[#lobby\]")
@@ -219,6 +221,8 @@ def test_irssi_and_chat_join_see_each_other(
 
     # irssi joins the room; bob sees it come, irssi sees bob there.
     irssi = start_irssi(tmux, server.port, tmp_path / "irssi")
+    irssi.wait_for(r"Current global users", timeout=JOIN_TIMEOUT)  # registered
+    irssi.type("/join #lobby")
     bob.wait_for(rf"-- {IRSSI_NICK} joined #lobby", timeout=JOIN_TIMEOUT)
     irssi.type("/window goto #lobby")
     irssi.wait_for(r"^\[#lobby\]")

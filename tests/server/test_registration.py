@@ -13,21 +13,32 @@ from chatcli.protocol import numerics as n
 def test_welcome_burst_then_default_room(connect):
     """'Upon successful completion of the registration process, the server MUST send, in
     this order: RPL_WELCOME, RPL_YOURHOST, RPL_CREATED, RPL_MYINFO, at least one
-    RPL_ISUPPORT, [LUSERS], RPL_MOTD or ERR_NOMOTD.' Then everyone lands in #lobby."""
+    RPL_ISUPPORT, [LUSERS], RPL_MOTD or ERR_NOMOTD.' Then a client that asked for it (as
+    ``chat join`` does) lands in #lobby."""
     burst = connect().register("alice")
-    commands = [m.command for m in burst]
+    commands = [m.command for m in burst if m.command != "CAP"]
     assert commands[:5] == ["001", "002", "003", "004", "005"]
-    assert commands.index("251") < commands.index("422")
-    assert burst[0].params == ("alice", "Welcome to the chatcli IRC Network alice!~alice@127.0.0.1")
+    assert commands.index("251") < commands.index("375") < commands.index("376")
+    welcome = next(m for m in burst if m.command == "001")
+    assert welcome.params == ("alice", "Welcome to the chatcli IRC Network alice!~alice@127.0.0.1")
     join = next(m for m in burst if m.command == "JOIN")
     assert join.params == ("#lobby",) and join.source == "alice!~alice@127.0.0.1"
     assert burst[-2].command == "353" and burst[-2].params[-1] == "alice"
 
 
+def test_without_the_autojoin_capability_a_client_joins_no_room(connect):
+    """As on any IRC server; the default MOTD says where everyone meets."""
+    client = connect()
+    burst = client.register("plain", join=False)
+    assert "JOIN" not in [m.command for m in burst]
+    motd = [m.params[-1] for m in burst if m.command == n.RPL_MOTD]
+    assert motd == ["- Welcome to chatcli. Everyone meets in #lobby:", "- /join #lobby"]
+
+
 def test_no_autojoin_capability_keeps_a_script_out_of_the_room(connect):
     watcher = connect("watcher")
     bot = connect()
-    burst = bot.register("bot", caps="chatcli.local/no-autojoin")
+    burst = bot.register("bot", join=False)
     assert "JOIN" not in [m.command for m in burst]
     bot.send("PRIVMSG watcher :direct, no fuss")
     assert watcher.expect("PRIVMSG").params == ("watcher", "direct, no fuss")
@@ -141,7 +152,7 @@ def test_cap_negotiation_holds_registration_until_end(connect):
         "away-notify",
         "batch",
         "cap-notify",
-        "chatcli.local/no-autojoin",
+        "chatcli.local/autojoin",
         "echo-message",
         "extended-join",
         "invite-notify",

@@ -88,7 +88,9 @@ def test_a_client_that_never_reads_is_dropped_and_costs_the_others_nothing(make_
     stalled_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled_sock.connect(("127.0.0.1", running.port))
-    stalled_sock.sendall(b"NICK stalled\r\nUSER s 0 * :S\r\n")  # and never reads again
+    stalled_sock.sendall(  # joins the room, and never reads again
+        b"CAP REQ chatcli.local/autojoin\r\nNICK stalled\r\nUSER s 0 * :S\r\nCAP END\r\n"
+    )
     alice, bob = Client(running.port), Client(running.port)
     batch = 100
     received = threading.Semaphore(0)

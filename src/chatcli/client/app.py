@@ -21,8 +21,9 @@ from chatcli import __version__
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import ClientSession
+from chatcli.defaults import DEFAULT_ROOM
 from chatcli.errors import ConnectError, ExitStatus
-from chatcli.protocol import Message, split_source
+from chatcli.protocol import Message, caps, split_source
 from chatcli.protocol import numerics as n
 
 
@@ -126,6 +127,8 @@ def run_join(
         ChatError: connecting or registering failed.
     """
     burst = session.connect()
+    if room is None and caps.AUTOJOIN not in session.caps:
+        room = DEFAULT_ROOM  # another IRC server: go where chatcli would have put us
     view = ChatView(session, None)
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()

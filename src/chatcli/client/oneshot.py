@@ -18,9 +18,10 @@ from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarge
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
-#: What ``chat send`` asks for: no autojoin; labeled responses, so that an error says which
-#: message it is about (the server answers a message's labeled echo or error).
-SEND_CAPS = (caps.NO_AUTOJOIN, caps.LABELED_RESPONSE, caps.BATCH, caps.ECHO_MESSAGE)
+#: What ``chat send`` asks for: labeled responses, so that an error says which message it
+#: is about (the server answers a message's labeled echo or error). It joins no room but
+#: the one it sends to, so a direct message shows no join and quit to anyone.
+SEND_CAPS = (caps.LABELED_RESPONSE, caps.BATCH, caps.ECHO_MESSAGE)
 _NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
 _REFUSED = {
     n.ERR_CANNOTSENDTOCHAN, n.ERR_INPUTTOOLONG, n.ERR_TOOMANYTARGETS, n.ERR_NOTEXTTOSEND,

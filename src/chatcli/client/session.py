@@ -17,7 +17,13 @@ from chatcli.protocol import LineBuffer, Message, ProtocolError, caps, parse_lin
 from chatcli.protocol import numerics as n
 
 #: Capabilities the client asks for when the server offers them.
-WANTED_CAPS = (caps.ECHO_MESSAGE, caps.MULTI_PREFIX, caps.SERVER_TIME, caps.AWAY_NOTIFY)
+WANTED_CAPS = (
+    caps.AUTOJOIN,
+    caps.ECHO_MESSAGE,
+    caps.MULTI_PREFIX,
+    caps.SERVER_TIME,
+    caps.AWAY_NOTIFY,
+)
 
 
 class ClientSession:

@@ -5,9 +5,9 @@ from __future__ import annotations
 ECHO_MESSAGE = "echo-message"
 MULTI_PREFIX = "multi-prefix"
 USERHOST_IN_NAMES = "userhost-in-names"
-#: chatcli's own: do not join the default room on registration. ``chat send`` asks for it,
-#: so that a script's direct message does not show a join and a quit to everyone there.
-NO_AUTOJOIN = "chatcli.local/no-autojoin"
+#: chatcli's own: join the server's default room on registration. ``chat join`` asks for it;
+#: other IRC clients join rooms themselves, as on any IRC server (the MOTD names the room).
+AUTOJOIN = "chatcli.local/autojoin"
 SERVER_TIME = "server-time"
 MESSAGE_TAGS = "message-tags"
 EXTENDED_JOIN = "extended-join"

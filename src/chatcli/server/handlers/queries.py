@@ -269,10 +269,10 @@ def motd(conn: Connection, msg: Message) -> None:
 
 
 def send_motd(conn: Connection) -> None:
-    lines = conn.config.motd
-    if not lines:
-        conn.reply(n.ERR_NOMOTD, "MOTD File is missing")
-        return
+    lines = conn.config.motd or (
+        f"Welcome to {conn.config.network}. Everyone meets in {conn.config.room}:",
+        f"/join {conn.config.room}",
+    )
     conn.reply(n.RPL_MOTDSTART, f"- {conn.config.name} Message of the day - ")
     for line in lines:
         conn.reply(n.RPL_MOTD, f"- {line}")

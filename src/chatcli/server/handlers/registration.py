@@ -50,7 +50,7 @@ CAPABILITIES: dict[str, str] = {
     caps.SERVER_TIME: "",
     caps.SETNAME: "",
     caps.USERHOST_IN_NAMES: "",
-    caps.NO_AUTOJOIN: "",
+    caps.AUTOJOIN: "",
 }
 REALNAME_LEN = 100
 
@@ -223,7 +223,7 @@ def try_register(conn: Connection) -> None:
         world.max_users = max(world.max_users, world.users)
         monitor.announce(conn, online=True)
     welcome(conn)
-    if caps.NO_AUTOJOIN not in conn.caps:
+    if caps.AUTOJOIN in conn.caps:
         from chatcli.server.handlers.channels import join_channel
 
         join_channel(conn, config.room, None)
