@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chatcli.protocol import (
     MAX_BODY_BYTES,
+    MAX_CLIENT_TAG_BYTES,
     MAX_TAG_BYTES,
     EmptyLine,
     InputTooLong,
@@ -563,7 +564,7 @@ def test_body_limit_is_510_bytes_without_crlf():
 def test_body_limit_counts_the_source_but_not_the_tags():
     body = b":" + b"s" * 100 + b" " + _body(408)
     assert len(body) == 510
-    tags = b"@a=" + b"v" * 5000 + b" "
+    tags = b"@a=" + b"v" * 4000 + b" "
     assert parse_line(tags + body).source == "s" * 100
     with pytest.raises(InputTooLong):
         parse_line(tags + body + b"x")
@@ -581,14 +582,17 @@ def _tags(size: int) -> bytes:
 
 
 def test_tag_section_limit():
-    """Bytes allowed for the tag section, the leading '@' and trailing space included: 8191."""
-    assert MAX_TAG_BYTES == 8191
-    ok = _tags(MAX_TAG_BYTES - 1)
-    assert len(parse_line(ok + b" PING").tags["a"]) == MAX_TAG_BYTES - 4
+    """A client's tag section, the leading '@' and trailing space included, may be 4096
+    bytes (a server's, 8191: what a client reads with ``limit=False``)."""
+    assert (MAX_CLIENT_TAG_BYTES, MAX_TAG_BYTES) == (4096, 8191)
+    ok = _tags(MAX_CLIENT_TAG_BYTES - 1)
+    assert len(parse_line(ok + b" PING").tags["a"]) == MAX_CLIENT_TAG_BYTES - 4
     with pytest.raises(InputTooLong):
-        parse_line(_tags(MAX_TAG_BYTES) + b" PING")
+        parse_line(_tags(MAX_CLIENT_TAG_BYTES) + b" PING")
     with pytest.raises(InputTooLong):
-        parse_line(_tags(MAX_TAG_BYTES))  # tags without a body are judged by length first
+        parse_line(_tags(MAX_CLIENT_TAG_BYTES))  # tags without a body: judged by length first
+    server_side = _tags(MAX_TAG_BYTES - 1) + b" PING"
+    assert len(parse_line(server_side, limit=False).tags["a"]) == MAX_TAG_BYTES - 4
 
 
 def test_limit_false_turns_off_length_checks():

@@ -194,7 +194,10 @@ def test_operator_status_and_errors(connect):
     alice.expect("MODE", "#o", "-o", "alice")
     alice.send("MODE #o +o ghost")
     alice.expect("482")
-    bob.send("MODE #o +o ghost")
+    bob.send("MODE #o +o ghost")  # nobody by that name
+    bob.expect("401")
+    connect("carol")
+    bob.send("MODE #o +o carol")  # someone, but not in the room
     bob.expect("441")
     bob.send("MODE #o +z")
     bob.expect("472")
@@ -315,3 +318,48 @@ def test_an_unknown_user_mode_is_err_umodeunknownflag_and_the_rest_still_applies
     alice.send("MODE alice +Bz")
     assert alice.expect("501").params == ("alice", "Unknown MODE flag")
     assert alice.expect("MODE").params == ("alice", "+B")
+
+
+def test_kick_from_several_rooms_pairs_rooms_and_nicks(connect):
+    op, a, b = connect("op"), connect("a"), connect("b")
+    shared_room("#one", op, a)
+    shared_room("#two", op, b)
+    op.send("KICK #one,#two a,b :out")
+    assert a.expect("KICK").params == ("#one", "a", "out")
+    assert b.expect("KICK").params == ("#two", "b", "out")
+    op.send("KICK #one,#two a")
+    assert op.expect("461").params[1] == "KICK"
+
+
+def test_names_of_several_rooms_ends_once(connect):
+    alice = connect("alice")
+    alice.send("JOIN #one,#two")
+    alice.expect("366", "alice", "#two")
+    alice.send("NAMES #one,#two,#none")
+    replies = alice.collect("366")
+    assert [(m.command, m.params[2] if m.command == "353" else m.params[1]) for m in replies] == [
+        ("353", "#one"),
+        ("353", "#two"),
+        ("366", "#one,#two,#none"),
+    ]
+
+
+def test_an_invitation_lets_one_past_the_user_limit(connect):
+    op, guest = connect("op"), connect("guest")
+    op.send("JOIN #full")
+    op.expect("366")
+    op.send("MODE #full +l 1")
+    op.expect("MODE")
+    guest.send("JOIN #full")
+    guest.expect("471")
+    op.send("INVITE guest #full")
+    guest.expect("INVITE")
+    guest.send("JOIN #full")
+    assert guest.expect("JOIN").params == ("#full",)
+
+
+def test_user_needs_a_real_name(connect):
+    client = connect()
+    client.send("NICK x")
+    client.send("USER x 0 * :")
+    assert client.expect("461").params[1] == "USER"

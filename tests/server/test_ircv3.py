@@ -268,3 +268,15 @@ def test_a_bots_messages_carry_the_bot_tag(connect):
     bot.expect("MODE")
     bot.send("PRIVMSG #lobby :beep")
     assert tagged.expect("PRIVMSG").tags.get("bot") == ""
+
+
+def test_a_clients_tags_may_take_4096_bytes_and_no_more(connect):
+    tagged = connect("tagged", caps="message-tags")
+    sender = connect("sender", caps="message-tags")
+    fits = "+x=" + "a" * 4091  # with the '@' and the space after: 4096 bytes
+    sender.send(f"@{fits} TAGMSG tagged")
+    assert len(tagged.expect("TAGMSG").tags["+x"]) == 4091
+    sender.send(f"@{fits}a TAGMSG tagged")
+    assert sender.expect("417").params[0] == "sender"
+    sender.send("PING still-here")
+    assert sender.expect("PONG").params[-1] == "still-here"

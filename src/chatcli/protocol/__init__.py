@@ -18,6 +18,7 @@ from chatcli.protocol.errors import (
 from chatcli.protocol.framing import MAX_LINE_BYTES, LineBuffer
 from chatcli.protocol.message import (
     MAX_BODY_BYTES,
+    MAX_CLIENT_TAG_BYTES,
     MAX_TAG_BYTES,
     Message,
     escape_tag_value,
@@ -39,6 +40,7 @@ from chatcli.protocol.names import (
 __all__ = [
     "CHANTYPES",
     "MAX_BODY_BYTES",
+    "MAX_CLIENT_TAG_BYTES",
     "MAX_LINE_BYTES",
     "MAX_TAG_BYTES",
     "CaseMapping",

@@ -28,8 +28,10 @@ from chatcli.protocol.errors import (
 
 #: Bytes allowed for the message body, CRLF included (RFC 1459 section 2.3).
 MAX_BODY_BYTES = 512
-#: Bytes allowed for the tag section, the leading '@' and trailing space included (IRCv3).
+#: Bytes allowed for the tag section, the leading '@' and trailing space included (IRCv3):
+#: what a server may send, and what a client may send (only its own tags: less room).
 MAX_TAG_BYTES = 8191
+MAX_CLIENT_TAG_BYTES = 4096
 
 # \Z, not $: "$" also matches before a trailing newline, which would let "PING\n" through.
 _COMMAND = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})\Z")
@@ -216,8 +218,8 @@ def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
 
     Args:
         data: the raw line as bytes (decoded here as strict UTF-8) or text.
-        limit: enforce :data:`MAX_BODY_BYTES` and :data:`MAX_TAG_BYTES` (servers do; a
-            client may turn it off to read lines from servers with larger limits).
+        limit: enforce :data:`MAX_BODY_BYTES` and :data:`MAX_CLIENT_TAG_BYTES`, as a
+            server reading a client does (a client reading a server turns it off).
 
     Raises:
         EmptyLine: the line holds only spaces.
@@ -243,7 +245,7 @@ def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
         tag_part, _, body = raw.partition(b" ")
         body = body.lstrip(b" ")
     if limit:
-        if len(tag_part) + 1 > MAX_TAG_BYTES:
+        if len(tag_part) + 1 > MAX_CLIENT_TAG_BYTES:
             raise InputTooLong("tag data too long")
         if len(body) + 2 > MAX_BODY_BYTES:
             raise InputTooLong("line too long")

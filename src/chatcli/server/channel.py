@@ -87,7 +87,7 @@ class Channel:
         invited = conn in self.invited
         if self.key is not None and key != self.key:
             raise BadChannelKey(self.name)
-        if self.limit is not None and len(self.members) >= self.limit:
+        if self.limit is not None and len(self.members) >= self.limit and not invited:
             raise ChannelIsFull(self.name)
         if "i" in self.modes and not invited and not self._matches(self.invex, conn):
             raise InviteOnlyChan(self.name)

@@ -12,6 +12,7 @@ from chatcli.server.commands import command
 from chatcli.server.errors import (
     ChanOPrivsNeeded,
     IRCError,
+    NeedMoreParams,
     NoSuchChannel,
     NoSuchNick,
     NotOnChannel,
@@ -171,12 +172,11 @@ def names(conn: Connection, msg: Message) -> None:
                     send_names(conn, channel, end=False)
             conn.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
-        for name in msg.params[0].split(","):
+        for name in msg.params[0].split(","):  # then one end, for them all (as Ergo)
             channel = conn.world.find_channel(name)
-            if channel is None or (conn not in channel.members and "s" in channel.modes):
-                conn.reply(n.RPL_ENDOFNAMES, name, "End of /NAMES list")
-            else:
-                send_names(conn, channel)
+            if channel is not None and (conn in channel.members or "s" not in channel.modes):
+                send_names(conn, channel, end=False)
+    conn.reply(n.RPL_ENDOFNAMES, msg.params[0], "End of /NAMES list")
 
 
 def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
@@ -221,22 +221,31 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
 
 @command("KICK", 2)
 def kick(conn: Connection, msg: Message) -> None:
-    """KICK <room> <nick>{,<nick>} [:<reason>] — remove someone from a room you run."""
+    """KICK <room>{,<room>} <nick>{,<nick>} [:<reason>] — remove someone from a room you
+    run: every nick from one room, or each nick from the room in the same place."""
     reason = msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else conn.name
+    rooms, nicks = msg.params[0].split(","), msg.params[1].split(",")
+    if len(rooms) == 1:
+        rooms = rooms * len(nicks)
+    elif len(rooms) != len(nicks):
+        raise NeedMoreParams("KICK")  # RFC 2812 3.2.8: as many rooms as nicks, or one
     world = conn.world
     with world.lock:
-        channel = op_channel(conn, msg.params[0])
-        for nick in msg.params[1].split(","):
-            target = world.find_nick(nick)
-            if target is None:
-                conn.send_error(NoSuchNick(nick))
-                continue
-            if target not in channel.members:
-                conn.send_error(UserNotInChannel(nick, channel.name))
-                continue
-            kick_msg = Message("KICK", (channel.name, target.name, reason), conn.source)
-            broadcast(conn, channel, kick_msg)
-            world.remove_member(channel, target)
+        for room, nick in zip(rooms, nicks, strict=True):
+            try:
+                _kick(conn, op_channel(conn, room), nick, reason)
+            except IRCError as err:
+                conn.send_error(err)
+
+
+def _kick(conn: Connection, channel: Channel, nick: str, reason: str) -> None:
+    target = conn.world.find_nick(nick)
+    if target is None:
+        raise NoSuchNick(nick)
+    if target not in channel.members:
+        raise UserNotInChannel(nick, channel.name)
+    broadcast(conn, channel, Message("KICK", (channel.name, target.name, reason), conn.source))
+    conn.world.remove_member(channel, target)
 
 
 @command("INVITE", 2)

@@ -160,7 +160,9 @@ def _change(
         if arg is None:
             return None
         target = conn.world.find_nick(arg)
-        if target is None or target not in channel.members:
+        if target is None:
+            raise NoSuchNick(arg)
+        if target not in channel.members:
             raise UserNotInChannel(arg, channel.name)
         have = channel.members[target]
         if (ch in have) == adding:

@@ -178,7 +178,7 @@ def user(conn: Connection, msg: Message) -> None:
     if conn.registered:
         raise AlreadyRegistered()
     username = msg.params[0]
-    if not username:
+    if not username or not msg.params[3]:
         raise NeedMoreParams("USER")
     clean = "".join(ch for ch in username if ch.isascii() and (ch.isalnum() or ch in "-_."))
     conn.user = "~" + (clean[:10] or "u")
