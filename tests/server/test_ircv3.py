@@ -280,3 +280,11 @@ def test_a_clients_tags_may_take_4096_bytes_and_no_more(connect):
     assert sender.expect("417").params[0] == "sender"
     sender.send("PING still-here")
     assert sender.expect("PONG").params[-1] == "still-here"
+
+
+def test_a_labeled_message_to_oneself_is_answered_by_the_echo_alone(connect):
+    client = connect("alice", caps=LABELS + " echo-message")
+    client.send("@label=self PRIVMSG alice :note to self")
+    got = [client.expect("PRIVMSG"), client.expect("PRIVMSG")]
+    assert sorted(m.tags.get("label", "") for m in got) == ["", "self"]
+    assert all(m.params == ("alice", "note to self") for m in got)

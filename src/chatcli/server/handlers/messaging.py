@@ -92,7 +92,10 @@ def _deliver_one(
                 raise NoSuchNick(target)
             out = Message(msg.command, (recipient.name, *rest), conn.source)
             relay = Relay(out, client_tags=client_tags, bot=bot, tags_only=tags_only)
-            recipient.relay(relay)
+            if recipient is not conn:
+                recipient.relay(relay)
+            elif delivery := relay.to(conn.profile):  # to oneself: not the labeled response
+                conn.sendq.put(delivery)
             if recipient.away is not None:
                 away = (recipient.name, recipient.away)
         if caps.ECHO_MESSAGE in conn.caps:
