@@ -363,3 +363,34 @@ def test_user_needs_a_real_name(connect):
     client.send("NICK x")
     client.send("USER x 0 * :")
     assert client.expect("461").params[1] == "USER"
+
+
+def test_invite_alone_lists_ones_invitations(connect):
+    op, guest = connect("op"), connect("guest")
+    op.send("JOIN #b,#a")
+    op.expect("366", "op", "#a")
+    op.send("INVITE guest #b")
+    op.send("INVITE guest #a")
+    op.sync()
+    guest.send("INVITE")
+    replies = guest.collect("337")
+    assert [m.params[1] for m in replies[:-1] if m.command == "336"] == ["#a", "#b"]
+    guest.send("INVITE guest")
+    guest.expect("461")
+
+
+def test_a_private_room_is_hidden_like_a_secret_one_but_named_with_a_star(connect):
+    op, outsider = connect("op"), connect("outsider")
+    op.send("JOIN #priv")
+    op.expect("366")
+    op.send("MODE #priv +p")
+    op.expect("MODE")
+    op.send("NAMES #priv")
+    assert op.expect("353").params[1] == "*"
+    outsider.send("LIST")
+    assert "#priv" not in [m.params[1] for m in outsider.collect("323") if m.command == "322"]
+    outsider.send("WHOIS op")
+    rooms = [m.params[-1] for m in outsider.collect("318") if m.command == "319"]
+    assert rooms == ["#lobby"]  # not #priv
+    outsider.send("NAMES #priv")
+    assert [m.command for m in outsider.collect("366")] == ["366"]

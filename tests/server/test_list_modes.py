@@ -39,7 +39,7 @@ def listing(client, name, mode):
 
 @pytest.mark.parametrize("mode", ["e", "I"])
 def test_an_operator_sets_lists_and_removes_an_entry(connect, mode):
-    """'RPL_EXCEPTLIST (348) <client> <channel> <mask>' and 'RPL_INVITELIST (346)',
+    """'RPL_EXCEPTLIST (348) <client> <channel> <mask>' and 'RPL_INVEXLIST (346)',
     each list ending with its own end numeric; like the ban list they also say who set
     each mask and when."""
     alice = connect("alice")

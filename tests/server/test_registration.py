@@ -56,7 +56,7 @@ def test_isupport_is_truthful(connect):
     assert {
         "CASEMAPPING=ascii",
         "CHANTYPES=#",
-        "CHANMODES=beI,k,l,imnst",
+        "CHANMODES=beI,k,l,imnpst",
         "PREFIX=(ov)@+",
         "NICKLEN=30",
         "CHANNELLEN=64",

@@ -32,7 +32,7 @@ LIST_MODES = "beI"
 MAX_LIST_ENTRIES = 100
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
-FLAG_MODES = "imnst"
+FLAG_MODES = "imnpst"
 
 
 @dataclass(eq=False)
@@ -128,8 +128,13 @@ class Channel:
 
     @property
     def symbol(self) -> str:
-        """RPL_NAMREPLY's channel status: "@" secret, "=" public."""
-        return "@" if "s" in self.modes else "="
+        """RPL_NAMREPLY's channel status: "@" secret, "*" private, "=" public."""
+        return "@" if "s" in self.modes else "*" if "p" in self.modes else "="
+
+    def hidden_from(self, conn: Connection) -> bool:
+        """Whether ``conn`` may not see that the room exists: it is secret (+s) or private
+        (+p) and ``conn`` is not in it."""
+        return conn not in self.members and ("s" in self.modes or "p" in self.modes)
 
     def mode_string(self, show_key: bool) -> list[str]:
         """The current modes and their arguments, for RPL_CHANNELMODEIS."""

@@ -138,7 +138,7 @@ def topic(conn: Connection, msg: Message) -> None:
             channel = conn.world.find_channel(msg.params[0])
             if channel is None:
                 raise NoSuchChannel(msg.params[0])
-            if conn not in channel.members and "s" in channel.modes:
+            if channel.hidden_from(conn):
                 raise NotOnChannel(channel.name)
             send_topic(conn, channel)
             return
@@ -168,13 +168,13 @@ def names(conn: Connection, msg: Message) -> None:
     with conn.world.lock:
         if not msg.params:
             for channel in list(conn.world.channels.values()):
-                if conn in channel.members or "s" not in channel.modes:
+                if not channel.hidden_from(conn):
                     send_names(conn, channel, end=False)
             conn.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
         for name in msg.params[0].split(","):  # then one end, for them all (as Ergo)
             channel = conn.world.find_channel(name)
-            if channel is not None and (conn in channel.members or "s" not in channel.modes):
+            if channel is not None and not channel.hidden_from(conn):
                 send_names(conn, channel, end=False)
     conn.reply(n.RPL_ENDOFNAMES, msg.params[0], "End of /NAMES list")
 
@@ -248,9 +248,19 @@ def _kick(conn: Connection, channel: Channel, nick: str, reason: str) -> None:
     conn.world.remove_member(channel, target)
 
 
-@command("INVITE", 2)
+@command("INVITE")
 def invite(conn: Connection, msg: Message) -> None:
-    """INVITE <nick> <room> — invite someone into a room (needed for +i rooms)."""
+    """INVITE <nick> <room> — invite someone into a room (needed for +i rooms).
+    INVITE alone lists the rooms you are invited to."""
+    if not msg.params:
+        with conn.world.lock:
+            rooms = [c.name for c in conn.world.channels.values() if conn in c.invited]
+        for room in sorted(rooms):
+            conn.reply(n.RPL_INVITELIST, room)
+        conn.reply(n.RPL_ENDOFINVITELIST, "End of /INVITE list")
+        return
+    if len(msg.params) < 2:
+        raise NeedMoreParams("INVITE")
     nick, name = msg.params[0], msg.params[1]
     world = conn.world
     with world.lock:

@@ -82,7 +82,7 @@ def _who_targets(conn: Connection, mask: str) -> list[tuple[Connection, Channel 
     world = conn.world
     if is_channel(mask):
         channel = world.find_channel(mask)
-        if channel is None or (conn not in channel.members and "s" in channel.modes):
+        if channel is None or channel.hidden_from(conn):
             return []
         joined = conn in channel.members
         return [(m, channel) for m in channel.members if joined or "i" not in m.modes]
@@ -162,7 +162,7 @@ def whois(conn: Connection, msg: Message) -> None:
         rooms = [
             channel.prefix_of(other) + channel.name
             for channel in other.channels
-            if "s" not in channel.modes or conn in channel.members
+            if not channel.hidden_from(conn)
         ]
         away = other.away
         bot = "B" in other.modes
@@ -411,7 +411,7 @@ def list_(conn: Connection, msg: Message) -> None:
         rows = [
             (c.name, str(len(c.members)), c.topic)
             for c in channels
-            if (conn in c.members or "s" not in c.modes) and where.admits(len(c.members))
+            if not c.hidden_from(conn) and where.admits(len(c.members))
         ]
     conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
     for name, count, text in rows:
