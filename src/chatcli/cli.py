@@ -244,15 +244,7 @@ def join(alias: str, host: str, port: int, password: str | None, room: str | Non
 )
 @click.argument("message", nargs=-1)
 @fail_cleanly
-def send(
-    target: str,
-    alias: str | None,
-    host: str,
-    port: int,
-    password: str | None,
-    timeout: float,
-    message: tuple[str, ...],
-) -> None:
+def send(**params: Any) -> None:
     """Send a message and exit 0 once the server has accepted it.
 
     The MESSAGE words are sent as one message; with none, each line of standard input is
@@ -270,15 +262,7 @@ def send(
     """
     from chatcli.client.oneshot import send_command
 
-    send_command(
-        target=target,
-        alias=alias,
-        host=host,
-        port=port,
-        password=password,
-        timeout=timeout,
-        message=message,
-    )
+    send_command(**params)
 
 
 if os.name == "nt":  # pragma: no cover - console encoding on Windows
