@@ -35,6 +35,11 @@ class ServerConfig:
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
+    #: The SQLite database: accounts, registered rooms, history. None: keep nothing.
+    db: str | None = None
+    history_per_target: int = 10_000  #: messages kept per room or conversation
+    history_days: float = 0.0  #: and none older than this many days (0: no limit)
+    replay_lines: int = 20  #: lines of a room's history shown to who joins it
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)

@@ -81,6 +81,7 @@ _QUIT_LOCK = threading.Lock()
 
 class Connection:
     __slots__ = (
+        "account",
         "away",
         "cap_negotiating",
         "caps",
@@ -124,6 +125,7 @@ class Connection:
         self.realname = ""
         self.password: str | None = None
         self.caps: set[str] = set()
+        self.account: str | None = None  # the account logged in to, as registered
         self.profile = 0  # the form of relayed messages it gets: chatcli.server.tags
         # While a labeled command runs: what it sends to this client, to be labeled.
         self.labeled: list[bytes] | None = None

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from enum import Enum
+from pathlib import Path
 
 from chatcli import __version__
 from chatcli.config import ServerConfig
@@ -29,6 +30,7 @@ from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
+from chatcli.server.store import Retention, Store
 
 log = logging.getLogger("chatcli.server")
 
@@ -77,6 +79,10 @@ class Server:
         self.config = config.validate()
         self.flusher = Flusher()
         self.world = World(config.casemapping, self.flusher)
+        self.store: Store | None = None
+        if config.db is not None:
+            retention = Retention(config.history_per_target, config.history_days)
+            self.store = Store(Path(config.db), retention)
         self.version = config.version or f"chatcli-{__version__}"
         self.created = time.time()
         self.address: tuple[str, int] | None = None
@@ -107,6 +113,8 @@ class Server:
         if self._listeners:
             assert self.address is not None
             return self.address
+        if self.store is not None and not self.store.is_open:
+            self.store.open()  # StoreError: the database cannot be used
         infos = socket.getaddrinfo(
             self.config.host or None,
             self.config.port,
@@ -262,6 +270,8 @@ class Server:
         self._wake_r.close()
         self._wake_w.close()
         self.flusher.stop()
+        if self.store is not None:
+            self.store.close()
 
     @property
     def thread_count(self) -> int:

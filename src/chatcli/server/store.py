@@ -1,0 +1,493 @@
+"""The server's memory on disk: accounts, registered rooms and history, in one SQLite file.
+
+This module owns all SQL. Writes from every connection thread go through one writer thread
+that commits what has gathered in one transaction (group commit): a message costs its
+sender a queue append and, where it must be durable before the server confirms it, a wait
+for the next commit. Reads use a connection of their own, under a lock.
+
+The file is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
+server being killed (it is in the WAL, which the OS holds), though not a power cut in the
+next instant. The schema has a version (``PRAGMA user_version``); migrations run forward at
+start-up. A file that is locked, corrupt, of a newer version or not writable stops start-up
+with :class:`StoreError` (one line), and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatcli.errors import ChatError, ExitStatus
+
+log = logging.getLogger("chatcli.server")
+
+#: Each migration takes the schema from its index to the next version.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,          -- folded
+        display TEXT NOT NULL,          -- as registered
+        password TEXT NOT NULL,         -- chatcli.passwords hash
+        created INTEGER NOT NULL        -- unix seconds
+    );
+    CREATE TABLE rooms (
+        name TEXT PRIMARY KEY,          -- folded
+        display TEXT NOT NULL,
+        founder TEXT NOT NULL,          -- account (folded)
+        created INTEGER NOT NULL,
+        topic TEXT NOT NULL DEFAULT '',
+        topic_by TEXT NOT NULL DEFAULT '',
+        topic_at INTEGER NOT NULL DEFAULT 0,
+        modes TEXT NOT NULL DEFAULT '',
+        key TEXT,
+        user_limit INTEGER,
+        operators TEXT NOT NULL DEFAULT '' -- accounts (folded), space-separated
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,         -- the order things happened in
+        msgid TEXT NOT NULL UNIQUE,
+        at INTEGER NOT NULL,            -- unix milliseconds
+        target TEXT NOT NULL,           -- folded room, or a direct conversation's key
+        command TEXT NOT NULL,          -- PRIVMSG or NOTICE
+        source TEXT NOT NULL,           -- nick!user@host
+        account TEXT,                   -- the sender's, if logged in
+        recipient TEXT NOT NULL,        -- the room or nick as addressed
+        text TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT ''   -- the sender's client-only tags, serialised
+    );
+    CREATE INDEX messages_by_target ON messages (target, id);
+    CREATE INDEX messages_by_time ON messages (target, at);
+    CREATE TABLE pending (              -- direct messages for accounts that were offline
+        account TEXT NOT NULL,
+        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE
+    );
+    CREATE INDEX pending_by_account ON pending (account, message);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(ChatError):
+    """The database cannot be used; the message says which file and why."""
+
+    exit_status = ExitStatus.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str  #: as registered
+    password: str  #: its hash
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One message from history."""
+
+    id: int
+    msgid: str
+    at: int  #: unix milliseconds
+    target: str
+    command: str
+    source: str
+    account: str | None
+    recipient: str
+    text: str
+    tags: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    name: str
+    founder: str
+    created: int
+    topic: str
+    topic_by: str
+    topic_at: int
+    modes: str
+    key: str | None
+    limit: int | None
+    operators: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history is kept: at most ``per_target`` messages per room or conversation,
+    none older than ``days`` (0: no age limit)."""
+
+    per_target: int = 10_000
+    days: float = 0.0
+
+
+_MESSAGE_COLUMNS = "id, msgid, at, target, command, source, account, recipient, text, tags"
+
+
+class Store:
+    """The database. :meth:`open` it, :meth:`close` it; thread-safe in between."""
+
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
+        self.path = path
+        self.retention = retention or Retention()
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._jobs: deque[Callable[[sqlite3.Connection], object]] = deque()
+        self._cond = threading.Condition()
+        self._written = 0  # jobs committed so far
+        self._queued = 0  # jobs queued so far
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._failure: str | None = None
+        self._since_prune = 0
+
+    # -- life -------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def open(self) -> None:
+        """Open (creating if new) and migrate; start the writer.
+
+        Raises:
+            StoreError: the file cannot be used (locked, corrupt, newer, read-only...).
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._migrate(self._writer)
+            self._reader = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._close_connections()
+            raise StoreError(f"cannot use the database {self.path}: {_explain(exc)}") from None
+        except OSError as exc:
+            self._close_connections()
+            raise StoreError(
+                f"cannot use the database {self.path}: {exc.strerror or exc}"
+            ) from None
+        self._thread = threading.Thread(target=self._write_loop, name="store", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer, close the file. Idempotent."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._close_connections()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 5000")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"it is from a newer chatcli (schema {version}; this one knows up to "
+                f"{SCHEMA_VERSION})"
+            )
+        db.execute("PRAGMA quick_check")  # raises DatabaseError on a damaged file
+        for number in range(version, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executescript(MIGRATIONS[number].replace("\n    ", "\n"))
+            except sqlite3.Error:
+                db.execute("ROLLBACK")
+                raise
+            # executescript commits first; the version is set in its own transaction.
+            db.execute(f"PRAGMA user_version = {number + 1}")
+            log.info("database %s migrated to schema %d", self.path, number + 1)
+
+    def _close_connections(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+        self._reader = self._writer = None
+
+    # -- the writer -------------------------------------------------------------------------
+
+    def write(self, job: Callable[[sqlite3.Connection], object]) -> int:
+        """Queue ``job`` (it runs in the writer's transaction); return a ticket for
+        :meth:`wait`. Never blocks."""
+        with self._cond:
+            self._jobs.append(job)
+            self._queued += 1
+            ticket = self._queued
+            self._cond.notify_all()
+        return ticket
+
+    def wait(self, ticket: int, timeout: float = 10.0) -> bool:
+        """Wait until the job with ``ticket`` is committed; False on timeout or failure."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._written < ticket and self._failure is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(left)
+            return self._written >= ticket
+
+    def sync(self) -> bool:
+        """Wait until everything queued so far is committed."""
+        with self._cond:
+            ticket = self._queued
+        return self.wait(ticket)
+
+    def _write_loop(self) -> None:
+        db = self._writer
+        assert db is not None
+        while True:
+            with self._cond:
+                while not self._jobs and not self._stop:
+                    self._cond.wait()
+                if not self._jobs and self._stop:
+                    return
+                jobs = list(self._jobs)
+                self._jobs.clear()
+            try:
+                db.execute("BEGIN")
+                for job in jobs:
+                    job(db)
+                self._since_prune += len(jobs)
+                if self._since_prune >= 1000:
+                    self._since_prune = 0
+                    self._prune(db)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                log.error("writing to the database failed: %s", exc)
+                with self._cond:
+                    self._failure = str(exc)
+            with self._cond:
+                self._written += len(jobs)
+                self._cond.notify_all()
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        keep = self.retention
+        if keep.days > 0:
+            cutoff = int((time.time() - keep.days * 86400) * 1000)
+            db.execute("DELETE FROM messages WHERE at < ?", (cutoff,))
+        db.execute(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+            "(PARTITION BY target ORDER BY id DESC) AS n FROM messages) WHERE n > ?)",
+            (keep.per_target,),
+        )
+
+    def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        with self._read_lock:
+            assert self._reader is not None, "the store is not open"
+            return self._reader.execute(sql, tuple(params)).fetchall()
+
+    # -- history ----------------------------------------------------------------------------
+
+    def record(self, message: Stored, pending_for: Iterable[str] = ()) -> int:
+        """Queue ``message`` for history (and for the offline ``pending_for`` accounts);
+        return the ticket of its write."""
+        row = (
+            message.msgid,
+            message.at,
+            message.target,
+            message.command,
+            message.source,
+            message.account,
+            message.recipient,
+            message.text,
+            message.tags,
+        )
+        owners = tuple(pending_for)
+
+        def job(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "INSERT INTO messages (msgid, at, target, command, source, account, "
+                "recipient, text, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            for owner in owners:
+                db.execute(
+                    "INSERT INTO pending (account, message) VALUES (?, ?)",
+                    (owner, cursor.lastrowid),
+                )
+
+        return self.write(job)
+
+    def latest(self, target: str, limit: int) -> list[Stored]:
+        """The last ``limit`` messages of ``target``, oldest first."""
+        rows = self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE target = ? ORDER BY id DESC LIMIT ?",
+            (target, limit),
+        )
+        return [Stored(*row) for row in reversed(rows)]
+
+    def around_id(self, msgid: str) -> int | None:
+        rows = self._read("SELECT id FROM messages WHERE msgid = ?", (msgid,))
+        return rows[0][0] if rows else None
+
+    def between(
+        self,
+        target: str,
+        *,
+        after: tuple[int, int] | None = None,
+        before: tuple[int, int] | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> list[Stored]:
+        """Messages of ``target`` strictly after ``after`` and before ``before``, each an
+        (id, at) bound where either part may be used: an id of -1 means "by time"."""
+        where, params = ["target = ?"], [target]
+        for bound, op in ((after, ">"), (before, "<")):
+            if bound is None:
+                continue
+            row_id, at = bound
+            if row_id >= 0:
+                where.append(f"id {op} ?")
+                params.append(row_id)
+            else:
+                where.append(f"at {op} ?")
+                params.append(at)
+        order = "DESC" if newest_first else "ASC"
+        rows = self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(where)} "
+            f"ORDER BY id {order} LIMIT ?",
+            (*params, limit),
+        )
+        found = [Stored(*row) for row in rows]
+        return list(reversed(found)) if newest_first else found
+
+    def targets(self, prefix_dm: str, rooms: Iterable[str], since: int, until: int,
+                limit: int) -> list[tuple[str, int]]:  # fmt: skip
+        """Targets with messages between ``since`` and ``until`` (unix ms): the ``rooms``
+        given, and direct conversations whose key starts with ``prefix_dm``; each with the
+        time of its latest message, latest first."""
+        room_list = list(rooms)
+        marks = ",".join("?" * len(room_list)) or "''"
+        rows = self._read(
+            "SELECT target, MAX(at) FROM messages WHERE at > ? AND at < ? AND "
+            f"(target IN ({marks}) OR target LIKE ? ESCAPE '\\') "
+            "GROUP BY target ORDER BY MAX(at) DESC LIMIT ?",
+            (since, until, *room_list, _like_prefix(prefix_dm), limit),
+        )
+        return [(target, at) for target, at in rows]
+
+    def take_pending(self, account: str) -> list[Stored]:
+        """The direct messages that waited for ``account``, oldest first; they are no longer
+        pending once taken."""
+        rows = self._read(
+            f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))} "
+            "FROM pending p JOIN messages m ON m.id = p.message WHERE p.account = ? "
+            "ORDER BY m.id",
+            (account,),
+        )
+        if rows:
+            self.write(lambda db: db.execute("DELETE FROM pending WHERE account = ?", (account,)))
+        return [Stored(*row) for row in rows]
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def account(self, folded: str) -> Account | None:
+        rows = self._read(
+            "SELECT display, password, created FROM accounts WHERE name = ?", (folded,)
+        )
+        return Account(*rows[0]) if rows else None
+
+    def create_account(self, folded: str, display: str, password_hash: str) -> bool:
+        """Register an account; False if the name is taken. Waits for the commit."""
+        created = []
+
+        def job(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO accounts (name, display, password, created) "
+                "VALUES (?, ?, ?, ?)",
+                (folded, display, password_hash, int(time.time())),
+            )
+            created.append(cursor.rowcount == 1)
+
+        self.wait(self.write(job))
+        return bool(created and created[0])
+
+    def set_password(self, folded: str, password_hash: str) -> None:
+        self.wait(
+            self.write(
+                lambda db: db.execute(
+                    "UPDATE accounts SET password = ? WHERE name = ?", (password_hash, folded)
+                )
+            )
+        )
+
+    def drop_account(self, folded: str) -> None:
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM accounts WHERE name = ?", (folded,))
+            db.execute("DELETE FROM pending WHERE account = ?", (folded,))
+
+        self.wait(self.write(job))
+
+    # -- registered rooms -------------------------------------------------------------------
+
+    def rooms(self) -> list[RoomRecord]:
+        rows = self._read(
+            "SELECT display, founder, created, topic, topic_by, topic_at, modes, key, "
+            "user_limit, operators FROM rooms"
+        )
+        return [RoomRecord(*row[:9], tuple(row[9].split())) for row in rows]
+
+    def save_room(self, folded: str, room: RoomRecord) -> None:
+        """Create or update a registered room (queued; not waited for)."""
+        values = (
+            folded,
+            room.name,
+            room.founder,
+            room.created,
+            room.topic,
+            room.topic_by,
+            room.topic_at,
+            room.modes,
+            room.key,
+            room.limit,
+            " ".join(room.operators),
+        )
+        self.write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO rooms (name, display, founder, created, topic, "
+                "topic_by, topic_at, modes, key, user_limit, operators) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        )
+
+    def drop_room(self, folded: str) -> None:
+        self.write(lambda db: db.execute("DELETE FROM rooms WHERE name = ?", (folded,)))
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _explain(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "it is locked by another program (is another chat serve using it?)"
+    if "readonly" in text or "read-only" in text:
+        return "it is read-only"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return "it is not a chatcli database, or it is damaged"
+    if "unable to open" in text:
+        return "it cannot be opened (check the directory and its permissions)"
+    return text
