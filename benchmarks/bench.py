@@ -48,7 +48,7 @@ from scenarios import (
 )
 from servers import HOST, REPO, RunningServer, ServerSpec, find_servers
 
-ALL_SERVERS = ("chatcli", "ngircd", "inspircd", "miniircd")
+ALL_SERVERS = ("chatcli", "chatcli-history", "ngircd", "inspircd", "miniircd")
 ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
 
 
@@ -399,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         chatcli_src = extract_revision(args.chatcli_rev, Path(scratch.name) / "rev")
     specs = find_servers(args.miniircd, chatcli_src)
     if args.chatcli_rev:
-        specs["chatcli"].version = chatcli_version_at(args.chatcli_rev)
+        for name in ("chatcli", "chatcli-history"):
+            specs[name].version = chatcli_version_at(args.chatcli_rev)
     unknown = [w for w in wanted if w not in specs]
     if unknown:
         raise SystemExit(f"unknown servers: {', '.join(unknown)}")

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-PYTHON_SERVERS = ("chatcli", "miniircd")
+PYTHON_SERVERS = ("chatcli", "chatcli-history", "miniircd")
 
 
 def find_py_spy() -> str | None:

@@ -116,10 +116,11 @@ class ServerSpec:
     def command(self, port: int, workdir: Path) -> list[str]:
         """The command line that runs the server in the foreground; writes its config."""
         assert self.executable is not None
-        if self.name == "chatcli":
+        if self.name.startswith("chatcli"):
             exe = self.executable
             head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
-            return [*head, "serve", "--host", HOST, "--port", str(port), *self.extra_args]
+            db = ["--db", str(workdir / "chat.db")] if self.name == HISTORY_VARIANT else []
+            return [*head, "serve", "--host", HOST, "--port", str(port), *self.extra_args, *db]
         if self.name == "ngircd":
             conf = workdir / "ngircd.conf"
             conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
@@ -185,11 +186,15 @@ INSPIRCD_CONF = """\
 
 #: ``chat serve`` options that lift a flood limit, if the server has them, and their values.
 FLOOD_OPTIONS = (("--flood-rate", "0"), ("--no-flood-control", None))
+#: chatcli keeping history in a database in the server's work directory; plain "chatcli"
+#: keeps nothing (``--no-db``), so that the two side by side show what history costs.
+HISTORY_VARIANT = "chatcli-history"
 
 
-def chatcli_spec(src: str | None = None) -> ServerSpec:
+def chatcli_spec(src: str | None = None, *, history: bool = False) -> ServerSpec:
     """chatcli as installed (``chat`` beside this interpreter), or from the source tree
-    ``src`` (a directory holding the ``chatcli`` package) run as ``python -m chatcli``."""
+    ``src`` (a directory holding the ``chatcli`` package) run as ``python -m chatcli``;
+    with ``history``, keeping it in a database."""
     venv_bin = Path(sys.executable).parent
     chat = venv_bin / "chat"
     env: dict[str, str] = {}
@@ -215,9 +220,11 @@ def chatcli_spec(src: str | None = None) -> ServerSpec:
         if option in help_text:
             extra += [option] if value is None else [option, value]
             break
+    if not history and "--no-db" in help_text:
+        extra.append("--no-db")
     version = chatcli_version(src)
     return ServerSpec(
-        "chatcli",
+        HISTORY_VARIANT if history else "chatcli",
         exe,
         "pip install -e .",
         version=version,
@@ -231,7 +238,10 @@ def find_servers(
 ) -> dict[str, ServerSpec]:
     """Every server the harness knows, with where it is installed (or how to install it)."""
     venv_bin = Path(sys.executable).parent
-    specs: dict[str, ServerSpec] = {"chatcli": chatcli_spec(chatcli_src)}
+    specs: dict[str, ServerSpec] = {
+        "chatcli": chatcli_spec(chatcli_src),
+        HISTORY_VARIANT: chatcli_spec(chatcli_src, history=True),
+    }
     ng = shutil.which("ngircd") or _existing("/usr/sbin/ngircd")
     specs["ngircd"] = ServerSpec(
         "ngircd",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -25,6 +26,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 # mostly the imports (benchmarks/ measures it against `python3 -c pass`).
 
 PORT = click.IntRange(0, 65535)
+
+
+def default_db() -> str:
+    """chat.db in the user's data directory (as each OS has it)."""
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("chatcli", appauthor=False)) / "chat.db")
 
 
 def connection_options(func: F) -> F:
@@ -97,6 +105,33 @@ def main() -> None:
     " 0 turns flood control off.",
 )
 @click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="The database (accounts, rooms, history)  [default: chat.db in your data directory]",
+)
+@click.option("--no-db", is_flag=True, help="Keep nothing: no accounts, no history.")
+@click.option(
+    "--history-lines",
+    type=click.IntRange(min=0),
+    default=ServerConfig.replay_lines,
+    show_default=True,
+    help="Lines of a room's history shown to who joins it.",
+)
+@click.option(
+    "--history-keep",
+    type=click.IntRange(min=1),
+    default=ServerConfig.history_per_target,
+    show_default=True,
+    help="Messages kept per room or conversation.",
+)
+@click.option(
+    "--history-days",
+    type=click.FloatRange(min=0),
+    default=ServerConfig.history_days,
+    show_default=True,
+    help="Days messages are kept (0: as long as --history-keep allows).",
+)
+@click.option(
     "--oper",
     "operators",
     multiple=True,
@@ -119,13 +154,17 @@ def serve(
     motd: str | None,
     password: str | None,
     flood_rate: float,
+    db: str | None,
+    no_db: bool,
+    history_lines: int,
+    history_keep: int,
+    history_days: float,
     operators: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
     import logging
     import signal
-    from pathlib import Path
 
     from chatcli.passwords import is_password_hash
     from chatcli.server import Server
@@ -152,6 +191,10 @@ def serve(
         password=password or None,
         flood_rate=flood_rate,
         operators=tuple(opers),
+        db=None if no_db else (db or default_db()),
+        replay_lines=history_lines,
+        history_per_target=history_keep,
+        history_days=history_days,
     )
     server = Server(config)
     try:
@@ -162,6 +205,7 @@ def serve(
     join_hint = "chat join" + ("" if host == DEFAULT_HOST else f" --host {bound_host}")
     join_hint += "" if bound_port == DEFAULT_PORT else f" --port {bound_port}"
     click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {join_hint}")
+    click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
     sys.stdout.flush()
 
     def stop(signum: int, frame: object) -> None:
@@ -210,18 +254,47 @@ def hash_password() -> None:
 @click.option(
     "--room", help="A room to join and talk in (everyone is also in the server's default room)."
 )
+@click.option(
+    "--account-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding your account's password, used if your alias is registered "
+    "(else CHAT_ACCOUNT_PASSWORD, else a prompt).",
+)
 @fail_cleanly
-def join(alias: str, host: str, port: int, password: str | None, room: str | None) -> None:
+def join(
+    alias: str,
+    host: str,
+    port: int,
+    password: str | None,
+    room: str | None,
+    account_password_file: Path | None,
+) -> None:
     """Chat interactively: plain text goes to the room, /help lists the commands.
 
     Without a terminal, each line of standard input is sent and the client quits at the end.
+    If your alias is a registered account (/register), you are logged in to it.
     """
     from chatcli.client.app import run_join
     from chatcli.client.session import ClientSession
 
     if room is not None and not room.startswith("#"):
         room = "#" + room
-    session = ClientSession(host, port, alias, password=password)
+
+    def account_password() -> str | None:
+        """Asked only once the server says the alias is a registered account."""
+        if account_password_file is not None:
+            try:
+                return account_password_file.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read {account_password_file}: {exc.strerror}") from None
+        if secret := os.environ.get("CHAT_ACCOUNT_PASSWORD"):
+            return secret
+        if sys.stdin.isatty():
+            prompt = f"{alias} is a registered account; password (empty: don't log in)"
+            return click.prompt(prompt, hide_input=True, default="", show_default=False) or None
+        return None
+
+    session = ClientSession(host, port, alias, password=password, account_password=account_password)
     sys.exit(int(run_join(session, room)))
 
 

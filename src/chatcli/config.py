@@ -43,6 +43,12 @@ class ServerConfig:
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)
+    #: Time someone holding a registered nick has to log in before being renamed.
+    nick_grace: float = 30.0
+    #: After 3 failed logins (per IP or account), each attempt waits this long first,
+    #: doubling with each further failure...
+    login_backoff: float = 1.0
+    login_backoff_max: float = 10.0  #: ...up to this long
     nick_len: int = 30
     channel_len: int = 64
     topic_len: int = 390
@@ -65,6 +71,8 @@ class ServerConfig:
         for what in ("max_sendq", "registration_timeout", "ping_interval", "ping_timeout", "tick"):
             if getattr(self, what) <= 0:
                 raise ConfigError(f"{what} must be positive")
+        if self.nick_grace <= 0 or self.login_backoff < 0 or self.login_backoff_max < 0:
+            raise ConfigError("nick_grace must be positive, and the login backoffs 0 or more")
         if self.flood_rate < 0 or self.flood_burst < 1:
             raise ConfigError("flood_rate must be 0 (off) or more, and flood_burst at least 1")
         return self

@@ -149,6 +149,10 @@ def test_cap_negotiation_holds_registration_until_end(connect):
     ls = client.expect("CAP")
     assert ls.params[:2] == ("*", "LS")
     assert set(ls.params[2].split()) == {
+        "account-notify",
+        "account-tag",
+        "draft/account-registration=before-connect",
+        "sasl=PLAIN",
         "away-notify",
         "batch",
         "cap-notify",

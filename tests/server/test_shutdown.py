@@ -39,10 +39,11 @@ def test_stop_is_idempotent(make_server):
     running.stop()
 
 
-def test_sigterm_stops_chat_serve_within_two_seconds():
+def test_sigterm_stops_chat_serve_within_two_seconds(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    db = tmp_path / "chat.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatcli", "serve", "--port", "0"],
+        [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,6 +54,7 @@ def test_sigterm_stops_chat_serve_within_two_seconds():
         assert proc.stdout is not None
         banner = proc.stdout.readline()
         assert banner.startswith("chatcli serving #lobby on 127.0.0.1:")
+        assert proc.stdout.readline() == f"keeping accounts and history in {db}\n"
         port = int(banner.split(" on ")[1].split()[0].rsplit(":", 1)[1])
         client = Client(port)
         client.register("alice")

@@ -43,6 +43,7 @@ HELP = [
     ("/topic [text]", "show or set the room topic"),
     ("/away [message]", "mark yourself away (no message: back)"),
     ("/whois <alias>", "details about someone"),
+    ("/register <password>", "register your alias as an account (log in next time)"),
     ("/quote <line>", "send a raw IRC line"),
     ("/quit [reason]", "leave"),
     ("/help", "this list"),
@@ -155,6 +156,12 @@ def _whois(rest: str, room: str | None) -> Action:
     return Action(messages=(Message("WHOIS", (_need(rest, "/whois <alias>").split()[0],)),))
 
 
+def _register(rest: str, room: str | None) -> Action:
+    # IRCv3 draft/account-registration: the account is named after the current alias.
+    password = _need(rest, "/register <password>")
+    return Action(messages=(Message("REGISTER", ("*", "*", password)),))
+
+
 def _quote(rest: str, room: str | None) -> Action:
     from chatcli.protocol import ProtocolError, parse_line
 
@@ -189,6 +196,7 @@ _COMMANDS = {
     "topic": _topic,
     "away": _away,
     "whois": _whois,
+    "register": _register,
     "quote": _quote,
     "raw": _quote,
     "quit": _quit,

@@ -126,6 +126,8 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         return _system(when, _nick(nick), " is back")
     if cmd == "ERROR":
         return _system(when, f"disconnected: {closing_reason(p[-1] if p else '')}")
+    if cmd == "REGISTER" and len(p) >= 2 and p[0] == "SUCCESS":
+        return _system(when, f"the account {p[1]} is registered; you are logged in to it")
     if cmd == "FAIL" and len(p) >= 3:
         return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
     if cmd.isdigit():
@@ -226,6 +228,8 @@ def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
         return _system(when, _nick(p[0]), f" has been idle {p[1]}s")
     if code == n.RPL_WHOISSERVER:
         return None
+    if code == n.RPL_WHOISACCOUNT and len(p) >= 2:
+        return _system(when, _nick(p[0]), f" is logged in as {p[1]}")
     if code == n.RPL_LIST and len(p) >= 3:
         return _system(when, f"{p[0]} ({p[1]} here) {p[2]}")
     if code == n.RPL_INVITING and len(p) >= 2:

@@ -6,11 +6,12 @@ the way); ``chat join`` runs it on a reader thread, ``chat send`` calls it direc
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
 from chatcli.protocol import LineBuffer, Message, ProtocolError, caps, parse_line
@@ -24,6 +25,27 @@ WANTED_CAPS = (
     caps.SERVER_TIME,
     caps.AWAY_NOTIFY,
 )
+#: IRCv3 SASL: a payload is sent in pieces of this many bytes.
+SASL_CHUNK = 400
+
+
+def sasl_plain(account: str, password: str) -> list[str]:
+    """The ``AUTHENTICATE`` parameters that send a SASL PLAIN login: the base64 payload in
+    400-byte pieces, and ``+`` after a last piece of exactly 400 bytes (or for none)."""
+    encoded = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
+    pieces = [encoded[i : i + SASL_CHUNK] for i in range(0, len(encoded), SASL_CHUNK)]
+    if not pieces or len(pieces[-1]) == SASL_CHUNK:
+        pieces.append("+")
+    return pieces
+
+
+def _says_registered(msg: Message) -> bool:
+    """NickServ's word, before registration, that our nick is a registered account."""
+    return (
+        msg.command == "NOTICE"
+        and (msg.source or "").lower().startswith("nickserv!")
+        and "is a registered account" in msg.params[-1]
+    )
 
 
 class ClientSession:
@@ -35,6 +57,9 @@ class ClientSession:
         password: the server password (PASS), if it has one.
         caps: capabilities to request when offered.
         timeout: seconds allowed to connect and register.
+        account_password: asked for the alias's account password when the server says the
+            alias is a registered account (None from it: do not log in). The session then
+            logs in with SASL PLAIN before registering.
     """
 
     def __init__(
@@ -48,6 +73,7 @@ class ClientSession:
         realname: str = "chatcli user",
         caps: Iterable[str] = WANTED_CAPS,
         timeout: float = 10.0,
+        account_password: Callable[[], str | None] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.nick = nick
@@ -63,6 +89,10 @@ class ClientSession:
         self._buffer = LineBuffer()
         self._pending: deque[Message] = deque()
         self._send_lock = threading.Lock()
+        self.account_password = account_password
+        self.account: str | None = None  #: the account logged in to (900)
+        self._alias_registered = False  # NickServ said so, during registration
+        self._sasl: list[str] = []  # AUTHENTICATE pieces still to send
         self.closed = False
         self.quitting = False  #: QUIT was sent: the end of the connection is expected
 
@@ -74,7 +104,7 @@ class ClientSession:
         Raises:
             ConnectError: the server cannot be reached or closed the connection.
             AliasRejected: the alias is invalid or taken.
-            Refused: the server password was wrong.
+            Refused: the server password, or the account password, was wrong.
         """
         try:
             self._sock = socket.create_connection((self.host, self.port), self.timeout)
@@ -114,6 +144,8 @@ class ClientSession:
             if sub == "LS" and msg.params[2] != "*":  # the last (or only) LS line
                 offered = {c.split("=")[0] for c in msg.params[-1].split()}
                 wanted = [c for c in self.wanted_caps if c in offered]
+                if self.account_password is not None and caps.SASL in offered:
+                    wanted.append(caps.SASL)
                 if wanted:
                     self.send(Message("CAP", ("REQ", " ".join(wanted))))
                 else:
@@ -121,7 +153,23 @@ class ClientSession:
             elif sub in ("ACK", "NAK"):
                 if sub == "ACK":
                     self.caps.update(msg.params[-1].split())
-                self.send(Message("CAP", ("END",)))
+                if not self._start_login():
+                    self.send(Message("CAP", ("END",)))
+        elif _says_registered(msg):
+            self._alias_registered = True
+        elif cmd == "AUTHENTICATE" and msg.params == ("+",) and self._sasl:
+            for piece in self._sasl:
+                self.send(Message("AUTHENTICATE", (piece,)))
+            self._sasl = []
+        elif cmd == n.RPL_LOGGEDIN and len(msg.params) >= 3:
+            self.account = msg.params[2]
+        elif cmd in (n.RPL_SASLSUCCESS, n.ERR_SASLALREADY):
+            self.send(Message("CAP", ("END",)))
+        elif cmd in (n.ERR_SASLFAIL, n.ERR_SASLTOOLONG, n.ERR_SASLABORTED):
+            raise Refused(
+                f"wrong password for {self.nick!r}: that alias is a registered account "
+                "(give its password, or choose another alias)"
+            )
         elif cmd == n.RPL_WELCOME:
             self.nick = msg.params[0]
             self.server_name = msg.source or ""
@@ -134,6 +182,17 @@ class ClientSession:
         elif cmd == "ERROR":
             raise ConnectError(f"the server closed the connection: {msg.params[-1]}")
         return False
+
+    def _start_login(self) -> bool:
+        """Begin SASL PLAIN if the alias is a registered account and we have its password."""
+        if caps.SASL not in self.caps or not self._alias_registered:
+            return False
+        password = self.account_password() if self.account_password is not None else None
+        if not password:
+            return False
+        self._sasl = sasl_plain(self.nick, password)
+        self.send(Message("AUTHENTICATE", ("PLAIN",)))
+        return True
 
     # -- I/O --------------------------------------------------------------------------------
 

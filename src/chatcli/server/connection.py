@@ -89,6 +89,7 @@ class Connection:
         "config",
         "connected_at",
         "folded_nick",
+        "held",
         "host",
         "labeled",
         "lag",
@@ -97,17 +98,20 @@ class Connection:
         "modes",
         "monitoring",
         "nick",
+        "nick_deadline",
         "password",
         "ping_sent",
         "profile",
         "quit_reason",
         "realname",
         "registered",
+        "sasl",
         "sendq",
         "server",
         "signon",
         "sock",
         "thread",
+        "unconfirmed",
         "user",
         "world",
     )
@@ -126,9 +130,18 @@ class Connection:
         self.password: str | None = None
         self.caps: set[str] = set()
         self.account: str | None = None  # the account logged in to, as registered
+        self.sasl: bytearray | None = None  # a SASL PLAIN payload being received
+        # When a nick registered to an account it is not logged in to will be taken away
+        # (monotonic seconds); see chatcli.server.handlers.accounts.enforce.
+        self.nick_deadline: float | None = None
         self.profile = 0  # the form of relayed messages it gets: chatcli.server.tags
         # While a labeled command runs: what it sends to this client, to be labeled.
         self.labeled: list[bytes] | None = None
+        # Its messages not yet in the history, as a store ticket (0: none), and what it is
+        # told meanwhile: held back until they are, so that nothing confirms a message
+        # that a crash could still lose.
+        self.unconfirmed = 0
+        self.held: list[bytes] = []
         self.cap_negotiating = False
         self.registered = False
         self.away: str | None = None
@@ -170,10 +183,34 @@ class Connection:
     def send_bytes(self, data: bytes) -> None:
         """Queue ``data`` (whole lines) for this client. While a labeled command of its own
         runs, what that command sends is held, to go out as its labeled response."""
-        if self.labeled is not None and threading.current_thread() is self.thread:
+        if threading.current_thread() is not self.thread:
+            self.sendq.put(data)
+        elif self.labeled is not None:
             self.labeled.append(data)
         else:
+            self._emit(data)
+
+    def confirm_after(self, ticket: int) -> None:
+        """Hold what this client is told until the store's write ``ticket`` is committed."""
+        self.unconfirmed = max(self.unconfirmed, ticket)
+
+    def _emit(self, data: bytes) -> None:
+        """Our own output to our own client: held while a message of its is unconfirmed."""
+        if self.unconfirmed:
+            self.held.append(data)
+        else:
             self.sendq.put(data)
+
+    def _release(self) -> None:
+        """Wait until this client's messages are in the history, then send what was held.
+        Once per batch of lines read: one commit covers them all."""
+        store = self.server.store
+        if self.unconfirmed and store is not None and not store.wait(self.unconfirmed):
+            log.error("history not written in time for %r", self)
+        self.unconfirmed = 0
+        if self.held:
+            self.sendq.put(b"".join(self.held))
+            self.held.clear()
 
     def relay(self, relay: tags.Relay) -> None:
         """Queue a relayed message in this client's form."""
@@ -245,6 +282,12 @@ class Connection:
             self._teardown()
 
     def _handle(self, lines: list[bytes]) -> None:
+        try:
+            self._handle_lines(lines)
+        finally:
+            self._release()
+
+    def _handle_lines(self, lines: list[bytes]) -> None:
         for raw in lines:
             if self.quit_reason is not None:
                 return
@@ -254,6 +297,7 @@ class Connection:
             if msg.command not in UNLAGGED:
                 wait = self.lag.delay(time.monotonic())
                 if wait > 0:
+                    self._release()  # what is due goes out before the client waits
                     time.sleep(wait)
                     if self.quit_reason is not None:
                         return
@@ -267,7 +311,7 @@ class Connection:
             finally:
                 sent, self.labeled = self.labeled, None
             batch_id = tags.new_msgid()
-            self.sendq.put(tags.labeled_response(label, sent, batch_id, self.config.name))
+            self._emit(tags.labeled_response(label, sent, batch_id, self.config.name))
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""
@@ -298,7 +342,7 @@ class Connection:
             peers = self.world.forget(self)
             if was_registered:
                 monitor.announce(self, online=False)
-                relay = tags.Relay(Message("QUIT", (reason,), self.source))
+                relay = tags.Relay(Message("QUIT", (reason,), self.source), account=self.account)
                 for peer in peers:
                     peer.relay(relay)
         deadline = time.monotonic() + self.config.shutdown_grace

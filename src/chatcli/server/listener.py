@@ -28,6 +28,7 @@ from chatcli.config import ServerConfig
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection
+from chatcli.server.handlers import accounts
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
@@ -226,6 +227,7 @@ class Server:
                     conn.send(Message("PING", (self.config.name,)))
                 elif action is Liveness.DROP:
                     conn.disconnect(reason)
+                accounts.enforce(conn, now)  # a registered nick held without logging in
 
     # -- stopping ---------------------------------------------------------------------------
 

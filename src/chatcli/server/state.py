@@ -65,6 +65,9 @@ class World:
         self.invisible = 0  # registered connections with user mode +i
         self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
+        # Recent failed logins: "ip <host>" or "account <folded>" -> (count, monotonic time
+        # of the last); see chatcli.server.handlers.accounts.
+        self.failed_logins: dict[str, tuple[int, float]] = {}
 
     def fold(self, name: str) -> str:
         return self.casemapping.fold(name)

@@ -127,6 +127,11 @@ class Retention:
 
 
 _MESSAGE_COLUMNS = "id, msgid, at, target, command, source, account, recipient, text, tags"
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (msgid, at, target, command, source, account, recipient, text, "
+    "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+Job = Callable[[sqlite3.Connection], object] | tuple[object, ...]
 
 
 class Store:
@@ -138,14 +143,19 @@ class Store:
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._jobs: deque[Callable[[sqlite3.Connection], object]] = deque()
-        self._cond = threading.Condition()
+        # A job is a function run in the writer's transaction, or a message row to insert
+        # (rows that follow one another are inserted with one executemany).
+        self._jobs: deque[Job] = deque()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the writer waits on it for work
+        self._done = threading.Condition(lock)  # and callers of wait() for commits
         self._written = 0  # jobs committed so far
         self._queued = 0  # jobs queued so far
         self._stop = False
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
         self._since_prune = 0
+        self._touched: set[str] = set()  # targets written to in this transaction
 
     # -- life -------------------------------------------------------------------------------
 
@@ -223,14 +233,15 @@ class Store:
 
     # -- the writer -------------------------------------------------------------------------
 
-    def write(self, job: Callable[[sqlite3.Connection], object]) -> int:
+    def write(self, job: Job) -> int:
         """Queue ``job`` (it runs in the writer's transaction); return a ticket for
         :meth:`wait`. Never blocks."""
         with self._cond:
             self._jobs.append(job)
             self._queued += 1
             ticket = self._queued
-            self._cond.notify_all()
+            if len(self._jobs) == 1:
+                self._cond.notify()
         return ticket
 
     def wait(self, ticket: int, timeout: float = 10.0) -> bool:
@@ -241,7 +252,7 @@ class Store:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._thread is None:
                     return False
-                self._cond.wait(left)
+                self._done.wait(left)
             return self._written >= ticket
 
     def sync(self) -> bool:
@@ -263,12 +274,12 @@ class Store:
                 self._jobs.clear()
             try:
                 db.execute("BEGIN")
-                for job in jobs:
-                    job(db)
+                self._run(db, jobs)
                 self._since_prune += len(jobs)
+                self._trim(db)
                 if self._since_prune >= 1000:
                     self._since_prune = 0
-                    self._prune(db)
+                    self._expire(db)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -278,18 +289,38 @@ class Store:
                     self._failure = str(exc)
             with self._cond:
                 self._written += len(jobs)
-                self._cond.notify_all()
+                self._done.notify_all()
 
-    def _prune(self, db: sqlite3.Connection) -> None:
-        keep = self.retention
-        if keep.days > 0:
-            cutoff = int((time.time() - keep.days * 86400) * 1000)
+    def _run(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
+        start = 0
+        while start < len(jobs):
+            job = jobs[start]
+            if callable(job):
+                job(db)
+                start += 1
+                continue
+            end = start
+            while end < len(jobs) and not callable(jobs[end]):
+                end += 1
+            rows = jobs[start:end]
+            db.executemany(_INSERT_MESSAGE, rows)  # type: ignore[arg-type]
+            self._touched.update(row[2] for row in rows)  # type: ignore[index]
+            start = end
+
+    def _trim(self, db: sqlite3.Connection) -> None:
+        """Keep at most ``per_target`` messages where messages were just added."""
+        for target in self._touched:
+            db.execute(
+                "DELETE FROM messages WHERE target = ? AND id <= (SELECT id FROM messages "
+                "WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (target, target, self.retention.per_target),
+            )
+        self._touched.clear()
+
+    def _expire(self, db: sqlite3.Connection) -> None:
+        if self.retention.days > 0:
+            cutoff = int((time.time() - self.retention.days * 86400) * 1000)
             db.execute("DELETE FROM messages WHERE at < ?", (cutoff,))
-        db.execute(
-            "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
-            "(PARTITION BY target ORDER BY id DESC) AS n FROM messages) WHERE n > ?)",
-            (keep.per_target,),
-        )
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
         with self._read_lock:
@@ -313,13 +344,12 @@ class Store:
             message.tags,
         )
         owners = tuple(pending_for)
+        if not owners:
+            return self.write(row)
 
         def job(db: sqlite3.Connection) -> None:
-            cursor = db.execute(
-                "INSERT INTO messages (msgid, at, target, command, source, account, "
-                "recipient, text, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+            self._touched.add(message.target)
+            cursor = db.execute(_INSERT_MESSAGE, row)
             for owner in owners:
                 db.execute(
                     "INSERT INTO pending (account, message) VALUES (?, ?)",
@@ -336,9 +366,10 @@ class Store:
         )
         return [Stored(*row) for row in reversed(rows)]
 
-    def around_id(self, msgid: str) -> int | None:
-        rows = self._read("SELECT id FROM messages WHERE msgid = ?", (msgid,))
-        return rows[0][0] if rows else None
+    def row_of(self, msgid: str) -> tuple[int, int] | None:
+        """The (row id, unix ms) of the message ``msgid``, if it is kept."""
+        rows = self._read("SELECT id, at FROM messages WHERE msgid = ?", (msgid,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def between(
         self,
@@ -371,18 +402,20 @@ class Store:
         found = [Stored(*row) for row in rows]
         return list(reversed(found)) if newest_first else found
 
-    def targets(self, prefix_dm: str, rooms: Iterable[str], since: int, until: int,
-                limit: int) -> list[tuple[str, int]]:  # fmt: skip
-        """Targets with messages between ``since`` and ``until`` (unix ms): the ``rooms``
-        given, and direct conversations whose key starts with ``prefix_dm``; each with the
-        time of its latest message, latest first."""
+    def targets(
+        self, rooms: Iterable[str], identity: str, since: int, until: int, limit: int
+    ) -> list[tuple[str, int]]:
+        """Keys with messages between ``since`` and ``until`` (unix ms, exclusive): the
+        ``rooms`` given and the direct conversations of ``identity``; each with the time of
+        its latest message there, latest first."""
         room_list = list(rooms)
-        marks = ",".join("?" * len(room_list)) or "''"
+        marks = ",".join("?" * len(room_list)) or "NULL"
+        mine = _like_escape(identity)
         rows = self._read(
             "SELECT target, MAX(at) FROM messages WHERE at > ? AND at < ? AND "
-            f"(target IN ({marks}) OR target LIKE ? ESCAPE '\\') "
-            "GROUP BY target ORDER BY MAX(at) DESC LIMIT ?",
-            (since, until, *room_list, _like_prefix(prefix_dm), limit),
+            f"(target IN ({marks}) OR target LIKE ? ESCAPE '\\' "
+            "OR target LIKE ? ESCAPE '\\') GROUP BY target ORDER BY MAX(at) DESC LIMIT ?",
+            (since, until, *room_list, f"dm:{mine}\x00%", f"dm:%\x00{mine}", limit),
         )
         return [(target, at) for target, at in rows]
 
@@ -475,9 +508,8 @@ class Store:
         self.write(lambda db: db.execute("DELETE FROM rooms WHERE name = ?", (folded,)))
 
 
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _explain(exc: sqlite3.DatabaseError) -> str:

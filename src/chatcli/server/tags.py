@@ -1,13 +1,13 @@
 """What the server adds to the messages it relays, per recipient: IRCv3 tags and variants.
 
 A message relayed to many (a room's PRIVMSG, a JOIN, a QUIT) is serialised once per *form*,
-never once per recipient. A recipient's form is its :func:`profile`, three bits of the
+never once per recipient. A recipient's form is its :func:`profile`, four bits of the
 capabilities it has: ``server-time`` (a ``time`` tag), ``message-tags`` (``msgid``, the
-sender's client-only ``+tags`` and ``bot``) and ``extended-join`` (JOIN with account and
-real name). A :class:`Relay` makes the bytes of each form on demand; a room keeps its
-members' send queues grouped by profile (:attr:`Channel.audience
-<chatcli.server.channel.Channel.audience>`), so a broadcast costs a few serialisations and
-O(1) per recipient.
+sender's client-only ``+tags`` and ``bot``), ``extended-join`` (JOIN with account and
+real name) and ``account-tag`` (the sender's ``account``, if logged in). A :class:`Relay`
+makes the bytes of each form on demand; a room keeps its members' send queues grouped by
+profile (:attr:`Channel.audience <chatcli.server.channel.Channel.audience>`), so a
+broadcast costs a few serialisations and O(1) per recipient.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from chatcli.protocol import Message, caps, escape_tag_value
 TIME = 1  #: the recipient has server-time
 TAGS = 2  #: the recipient has message-tags
 EXTENDED_JOIN = 4  #: the recipient has extended-join
-PROFILES = 8  #: how many profiles there are (every combination of the bits)
+ACCOUNT = 8  #: the recipient has account-tag
+PROFILES = 16  #: how many profiles there are (every combination of the bits)
 
 # msgids: unique within a run by the counter, across runs by the random prefix.
 _RUN = os.urandom(4).hex()
@@ -36,6 +37,7 @@ def profile(enabled: Iterable[str]) -> int:
         (TIME if caps.SERVER_TIME in have else 0)
         | (TAGS if caps.MESSAGE_TAGS in have else 0)
         | (EXTENDED_JOIN if caps.EXTENDED_JOIN in have else 0)
+        | (ACCOUNT if caps.ACCOUNT_TAG in have else 0)
     )
 
 
@@ -78,9 +80,21 @@ class Relay:
         bot: the sender is a bot (user mode +B): the ``bot`` tag.
         extended: the form for recipients with extended-join (a JOIN), if it differs.
         tags_only: only recipients with message-tags get it (TAGMSG).
+        account: the sender's account, if logged in: the ``account`` tag for recipients
+            with account-tag (IRCv3 account-tag; it needs no message-tags).
     """
 
-    __slots__ = ("_extended", "_forms", "_plain", "_tags", "msgid", "tags_only", "time")
+    __slots__ = (
+        "_account",
+        "_extended",
+        "_forms",
+        "_plain",
+        "_tags",
+        "at",
+        "msgid",
+        "tags_only",
+        "time",
+    )
 
     def __init__(
         self,
@@ -90,15 +104,19 @@ class Relay:
         bot: bool = False,
         extended: Message | None = None,
         tags_only: bool = False,
+        account: str | None = None,
     ) -> None:
         self._plain = msg.to_bytes()
         self._extended = extended.to_bytes() if extended is not None else self._plain
-        self.time = server_time()
+        now = time.time()
+        self.at = int(now * 1000)  #: when, in unix milliseconds
+        self.time = server_time(now)
         self.msgid = new_msgid()
         self.tags_only = tags_only
         self._tags = ";".join(
             part for part in (f"msgid={self.msgid}", client_tags, "bot" if bot else "") if part
         )
+        self._account = "account=" + escape_tag_value(account) if account else ""
         self._forms: list[bytes | None] = [None] * PROFILES
 
     def to(self, profile: int) -> bytes:
@@ -119,6 +137,8 @@ class Relay:
         parts = []
         if profile & TIME:
             parts.append(f"time={self.time}")
+        if profile & ACCOUNT and self._account:
+            parts.append(self._account)
         if profile & TAGS:
             parts.append(self._tags)
         return with_tags(line, ";".join(parts))

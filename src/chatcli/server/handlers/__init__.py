@@ -1,7 +1,9 @@
 """Command handlers, one module per area; importing this package fills the command table."""
 
 from chatcli.server.handlers import (
+    accounts,
     channels,
+    chathistory,
     messaging,
     modes,
     monitor,
@@ -10,4 +12,14 @@ from chatcli.server.handlers import (
     registration,
 )
 
-__all__ = ["channels", "messaging", "modes", "monitor", "operators", "queries", "registration"]
+__all__ = [
+    "accounts",
+    "channels",
+    "chathistory",
+    "messaging",
+    "modes",
+    "monitor",
+    "operators",
+    "queries",
+    "registration",
+]

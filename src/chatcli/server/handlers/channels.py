@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_channel
 from chatcli.protocol import numerics as n
+from chatcli.server import history
 from chatcli.server.channel import Channel
 from chatcli.server.commands import command
 from chatcli.server.errors import (
@@ -32,7 +33,7 @@ def broadcast(
     """Relay ``msg``, which ``conn`` caused, to every member of ``channel``: serialised
     once per form (``extended``: the form for extended-join). ``conn``'s own copy is sent
     apart, as part of its response to the command."""
-    relay = Relay(msg, extended=extended, bot="B" in conn.modes)
+    relay = Relay(msg, extended=extended, bot="B" in conn.modes, account=conn.account)
     conn.world.broadcast(channel, relay, skip=conn)
     if conn in channel.members:
         conn.relay(relay)
@@ -96,17 +97,18 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
             channel.add(conn, set())
         channel.invited.discard(conn)
         conn.channels.add(channel)
-        account = "*"  # no accounts yet: "*" is extended-join's "not logged in"
+        account = conn.account or "*"  # "*": extended-join's "not logged in"
         extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
         broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
         if conn.away is not None:  # away-notify: say so to those who see the join
-            away = Relay(Message("AWAY", (conn.away,), conn.source))
+            away = Relay(Message("AWAY", (conn.away,), conn.source), account=conn.account)
             for member in channel.members:
                 if member is not conn and caps.AWAY_NOTIFY in member.caps:
                     member.relay(away)
         if channel.topic:
             send_topic(conn, channel)
         send_names(conn, channel)
+        history.replay(conn, channel)
 
 
 @command("PART", 1)
@@ -276,7 +278,9 @@ def invite(conn: Connection, msg: Message) -> None:
         conn.reply(n.RPL_INVITING, target.name, channel.name)
         if target.away is not None:
             conn.reply(n.RPL_AWAY, target.name, target.away)
-        relay = Relay(Message("INVITE", (target.name, channel.name), conn.source))
+        relay = Relay(
+            Message("INVITE", (target.name, channel.name), conn.source), account=conn.account
+        )
         target.relay(relay)
         for member in channel.members:  # invite-notify: tell those who could invite too
             if (

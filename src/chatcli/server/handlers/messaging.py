@@ -6,9 +6,9 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, caps, is_channel
+from chatcli.protocol import Message, caps, is_channel, is_valid_nick
 from chatcli.protocol import numerics as n
-from chatcli.server import tags
+from chatcli.server import history, tags
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     CannotSendToChan,
@@ -19,6 +19,7 @@ from chatcli.server.errors import (
     NoTextToSend,
     TooManyTargets,
 )
+from chatcli.server.handlers import accounts
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def deliver(conn: Connection, msg: Message, *, notice: bool) -> None:
     client_tags = tags.client_only(msg.tags) if msg.tags else ""
     for target in targets:
         try:
+            if accounts.to_service(conn, target, msg):  # NickServ
+                continue
             _deliver_one(conn, msg, target, client_tags, notice)
         except IRCError as err:
             if not notice:
@@ -74,6 +77,7 @@ def _deliver_one(
     tags_only = msg.command == "TAGMSG"
     bot = "B" in conn.modes
     away: tuple[str, str] | None = None  # the recipient's nick and away message
+    kept: int | None = None  # the history write to wait for before confirming
     with world.lock:
         if is_channel(target):
             channel = world.find_channel(target)
@@ -84,24 +88,58 @@ def _deliver_one(
             # All parts are checked already: the text is a parsed parameter, the room's
             # name and our source were validated when they were made.
             out = Message.unchecked(msg.command, (channel.name, *rest), conn.source, {})
-            relay = Relay(out, client_tags=client_tags, bot=bot, tags_only=tags_only)
+            relay = Relay(
+                out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
+            )
             world.broadcast(channel, relay, skip=conn)
+            if not tags_only:
+                kept = history.record(conn, world.fold(channel.name), out, relay, client_tags)
         else:
             recipient = world.find_nick(target)
             if recipient is None:
-                raise NoSuchNick(target)
+                _deliver_offline(conn, msg, target, client_tags)
+                return
             out = Message(msg.command, (recipient.name, *rest), conn.source)
-            relay = Relay(out, client_tags=client_tags, bot=bot, tags_only=tags_only)
+            relay = Relay(
+                out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
+            )
             if recipient is not conn:
                 recipient.relay(relay)
             elif delivery := relay.to(conn.profile):  # to oneself: not the labeled response
                 conn.sendq.put(delivery)
             if recipient.away is not None:
                 away = (recipient.name, recipient.away)
-        if caps.ECHO_MESSAGE in conn.caps:
-            conn.relay(relay)
+            if not tags_only:
+                key = history.conversation(history.identity(conn), history.identity(recipient))
+                kept = history.record(conn, key, out, relay, client_tags)
+    # What the sender is told from now on (its echo, then whatever it asks next) is held
+    # until the message is in the history: once confirmed, it survives a crash.
+    if kept is not None:
+        conn.confirm_after(kept)
+    if caps.ECHO_MESSAGE in conn.caps:
+        conn.relay(relay)
     if away is not None and not notice and not tags_only:
         conn.reply(n.RPL_AWAY, *away)
+
+
+def _deliver_offline(conn: Connection, msg: Message, target: str, client_tags: str) -> None:
+    """A direct message to ``target``, who is not online: kept for them if ``target`` is a
+    registered account (delivered when they next log in), else ERR_NOSUCHNICK."""
+    store = conn.server.store
+    owner = conn.world.fold(target)
+    account = store.account(owner) if store is not None and is_valid_nick(target) else None
+    if account is None or msg.command == "TAGMSG":
+        raise NoSuchNick(target)
+    out = Message(msg.command, (account.name, msg.params[1]), conn.source)
+    relay = Relay(out, client_tags=client_tags, bot="B" in conn.modes, account=conn.account)
+    key = history.conversation(history.identity(conn), owner)
+    kept = history.record(conn, key, out, relay, client_tags, pending_for=(owner,))
+    if kept is not None:
+        conn.confirm_after(kept)
+    if caps.ECHO_MESSAGE in conn.caps:
+        conn.relay(relay)
+    if msg.command == "PRIVMSG":
+        conn.reply(n.RPL_AWAY, account.name, "Offline: your message is kept for their return")
 
 
 @command("AWAY")
@@ -123,7 +161,7 @@ def away(conn: Connection, msg: Message) -> None:
 def notify_neighbours(conn: Connection, cap: str, msg: Message) -> None:
     """Relay ``msg`` about ``conn`` to everyone else sharing a room with it who has ``cap``.
     Caller holds the world lock."""
-    relay = Relay(msg)
+    relay = Relay(msg, account=conn.account)
     for peer in conn.world.neighbours(conn):
         if peer is not conn and cap in peer.caps:
             peer.relay(relay)

@@ -136,7 +136,7 @@ def _whox_row(
         "f": _who_flags(conn, other, channel),
         "d": "0",  # hops: one server
         "l": str(int(time.monotonic() - other.last_spoke)),
-        "a": "0",  # no accounts here, and "0" is WHOX's "logged out"
+        "a": other.account or "0",  # "0" is WHOX's "logged out"
         "o": "*",  # channel op levels do not exist; Ergo answers "*" too
         "r": other.realname,
     }
@@ -167,6 +167,7 @@ def whois(conn: Connection, msg: Message) -> None:
         away = other.away
         bot = "B" in other.modes
         operator = "o" in other.modes
+        account = other.account
     conn.reply(n.RPL_WHOISUSER, other.name, other.user or "~u", other.host, "*", other.realname)
     if rooms:
         conn.reply(n.RPL_WHOISCHANNELS, other.name, " ".join(sorted(rooms)))
@@ -175,6 +176,8 @@ def whois(conn: Connection, msg: Message) -> None:
         conn.reply(n.RPL_WHOISOPERATOR, other.name, "is an IRC operator")
     if bot:
         conn.reply(n.RPL_WHOISBOT, other.name, "is a bot")
+    if account is not None:
+        conn.reply(n.RPL_WHOISACCOUNT, other.name, account, "is logged in as")
     if away is not None:
         conn.reply(n.RPL_AWAY, other.name, away)
     idle = int(time.monotonic() - other.last_spoke)

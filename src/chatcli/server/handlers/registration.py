@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_nick
 from chatcli.protocol import numerics as n
-from chatcli.server import tags
+from chatcli.server import history, tags
 from chatcli.server.channel import (
     FLAG_MODES,
     LIST_MODES,
@@ -28,8 +28,10 @@ from chatcli.server.errors import (
     NeedMoreParams,
     NoNicknameGiven,
 )
-from chatcli.server.handlers import monitor
+from chatcli.server.handlers import accounts, monitor
 from chatcli.server.handlers.modes import USER_MODES
+from chatcli.server.history import CHATHISTORY
+from chatcli.server.history import MAX_REQUEST as MAX_HISTORY_REQUEST
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -38,8 +40,14 @@ if TYPE_CHECKING:
 
 #: Capabilities this server implements, with their CAP LS 302 values.
 CAPABILITIES: dict[str, str] = {
+    caps.ACCOUNT_NOTIFY: "",
+    # REGISTER works before connection registration too, as on Ergo; the account is
+    # always named after the nick (no "custom-account-name").
+    caps.ACCOUNT_REGISTRATION: "before-connect",
+    caps.ACCOUNT_TAG: "",
     caps.AWAY_NOTIFY: "",
     caps.BATCH: "",
+    CHATHISTORY: "",
     caps.CAP_NOTIFY: "",
     caps.ECHO_MESSAGE: "",
     caps.EXTENDED_JOIN: "",
@@ -47,6 +55,7 @@ CAPABILITIES: dict[str, str] = {
     caps.LABELED_RESPONSE: "",
     caps.MESSAGE_TAGS: "",
     caps.MULTI_PREFIX: "",
+    caps.SASL: "PLAIN",
     caps.SERVER_TIME: "",
     caps.SETNAME: "",
     caps.USERHOST_IN_NAMES: "",
@@ -55,9 +64,26 @@ CAPABILITIES: dict[str, str] = {
 REALNAME_LEN = 100
 
 
+#: Capabilities that need the database.
+NEED_STORE = frozenset({CHATHISTORY})
+
+
+def offered_caps(conn: Connection) -> dict[str, str]:
+    """The capabilities this server offers ``conn``: all, or, without a database, those
+    that need none."""
+    if conn.server.store is not None:
+        return CAPABILITIES
+    return {name: value for name, value in CAPABILITIES.items() if name not in NEED_STORE}
+
+
 def isupport(config: ServerConfig) -> list[str]:
     """The ISUPPORT (005) tokens; every one of them is true of this server."""
+    if config.db is not None:
+        history = [f"CHATHISTORY={MAX_HISTORY_REQUEST}", "MSGREFTYPES=msgid,timestamp"]
+    else:
+        history = []
     return [
+        *history,
         f"AWAYLEN={config.away_len}",
         "BOT=B",
         f"CASEMAPPING={config.casemapping}",
@@ -100,7 +126,7 @@ def cap(conn: Connection, msg: Message) -> None:
             conn.caps.add(caps.CAP_NOTIFY)
         offered = " ".join(
             f"{name}={value}" if value and version >= 302 else name
-            for name, value in CAPABILITIES.items()
+            for name, value in offered_caps(conn).items()
         )
         _cap_reply(conn, "LS", offered)
     elif sub == "LIST":
@@ -110,7 +136,7 @@ def cap(conn: Connection, msg: Message) -> None:
             conn.cap_negotiating = True
         wanted = msg.params[1] if len(msg.params) > 1 else ""
         changes = [(c.startswith("-"), c.lstrip("-")) for c in wanted.split()]
-        if not changes or any(name not in CAPABILITIES for _, name in changes):
+        if not changes or any(name not in offered_caps(conn) for _, name in changes):
             _cap_reply(conn, "NAK", wanted)
             return
         with conn.world.lock:
@@ -138,7 +164,8 @@ def _cap_reply(conn: Connection, sub: str, text: str) -> None:
 
 @command("PASS", 1, before_registration=True)
 def pass_(conn: Connection, msg: Message) -> None:
-    """PASS <password> — the server password, given before NICK and USER."""
+    """PASS <password> — the server password, given before NICK and USER. Without one,
+    PASS <account>:<password> logs in to an account."""
     if conn.registered:
         raise AlreadyRegistered()
     conn.password = msg.params[0]
@@ -153,23 +180,49 @@ def nick(conn: Connection, msg: Message) -> None:
     if not is_valid_nick(new, conn.config.nick_len):
         raise ErroneousNickname(new)
     world = conn.world
+    folded = world.fold(new)
+    if folded in accounts.RESERVED:
+        raise ErroneousNickname(new, text="Nickname is reserved for a service")
     with world.lock:
         if new == conn.nick:
             return
-        old_source, old_name = conn.source, conn.name
-        renamed = conn.registered and world.fold(new) != conn.folded_nick
-        if renamed:
-            monitor.announce(conn, online=False)
-        world.claim_nick(conn, new)
-        if renamed:
-            monitor.announce(conn, online=True)
-        if conn.registered:
-            world.remember(conn, old_name)
-            relay = Relay(Message("NICK", (new,), old_source))
-            for peer in world.neighbours(conn):
-                peer.relay(relay)
+        changed = folded != conn.folded_nick
+        holder = world.nicks.get(folded)
+        if (
+            holder is not None
+            and holder is not conn
+            and accounts.owns(conn, folded)
+            and not accounts.owns(holder, folded)
+        ):  # the owner takes its nick back
+            accounts.service_notice(holder, f"{new} is taken back by its owner.")
+            accounts.to_guest(holder)
+        rename(conn, new)
+    if changed:
+        accounts.watch_nick(conn)
     if not conn.registered:
         try_register(conn)
+
+
+def rename(conn: Connection, new: str) -> None:
+    """Give ``conn`` the nick ``new`` and, once registered, tell everyone who shares a
+    room with it (and MONITOR watchers). Caller holds the world lock.
+
+    Raises:
+        NicknameInUse: another connection holds it.
+    """
+    world = conn.world
+    old_source, old_name = conn.source, conn.name
+    renamed = conn.registered and world.fold(new) != conn.folded_nick
+    if renamed:
+        monitor.announce(conn, online=False)
+    world.claim_nick(conn, new)
+    if renamed:
+        monitor.announce(conn, online=True)
+    if conn.registered:
+        world.remember(conn, old_name)
+        relay = Relay(Message("NICK", (new,), old_source), account=conn.account)
+        for peer in world.neighbours(conn):
+            peer.relay(relay)
 
 
 @command("USER", 4, before_registration=True)
@@ -201,7 +254,7 @@ def setname(conn: Connection, msg: Message) -> None:
         return
     with conn.world.lock:
         conn.realname = realname
-        relay = Relay(Message("SETNAME", (realname,), conn.source))
+        relay = Relay(Message("SETNAME", (realname,), conn.source), account=conn.account)
         for peer in conn.world.neighbours(conn):
             if caps.SETNAME in peer.caps:
                 peer.relay(relay)
@@ -216,6 +269,11 @@ def try_register(conn: Connection) -> None:
         conn.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
         conn.disconnect("Bad password")
         return
+    accounts.abort_sasl(conn)
+    if config.password is None and not accounts.login_with_pass(conn):
+        conn.reply(n.ERR_PASSWDMISMATCH, "Invalid account or password")
+        conn.disconnect("Invalid account or password")
+        return
     world = conn.world
     with world.lock:
         conn.registered = True
@@ -227,6 +285,9 @@ def try_register(conn: Connection) -> None:
         from chatcli.server.handlers.channels import join_channel
 
         join_channel(conn, config.room, None)
+    accounts.watch_nick(conn)
+    if conn.account is not None:
+        history.deliver_pending(conn)
 
 
 def welcome(conn: Connection) -> None:

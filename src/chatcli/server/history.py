@@ -1,0 +1,125 @@
+"""History: what is said is kept in the store, replayed to who joins a room, served by
+CHATHISTORY, and held for accounts that were offline.
+
+Rooms' history is keyed by the folded room name. A direct conversation is keyed by both
+sides' identities (their account, or ``~`` and the nick of who is not logged in), so that
+each side reads the same conversation and a nick taken later by someone else does not
+inherit it: only messages between logged-in accounts are offered back by CHATHISTORY.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from chatcli.protocol import Message, caps
+from chatcli.server import tags
+from chatcli.server.store import Stored
+
+if TYPE_CHECKING:
+    from chatcli.server.channel import Channel
+    from chatcli.server.connection import Connection
+
+CHATHISTORY = "draft/chathistory"
+#: The most messages one CHATHISTORY request returns (``CHATHISTORY=`` in ISUPPORT).
+MAX_REQUEST = 1000
+
+
+def identity(conn: Connection) -> str:
+    """Who ``conn`` is, for keying direct conversations."""
+    if conn.account is not None:
+        return conn.world.fold(conn.account)
+    return "~" + conn.folded_nick
+
+
+def conversation(one: str, other: str) -> str:
+    """The key of the direct conversation between two identities (either order)."""
+    first, second = sorted((one, other))
+    return f"dm:{first}\x00{second}"
+
+
+def record(
+    conn: Connection,
+    key: str,
+    msg: Message,
+    relay: tags.Relay,
+    client_tags: str,
+    pending_for: tuple[str, ...] = (),
+) -> int | None:
+    """Keep ``msg`` (a PRIVMSG or NOTICE from ``conn``, as relayed) under ``key``; return
+    the ticket of the write, or None when the server keeps no history."""
+    store = conn.server.store
+    if store is None:
+        return None
+    stored = Stored(
+        id=0,
+        msgid=relay.msgid,
+        at=relay.at,
+        target=key,
+        command=msg.command,
+        source=conn.source,
+        account=conn.account,
+        recipient=msg.params[0],
+        text=msg.params[-1],
+        tags=client_tags,
+    )
+    return store.record(stored, pending_for)
+
+
+def line(stored: Stored, profile: int, batch: str | None = None, plain_time: bool = False) -> bytes:
+    """``stored`` as a line for a client of ``profile``, inside ``batch`` if given. With
+    ``plain_time``, a client that does not read server-time sees the time in the text."""
+    text = stored.text
+    if plain_time and not profile & tags.TIME:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(stored.at / 1000))
+        text = f"[{stamp} UTC] {text}"
+    msg = Message.unchecked(stored.command, (stored.recipient, text), stored.source, {})
+    parts = []
+    if batch is not None:
+        parts.append(f"batch={batch}")
+    if profile & tags.TIME:
+        parts.append(f"time={tags.server_time(stored.at / 1000)}")
+    if profile & tags.TAGS:
+        parts.append(f"msgid={stored.msgid}")
+        if stored.tags:
+            parts.append(stored.tags)
+    return tags.with_tags(msg.to_bytes(), ";".join(parts))
+
+
+def send_batch(conn: Connection, kind: str, params: tuple[str, ...], lines: list[Stored],
+               *, plain_time: bool = False) -> None:  # fmt: skip
+    """Send ``lines`` to ``conn`` in a batch of ``kind`` (if it reads batches)."""
+    server = conn.config.name
+    if caps.BATCH not in conn.caps:
+        out = [line(s, conn.profile, plain_time=plain_time) for s in lines]
+        if out:
+            conn.send_bytes(b"".join(out))
+        return
+    ref = tags.new_msgid()
+    start = Message("BATCH", ("+" + ref, kind, *params), server).to_bytes()
+    end = Message("BATCH", ("-" + ref,), server).to_bytes()
+    body = [line(s, conn.profile, ref, plain_time) for s in lines]
+    conn.send_bytes(b"".join([start, *body, end]))
+
+
+def replay(conn: Connection, channel: Channel) -> None:
+    """The room's latest lines, for who just joined it. Not for bots (user mode +B), nor for
+    clients that fetch history themselves (draft/chathistory)."""
+    store = conn.server.store
+    count = conn.config.replay_lines
+    if store is None or count <= 0 or "B" in conn.modes or CHATHISTORY in conn.caps:
+        return
+    lines = store.latest(conn.world.fold(channel.name), count)
+    if lines:
+        send_batch(conn, "chathistory", (channel.name,), lines, plain_time=True)
+
+
+def deliver_pending(conn: Connection) -> None:
+    """Direct messages that waited for ``conn``'s account while it was offline. Call once
+    it has logged in."""
+    store = conn.server.store
+    if store is None or conn.account is None:
+        return
+    lines = store.take_pending(conn.world.fold(conn.account))
+    if lines:
+        send_batch(conn, "chathistory", (conn.name,), lines, plain_time=True)

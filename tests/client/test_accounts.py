@@ -1,0 +1,95 @@
+"""The client and accounts: `chat join` logs in to a registered alias, `/register` makes one."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from click.testing import CliRunner
+
+from chatcli.cli import main
+from chatcli.client.input import parse_input
+from chatcli.client.session import ClientSession, sasl_plain
+from chatcli.errors import ExitStatus, Refused
+from chatcli.protocol import Message
+from tests.conftest import Client
+
+PASSWORD = "s3cret-pass"
+
+
+@pytest.fixture
+def accounts_server(make_server, tmp_path):
+    server = make_server(db=str(tmp_path / "chat.db"))
+    client = Client(server.port)
+    try:
+        client.register("bob", join=False)
+        client.send(f"REGISTER * * {PASSWORD}")
+        client.expect("REGISTER")
+        client.send("QUIT")
+        assert client.closed()
+    finally:
+        client.close()
+    return server
+
+
+def test_sasl_plain_pieces_follow_the_400_byte_rule():
+    short = sasl_plain("bob", "pw")
+    assert short == [base64.b64encode(b"bob\0bob\0pw").decode()]
+    exact = sasl_plain("bob", "p" * 292)  # 300 bytes: 400 in base64
+    assert [len(p) for p in exact] == [400, 1] and exact[-1] == "+"
+    longer = sasl_plain("bob", "p" * 400)
+    assert [len(p) for p in longer[:-1]] == [400] and 0 < len(longer[-1]) < 400
+
+
+def test_register_command_sends_register():
+    action = parse_input("/register hunter22", "#lobby")
+    assert action.messages == (Message("REGISTER", ("*", "*", "hunter22")),)
+
+
+def test_session_logs_in_when_the_alias_is_registered(accounts_server):
+    asked = []
+    session = ClientSession(
+        "127.0.0.1",
+        accounts_server.port,
+        "bob",
+        account_password=lambda: asked.append(1) or PASSWORD,
+    )
+    session.connect()
+    try:
+        assert session.account == "bob" and asked == [1]
+    finally:
+        session.quit()
+
+
+def test_session_with_a_wrong_password_is_refused_clearly(accounts_server):
+    session = ClientSession(
+        "127.0.0.1", accounts_server.port, "bob", account_password=lambda: "wrong"
+    )
+    with pytest.raises(Refused, match="wrong password for 'bob'"):
+        session.connect()
+
+
+def test_session_does_not_ask_for_an_unregistered_alias(accounts_server):
+    def never() -> str:
+        raise AssertionError("asked for a password")
+
+    session = ClientSession("127.0.0.1", accounts_server.port, "carol", account_password=never)
+    session.connect()
+    try:
+        assert session.account is None
+    finally:
+        session.quit()
+
+
+def test_chat_join_logs_in_with_the_environment_password(accounts_server):
+    runner = CliRunner()
+    args = ["join", "--port", str(accounts_server.port), "--alias", "bob"]
+    result = runner.invoke(
+        main, args, input="/whois bob\n", env={"CHAT_ACCOUNT_PASSWORD": PASSWORD}
+    )
+    assert result.exit_code == 0, result.output
+    assert "logged in as bob" in result.output
+
+    wrong = runner.invoke(main, args, input="", env={"CHAT_ACCOUNT_PASSWORD": "nope"})
+    assert wrong.exit_code == ExitStatus.REFUSED
+    assert "wrong password for 'bob'" in wrong.stderr
