@@ -51,7 +51,10 @@ class Channel:
     excepts: dict[str, tuple[str, int]] = field(default_factory=dict)  # +e: overrides +b
     invex: dict[str, tuple[str, int]] = field(default_factory=dict)  # +I: may join a +i room
     invited: set[Connection] = field(default_factory=set)
-    permanent: bool = False  #: kept when empty (the default room)
+    permanent: bool = False  #: kept when empty (the default room, registered rooms)
+    #: A registered room's founder (an account), and the accounts that run it with them.
+    founder: str | None = None
+    op_accounts: set[str] = field(default_factory=set)
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
 
     def add(self, conn: Connection, prefixes: set[str]) -> None:

@@ -28,7 +28,7 @@ from chatcli.config import ServerConfig
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection
-from chatcli.server.handlers import accounts
+from chatcli.server.handlers import accounts, rooms
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
@@ -116,6 +116,8 @@ class Server:
             return self.address
         if self.store is not None and not self.store.is_open:
             self.store.open()  # StoreError: the database cannot be used
+            self.world.store = self.store
+            rooms.load(self.world, self.store)
         infos = socket.getaddrinfo(
             self.config.host or None,
             self.config.port,

@@ -31,6 +31,7 @@ from chatcli.server.errors import NicknameInUse
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.sendq import Flusher
+    from chatcli.server.store import Store
     from chatcli.server.tags import Relay
 
 
@@ -53,6 +54,7 @@ class World:
     def __init__(self, casemapping: CaseMapping, flusher: Flusher) -> None:
         self.lock = threading.RLock()
         self.flusher = flusher
+        self.store: Store | None = None  # the server's database, if it keeps one
         self.casemapping = casemapping
         self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
         self.channels: dict[str, Channel] = {}  # folded name -> channel

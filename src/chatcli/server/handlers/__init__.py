@@ -10,6 +10,7 @@ from chatcli.server.handlers import (
     operators,
     queries,
     registration,
+    rooms,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "operators",
     "queries",
     "registration",
+    "rooms",
 ]

@@ -41,7 +41,7 @@ log = logging.getLogger("chatcli.server")
 SERVICE = "NickServ"
 SERVICE_SOURCE = "NickServ!NickServ@services"
 #: Nicks nobody may take (folded, and the same under every casemapping).
-RESERVED = frozenset({"nickserv"})
+RESERVED = frozenset({"nickserv", "chanserv"})
 NO_DATABASE = "Accounts need a database, and this server has none"
 MIN_PASSWORD = 4
 #: Failed logins (per IP and per account) that cost nothing; later ones wait first.
@@ -335,8 +335,8 @@ def to_guest(conn: Connection) -> None:
 # -- NickServ -------------------------------------------------------------------------------
 
 
-def service_notice(conn: Connection, text: str) -> None:
-    conn.send(Message("NOTICE", (conn.name, text), SERVICE_SOURCE))
+def service_notice(conn: Connection, text: str, source: str = SERVICE_SOURCE) -> None:
+    conn.send(Message("NOTICE", (conn.name, text), source))
 
 
 def is_service(world: World, target: str) -> bool:
@@ -349,7 +349,12 @@ def to_service(conn: Connection, target: str, msg: Message) -> bool:
     if not is_service(conn.world, target):
         return False
     if msg.command == "PRIVMSG" and len(msg.params) > 1:
-        nickserv_command(conn, msg.params[1])
+        if conn.world.fold(target.split("@", 1)[0]) == "chanserv":
+            from chatcli.server.handlers.rooms import chanserv_command
+
+            chanserv_command(conn, msg.params[1])
+        else:
+            nickserv_command(conn, msg.params[1])
     return True
 
 

@@ -21,6 +21,7 @@ from chatcli.server.errors import (
     UserNotInChannel,
     UserOnChannel,
 )
+from chatcli.server.handlers import rooms
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
             channel.add(conn, {"o"})  # who creates a room runs it
         else:
             channel.check_join(conn, key)
-            channel.add(conn, set())
+            channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
         channel.invited.discard(conn)
         conn.channels.add(channel)
         account = conn.account or "*"  # "*": extended-join's "not logged in"
@@ -150,6 +151,7 @@ def topic(conn: Connection, msg: Message) -> None:
         channel.topic = msg.params[1][: conn.config.topic_len]
         channel.topic_by = conn.source
         channel.topic_at = int(time.time())
+        rooms.save(conn.world, channel)
         broadcast(conn, channel, Message("TOPIC", (channel.name, channel.topic), conn.source))
 
 

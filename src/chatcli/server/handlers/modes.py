@@ -23,6 +23,7 @@ from chatcli.server.errors import (
     UserNotInChannel,
     UsersDontMatch,
 )
+from chatcli.server.handlers import rooms
 from chatcli.server.handlers.channels import broadcast
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def channel_mode(conn: Connection, name: str, args: tuple[str, ...]) -> None:
             flags = _compact("".join(sign + ch for sign, ch, _ in changes))
             params = [arg for _, _, arg in changes if arg is not None]
             broadcast(conn, channel, Message("MODE", (channel.name, flags, *params), conn.source))
+            rooms.save(world, channel)
 
 
 def _apply(
