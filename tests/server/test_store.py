@@ -1,0 +1,81 @@
+"""The database file: created on first run, migrated forward, and never used (nor
+overwritten) when it is damaged, from a newer chatcli or not writable. ``chat serve`` then
+stops with one line that names the file and the reason."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+import subprocess
+import sys
+
+import pytest
+
+from chatcli.server.store import SCHEMA_VERSION, Store, StoreError
+
+
+def serve(db) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_new_file_is_created_at_the_current_schema(tmp_path):
+    path = tmp_path / "deep" / "chat.db"
+    store = Store(path)
+    store.open()
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_damaged_file_stops_start_up_with_one_line_and_is_kept(tmp_path):
+    path = tmp_path / "chat.db"
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    done = serve(path)
+    assert done.returncode == 1
+    assert (
+        done.stderr
+        == f"chat: cannot use the database {path}: it is not a chatcli database, or it is damaged\n"
+    )
+    assert path.read_bytes() == garbage
+
+
+def test_a_file_from_a_newer_chatcli_is_refused(tmp_path):
+    path = tmp_path / "chat.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="from a newer chatcli"):
+        Store(path).open()
+    done = serve(path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "newer chatcli" in done.stderr
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root may write anywhere")
+def test_a_read_only_place_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        done = serve(locked / "chat.db")
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 1 and done.stderr.startswith("chat: cannot use the database")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="uses /proc, which no one may write"
+)
+def test_an_unwritable_place_is_refused_even_for_root():
+    done = serve("/proc/chatcli-test/chat.db")
+    assert done.returncode == 1
+    assert done.stderr.startswith("chat: cannot use the database /proc/chatcli-test/chat.db: ")
+    assert done.stderr.count("\n") == 1
