@@ -300,3 +300,22 @@ def test_serve_refuses_an_operator_without_a_hash(run):
     result = run("serve", "--port", "0", "--oper", "admin:plaintext")
     assert result.exit_code == ExitStatus.USAGE
     assert "--oper wants NAME:HASH" in result.stderr
+
+
+# -- chat tail (more in tests/client/test_tail.py) ----------------------------------------------
+
+
+def test_tail_has_help(run):
+    result = run("tail", "--help")
+    assert result.exit_code == 0
+    for option in ("--to", "--last", "--since", "--follow", "--json", "--port", "--timeout"):
+        assert option in result.output
+
+
+def test_tail_keeps_its_imports_light():
+    code = (
+        "import sys, chatcli.client.tail;"
+        "print('prompt_toolkit' in sys.modules, 'rich' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["False", "False"]

@@ -53,6 +53,14 @@ def connection_options(func: F) -> F:
     return func
 
 
+ACCOUNT_PASSWORD_FILE = click.option(
+    "--account-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding your account's password, used if your alias is registered "
+    "(else CHAT_ACCOUNT_PASSWORD, else a prompt).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="chat")
 def main() -> None:
@@ -254,12 +262,7 @@ def hash_password() -> None:
 @click.option(
     "--room", help="A room to join and talk in (everyone is also in the server's default room)."
 )
-@click.option(
-    "--account-password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A file holding your account's password, used if your alias is registered "
-    "(else CHAT_ACCOUNT_PASSWORD, else a prompt).",
-)
+@ACCOUNT_PASSWORD_FILE
 @fail_cleanly
 def join(
     alias: str,
@@ -279,14 +282,21 @@ def join(
 
     if room is not None and not room.startswith("#"):
         room = "#" + room
+    secret = account_password(alias, account_password_file)
+    session = ClientSession(host, port, alias, password=password, account_password=secret)
+    sys.exit(int(run_join(session, room)))
 
-    def account_password() -> str | None:
-        """Asked only once the server says the alias is a registered account."""
-        if account_password_file is not None:
+
+def account_password(alias: str | None, path: Path | None) -> Callable[[], str | None]:
+    """Where an account password comes from: the file, else CHAT_ACCOUNT_PASSWORD, else a
+    prompt on a terminal. Asked only once the server says the alias is a registered account."""
+
+    def ask() -> str | None:
+        if path is not None:
             try:
-                return account_password_file.read_text(encoding="utf-8").strip() or None
+                return path.read_text(encoding="utf-8").strip() or None
             except OSError as exc:
-                raise ConfigError(f"cannot read {account_password_file}: {exc.strerror}") from None
+                raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         if secret := os.environ.get("CHAT_ACCOUNT_PASSWORD"):
             return secret
         if sys.stdin.isatty():
@@ -294,8 +304,7 @@ def join(
             return click.prompt(prompt, hide_input=True, default="", show_default=False) or None
         return None
 
-    session = ClientSession(host, port, alias, password=password, account_password=account_password)
-    sys.exit(int(run_join(session, room)))
+    return ask
 
 
 @main.command()
@@ -336,6 +345,73 @@ def send(**params: Any) -> None:
     from chatcli.client.oneshot import send_command
 
     send_command(**params)
+
+
+@main.command()
+@click.option(
+    "--to",
+    "target",
+    default=DEFAULT_ROOM,
+    show_default=True,
+    help="A room (#name), or an alias: your conversation with them (needs an account).",
+)
+@click.option(
+    "--alias",
+    "-a",
+    help="Name to read as  [default: <login name>-tail, with a number added if taken]",
+)
+@connection_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=SEND_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the server.",
+)
+@click.option(
+    "--last",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Print the last N messages  [default: 10]",
+)
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Print the messages since TIME: 2026-01-31T12:00 (local time unless it says), or 90s, "
+    "10m, 2h, 1d ago.",
+)
+@click.option("--follow", "-f", is_flag=True, help="Then print new messages as they come.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="With --follow, stop after this many seconds  [default: at Ctrl-C]",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object a line: time, msgid, from, to, kind, text.",
+)
+@ACCOUNT_PASSWORD_FILE
+@fail_cleanly
+def tail(account_password_file: Path | None, **params: Any) -> None:
+    """Print a room's last messages and, with --follow, new ones as they come.
+
+    \b
+    Exit status:
+      0  done (or the reader of the output went away)
+      1  another error
+      2  usage error, or a conversation asked for without an account
+      3  cannot connect, no answer in time, or the connection was lost
+      4  alias invalid or in use
+      5  no such room
+      6  the server refused (ban, invite-only room, wrong password...)
+    """
+    from chatcli.client.tail import tail_command
+
+    secret = account_password(params["alias"], account_password_file)
+    tail_command(account_password=secret, **params)
 
 
 if os.name == "nt":  # pragma: no cover - console encoding on Windows

@@ -4,25 +4,33 @@ A reader thread receives and renders; the main thread reads what the user types.
 terminal, input comes from prompt_toolkit inside ``patch_stdout(raw=True)``, so incoming
 lines are printed above the prompt and never clobber what is being typed. Without one
 (a pipe or file), each input line is sent and the client quits at end of input.
+
+When the connection drops, the reader thread reconnects (exponential backoff with jitter,
+a bounded number of attempts), logs in again and rejoins the rooms; rejoining a room
+fetches what was missed there (see :mod:`chatcli.client.history`). Quitting never
+reconnects.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.console import Console
 from rich.text import Text
 
 from chatcli import __version__
+from chatcli.client.history import Timeline
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import ClientSession
 from chatcli.defaults import DEFAULT_ROOM
-from chatcli.errors import ConnectError, ExitStatus
+from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus
 from chatcli.protocol import Message, caps, split_source
 from chatcli.protocol import numerics as n
 
@@ -47,6 +55,21 @@ def ctcp_answer(msg: Message, me: str) -> Message | None:
     return Message("NOTICE", (split_source(msg.source)[0], reply))
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before each attempt to reconnect: doubling from ``first`` up to
+    ``cap`` seconds, each between half and all of that at random (so that clients cut off
+    together do not all come back at once), ``attempts`` times at most."""
+
+    first: float = 1.0
+    cap: float = 60.0
+    attempts: int = 12
+
+    def delays(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
+        for attempt in range(self.attempts):
+            yield min(self.cap, self.first * 2**attempt) * (0.5 + rand() / 2)
+
+
 class ChatView:
     """What the client knows of its own state: alias, rooms, the current room."""
 
@@ -62,6 +85,9 @@ class ChatView:
         #: default room and any --room have been joined (the server handles lines in order).
         self.ready = threading.Event()
         self.ready_token = f"ready-{id(self)}"
+        self.timeline = Timeline()  #: what was shown; history requests (under ``lock``)
+        self.backoff = Backoff()
+        self.stopping = threading.Event()  #: the user quit: do not reconnect
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -142,26 +168,74 @@ def _start_reader(
     session: ClientSession, view: ChatView, show: Callable[[Text], None], on_end: Callable[[], None]
 ) -> threading.Thread:
     def read() -> None:
-        told = False  # the server said why it closed (ERROR)
-        while (msg := session.recv()) is not None:
-            view.observe(msg)
-            answer = ctcp_answer(msg, view.nick)
-            if answer is not None:
-                with contextlib.suppress(ConnectError):
-                    session.send(answer)
-            told = told or msg.command == "ERROR"
-            if msg.command == "ERROR" and session.quitting:
-                continue  # the expected goodbye
-            for line in (render(msg, view.nick), view.notes(msg)):
-                if line is not None:
-                    show(line)
-        if not session.quitting and not told:
-            show(Text("connection to the server lost", style=STYLE_ERROR))
+        while True:
+            told = _receive(session, view, show)
+            if session.quitting or view.stopping.is_set():
+                break
+            if not told:
+                show(Text("connection to the server lost", style=STYLE_ERROR))
+            if not _reconnect(session, view, show):
+                break
         on_end()
 
     thread = threading.Thread(target=read, name="reader", daemon=True)
     thread.start()
     return thread
+
+
+def _receive(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
+    """Show what arrives until the connection ends; True if the server said why (ERROR)."""
+    told = False
+    while (msg := session.recv()) is not None:
+        view.observe(msg)
+        answer = ctcp_answer(msg, view.nick) if "batch" not in msg.tags else None
+        if answer is not None:
+            with contextlib.suppress(ConnectError):
+                session.send(answer)
+        told = told or msg.command == "ERROR"
+        if msg.command == "ERROR" and session.quitting:
+            continue  # the expected goodbye
+        with view.lock:
+            shown, requests = view.timeline.feed(msg, view.nick)
+        with contextlib.suppress(ConnectError):
+            for request in requests:
+                session.send(request)
+        for each in shown:
+            for line in (render(each, view.nick), view.notes(each)):
+                if line is not None:
+                    show(line)
+    return told
+
+
+def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
+    """Connect again, log in and rejoin the rooms; False if the user quit meanwhile or every
+    attempt failed."""
+    for attempt, delay in enumerate(view.backoff.delays(), 1):
+        show(note(f"reconnecting in {delay:.1f}s (attempt {attempt} of {view.backoff.attempts})"))
+        if view.stopping.wait(delay):
+            return False
+        session.nick = view.nick
+        try:
+            burst = session.reconnect()
+        except (ConnectError, AliasRejected) as exc:  # down, or our old self still holds the alias
+            show(Text(str(exc), style=STYLE_ERROR))
+            continue
+        except ChatError as exc:  # a wrong password: trying again will not help
+            show(Text(str(exc), style=STYLE_ERROR))
+            return False
+        if view.stopping.is_set():  # the user quit while we were connecting
+            session.send_quit()
+            return True
+        _show_burst(burst, view, show)
+        show(note("reconnected"))
+        with view.lock:
+            rooms = list(view.rooms)
+        with contextlib.suppress(ConnectError):
+            for room in rooms:  # the default room is joined again already (autojoin)
+                session.send(Message("JOIN", (room,)))
+        return True
+    show(Text("could not reconnect: giving up", style=STYLE_ERROR))
+    return False
 
 
 def _perform(
@@ -184,6 +258,15 @@ def _perform(
             show(note(f"now talking in {already}"))
     if action.local is Local.HELP:
         show(help_text())
+    if action.local is Local.HISTORY:
+        room = view.room
+        if room is None:
+            show(Text("you are in no room", style=STYLE_ERROR))
+            return
+        show(note(f"earlier in {room}:"))
+        with view.lock:
+            request = view.timeline.older(room, action.count)
+        session.send(request)
 
 
 def _show_burst(burst: Iterable[Message], view: ChatView, show: Callable[[Text], None]) -> None:
@@ -203,7 +286,7 @@ def _batch(
     lines: Iterable[str],
 ) -> ExitStatus:
     typed = (line.rstrip("\r\n") for line in lines)
-    return _chat(session, view, room, burst, console.print, lambda: next(typed, None))
+    return chat_loop(session, view, room, burst, console.print, lambda: next(typed, None))
 
 
 def _interactive(
@@ -229,10 +312,12 @@ def _interactive(
     with patch_stdout(raw=True):
         console = Console(file=sys.stdout, highlight=False)
         console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
-        return _chat(session, view, room, burst, console.print, read_line, stop_prompt, batch=False)
+        return chat_loop(
+            session, view, room, burst, console.print, read_line, stop_prompt, batch=False
+        )
 
 
-def _chat(
+def chat_loop(
     session: ClientSession,
     view: ChatView,
     room: str | None,
@@ -270,14 +355,18 @@ def _chat(
                 if not lost.is_set():
                     session.send_quit()
                 break
-            handled = _handle(session, view, typed, show)
+            try:
+                handled = _handle(session, view, typed, show)
+            except ConnectError as exc:  # reconnecting, maybe: the reader says how it goes
+                show(Text(f"not sent: {exc}", style=STYLE_ERROR))
+                handled = False
             if handled is None:
                 break
             if not handled and batch:
                 status = ExitStatus.ERROR  # a line of the script could not be sent
     except ConnectError as exc:
         show(Text(str(exc), style=STYLE_ERROR))
-    return _finish(session, reader, status)
+    return _finish(session, view, reader, status)
 
 
 def _handle(
@@ -296,9 +385,12 @@ def _handle(
     return True
 
 
-def _finish(session: ClientSession, reader: threading.Thread, status: ExitStatus) -> ExitStatus:
+def _finish(
+    session: ClientSession, view: ChatView, reader: threading.Thread, status: ExitStatus
+) -> ExitStatus:
     """Wait for the server to close after QUIT, then close; a connection lost unasked
     is exit status CONNECT."""
+    view.stopping.set()
     reader.join(3.0)
     session.close()
     reader.join(1.0)

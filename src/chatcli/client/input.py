@@ -16,6 +16,7 @@ from chatcli.protocol import LocalProtocolError, Message, is_channel, split_text
 class Local(Enum):
     HELP = "help"
     QUIT = "quit"
+    HISTORY = "history"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Action:
     local: Local | None = None
     room: str | None = None  #: switch the current room to this
     reason: str = ""  #: for QUIT
+    count: int = 0  #: for HISTORY: how many messages
+
+
+#: Messages ``/history`` shows without a number.
+HISTORY_PAGE = 20
 
 
 class InputError(ValueError):
@@ -43,6 +49,7 @@ HELP = [
     ("/topic [text]", "show or set the room topic"),
     ("/away [message]", "mark yourself away (no message: back)"),
     ("/whois <alias>", "details about someone"),
+    ("/history [N]", "show N (20) earlier messages of the room"),
     ("/register <password>", "register your alias as an account (log in next time)"),
     ("/quote <line>", "send a raw IRC line"),
     ("/quit [reason]", "leave"),
@@ -171,6 +178,12 @@ def _quote(rest: str, room: str | None) -> Action:
         raise InputError(f"/quote: {exc}") from None
 
 
+def _history(rest: str, room: str | None) -> Action:
+    if rest and not (rest.isdigit() and int(rest) > 0):
+        raise InputError("usage: /history [N], N a number of messages")
+    return Action(local=Local.HISTORY, count=int(rest or HISTORY_PAGE))
+
+
 def _quit(rest: str, room: str | None) -> Action:
     if rest:
         Message("QUIT", (rest,))  # the reason is sent later: check now that it can be
@@ -199,6 +212,7 @@ _COMMANDS = {
     "register": _register,
     "quote": _quote,
     "raw": _quote,
+    "history": _history,
     "quit": _quit,
     "exit": _quit,
     "help": _help,

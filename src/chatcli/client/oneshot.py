@@ -31,13 +31,27 @@ _REFUSED = {
 
 
 def connect_as(
-    alias: str, *, retry: bool, host: str, port: int, password: str | None, timeout: float
+    alias: str,
+    *,
+    retry: bool,
+    host: str,
+    port: int,
+    password: str | None,
+    timeout: float,
+    wanted_caps: Iterable[str] = SEND_CAPS,
+    account_password: Callable[[], str | None] | None = None,
 ) -> ClientSession:
     """Register as ``alias``; with ``retry``, try ``alias2``... when it is taken."""
     for attempt in range(1, 10 if retry else 2):
         nick = alias if attempt == 1 else f"{alias}{attempt}"
         session = ClientSession(
-            host, port, nick, password=password, caps=SEND_CAPS, timeout=timeout
+            host,
+            port,
+            nick,
+            password=password,
+            caps=wanted_caps,
+            timeout=timeout,
+            account_password=account_password,
         )
         try:
             session.connect()
@@ -60,7 +74,7 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
         ConnectError: the connection failed or the server did not confirm in time.
     """
     if is_channel(target):
-        _enter_room(session, target, time.monotonic() + timeout)
+        enter_room(session, target, time.monotonic() + timeout)
     count = 0
     for line in lines:
         for piece in split_text(line, MAX_TEXT_BYTES):
@@ -77,7 +91,7 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
     return count
 
 
-def _enter_room(session: ClientSession, room: str, deadline: float) -> None:
+def enter_room(session: ClientSession, room: str, deadline: float) -> None:
     """Check that ``room`` exists and join it, so that the message is accepted. (JOIN alone
     would create a room that does not exist; asking for its modes tells, secret or not.)"""
     session.send(Message("MODE", (room,)))
@@ -101,12 +115,12 @@ def _await(session: ClientSession, deadline: float, done: Callable[[Message], bo
             continue
         if msg is None:
             raise ConnectError("the server closed the connection")
-        _raise_for(msg)
+        raise_for(msg)
         if done(msg):
             return
 
 
-def _raise_for(msg: Message) -> None:
+def raise_for(msg: Message) -> None:
     detail = " ".join(p for p in msg.params[1:-1])
     text = f"{detail}: {msg.params[-1]}" if detail else (msg.params[-1] if msg.params else "")
     if "label" in msg.tags:

@@ -24,6 +24,8 @@ WANTED_CAPS = (
     caps.MULTI_PREFIX,
     caps.SERVER_TIME,
     caps.AWAY_NOTIFY,
+    caps.BATCH,  # history comes in batches, with
+    caps.MESSAGE_TAGS,  # the msgids that say what was seen
 )
 #: IRCv3 SASL: a payload is sent in pieces of this many bytes.
 SASL_CHUNK = 400
@@ -93,6 +95,7 @@ class ClientSession:
         self.account: str | None = None  #: the account logged in to (900)
         self._alias_registered = False  # NickServ said so, during registration
         self._sasl: list[str] = []  # AUTHENTICATE pieces still to send
+        self._secret: str | None = None  # the account password, once given: asked once
         self.closed = False
         self.quitting = False  #: QUIT was sent: the end of the connection is expected
 
@@ -187,12 +190,29 @@ class ClientSession:
         """Begin SASL PLAIN if the alias is a registered account and we have its password."""
         if caps.SASL not in self.caps or not self._alias_registered:
             return False
-        password = self.account_password() if self.account_password is not None else None
+        if self._secret is None and self.account_password is not None:
+            self._secret = self.account_password() or ""
+        password = self._secret
         if not password:
             return False
         self._sasl = sasl_plain(self.nick, password)
         self.send(Message("AUTHENTICATE", ("PLAIN",)))
         return True
+
+    def reconnect(self) -> list[Message]:
+        """Connect and register again, as :attr:`nick`, after the connection was lost; an
+        account password given before is used again without asking. Same return value and
+        errors as :meth:`connect`."""
+        self.close()
+        self._sock = None
+        self._buffer = LineBuffer()
+        self._pending.clear()
+        self.caps = set()
+        self.account = None
+        self._alias_registered = False
+        self._sasl = []
+        self.closed = False
+        return self.connect()
 
     # -- I/O --------------------------------------------------------------------------------
 

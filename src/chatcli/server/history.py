@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from chatcli.server.channel import Channel
     from chatcli.server.connection import Connection
 
-CHATHISTORY = "draft/chathistory"
 #: The most messages one CHATHISTORY request returns (``CHATHISTORY=`` in ISUPPORT).
 MAX_REQUEST = 1000
 
@@ -107,7 +106,7 @@ def replay(conn: Connection, channel: Channel) -> None:
     clients that fetch history themselves (draft/chathistory)."""
     store = conn.server.store
     count = conn.config.replay_lines
-    if store is None or count <= 0 or "B" in conn.modes or CHATHISTORY in conn.caps:
+    if store is None or count <= 0 or "B" in conn.modes or caps.CHATHISTORY in conn.caps:
         return
     lines = store.latest(conn.world.fold(channel.name), count)
     if lines:

@@ -30,7 +30,6 @@ from chatcli.server.errors import (
 )
 from chatcli.server.handlers import accounts, monitor
 from chatcli.server.handlers.modes import USER_MODES
-from chatcli.server.history import CHATHISTORY
 from chatcli.server.history import MAX_REQUEST as MAX_HISTORY_REQUEST
 from chatcli.server.tags import Relay
 
@@ -47,7 +46,7 @@ CAPABILITIES: dict[str, str] = {
     caps.ACCOUNT_TAG: "",
     caps.AWAY_NOTIFY: "",
     caps.BATCH: "",
-    CHATHISTORY: "",
+    caps.CHATHISTORY: "",
     caps.CAP_NOTIFY: "",
     caps.ECHO_MESSAGE: "",
     caps.EXTENDED_JOIN: "",
@@ -65,7 +64,7 @@ REALNAME_LEN = 100
 
 
 #: Capabilities that need the database.
-NEED_STORE = frozenset({CHATHISTORY})
+NEED_STORE = frozenset({caps.CHATHISTORY})
 
 
 def offered_caps(conn: Connection) -> dict[str, str]:

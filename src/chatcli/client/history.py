@@ -1,0 +1,197 @@
+"""Which messages a client shows, each once and in order: live lines, history batches, and
+what it missed while disconnected (IRCv3 draft/chathistory). No I/O: :meth:`Timeline.feed`
+takes what the server sent and says what to show and what to send back.
+
+Theory of operation:
+
+* A ``chathistory`` batch is held until its end, then handled as one. ``BATCH`` lines are
+  never shown.
+* A PRIVMSG or NOTICE with a ``msgid`` is shown at most once. Each room (or person) keeps
+  the msgids shown, oldest first: the last is where a catch-up starts, the first where
+  ``/history`` pages back from.
+* :meth:`Timeline.fetch` asks for history, then sends a PING; until its PONG, the room's
+  live lines are held. The server handles a connection's lines in order, so at the PONG the
+  room's last batch is the answer (a replay on JOIN came before it and is superseded), and
+  each held line is either in that answer or newer. The answer, then the held lines, minus
+  what was seen, are therefore the room's messages in order with no gap and no repeat. An
+  ``AFTER`` answer that fills the limit is followed by the next page before any is shown.
+* Joining a room again (after a reconnect) catches up with ``CHATHISTORY AFTER`` the last
+  msgid shown there.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from chatcli.protocol import Message, caps, is_channel, split_source
+from chatcli.protocol import numerics as n
+
+#: What the client needs to read history: msgids, times and batches.
+HISTORY_CAPS = (caps.BATCH, caps.SERVER_TIME, caps.MESSAGE_TAGS)
+_CHAT = ("PRIVMSG", "NOTICE")
+_tokens = itertools.count(1)
+
+
+def chat_key(msg: Message, me: str) -> str:
+    """Whose history a PRIVMSG or NOTICE belongs to: its room, or the other person."""
+    target = msg.params[0]
+    if is_channel(target):
+        return target.lower()
+    sender = split_source(msg.source or "")[0]
+    return (sender if target.lower() == me.lower() else target).lower()
+
+
+def server_time(when: datetime) -> str:
+    """``when`` as IRCv3 server-time writes it: UTC, ISO 8601, with milliseconds."""
+    when = when.astimezone(UTC)
+    return f"{when.strftime('%Y-%m-%dT%H:%M:%S')}.{when.microsecond // 1000:03d}Z"
+
+
+def timestamp(when: datetime) -> str:
+    """A draft/chathistory ``timestamp=`` reference to ``when``."""
+    return "timestamp=" + server_time(when)
+
+
+@dataclass
+class _Fetch:
+    target: str
+    token: str
+    paged: bool  #: an AFTER request: a full answer is followed by the next page
+    pages: list[Message] = field(default_factory=list)
+    answer: list[Message] = field(default_factory=list)
+    held: list[Message] = field(default_factory=list)
+
+
+class Timeline:
+    """The messages shown so far, and the history requests under way.
+
+    Args:
+        limit: the most messages to ask for at once (the server's ``CHATHISTORY`` ISUPPORT
+            value replaces it when it is smaller).
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        #: Per room (folded) or person: the msgids shown, oldest first.
+        self.log: dict[str, list[str]] = {}
+        self._seen: set[str] = set()
+        self._batches: dict[str, tuple[str, list[Message]]] = {}
+        self._fetching: dict[str, _Fetch] = {}
+        self._older: set[str] = set()  # rooms with a /history request under way
+
+    def busy(self) -> bool:
+        """A history request is under way."""
+        return bool(self._fetching or self._older)
+
+    def feed(self, msg: Message, me: str) -> tuple[list[Message], list[Message]]:
+        """Take one message from the server (``me`` is our alias).
+
+        Returns:
+            The messages to show now, in order, and those to send to the server.
+        """
+        if msg.command == "BATCH" and msg.params:
+            ref = msg.params[0]
+            if ref.startswith("+") and msg.params[1:2] == ("chathistory",) and len(msg.params) > 2:
+                self._batches[ref[1:]] = (msg.params[2], [])
+            elif ref.startswith("-") and ref[1:] in self._batches:
+                target, lines = self._batches.pop(ref[1:])
+                return self._history(target, lines, me), []
+            return [], []
+        batch = self._batches.get(msg.tags.get("batch", ""))
+        if batch is not None:
+            batch[1].append(msg)
+            return [], []
+        if msg.command == "PONG":
+            fetch = next(
+                (f for f in self._fetching.values() if msg.params[-1:] == (f.token,)), None
+            )
+            return ([], []) if fetch is None else self._answered(fetch, me)
+        if msg.command in _CHAT and len(msg.params) >= 2:
+            fetch = self._fetching.get(chat_key(msg, me))
+            if fetch is not None:
+                fetch.held.append(msg)
+                return [], []
+            return self._show([msg], me), []
+        if msg.command == n.RPL_ISUPPORT:
+            self._read_isupport(msg.params[1:-1])
+        mine = split_source(msg.source or "")[0].lower() == me.lower()
+        if msg.command == "JOIN" and mine and msg.params:
+            return [msg], self._catch_up(msg.params[0])
+        if (msg.command == "PART" and mine) or (
+            msg.command == "KICK" and msg.params[1:2] and msg.params[1].lower() == me.lower()
+        ):
+            self.log.pop(msg.params[0].lower(), None)  # back later: start afresh
+        return [msg], []
+
+    def fetch(self, target: str, sub: str, ref: str, count: int) -> list[Message]:
+        """The lines that ask for ``target``'s history (``CHATHISTORY sub target ref
+        count``); its live lines are held until the answer is complete."""
+        count = min(count, self.limit)
+        token = f"chat-history-{next(_tokens)}"
+        self._fetching[target.lower()] = _Fetch(target, token, sub == "AFTER")
+        request = Message("CHATHISTORY", (sub, target, ref, str(count)))
+        return [request, Message("PING", (token,))]
+
+    def older(self, room: str, count: int, now: datetime | None = None) -> Message:
+        """The request for the ``count`` messages of ``room`` before the oldest shown."""
+        shown = self.log.get(room.lower())
+        ref = f"msgid={shown[0]}" if shown else timestamp(now or datetime.now(UTC))
+        self._older.add(room.lower())
+        return Message("CHATHISTORY", ("BEFORE", room, ref, str(min(count, self.limit))))
+
+    def _catch_up(self, room: str) -> list[Message]:
+        shown = self.log.get(room.lower())
+        if not shown or room.lower() in self._fetching:
+            return []
+        return self.fetch(room, "AFTER", f"msgid={shown[-1]}", self.limit)
+
+    def _history(self, target: str, lines: list[Message], me: str) -> list[Message]:
+        key = target.lower()
+        fetch = self._fetching.get(key)
+        if fetch is not None:
+            fetch.answer = lines
+            return []
+        if key in self._older:
+            self._older.discard(key)
+            return self._show(lines, me, older=True)
+        return self._show(lines, me)
+
+    def _answered(self, fetch: _Fetch, me: str) -> tuple[list[Message], list[Message]]:
+        fetch.pages += fetch.answer
+        last = fetch.answer[-1].tags.get("msgid") if fetch.answer else None
+        if fetch.paged and last and len(fetch.answer) >= self.limit:
+            fetch.answer = []
+            fetch.token = f"chat-history-{next(_tokens)}"
+            request = Message(
+                "CHATHISTORY", ("AFTER", fetch.target, f"msgid={last}", str(self.limit))
+            )
+            return [], [request, Message("PING", (fetch.token,))]
+        del self._fetching[fetch.target.lower()]
+        return self._show(fetch.pages + fetch.held, me), []
+
+    def _show(self, lines: list[Message], me: str, *, older: bool = False) -> list[Message]:
+        out: list[Message] = []
+        new: dict[str, list[str]] = {}
+        for msg in lines:
+            msgid = msg.tags.get("msgid")
+            if msgid and msg.command in _CHAT and len(msg.params) >= 2:
+                if msgid in self._seen:
+                    continue
+                self._seen.add(msgid)
+                new.setdefault(chat_key(msg, me), []).append(msgid)
+            out.append(msg)
+        for key, ids in new.items():
+            shown = self.log.setdefault(key, [])
+            if older:
+                shown[:0] = ids
+            else:
+                shown.extend(ids)
+        return out
+
+    def _read_isupport(self, tokens: tuple[str, ...]) -> None:
+        for token in tokens:
+            name, _, value = token.partition("=")
+            if name == "CHATHISTORY" and value.isdigit() and int(value) > 0:
+                self.limit = min(self.limit, int(value))

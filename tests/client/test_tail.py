@@ -1,0 +1,230 @@
+"""`chat tail` against a real server keeping history in a real SQLite file: what it prints,
+as JSON and as text, with --last, --since and --follow, and its exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from chatcli.cli import main
+from chatcli.client.oneshot import send_lines
+from chatcli.client.session import ClientSession
+from chatcli.client.tail import parse_since
+from chatcli.errors import ConfigError, ExitStatus
+from tests.conftest import Client
+
+TEXTS = [f"m{i}" for i in range(15)]
+PASSWORD = "s3cret-pass"
+TAIL = [sys.executable, "-m", "chatcli", "tail", "--to", "#dev", "--alias", "tailer", "--port"]
+
+
+@pytest.fixture
+def history(make_server, tmp_path):
+    """A server with a database and a room, #dev, where alice has said a few things."""
+    server = make_server(db=str(tmp_path / "chat.db"), flood_rate=0)
+    alice = Client(server.port)
+    alice.register("alice", join=False)
+    alice.send("JOIN #dev")
+    alice.expect("366")
+    for text in TEXTS:
+        alice.send(f"PRIVMSG #dev :{text}")
+    alice.send("PRIVMSG #dev :\x01ACTION waves\x01")
+    alice.send("NOTICE #dev :a notice")
+    alice.sync()
+    yield server, alice
+    alice.close()
+
+
+def tail(port: int, *args: str, env: dict[str, str] | None = None):
+    argv = ["tail", "--port", str(port), "--timeout", "5", *args]
+    return CliRunner().invoke(main, argv, catch_exceptions=False, env=env)
+
+
+def records(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines()]
+
+
+def test_json_lines_of_the_last_messages(history):
+    server, _ = history
+    result = tail(server.port, "--to", "#dev", "--json", "--last", "4")
+    assert (result.exit_code, result.stderr) == (0, "")
+    found = records(result.output)
+    assert [(r["kind"], r["text"]) for r in found] == [
+        ("message", "m13"),
+        ("message", "m14"),
+        ("action", "waves"),
+        ("notice", "a notice"),
+    ]
+    assert {(r["from"], r["to"]) for r in found} == {("alice", "#dev")}
+    assert len({r["msgid"] for r in found}) == 4 and all(r["msgid"] for r in found)
+    for r in found:
+        when = datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
+        assert when.utcoffset() == timedelta(0)
+        assert abs(datetime.now(UTC) - when) < timedelta(minutes=1)
+
+
+def test_ten_messages_by_default_and_none_with_last_zero(history):
+    server, _ = history
+    found = records(tail(server.port, "--to", "#dev", "--json").output)
+    assert [r["text"] for r in found] == [*TEXTS[-8:], "waves", "a notice"]
+    assert tail(server.port, "--to", "#dev", "--json", "--last", "0").output == ""
+
+
+def test_since_a_time_or_a_span(history):
+    server, _ = history
+    everything = [*TEXTS, "waves", "a notice"]
+    found = records(tail(server.port, "--to", "#dev", "--json", "--since", "1h").output)
+    assert [r["text"] for r in found] == everything
+    iso = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    found = records(tail(server.port, "--to", "#dev", "--json", "--since", iso).output)
+    assert [r["text"] for r in found] == everything
+    later = tail(server.port, "--to", "#dev", "--json", "--since", "2100-01-01T00:00:00Z")
+    assert (later.exit_code, later.output) == (0, "")
+
+
+def test_text_output_is_rendered(history):
+    server, _ = history
+    result = tail(server.port, "--to", "#dev", "--last", "2")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert [line[6:] for line in lines] == ["#dev * alice waves", "#dev -alice- a notice"]
+
+
+def test_parse_since():
+    now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+    assert parse_since("10m", now) == now - timedelta(minutes=10)
+    assert parse_since("2h", now) == now - timedelta(hours=2)
+    assert parse_since("1d", now) == now - timedelta(days=1)
+    assert parse_since("2026-01-30T08:00:00Z", now) == datetime(2026, 1, 30, 8, tzinfo=UTC)
+    assert parse_since("2026-01-30T08:00", now).tzinfo is not None  # local time
+    with pytest.raises(ConfigError, match="--since wants a time"):
+        parse_since("yesterday", now)
+
+
+def test_follow_prints_new_messages_until_the_duration_ends(history):
+    server, alice = history
+    proc = subprocess.Popen(
+        [*TAIL, str(server.port), "--json", "--last", "1", "--follow", "--duration", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the history has been printed: now follow
+        alice.send("PRIVMSG #dev :live one")
+        alice.sync()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert (proc.returncode, err) == (0, "")
+    assert [r["text"] for r in records(first + out)] == ["a notice", "live one"]
+
+
+def test_a_closed_output_ends_it_quietly(history):
+    """`chat tail -f | head -1`: once head has gone, the next line ends tail, silently."""
+    server, alice = history
+    proc = subprocess.Popen(
+        [*TAIL, str(server.port), "--last", "1", "--follow", "--duration", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert b"a notice" in proc.stdout.readline()
+        proc.stdout.close()
+        alice.send("PRIVMSG #dev :nobody reads this")
+        alice.sync()
+        started = time.monotonic()
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10  # not the --duration
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+# -- exit statuses ----------------------------------------------------------------------------
+
+
+def test_exit_status_for_no_such_room(history):
+    server, _ = history
+    result = tail(server.port, "--to", "#nowhere")
+    assert result.exit_code == ExitStatus.NO_SUCH_TARGET
+    assert result.stderr == "chat: no such room: #nowhere\n"
+
+
+def test_exit_status_for_an_unreachable_server():
+    from tests.test_cli import free_port
+
+    result = tail(free_port(), "--to", "#dev")
+    assert result.exit_code == ExitStatus.CONNECT
+    assert result.stderr.startswith("chat: cannot connect to 127.0.0.1:")
+
+
+def test_exit_status_for_a_taken_alias(history):
+    server, _ = history
+    result = tail(server.port, "--alias", "alice")
+    assert result.exit_code == ExitStatus.ALIAS_REJECTED
+    assert result.stderr == "chat: alias 'alice' is already in use\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--last", "3", "--since", "1h"], "give --last or --since, not both"),
+        (["--since", "soon"], "--since wants a time (2026-01-31T12:00) or a span"),
+        (["--to", "a b"], "--to must be a room (#name) or an alias, not 'a b'"),
+        (["--to", "alice"], "only accounts keep their conversations"),
+    ],
+)
+def test_usage_errors(history, args, message):
+    server, _ = history
+    result = tail(server.port, *args)
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith("chat: " + message)
+
+
+def test_a_server_without_history_says_so(server):
+    result = tail(server.port)
+    assert result.exit_code == ExitStatus.ERROR
+    assert result.stderr == "chat: this server keeps no history\n"
+
+
+# -- a conversation, for an account -----------------------------------------------------------
+
+
+def test_an_account_reads_its_conversation(history):
+    server, _ = history
+    for nick in ("bob", "carol"):
+        client = Client(server.port)
+        try:
+            client.register(nick, join=False)
+            client.send(f"REGISTER * * {PASSWORD}")
+            client.expect("REGISTER")
+        finally:
+            client.close()
+    carol = ClientSession("127.0.0.1", server.port, "carol", account_password=lambda: PASSWORD)
+    carol.connect()
+    try:
+        send_lines(carol, "bob", ["hello bob", "are you there?"], 5)
+    finally:
+        carol.quit()
+    env = {"CHAT_ACCOUNT_PASSWORD": PASSWORD}
+    result = tail(server.port, "--to", "carol", "--alias", "bob", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    found = records(result.output)
+    assert [(r["from"], r["to"], r["text"]) for r in found] == [
+        ("carol", "bob", "hello bob"),
+        ("carol", "bob", "are you there?"),
+    ]
