@@ -218,7 +218,7 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
         try:
             burst = session.reconnect()
         except (ConnectError, AliasRejected) as exc:  # down, or our old self still holds the alias
-            show(Text(str(exc), style=STYLE_ERROR))
+            show(note(f"not yet: {exc}"))
             continue
         except ChatError as exc:  # a wrong password: trying again will not help
             show(Text(str(exc), style=STYLE_ERROR))
