@@ -196,21 +196,25 @@ class Connection:
 
     def _emit(self, data: bytes) -> None:
         """Our own output to our own client: held while a message of its is unconfirmed."""
-        if self.unconfirmed:
+        store = self.server.store
+        if self.unconfirmed and store is not None and not store.committed(self.unconfirmed):
             self.held.append(data)
         else:
+            self.unconfirmed = 0
             self.sendq.put(data)
 
     def _release(self) -> None:
-        """Wait until this client's messages are in the history, then send what was held.
-        Once per batch of lines read: one commit covers them all."""
+        """If anything was held, wait until this client's messages are in the history, then
+        send it. Once per batch of lines read: one commit covers them all. (With nothing to
+        tell the client, its thread reads on: it does not wait for the disk.)"""
+        if not self.held:
+            return
         store = self.server.store
-        if self.unconfirmed and store is not None and not store.wait(self.unconfirmed):
+        if store is not None and not store.wait(self.unconfirmed):
             log.error("history not written in time for %r", self)
         self.unconfirmed = 0
-        if self.held:
-            self.sendq.put(b"".join(self.held))
-            self.held.clear()
+        self.sendq.put(b"".join(self.held))
+        self.held.clear()
 
     def relay(self, relay: tags.Relay) -> None:
         """Queue a relayed message in this client's form."""

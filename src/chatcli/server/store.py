@@ -63,7 +63,6 @@ MIGRATIONS: tuple[str, ...] = (
         tags TEXT NOT NULL DEFAULT ''   -- the sender's client-only tags, serialised
     );
     CREATE INDEX messages_by_target ON messages (target, id);
-    CREATE INDEX messages_by_time ON messages (target, at);
     CREATE TABLE pending (              -- direct messages for accounts that were offline
         account TEXT NOT NULL,
         message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE
@@ -155,7 +154,8 @@ class Store:
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
         self._since_prune = 0
-        self._touched: set[str] = set()  # targets written to in this transaction
+        # Messages added per target since it was last trimmed to the retention limit.
+        self._touched: dict[str, int] = {}
 
     # -- life -------------------------------------------------------------------------------
 
@@ -255,6 +255,10 @@ class Store:
                 self._done.wait(left)
             return self._written >= ticket
 
+    def committed(self, ticket: int) -> bool:
+        """Whether the job with ``ticket`` is committed (a glance: no lock, no wait)."""
+        return self._written >= ticket
+
     def sync(self) -> bool:
         """Wait until everything queued so far is committed."""
         with self._cond:
@@ -304,18 +308,24 @@ class Store:
                 end += 1
             rows = jobs[start:end]
             db.executemany(_INSERT_MESSAGE, rows)  # type: ignore[arg-type]
-            self._touched.update(row[2] for row in rows)  # type: ignore[index]
+            for row in rows:
+                target = row[2]  # type: ignore[index]
+                self._touched[target] = self._touched.get(target, 0) + 1
             start = end
 
     def _trim(self, db: sqlite3.Connection) -> None:
-        """Keep at most ``per_target`` messages where messages were just added."""
-        for target in self._touched:
+        """Keep about ``per_target`` messages per target: a target is trimmed once it has
+        grown by 1% of the limit (so it may briefly hold that much more), not on every
+        commit."""
+        keep = self.retention.per_target
+        due = [target for target, added in self._touched.items() if added > keep // 100]
+        for target in due:
             db.execute(
                 "DELETE FROM messages WHERE target = ? AND id <= (SELECT id FROM messages "
                 "WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (target, target, self.retention.per_target),
+                (target, target, keep),
             )
-        self._touched.clear()
+            del self._touched[target]
 
     def _expire(self, db: sqlite3.Connection) -> None:
         if self.retention.days > 0:
@@ -348,7 +358,7 @@ class Store:
             return self.write(row)
 
         def job(db: sqlite3.Connection) -> None:
-            self._touched.add(message.target)
+            self._touched[message.target] = self._touched.get(message.target, 0) + 1
             cursor = db.execute(_INSERT_MESSAGE, row)
             for owner in owners:
                 db.execute(
