@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from chatcli import __version__
 from chatcli.config import ServerConfig
@@ -147,6 +148,17 @@ def main() -> None:
     help="A server operator and the hash of their password, from `chat hash-password`.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A TOML file of settings (see --print-config); options given here win over it.",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print every setting, commented, at its default (a --config file to start from).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
@@ -168,14 +180,21 @@ def serve(
     history_keep: int,
     history_days: float,
     operators: tuple[str, ...],
+    config_file: Path | None,
+    print_config: bool,
     log_level: str,
 ) -> None:
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
     import logging
     import signal
 
+    from chatcli import settings
     from chatcli.passwords import is_password_hash
     from chatcli.server import Server
+
+    if print_config:
+        click.echo(settings.commented_default())
+        return
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -190,20 +209,35 @@ def serve(
         if not oper_name or not is_password_hash(stored):
             raise ConfigError(f"--oper wants NAME:HASH (see chat hash-password), not {entry!r}")
         opers.append((oper_name, stored))
-    config = ServerConfig(
-        host=host,
-        port=port,
-        name=name,
-        room=room,
-        motd=motd_lines,
-        password=password or None,
-        flood_rate=flood_rate,
-        operators=tuple(opers),
-        db=None if no_db else (db or default_db()),
-        replay_lines=history_lines,
-        history_per_target=history_keep,
-        history_days=history_days,
-    )
+    # Each option as the setting it gives (by the option's name), for those given.
+    given = {
+        "host": ("host", host),
+        "port": ("port", port),
+        "name": ("name", name),
+        "room": ("room", room),
+        "motd": ("motd", motd_lines),
+        "password": ("password", password or None),
+        "flood_rate": ("flood_rate", flood_rate),
+        "operators": ("operators", tuple(opers)),
+        "history_lines": ("replay_lines", history_lines),
+        "history_keep": ("history_per_target", history_keep),
+        "history_days": ("history_days", history_days),
+    }
+    values = settings.load(config_file) if config_file is not None else {}
+    context = click.get_current_context()
+    for option, (key, value) in given.items():
+        source = context.get_parameter_source(option)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            values[key] = value  # the command line wins
+        else:
+            values.setdefault(key, value)  # the file, else the option's default
+    if no_db:
+        values["db"] = None
+    elif db is not None:
+        values["db"] = db
+    elif not values.get("db"):
+        values["db"] = default_db()
+    config = ServerConfig(**values)
     server = Server(config)
     try:
         bound_host, bound_port = server.bind()
