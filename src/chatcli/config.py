@@ -17,8 +17,8 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     name: str = "chatcli.local"  #: the server name, the source of its own messages
     network: str = "chatcli"  #: NETWORK in ISUPPORT
-    room: str = DEFAULT_ROOM  #: every registered client is joined here
-    motd: tuple[str, ...] = ()  #: message-of-the-day lines; none means ERR_NOMOTD
+    room: str = DEFAULT_ROOM  #: the default room, where clients that ask are put on arrival
+    motd: tuple[str, ...] = ()  #: message-of-the-day lines; none: a welcome naming the room
     password: str | None = None  #: server password clients must give with PASS
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
@@ -35,7 +35,8 @@ class ServerConfig:
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
-    #: The SQLite database: accounts, registered rooms, history. None: keep nothing.
+    #: The SQLite database: accounts, registered rooms, history (default: chat.db in the
+    #: data directory; chat serve --no-db keeps nothing).
     db: str | None = None
     history_per_target: int = 10_000  #: messages kept per room or conversation
     history_days: float = 0.0  #: and none older than this many days (0: no limit)
