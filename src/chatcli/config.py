@@ -32,6 +32,20 @@ class ServerConfig:
     tick: float = 1.0  #: how often liveness is checked
     flood_burst: int = 20  #: commands a client may send at once...
     flood_rate: float = 10.0  #: ...and then each second; 0 turns flood control off
+    #: A client whose commands are held more than this many seconds behind that rate is
+    #: disconnected: "Excess Flood". 0: never.
+    flood_kill: float = 30.0
+    #: Bytes of lines read from a client and not yet run; more is "Excess Flood" too.
+    #: At least 32 KiB (a read is up to 16 KiB, a line with tags up to 8.7 KiB).
+    max_recvq: int = 128 * 1024
+    max_clients: int = 4096  #: connections at once, in all; more are told "Server full"
+    max_per_ip: int = 10  #: connections at once from one address; 0: no limit
+    #: New connections one address may make in ``throttle_window`` seconds; 0: no limit.
+    throttle_connects: int = 10
+    throttle_window: float = 10.0  #: ...the seconds counted for throttle_connects
+    #: Loopback addresses (tests, bots, a proxy) are exempt from max_per_ip and the
+    #: throttle; max_clients applies to everyone.
+    exempt_loopback: bool = True
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
@@ -76,4 +90,10 @@ class ServerConfig:
             raise ConfigError("nick_grace must be positive, and the login backoffs 0 or more")
         if self.flood_rate < 0 or self.flood_burst < 1:
             raise ConfigError("flood_rate must be 0 (off) or more, and flood_burst at least 1")
+        if self.flood_kill < 0 or self.max_recvq < 32 * 1024:
+            raise ConfigError("flood_kill must be 0 (off) or more, and max_recvq at least 32768")
+        if self.max_clients < 1 or self.max_per_ip < 0 or self.throttle_connects < 0:
+            raise ConfigError("max_clients must be at least 1; max_per_ip, throttle_connects 0+")
+        if self.throttle_window <= 0:
+            raise ConfigError("throttle_window must be positive")
         return self

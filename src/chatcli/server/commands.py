@@ -71,7 +71,9 @@ def dispatch(conn: Connection, msg: Message) -> None:
         conn.send_error(err)
     except Fatal as exc:
         conn.disconnect(exc.reason)
-    except Exception:
+    # SystemExit too: a stray sys.exit() in a handler is a bug like any other, and
+    # threading would otherwise end this connection without a word in the log.
+    except (Exception, SystemExit):
         log.exception("%s from %r failed", msg.command, conn)
         conn.reply(n.ERR_UNKNOWNERROR, msg.command, "Internal error; the operators were told")
 

@@ -39,7 +39,7 @@ from chatcli.protocol import numerics as n
 from chatcli.server import tags
 from chatcli.server.commands import dispatch
 from chatcli.server.errors import IRCError
-from chatcli.server.flood import FakeLag
+from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
 from chatcli.server.sendq import SendQueue
 
@@ -51,10 +51,24 @@ log = logging.getLogger("chatcli.server")
 
 RECV_BYTES = 16384
 # Commands that flood control never holds: liveness answers, and leaving.
-UNLAGGED = frozenset({"PING", "PONG", "QUIT"})
+UNLAGGED = frozenset({b"PING", b"PONG", b"QUIT"})
 # How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
 # Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
+# A client that has closed its end may still have commands held by flood control: they
+# run, and meanwhile its thread looks at its quit flag (shutdown) this often.
+CLOSING_STEP = 0.1
+
+
+def _verb(raw: bytes) -> bytes:
+    """The command of a raw line, uppercased, without parsing it all (for flood control;
+    a malformed line is charged or not, and answered when it runs)."""
+    words = raw.split(None, 3)
+    if words and words[0].startswith(b"@"):
+        words = words[1:]
+    if words and words[0].startswith(b":"):
+        words = words[1:]
+    return words[0].upper() if words else b""
 
 
 def wait_readable(sock: socket.socket, timeout: float) -> bool:
@@ -233,6 +247,13 @@ class Connection:
         safe = tuple(_safe_middle(p) for p in middle)
         self.send(Message(numeric, (*safe, last), self.config.name))
 
+    def fail(self, command: str, code: str, *params: str) -> None:
+        """An IRCv3 standard reply, ``FAIL <command> <code> [<context>...] :<text>``; the
+        context, often echoed from the client, is made safe as :meth:`reply` does."""
+        *context, text = (_safe_middle(command), code, *params)
+        safe = tuple(_safe_middle(p) for p in context)
+        self.send(Message("FAIL", (*safe, text), self.config.name))
+
     def send_error(self, err: IRCError) -> None:
         self.reply(err.numeric, *err.params, err.text)
 
@@ -256,26 +277,47 @@ class Connection:
             self._shutdown(socket.SHUT_RD)  # wakes run() out of recv()
 
     def run(self) -> None:
-        """The connection thread: read, frame, parse and dispatch until the end."""
+        """The connection thread: read, frame, parse and dispatch until the end.
+
+        Lines read wait in a :class:`~chatcli.server.flood.Backlog` until flood control
+        lets them run; meanwhile the thread reads on, so that the backlog sees a client
+        that keeps flooding ("Excess Flood") and bounds what is held for it.
+        """
         buffer = LineBuffer()
+        backlog = Backlog(self.lag, self.config.flood_kill, self.config.max_recvq)
+        closing: str | None = None  # the client is done: run what is held, then end
         try:
             while self.quit_reason is None:
+                self._run_due(backlog)
+                if self.quit_reason is not None:
+                    break
+                due = backlog.next_due()
+                if closing is not None:
+                    if due is None:
+                        self.disconnect(closing)
+                        break
+                    time.sleep(min(max(0.0, due - time.monotonic()), CLOSING_STEP))
+                    continue
                 try:
                     data = self.sock.recv(RECV_BYTES)
                 except (BlockingIOError, InterruptedError):
-                    wait_readable(self.sock, WAKE_INTERVAL)
+                    timeout = WAKE_INTERVAL if due is None else due - time.monotonic()
+                    wait_readable(self.sock, max(0.0, timeout))
                     continue
                 if not data:
-                    break
-                self.last_seen = time.monotonic()
+                    closing = "Connection closed"
+                    continue
+                now = self.last_seen = time.monotonic()
                 self.ping_sent = None
                 try:
                     lines = buffer.feed(data)
                 except ReadQExceeded as exc:
-                    self._handle(exc.lines)  # what came before the endless line counts
-                    self.disconnect("ReadQ exceeded")
-                    break
-                self._handle(lines)
+                    lines, closing = exc.lines, "ReadQ exceeded"  # what came before counts
+                try:
+                    for raw in lines:
+                        backlog.add(raw, lagged=_verb(raw) not in UNLAGGED, now=now)
+                except ExcessFlood:
+                    self.disconnect("Excess Flood")
         except OSError as exc:
             self.disconnect(f"Read error: {exc.strerror or exc}")
         except Exception:
@@ -285,37 +327,29 @@ class Connection:
             self.disconnect(self.sendq.failed or "Connection closed")
             self._teardown()
 
-    def _handle(self, lines: list[bytes]) -> None:
+    def _run_due(self, backlog: Backlog) -> None:
+        """Run, in order, every line held that flood control lets run now."""
         try:
-            self._handle_lines(lines)
+            while self.quit_reason is None and (raw := backlog.pop(time.monotonic())) is not None:
+                self._run_line(raw)
         finally:
-            self._release()
+            self._release()  # what is due goes out before the client waits
 
-    def _handle_lines(self, lines: list[bytes]) -> None:
-        for raw in lines:
-            if self.quit_reason is not None:
-                return
-            msg = self._parse(raw)
-            if msg is None:
-                continue
-            if msg.command not in UNLAGGED:
-                wait = self.lag.delay(time.monotonic())
-                if wait > 0:
-                    self._release()  # what is due goes out before the client waits
-                    time.sleep(wait)
-                    if self.quit_reason is not None:
-                        return
-            label = msg.tags.get("label") if msg.tags else None
-            if label is None or not {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps:
-                dispatch(self, msg)
-                continue
-            self.labeled = []
-            try:
-                dispatch(self, msg)
-            finally:
-                sent, self.labeled = self.labeled, None
-            batch_id = tags.new_msgid()
-            self._emit(tags.labeled_response(label, sent, batch_id, self.config.name))
+    def _run_line(self, raw: bytes) -> None:
+        msg = self._parse(raw)
+        if msg is None:
+            return
+        label = msg.tags.get("label") if msg.tags else None
+        if label is None or not {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps:
+            dispatch(self, msg)
+            return
+        self.labeled = []
+        try:
+            dispatch(self, msg)
+        finally:
+            sent, self.labeled = self.labeled, None
+        batch_id = tags.new_msgid()
+        self._emit(tags.labeled_response(label, sent, batch_id, self.config.name))
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""

@@ -2,12 +2,25 @@
 
 A token bucket per client, as a pure function of the time it is given: every command
 takes a token; tokens come back at ``rate`` a second up to ``burst``. A command that
-finds the bucket empty is held (its connection's thread sleeps) until a token is due.
-Only the flooder waits; everyone else's commands run as before, and what it sends to
-others arrives at a pace their send queues can take.
+finds the bucket empty is held until a token is due. Only the flooder waits; everyone
+else's commands run as before, and what it sends to others arrives at a pace their send
+queues can take.
+
+Commands are charged when they are *read*, not when they run, so the bucket knows how far
+behind a client is: the connection keeps reading while it holds commands (its
+:class:`Backlog`), and a client whose commands are due more than ``kill`` seconds from now,
+or whose held lines pass ``max_bytes``, keeps flooding past any paste: it is disconnected
+(:class:`ExcessFlood`, "Excess Flood" as IRC servers say). Both bounds also bound the
+memory a flooder costs.
 """
 
 from __future__ import annotations
+
+from collections import deque
+
+
+class ExcessFlood(Exception):
+    """A client is too far behind its flood allowance: disconnect it."""
 
 
 class FakeLag:
@@ -27,3 +40,51 @@ class FakeLag:
         self.stamp = now
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Backlog:
+    """Lines read from one client and not yet run, in order, each with when it is due.
+
+    Args:
+        lag: the client's bucket; lagged lines take a token when added.
+        kill: seconds behind (the wait of the last line added) allowed; 0: no limit.
+        max_bytes: bytes of lines held at once allowed.
+    """
+
+    __slots__ = ("kill", "lag", "lines", "max_bytes", "size")
+
+    def __init__(self, lag: FakeLag, kill: float, max_bytes: int) -> None:
+        self.lag = lag
+        self.kill = kill
+        self.max_bytes = max_bytes
+        self.lines: deque[tuple[float, bytes]] = deque()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, line: bytes, *, lagged: bool, now: float) -> None:
+        """Hold ``line``, read at ``now``; a ``lagged`` one takes a token.
+
+        Raises:
+            ExcessFlood: the client is more than ``kill`` seconds or ``max_bytes`` behind.
+        """
+        wait = self.lag.delay(now) if lagged else 0.0
+        # In order: a line is never due before the one read ahead of it.
+        due = max(now + wait, self.lines[-1][0]) if self.lines else now + wait
+        self.lines.append((due, line))
+        self.size += len(line)
+        if (self.kill and wait > self.kill) or self.size > self.max_bytes:
+            raise ExcessFlood
+
+    def next_due(self) -> float | None:
+        """When the first line held is due; None when none is."""
+        return self.lines[0][0] if self.lines else None
+
+    def pop(self, now: float) -> bytes | None:
+        """The first line held, if it is due at ``now``; else None."""
+        if not self.lines or self.lines[0][0] > now:
+            return None
+        line = self.lines.popleft()[1]
+        self.size -= len(line)
+        return line

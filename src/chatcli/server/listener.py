@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import selectors
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from enum import Enum
 from pathlib import Path
 
@@ -75,6 +77,13 @@ def check_liveness(
     return Liveness.OK, ""
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
@@ -95,6 +104,10 @@ class Server:
         self._state_lock = threading.Lock()
         self._closed = False
         self._threads: set[threading.Thread] = set()
+        # Accept limits, under _state_lock: connections open per address, and the times of
+        # recent connections per address (the throttle; pruned by housekeeping).
+        self._per_ip: dict[str, int] = {}
+        self._recent: dict[str, deque[float]] = {}
         # The default room has no operator, so nothing in it is reserved to operators (no
         # +t): anyone may set its topic. It stays when empty.
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
@@ -184,31 +197,70 @@ class Server:
                 time.sleep(0.1)
             return
         sock.setblocking(False)  # the flusher writes without waiting; see sendq.py
+        host = address[0]
+        refused = self._admit(host, time.monotonic())
+        if refused:
+            log.warning("refused a connection from %s: %s", host, refused)
+            line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
+            with contextlib.suppress(OSError):
+                sock.send(line)  # a fresh socket's buffer takes one short line
+                sock.recv(4096)  # what the client sent already: unread, close would reset
+            sock.close()
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
         conn = Connection(self, sock, address[:2])
         with self.world.lock:
             self.world.connections.add(conn)
+        with self._state_lock:
+            self._threads.add(conn.thread)
         old = threading.stack_size()
         try:
             threading.stack_size(THREAD_STACK_BYTES)
-            with self._state_lock:
-                self._threads.add(conn.thread)
             conn.start()
         except (RuntimeError, ValueError) as exc:  # no more threads: refuse this one
             log.error("cannot start a thread for %s: %s", address[0], exc)
             with self.world.lock:
                 self.world.connections.discard(conn)
-            with self._state_lock:
-                self._threads.discard(conn.thread)
+            self.forget(conn)
             sock.close()
         finally:
             threading.stack_size(old)
 
+    def _admit(self, host: str, now: float) -> str:
+        """Count a new connection from ``host`` at ``now``; or return why it is refused.
+
+        ``max_clients`` applies to everyone; ``max_per_ip`` and the throttle
+        (``throttle_connects`` in ``throttle_window``) not to loopback if
+        ``exempt_loopback``. A refused connection does not count against its address.
+        """
+        config = self.config
+        exempt = config.exempt_loopback and is_loopback(host)
+        with self._state_lock:
+            if len(self._threads) >= config.max_clients:
+                return "Server full"
+            if not exempt and 0 < config.max_per_ip <= self._per_ip.get(host, 0):
+                return "Too many connections from your address"
+            if not exempt and config.throttle_connects:
+                recent = self._recent.setdefault(host, deque())
+                while recent and recent[0] <= now - config.throttle_window:
+                    recent.popleft()
+                if len(recent) >= config.throttle_connects:
+                    return "Connecting too fast"
+                recent.append(now)
+            self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        return ""
+
     def forget(self, conn: Connection) -> None:
         """Called by a connection's thread when it has finished (thread reaping)."""
         with self._state_lock:
-            self._threads.discard(conn.thread)
+            if conn.thread in self._threads:
+                self._threads.discard(conn.thread)
+                left = self._per_ip.get(conn.host, 1) - 1
+                if left > 0:
+                    self._per_ip[conn.host] = left
+                else:
+                    self._per_ip.pop(conn.host, None)
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(self.config.tick):
@@ -230,6 +282,10 @@ class Server:
                 elif action is Liveness.DROP:
                     conn.disconnect(reason)
                 accounts.enforce(conn, now)  # a registered nick held without logging in
+            with self._state_lock:  # the throttle forgets addresses not seen for a window
+                window = self.config.throttle_window
+                for host in [h for h, t in self._recent.items() if not t or t[-1] <= now - window]:
+                    del self._recent[host]
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def chathistory(conn: Connection, msg: Message) -> None:
         else:
             raise HistoryFail("UNKNOWN_COMMAND", sub, "Unknown subcommand")
     except HistoryFail as fail:
-        conn.send(Message("FAIL", ("CHATHISTORY", fail.code, *fail.params), conn.config.name))
+        conn.fail("CHATHISTORY", fail.code, *fail.params)
 
 
 def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -> None:
