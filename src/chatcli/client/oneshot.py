@@ -31,9 +31,9 @@ _REFUSED = {
 
 
 def connect_as(
-    alias: str,
+    alias: str | None,
     *,
-    retry: bool,
+    role: str,
     host: str,
     port: int,
     password: str | None,
@@ -41,7 +41,10 @@ def connect_as(
     wanted_caps: Iterable[str] = SEND_CAPS,
     account_password: Callable[[], str | None] | None = None,
 ) -> ClientSession:
-    """Register as ``alias``; with ``retry``, try ``alias2``... when it is taken."""
+    """Register as ``alias`` or, without one, as ``<login name>-<role>``, trying
+    ``...2``, ``...3`` when that is taken."""
+    retry = alias is None
+    alias = alias or default_alias()[:24] + "-" + role
     for attempt in range(1, 10 if retry else 2):
         nick = alias if attempt == 1 else f"{alias}{attempt}"
         session = ClientSession(
@@ -191,8 +194,8 @@ def run_send(
     if not (is_valid_channel(target) or is_valid_nick(target)):
         raise ConfigError(f"--to must be a room (#name) or an alias, not {target!r}")
     session = connect_as(
-        alias or default_alias()[:24] + "-send",
-        retry=alias is None,
+        alias,
+        role="send",
         host=host,
         port=port,
         password=password,

@@ -28,7 +28,6 @@ from chatcli.client.history import (
 )
 from chatcli.client.oneshot import connect_as, enter_room, raise_for
 from chatcli.client.session import ClientSession
-from chatcli.defaults import default_alias
 from chatcli.errors import ChatError, ConfigError, ConnectError, Refused
 from chatcli.protocol import (
     Message,
@@ -152,8 +151,8 @@ def run_tail(
         raise ConfigError("give --last or --since, not both")
     start = parse_since(since, datetime.now(UTC)) if since is not None else None
     session = connect_as(
-        alias or default_alias()[:24] + "-tail",
-        retry=alias is None,
+        alias,
+        role="tail",
         host=host,
         port=port,
         password=password,
