@@ -73,16 +73,11 @@ def line(stored: Stored, profile: int, batch: str | None = None, plain_time: boo
         stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(stored.at / 1000))
         text = f"[{stamp} UTC] {text}"
     msg = Message.unchecked(stored.command, (stored.recipient, text), stored.source, {})
-    parts = []
-    if batch is not None:
-        parts.append(f"batch={batch}")
-    if profile & tags.TIME:
-        parts.append(f"time={tags.server_time(stored.at / 1000)}")
-    if profile & tags.TAGS:
-        parts.append(f"msgid={stored.msgid}")
-        if stored.tags:
-            parts.append(stored.tags)
-    return tags.with_tags(msg.to_bytes(), ";".join(parts))
+    relay = tags.Relay(
+        msg, client_tags=stored.tags, account=stored.account, at=stored.at, msgid=stored.msgid
+    )
+    form = relay.to(profile)
+    return form if batch is None else tags.with_tags(form, f"batch={batch}")
 
 
 def send_batch(conn: Connection, kind: str, params: tuple[str, ...], lines: list[Stored],

@@ -82,6 +82,8 @@ class Relay:
         tags_only: only recipients with message-tags get it (TAGMSG).
         account: the sender's account, if logged in: the ``account`` tag for recipients
             with account-tag (IRCv3 account-tag; it needs no message-tags).
+        at, msgid: when it was said (unix ms) and its msgid, for a message from history;
+            a new message is stamped now.
     """
 
     __slots__ = (
@@ -93,7 +95,6 @@ class Relay:
         "at",
         "msgid",
         "tags_only",
-        "time",
     )
 
     def __init__(
@@ -105,13 +106,13 @@ class Relay:
         extended: Message | None = None,
         tags_only: bool = False,
         account: str | None = None,
+        at: int | None = None,
+        msgid: str | None = None,
     ) -> None:
         self._plain = msg.to_bytes()
         self._extended = extended.to_bytes() if extended is not None else self._plain
-        now = time.time()
-        self.at = int(now * 1000)  #: when, in unix milliseconds
-        self.time = server_time(now)
-        self.msgid = new_msgid()
+        self.at = int(time.time() * 1000) if at is None else at  #: unix milliseconds
+        self.msgid = new_msgid() if msgid is None else msgid
         self.tags_only = tags_only
         self._tags = ";".join(
             part for part in (f"msgid={self.msgid}", client_tags, "bot" if bot else "") if part
@@ -135,8 +136,8 @@ class Relay:
             return b""
         line = self._extended if profile & EXTENDED_JOIN else self._plain
         parts = []
-        if profile & TIME:
-            parts.append(f"time={self.time}")
+        if profile & TIME:  # made for the first recipient that wants it, once
+            parts.append(f"time={server_time(self.at / 1000)}")
         if profile & ACCOUNT and self._account:
             parts.append(self._account)
         if profile & TAGS:
