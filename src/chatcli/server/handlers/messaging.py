@@ -61,8 +61,6 @@ def deliver(conn: Connection, msg: Message, *, notice: bool) -> None:
     client_tags = tags.client_only(msg.tags) if msg.tags else ""
     for target in targets:
         try:
-            if accounts.to_service(conn, target, msg):  # NickServ
-                continue
             _deliver_one(conn, msg, target, client_tags, notice)
         except IRCError as err:
             if not notice:
@@ -78,6 +76,7 @@ def _deliver_one(
     bot = "B" in conn.modes
     away: tuple[str, str] | None = None  # the recipient's nick and away message
     kept: int | None = None  # the history write to wait for before confirming
+    relay: Relay | None = None
     with world.lock:
         if is_channel(target):
             channel = world.find_channel(target)
@@ -94,11 +93,7 @@ def _deliver_one(
             world.broadcast(channel, relay, skip=conn)
             if not tags_only:
                 kept = history.record(conn, world.fold(channel.name), out, relay, client_tags)
-        else:
-            recipient = world.find_nick(target)
-            if recipient is None:
-                _deliver_offline(conn, msg, target, client_tags)
-                return
+        elif (recipient := world.find_nick(target)) is not None:
             out = Message(msg.command, (recipient.name, *rest), conn.source)
             relay = Relay(
                 out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
@@ -112,6 +107,11 @@ def _deliver_one(
             if not tags_only:
                 key = history.conversation(history.identity(conn), history.identity(recipient))
                 kept = history.record(conn, key, out, relay, client_tags)
+    if relay is None:  # nobody online by that name: a service, or an account to keep it for
+        if accounts.to_service(conn, target, msg):
+            return
+        relay, kept = _keep_for_offline(conn, msg, target, client_tags)
+        away = (target, "Offline: your message is kept for their return")
     # What the sender is told from now on (its echo, then whatever it asks next) is held
     # until the message is in the history: once confirmed, it survives a crash.
     if kept is not None:
@@ -122,9 +122,12 @@ def _deliver_one(
         conn.reply(n.RPL_AWAY, *away)
 
 
-def _deliver_offline(conn: Connection, msg: Message, target: str, client_tags: str) -> None:
-    """A direct message to ``target``, who is not online: kept for them if ``target`` is a
-    registered account (delivered when they next log in), else ERR_NOSUCHNICK."""
+def _keep_for_offline(
+    conn: Connection, msg: Message, target: str, client_tags: str
+) -> tuple[Relay, int | None]:
+    """Keep a direct message for ``target``, who is not online, if it is a registered
+    account (delivered when they next log in); else ERR_NOSUCHNICK. Without the world lock:
+    this reads the database."""
     store = conn.server.store
     owner = conn.world.fold(target)
     account = store.account(owner) if store is not None and is_valid_nick(target) else None
@@ -133,13 +136,7 @@ def _deliver_offline(conn: Connection, msg: Message, target: str, client_tags: s
     out = Message(msg.command, (account.name, msg.params[1]), conn.source)
     relay = Relay(out, client_tags=client_tags, bot="B" in conn.modes, account=conn.account)
     key = history.conversation(history.identity(conn), owner)
-    kept = history.record(conn, key, out, relay, client_tags, pending_for=(owner,))
-    if kept is not None:
-        conn.confirm_after(kept)
-    if caps.ECHO_MESSAGE in conn.caps:
-        conn.relay(relay)
-    if msg.command == "PRIVMSG":
-        conn.reply(n.RPL_AWAY, account.name, "Offline: your message is kept for their return")
+    return relay, history.record(conn, key, out, relay, client_tags, pending_for=(owner,))
 
 
 @command("AWAY")
