@@ -152,7 +152,8 @@ class Store:
         self._queued = 0  # jobs queued so far
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._failure: str | None = None
+        # The tickets of the latest transactions that failed (rolled back), as ranges.
+        self._failed: deque[tuple[int, int]] = deque(maxlen=64)
         self._since_prune = 0
         # Messages added per target since it was last trimmed to the retention limit.
         self._touched: dict[str, int] = {}
@@ -245,15 +246,20 @@ class Store:
         return ticket
 
     def wait(self, ticket: int, timeout: float = 10.0) -> bool:
-        """Wait until the job with ``ticket`` is committed; False on timeout or failure."""
+        """Wait until the job with ``ticket`` is written; False on timeout, or if its
+        transaction failed (a failure costs only the jobs that were in it)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._written < ticket and self._failure is None:
+            while self._written < ticket:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._thread is None:
                     return False
                 self._done.wait(left)
-            return self._written >= ticket
+            return not any(first <= ticket <= last for first, last in self._failed)
+
+    def _must(self, ticket: int) -> None:
+        if not self.wait(ticket):
+            raise StoreError(f"cannot write to the database {self.path}")
 
     def committed(self, ticket: int) -> bool:
         """Whether the job with ``ticket`` is committed (a glance: no lock, no wait)."""
@@ -290,7 +296,7 @@ class Store:
                     db.execute("ROLLBACK")
                 log.error("writing to the database failed: %s", exc)
                 with self._cond:
-                    self._failure = str(exc)
+                    self._failed.append((self._written + 1, self._written + len(jobs)))
             with self._cond:
                 self._written += len(jobs)
                 self._done.notify_all()
@@ -438,8 +444,13 @@ class Store:
             "ORDER BY m.id",
             (account,),
         )
-        if rows:
-            self.write(lambda db: db.execute("DELETE FROM pending WHERE account = ?", (account,)))
+        if rows:  # only what was read: a message kept meanwhile waits for the next login
+            last = rows[-1][0]
+            self.write(
+                lambda db: db.execute(
+                    "DELETE FROM pending WHERE account = ? AND message <= ?", (account, last)
+                )
+            )
         return [Stored(*row) for row in rows]
 
     # -- accounts ---------------------------------------------------------------------------
@@ -462,11 +473,11 @@ class Store:
             )
             created.append(cursor.rowcount == 1)
 
-        self.wait(self.write(job))
+        self._must(self.write(job))
         return bool(created and created[0])
 
     def set_password(self, folded: str, password_hash: str) -> None:
-        self.wait(
+        self._must(
             self.write(
                 lambda db: db.execute(
                     "UPDATE accounts SET password = ? WHERE name = ?", (password_hash, folded)
@@ -479,7 +490,7 @@ class Store:
             db.execute("DELETE FROM accounts WHERE name = ?", (folded,))
             db.execute("DELETE FROM pending WHERE account = ?", (folded,))
 
-        self.wait(self.write(job))
+        self._must(self.write(job))
 
     # -- registered rooms -------------------------------------------------------------------
 
