@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chatcli.protocol import Message, caps, is_channel, split_source
+from chatcli.protocol import Message, caps, is_channel, server_time, split_source
 from chatcli.protocol import numerics as n
 
 #: What the client needs to read history: msgids, times and batches.
@@ -43,15 +43,9 @@ def chat_key(msg: Message, me: str) -> str:
     return (sender if target.lower() == me.lower() else target).lower()
 
 
-def server_time(when: datetime) -> str:
-    """``when`` as IRCv3 server-time writes it: UTC, ISO 8601, with milliseconds."""
-    when = when.astimezone(UTC)
-    return f"{when.strftime('%Y-%m-%dT%H:%M:%S')}.{when.microsecond // 1000:03d}Z"
-
-
 def timestamp(when: datetime) -> str:
     """A draft/chathistory ``timestamp=`` reference to ``when``."""
-    return "timestamp=" + server_time(when)
+    return "timestamp=" + server_time(when.timestamp())
 
 
 @dataclass

@@ -23,7 +23,6 @@ from chatcli.client.history import (
     HISTORY_CAPS,
     Timeline,
     chat_key,
-    server_time,
     timestamp,
 )
 from chatcli.client.oneshot import connect_as, enter_room, raise_for
@@ -35,6 +34,7 @@ from chatcli.protocol import (
     is_channel,
     is_valid_channel,
     is_valid_nick,
+    server_time,
     split_source,
 )
 
@@ -73,7 +73,7 @@ def as_record(msg: Message) -> dict[str, str | None] | None:
             return None
         kind, text = "action", rest
     return {
-        "time": msg.tags.get("time") or server_time(datetime.now(UTC)),
+        "time": msg.tags.get("time") or server_time(time.time()),
         "msgid": msg.tags.get("msgid"),
         "from": split_source(msg.source or "")[0],
         "to": msg.params[0],

@@ -24,6 +24,7 @@ from chatcli.protocol.message import (
     escape_tag_value,
     message,
     parse_line,
+    server_time,
     split_text,
     unescape_tag_value,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "message",
     "numerics",
     "parse_line",
+    "server_time",
     "split_source",
     "split_text",
     "unescape_tag_value",

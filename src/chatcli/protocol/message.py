@@ -15,6 +15,7 @@ serialised: no parameter can smuggle CR, LF or NUL, and no middle parameter hold
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -41,6 +42,12 @@ _FORBIDDEN = frozenset("\r\n\0")
 # IRCv3 message-tags: "escaped value" table.
 _ESCAPES = {";": r"\:", " ": r"\s", "\\": "\\\\", "\r": r"\r", "\n": r"\n"}
 _UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+def server_time(seconds: float) -> str:
+    """Unix time ``seconds`` as IRCv3 server-time writes it: UTC, milliseconds, 'Z'."""
+    millis = int(seconds * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def escape_tag_value(value: str) -> str:

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 
-from chatcli.protocol import Message, caps, escape_tag_value
+from chatcli.protocol import Message, caps, escape_tag_value, server_time
 
 TIME = 1  #: the recipient has server-time
 TAGS = 2  #: the recipient has message-tags
@@ -39,13 +39,6 @@ def profile(enabled: Iterable[str]) -> int:
         | (EXTENDED_JOIN if caps.EXTENDED_JOIN in have else 0)
         | (ACCOUNT if caps.ACCOUNT_TAG in have else 0)
     )
-
-
-def server_time(now: float | None = None) -> str:
-    """``now`` (default: the current time) as IRCv3 server-time: UTC, milliseconds, 'Z'."""
-    now = time.time() if now is None else now
-    millis = int(now * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
 
 
 def new_msgid() -> str:
