@@ -75,3 +75,7 @@ def test_chat_serve_stops_on_a_bad_file_with_one_line(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--config", str(path)])
     assert result.exit_code == ExitStatus.USAGE
     assert result.stderr == f"chat: {path}: unknown key 'prot'\n"
+
+
+def test_an_empty_db_keeps_nothing(tmp_path):
+    assert load(write(tmp_path, 'db = ""'))["db"] is None

@@ -235,16 +235,18 @@ def serve(
         values["db"] = None
     elif db is not None:
         values["db"] = db
-    elif not values.get("db"):
+    elif "db" not in values:
         values["db"] = default_db()
     config = ServerConfig(**values)
     server = Server(config)
     try:
         bound_host, bound_port = server.bind()
     except OSError as exc:
-        raise ChatError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ChatError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    join_hint = "chat join" + ("" if host == DEFAULT_HOST else f" --host {bound_host}")
+    join_hint = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
     join_hint += "" if bound_port == DEFAULT_PORT else f" --port {bound_port}"
     click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {join_hint}")
     click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
@@ -316,16 +318,16 @@ def join(
 
     if room is not None and not room.startswith("#"):
         room = "#" + room
-    secret = account_password(alias, account_password_file)
+    secret = account_password(account_password_file)
     session = ClientSession(host, port, alias, password=password, account_password=secret)
     sys.exit(int(run_join(session, room)))
 
 
-def account_password(alias: str | None, path: Path | None) -> Callable[[], str | None]:
+def account_password(path: Path | None) -> Callable[[str], str | None]:
     """Where an account password comes from: the file, else CHAT_ACCOUNT_PASSWORD, else a
     prompt on a terminal. Asked only once the server says the alias is a registered account."""
 
-    def ask() -> str | None:
+    def ask(alias: str) -> str | None:
         if path is not None:
             try:
                 return path.read_text(encoding="utf-8").strip() or None
@@ -333,7 +335,7 @@ def account_password(alias: str | None, path: Path | None) -> Callable[[], str |
                 raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         if secret := os.environ.get("CHAT_ACCOUNT_PASSWORD"):
             return secret
-        if sys.stdin.isatty():
+        if sys.stdin is not None and sys.stdin.isatty():
             prompt = f"{alias} is a registered account; password (empty: don't log in)"
             return click.prompt(prompt, hide_input=True, default="", show_default=False) or None
         return None
@@ -444,7 +446,7 @@ def tail(account_password_file: Path | None, **params: Any) -> None:
     """
     from chatcli.client.tail import tail_command
 
-    secret = account_password(params["alias"], account_password_file)
+    secret = account_password(account_password_file)
     tail_command(account_password=secret, **params)
 
 

@@ -7,13 +7,15 @@ the command line win over the file. An unknown key or a value of the wrong kind 
 start-up with the file, the key and the reason.
 
 Two keys have a TOML shape of their own: ``motd`` is a list of lines, and ``operators`` a
-table of ``name = "hash"`` (from ``chat hash-password``).
+table of ``name = "hash"`` (from ``chat hash-password``). An empty ``password`` or ``db``
+means none (``db = ""`` keeps nothing, as ``--no-db`` does).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -121,7 +123,7 @@ def _toml_line(key: str, value: object) -> str:
         return f"{key} = {'true' if value else 'false'}"
     if isinstance(value, (int, float)):
         return f"{key} = {value!r}"
-    return f"{key} = {str(value)!r}".replace("'", '"')
+    return f"{key} = {json.dumps(str(value))}"  # a JSON string is a TOML basic string
 
 
 def _field_docs() -> dict[str, list[str]]:

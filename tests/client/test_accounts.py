@@ -52,25 +52,25 @@ def test_session_logs_in_when_the_alias_is_registered(accounts_server):
         "127.0.0.1",
         accounts_server.port,
         "bob",
-        account_password=lambda: asked.append(1) or PASSWORD,
+        account_password=lambda nick: asked.append(nick) or PASSWORD,
     )
     session.connect()
     try:
-        assert session.account == "bob" and asked == [1]
+        assert session.account == "bob" and asked == ["bob"]  # once, for its alias
     finally:
         session.quit()
 
 
 def test_session_with_a_wrong_password_is_refused_clearly(accounts_server):
     session = ClientSession(
-        "127.0.0.1", accounts_server.port, "bob", account_password=lambda: "wrong"
+        "127.0.0.1", accounts_server.port, "bob", account_password=lambda nick: "wrong"
     )
     with pytest.raises(Refused, match="wrong password for 'bob'"):
         session.connect()
 
 
 def test_session_does_not_ask_for_an_unregistered_alias(accounts_server):
-    def never() -> str:
+    def never(nick: str) -> str:
         raise AssertionError("asked for a password")
 
     session = ClientSession("127.0.0.1", accounts_server.port, "carol", account_password=never)

@@ -214,7 +214,7 @@ def test_an_account_reads_its_conversation(history):
             client.expect("REGISTER")
         finally:
             client.close()
-    carol = ClientSession("127.0.0.1", server.port, "carol", account_password=lambda: PASSWORD)
+    carol = ClientSession("127.0.0.1", server.port, "carol", account_password=lambda nick: PASSWORD)
     carol.connect()
     try:
         send_lines(carol, "bob", ["hello bob", "are you there?"], 5)

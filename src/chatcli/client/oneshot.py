@@ -39,7 +39,7 @@ def connect_as(
     password: str | None,
     timeout: float,
     wanted_caps: Iterable[str] = SEND_CAPS,
-    account_password: Callable[[], str | None] | None = None,
+    account_password: Callable[[str], str | None] | None = None,
 ) -> ClientSession:
     """Register as ``alias`` or, without one, as ``<login name>-<role>``, trying
     ``...2``, ``...3`` when that is taken."""

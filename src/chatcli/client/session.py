@@ -75,7 +75,7 @@ class ClientSession:
         realname: str = "chatcli user",
         caps: Iterable[str] = WANTED_CAPS,
         timeout: float = 10.0,
-        account_password: Callable[[], str | None] | None = None,
+        account_password: Callable[[str], str | None] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.nick = nick
@@ -191,7 +191,7 @@ class ClientSession:
         if caps.SASL not in self.caps or not self._alias_registered:
             return False
         if self._secret is None and self.account_password is not None:
-            self._secret = self.account_password() or ""
+            self._secret = self.account_password(self.nick) or ""
         password = self._secret
         if not password:
             return False

@@ -134,7 +134,7 @@ def run_tail(
     follow: bool,
     duration: float | None,
     as_json: bool,
-    account_password: Callable[[], str | None] | None = None,
+    account_password: Callable[[str], str | None] | None = None,
     out: IO[str] | None = None,
 ) -> None:
     """Print ``target``'s last messages (or those since a time) and, with ``follow``, the
