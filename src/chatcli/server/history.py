@@ -65,9 +65,9 @@ def record(
     return store.record(stored, pending_for)
 
 
-def line(stored: Stored, profile: int, batch: str | None = None, plain_time: bool = False) -> bytes:
-    """``stored`` as a line for a client of ``profile``, inside ``batch`` if given. With
-    ``plain_time``, a client that does not read server-time sees the time in the text."""
+def line(stored: Stored, profile: int, plain_time: bool = False) -> bytes:
+    """``stored`` as a line for a client of ``profile``. With ``plain_time``, a client
+    that does not read server-time sees the time in the text."""
     text = stored.text
     if plain_time and not profile & tags.TIME:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(stored.at / 1000))
@@ -76,24 +76,24 @@ def line(stored: Stored, profile: int, batch: str | None = None, plain_time: boo
     relay = tags.Relay(
         msg, client_tags=stored.tags, account=stored.account, at=stored.at, msgid=stored.msgid
     )
-    form = relay.to(profile)
-    return form if batch is None else tags.with_tags(form, f"batch={batch}")
+    return relay.to(profile)
 
 
-def send_batch(conn: Connection, kind: str, params: tuple[str, ...], lines: list[Stored],
-               *, plain_time: bool = False) -> None:  # fmt: skip
-    """Send ``lines`` to ``conn`` in a batch of ``kind`` (if it reads batches)."""
-    server = conn.config.name
-    if caps.BATCH not in conn.caps:
-        out = [line(s, conn.profile, plain_time=plain_time) for s in lines]
-        if out:
-            conn.send_bytes(b"".join(out))
-        return
-    ref = tags.new_msgid()
-    start = Message("BATCH", ("+" + ref, kind, *params), server).to_bytes()
-    end = Message("BATCH", ("-" + ref,), server).to_bytes()
-    body = [line(s, conn.profile, ref, plain_time) for s in lines]
-    conn.send_bytes(b"".join([start, *body, end]))
+def send_batch(conn: Connection, kind: str, params: tuple[str, ...], lines: list[bytes]) -> None:
+    """Send ``lines`` (serialised) to ``conn`` in a batch of ``kind``, if it reads batches;
+    else as they are."""
+    if caps.BATCH in conn.caps:
+        conn.send_bytes(tags.batch(conn.config.name, kind, params, lines))
+    elif lines:
+        conn.send_bytes(b"".join(lines))
+
+
+def send_history(
+    conn: Connection, target: str, found: list[Stored], *, plain_time: bool = False
+) -> None:
+    """Messages from history, for ``target``, in a ``chathistory`` batch."""
+    lines = [line(s, conn.profile, plain_time) for s in found]
+    send_batch(conn, "chathistory", (target,), lines)
 
 
 def replay(conn: Connection, channel: Channel) -> None:
@@ -105,7 +105,7 @@ def replay(conn: Connection, channel: Channel) -> None:
         return
     lines = store.latest(conn.world.fold(channel.name), count)
     if lines:
-        send_batch(conn, "chathistory", (channel.name,), lines, plain_time=True)
+        send_history(conn, channel.name, lines, plain_time=True)
 
 
 def deliver_pending(conn: Connection) -> None:
@@ -116,4 +116,4 @@ def deliver_pending(conn: Connection) -> None:
         return
     lines = store.take_pending(conn.world.fold(conn.account))
     if lines:
-        send_batch(conn, "chathistory", (conn.name,), lines, plain_time=True)
+        send_history(conn, conn.name, lines, plain_time=True)

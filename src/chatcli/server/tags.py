@@ -138,6 +138,22 @@ class Relay:
         return with_tags(line, ";".join(parts))
 
 
+def batch(
+    server: str,
+    kind: str,
+    params: tuple[str, ...],
+    lines: list[bytes],
+    *,
+    ref: str | None = None,
+    start_tags: str = "",
+) -> bytes:
+    """``lines`` (serialised messages, one each) in an IRCv3 batch of ``kind``."""
+    ref = ref or new_msgid()
+    start = with_tags(Message("BATCH", ("+" + ref, kind, *params), server).to_bytes(), start_tags)
+    end = Message("BATCH", ("-" + ref,), server).to_bytes()
+    return b"".join([start, *(with_tags(line, f"batch={ref}") for line in lines), end])
+
+
 def labeled_response(label: str, sent: list[bytes], batch_id: str, server: str) -> bytes:
     """What a command labeled ``label`` sent, as its IRCv3 labeled response: an ``ACK`` if
     nothing, the one line labeled, or a ``labeled-response`` batch of them all."""
@@ -147,7 +163,4 @@ def labeled_response(label: str, sent: list[bytes], batch_id: str, server: str) 
         return with_tags(Message("ACK", (), server).to_bytes(), tag)
     if len(lines) == 1:
         return with_tags(lines[0], tag)
-    start = Message("BATCH", ("+" + batch_id, "labeled-response"), server).to_bytes()
-    end = Message("BATCH", ("-" + batch_id,), server).to_bytes()
-    inside = [with_tags(line, "batch=" + batch_id) for line in lines]
-    return b"".join([with_tags(start, tag), *inside, end])
+    return batch(server, "labeled-response", (), lines, ref=batch_id, start_tags=tag)

@@ -16,8 +16,8 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel
-from chatcli.server import history, tags
+from chatcli.protocol import Message, is_channel, server_time
+from chatcli.server import history
 from chatcli.server.commands import command
 from chatcli.server.store import Store
 
@@ -61,7 +61,7 @@ def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -
     target, limit = args[0], _limit(sub, args[wanted - 1])
     key = _key(conn, sub, target)
     if key is None:  # a conversation no one may read back: nothing to show
-        history.send_batch(conn, "chathistory", (target,), [])
+        history.send_history(conn, target, [])
         return
     first = None if sub == "LATEST" and args[1] == "*" else _ref(store, sub, args[1])
     if sub == "LATEST":
@@ -83,7 +83,7 @@ def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -
             found = store.between(key, after=first, before=second, limit=limit)
         else:
             found = store.between(key, after=second, before=first, limit=limit, newest_first=True)
-    history.send_batch(conn, "chathistory", (target,), found)
+    history.send_history(conn, target, found)
 
 
 def _targets(conn: Connection, store: Store, args: tuple[str, ...]) -> None:
@@ -102,13 +102,9 @@ def _targets(conn: Connection, store: Store, args: tuple[str, ...]) -> None:
         name = rooms.get(key) or _other_side(key, me)
         if name is None:
             continue
-        when = tags.server_time(at / 1000)
+        when = server_time(at / 1000)
         lines.append(Message("CHATHISTORY", ("TARGETS", name, when), server).to_bytes())
-    ref = tags.new_msgid()
-    start = Message("BATCH", ("+" + ref, "draft/chathistory-targets"), server).to_bytes()
-    end = Message("BATCH", ("-" + ref,), server).to_bytes()
-    inside = [tags.with_tags(line, f"batch={ref}") for line in lines]
-    conn.send_bytes(b"".join([start, *inside, end]))
+    history.send_batch(conn, "draft/chathistory-targets", (), lines)
 
 
 def _other_side(key: str, me: str) -> str | None:

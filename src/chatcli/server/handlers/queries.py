@@ -128,8 +128,8 @@ def _whox_row(
         "t": options.token,
         "c": channel.name if channel else "*",
         "u": other.user or "~u",
-        # Only your own IP: there are no server operators to see others'.
-        "i": _ip_param(other.host) if other is conn else HIDDEN_IP,
+        # Your own IP, and to server operators everyone's.
+        "i": _ip_param(other.host) if other is conn or "o" in conn.modes else HIDDEN_IP,
         "h": other.host,
         "s": conn.config.name,
         "n": other.name,
@@ -393,7 +393,6 @@ class ListFilter:
         return ListFilter(self.more_than, fewer)
 
 
-# Replaces LIST in handlers/channels.py (imported before this module, so this one wins).
 @command("LIST")
 def list_(conn: Connection, msg: Message) -> None:
     """LIST [<room>{,<room>}] [<filter>{,<filter>}] — the rooms, their sizes and topics.

@@ -88,7 +88,7 @@ def _drop(conn: Connection, channel: Channel, store: Store) -> None:
     store.drop_room(conn.world.fold(channel.name))
     channel.founder = None
     channel.op_accounts.clear()
-    channel.permanent = channel.name == conn.config.room
+    channel.permanent = conn.world.fold(channel.name) == conn.world.fold(conn.config.room)
     service_notice(conn, f"{channel.name} is no longer registered.", SOURCE)
 
 
