@@ -23,6 +23,7 @@ import binascii
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatcli.passwords import hash_password, verify_password
@@ -101,24 +102,32 @@ def _pause(conn: Connection, seconds: float) -> None:
 # -- logging in and out ---------------------------------------------------------------------
 
 
+def throttled(conn: Connection, keys: tuple[str, ...], check: Callable[[], bool]) -> bool:
+    """Run ``check`` (a password check) and note its outcome under ``keys``; after repeated
+    failures under any of them, wait first. Never hold the world lock."""
+    world, config = conn.world, conn.config
+    failures = _failures(world, keys, time.monotonic())
+    wait = login_delay(failures, config.login_backoff, config.login_backoff_max)
+    if wait:
+        _pause(conn, wait)
+    ok = check()
+    _note(world, keys, time.monotonic(), failed=not ok)
+    return ok
+
+
 def check_login(conn: Connection, name: str, password: str) -> str | None:
     """The account ``name`` as registered if ``password`` is its password, else None.
     Slow on purpose (scrypt, and a wait after repeated failures); never hold the lock."""
     store = conn.server.store
     if store is None or not name:
         return None
-    world = conn.world
-    folded = world.fold(name)
-    keys = _throttle_keys(conn, folded)
-    config = conn.config
-    wait = login_delay(
-        _failures(world, keys, time.monotonic()), config.login_backoff, config.login_backoff_max
-    )
-    if wait:
-        _pause(conn, wait)
+    folded = conn.world.fold(name)
     account = store.account(folded)
-    ok = account is not None and verify_password(password, account.password)
-    _note(world, keys, time.monotonic(), failed=not ok)
+    ok = throttled(
+        conn,
+        _throttle_keys(conn, folded),
+        lambda: account is not None and verify_password(password, account.password),
+    )
     if not ok:
         log.info("failed login to %r from %s", name, conn.host)
         return None
@@ -314,9 +323,10 @@ def enforce(conn: Connection, now: float) -> None:
     if deadline is None or now < deadline or conn.quit_reason is not None:
         return
     conn.nick_deadline = None
-    if conn.registered and conn.nick is not None and not owns(conn, conn.folded_nick):
-        service_notice(conn, f"{conn.nick} is registered to someone else: you are renamed.")
-        to_guest(conn)
+    with conn.world.lock:  # checked and renamed at once: it may log in or move meanwhile
+        if conn.registered and conn.nick is not None and not owns(conn, conn.folded_nick):
+            service_notice(conn, f"{conn.nick} is registered to someone else: you are renamed.")
+            to_guest(conn)
 
 
 def to_guest(conn: Connection) -> None:

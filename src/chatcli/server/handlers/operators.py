@@ -13,6 +13,7 @@ from chatcli.protocol import Message
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import command
 from chatcli.server.errors import NoOperHost, NoPrivileges, NoSuchNick, PasswdMismatch
+from chatcli.server.handlers.accounts import throttled
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def oper(conn: Connection, msg: Message) -> None:
     stored = dict(conn.config.operators).get(name)
     if stored is None:
         raise NoOperHost()
-    if not verify_password(password, stored):
+    # Slowed after repeated failures from one address, as logins to accounts are.
+    if not throttled(conn, ("oper " + conn.host,), lambda: verify_password(password, stored)):
         raise PasswdMismatch()
     with conn.world.lock:
         if "o" in conn.modes:
