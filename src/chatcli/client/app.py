@@ -70,6 +70,10 @@ class Backoff:
             yield min(self.cap, self.first * 2**attempt) * (0.5 + rand() / 2)
 
 
+#: Reconnecting for piped input: about 10 seconds at most.
+SCRIPT_BACKOFF = Backoff(first=1.0, cap=4.0, attempts=3)
+
+
 class ChatView:
     """What the client knows of its own state: alias, rooms, the current room."""
 
@@ -286,6 +290,9 @@ def _batch(
     lines: Iterable[str],
 ) -> ExitStatus:
     typed = (line.rstrip("\r\n") for line in lines)
+    # A script would rather fail than wait minutes with its lines going nowhere: a few
+    # quick attempts, then the exit status says what happened.
+    view.backoff = SCRIPT_BACKOFF
     return chat_loop(session, view, room, burst, console.print, lambda: next(typed, None))
 
 
