@@ -20,6 +20,14 @@ class ServerConfig:
     room: str = DEFAULT_ROOM  #: the default room, where clients that ask are put on arrival
     motd: tuple[str, ...] = ()  #: message-of-the-day lines; none: a welcome naming the room
     password: str | None = None  #: server password clients must give with PASS
+    #: TLS on the listener at ``port``. Without tls_cert, ``chat serve`` makes a
+    #: self-signed certificate in its data directory on first use and prints its
+    #: fingerprint.
+    tls: bool = False
+    #: A TLS listener beside the plaintext one, on this port (6697 by convention).
+    tls_port: int | None = None
+    tls_cert: str | None = None  #: the certificate chain, a PEM file
+    tls_key: str | None = None  #: its private key, a PEM file (none: in tls_cert)
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow
@@ -77,8 +85,10 @@ class ServerConfig:
         Raises:
             ConfigError: a value is out of range, with which one and why.
         """
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
+        for what in ("port", "tls_port"):
+            port = getattr(self, what)
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigError(f"{what} must be between 0 and 65535, not {port}")
         if not is_valid_channel(self.room, self.channel_len):
             raise ConfigError(f"room must be a valid room name starting with '#': {self.room!r}")
         if not self.name or " " in self.name:
@@ -97,3 +107,8 @@ class ServerConfig:
         if self.throttle_window <= 0:
             raise ConfigError("throttle_window must be positive")
         return self
+
+    @property
+    def wants_tls(self) -> bool:
+        """Whether any listener speaks TLS."""
+        return self.tls or self.tls_port is not None

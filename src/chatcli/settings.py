@@ -74,6 +74,10 @@ def _convert(key: str, value: object) -> object:
         return tuple(value.items())
     if key == "casemapping":
         return CaseMapping(value)
+    if key == "tls_port":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("must be a whole number (a port)")
+        return value
     if default is None:  # optional text: password, db
         if not isinstance(value, str):
             raise TypeError("must be a string")
@@ -115,6 +119,8 @@ def commented_default() -> str:
 def _toml_line(key: str, value: object) -> str:
     if key == "operators":
         return '# [operators]\n# admin = "scrypt$..."   # from chat hash-password'
+    if key == "tls_port":
+        return f"# {key} = 6697"
     if value is None:
         return f'# {key} = ""'
     if key == "motd":

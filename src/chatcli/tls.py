@@ -1,0 +1,141 @@
+"""TLS pieces the server and the clients share: certificate fingerprints, the server's
+context, and the self-signed certificate ``chat serve --tls`` makes when given none.
+
+A fingerprint is the SHA-256 of a certificate's DER form, written as colon-separated
+uppercase hex (``AB:CD:...``), as OpenSSL and browsers show it. What a user types is
+accepted with or without colons, in either case, with or without a ``SHA256:`` prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import re
+import ssl
+from pathlib import Path
+
+from chatcli.errors import ConfigError
+
+#: How long a certificate made by ``chat serve --tls`` is valid. Long: clients pin it on
+#: first use (TOFU), and a new one means every client must be told to trust it again.
+SELF_SIGNED_DAYS = 3650
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def fingerprint(der: bytes) -> str:
+    """The SHA-256 fingerprint of a DER certificate: ``AB:CD:...`` (32 pairs)."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def normalise_fingerprint(text: str) -> str:
+    """``text`` as :func:`fingerprint` writes one.
+
+    Raises:
+        ConfigError: it is not a SHA-256 fingerprint.
+    """
+    raw = text.strip().lower()
+    raw = raw.removeprefix("sha256:").removeprefix("sha-256:")
+    raw = raw.replace(":", "").replace(" ", "")
+    if not _HEX.fullmatch(raw):
+        raise ConfigError(f"not a SHA-256 fingerprint (64 hex digits): {text!r}")
+    upper = raw.upper()
+    return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))
+
+
+def file_fingerprint(cert: str | Path) -> str:
+    """The fingerprint of the first certificate in a PEM file.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no certificate.
+    """
+    try:
+        text = Path(cert).read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {cert}: {exc.strerror or exc}") from None
+    found = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    if found is None:
+        raise ConfigError(f"{cert}: no certificate in it (PEM expected)")
+    return fingerprint(ssl.PEM_cert_to_DER_cert(found.group(0)))
+
+
+def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
+    """A server context for ``cert`` (a PEM chain) and its ``key``: TLS 1.2 or later, no
+    renegotiation and no session tickets (nothing is written on a connection but replies).
+
+    Raises:
+        ConfigError: the files cannot be read, or do not make a key pair.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 0
+    try:
+        context.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"TLS: no such file: {exc.filename}") from None
+    except OSError as exc:  # ssl.SSLError included: not PEM, or the key does not match
+        raise ConfigError(f"TLS: cannot use {cert} with {key}: {exc}") from None
+    return context
+
+
+def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
+    """Write a new self-signed certificate for ``names`` (host names or IP addresses; the
+    first is its subject) to ``cert``, and its private key to ``key`` (readable by its
+    owner only). An ECDSA P-256 key: quick to make and to use."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alternatives: list[x509.GeneralName] = []
+    for name in dict.fromkeys(names):
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=SELF_SIGNED_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    key_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key_pem)
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def ensure_self_signed(directory: Path, names: list[str]) -> tuple[Path, Path, bool]:
+    """The certificate and key in ``directory`` (``cert.pem``, ``key.pem``), made first if
+    either is missing. Returns ``(cert, key, made)``.
+
+    Raises:
+        ConfigError: the directory cannot be written.
+    """
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    if cert.exists() and key.exists():
+        return cert, key, False
+    try:
+        make_self_signed(cert, key, names)
+    except OSError as exc:
+        raise ConfigError(f"cannot write a certificate in {directory}: {exc.strerror}") from None
+    return cert, key, True
