@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -99,8 +100,12 @@ def server(make_server: Callable[..., RunningServer]) -> RunningServer:
 class Client:
     """A bare IRC client over a real socket, for tests. Every read is bounded in time."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = LineBuffer(max_line=1 << 20)
         self.pending: list[Message] = []
         self.nick = "*"

@@ -29,11 +29,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 PORT = click.IntRange(0, 65535)
 
 
-def default_db() -> str:
-    """chat.db in the user's data directory (as each OS has it)."""
+def data_dir() -> Path:
+    """The user's data directory for chatcli (as each OS has it)."""
     from platformdirs import user_data_dir
 
-    return str(Path(user_data_dir("chatcli", appauthor=False)) / "chat.db")
+    return Path(user_data_dir("chatcli", appauthor=False))
+
+
+def default_db() -> str:
+    """chat.db in the user's data directory."""
+    return str(data_dir() / "chat.db")
 
 
 def connection_options(func: F) -> F:
@@ -105,6 +110,21 @@ def main() -> None:
     envvar="CHAT_SERVER_PASSWORD",
     help="Password clients must give to connect (or set CHAT_SERVER_PASSWORD).",
 )
+@click.option("--tls", is_flag=True, help="Speak TLS on --port (see --tls-cert; else self-signed).")
+@click.option(
+    "--tls-port",
+    type=PORT,
+    help="Also listen for TLS on this port (6697 by convention), beside plaintext --port.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="TLS certificate chain (PEM)  [default: a self-signed one, made in your data "
+    "directory on first use]",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM)."
+)
 @click.option(
     "--flood-rate",
     type=click.FloatRange(min=0),
@@ -173,6 +193,10 @@ def serve(
     room: str,
     motd: str | None,
     password: str | None,
+    tls: bool,
+    tls_port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     flood_rate: float,
     db: str | None,
     no_db: bool,
@@ -217,6 +241,10 @@ def serve(
         "room": ("room", room),
         "motd": ("motd", motd_lines),
         "password": ("password", password or None),
+        "tls": ("tls", tls),
+        "tls_port": ("tls_port", tls_port),
+        "tls_cert": ("tls_cert", tls_cert),
+        "tls_key": ("tls_key", tls_key),
         "flood_rate": ("flood_rate", flood_rate),
         "operators": ("operators", tuple(opers)),
         "history_lines": ("replay_lines", history_lines),
@@ -237,6 +265,13 @@ def serve(
         values["db"] = db
     elif "db" not in values:
         values["db"] = default_db()
+    made_certificate = False
+    if (values.get("tls") or values.get("tls_port") is not None) and not values.get("tls_cert"):
+        from chatcli import tls as tls_files
+
+        names = [values.get("name") or ServerConfig.name, "localhost", "127.0.0.1", "::1"]
+        cert, key, made_certificate = tls_files.ensure_self_signed(data_dir() / "tls", names)
+        values["tls_cert"], values["tls_key"] = str(cert), str(key)
     config = ServerConfig(**values)
     server = Server(config)
     try:
@@ -248,7 +283,15 @@ def serve(
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     join_hint = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
     join_hint += "" if bound_port == DEFAULT_PORT else f" --port {bound_port}"
+    if config.tls:
+        join_hint += " --tls"
     click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {join_hint}")
+    if server.tls_address is not None:
+        if not config.tls:
+            click.echo(f"TLS on port {server.tls_address[1]}")
+        if made_certificate:
+            click.echo(f"made a self-signed TLS certificate: {config.tls_cert}")
+        click.echo(f"TLS certificate SHA-256 fingerprint: {server.tls_fingerprint}")
     click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
     sys.stdout.flush()
 
@@ -257,6 +300,8 @@ def serve(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "SIGHUP"):  # (not on Windows)
+        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_reload())
     # Thousands of connection threads woken at once (a ping or reconnect storm) all wait
     # for the GIL, and with the default 5 ms interval each of them wakes 200 times a
     # second to ask for it, starving the flusher: 10,000 PINGs took 20 s to answer. Our

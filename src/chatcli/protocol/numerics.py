@@ -115,6 +115,7 @@ ERR_BANLISTFULL = "478"
 
 # IRCv3 bot mode and WHOX.
 RPL_WHOISBOT = "335"
+RPL_WHOISSECURE = "671"  # is using a secure connection (TLS)
 RPL_WHOSPCRPL = "354"
 
 # IRCv3 MONITOR

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ from chatcli.server.errors import IRCError
 from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
 from chatcli.server.sendq import SendQueue
+from chatcli.server.tls_socket import TLSSocket
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -71,14 +73,17 @@ def _verb(raw: bytes) -> bytes:
     return words[0].upper() if words else b""
 
 
-def wait_readable(sock: socket.socket, timeout: float) -> bool:
-    """Wait until ``sock`` has something to read (or an end or error); False on timeout."""
+def wait_readable(sock: socket.socket | TLSSocket, timeout: float, write: bool = False) -> bool:
+    """Wait until ``sock`` has something to read (or an end or error), or with ``write``
+    until it can be written; False on timeout."""
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller.register(sock, select.POLLOUT if write else select.POLLIN)
         return bool(poller.poll(timeout * 1000))
-    readable, _, errors = select.select([sock], [], [sock], timeout)
-    return bool(readable or errors)
+    readable, writable, errors = select.select(
+        [] if write else [sock], [sock] if write else [], [sock], timeout
+    )
+    return bool(readable or writable or errors)
 
 
 def _safe_middle(param: str) -> str:
@@ -130,7 +135,9 @@ class Connection:
         "world",
     )
 
-    def __init__(self, server: Server, sock: socket.socket, address: tuple[str, int]) -> None:
+    def __init__(
+        self, server: Server, sock: socket.socket | TLSSocket, address: tuple[str, int]
+    ) -> None:
         self.server = server
         self.world = server.world
         self.config = server.config
@@ -183,6 +190,11 @@ class Connection:
     def source(self) -> str:
         """``nick!user@host``, the prefix of everything this client says."""
         return f"{self.nick}!{self.user or '~u'}@{self.host}"
+
+    @property
+    def secure(self) -> bool:
+        """Whether the client is connected over TLS."""
+        return isinstance(self.sock, TLSSocket)
 
     @property
     def name(self) -> str:
@@ -287,6 +299,8 @@ class Connection:
         backlog = Backlog(self.lag, self.config.flood_kill, self.config.max_recvq)
         closing: str | None = None  # the client is done: run what is held, then end
         try:
+            if isinstance(self.sock, TLSSocket):
+                self._handshake(self.sock)
             while self.quit_reason is None:
                 self._run_due(backlog)
                 if self.quit_reason is not None:
@@ -326,6 +340,18 @@ class Connection:
         finally:
             self.disconnect(self.sendq.failed or "Connection closed")
             self._teardown()
+
+    def _handshake(self, sock: TLSSocket) -> None:
+        """Complete TLS before reading a line. It fails like any read; a client that takes
+        too long is dropped by the registration timeout, which ends the wait too."""
+        try:
+            while not sock.handshake():
+                if self.quit_reason is not None:
+                    return
+                wait_readable(sock, WAKE_INTERVAL, write=sock.wants_write)
+        except ssl.SSLError as exc:
+            log.info("TLS handshake with %s failed: %s", self.host, exc.reason or exc)
+            self.disconnect(f"TLS handshake failed: {exc.reason or 'error'}")
 
     def _run_due(self, backlog: Backlog) -> None:
         """Run, in order, every line held that flood control lets run now."""

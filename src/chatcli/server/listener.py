@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -25,8 +26,9 @@ from collections import deque
 from enum import Enum
 from pathlib import Path
 
-from chatcli import __version__
+from chatcli import __version__, tls
 from chatcli.config import ServerConfig
+from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection
@@ -34,6 +36,7 @@ from chatcli.server.handlers import accounts, rooms
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
+from chatcli.server.tls_socket import TLSSocket
 
 log = logging.getLogger("chatcli.server")
 
@@ -87,6 +90,8 @@ def is_loopback(host: str) -> bool:
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
+        # First: a certificate that cannot be used stops start-up before anything is open.
+        self.tls_context: ssl.SSLContext | None = self._load_tls()
         self.flusher = Flusher()
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
@@ -96,8 +101,11 @@ class Server:
         self.version = config.version or f"chatcli-{__version__}"
         self.created = time.time()
         self.address: tuple[str, int] | None = None
+        self.tls_address: tuple[str, int] | None = None  #: where TLS is spoken, if anywhere
         self._listeners: list[socket.socket] = []
+        self._secure: set[socket.socket] = set()  # the listeners that speak TLS
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._stopped = threading.Event()
         self._running = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -113,13 +121,55 @@ class Server:
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
         self.world.channels[self.world.fold(config.room)] = lobby
 
+    # -- TLS --------------------------------------------------------------------------------
+
+    def _load_tls(self) -> ssl.SSLContext | None:
+        config = self.config
+        if not config.wants_tls:
+            return None
+        if not config.tls_cert:
+            raise ConfigError("TLS needs a certificate: tls_cert (and tls_key)")
+        return tls.server_context(config.tls_cert, config.tls_key or config.tls_cert)
+
+    @property
+    def tls_fingerprint(self) -> str | None:
+        """The SHA-256 fingerprint of the certificate served, if TLS is on."""
+        if self.config.tls_cert is None or self.tls_context is None:
+            return None
+        return tls.file_fingerprint(self.config.tls_cert)
+
+    def reload_tls(self) -> None:
+        """Read the certificate and key again (renewed, say): new connections get them.
+
+        Raises:
+            ConfigError: they cannot be used; the ones loaded before stay in use.
+        """
+        if self.tls_context is not None:
+            self.tls_context = self._load_tls()
+            log.warning("TLS certificate reloaded: SHA-256 %s", self.tls_fingerprint)
+
+    def reload(self) -> None:
+        """Reload what can change while running (SIGHUP); a failure is logged, and what
+        was loaded before stays."""
+        try:
+            self.reload_tls()
+        except ConfigError as exc:
+            log.error("reload failed: %s", exc)
+
+    def request_reload(self) -> None:
+        """Ask the accepting thread to :meth:`reload`. Safe in a signal handler."""
+        self._reload.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"r")
+
     # -- binding ----------------------------------------------------------------------------
 
     def bind(self) -> tuple[str, int]:
         """Open the listening sockets; return the (host, port) actually bound.
 
         Every address ``host`` resolves to is bound, on one port (``localhost`` gives both
-        127.0.0.1 and ::1).
+        127.0.0.1 and ::1); so, with ``tls_port``, is the TLS port
+        (:attr:`tls_address`).
 
         Raises:
             OSError: the address is unknown or in use.
@@ -131,34 +181,42 @@ class Server:
             self.store.open()  # StoreError: the database cannot be used
             self.world.store = self.store
             rooms.load(self.world, self.store)
-        infos = socket.getaddrinfo(
-            self.config.host or None,
-            self.config.port,
-            type=socket.SOCK_STREAM,
-            flags=socket.AI_PASSIVE,
-        )
-        port = self.config.port
-        seen: set[tuple[int, str]] = set()
+        config = self.config
         try:
-            for family, type_, proto, _, sockaddr in infos:
-                if (family, sockaddr[0]) in seen:
-                    continue
-                seen.add((family, sockaddr[0]))
-                sock = socket.socket(family, type_, proto)
-                self._listeners.append(sock)
-                if sys.platform != "win32":
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((sockaddr[0], port, *sockaddr[2:]))
-                sock.listen(LISTEN_BACKLOG)
-                port = sock.getsockname()[1]
+            self.address = self._listen(config.port, secure=config.tls)
+            if config.tls:
+                self.tls_address = self.address
+            elif config.tls_port is not None:
+                self.tls_address = self._listen(config.tls_port, secure=True)
         except OSError:
             self.close()
             raise
-        host = self._listeners[0].getsockname()[0]
-        self.address = (host, port)
         return self.address
+
+    def _listen(self, port: int, *, secure: bool) -> tuple[str, int]:
+        """Listen on every address of ``host`` at ``port``; return the first address."""
+        infos = socket.getaddrinfo(
+            self.config.host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        opened: list[socket.socket] = []
+        seen: set[tuple[int, str]] = set()
+        for family, type_, proto, _, sockaddr in infos:
+            if (family, sockaddr[0]) in seen:
+                continue
+            seen.add((family, sockaddr[0]))
+            sock = socket.socket(family, type_, proto)
+            self._listeners.append(sock)
+            if secure:
+                self._secure.add(sock)
+            if sys.platform != "win32":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((sockaddr[0], port, *sockaddr[2:]))
+            sock.listen(LISTEN_BACKLOG)
+            port = sock.getsockname()[1]
+            opened.append(sock)
+        return opened[0].getsockname()[0], port
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -181,6 +239,12 @@ class Server:
                     for key, _ in selector.select():
                         if key.fileobj is not self._wake_r:
                             self._accept(key.fileobj)  # type: ignore[arg-type]
+                            continue
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(64)
+                        if self._reload.is_set():
+                            self._reload.clear()
+                            self.reload()
         finally:
             self._stop.set()
             housekeeper.join()
@@ -198,18 +262,24 @@ class Server:
             return
         sock.setblocking(False)  # the flusher writes without waiting; see sendq.py
         host = address[0]
+        secure = listener in self._secure
         refused = self._admit(host, time.monotonic())
         if refused:
             log.warning("refused a connection from %s: %s", host, refused)
             line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
             with contextlib.suppress(OSError):
-                sock.send(line)  # a fresh socket's buffer takes one short line
+                if not secure:  # (TLS would need a handshake first: no thread, no line)
+                    sock.send(line)  # a fresh socket's buffer takes one short line
                 sock.recv(4096)  # what the client sent already: unread, close would reset
             sock.close()
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
-        conn = Connection(self, sock, address[:2])
+        stream: socket.socket | TLSSocket = sock
+        if secure:
+            assert self.tls_context is not None
+            stream = TLSSocket(sock, self.tls_context)
+        conn = Connection(self, stream, address[:2])
         with self.world.lock:
             self.world.connections.add(conn)
         with self._state_lock:
@@ -223,7 +293,7 @@ class Server:
             with self.world.lock:
                 self.world.connections.discard(conn)
             self.forget(conn)
-            sock.close()
+            stream.close()
         finally:
             threading.stack_size(old)
 

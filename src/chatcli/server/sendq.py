@@ -44,6 +44,10 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatcli.server.tls_socket import TLSSocket
 
 log = logging.getLogger("chatcli.server")
 
@@ -88,7 +92,7 @@ class SendQueue:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: socket.socket | TLSSocket,
         max_bytes: int,
         on_fail: Callable[[str], None],
         flusher: Flusher,

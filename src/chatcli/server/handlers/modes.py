@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 MAX_PARAM_MODES = 4  # MODES= in ISUPPORT
-#: User modes: bot (IRCv3 bot mode, ``BOT=B``: WHOIS and WHO show it), invisible, server
-#: operator (which only OPER could give: ``+o`` is ignored) and wallops (a flag, so far).
-USER_MODES = "Biow"
+#: User modes: bot (IRCv3 bot mode, ``BOT=B``: WHOIS and WHO show it), connected over TLS
+#: (the server's to set), invisible, server operator (which only OPER could give: ``+o``
+#: is ignored) and wallops.
+USER_MODES = "BZiow"
 #: Each list mode's replies: (entry numeric, end numeric, end text).
 LIST_REPLIES = {
     "b": (n.RPL_BANLIST, n.RPL_ENDOFBANLIST, "End of channel ban list"),
@@ -65,9 +66,10 @@ def user_mode(conn: Connection, nick: str, args: tuple[str, ...]) -> None:
             sign = ch
         elif ch not in USER_MODES:
             unknown = True
-        elif ch == "o" and sign == "+":
+        elif (ch == "o" and sign == "+") or ch == "Z":
             continue  # "If a user attempts to make themselves an operator using the "+o"
             # flag, the attempt SHOULD be ignored" (RFC 2812 3.1.5); servers do so silently.
+            # TLS is a fact of the connection, not a choice: +Z and -Z likewise.
         elif (ch in conn.modes) != (sign == "+"):
             _set_user_mode(conn, sign, ch)
             changed += sign + ch

@@ -167,6 +167,7 @@ def whois(conn: Connection, msg: Message) -> None:
         away = other.away
         bot = "B" in other.modes
         operator = "o" in other.modes
+        secure = "Z" in other.modes
         account = other.account
     conn.reply(n.RPL_WHOISUSER, other.name, other.user or "~u", other.host, "*", other.realname)
     if rooms:
@@ -176,6 +177,8 @@ def whois(conn: Connection, msg: Message) -> None:
         conn.reply(n.RPL_WHOISOPERATOR, other.name, "is an IRC operator")
     if bot:
         conn.reply(n.RPL_WHOISBOT, other.name, "is a bot")
+    if secure:
+        conn.reply(n.RPL_WHOISSECURE, other.name, "is using a secure connection")
     if account is not None:
         conn.reply(n.RPL_WHOISACCOUNT, other.name, account, "is logged in as")
     if away is not None:

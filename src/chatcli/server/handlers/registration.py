@@ -276,10 +276,14 @@ def try_register(conn: Connection) -> None:
     world = conn.world
     with world.lock:
         conn.registered = True
+        if conn.secure:
+            conn.modes.add("Z")
         world.users += 1
         world.max_users = max(world.max_users, world.users)
         monitor.announce(conn, online=True)
     welcome(conn)
+    if conn.modes:
+        conn.send(Message("MODE", (conn.name, "+" + "".join(sorted(conn.modes))), conn.source))
     if caps.AUTOJOIN in conn.caps:
         from chatcli.server.handlers.channels import join_channel
 

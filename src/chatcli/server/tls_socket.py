@@ -1,0 +1,92 @@
+"""A client's TLS connection, shared by the two threads that use every client socket.
+
+A connection's own thread reads its socket and the flusher writes it (see
+:mod:`chatcli.server.connection` and :mod:`chatcli.server.sendq`). With TLS both go
+through one OpenSSL object, which must not be used by two threads at once, so every call
+on it takes the socket's lock. Every call is non-blocking (the socket is), so the lock is
+held only while OpenSSL works on bytes already at hand: neither thread waits for the
+network while holding it.
+
+:class:`TLSSocket` has the few methods of :class:`socket.socket` those threads use, with
+the same meaning: ``recv`` and ``send`` raise :exc:`BlockingIOError` when they would
+block, whatever TLS wanted to do next. Until :meth:`TLSSocket.handshake` is done, ``send``
+fails: nothing but a refusal is ever queued before that, and a client that has not
+finished its handshake cannot read it anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import ssl
+import threading
+
+#: Raised by TLS calls that would block, whichever way.
+_WOULD_BLOCK = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class TLSSocket:
+    __slots__ = ("_lock", "_ssl", "ready", "wants_write")
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        """Take over ``sock`` (accepted, non-blocking) as the server side of TLS."""
+        self._ssl = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        self._lock = threading.Lock()
+        self.ready = False  #: the handshake is done
+        self.wants_write = False  #: the handshake waits to write, not to read
+
+    def handshake(self) -> bool:
+        """One step of the handshake: True once it is done, False if it must wait for the
+        socket to be readable (or writable: :attr:`wants_write`) first.
+
+        Raises:
+            ssl.SSLError, OSError: the handshake failed.
+        """
+        with self._lock:
+            try:
+                self._ssl.do_handshake()
+            except _WOULD_BLOCK as exc:
+                self.wants_write = isinstance(exc, ssl.SSLWantWriteError)
+                return False
+            self.ready = True
+            return True
+
+    @property
+    def version(self) -> str | None:
+        """The TLS version agreed on, once the handshake is done."""
+        return self._ssl.version()
+
+    def recv(self, size: int) -> bytes:
+        with self._lock:
+            try:
+                return self._ssl.recv(size)
+            except _WOULD_BLOCK:
+                raise BlockingIOError(errno.EAGAIN, "TLS: nothing to read yet") from None
+
+    def send(self, data: bytes) -> int:
+        """Send ``data``; all of it or, if the socket is full, raise BlockingIOError. As
+        OpenSSL requires, a retry passes the same bytes first (more may follow them)."""
+        with self._lock:
+            if not self.ready:
+                raise OSError(errno.ENOTCONN, "TLS handshake not finished")
+            try:
+                return self._ssl.send(data)
+            except _WOULD_BLOCK:
+                raise BlockingIOError(errno.EAGAIN, "TLS: the socket is full") from None
+
+    def shutdown(self, how: int) -> None:
+        """As :meth:`socket.socket.shutdown`; shutting down for writing first says so in
+        TLS (close_notify), where the handshake got that far."""
+        if how != socket.SHUT_RD and self.ready:
+            with self._lock, contextlib.suppress(ssl.SSLError, OSError, ValueError):
+                self._ssl.unwrap()  # sends close_notify; the peer's answer is not awaited
+        # The plain socket's shutdown: SSLSocket.shutdown would drop the TLS state, which
+        # the other thread may be using.
+        socket.socket.shutdown(self._ssl, how)
+
+    def fileno(self) -> int:
+        return self._ssl.fileno()
+
+    def close(self) -> None:
+        self._ssl.close()

@@ -1,0 +1,287 @@
+"""TLS on the server: a TLS listener alone or beside plaintext, +Z and WHOIS 671, bulk
+traffic through a full socket, certificates reloaded while running, bad clients, and
+``chat serve --tls`` making its own certificate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+from chatcli import tls
+from chatcli.errors import ConfigError
+from chatcli.server import Server
+from tests.conftest import TEST_CONFIG, Client
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def certificate(ca, tmp_path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 issued by ``ca``: (chain file, key file)."""
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def trusting(ca) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` and checks the host name."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def peer_fingerprint(client: Client) -> str:
+    assert isinstance(client.sock, ssl.SSLSocket)
+    der = client.sock.getpeercert(binary_form=True)
+    assert der is not None
+    return tls.fingerprint(der)
+
+
+def test_a_tls_listener_speaks_irc_over_verified_tls(make_server, certificate, trusting):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    alice = Client(running.port, tls=trusting)
+    try:
+        burst = alice.register("alice")
+        assert any(m.command == "001" for m in burst)
+        assert alice.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert peer_fingerprint(alice) == running.server.tls_fingerprint
+    finally:
+        alice.close()
+
+
+def test_tls_users_get_plus_z_and_others_see_it_in_whois(make_server, certificate, trusting):
+    running = make_server(tls_port=0, tls_cert=certificate[0], tls_key=certificate[1])
+    assert running.server.tls_address is not None
+    tls_port = running.server.tls_address[1]
+    assert tls_port != running.port
+    secure, plain = Client(tls_port, tls=trusting), Client(running.port)
+    try:
+        burst = secure.register("secure", join=False)
+        assert any(m.command == "MODE" and m.params == ("secure", "+Z") for m in burst) or (
+            secure.expect("MODE").params == ("secure", "+Z")
+        )
+        plain.register("plain", join=False)
+        plain.send("WHOIS secure")
+        replies = plain.collect("318")
+        assert [m.params[1:] for m in replies if m.command == "671"] == [
+            ("secure", "is using a secure connection")
+        ]
+        secure.send("WHOIS plain")
+        assert not [m for m in secure.collect("318") if m.command == "671"]
+        secure.send("MODE secure -Z")  # a fact of the connection, not the user's to change
+        secure.send("MODE secure")
+        assert secure.expect("221").params[1] == "+Z"
+        secure.send("PRIVMSG plain :over TLS")
+        assert plain.expect("PRIVMSG").params == ("plain", "over TLS")
+    finally:
+        secure.close()
+        plain.close()
+
+
+def test_bulk_traffic_through_a_full_tls_socket_arrives_whole_and_in_order(
+    make_server, certificate, trusting
+):
+    """A TLS reader that stops reading fills its socket; the flusher must retry TLS writes
+    with the same bytes until it drains (OpenSSL's rule), losing and reordering nothing."""
+    running = make_server(tls_port=0, tls_cert=certificate[0], tls_key=certificate[1], flood_rate=0)
+    assert running.server.tls_address is not None
+    reader = Client(running.server.tls_address[1], tls=trusting)
+    writer = Client(running.port)
+    try:
+        reader.register("reader", join=False)
+        writer.register("writer", join=False)
+        count, filler = 2000, "x" * 300  # about 700 KB: many times the socket buffers
+        for i in range(count):
+            writer.send(f"PRIVMSG reader :{i} {filler}")
+        writer.sync()
+        time.sleep(0.2)  # the reader has read nothing meanwhile
+        got = [reader.expect("PRIVMSG").params[1].split()[0] for _ in range(count)]
+        assert got == [str(i) for i in range(count)]
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_plaintext_client_on_the_tls_port_is_dropped_and_others_go_on(
+    make_server, certificate, trusting
+):
+    running = make_server(tls_port=0, tls_cert=certificate[0], tls_key=certificate[1])
+    assert running.server.tls_address is not None
+    tls_port = running.server.tls_address[1]
+    confused, fine = Client(tls_port), Client(tls_port, tls=trusting)
+    try:
+        confused.send("NICK confused")
+        confused.send("USER confused 0 * :x")
+        assert confused.closed()
+        fine.register("fine", join=False)
+        fine.sync()
+    finally:
+        confused.close()
+        fine.close()
+
+
+def test_garbage_instead_of_a_handshake_is_dropped(make_server, certificate):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01\x00\x05garbage" + bytes(range(256)) * 4)
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):  # (an alert, maybe, then the end)
+            while sock.recv(4096):
+                pass
+            raise ConnectionResetError  # closed in order: just as good
+    deadline = time.monotonic() + 5
+    while running.server.thread_count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.server.thread_count == 0
+
+
+def test_a_client_that_never_shakes_hands_is_dropped_at_the_registration_timeout(
+    make_server, certificate
+):
+    running = make_server(
+        tls=True, tls_cert=certificate[0], tls_key=certificate[1], registration_timeout=0.3
+    )
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        start = time.monotonic()
+        while sock.recv(4096):  # (an alert, maybe, then the end)
+            pass
+        assert time.monotonic() - start < 3
+
+
+def test_reloaded_certificates_serve_new_connections(make_server, ca, certificate, trusting):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    before = Client(running.port, tls=trusting)
+    try:
+        before.register("before", join=False)
+        old = peer_fingerprint(before)
+        renewed = ca.issue_cert("127.0.0.1")
+        renewed.private_key_pem.write_to_path(certificate[1])
+        Path(certificate[0]).write_bytes(b"".join(b.bytes() for b in renewed.cert_chain_pems))
+        running.server.reload_tls()
+        after = Client(running.port, tls=trusting)
+        try:
+            after.register("after", join=False)
+            assert peer_fingerprint(after) == running.server.tls_fingerprint != old
+            after.send("PRIVMSG before :still here?")
+            assert before.expect("PRIVMSG").params[1] == "still here?"
+        finally:
+            after.close()
+    finally:
+        before.close()
+
+
+def test_a_broken_certificate_on_reload_keeps_the_old_one(make_server, certificate, trusting):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    served = running.server.tls_fingerprint
+    Path(certificate[0]).write_text("not a certificate")
+    running.server.reload()  # logged, not raised
+    client = Client(running.port, tls=trusting)
+    try:
+        client.register("client", join=False)
+        assert peer_fingerprint(client) == served
+    finally:
+        client.close()
+
+
+def test_tls_without_a_certificate_or_with_a_bad_one_stops_start_up(tmp_path):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="tls_cert"):
+        Server(replace(TEST_CONFIG, tls=True))
+    bad = tmp_path / "bad.pem"
+    bad.write_text("nonsense")
+    with pytest.raises(ConfigError, match=r"bad\.pem"):
+        Server(replace(TEST_CONFIG, tls=True, tls_cert=str(bad), tls_key=str(bad)))
+    with pytest.raises(ConfigError, match="no such file"):
+        Server(replace(TEST_CONFIG, tls_port=0, tls_cert=str(tmp_path / "missing.pem")))
+
+
+def test_fingerprints_are_read_in_any_usual_form():
+    plain = "ab" * 32
+    expected = ":".join(["AB"] * 32)
+    for form in (plain, plain.upper(), expected, "SHA256:" + expected, f" {expected.lower()} "):
+        assert tls.normalise_fingerprint(form) == expected
+    with pytest.raises(ConfigError):
+        tls.normalise_fingerprint("ab" * 31)
+
+
+def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``chat serve --no-db ARGS`` with its data directory in tmp_path; its banner lines."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--no-db", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    lines = []
+    while not (line := proc.stdout.readline()).startswith("keeping"):
+        assert line, f"chat serve ended: {proc.stderr.read() if proc.stderr else ''}"
+        lines.append(line.rstrip("\n"))
+    return proc, lines
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="XDG_DATA_HOME and SIGHUP")
+def test_chat_serve_tls_makes_a_certificate_once_and_prints_its_fingerprint(tmp_path):
+    proc, lines = _serve(tmp_path, "--tls")
+    try:
+        assert lines[0].endswith("--tls")
+        port = int(lines[0].split(" on ")[1].split()[0].rsplit(":", 1)[1])
+        assert lines[1].startswith("made a self-signed TLS certificate: ")
+        cert = Path(lines[1].split(": ", 1)[1])
+        printed = lines[2].removeprefix("TLS certificate SHA-256 fingerprint: ")
+        assert printed == tls.file_fingerprint(cert)
+        assert (cert.parent / "key.pem").stat().st_mode & 0o777 == 0o600
+        client = Client(port, tls=unverified())
+        try:
+            client.register("tofu", join=False)
+            assert peer_fingerprint(client) == printed
+            proc.send_signal(signal.SIGHUP)  # reloads; the server goes on
+            client.sync()
+        finally:
+            client.close()
+    finally:
+        _stop(proc)
+    again, lines = _serve(tmp_path, "--tls-port", "0")
+    try:
+        assert lines[1].startswith("TLS on port ")
+        assert lines[2] == f"TLS certificate SHA-256 fingerprint: {printed}"  # the same one
+    finally:
+        _stop(again)
