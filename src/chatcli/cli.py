@@ -223,57 +223,69 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    motd_lines: tuple[str, ...] = ()
-    if motd is not None:
-        text = Path(motd).read_text(encoding="utf-8", errors="replace")
-        motd_lines = tuple(text.splitlines())
     opers = []
     for entry in operators:
         oper_name, _, stored = entry.partition(":")
         if not oper_name or not is_password_hash(stored):
             raise ConfigError(f"--oper wants NAME:HASH (see chat hash-password), not {entry!r}")
         opers.append((oper_name, stored))
-    # Each option as the setting it gives (by the option's name), for those given.
-    given = {
-        "host": ("host", host),
-        "port": ("port", port),
-        "name": ("name", name),
-        "room": ("room", room),
-        "motd": ("motd", motd_lines),
-        "password": ("password", password or None),
-        "tls": ("tls", tls),
-        "tls_port": ("tls_port", tls_port),
-        "tls_cert": ("tls_cert", tls_cert),
-        "tls_key": ("tls_key", tls_key),
-        "flood_rate": ("flood_rate", flood_rate),
-        "operators": ("operators", tuple(opers)),
-        "history_lines": ("replay_lines", history_lines),
-        "history_keep": ("history_per_target", history_keep),
-        "history_days": ("history_days", history_days),
-    }
-    values = settings.load(config_file) if config_file is not None else {}
     context = click.get_current_context()
-    for option, (key, value) in given.items():
-        source = context.get_parameter_source(option)
-        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            values[key] = value  # the command line wins
-        else:
-            values.setdefault(key, value)  # the file, else the option's default
-    if no_db:
-        values["db"] = None
-    elif db is not None:
-        values["db"] = db
-    elif "db" not in values:
-        values["db"] = default_db()
     made_certificate = False
-    if (values.get("tls") or values.get("tls_port") is not None) and not values.get("tls_cert"):
-        from chatcli import tls as tls_files
 
-        names = [values.get("name") or ServerConfig.name, "localhost", "127.0.0.1", "::1"]
-        cert, key, made_certificate = tls_files.ensure_self_signed(data_dir() / "tls", names)
-        values["tls_cert"], values["tls_key"] = str(cert), str(key)
-    config = ServerConfig(**values)
-    server = Server(config)
+    def load() -> ServerConfig:
+        """The settings: the options given, then the --config file, then the defaults.
+        Run again by REHASH (and SIGHUP), which so re-reads the file and the MOTD."""
+        nonlocal made_certificate
+        motd_lines: tuple[str, ...] = ()
+        if motd is not None:
+            try:
+                text = Path(motd).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise ConfigError(f"cannot read {motd}: {exc.strerror or exc}") from None
+            motd_lines = tuple(text.splitlines())
+        # Each option as the setting it gives (by the option's name), for those given.
+        given = {
+            "host": ("host", host),
+            "port": ("port", port),
+            "name": ("name", name),
+            "room": ("room", room),
+            "motd": ("motd", motd_lines),
+            "password": ("password", password or None),
+            "tls": ("tls", tls),
+            "tls_port": ("tls_port", tls_port),
+            "tls_cert": ("tls_cert", tls_cert),
+            "tls_key": ("tls_key", tls_key),
+            "flood_rate": ("flood_rate", flood_rate),
+            "operators": ("operators", tuple(opers)),
+            "history_lines": ("replay_lines", history_lines),
+            "history_keep": ("history_per_target", history_keep),
+            "history_days": ("history_days", history_days),
+        }
+        values = settings.load(config_file) if config_file is not None else {}
+        for option, (key, value) in given.items():
+            source = context.get_parameter_source(option)
+            if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+                values[key] = value  # the command line wins
+            else:
+                values.setdefault(key, value)  # the file, else the option's default
+        if no_db:
+            values["db"] = None
+        elif db is not None:
+            values["db"] = db
+        elif "db" not in values:
+            values["db"] = default_db()
+        wants_tls = values.get("tls") or values.get("tls_port") is not None
+        if wants_tls and not values.get("tls_cert"):
+            from chatcli import tls as tls_files
+
+            names = [values.get("name") or ServerConfig.name, "localhost", "127.0.0.1", "::1"]
+            cert, key, made = tls_files.ensure_self_signed(data_dir() / "tls", names)
+            values["tls_cert"], values["tls_key"] = str(cert), str(key)
+            made_certificate = made_certificate or made
+        return ServerConfig(**values)
+
+    config = load()
+    server = Server(config, reload_config=load, config_file=str(config_file or ""))
     try:
         bound_host, bound_port = server.bind()
     except OSError as exc:

@@ -95,7 +95,10 @@ RPL_ENDOFWHOWAS = "369"
 ERR_WASNOSUCHNICK = "406"
 
 # Server queries: STATS, ADMIN, INFO.
+RPL_STATSLINKINFO = "211"  # STATS l: one connection (operators)
+RPL_STATSYLINE = "218"  # STATS y: a limit (operators)
 RPL_ENDOFSTATS = "219"
+RPL_REHASHING = "382"
 RPL_STATSUPTIME = "242"
 RPL_ADMINME = "256"
 RPL_ADMINLOC1 = "257"
@@ -127,6 +130,10 @@ ERR_MONLISTFULL = "734"
 
 # Server operators
 RPL_WHOISOPERATOR = "313"
+# "<nick> <user>@<host> <ip> :Actual user@host, Actual IP": a cloaked user's real address,
+# in WHOIS (and WHOWAS) for operators and the user (as Ergo; modern.ircdocs.horse lists
+# several forms of 338, this is ircu's).
+RPL_WHOISACTUALLY = "338"
 RPL_YOUREOPER = "381"
 ERR_NOPRIVILEGES = "481"
 ERR_NOOPERHOST = "491"

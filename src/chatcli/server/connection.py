@@ -37,7 +37,7 @@ from chatcli.protocol import (
     parse_line,
 )
 from chatcli.protocol import numerics as n
-from chatcli.server import tags
+from chatcli.server import cloaks, tags
 from chatcli.server.commands import dispatch
 from chatcli.server.errors import IRCError
 from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
@@ -102,11 +102,13 @@ class Connection:
     __slots__ = (
         "account",
         "away",
+        "bytes_received",
         "cap_negotiating",
         "caps",
         "channels",
         "config",
         "connected_at",
+        "display_host",
         "folded_nick",
         "held",
         "host",
@@ -114,6 +116,7 @@ class Connection:
         "lag",
         "last_seen",
         "last_spoke",
+        "lines_received",
         "modes",
         "monitoring",
         "nick",
@@ -142,7 +145,13 @@ class Connection:
         self.world = server.world
         self.config = server.config
         self.sock = sock
-        self.host = address[0]
+        self.host = address[0]  # the real address: limits, logs, operators and the user
+        # What everyone else sees: a cloak of it, unless cloak_hosts is off.
+        self.display_host = (
+            cloaks.cloak(self.host, self.world.cloak_key, self.config.network)
+            if self.config.cloak_hosts
+            else self.host
+        )
         # Identity, written under the world lock once registered.
         self.nick: str | None = None
         self.folded_nick = ""
@@ -176,6 +185,7 @@ class Connection:
         self.last_spoke = now
         self.ping_sent: float | None = None
         self.signon = int(time.time())
+        self.lines_received = self.bytes_received = 0  # for operators: STATS l
         self.quit_reason: str | None = None
         self.lag = FakeLag(self.config.flood_burst, self.config.flood_rate, now)
         self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
@@ -188,8 +198,9 @@ class Connection:
 
     @property
     def source(self) -> str:
-        """``nick!user@host``, the prefix of everything this client says."""
-        return f"{self.nick}!{self.user or '~u'}@{self.host}"
+        """``nick!user@host``, the prefix of everything this client says; the host is
+        :attr:`display_host`, so a cloak."""
+        return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
 
     @property
     def secure(self) -> bool:
@@ -327,6 +338,8 @@ class Connection:
                     lines = buffer.feed(data)
                 except ReadQExceeded as exc:
                     lines, closing = exc.lines, "ReadQ exceeded"  # what came before counts
+                self.bytes_received += len(data)
+                self.lines_received += len(lines)
                 try:
                     for raw in lines:
                         backlog.add(raw, lagged=_verb(raw) not in UNLAGGED, now=now)

@@ -13,6 +13,7 @@ thread writes to every client.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -45,6 +47,12 @@ LISTEN_BACKLOG = 1024
 # reserves 256 KiB of address space per thread instead of 8 MiB (10,000 connections:
 # 2.5 GiB, not 80); resident memory is the same either way, about 16 KiB a thread.
 THREAD_STACK_BYTES = 256 * 1024
+#: Settings a running server cannot take up: a rehash keeps them as they were, and says
+#: which of them changed (they take a restart).
+RESTART_ONLY = (
+    "host", "port", "tls", "tls_port", "db", "name", "network", "casemapping", "room",
+    "history_per_target", "history_days",
+)  # fmt: skip
 
 
 class Liveness(Enum):
@@ -88,10 +96,27 @@ def is_loopback(host: str) -> bool:
 
 
 class Server:
-    def __init__(self, config: ServerConfig) -> None:
+    """A chat server.
+
+    Args:
+        config: its settings.
+        reload_config: how to read them again, for a rehash (REHASH, SIGHUP); without it
+            a rehash reloads the TLS certificate only.
+        config_file: where they come from, as REHASH tells the operator.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        reload_config: Callable[[], ServerConfig] | None = None,
+        config_file: str = "",
+    ) -> None:
         self.config = config.validate()
+        self.reload_config = reload_config
+        self.config_file = config_file
         # First: a certificate that cannot be used stops start-up before anything is open.
-        self.tls_context: ssl.SSLContext | None = self._load_tls()
+        self.tls_context: ssl.SSLContext | None = self._load_tls(config)
         self.flusher = Flusher()
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
@@ -123,8 +148,8 @@ class Server:
 
     # -- TLS --------------------------------------------------------------------------------
 
-    def _load_tls(self) -> ssl.SSLContext | None:
-        config = self.config
+    @staticmethod
+    def _load_tls(config: ServerConfig) -> ssl.SSLContext | None:
         if not config.wants_tls:
             return None
         if not config.tls_cert:
@@ -145,16 +170,44 @@ class Server:
             ConfigError: they cannot be used; the ones loaded before stay in use.
         """
         if self.tls_context is not None:
-            self.tls_context = self._load_tls()
-            log.warning("TLS certificate reloaded: SHA-256 %s", self.tls_fingerprint)
+            self.tls_context = self._load_tls(self.config)
+            log.warning("TLS certificate loaded: SHA-256 %s", self.tls_fingerprint)
+
+    def rehash(self) -> list[str]:
+        """Read the settings and the TLS certificate again, and apply them: to every
+        connection from now on, to new connections for what each fixes when it starts
+        (its send queue's size). Returns the settings that changed but take a restart
+        (:data:`RESTART_ONLY`); they keep their values meanwhile.
+
+        Raises:
+            ConfigError: the new settings or certificate cannot be used; nothing changed.
+        """
+        old = self.config
+        new = old if self.reload_config is None else self.reload_config().validate()
+        waiting = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
+        new = dataclasses.replace(new, **{key: getattr(old, key) for key in RESTART_ONLY})
+        context = self._load_tls(new) if self.tls_context is not None else None
+        with self.world.lock:
+            self.config = new
+            self.tls_context = context
+            for conn in self.world.connections:
+                conn.config = new
+                conn.lag.burst, conn.lag.rate = float(new.flood_burst), new.flood_rate
+        log.warning(
+            "rehashed the settings%s%s",
+            f" in {self.config_file}" if self.config_file else "",
+            "; TLS certificate loaded" if context else "",
+        )
+        if waiting:
+            log.warning("changed settings that take a restart: %s", ", ".join(waiting))
+        return waiting
 
     def reload(self) -> None:
-        """Reload what can change while running (SIGHUP); a failure is logged, and what
-        was loaded before stays."""
+        """:meth:`rehash`, logging a failure (SIGHUP): what was loaded before stays."""
         try:
-            self.reload_tls()
+            self.rehash()
         except ConfigError as exc:
-            log.error("reload failed: %s", exc)
+            log.error("rehash failed: %s", exc)
 
     def request_reload(self) -> None:
         """Ask the accepting thread to :meth:`reload`. Safe in a signal handler."""

@@ -86,7 +86,9 @@ class SendQueue:
         "_max",
         "_on_fail",
         "_size",
+        "bytes_sent",
         "failed",
+        "lines_out",
         "sock",
     )
 
@@ -112,6 +114,14 @@ class SendQueue:
         self._finished.acquire()
         self._done = False  # the flusher's own record that it released _finished
         self.failed: str | None = None
+        # For operators (STATS l), read by any thread: lines queued, bytes sent so far.
+        self.lines_out = 0
+        self.bytes_sent = 0
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting to be sent (a moment's view, from any thread)."""
+        return self._size
 
     def put(self, data: bytes) -> None:
         """Queue ``data`` (one or more complete lines) for sending. Never blocks."""
@@ -286,9 +296,11 @@ class Flusher:
             queue._dirty = _IN_TURN
             self._in_turn.append(queue)
 
-    def _add(self, queue: SendQueue, data: bytes, where: int) -> None:
+    def _add(self, queue: SendQueue, data: bytes, where: int, lines: int = 0) -> None:
+        """Queue ``data``: ``lines`` lines, or as many as it has."""
         if queue._closing:
             return
+        queue.lines_out += lines or data.count(b"\n")
         queue._chunks.append(data)
         queue._size += len(data)
         if queue._size > queue._max:
@@ -339,7 +351,7 @@ class Flusher:
                 continue
             for queue in queues:
                 if queue not in skipped:
-                    self._add(queue, everyone, _IN_TURN)
+                    self._add(queue, everyone, _IN_TURN, len(lines))
                     continue
                 own = b"".join(
                     line for line, skip in zip(lines, skips, strict=True) if skip is not queue
@@ -373,6 +385,7 @@ class Flusher:
         if sent:
             queue._backlog = data[sent:]
             queue._size -= sent
+            queue.bytes_sent += sent
         if queue._backlog:
             self._watch(queue)
             return

@@ -19,7 +19,7 @@ from chatcli.server.errors import (
     NoTextToSend,
     TooManyTargets,
 )
-from chatcli.server.handlers import accounts
+from chatcli.server.handlers import accounts, operators
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ def _deliver_one(
     away: tuple[str, str] | None = None  # the recipient's nick and away message
     kept: int | None = None  # the history write to wait for before confirming
     relay: Relay | None = None
+    if target.startswith("$") and not tags_only:
+        operators.to_everyone(conn, msg, target)
+        return
     with world.lock:
         if is_channel(target):
             channel = world.find_channel(target)

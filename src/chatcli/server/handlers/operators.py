@@ -1,4 +1,5 @@
-"""Server operators: OPER, KILL, WALLOPS.
+"""Server operators: OPER, KILL, WALLOPS, REHASH, messages to everyone (``$*``), and the
+operators' STATS (l: connections, y: limits).
 
 Operators are named in the server's configuration with a password hash
 (:mod:`chatcli.passwords`); ``OPER`` makes a client one (user mode ``+o``).
@@ -6,13 +7,23 @@ Operators are named in the server's configuration with a password hash
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chatcli.errors import ConfigError
 from chatcli.passwords import verify_password
-from chatcli.protocol import Message
+from chatcli.protocol import Message, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import command
-from chatcli.server.errors import NoOperHost, NoPrivileges, NoSuchNick, PasswdMismatch
+from chatcli.server.errors import (
+    NoOperHost,
+    NoPrivileges,
+    NoSuchNick,
+    NoSuchServer,
+    PasswdMismatch,
+)
 from chatcli.server.handlers.accounts import throttled
 from chatcli.server.tags import Relay
 
@@ -65,3 +76,91 @@ def wallops(conn: Connection, msg: Message) -> None:
         for other in conn.world.registered():
             if "w" in other.modes:
                 other.relay(relay)
+
+
+@command("REHASH")
+def rehash(conn: Connection, msg: Message) -> None:
+    """REHASH — read the settings file, the MOTD and the TLS certificate again (operators
+    only). Settings that take a restart keep their values, and the operator is told."""
+    require_oper(conn)
+    server = conn.server
+    conn.reply(n.RPL_REHASHING, server.config_file or "*", "Rehashing")
+    try:
+        waiting = server.rehash()
+    except ConfigError as exc:
+        conn.notice(f"REHASH failed, nothing changed: {exc}")
+        return
+    if waiting:
+        conn.notice("These settings changed but take a restart: " + ", ".join(waiting))
+
+
+def to_everyone(conn: Connection, msg: Message, mask: str) -> None:
+    """PRIVMSG/NOTICE ``$<mask>``: to every user of the servers matching ``mask`` (here:
+    ``$*``, or this server's name), as RFC 2812 has it; operators only."""
+    require_oper(conn)
+    if not mask_match(mask[1:], conn.config.name, conn.world.casemapping):
+        raise NoSuchServer(mask)
+    relay = Relay(Message(msg.command, (mask, msg.params[1]), conn.source), account=conn.account)
+    with conn.world.lock:
+        for other in conn.world.registered():
+            other.relay(relay)
+
+
+# -- STATS l and y ----------------------------------------------------------------------------
+
+
+def stats_links(conn: Connection) -> None:
+    """One RPL_STATSLINKINFO for each connection: ``nick[user@address] <sendq bytes> <lines
+    queued> <KiB sent> <lines received> <KiB received> <seconds open> :<TLS or not>``."""
+    now = time.monotonic()
+    with conn.world.lock:
+        everyone = sorted(conn.world.connections, key=lambda c: c.connected_at)
+    for other in everyone:
+        queue = other.sendq
+        conn.reply(
+            n.RPL_STATSLINKINFO,
+            f"{other.name}[{other.user or '*'}@{other.host}]",
+            str(queue.queued),
+            str(queue.lines_out),
+            str(queue.bytes_sent // 1024),
+            str(other.lines_received),
+            str(other.bytes_received // 1024),
+            str(int(now - other.connected_at)),
+            "TLS" if other.secure else "plaintext",
+        )
+
+
+def stats_limits(conn: Connection) -> None:
+    """One RPL_STATSYLINE for each limit: ``Y <setting> <value> :<how close to it>``."""
+    config = conn.config
+    with conn.world.lock:
+        everyone = list(conn.world.connections)
+    per_ip = Counter(other.host for other in everyone)
+    busiest = per_ip.most_common(1)[0] if per_ip else ("-", 0)
+    fullest = max(everyone, key=lambda other: other.sendq.queued, default=None)
+    rows: list[tuple[str, object, str]] = [
+        ("max_clients", config.max_clients, f"{len(everyone)} connected"),
+        ("max_per_ip", config.max_per_ip, f"most from one address: {busiest[1]} ({busiest[0]})"),
+        ("throttle_connects", config.throttle_connects, f"in {config.throttle_window:g} s"),
+        ("exempt_loopback", config.exempt_loopback, "from max_per_ip and the throttle"),
+        ("flood_burst", config.flood_burst, f"then flood_rate {config.flood_rate:g} a second"),
+        ("flood_kill", config.flood_kill, "seconds behind before Excess Flood"),
+        ("max_recvq", config.max_recvq, "bytes held for one client"),
+        (
+            "max_sendq",
+            config.max_sendq,
+            "largest now: "
+            + (f"{fullest.sendq.queued} ({fullest.name})" if fullest is not None else "0"),
+        ),
+        ("registration_timeout", config.registration_timeout, "seconds"),
+        ("ping_interval", config.ping_interval, f"then ping_timeout {config.ping_timeout:g}"),
+        ("max_channels", config.max_channels, "rooms per client"),
+        ("max_targets", config.max_targets, "targets per message"),
+    ]
+    for setting, value, note in rows:
+        shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
+        conn.reply(n.RPL_STATSYLINE, "Y", setting, shown, note)
+
+
+#: STATS queries for operators only, by letter.
+OPER_STATS: dict[str, Callable[[Connection], None]] = {"l": stats_links, "y": stats_limits}

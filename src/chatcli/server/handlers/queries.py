@@ -18,6 +18,7 @@ from chatcli.server.errors import (
     NoSuchServer,
     UnknownError,
 )
+from chatcli.server.handlers import operators
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -112,7 +113,7 @@ def _who_row(conn: Connection, other: Connection, channel: Channel | None) -> tu
     return (
         channel.name if channel else "*",
         other.user or "~u",
-        other.host,
+        other.display_host,
         conn.config.name,
         other.name,
         _who_flags(conn, other, channel),
@@ -130,7 +131,7 @@ def _whox_row(
         "u": other.user or "~u",
         # Your own IP, and to server operators everyone's.
         "i": _ip_param(other.host) if other is conn or "o" in conn.modes else HIDDEN_IP,
-        "h": other.host,
+        "h": other.display_host,
         "s": conn.config.name,
         "n": other.name,
         "f": _who_flags(conn, other, channel),
@@ -169,12 +170,16 @@ def whois(conn: Connection, msg: Message) -> None:
         operator = "o" in other.modes
         secure = "Z" in other.modes
         account = other.account
-    conn.reply(n.RPL_WHOISUSER, other.name, other.user or "~u", other.host, "*", other.realname)
+        actually = other is conn or "o" in conn.modes
+    user = other.user or "~u"
+    conn.reply(n.RPL_WHOISUSER, other.name, user, other.display_host, "*", other.realname)
     if rooms:
         conn.reply(n.RPL_WHOISCHANNELS, other.name, " ".join(sorted(rooms)))
     conn.reply(n.RPL_WHOISSERVER, other.name, conn.config.name, conn.config.network)
     if operator:
         conn.reply(n.RPL_WHOISOPERATOR, other.name, "is an IRC operator")
+    if actually:  # the real address, behind the cloak: to operators and oneself (as Ergo)
+        _reply_actually(conn, other.name, user, other.host)
     if bot:
         conn.reply(n.RPL_WHOISBOT, other.name, "is a bot")
     if secure:
@@ -190,6 +195,12 @@ def whois(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_ENDOFWHOIS, other.name, "End of /WHOIS list")
 
 
+def _reply_actually(conn: Connection, nick: str, user: str, ip: str) -> None:
+    """RPL_WHOISACTUALLY: ``nick``'s real address, ``ip``."""
+    actual = "Actual user@host, Actual IP"
+    conn.reply(n.RPL_WHOISACTUALLY, nick, f"{user}@{ip}", _ip_param(ip), actual)
+
+
 @command("WHOWAS", 1)
 def whowas(conn: Connection, msg: Message) -> None:
     """WHOWAS <nick> [<count>] — who used a nick that is no longer online."""
@@ -203,10 +214,13 @@ def whowas(conn: Connection, msg: Message) -> None:
         found = found[:count]
     if not found:
         conn.reply(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+    operator = "o" in conn.modes
     for departed in found:
         conn.reply(
             n.RPL_WHOWASUSER, departed.nick, departed.user, departed.host, "*", departed.realname
         )
+        if operator:
+            _reply_actually(conn, departed.nick, departed.user, departed.ip)
         left = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(departed.left_at))
         conn.reply(n.RPL_WHOISSERVER, departed.nick, conn.config.name, left)
     conn.reply(n.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
@@ -230,7 +244,7 @@ def userhost(conn: Connection, msg: Message) -> None:
             other = conn.world.find_nick(nick)
             if other is not None:
                 sign = "-" if other.away is not None else "+"
-                replies.append(f"{other.name}={sign}{other.user}@{other.host}")
+                replies.append(f"{other.name}={sign}{other.user}@{other.display_host}")
     conn.reply(n.RPL_USERHOST, " ".join(replies))
 
 
@@ -352,8 +366,8 @@ def admin(conn: Connection, msg: Message) -> None:
 
 @command("STATS", 1)
 def stats(conn: Connection, msg: Message) -> None:
-    """STATS <query> [<server>] — server statistics: STATS u is the uptime.
-    Other queries have nothing to report."""
+    """STATS <query> [<server>] — server statistics: STATS u is the uptime; operators have
+    STATS l (connections) and y (limits). Other queries have nothing to report."""
     query = msg.params[0]
     if not query:
         raise NeedMoreParams("STATS")
@@ -365,6 +379,9 @@ def stats(conn: Connection, msg: Message) -> None:
         hours, rest = divmod(rest, 3600)
         minutes, seconds = divmod(rest, 60)
         conn.reply(n.RPL_STATSUPTIME, f"Server Up {days} days {hours}:{minutes:02}:{seconds:02}")
+    elif letter in operators.OPER_STATS:
+        operators.require_oper(conn)
+        operators.OPER_STATS[letter](conn)
     conn.reply(n.RPL_ENDOFSTATS, letter, "End of /STATS report")
 
 
