@@ -53,10 +53,51 @@ def connection_options(func: F) -> F:
                 envvar="CHAT_PASSWORD",
                 help="Server password, if the server has one (or set CHAT_PASSWORD).",
             ),
+            click.option(
+                "--tls",
+                is_flag=True,
+                help="Connect with TLS. The certificate is checked against the system's "
+                "authorities; one they do not vouch for (self-signed) is trusted on first use "
+                "and remembered (see the README).",
+            ),
+            click.option(
+                "--tls-fingerprint",
+                metavar="FP",
+                callback=_fingerprint_option,
+                help="Accept only the certificate with this SHA-256 fingerprint (implies --tls).",
+            ),
+            click.option(
+                "--insecure",
+                is_flag=True,
+                callback=_warn_insecure,
+                help="TLS without checking the certificate at all (implies --tls; not "
+                "recommended).",
+            ),
         ]
     ):
         func = option(func)
     return func
+
+
+def _fingerprint_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    from chatcli.tls import normalise_fingerprint
+
+    try:
+        return None if value is None else normalise_fingerprint(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _warn_insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        click.echo(
+            "chat: warning: --insecure: the server's certificate is not checked; anyone "
+            "between you and the server could read and change what is said",
+            err=True,
+        )
+    return value
 
 
 ACCOUNT_PASSWORD_FILE = click.option(
@@ -292,28 +333,33 @@ def serve(
         raise ChatError(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from None
+
+    def stop(signum: int, frame: object) -> None:
+        server.request_stop()
+
+    # Before the banner: whoever waits for it may signal at once.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "SIGHUP"):  # (not on Windows)
+        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_reload())
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    join_hint = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
-    join_hint += "" if bound_port == DEFAULT_PORT else f" --port {bound_port}"
-    if config.tls:
-        join_hint += " --tls"
-    click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {join_hint}")
+    on_host = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
+
+    def join_hint(port: int, secure: bool) -> str:
+        return on_host + ("" if port == DEFAULT_PORT else f" --port {port}") + " --tls" * secure
+
+    hint = join_hint(bound_port, config.tls)
+    click.echo(f"chatcli serving {config.room} on {shown}:{bound_port} - join with: {hint}")
     if server.tls_address is not None:
         if not config.tls:
-            click.echo(f"TLS on port {server.tls_address[1]}")
+            tls_port = server.tls_address[1]
+            click.echo(f"TLS on port {tls_port} - join with: {join_hint(tls_port, True)}")
         if made_certificate:
             click.echo(f"made a self-signed TLS certificate: {config.tls_cert}")
         click.echo(f"TLS certificate SHA-256 fingerprint: {server.tls_fingerprint}")
     click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
     sys.stdout.flush()
 
-    def stop(signum: int, frame: object) -> None:
-        server.request_stop()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    if hasattr(signal, "SIGHUP"):  # (not on Windows)
-        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_reload())
     # Thousands of connection threads woken at once (a ping or reconnect storm) all wait
     # for the GIL, and with the default 5 ms interval each of them wakes 200 times a
     # second to ask for it, starving the flusher: 10,000 PINGs took 20 s to answer. Our
@@ -362,22 +408,51 @@ def join(
     host: str,
     port: int,
     password: str | None,
+    tls: bool,
+    tls_fingerprint: str | None,
+    insecure: bool,
     room: str | None,
     account_password_file: Path | None,
 ) -> None:
     """Chat interactively: plain text goes to the room, /help lists the commands.
 
     Without a terminal, each line of standard input is sent and the client quits at the end.
-    If your alias is a registered account (/register), you are logged in to it.
+    If your alias is a registered account (/register), you are logged in to it. With --tls,
+    a certificate no authority vouches for is shown, and remembered if you trust it.
     """
     from chatcli.client.app import run_join
+    from chatcli.client.oneshot import tls_policy
     from chatcli.client.session import ClientSession
 
     if room is not None and not room.startswith("#"):
         room = "#" + room
     secret = account_password(account_password_file)
-    session = ClientSession(host, port, alias, password=password, account_password=secret)
+    terminal = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    policy = tls_policy(tls, tls_fingerprint, insecure, ask=trust_prompt if terminal else None)
+    session = ClientSession(
+        host, port, alias, password=password, account_password=secret, tls=policy
+    )
     sys.exit(int(run_join(session, room)))
+
+
+def trust_prompt(server: str, fingerprint: str) -> bool:
+    """Ask whether to trust a certificate no authority vouches for (trust on first use)."""
+    from chatcli.client.trust import default_known_servers
+
+    click.echo(
+        f"The TLS certificate of {server} is not vouched for by an authority this system "
+        f"trusts (it is self-signed, as `chat serve --tls` makes them, or for another name).\n"
+        f"Its SHA-256 fingerprint is\n\n  {fingerprint}\n\n"
+        f"Compare it with the one the server's operator gives you (`chat serve --tls` prints "
+        f"it).\nIf they differ, someone may be in the way: answer no.",
+        err=True,
+    )
+    question = f"Trust it, and remember it in {default_known_servers()}?"
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:  # Ctrl-C or end of input: no
+        click.echo(err=True)
+        return False
 
 
 def account_password(path: Path | None) -> Callable[[str], str | None]:
@@ -430,7 +505,7 @@ def send(**params: Any) -> None:
       0  every message was accepted
       1  another error
       2  usage error
-      3  cannot connect, or no confirmation in time
+      3  cannot connect, TLS certificate not trusted, or no confirmation in time
       4  alias invalid or in use
       5  no such room or person
       6  the server refused a message (moderated room, ban, password...)
@@ -496,7 +571,8 @@ def tail(account_password_file: Path | None, **params: Any) -> None:
       0  done (or the reader of the output went away)
       1  another error
       2  usage error, or a conversation asked for without an account
-      3  cannot connect, no answer in time, or the connection was lost
+      3  cannot connect, TLS certificate not trusted, no answer in time, or the
+         connection was lost
       4  alias invalid or in use
       5  no such room
       6  the server refused (ban, invite-only room, wrong password...)

@@ -4,7 +4,8 @@
 without importing click, which would otherwise be more than half of its start-up time:
 scripts and cron jobs pay that on every message (``benchmarks/`` measures it against
 ``python3 -c pass``). Everything else, every unusual form of ``chat send`` included
-(``--help``, a message on standard input, a value click would refuse), goes to
+(``--help``, a message on standard input, a value click would refuse, the TLS options,
+whose checks and warnings click does), goes to
 :mod:`chatcli.cli`, the one definition of the command line. A test checks that both read
 every everyday form the same way.
 """
@@ -79,4 +80,7 @@ def quick_send_params(args: list[str]) -> dict[str, object] | None:
         "password": given["password"],
         "timeout": timeout,
         "message": tuple(words),
+        "tls": False,  # any TLS option goes to click
+        "tls_fingerprint": None,
+        "insecure": False,
     }

@@ -40,6 +40,10 @@ class ConnectError(ChatError):
     exit_status = ExitStatus.CONNECT
 
 
+class Untrusted(ConnectError):
+    """The server's TLS certificate is not one we may trust: nothing was sent to it."""
+
+
 class AliasRejected(ChatError):
     exit_status = ExitStatus.ALIAS_REJECTED
 

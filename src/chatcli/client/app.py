@@ -8,7 +8,10 @@ lines are printed above the prompt and never clobber what is being typed. Withou
 When the connection drops, the reader thread reconnects (exponential backoff with jitter,
 a bounded number of attempts), logs in again and rejoins the rooms; rejoining a room
 fetches what was missed there (see :mod:`chatcli.client.history`). Quitting never
-reconnects.
+reconnects, and neither does a server whose TLS certificate is refused.
+
+Over TLS, the prompt starts with ``[TLS]`` (``[TLS unverified]`` with ``--insecure``), and
+a line after connecting says how the certificate was checked.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from chatcli.client.history import Timeline
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import ClientSession
+from chatcli.client.trust import Verified
 from chatcli.defaults import DEFAULT_ROOM
-from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus
+from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
 from chatcli.protocol import Message, caps, split_source
 from chatcli.protocol import numerics as n
 
@@ -92,6 +96,7 @@ class ChatView:
         self.timeline = Timeline()  #: what was shown; history requests (under ``lock``)
         self.backoff = Backoff()
         self.stopping = threading.Event()  #: the user quit: do not reconnect
+        self.marker = ""  #: what the prompt starts with: :func:`tls_marker`
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -134,7 +139,34 @@ class ChatView:
 
     def prompt(self) -> str:
         with self.lock:
-            return f"{self.room or '(no room)'} {self.nick}> "
+            return f"{self.marker}{self.room or '(no room)'} {self.nick}> "
+
+
+def tls_marker(session: ClientSession) -> str:
+    """What the prompt starts with: whether the connection is TLS, and checked."""
+    info = session.tls_info
+    if info is None:
+        return ""
+    return "[TLS unverified] " if info.verified is Verified.UNVERIFIED else "[TLS] "
+
+
+def tls_note(session: ClientSession) -> Text | None:
+    """The line that says how the connection is secured; None without TLS."""
+    info = session.tls_info
+    if info is None:
+        return None
+    if info.verified is Verified.UNVERIFIED:
+        return Text(
+            f"{info.version} WITHOUT checking the certificate (--insecure): encrypted, but "
+            "whoever is in the way could be reading it",
+            style=STYLE_ERROR,
+        )
+    how = info.verified.value
+    if info.verified is Verified.PINNED:
+        how = f"certificate pinned (SHA-256 {info.fingerprint})"
+    line = note(f"secure connection: {info.version}, {how}")
+    line.overflow = "fold"  # the fingerprint, whole, however narrow the terminal
+    return line
 
 
 def help_text() -> Text:
@@ -221,6 +253,9 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
         session.nick = view.nick
         try:
             burst = session.reconnect()
+        except Untrusted as exc:  # another certificate: never asked about, never accepted
+            show(Text(str(exc), style=STYLE_ERROR))
+            return False
         except (ConnectError, AliasRejected) as exc:  # down, or our old self still holds the alias
             show(note(f"not yet: {exc}"))
             continue
@@ -344,6 +379,9 @@ def chat_loop(
         on_lost()
 
     _show_burst(burst, view, show)
+    view.marker = tls_marker(session)
+    if (secured := tls_note(session)) is not None:
+        show(secured)
     reader = _start_reader(session, view, show, end)
     status = ExitStatus.OK
     try:

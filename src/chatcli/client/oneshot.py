@@ -11,12 +11,16 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from chatcli.client.session import ClientSession
 from chatcli.defaults import MAX_TEXT_BYTES, default_alias
 from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarget, Refused
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
+
+if TYPE_CHECKING:
+    from chatcli.client.trust import Ask, TLSPolicy
 
 #: What ``chat send`` asks for: labeled responses, so that an error says which message it
 #: is about (the server answers a message's labeled echo or error). It joins no room but
@@ -30,6 +34,22 @@ _REFUSED = {
 }  # fmt: skip
 
 
+def tls_policy(
+    tls: bool, fingerprint: str | None, insecure: bool, ask: Ask | None = None
+) -> TLSPolicy | None:
+    """The policy for the options ``--tls``, ``--tls-fingerprint`` and ``--insecure`` (each
+    of the last two implies the first); None for plaintext.
+
+    Raises:
+        ConfigError: a fingerprint that is not one, or both it and ``insecure``.
+    """
+    if not (tls or fingerprint or insecure):
+        return None
+    from chatcli.client.trust import TLSPolicy
+
+    return TLSPolicy(fingerprint=fingerprint, insecure=insecure, ask=ask)
+
+
 def connect_as(
     alias: str | None,
     *,
@@ -40,9 +60,10 @@ def connect_as(
     timeout: float,
     wanted_caps: Iterable[str] = SEND_CAPS,
     account_password: Callable[[str], str | None] | None = None,
+    tls: TLSPolicy | None = None,
 ) -> ClientSession:
     """Register as ``alias`` or, without one, as ``<login name>-<role>``, trying
-    ``...2``, ``...3`` when that is taken."""
+    ``...2``, ``...3`` when that is taken; over TLS if ``tls`` says so."""
     retry = alias is None
     alias = alias or default_alias()[:24] + "-" + role
     for attempt in range(1, 10 if retry else 2):
@@ -55,6 +76,7 @@ def connect_as(
             caps=wanted_caps,
             timeout=timeout,
             account_password=account_password,
+            tls=tls,
         )
         try:
             session.connect()
@@ -147,9 +169,14 @@ def send_command(
     password: str | None,
     timeout: float,
     message: tuple[str, ...],
+    tls: bool = False,
+    tls_fingerprint: str | None = None,
+    insecure: bool = False,
 ) -> None:
     """``chat send``: the ``message`` words as one message or, with none, each line of
-    standard input as one, streamed as it is read."""
+    standard input as one, streamed as it is read. Over TLS with any of the TLS options,
+    with no one to ask about a certificate (see :func:`tls_policy`)."""
+    policy = tls_policy(tls, tls_fingerprint, insecure)
     if message:
         text = " ".join(message)
         if not text.strip():
@@ -171,6 +198,7 @@ def send_command(
         lines=lines,
         password=password,
         timeout=timeout,
+        tls=policy,
     )
 
 
@@ -183,6 +211,7 @@ def run_send(
     lines: Iterable[str],
     password: str | None,
     timeout: float,
+    tls: TLSPolicy | None = None,
 ) -> int:
     """Connect, send, confirm, quit. Returns how many messages were sent.
 
@@ -200,6 +229,7 @@ def run_send(
         port=port,
         password=password,
         timeout=timeout,
+        tls=tls,
     )
     try:
         return send_lines(session, target, lines, timeout)

@@ -2,6 +2,10 @@
 
 No UI code here. :meth:`ClientSession.recv` returns the next message (answering PINGs on
 the way); ``chat join`` runs it on a reader thread, ``chat send`` calls it directly.
+
+With a :class:`~chatcli.client.trust.TLSPolicy`, the connection is TLS, checked as the
+policy says before the first line is sent (:mod:`chatcli.client.trust`), and never falls
+back to plaintext. The TLS modules are imported only then: ``chat send`` starts quickly.
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
 from chatcli.protocol import LineBuffer, Message, ProtocolError, caps, parse_line
 from chatcli.protocol import numerics as n
+
+if TYPE_CHECKING:
+    from chatcli.client.tls_stream import TLSStream
+    from chatcli.client.trust import TLSInfo, TLSPolicy
 
 #: Capabilities the client asks for when the server offers them.
 WANTED_CAPS = (
@@ -62,6 +71,8 @@ class ClientSession:
         account_password: asked for the alias's account password when the server says the
             alias is a registered account (None from it: do not log in). The session then
             logs in with SASL PLAIN before registering.
+        tls: connect with TLS, checking the certificate as this says; None: plaintext.
+            Only the first connection may ask the user: reconnecting never does.
     """
 
     def __init__(
@@ -76,6 +87,7 @@ class ClientSession:
         caps: Iterable[str] = WANTED_CAPS,
         timeout: float = 10.0,
         account_password: Callable[[str], str | None] | None = None,
+        tls: TLSPolicy | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.nick = nick
@@ -87,7 +99,9 @@ class ClientSession:
         self.caps: set[str] = set()
         self.isupport: dict[str, str] = {}
         self.server_name = ""
-        self._sock: socket.socket | None = None
+        self.tls = tls
+        self.tls_info: TLSInfo | None = None  #: how the connection is secured, with TLS
+        self._sock: socket.socket | TLSStream | None = None
         self._buffer = LineBuffer()
         self._pending: deque[Message] = deque()
         self._send_lock = threading.Lock()
@@ -106,16 +120,12 @@ class ClientSession:
 
         Raises:
             ConnectError: the server cannot be reached or closed the connection.
+            Untrusted: (a ConnectError) the server's TLS certificate is refused.
             AliasRejected: the alias is invalid or taken.
             Refused: the server password, or the account password, was wrong.
+            ConfigError: the known-servers file cannot be read or written.
         """
-        try:
-            self._sock = socket.create_connection((self.host, self.port), self.timeout)
-        except OSError as exc:
-            raise ConnectError(
-                f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
-            ) from None
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = self._open()
         if self.password:
             self.send(Message("PASS", (self.password,)))
         self.send(Message("CAP", ("LS", "302")))
@@ -126,7 +136,11 @@ class ClientSession:
             while True:
                 msg = self.recv()
                 if msg is None:
-                    raise ConnectError("the server closed the connection during registration")
+                    # Nothing at all, without TLS: a TLS port, maybe, hanging up on us.
+                    hint = "" if seen or self.tls else " (if it speaks TLS there, use --tls)"
+                    raise ConnectError(
+                        f"the server closed the connection during registration{hint}"
+                    )
                 seen.append(msg)
                 if self._registration_step(msg):
                     break
@@ -138,6 +152,31 @@ class ClientSession:
             raise
         self._sock.settimeout(None)
         return seen
+
+    @property
+    def secure(self) -> bool:
+        """The connection is TLS (verified or not: see :attr:`tls_info`)."""
+        return self.tls_info is not None
+
+    def _dial(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _open(self) -> socket.socket | TLSStream:
+        """A new connection to the server, TLS if the policy says so."""
+        if self.tls is None:
+            return self._dial()
+        from chatcli.client.tls_stream import TLSStream
+        from chatcli.client.trust import secure
+
+        sock, self.tls_info = secure(self._dial, self.host, self.port, self.tls)
+        return TLSStream(sock, self.timeout)
 
     def _registration_step(self, msg: Message) -> bool:
         """React to one message during registration; True once registered."""
@@ -212,6 +251,10 @@ class ClientSession:
         self._alias_registered = False
         self._sasl = []
         self.closed = False
+        if self.tls is not None:  # no one to ask now: a new certificate is refused
+            from dataclasses import replace  # not at the top: `chat send` starts without it
+
+            self.tls = replace(self.tls, ask=None)
         return self.connect()
 
     # -- I/O --------------------------------------------------------------------------------

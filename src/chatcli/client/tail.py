@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from chatcli.client.history import (
     HISTORY_CAPS,
@@ -25,7 +25,7 @@ from chatcli.client.history import (
     chat_key,
     timestamp,
 )
-from chatcli.client.oneshot import connect_as, enter_room, raise_for
+from chatcli.client.oneshot import connect_as, enter_room, raise_for, tls_policy
 from chatcli.client.session import ClientSession
 from chatcli.errors import ChatError, ConfigError, ConnectError, Refused
 from chatcli.protocol import (
@@ -37,6 +37,9 @@ from chatcli.protocol import (
     server_time,
     split_source,
 )
+
+if TYPE_CHECKING:
+    from chatcli.client.trust import TLSPolicy
 
 TAIL_CAPS = (caps.CHATHISTORY, *HISTORY_CAPS)
 #: Messages printed when neither --last nor --since is given.
@@ -109,10 +112,14 @@ def _printer(out: IO[str], as_json: bool, me: str) -> Callable[[Message], None]:
     return print_text
 
 
-def tail_command(**params: object) -> None:
-    """``chat tail``, stopping quietly when the reader of standard output goes away."""
+def tail_command(
+    tls: bool = False, tls_fingerprint: str | None = None, insecure: bool = False, **params: object
+) -> None:
+    """``chat tail``, stopping quietly when the reader of standard output goes away. Over
+    TLS with any of the TLS options, with no one to ask about a certificate."""
+    policy = tls_policy(tls, tls_fingerprint, insecure)
     try:
-        run_tail(**params)  # type: ignore[arg-type]
+        run_tail(tls=policy, **params)  # type: ignore[arg-type]
     except BrokenPipeError:
         # `chat tail | head`: head has what it wants. Point stdout at nothing, so that
         # Python's last flush at exit does not complain about the pipe either.
@@ -136,6 +143,7 @@ def run_tail(
     as_json: bool,
     account_password: Callable[[str], str | None] | None = None,
     out: IO[str] | None = None,
+    tls: TLSPolicy | None = None,
 ) -> None:
     """Print ``target``'s last messages (or those since a time) and, with ``follow``, the
     new ones until ``duration`` seconds have passed (or forever).
@@ -159,6 +167,7 @@ def run_tail(
         timeout=timeout,
         wanted_caps=TAIL_CAPS,
         account_password=account_password,
+        tls=tls,
     )
     try:
         if caps.CHATHISTORY not in session.caps:
