@@ -316,6 +316,17 @@ def test_whois_replies():
     assert plain(user) == "12:34 -- bob is b@host (Bob Builder)"
     chans = message("319", ME, "bob", "@#lobby #dev", source="srv")
     assert plain(chans) == "12:34 -- bob is in @#lobby #dev"
+    secure = message("671", ME, "bob", "is using a secure connection", source="srv")
+    assert plain(secure) == "12:34 -- bob is connected over TLS"
+    real = message("338", ME, "bob", "b@10.0.0.7", "10.0.0.7", "Actual user@host", source="srv")
+    assert plain(real) == "12:34 -- bob really is b@10.0.0.7, from 10.0.0.7"
+    oper = message("313", ME, "bob", "is an IRC operator", source="srv")
+    assert plain(oper) == "12:34 -- bob is a server operator"
+
+
+def test_our_own_user_modes():
+    modes = message("MODE", ME, "+Z", source=f"{ME}!u@h")
+    assert plain(modes) == "12:34 -- your modes: +Z (a TLS connection)"
 
 
 def test_welcome_says_who_you_are():

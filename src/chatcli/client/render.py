@@ -116,6 +116,8 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
     if cmd == "KICK" and len(p) >= 2:
         why = f" ({p[2]})" if len(p) > 2 else ""
         return _system(when, _nick(nick), f" removed {p[1]} from {p[0]}{why}")
+    if cmd == "MODE" and len(p) >= 2 and p[0] == nick == me:  # our own user modes
+        return _system(when, f"your modes: {p[1]}" + (" (a TLS connection)" if "Z" in p[1] else ""))
     if cmd == "MODE" and len(p) >= 2:
         return _system(when, _nick(nick), f" set mode {' '.join(p[1:])} on {p[0]}")
     if cmd == "INVITE" and len(p) >= 2:
@@ -228,6 +230,14 @@ def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
         return _system(when, _nick(p[0]), f" has been idle {p[1]}s")
     if code == n.RPL_WHOISSERVER:
         return None
+    if code == n.RPL_WHOISSECURE and p:
+        return _system(when, _nick(p[0]), " is connected over TLS")
+    if code == n.RPL_WHOISACTUALLY and len(p) >= 3:
+        return _system(when, _nick(p[0]), f" really is {p[1]}, from {p[2]}")
+    if code == n.RPL_WHOISOPERATOR and p:
+        return _system(when, _nick(p[0]), " is a server operator")
+    if code == n.RPL_WHOISBOT and p:
+        return _system(when, _nick(p[0]), " is a bot")
     if code == n.RPL_WHOISACCOUNT and len(p) >= 2:
         return _system(when, _nick(p[0]), f" is logged in as {p[1]}")
     if code == n.RPL_LIST and len(p) >= 3:
