@@ -54,6 +54,11 @@ class ServerConfig:
     #: Loopback addresses (tests, bots, a proxy) are exempt from max_per_ip and the
     #: throttle; max_clients applies to everyone.
     exempt_loopback: bool = True
+    #: Show others each user's address as a cloak, a keyed hash of it and the network's
+    #: name (2a3v7pwbqkv6e.chatcli), the same after a restart with the same database.
+    #: Server operators and the user still see the address. Off: everyone sees every
+    #: address. A rehash changes it for connections made from then on.
+    cloak_hosts: bool = True
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)

@@ -19,6 +19,7 @@ import pytest
 
 from chatcli.protocol import Message, split_source
 from tests.conftest import Client, RunningServer
+from tests.server.hosts import shown_host
 
 BOT = "helperbot"
 ROOM = "#bots"
@@ -159,7 +160,7 @@ def all_see_bot_say(text: str, *clients: Client) -> None:
 
 
 def test_bot_greets_answers_tracks_and_leaves(
-    bot: HelperBot, connect: Callable[..., Client]
+    bot: HelperBot, server: RunningServer, connect: Callable[..., Client]
 ) -> None:
     alice, carol = connect("alice"), connect("carol")
 
@@ -191,7 +192,7 @@ def test_bot_greets_answers_tracks_and_leaves(
     # In private: its own command (answered with a NOTICE), and the library's CTCP VERSION.
     alice.send(f"PRIVMSG {BOT} :!whoami")
     whoami = said_by(alice, BOT, "NOTICE", "alicia").params[1]
-    assert whoami == "you are alicia!~alice@127.0.0.1"
+    assert whoami == f"you are alicia!~alice@{shown_host(server)}"
     alice.send(f"PRIVMSG {BOT} :\x01VERSION\x01")
     version = said_by(alice, BOT, "NOTICE", "alicia").params[1]
     assert version.startswith("\x01VERSION Python irc.bot (") and version.endswith(")\x01")

@@ -10,6 +10,7 @@ import pytest
 
 from chatcli.server.handlers.accounts import FREE_FAILURES, login_delay
 from tests.conftest import Client
+from tests.server.hosts import shown_host
 
 PASSWORD = "correct-horse"
 
@@ -67,7 +68,7 @@ def test_register_creates_the_account_and_logs_in(accounts_server, clients):
     bob = open_client(accounts_server, clients, "bob", join=False)
     bob.send("REGISTER * * :hunter22")
     logged_in = bob.expect("900")
-    assert logged_in.params[1:3] == ("bob!~bob@127.0.0.1", "bob")
+    assert logged_in.params[1:3] == (f"bob!~bob@{shown_host(accounts_server)}", "bob")
     assert bob.expect("REGISTER").params[:2] == ("SUCCESS", "bob")
     bob.send("WHOIS bob")
     assert bob.expect("330").params[1:3] == ("bob", "bob")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.server.hosts import shown_host
+
 
 def shared_room(name, op, *others):
     """``op`` creates the room ``name`` (and runs it), then ``others`` join it."""
@@ -69,7 +71,7 @@ def test_join_zero_leaves_every_room(connect):
     assert parts == {"#lobby", "#a", "#b"}
 
 
-def test_topic_set_shown_on_join_and_protected_by_t(connect):
+def test_topic_set_shown_on_join_and_protected_by_t(server, connect):
     alice, bob = connect("alice"), connect("bob")
     alice.send("JOIN #dev")
     alice.expect("366")
@@ -77,7 +79,7 @@ def test_topic_set_shown_on_join_and_protected_by_t(connect):
     assert alice.expect("TOPIC").params == ("#dev", "Release on Friday")
     bob.send("JOIN #dev")
     assert bob.expect("332").params == ("bob", "#dev", "Release on Friday")
-    assert bob.expect("333").params[:3] == ("bob", "#dev", "alice!~alice@127.0.0.1")
+    assert bob.expect("333").params[:3] == ("bob", "#dev", f"alice!~alice@{shown_host(server)}")
     bob.send("TOPIC #dev :mine now")
     bob.expect("482")  # +t: only operators
     bob.send("TOPIC #dev")
@@ -88,12 +90,12 @@ def test_topic_set_shown_on_join_and_protected_by_t(connect):
     bob.expect("331")
 
 
-def test_nick_change_is_seen_by_everyone_sharing_a_room(connect):
+def test_nick_change_is_seen_by_everyone_sharing_a_room(server, connect):
     alice, bob = connect("alice"), connect("bob")
     alice.expect("JOIN")
     bob.send("NICK robert")
     change = alice.expect("NICK")
-    assert (change.source, change.params) == ("bob!~bob@127.0.0.1", ("robert",))
+    assert (change.source, change.params) == (f"bob!~bob@{shown_host(server)}", ("robert",))
     assert bob.expect("NICK").params == ("robert",)
     alice.send("PRIVMSG robert :hi robert")
     assert bob.expect("PRIVMSG").params == ("robert", "hi robert")
@@ -262,7 +264,7 @@ def test_kick_of_someone_not_online_is_401(connect):
     alice.expect("401")
 
 
-def test_names_of_a_big_room_is_split_into_whole_names_within_the_line_limit(connect):
+def test_names_of_a_big_room_is_split_into_whole_names_within_the_line_limit(server, connect):
     members = [f"member{i:02d}-with-a-long-nick"[:20] for i in range(40)]
     for nick in members:
         connect(nick)
@@ -273,7 +275,7 @@ def test_names_of_a_big_room_is_split_into_whole_names_within_the_line_limit(con
     assert all(len(m.to_bytes()) <= 512 for m in replies)
     entries = [entry for m in replies for entry in m.params[-1].split(" ")]
     assert sorted(entry.split("!")[0] for entry in entries) == sorted([*members, "viewer"])
-    assert all(entry.endswith("@127.0.0.1") for entry in entries)
+    assert all(entry.endswith(f"@{shown_host(server)}") for entry in entries)
 
 
 # -- user modes +w, +B and +o ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from chatcli.server.channel import MAX_LIST_ENTRIES
+from tests.server.hosts import shown_host
 
 #: mode -> (entry numeric, end numeric)
 LISTS = {"b": ("367", "368"), "e": ("348", "349"), "I": ("346", "347")}
@@ -38,7 +39,7 @@ def listing(client, name, mode):
 
 
 @pytest.mark.parametrize("mode", ["e", "I"])
-def test_an_operator_sets_lists_and_removes_an_entry(connect, mode):
+def test_an_operator_sets_lists_and_removes_an_entry(server, connect, mode):
     """'RPL_EXCEPTLIST (348) <client> <channel> <mask>' and 'RPL_INVEXLIST (346)',
     each list ending with its own end numeric; like the ban list they also say who set
     each mask and when."""
@@ -47,7 +48,7 @@ def test_an_operator_sets_lists_and_removes_an_entry(connect, mode):
     alice.send(f"MODE #r +{mode} bob")
     assert alice.expect("MODE").params == ("#r", f"+{mode}", "bob!*@*")
     entries, end = listing(alice, "#r", mode)
-    assert entries == [("bob!*@*", "alice!~alice@127.0.0.1")]
+    assert entries == [("bob!*@*", f"alice!~alice@{shown_host(server)}")]
     assert end.params[:2] == ("alice", "#r")
     alice.send(f"MODE #r -{mode} BOB!*@*")  # the same mask in another case
     assert alice.expect("MODE").params == ("#r", f"-{mode}", "bob!*@*")
@@ -66,14 +67,14 @@ def test_one_mode_line_can_set_and_list_several_lists(connect):
 
 
 @pytest.mark.parametrize("mode", ["e", "I"])
-def test_only_operators_change_the_lists_but_members_may_read_them(connect, mode):
+def test_only_operators_change_the_lists_but_members_may_read_them(server, connect, mode):
     alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
     room(alice, "#r", f"+{mode} friend")
     bob.send("JOIN #r")
     bob.expect("366", "bob", "#r")
     bob.send(f"MODE #r +{mode} bob")
     assert bob.expect("482").params[:2] == ("bob", "#r")
-    assert listing(bob, "#r", mode)[0] == [("friend!*@*", "alice!~alice@127.0.0.1")]
+    assert listing(bob, "#r", mode)[0] == [("friend!*@*", f"alice!~alice@{shown_host(server)}")]
     carol.send(f"MODE #r {mode}")  # not a member
     assert carol.expect("442").params[:2] == ("carol", "#r")
     carol.sync()

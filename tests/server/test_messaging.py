@@ -3,6 +3,8 @@ online, help and quit (PRIVMSG, NOTICE, NAMES, WHO, LUSERS, HELP, AWAY)."""
 
 from __future__ import annotations
 
+from tests.server.hosts import shown_host
+
 
 def three(connect):
     alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
@@ -12,12 +14,12 @@ def three(connect):
     return alice, bob, carol
 
 
-def test_broadcast_reaches_everyone_else_in_the_room(connect):
+def test_broadcast_reaches_everyone_else_in_the_room(server, connect):
     alice, bob, carol = three(connect)
     alice.send("PRIVMSG #lobby :hello, everyone")
     for other in (bob, carol):
         msg = other.expect("PRIVMSG")
-        assert msg.source == "alice!~alice@127.0.0.1"
+        assert msg.source == f"alice!~alice@{shown_host(server)}"
         assert msg.params == ("#lobby", "hello, everyone")
     assert alice.sync() == []  # no echo without echo-message
 
@@ -28,11 +30,11 @@ def test_echo_message_returns_the_senders_own_message(connect):
     assert alice.expect("PRIVMSG").params == ("#lobby", "hi")
 
 
-def test_direct_messages_both_ways_reach_only_the_recipient(connect):
+def test_direct_messages_both_ways_reach_only_the_recipient(server, connect):
     alice, bob, carol = three(connect)
     alice.send("PRIVMSG bob :psst, bob")
     msg = bob.expect("PRIVMSG")
-    assert (msg.source, msg.params) == ("alice!~alice@127.0.0.1", ("bob", "psst, bob"))
+    assert (msg.source, msg.params) == (f"alice!~alice@{shown_host(server)}", ("bob", "psst, bob"))
     bob.send("PRIVMSG ALICE :hi alice")  # nicks are case-insensitive
     assert alice.expect("PRIVMSG").params == ("alice", "hi alice")
     assert carol.sync() == []
@@ -85,7 +87,7 @@ def test_away_is_reported_to_whoever_messages_you(connect):
     assert alice.sync() == []
 
 
-def test_names_who_and_lusers_list_who_is_online(connect):
+def test_names_who_and_lusers_list_who_is_online(server, connect):
     alice, _bob, _carol = three(connect)
     alice.send("NAMES #lobby")
     names = alice.expect("353")
@@ -98,7 +100,7 @@ def test_names_who_and_lusers_list_who_is_online(connect):
     assert sorted(r.params[5] for r in rows) == ["alice", "bob", "carol"]
     row = next(r for r in rows if r.params[5] == "bob")
     assert row.params == (
-        "alice", "#lobby", "~bob", "127.0.0.1", "chatcli.local", "bob", "H", "0 Real bob",
+        "alice", "#lobby", "~bob", shown_host(server), "chatcli.local", "bob", "H", "0 Real bob",
     )  # fmt: skip
 
     alice.send("LUSERS")
@@ -107,7 +109,7 @@ def test_names_who_and_lusers_list_who_is_online(connect):
     assert alice.expect("265").params[1:] == ("3", "3", "Current local users 3, max 3")
 
 
-def test_whowas_remembers_who_left_and_who_renamed(connect):
+def test_whowas_remembers_who_left_and_who_renamed(server, connect):
     alice, bob, carol = three(connect)
     bob.send("QUIT")
     bob.closed()
@@ -116,7 +118,7 @@ def test_whowas_remembers_who_left_and_who_renamed(connect):
     alice.send("WHOWAS bob")
     replies = alice.collect("369")
     assert replies[0].command == "314"
-    assert replies[0].params == ("alice", "bob", "~bob", "127.0.0.1", "*", "Real bob")
+    assert replies[0].params == ("alice", "bob", "~bob", shown_host(server), "*", "Real bob")
     alice.send("WHOWAS carol")
     assert alice.expect("314").params[1] == "carol"
     alice.send("WHOWAS nobody")
@@ -124,11 +126,11 @@ def test_whowas_remembers_who_left_and_who_renamed(connect):
     alice.expect("369")
 
 
-def test_whois_and_ison(connect):
+def test_whois_and_ison(server, connect):
     alice, _bob, _ = three(connect)
     alice.send("WHOIS bob")
     replies = {m.command: m for m in alice.collect("318")}
-    assert replies["311"].params == ("alice", "bob", "~bob", "127.0.0.1", "*", "Real bob")
+    assert replies["311"].params == ("alice", "bob", "~bob", shown_host(server), "*", "Real bob")
     assert replies["319"].params == ("alice", "bob", "#lobby")
     assert "317" in replies
     alice.send("WHOIS ghost")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from chatcli.protocol import numerics as n
+from tests.server.hosts import shown_host
 
 
-def test_adding_nicks_reports_who_is_online_now(connect):
-    bob = connect("bob")
+def test_adding_nicks_reports_who_is_online_now(server, connect):
+    connect("bob")
     watcher = connect("watcher")
     watcher.send("MONITOR + bob,carol")
     online = watcher.expect(n.RPL_MONONLINE)
-    assert online.params == ("watcher", f"bob!~bob@{bob.sock.getsockname()[0]}")
+    assert online.params == ("watcher", f"bob!~bob@{shown_host(server)}")
     assert watcher.expect(n.RPL_MONOFFLINE).params == ("watcher", "carol")
 
 

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from chatcli.protocol import numerics as n
+from tests.server.hosts import shown_host
 
 
-def test_welcome_burst_then_default_room(connect):
+def test_welcome_burst_then_default_room(server, connect):
     """'Upon successful completion of the registration process, the server MUST send, in
     this order: RPL_WELCOME, RPL_YOURHOST, RPL_CREATED, RPL_MYINFO, at least one
     RPL_ISUPPORT, [LUSERS], RPL_MOTD or ERR_NOMOTD.' Then a client that asked for it (as
@@ -19,10 +20,11 @@ def test_welcome_burst_then_default_room(connect):
     commands = [m.command for m in burst if m.command != "CAP"]
     assert commands[:5] == ["001", "002", "003", "004", "005"]
     assert commands.index("251") < commands.index("375") < commands.index("376")
+    source = f"alice!~alice@{shown_host(server)}"
     welcome = next(m for m in burst if m.command == "001")
-    assert welcome.params == ("alice", "Welcome to the chatcli IRC Network alice!~alice@127.0.0.1")
+    assert welcome.params == ("alice", f"Welcome to the chatcli IRC Network {source}")
     join = next(m for m in burst if m.command == "JOIN")
-    assert join.params == ("#lobby",) and join.source == "alice!~alice@127.0.0.1"
+    assert join.params == ("#lobby",) and join.source == source
     assert burst[-2].command == "353" and burst[-2].params[-1] == "alice"
 
 
@@ -265,14 +267,14 @@ def test_silent_connection_is_dropped_after_registration_timeout(make_server):
         client.close()
 
 
-def test_quit_is_seen_by_others_with_its_reason(connect):
+def test_quit_is_seen_by_others_with_its_reason(server, connect):
     alice, bob = connect("alice"), connect("bob")
     alice.expect("JOIN", "#lobby")  # bob's arrival
     bob.send("QUIT :off to lunch")
     assert bob.expect("ERROR").params[0].endswith("(Quit: off to lunch)")
     assert bob.closed()
     quit_ = alice.expect("QUIT")
-    assert quit_.source == "bob!~bob@127.0.0.1"
+    assert quit_.source == f"bob!~bob@{shown_host(server)}"
     assert quit_.params == ("Quit: off to lunch",)
 
 
@@ -306,7 +308,7 @@ def _has_ipv6() -> bool:
 def test_serves_ipv6(make_server):
     import socket
 
-    running = make_server(host="::1")
+    running = make_server(host="::1", cloak_hosts=False)  # shown as it is: "::1"
     assert running.host == "::1"
     sock = socket.create_connection(("::1", running.port), timeout=5)
     try:

@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from chatcli.server.store import SCHEMA_VERSION, Store, StoreError
+from chatcli.server.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 
 
 def serve(db) -> subprocess.CompletedProcess[str]:
@@ -33,6 +33,25 @@ def test_a_new_file_is_created_at_the_current_schema(tmp_path):
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_older_file_is_migrated_forward_and_keeps_what_it_held(tmp_path):
+    """Schema 1 had no secrets: migrated, it keeps its accounts and gains the cloak key."""
+    path = tmp_path / "chat.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("INSERT INTO accounts VALUES ('alice', 'Alice', 'hash', 0)")
+        db.commit()
+        db.execute("PRAGMA user_version = 1")
+    store = Store(path)
+    store.open()
+    try:
+        assert store.account("alice") is not None
+        assert len(store.secret("cloak")) == 32
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_damaged_file_stops_start_up_with_one_line_and_is_kept(tmp_path):

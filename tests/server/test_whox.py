@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.server.hosts import shown_host
+
 
 def pair(connect):
     """alice and bob, both in #lobby (and so visible to each other)."""
@@ -25,7 +27,7 @@ def whox(client, line):
     return [m.params[1:] for m in replies[:-1]], replies[-1]
 
 
-def test_every_field_in_the_standard_order(connect):
+def test_every_field_in_the_standard_order(server, connect):
     """Fields come back in the order t c u i h s n f d l a o r, whatever the order asked."""
     alice, _ = pair(connect)
     for fields in ("tcuihsnfdlaor", "roaldfnshiuct"):
@@ -36,7 +38,7 @@ def test_every_field_in_the_standard_order(connect):
                 "*",  # c: a nick query names no room
                 "~bob",  # u
                 "255.255.255.255",  # i: not disclosed to others
-                "127.0.0.1",  # h
+                shown_host(server),  # h: the cloak
                 "chatcli.local",  # s
                 "bob",  # n
                 "H",  # f
@@ -114,12 +116,12 @@ def test_the_operators_only_filter_finds_no_one(connect):
     assert whox(alice, "WHO * o%n")[0] == []
 
 
-def test_plain_who_is_unchanged(connect):
+def test_plain_who_is_unchanged(server, connect):
     alice, _ = pair(connect)
     alice.send("WHO bob")
     row = alice.expect("352")
     assert row.params == (
-        "alice", "*", "~bob", "127.0.0.1", "chatcli.local", "bob", "H", "0 Real bob",
+        "alice", "*", "~bob", shown_host(server), "chatcli.local", "bob", "H", "0 Real bob",
     )  # fmt: skip
     alice.expect("315")
 

@@ -108,8 +108,12 @@ class Channel:
     def _matches(self, masks: dict[str, tuple[str, int]], conn: Connection) -> bool:
         if not masks:  # the usual case, and checked on every message to the room
             return False
-        source, casemapping = conn.source, conn.world.casemapping
-        return any(mask_match(mask, source, casemapping) for mask in masks)
+        casemapping = conn.world.casemapping
+        return any(
+            mask_match(mask, identity, casemapping)
+            for identity in _identities(conn)
+            for mask in masks
+        )
 
     def can_speak(self, conn: Connection) -> bool:
         """Whether ``conn`` may send to the room (+n, +m and bans)."""
@@ -150,3 +154,12 @@ class Channel:
             flags += "l"
             args.append(str(self.limit))
         return ["+" + flags, *args]
+
+
+def _identities(conn: Connection) -> tuple[str, ...]:
+    """What a ban (or exception) mask may name ``conn`` by: ``nick!user@cloak``, as
+    everyone sees it, and ``nick!user@ip``, as server operators do."""
+    source = conn.source
+    if conn.display_host == conn.host:
+        return (source,)
+    return source, f"{source.rpartition('@')[0]}@{conn.host}"

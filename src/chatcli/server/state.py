@@ -17,6 +17,7 @@ Concurrency design:
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import deque
@@ -45,9 +46,10 @@ class Departed:
 
     nick: str
     user: str
-    host: str
+    host: str  #: as others saw it (a cloak)
     realname: str
     left_at: float
+    ip: str  #: the real address, for server operators
 
 
 class World:
@@ -55,6 +57,7 @@ class World:
         self.lock = threading.RLock()
         self.flusher = flusher
         self.store: Store | None = None  # the server's database, if it keeps one
+        self._cloak_key = secrets.token_bytes(32)  # see cloak_key
         self.casemapping = casemapping
         self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
         self.channels: dict[str, Channel] = {}  # folded name -> channel
@@ -70,6 +73,12 @@ class World:
         # Recent failed logins: "ip <host>" or "account <folded>" -> (count, monotonic time
         # of the last); see chatcli.server.handlers.accounts.
         self.failed_logins: dict[str, tuple[int, float]] = {}
+
+    @property
+    def cloak_key(self) -> bytes:
+        """The key of the hosts' cloaks (:mod:`chatcli.server.cloaks`): the database's, so
+        that a cloak stays the same across restarts; without one, new each run."""
+        return self.store.secret("cloak") if self.store is not None else self._cloak_key
 
     def fold(self, name: str) -> str:
         return self.casemapping.fold(name)
@@ -151,7 +160,14 @@ class World:
     def remember(self, conn: Connection, nick: str | None = None) -> None:
         """Note ``conn``'s identity for WHOWAS (on quit, and with its old nick on a change)."""
         self.whowas.append(
-            Departed(nick or conn.name, conn.user or "~u", conn.host, conn.realname, time.time())
+            Departed(
+                nick or conn.name,
+                conn.user or "~u",
+                conn.display_host,
+                conn.realname,
+                time.time(),
+                conn.host,
+            )
         )
 
     def registered(self) -> Iterable[Connection]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -69,8 +70,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pending_by_account ON pending (account, message);
     """,
+    """
+    CREATE TABLE secrets (              -- the server's own keys, made once (see SECRETS)
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The server's secrets, each random bytes made when first needed and kept from then on:
+#: "cloak" keys the hosts' cloaks (:mod:`chatcli.server.cloaks`).
+SECRETS = ("cloak",)
+SECRET_BYTES = 32
 
 
 class StoreError(ChatError):
@@ -157,6 +168,7 @@ class Store:
         self._since_prune = 0
         # Messages added per target since it was last trimmed to the retention limit.
         self._touched: dict[str, int] = {}
+        self._secrets: dict[str, bytes] = {}  # SECRETS, read once at open
 
     # -- life -------------------------------------------------------------------------------
 
@@ -174,6 +186,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._migrate(self._writer)
+            self._secrets = self._load_secrets(self._writer)
             self._reader = self._connect()
         except sqlite3.DatabaseError as exc:
             self._close_connections()
@@ -224,6 +237,25 @@ class Store:
             # executescript commits first; the version is set in its own transaction.
             db.execute(f"PRAGMA user_version = {number + 1}")
             log.info("database %s migrated to schema %d", self.path, number + 1)
+
+    def _load_secrets(self, db: sqlite3.Connection) -> dict[str, bytes]:
+        """Every one of SECRETS, making (and keeping) those the file does not hold yet."""
+        query = "SELECT name, value FROM secrets"
+        found = {name: bytes(value) for name, value in db.execute(query)}
+        missing = [name for name in SECRETS if name not in found]
+        for name in missing:  # OR IGNORE: should another server have just made it, its wins
+            db.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                (name, secrets.token_bytes(SECRET_BYTES)),
+            )
+        if missing:
+            found = {name: bytes(value) for name, value in db.execute(query)}
+        return found
+
+    def secret(self, name: str) -> bytes:
+        """The server's secret ``name`` (one of :data:`SECRETS`): the same from one run to
+        the next. The store must be open."""
+        return self._secrets[name]
 
     def _close_connections(self) -> None:
         for db in (self._reader, self._writer):

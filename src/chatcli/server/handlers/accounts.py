@@ -153,7 +153,7 @@ def set_account(conn: Connection, account: str | None) -> None:
     if account is not None:
         conn.reply(
             n.RPL_LOGGEDIN,
-            f"{conn.name}!{conn.user or '~u'}@{conn.host}",
+            f"{conn.name}!{conn.user or '~u'}@{conn.display_host}",
             account,
             f"You are now logged in as {account}",
         )
@@ -162,7 +162,7 @@ def set_account(conn: Connection, account: str | None) -> None:
     else:
         conn.reply(
             n.RPL_LOGGEDOUT,
-            f"{conn.name}!{conn.user or '~u'}@{conn.host}",
+            f"{conn.name}!{conn.user or '~u'}@{conn.display_host}",
             "You are now logged out",
         )
 
