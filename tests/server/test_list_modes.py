@@ -171,3 +171,44 @@ def test_list_modes_are_not_unknown_modes(connect):
     alice.send("MODE #r +eIz x y")
     assert alice.expect("472").params[1] == "z"
     assert alice.expect("MODE").params == ("#r", "+eI", "x!*@*", "y!*@*")
+
+
+def test_a_mute_keeps_someone_in_the_room_but_silent(connect):
+    """Ergo's mute extban, '+b m:<mask>': who matches it may join and read, not speak;
+    voice lifts it, as does an exception."""
+    alice, bob = connect("alice"), connect("bob")
+    room(alice, "#r", "+b M:bob")  # the prefix in any case, the mask completed
+    listed, _ = listing(alice, "#r", "b")
+    assert [mask for mask, _ in listed] == ["m:bob!*@*"]
+    bob.send("JOIN #r")
+    bob.expect("366", "bob", "#r")  # a mute is no ban
+    bob.send("PRIVMSG #r :can anyone hear me?")
+    assert bob.expect("404").params[1] == "#r"
+    alice.send("PRIVMSG #r :you are muted")
+    assert bob.expect("PRIVMSG").params == ("#r", "you are muted")
+    alice.send("MODE #r +v bob")
+    bob.expect("MODE", "#r")
+    bob.send("PRIVMSG #r :voiced now")
+    assert alice.expect("PRIVMSG").params == ("#r", "voiced now")
+    alice.send("MODE #r -v+e bob bob")
+    bob.expect("MODE", "#r")
+    bob.send("PRIVMSG #r :excepted now")
+    assert alice.expect("PRIVMSG").params == ("#r", "excepted now")
+    alice.send("MODE #r -e+b bob m:*!*@*")
+    bob.expect("MODE", "#r")
+    bob.send("PRIVMSG #r :and now?")
+    bob.expect("404")
+    assert [m for m in alice.sync() if m.command == "PRIVMSG"] == []
+
+
+def test_a_mute_on_someone_else_changes_nothing_for_the_rest(connect):
+    alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
+    room(alice, "#r", "+b m:carol")
+    for member in (bob, carol):
+        member.send("JOIN #r")
+        member.expect("366", member.nick, "#r")
+    bob.send("PRIVMSG #r :fine")
+    assert alice.expect("PRIVMSG").params == ("#r", "fine")
+    assert [m for m in bob.sync() if m.command == "404"] == []
+    carol.send("PRIVMSG #r :and me?")
+    carol.expect("404")

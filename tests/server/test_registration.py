@@ -71,6 +71,7 @@ def test_isupport_is_truthful(connect):
         "BOT=B",
         "ELIST=U",
         "EXCEPTS=e",
+        "EXTBAN=,m",
         "INVEX=I",
         "MAXLIST=beI:100",
         "WHOX",

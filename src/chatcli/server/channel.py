@@ -30,6 +30,9 @@ PREFIXES = {"o": "@", "v": "+"}
 LIST_MODES = "beI"
 #: Entries one list mode may hold (``MAXLIST=beI:100``); more is ERR_BANLISTFULL.
 MAX_LIST_ENTRIES = 100
+#: The prefix of a mute in the ban list: ``+b m:<mask>`` lets who matches it stay in the
+#: room and read, but not speak (``EXTBAN=,m``, as Ergo and InspIRCd have it).
+MUTE = "m:"
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
 FLAG_MODES = "imnpst"
@@ -101,28 +104,42 @@ class Channel:
         """Whether a ban matches ``conn`` and no ban exception does."""
         return self._matches(self.bans, conn) and not self._matches(self.excepts, conn)
 
+    def is_muted(self, conn: Connection) -> bool:
+        """Whether a mute (``+b m:<mask>``, as on Ergo and InspIRCd) matches ``conn`` and
+        no exception (``+e <mask>`` or ``+e m:<mask>``) does."""
+        return self._matches(self.bans, conn, MUTE) and not (
+            self._matches(self.excepts, conn) or self._matches(self.excepts, conn, MUTE)
+        )
+
     def mask_list(self, mode: str) -> dict[str, tuple[str, int]]:
         """The masks of list mode ``mode`` (one of :data:`LIST_MODES`)."""
         return {"b": self.bans, "e": self.excepts, "I": self.invex}[mode]
 
-    def _matches(self, masks: dict[str, tuple[str, int]], conn: Connection) -> bool:
+    def _matches(self, masks: dict[str, tuple[str, int]], conn: Connection, kind: str = "") -> bool:
+        """Whether a mask of ``masks`` with the prefix ``kind`` ("" for plain masks, or
+        :data:`MUTE`) matches ``conn``."""
         if not masks:  # the usual case, and checked on every message to the room
             return False
         casemapping = conn.world.casemapping
+        chosen = [
+            mask[len(kind) :]
+            for mask in masks
+            if mask.startswith(kind) and (kind or not mask.startswith(MUTE))
+        ]
         return any(
             mask_match(mask, identity, casemapping)
             for identity in _identities(conn)
-            for mask in masks
+            for mask in chosen
         )
 
     def can_speak(self, conn: Connection) -> bool:
-        """Whether ``conn`` may send to the room (+n, +m and bans)."""
+        """Whether ``conn`` may send to the room (+n, +m, bans and mutes)."""
         prefixes = self.members.get(conn)
-        if prefixes is None:
-            return "n" not in self.modes and "m" not in self.modes and not self.is_banned(conn)
         if prefixes:  # ops and voiced members always may
             return True
-        return "m" not in self.modes and not self.is_banned(conn)
+        if prefixes is None and "n" in self.modes:
+            return False
+        return "m" not in self.modes and not self.is_banned(conn) and not self.is_muted(conn)
 
     def is_op(self, conn: Connection) -> bool:
         return "o" in self.members.get(conn, ())

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_channel
 from chatcli.protocol import numerics as n
-from chatcli.server.channel import FLAG_MODES, LIST_MODES, MAX_LIST_ENTRIES, PREFIXES, Channel
+from chatcli.server.channel import (
+    FLAG_MODES,
+    LIST_MODES,
+    MAX_LIST_ENTRIES,
+    MUTE,
+    PREFIXES,
+    Channel,
+)
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     BanListFull,
@@ -227,7 +234,10 @@ def _change_list(
 
 
 def _normal_mask(mask: str) -> str:
-    """Complete a ban mask to nick!user@host form: 'bob' -> 'bob!*@*'."""
+    """Complete a ban mask to nick!user@host form: 'bob' -> 'bob!*@*', and a mute's mask
+    likewise: 'M:bob' -> 'm:bob!*@*'."""
+    if mask[:2].lower() == MUTE:
+        return MUTE + _normal_mask(mask[2:] or "*")
     if "!" not in mask and "@" not in mask:
         return mask + "!*@*"
     if "!" not in mask:

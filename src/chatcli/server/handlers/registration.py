@@ -92,6 +92,7 @@ def isupport(config: ServerConfig) -> list[str]:
         "CHANTYPES=#",
         "ELIST=U",
         "EXCEPTS=e",
+        "EXTBAN=,m",  # mutes: +b m:<mask> (no prefix character, as on Ergo)
         "INVEX=I",
         f"KICKLEN={config.kick_len}",
         f"MAXLIST={LIST_MODES}:{MAX_LIST_ENTRIES}",
