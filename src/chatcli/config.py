@@ -77,6 +77,11 @@ class ServerConfig:
     #: doubling with each further failure...
     login_backoff: float = 1.0
     login_backoff_max: float = 10.0  #: ...up to this long
+    #: Accounts one address may register in ``account_window`` seconds (0: no limit;
+    #: loopback is exempt with exempt_loopback). Failed registrations (a name taken) are
+    #: slowed as failed logins are.
+    account_limit: int = 3
+    account_window: float = 3600.0  #: ...the seconds counted for account_limit
     nick_len: int = 30
     channel_len: int = 64
     topic_len: int = 390
@@ -109,8 +114,10 @@ class ServerConfig:
             raise ConfigError("flood_kill must be 0 (off) or more, and max_recvq at least 32768")
         if self.max_clients < 1 or self.max_per_ip < 0 or self.throttle_connects < 0:
             raise ConfigError("max_clients must be at least 1; max_per_ip, throttle_connects 0+")
-        if self.throttle_window <= 0:
-            raise ConfigError("throttle_window must be positive")
+        if self.throttle_window <= 0 or self.account_window <= 0:
+            raise ConfigError("throttle_window and account_window must be positive")
+        if self.account_limit < 0:
+            raise ConfigError("account_limit must be 0 (no limit) or more")
         return self
 
     @property

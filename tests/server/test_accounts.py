@@ -108,6 +108,43 @@ def test_registering_a_taken_account_fails(accounts_server, clients):
     assert bob.expect("FAIL").params[:3] == ("REGISTER", "ACCOUNT_EXISTS", "*")
 
 
+def test_one_address_may_register_only_so_many_accounts(make_server, clients, tmp_path):
+    limited = make_server(db=str(tmp_path / "chat.db"), account_limit=2, exempt_loopback=False)
+    make_account(limited, clients, "first")
+    make_account(limited, clients, "second")
+    third = open_client(limited, clients, "third", join=False)
+    third.send("REGISTER * * :hunter22")
+    fail = third.expect("FAIL")
+    assert fail.params[:2] == ("REGISTER", "TEMPORARILY_UNAVAILABLE")
+    assert fail.params[-1] == "Too many accounts registered from your address lately"
+    third.send("PRIVMSG NickServ :REGISTER hunter22")  # the other way in: the same limit
+    assert "Too many accounts" in third.expect("NOTICE").params[-1]
+
+
+def test_loopback_is_spared_the_account_limit_by_default(make_server, clients, tmp_path):
+    local = make_server(db=str(tmp_path / "chat.db"), account_limit=1)
+    for nick in ("one", "two", "three"):
+        make_account(local, clients, nick)
+
+
+def test_repeatedly_registering_a_taken_name_is_slowed_down(accounts_server, clients):
+    """A name taken is a failed attempt, per address and per account, as a wrong password
+    is: after a few, each attempt waits first."""
+    make_account(accounts_server, clients, "bob")
+    took = 0.0
+    for attempt in range(FREE_FAILURES + 1):
+        bob = open_client(accounts_server, clients, f"bob{attempt}", join=False)
+        bob.send("NICK bob")  # (a registered nick may be held until enforcement)
+        bob.expect("NICK")
+        started = time.monotonic()
+        bob.send("REGISTER * * :another one")
+        assert bob.expect("FAIL").params[:2] == ("REGISTER", "ACCOUNT_EXISTS")
+        took = time.monotonic() - started
+        bob.send("QUIT")  # the nick is free for the next attempt
+        assert bob.closed()
+    assert took >= accounts_server.config.login_backoff
+
+
 def test_without_a_database_accounts_say_why(make_server, clients):
     server = make_server()
     client = open_client(server, clients, "dana", join=False)

@@ -16,6 +16,7 @@ once, by its owner, after the flusher is done with it.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import select
 import socket
@@ -84,6 +85,14 @@ def wait_readable(sock: socket.socket | TLSSocket, timeout: float, write: bool =
         [] if write else [sock], [sock] if write else [], [sock], timeout
     )
     return bool(readable or writable or errors)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether the address ``host`` is a loopback one (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _safe_middle(param: str) -> str:
@@ -201,6 +210,11 @@ class Connection:
         """``nick!user@host``, the prefix of everything this client says; the host is
         :attr:`display_host`, so a cloak."""
         return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
+
+    @property
+    def exempt(self) -> bool:
+        """Whether the per-address limits spare this client (loopback, if so configured)."""
+        return self.config.exempt_loopback and is_loopback(self.host)
 
     @property
     def secure(self) -> bool:

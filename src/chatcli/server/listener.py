@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import ipaddress
 import logging
 import selectors
 import socket
@@ -33,7 +32,7 @@ from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
-from chatcli.server.connection import Connection
+from chatcli.server.connection import Connection, is_loopback
 from chatcli.server.handlers import accounts, rooms
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
@@ -86,13 +85,6 @@ def check_liveness(
     if now - last_seen >= config.ping_interval:
         return Liveness.PING, ""
     return Liveness.OK, ""
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class Server:

@@ -73,6 +73,8 @@ class World:
         # Recent failed logins: "ip <host>" or "account <folded>" -> (count, monotonic time
         # of the last); see chatcli.server.handlers.accounts.
         self.failed_logins: dict[str, tuple[int, float]] = {}
+        # When accounts were registered lately, per address (for config.account_limit).
+        self.registrations: dict[str, deque[float]] = {}
 
     @property
     def cloak_key(self) -> bytes:

@@ -23,6 +23,7 @@ import binascii
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -271,12 +272,40 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
         return "ACCOUNT_NAME_MUST_BE_NICK", "The account name must be your current nick"
     if len(password) < MIN_PASSWORD or password == "*":
         return "WEAK_PASSWORD", f"The password must have at least {MIN_PASSWORD} characters"
+    if not _may_register(conn, time.monotonic()):
+        return "TEMPORARILY_UNAVAILABLE", "Too many accounts registered from your address lately"
     nick, folded = conn.nick, conn.folded_nick
-    if not store.create_account(folded, nick, hash_password(password)):
+    stored = hash_password(password)
+    # A name taken counts as a failed login does, per address and per account: guessing
+    # which names are registered is slowed down as guessing passwords is.
+    if not throttled(
+        conn, _throttle_keys(conn, folded), lambda: store.create_account(folded, nick, stored)
+    ):
         return "ACCOUNT_EXISTS", f"{nick} is already registered"
+    _count_registration(conn, time.monotonic())
     log.info("account %s registered from %s", nick, conn.host)
     set_account(conn, nick)
     return None
+
+
+def _may_register(conn: Connection, now: float) -> bool:
+    """Whether ``conn``'s address may register another account now (``account_limit``
+    in ``account_window``)."""
+    config, world = conn.config, conn.world
+    if not config.account_limit or conn.exempt:
+        return True
+    with world.lock:
+        recent = world.registrations.get(conn.host)
+        while recent and recent[0] <= now - config.account_window:
+            recent.popleft()
+        if recent is not None and not recent:
+            del world.registrations[conn.host]
+        return recent is None or len(recent) < config.account_limit
+
+
+def _count_registration(conn: Connection, now: float) -> None:
+    with conn.world.lock:
+        conn.world.registrations.setdefault(conn.host, deque()).append(now)
 
 
 # -- nick enforcement -----------------------------------------------------------------------
