@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from chatcli.protocol import Message, split_source
+from chatcli.tls import make_self_signed
 from tests.conftest import Client, RunningServer
 
 if sys.platform == "win32":
@@ -256,3 +257,39 @@ def test_irssi_and_chat_join_see_each_other(
     irssi.type("/part #lobby gone fishing")
     irssi.wait_for(r"ircy2 \S+ has left #lobby \[gone fishing\]")
     bob.wait_for(r"-- ircy2 left #lobby \(gone fishing\)")
+
+
+def test_irssi_and_chat_join_talk_over_tls(
+    make_server: Callable[..., RunningServer], tmux: Tmux, tmp_path: Path
+) -> None:
+    """The same two people, both on TLS to a self-signed certificate, each pinning its
+    fingerprint: irssi with -tls_pinned_cert, chat join with --tls-fingerprint."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed(cert, key, ["chatcli.local", "127.0.0.1"])
+    running = make_server(tls=True, tls_cert=str(cert), tls_key=str(key))
+    pinned = running.server.tls_fingerprint
+    assert pinned is not None
+
+    command = [sys.executable, "-m", "chatcli", "join", "--alias", "bob"]
+    bob = tmux.start("bob", [*command, "--port", str(running.port), "--tls-fingerprint", pinned])
+    bob.wait_for(r"-- bob joined #lobby", timeout=JOIN_TIMEOUT)
+    bob.wait_for(r"secure connection: TLSv1\.[23], certificate pinned")
+
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_CONFIG % {"nick": IRSSI_NICK})
+    irssi = tmux.start("irssi", ["irssi", f"--home={home}", "-n", IRSSI_NICK])
+    irssi.wait_for(r"Irssi v", timeout=JOIN_TIMEOUT)
+    irssi.type(f"/connect -tls -tls_pinned_cert {pinned} 127.0.0.1 {running.port}")
+    irssi.wait_for(r"Current global users", timeout=JOIN_TIMEOUT)
+    irssi.type("/join #lobby")
+    bob.wait_for(rf"-- {IRSSI_NICK} joined #lobby", timeout=JOIN_TIMEOUT)
+    irssi.type("/window goto #lobby")
+    irssi.wait_for(r"^\[#lobby\]")
+
+    irssi.type("hello over TLS, from irssi")
+    bob.wait_for(rf"#lobby <{IRSSI_NICK}> hello over TLS, from irssi")
+    bob.type("and back, from chat join")
+    irssi.wait_for(r"<.?bob> and back, from chat join")
+    bob.type(f"/whois {IRSSI_NICK}")
+    bob.wait_for(rf"-- {IRSSI_NICK} is connected over TLS")
