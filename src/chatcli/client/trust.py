@@ -195,6 +195,11 @@ def _handshake(
     except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:
+        if exc.reason == "WRONG_VERSION_NUMBER":  # what a plaintext answer looks like to TLS
+            raise ConnectError(
+                f"{server} answered in plaintext, not TLS (leave out --tls, or use its TLS "
+                "port: 6697 by convention)"
+            ) from None
         reason = exc.reason or exc
         raise ConnectError(f"TLS handshake with {server} failed: {reason} ({hint})") from None
     except TimeoutError:
