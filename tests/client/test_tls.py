@@ -394,7 +394,7 @@ def test_a_tls_client_on_a_plaintext_port_fails_cleanly(server, known_servers):
     with pytest.raises(ConnectError) as failed:
         alice.connect()
     assert not isinstance(failed.value, Untrusted)
-    assert "does it speak TLS on that port?" in str(failed.value)
+    assert "answered in plaintext, not TLS" in str(failed.value)
     assert time.monotonic() - started < 4.0
     assert not known_servers.exists()
 
