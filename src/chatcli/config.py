@@ -82,11 +82,15 @@ class ServerConfig:
     #: slowed as failed logins are.
     account_limit: int = 3
     account_window: float = 3600.0  #: ...the seconds counted for account_limit
+    #: The longest nick, in characters (NICKLEN); longer ones are refused (432).
     nick_len: int = 30
+    #: The longest room name, in characters, '#' included (CHANNELLEN); longer: refused.
     channel_len: int = 64
+    #: The longest topic, away message and kick reason, in characters (TOPICLEN, AWAYLEN,
+    #: KICKLEN); longer ones are cut. (What goes out is cut to an IRC line in any case.)
     topic_len: int = 390
-    away_len: int = 390
-    kick_len: int = 390
+    away_len: int = 390  #: see topic_len
+    kick_len: int = 390  #: see topic_len
     version: str = field(default="")
 
     def validate(self) -> ServerConfig:
@@ -118,6 +122,12 @@ class ServerConfig:
             raise ConfigError("throttle_window and account_window must be positive")
         if self.account_limit < 0:
             raise ConfigError("account_limit must be 0 (no limit) or more")
+        for what in (
+            "nick_len", "channel_len", "topic_len", "away_len", "kick_len", "max_channels",
+            "max_targets", "max_monitor",
+        ):  # fmt: skip
+            if getattr(self, what) < 1:
+                raise ConfigError(f"{what} must be at least 1")
         return self
 
     @property

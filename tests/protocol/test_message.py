@@ -744,3 +744,16 @@ _ANY_TEXT = st.lists(
 def test_arbitrary_text_raises_only_protocol_errors(data):
     """parse_line also takes text; any text either parses or raises a ProtocolError."""
     _parse_or_protocol_error(data)
+
+
+def test_a_body_too_long_for_a_line_is_cut_at_a_character_edge():
+    """A relayed message gains its sender's prefix; what goes out still fits 512 bytes
+    with CRLF (tags aside), cut where a character ends, as Ergo does."""
+    text = "é" * 300  # 600 bytes
+    sent = Message("PRIVMSG", ("#room", text), "nick!user@host", {"msgid": "x"}).to_bytes()
+    tags, body = sent.split(b" ", 1)
+    assert tags == b"@msgid=x"
+    assert len(body) <= 512 and body.endswith(b"\r\n")
+    cut = parse_line(body[:-2])
+    assert cut.params[0] == "#room" and text.startswith(cut.params[1])
+    assert len(body) >= 511  # no more than one character's bytes short

@@ -169,7 +169,13 @@ def test_mutated_lines_give_the_error_the_line_deserves(data):
             assert Message(outcome.command, outcome.params, outcome.source, outcome.tags) == (
                 outcome
             )
-            assert parse_line(outcome.to_bytes()[:-2], limit=False) == outcome
+            assert parse_line(outcome.to_line().encode(), limit=False) == outcome
+            # What is sent of it fits an IRC line, its tags aside (cut if need be).
+            sent = outcome.to_bytes()
+            body = sent.split(b" ", 1)[1] if outcome.tags else sent
+            assert len(body) <= MAX_BODY_BYTES and sent.endswith(b"\r\n")
+            if len(outcome.to_line().encode()) <= MAX_BODY_BYTES - 2:
+                assert parse_line(sent[:-2], limit=False) == outcome
         else:
             assert not outcome.fatal
             _check_reply_params(outcome)

@@ -1,11 +1,14 @@
-"""Limits: flood past the hard limit, connections in all and per address, the throttle.
+"""Limits: flood past the hard limit, what is held for a client, connections in all and
+per address, the throttle, rooms per client, failed logins and account registrations.
 
-Each limit is in ServerConfig; over it, a client is told why in an ERROR line and closed,
-while everyone else chats on.
+Each limit is in ServerConfig with a documented default; over it, a client is told why (an
+ERROR line and closed, or an error reply and carries on) while everyone else chats on.
+The lengths of names and texts are in test_lengths.py.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -13,7 +16,10 @@ import pytest
 
 from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
+from chatcli.protocol import numerics as n
 from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
+from chatcli.server.handlers.accounts import FREE_FAILURES
+from chatcli.settings import commented_default
 from tests.conftest import Client
 from tests.server.hosts import shown_host
 
@@ -64,12 +70,24 @@ def test_more_than_max_bytes_held_is_excess_flood():
 
 
 OUT_OF_RANGE = [
+    {"max_sendq": 0},
+    {"registration_timeout": 0.0},
+    {"ping_interval": 0.0},
+    {"ping_timeout": 0.0},
+    {"flood_burst": 0},
+    {"flood_rate": -1.0},
     {"flood_kill": -1.0},
     {"max_recvq": 1024},
     {"max_clients": 0},
     {"max_per_ip": -1},
     {"throttle_connects": -1},
     {"throttle_window": 0.0},
+    {"nick_grace": 0.0},
+    {"login_backoff": -1.0},
+    {"login_backoff_max": -1.0},
+    {"account_limit": -1},
+    {"account_window": 0.0},
+    {"channel_len": 5},  # shorter than the default room, #lobby
 ]
 
 
@@ -77,6 +95,45 @@ OUT_OF_RANGE = [
 def test_out_of_range_limits_are_refused(override):
     with pytest.raises(ConfigError):
         ServerConfig(**override).validate()  # type: ignore[arg-type]
+
+
+# Modern IRC: NICKLEN, CHANNELLEN, TOPICLEN, AWAYLEN and KICKLEN "MUST be a positive
+# integer", and so is a limit given in CHANLIMIT, MAXTARGETS or MONITOR. Ergo refuses to
+# start with a length under 1 ("Limits aren't setup properly"). A count of 0 would silently
+# lock everyone out of what it counts.
+NOT_POSITIVE = [
+    {"nick_len": 0},  # nobody could register
+    {"topic_len": 0},  # every topic set would be cleared
+    {"away_len": 0},  # every AWAY would mean back
+    {"kick_len": 0},
+    {"max_channels": 0},  # not even the default room
+    {"max_targets": 0},  # no PRIVMSG at all
+    {"max_monitor": -1},
+]
+
+
+@pytest.mark.parametrize("override", NOT_POSITIVE)
+def test_lengths_and_counts_below_one_are_refused(override):
+    with pytest.raises(ConfigError):
+        ServerConfig(**override).validate()  # type: ignore[arg-type]
+
+
+LIMITS = (
+    "max_sendq", "socket_sndbuf", "registration_timeout", "ping_interval", "ping_timeout",
+    "flood_burst", "flood_rate", "flood_kill", "max_recvq", "max_clients", "max_per_ip",
+    "throttle_connects", "throttle_window", "exempt_loopback", "max_channels", "max_targets",
+    "max_monitor", "nick_grace", "login_backoff", "login_backoff_max", "account_limit",
+    "account_window",
+)  # fmt: skip
+LENGTHS = ("nick_len", "channel_len", "topic_len", "away_len", "kick_len")
+
+
+@pytest.mark.parametrize("name", [*LIMITS, *LENGTHS])
+def test_every_limit_has_a_documented_default(name):
+    """What ``chat serve --print-config`` writes: each setting, commented, at its default."""
+    lines = commented_default().splitlines()
+    (at,) = [i for i, line in enumerate(lines) if line.startswith(f"{name} = ")]
+    assert lines[at - 1].startswith("# "), f"{name} has no documentation"
 
 
 # -- against the real server --------------------------------------------------------------
@@ -182,3 +239,116 @@ def test_loopback_is_exempt_by_default(make_server):
     finally:
         for client in clients:
             client.close()
+
+
+def test_holding_more_than_max_recvq_bytes_is_excess_flood(make_server):
+    """Lines read but held by flood control are bounded in bytes too: a paste that fits is
+    only delayed; a client that keeps sending past ``max_recvq`` is dropped, however few
+    seconds behind it is (flood_kill is off here)."""
+    running = make_server(flood_burst=20, flood_rate=10.0, flood_kill=0.0, max_recvq=40 * 1024)
+    paster, alice, bob = Client(running.port), Client(running.port), Client(running.port)
+    line = "PRIVMSG alice :" + "x" * 385 + "\r\n"  # 400 bytes held, the line ending aside
+    try:
+        paster.register("paster")
+        alice.register("alice")
+        bob.register("bob")
+        paster.sync()
+        paster.send(line * 100)  # 40,000 bytes: held at most 100 lines, under 40 KiB
+        assert alice.expect("PRIVMSG").params[0] == "alice"  # delayed, not dropped
+        assert paster.quiet(0.3) == []
+        paster.send(line * 40)  # 56,000 in all; less the burst and 10 a second: over 40 KiB
+        assert paster.expect("ERROR").params[0] == "Closing link: 127.0.0.1 (Excess Flood)"
+        assert paster.closed()
+        assert bob.expect("QUIT").params == ("Excess Flood",)
+        chat_works(alice, bob)
+    finally:
+        for client in (paster, alice, bob):
+            client.close()
+
+
+def test_each_client_has_a_kernel_send_buffer_of_socket_sndbuf(make_server):
+    """Not the kernel's own growth to megabytes: a client that stops reading fills its send
+    queue (max_sendq, then "SendQ exceeded": test_robustness.py) within a bounded amount."""
+    running = make_server(socket_sndbuf=16 * 1024)
+    client = Client(running.port)
+    try:
+        client.register("alice")
+        with running.server.world.lock:
+            (conn,) = running.server.world.connections
+        size = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert 16 * 1024 <= size <= 2 * 16 * 1024  # Linux doubles it, for its bookkeeping
+    finally:
+        client.close()
+
+
+def test_joining_more_than_max_channels_rooms_is_405(make_server):
+    """Modern IRC, ERR_TOOMANYCHANNELS (405): "the JOIN command failed because the client
+    has joined their maximum number of channels"; CHANLIMIT says how many."""
+    running = make_server(max_channels=3)
+    alice, bob = Client(running.port), Client(running.port)
+    try:
+        burst = alice.register("alice")  # in the default room: one
+        assert any("CHANLIMIT=#:3" in m.params for m in burst if m.command == n.RPL_ISUPPORT)
+        bob.register("bob")
+        alice.send("JOIN #two,#three,#four")
+        alice.expect("JOIN", "#two")
+        alice.expect("JOIN", "#three")
+        refusal = alice.expect(n.ERR_TOOMANYCHANNELS)
+        assert refusal.params == ("alice", "#four", "You have joined too many channels")
+        chat_works(alice, bob)
+        alice.send("PART #two")
+        alice.send("JOIN #four")  # a place came free
+        alice.expect("JOIN", "#four")
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_failed_logins_wait_at_most_login_backoff_max(make_server, tmp_path):
+    """After FREE_FAILURES failed logins each attempt waits first, twice as long each time
+    (login_backoff) but never longer than login_backoff_max."""
+    running = make_server(db=str(tmp_path / "chat.db"), login_backoff=0.05, login_backoff_max=0.1)
+    guesser, bob = Client(running.port), Client(running.port)
+    waits = [0.0] * FREE_FAILURES + [0.05, 0.1, 0.1, 0.1]  # uncapped: 0.05, 0.1, 0.2, 0.4
+    took = []
+    try:
+        guesser.register("guesser", join=False)
+        bob.register("bob", join=False)
+        for _ in waits:
+            started = time.monotonic()
+            guesser.send("PRIVMSG NickServ :IDENTIFY nobody wrong")
+            assert guesser.expect("NOTICE").params[-1] == "Invalid account or password."
+            took.append(time.monotonic() - started)
+        assert all(t >= wait for t, wait in zip(took, waits, strict=True)), took
+        assert max(took) < 0.3, took
+        chat_works(guesser, bob)  # slowed, not dropped
+    finally:
+        guesser.close()
+        bob.close()
+
+
+def test_the_account_limit_counts_only_the_last_account_window(make_server, tmp_path):
+    running = make_server(
+        db=str(tmp_path / "chat.db"), account_limit=1, account_window=0.3, exempt_loopback=False
+    )
+    first, second = Client(running.port), Client(running.port)
+    try:
+        first.register("first", join=False)
+        second.register("second", join=False)
+        first.send("REGISTER * * :hunter22")
+        assert first.expect("REGISTER").params[:2] == ("SUCCESS", "first")
+        second.send("REGISTER * * :hunter22")
+        fail = second.expect("FAIL")
+        assert fail.params == (
+            "REGISTER",
+            "TEMPORARILY_UNAVAILABLE",
+            "*",
+            "Too many accounts registered from your address lately",
+        )
+        chat_works(first, second)
+        time.sleep(0.35)  # the window has passed
+        second.send("REGISTER * * :hunter22")
+        assert second.expect("REGISTER").params[:2] == ("SUCCESS", "second")
+    finally:
+        first.close()
+        second.close()

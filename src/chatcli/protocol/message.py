@@ -159,15 +159,30 @@ class Message:
 
     def to_line(self) -> str:
         """The message as one line, without CRLF."""
-        parts: list[str] = []
+        return f"{self._tag_part()} {self._body()}" if self.tags else self._body()
+
+    def to_bytes(self) -> bytes:
+        """The message encoded as UTF-8 with CRLF, ready for a socket.
+
+        A body longer than a line may be (:data:`MAX_BODY_BYTES` with CRLF, the tags
+        aside) is cut at the edge of a character, as Ergo does: a relayed message gains
+        its sender's prefix, so one that was within the limit as sent may not be as
+        received, and a reader may drop a longer line whole.
+        """
+        body = self._body().encode("utf-8")
+        if len(body) > MAX_BODY_BYTES - 2:
+            body = body[: MAX_BODY_BYTES - 2].decode("utf-8", "ignore").encode("utf-8")
         if self.tags:
-            parts.append(
-                "@"
-                + ";".join(
-                    f"{key}={escape_tag_value(value)}" if value else key
-                    for key, value in self.tags.items()
-                )
-            )
+            return self._tag_part().encode("utf-8") + b" " + body + b"\r\n"
+        return body + b"\r\n"
+
+    def _tag_part(self) -> str:
+        return "@" + ";".join(
+            f"{key}={escape_tag_value(value)}" if value else key for key, value in self.tags.items()
+        )
+
+    def _body(self) -> str:
+        parts: list[str] = []
         if self.source is not None:
             parts.append(":" + self.source)
         parts.append(self.command)
@@ -177,10 +192,6 @@ class Message:
             needs_colon = not last or " " in last or last[0] == ":"
             parts.append(":" + last if needs_colon else last)
         return " ".join(parts)
-
-    def to_bytes(self) -> bytes:
-        """The message encoded as UTF-8 with CRLF, ready for a socket."""
-        return self.to_line().encode("utf-8") + b"\r\n"
 
     @classmethod
     def unchecked(

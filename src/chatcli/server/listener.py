@@ -33,7 +33,7 @@ from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection, is_loopback
-from chatcli.server.handlers import accounts, rooms
+from chatcli.server.handlers import accounts, registration, rooms
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
@@ -168,7 +168,7 @@ class Server:
     def rehash(self) -> list[str]:
         """Read the settings and the TLS certificate again, and apply them: to every
         connection from now on, to new connections for what each fixes when it starts
-        (its send queue's size). Returns the settings that changed but take a restart
+        (the sizes of its send and read queues, and its flood cut-off). Returns the settings that changed but take a restart
         (:data:`RESTART_ONLY`); they keep their values meanwhile.
 
         Raises:
@@ -179,12 +179,15 @@ class Server:
         waiting = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
         new = dataclasses.replace(new, **{key: getattr(old, key) for key in RESTART_ONLY})
         context = self._load_tls(new) if self.tls_context is not None else None
+        told = registration.changed_isupport(old, new)  # what clients were told, now untrue
         with self.world.lock:
             self.config = new
             self.tls_context = context
             for conn in self.world.connections:
                 conn.config = new
                 conn.lag.burst, conn.lag.rate = float(new.flood_burst), new.flood_rate
+                if told and conn.registered:
+                    registration.send_isupport(conn, told)
         log.warning(
             "rehashed the settings%s%s",
             f" in {self.config_file}" if self.config_file else "",

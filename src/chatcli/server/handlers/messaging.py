@@ -133,7 +133,8 @@ def _keep_for_offline(
     this reads the database."""
     store = conn.server.store
     owner = conn.world.fold(target)
-    account = store.account(owner) if store is not None and is_valid_nick(target) else None
+    valid = is_valid_nick(target, conn.config.nick_len)
+    account = store.account(owner) if store is not None and valid else None
     if account is None or msg.command == "TAGMSG":
         raise NoSuchNick(target)
     out = Message(msg.command, (account.name, msg.params[1]), conn.source)

@@ -294,6 +294,23 @@ def try_register(conn: Connection) -> None:
         history.deliver_pending(conn)
 
 
+def send_isupport(conn: Connection, tokens: list[str]) -> None:
+    """RPL_ISUPPORT lines with ``tokens``, twelve a line."""
+    for i in range(0, len(tokens), 12):
+        conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+
+
+def changed_isupport(old: ServerConfig, new: ServerConfig) -> list[str]:
+    """The ISUPPORT tokens that differ between ``old`` and ``new``: new or changed ones,
+    and ``-NAME`` for those gone (as Ergo tells its clients on a rehash)."""
+    before, after = isupport(old), isupport(new)
+    names = {token.partition("=")[0] for token in after}
+    gone = [token.partition("=")[0] for token in before]
+    return [t for t in after if t not in before] + [
+        "-" + name for name in gone if name not in names
+    ]
+
+
 def welcome(conn: Connection) -> None:
     """The registration burst: 001-005, LUSERS and MOTD."""
     from chatcli.server.handlers.queries import send_lusers, send_motd
@@ -309,9 +326,7 @@ def welcome(conn: Connection) -> None:
     conn.reply(
         n.RPL_MYINFO, config.name, server.version, USER_MODES, chan_modes + "ov", with_params
     )
-    tokens = isupport(config)
-    for i in range(0, len(tokens), 12):
-        conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+    send_isupport(conn, isupport(config))
     send_lusers(conn)
     send_motd(conn)
 
