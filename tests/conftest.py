@@ -101,9 +101,19 @@ class Client:
     """A bare IRC client over a real socket, for tests. Every read is bounded in time."""
 
     def __init__(
-        self, port: int, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        rcvbuf: int | None = None,
     ) -> None:
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        else:  # a small receive buffer (set before connecting): a reader that falls behind
+            self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(TIMEOUT)
+            self.sock.connect((host, port))
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = LineBuffer(max_line=1 << 20)

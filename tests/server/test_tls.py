@@ -8,8 +8,10 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import trustme
 from chatcli import tls
 from chatcli.errors import ConfigError
 from chatcli.server import Server
+from chatcli.server.tls_socket import RECORD_BYTES, TLSSocket
 from tests.conftest import TEST_CONFIG, Client
 
 
@@ -285,3 +288,97 @@ def test_chat_serve_tls_makes_a_certificate_once_and_prints_its_fingerprint(tmp_
         assert lines[2] == f"TLS certificate SHA-256 fingerprint: {printed}"  # the same one
     finally:
         _stop(again)
+
+
+def test_clients_that_reset_before_tls_starts_never_stop_the_server(
+    make_server, certificate, trusting
+):
+    """A peer may be gone between accept and the TLS wrapping: only it is lost."""
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    linger = struct.pack("ii", 1, 0)  # close with a reset
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        sock.close()
+    fine = Client(running.port, tls=trusting)
+    try:
+        fine.register("fine", join=False)
+        fine.sync()
+    finally:
+        fine.close()
+    deadline = time.monotonic() + 5
+    while running.server.thread_count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.server.thread_count == 0
+
+
+def test_a_tls_write_that_blocks_half_way_reports_what_it_sent(certificate):
+    """Python's TLS writes are all or nothing; TLSSocket writes a record at a time, so a
+    client that reads steadily but slowly is seen to keep up (a full write that blocked
+    half-way would report nothing sent)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, _ = listener.accept()
+    listener.close()
+    accepted.setblocking(False)
+    accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    server = TLSSocket(accepted, tls.server_context(*certificate))
+    client_side: list[ssl.SSLSocket] = []
+    shaker = threading.Thread(
+        target=lambda: client_side.append(unverified().wrap_socket(peer)), daemon=True
+    )
+    shaker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not server.handshake() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        shaker.join(5)
+        assert server.ready and client_side
+        data = b"x" * (4 * 1024 * 1024)  # far more than the socket buffers take
+        sent = server.send(data)
+        assert 0 < sent < len(data) and sent % RECORD_BYTES == 0
+        with pytest.raises(BlockingIOError):  # nothing read meanwhile: full
+            while True:
+                server.send(data[sent:])
+    finally:
+        server.close()
+        for sock in client_side:
+            sock.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["tls", "plaintext"])
+def test_a_client_past_its_sendq_reads_whole_lines_then_the_error(
+    make_server, certificate, trusting, secure
+):
+    """What a send began is finished (the line it cut; on TLS, the record OpenSSL holds),
+    then comes ERROR: nothing glued to half a line, no TLS write error instead."""
+    running = make_server(
+        tls_port=0,
+        tls_cert=certificate[0],
+        tls_key=certificate[1],
+        max_sendq=64 * 1024,
+        flood_rate=0,
+    )
+    assert running.server.tls_address is not None
+    port = running.server.tls_address[1] if secure else running.port
+    stalled = Client(port, tls=trusting if secure else None, rcvbuf=4096)
+    writer = Client(running.port)
+    try:
+        stalled.register("stalled", join=False)
+        writer.register("writer", join=False)
+        for i in range(3000):  # little by little: the queue overflows amid a TLS record
+            writer.send(f"PRIVMSG stalled :{i} " + "y" * 200)
+            if i % 20 == 19:
+                time.sleep(0.002)
+        writer.sync()
+        lines = []
+        while (msg := stalled.recv()) is not None:  # every line parses: none was cut
+            lines.append(msg)
+        assert lines[-1].command == "ERROR" and "SendQ exceeded" in lines[-1].params[0]
+        numbers = [int(m.params[1].split()[0]) for m in lines if m.command == "PRIVMSG"]
+        assert numbers == list(range(len(numbers)))  # in order, no gap, then nothing
+        writer.sync()  # the others go on
+    finally:
+        stalled.close()
+        writer.close()

@@ -449,14 +449,16 @@ class Connection:
     def _drain(self, deadline: float) -> None:
         """Read what the peer still sends until it closes, so that closing with unread data
         does not reset the connection and destroy our final ERROR line in flight."""
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                if wait_readable(self.sock, left) and not self.sock.recv(RECV_BYTES):
+        sock = self.sock
+        read = sock.recv_raw if isinstance(sock, TLSSocket) else sock.recv
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if wait_readable(sock, left) and not read(RECV_BYTES):
                     return
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            pass
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return
 
     def _shutdown(self, how: int) -> None:
         with contextlib.suppress(OSError):

@@ -168,8 +168,9 @@ class Server:
     def rehash(self) -> list[str]:
         """Read the settings and the TLS certificate again, and apply them: to every
         connection from now on, to new connections for what each fixes when it starts
-        (the sizes of its send and read queues, and its flood cut-off). Returns the settings that changed but take a restart
-        (:data:`RESTART_ONLY`); they keep their values meanwhile.
+        (the sizes of its send and read queues, and its flood cut-off). Returns the
+        settings that changed but take a restart (:data:`RESTART_ONLY`); they keep their
+        values meanwhile.
 
         Raises:
             ConfigError: the new settings or certificate cannot be used; nothing changed.
@@ -286,7 +287,10 @@ class Server:
                 while not self._stop.is_set():
                     for key, _ in selector.select():
                         if key.fileobj is not self._wake_r:
-                            self._accept(key.fileobj)  # type: ignore[arg-type]
+                            try:
+                                self._accept(key.fileobj)  # type: ignore[arg-type]
+                            except Exception:  # one connection must never stop the server
+                                log.exception("accepting a connection failed")
                             continue
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(64)
@@ -321,12 +325,18 @@ class Server:
                 sock.recv(4096)  # what the client sent already: unread, close would reset
             sock.close()
             return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
         stream: socket.socket | TLSSocket = sock
-        if secure:
-            assert self.tls_context is not None
-            stream = TLSSocket(sock, self.tls_context)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
+            if secure:
+                assert self.tls_context is not None
+                stream = TLSSocket(sock, self.tls_context)
+        except OSError as exc:  # gone already: a reset between accept and now
+            log.info("lost %s before it started: %s", host, exc)
+            sock.close()
+            self._release(host)
+            return
         conn = Connection(self, stream, address[:2])
         with self.world.lock:
             self.world.connections.add(conn)
@@ -372,13 +382,19 @@ class Server:
     def forget(self, conn: Connection) -> None:
         """Called by a connection's thread when it has finished (thread reaping)."""
         with self._state_lock:
-            if conn.thread in self._threads:
-                self._threads.discard(conn.thread)
-                left = self._per_ip.get(conn.host, 1) - 1
-                if left > 0:
-                    self._per_ip[conn.host] = left
-                else:
-                    self._per_ip.pop(conn.host, None)
+            if conn.thread not in self._threads:
+                return
+            self._threads.discard(conn.thread)
+        self._release(conn.host)
+
+    def _release(self, host: str) -> None:
+        """Count one connection from ``host`` less (one :meth:`_admit` counted)."""
+        with self._state_lock:
+            left = self._per_ip.get(host, 1) - 1
+            if left > 0:
+                self._per_ip[host] = left
+            else:
+                self._per_ip.pop(host, None)
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(self.config.tick):

@@ -46,6 +46,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chatcli.server.tls_socket import RECORD_BYTES
+
 if TYPE_CHECKING:
     from chatcli.server.tls_socket import TLSSocket
 
@@ -360,9 +362,16 @@ class Flusher:
                     self._add(queue, own, _IN_TURN)
 
     def _overflow(self, queue: SendQueue) -> None:
+        # What a send has begun is finished first: the rest of the line it cut and, on
+        # TLS, the record OpenSSL holds (its retry must pass the same bytes again). Then
+        # the ERROR line, and nothing else.
+        head = queue._backlog
+        if len(head) > RECORD_BYTES:
+            end = head.find(b"\n", RECORD_BYTES - 1)
+            head = head if end < 0 else head[: end + 1]
+        queue._backlog = head
         queue._chunks = [_SENDQ_ERROR]
-        queue._backlog = b""
-        queue._size = len(_SENDQ_ERROR)
+        queue._size = len(head) + len(_SENDQ_ERROR)
         queue._closing = True
         if queue.failed is None:
             queue.failed = SENDQ_EXCEEDED

@@ -24,16 +24,21 @@ import threading
 
 #: Raised by TLS calls that would block, whichever way.
 _WOULD_BLOCK = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: Bytes given to OpenSSL per write: one TLS record's worth. Python's writes are all or
+#: nothing, so a larger one that blocks half-way reports nothing sent, and a client that
+#: reads steadily but not all at once would seem to fall ever further behind.
+RECORD_BYTES = 16384
 
 
 class TLSSocket:
-    __slots__ = ("_lock", "_ssl", "ready", "wants_write")
+    __slots__ = ("_ended", "_lock", "_ssl", "ready", "wants_write")
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
         """Take over ``sock`` (accepted, non-blocking) as the server side of TLS."""
         self._ssl = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         self._lock = threading.Lock()
         self.ready = False  #: the handshake is done
+        self._ended = False  # shut down for writing: nothing more may be sent
         self.wants_write = False  #: the handshake waits to write, not to read
 
     def handshake(self) -> bool:
@@ -65,21 +70,34 @@ class TLSSocket:
                 raise BlockingIOError(errno.EAGAIN, "TLS: nothing to read yet") from None
 
     def send(self, data: bytes) -> int:
-        """Send ``data``; all of it or, if the socket is full, raise BlockingIOError. As
-        OpenSSL requires, a retry passes the same bytes first (more may follow them)."""
+        """Send what of ``data`` the socket takes, a record at a time; return how much, or
+        raise BlockingIOError if it takes nothing. As OpenSSL requires, a retry passes the
+        same bytes first (more may follow them): the caller sends on from what was not
+        sent, and a record that blocked is the first record of the next call."""
         with self._lock:
-            if not self.ready:
-                raise OSError(errno.ENOTCONN, "TLS handshake not finished")
-            try:
-                return self._ssl.send(data)
-            except _WOULD_BLOCK:
-                raise BlockingIOError(errno.EAGAIN, "TLS: the socket is full") from None
+            if not self.ready or self._ended:
+                raise OSError(errno.ENOTCONN, "TLS handshake not finished, or TLS ended")
+            view, sent = memoryview(data), 0
+            while sent < len(view):
+                try:
+                    sent += self._ssl.send(view[sent : sent + RECORD_BYTES])
+                except _WOULD_BLOCK:
+                    if sent:
+                        return sent
+                    raise BlockingIOError(errno.EAGAIN, "TLS: the socket is full") from None
+            return sent
+
+    def recv_raw(self, size: int) -> bytes:
+        """Bytes as they arrive, TLS records and all: for reading what a peer still sends
+        before the end, to be thrown away (after a failed handshake, say)."""
+        return socket.socket.recv(self._ssl, size)
 
     def shutdown(self, how: int) -> None:
         """As :meth:`socket.socket.shutdown`; shutting down for writing first says so in
         TLS (close_notify), where the handshake got that far."""
         if how != socket.SHUT_RD and self.ready:
             with self._lock, contextlib.suppress(ssl.SSLError, OSError, ValueError):
+                self._ended = True
                 self._ssl.unwrap()  # sends close_notify; the peer's answer is not awaited
         # The plain socket's shutdown: SSLSocket.shutdown would drop the TLS state, which
         # the other thread may be using.
