@@ -435,13 +435,13 @@ def join(
     sys.exit(int(run_join(session, room)))
 
 
-def trust_prompt(server: str, fingerprint: str) -> bool:
+def trust_prompt(server: str, fingerprint: str, why: str) -> bool:
     """Ask whether to trust a certificate no authority vouches for (trust on first use)."""
     from chatcli.client.trust import default_known_servers
 
     click.echo(
         f"The TLS certificate of {server} is not vouched for by an authority this system "
-        f"trusts (it is self-signed, as `chat serve --tls` makes them, or for another name).\n"
+        f"trusts ({why}: `chat serve --tls` makes such certificates).\n"
         f"Its SHA-256 fingerprint is\n\n  {fingerprint}\n\n"
         f"Compare it with the one the server's operator gives you (`chat serve --tls` prints "
         f"it).\nIf they differ, someone may be in the way: answer no.",

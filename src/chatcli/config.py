@@ -120,6 +120,10 @@ class ServerConfig:
             raise ConfigError("max_clients must be at least 1; max_per_ip, throttle_connects 0+")
         if self.throttle_window <= 0 or self.account_window <= 0:
             raise ConfigError("throttle_window and account_window must be positive")
+        if (self.tls_cert or self.tls_key) and not self.wants_tls:
+            raise ConfigError("tls_cert and tls_key need tls, or a tls_port (--tls, --tls-port)")
+        if self.tls_key and not self.tls_cert:
+            raise ConfigError("tls_key needs tls_cert, the certificate it goes with")
         if self.account_limit < 0:
             raise ConfigError("account_limit must be 0 (no limit) or more")
         for what in (

@@ -23,6 +23,8 @@ from chatcli.errors import ConfigError
 SELF_SIGNED_DAYS = 3650
 
 _HEX = re.compile(r"[0-9a-f]{64}")
+#: What may stand in a certificate as a DNS name: letters, digits, hyphens, dots.
+_HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def fingerprint(der: bytes) -> str:
@@ -64,14 +66,15 @@ def file_fingerprint(cert: str | Path) -> str:
 
 def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
     """A server context for ``cert`` (a PEM chain) and its ``key``: TLS 1.2 or later, no
-    renegotiation and no session tickets (nothing is written on a connection but replies).
+    renegotiation and no session tickets, in TLS 1.3 or 1.2 (nothing is written on a
+    connection but replies, and no long-lived ticket key weakens forward secrecy).
 
     Raises:
         ConfigError: the files cannot be read, or do not make a key pair.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
     context.num_tickets = 0
     try:
         context.load_cert_chain(cert, key)
@@ -92,13 +95,15 @@ def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
     from cryptography.x509.oid import NameOID
 
     private = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     alternatives: list[x509.GeneralName] = []
     for name in dict.fromkeys(names):
         try:
             alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
-            alternatives.append(x509.DNSName(name))
+            if _HOST_NAME.fullmatch(name):  # (a server name may be anything; a DNS one not)
+                alternatives.append(x509.DNSName(name))
+    common = names[0] if _HOST_NAME.fullmatch(names[0]) and len(names[0]) <= 64 else "chatcli"
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
     now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder()
@@ -118,10 +123,23 @@ def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
         serialization.NoEncryption(),
     )
     key.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(key_pem)
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write_new(key, key_pem)
+    _write_new(cert, certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole or not at all, readable by its owner only: written to
+    a new file beside it (never one that was there, nor through a link), then renamed."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(temporary, flags, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def ensure_self_signed(directory: Path, names: list[str]) -> tuple[Path, Path, bool]:

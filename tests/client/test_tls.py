@@ -89,7 +89,7 @@ def session(port: int, policy: TLSPolicy | None, nick: str = "alice", **kw) -> C
     return ClientSession("127.0.0.1", port, nick, tls=policy, timeout=5.0, **kw)
 
 
-def never_ask(server: str, fingerprint: str) -> bool:
+def never_ask(server: str, fingerprint: str, why: str) -> bool:
     raise AssertionError(f"asked about {server} {fingerprint}")
 
 
@@ -135,8 +135,9 @@ def test_the_host_name_is_checked_too(make_server, trusted_ca, tmp_path):
     """A certificate the authority signed for another name is not trusted as is."""
     running = ca_server(make_server, trusted_ca, tmp_path, "chat.example.org")
     with pytest.raises(Untrusted) as refused:
-        session(running.port, TLSPolicy()).connect()
+        session(running.port, TLSPolicy(ask=never_ask)).connect()  # no prompt for this
     assert "(IP address mismatch, certificate is not valid for '127.0.0.1')" in str(refused.value)
+    assert "failed verification" in str(refused.value)
 
 
 def test_chat_send_over_verified_tls_delivers(make_server, trusted_ca, tmp_path):
@@ -160,7 +161,7 @@ def test_first_use_shows_the_fingerprint_and_a_yes_pins_it(self_signed, known_se
     alice.connect()
     try:
         fingerprint = self_signed.server.tls_fingerprint
-        assert asked == [(f"127.0.0.1:{self_signed.port}", fingerprint)]
+        assert asked == [(f"127.0.0.1:{self_signed.port}", fingerprint, "self-signed certificate")]
         assert alice.tls_info is not None and alice.tls_info.verified is Verified.PINNED
         assert known_servers.read_text() == f"127.0.0.1:{self_signed.port} {fingerprint}\n"
     finally:

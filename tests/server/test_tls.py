@@ -217,7 +217,7 @@ def test_tls_without_a_certificate_or_with_a_bad_one_stops_start_up(tmp_path):
     bad.write_text("nonsense")
     with pytest.raises(ConfigError, match=r"bad\.pem"):
         Server(replace(TEST_CONFIG, tls=True, tls_cert=str(bad), tls_key=str(bad)))
-    with pytest.raises(ConfigError, match="no such file"):
+    with pytest.raises(ConfigError, match=r"missing\.pem: No such file"):
         Server(replace(TEST_CONFIG, tls_port=0, tls_cert=str(tmp_path / "missing.pem")))
 
 
@@ -382,3 +382,37 @@ def test_a_client_past_its_sendq_reads_whole_lines_then_the_error(
     finally:
         stalled.close()
         writer.close()
+
+
+def test_a_certificate_without_tls_or_a_key_without_a_certificate_is_refused(certificate):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="need tls, or a tls_port"):
+        replace(TEST_CONFIG, tls_cert=certificate[0], tls_key=certificate[1]).validate()
+    with pytest.raises(ConfigError, match="tls_key needs tls_cert"):
+        replace(TEST_CONFIG, tls=True, tls_key=certificate[1]).validate()
+
+
+def test_a_made_key_is_its_owners_alone_even_over_a_readable_leftover(tmp_path):
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    leftover = directory / "key.pem"
+    leftover.write_text("an old key")
+    leftover.chmod(0o644)  # and no cert.pem: a new pair is made
+    cert, key, made = tls.ensure_self_signed(directory, ["a server name with spaces", "::1"])
+    assert made and key == leftover
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert tls.server_context(cert, key) is not None
+    assert sorted(p.name for p in directory.iterdir()) == ["cert.pem", "key.pem"]
+
+
+def test_tls_1_2_gets_no_session_ticket(make_server, certificate):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
+    context = unverified()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    raw = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+    with raw, context.wrap_socket(raw) as sock:
+        sock.sendall(b"PING x\r\n")
+        sock.recv(4096)
+        assert sock.version() == "TLSv1.2"
+        assert sock.session is None or not sock.session.has_ticket

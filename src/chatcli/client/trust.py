@@ -44,8 +44,13 @@ KNOWN_SERVERS_ENV = "CHAT_KNOWN_SERVERS"
 
 #: Opens a new TCP connection to the server (or raises ConnectError).
 Dial = Callable[[], socket.socket]
-#: ``ask(server, fingerprint)``: may this certificate be trusted from now on?
-Ask = Callable[[str, str], bool]
+#: ``ask(server, fingerprint, why)``: may this certificate, which no authority vouches for
+#: (``why``: "self-signed certificate", say), be trusted from now on?
+Ask = Callable[[str, str, str], bool]
+#: OpenSSL's verify codes that mean "no authority this system trusts vouches for it": the
+#: one failure trust on first use may get past. (A certificate from a trusted authority
+#: but expired, or for another name, is refused: no prompt for that.)
+NO_TRUSTED_ISSUER = frozenset({18, 19, 20, 21})  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT...
 
 
 def default_known_servers() -> Path:
@@ -142,6 +147,12 @@ def secure(dial: Dial, host: str, port: int, policy: TLSPolicy) -> tuple[ssl.SSL
         return _handshake(dial, host, port, ssl.create_default_context(), Verified.AUTHORITY)
     except ssl.SSLCertVerificationError as exc:
         reason = (exc.verify_message or str(exc)).rstrip(".")
+        if exc.verify_code not in NO_TRUSTED_ISSUER:
+            raise Untrusted(
+                f"the TLS certificate of {server} failed verification ({reason}): refusing "
+                "to connect. If you know this certificate is the server's, pin it with "
+                "--tls-fingerprint."
+            ) from None
     return _first_use(dial, host, port, policy, reason)
 
 
@@ -154,7 +165,7 @@ def _first_use(
     # Nothing is sent on this connection: the user may take a while to decide, longer
     # than the server waits for a client to register. A yes connects again, pinned.
     sock.close()
-    if policy.ask is None or not policy.ask(server, info.fingerprint):
+    if policy.ask is None or not policy.ask(server, info.fingerprint, reason):
         raise Untrusted(not_trusted(host, port, info.fingerprint, reason, policy.known_servers))
     pin = remember(policy.known_servers, server, info.fingerprint)
     return _pinned(dial, host, port, pin.fingerprint, pin)
@@ -243,6 +254,8 @@ def find_pin(path: Path, server: str) -> Pin | None:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a known-servers file (not UTF-8 text)") from None
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split("#", 1)[0].split()
         if len(fields) >= 2 and fields[0].lower() == server:

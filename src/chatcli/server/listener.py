@@ -107,6 +107,7 @@ class Server:
         self.config = config.validate()
         self.reload_config = reload_config
         self.config_file = config_file
+        self._fingerprint = ""
         # First: a certificate that cannot be used stops start-up before anything is open.
         self.tls_context: ssl.SSLContext | None = self._load_tls(config)
         self.flusher = Flusher()
@@ -140,20 +141,26 @@ class Server:
 
     # -- TLS --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _load_tls(config: ServerConfig) -> ssl.SSLContext | None:
+    def _load_tls(self, config: ServerConfig) -> ssl.SSLContext | None:
+        """The TLS context ``config`` asks for (None: no TLS); it sets
+        :attr:`tls_fingerprint` to the certificate loaded.
+
+        Raises:
+            ConfigError: the certificate and key cannot be used.
+        """
         if not config.wants_tls:
             return None
         if not config.tls_cert:
             raise ConfigError("TLS needs a certificate: tls_cert (and tls_key)")
-        return tls.server_context(config.tls_cert, config.tls_key or config.tls_cert)
+        fingerprint = tls.file_fingerprint(config.tls_cert)
+        context = tls.server_context(config.tls_cert, config.tls_key or config.tls_cert)
+        self._fingerprint = fingerprint
+        return context
 
     @property
     def tls_fingerprint(self) -> str | None:
         """The SHA-256 fingerprint of the certificate served, if TLS is on."""
-        if self.config.tls_cert is None or self.tls_context is None:
-            return None
-        return tls.file_fingerprint(self.config.tls_cert)
+        return self._fingerprint if self.tls_context is not None else None
 
     def reload_tls(self) -> None:
         """Read the certificate and key again (renewed, say): new connections get them.
