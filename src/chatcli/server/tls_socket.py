@@ -12,6 +12,10 @@ the same meaning: ``recv`` and ``send`` raise :exc:`BlockingIOError` when they w
 block, whatever TLS wanted to do next. Until :meth:`TLSSocket.handshake` is done, ``send``
 fails: nothing but a refusal is ever queued before that, and a client that has not
 finished its handshake cannot read it anyway.
+
+Known limit: a TLS 1.3 client that asks for key updates while a write of ours is still
+pending may get a read error (OpenSSL's reply would overtake that write): only that
+client is dropped. No client in use does so.
 """
 
 from __future__ import annotations
