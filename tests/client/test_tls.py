@@ -9,7 +9,6 @@ through SSL_CERT_FILE, as the system's store would be) or ``chat serve``'s self-
 
 from __future__ import annotations
 
-import ssl
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from chatcli.client.trust import (
 from chatcli.entry import quick_send_params
 from chatcli.errors import ConfigError, ConnectError, ExitStatus, Untrusted
 from chatcli.protocol import Message
+from tests.certs import issue, trusting, unverified
 from tests.conftest import Client
 
 NAMES = ["127.0.0.1", "localhost"]
@@ -63,11 +63,8 @@ def trusted_ca(ca, tmp_path, monkeypatch) -> trustme.CA:
 
 
 def ca_server(make_server, ca: trustme.CA, tmp_path: Path, *names: str):
-    issued = ca.issue_cert(*names)
-    cert, key = tmp_path / "ca-cert.pem", tmp_path / "ca-key.pem"
-    issued.private_key_pem.write_to_path(str(key))
-    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    return make_server(tls=True, tls_cert=str(cert), tls_key=str(key), flood_rate=0)
+    cert, key = issue(ca, tmp_path, *names)
+    return make_server(tls=True, tls_cert=cert, tls_key=key, flood_rate=0)
 
 
 @pytest.fixture
@@ -91,21 +88,6 @@ def session(port: int, policy: TLSPolicy | None, nick: str = "alice", **kw) -> C
 
 def never_ask(server: str, fingerprint: str, why: str) -> bool:
     raise AssertionError(f"asked about {server} {fingerprint}")
-
-
-def trusting(ca: trustme.CA) -> ssl.SSLContext:
-    """A test client's context that trusts ``ca``."""
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
-def unverified_context() -> ssl.SSLContext:
-    """A test client's context that checks nothing."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def run(*args: str, input: str | None = None):
@@ -193,7 +175,7 @@ def test_a_no_leaves_nothing_pinned_and_connects_not(self_signed, known_servers)
 def test_without_a_terminal_an_unknown_certificate_is_refused_with_how_to_pin_it(
     self_signed, known_servers
 ):
-    watcher = Client(self_signed.port, tls=unverified_context())
+    watcher = Client(self_signed.port, tls=unverified())
     try:
         watcher.register("watcher")
         port, fingerprint = str(self_signed.port), self_signed.server.tls_fingerprint
@@ -287,7 +269,7 @@ def test_chat_join_stops_reconnecting_when_the_certificate_changes(self_signed):
 
 
 def test_tls_fingerprint_pins_explicitly(self_signed, known_servers):
-    watcher = Client(self_signed.port, tls=unverified_context())
+    watcher = Client(self_signed.port, tls=unverified())
     try:
         watcher.register("watcher")
         typed = self_signed.server.tls_fingerprint.replace(":", "").lower()  # as typed
@@ -326,7 +308,7 @@ def test_tls_option_usage_errors(args, message):
 
 
 def test_insecure_connects_without_checking_and_warns(self_signed, known_servers):
-    watcher = Client(self_signed.port, tls=unverified_context())
+    watcher = Client(self_signed.port, tls=unverified())
     try:
         watcher.register("watcher")
         port = str(self_signed.port)
@@ -481,7 +463,7 @@ def test_remember_makes_the_file_and_appends_one_line(tmp_path):
 
 
 def test_chat_send_with_a_fingerprint_end_to_end(self_signed):
-    watcher = Client(self_signed.port, tls=unverified_context())
+    watcher = Client(self_signed.port, tls=unverified())
     try:
         watcher.register("watcher")
         chat = [sys.executable, "-m", "chatcli", "send", "--port", str(self_signed.port)]

@@ -3,11 +3,8 @@ and STATS l and y, their view of the connections and the limits."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import pytest
@@ -16,6 +13,7 @@ from chatcli.errors import ConfigError
 from chatcli.passwords import hash_password
 from chatcli.protocol import numerics as n
 from tests.conftest import Client
+from tests.serve import ChatServe
 
 OPER_HASH = hash_password("s3cret")
 
@@ -142,40 +140,17 @@ def test_sighup_rereads_the_config_file_and_motd(tmp_path):
     motd.write_text("first words\n")
     settings = tmp_path / "chat.toml"
     settings.write_text("max_targets = 4\n")
-    command = ["serve", "--port", "0", "--no-db", "--config", str(settings), "--motd", str(motd)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatcli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    client = None
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        banner = proc.stdout.readline()
-        port = int(banner.split(" on ")[1].split()[0].rsplit(":", 1)[1])
+    args = ("--no-db", "--config", str(settings), "--motd", str(motd))
+    with ChatServe(*args) as serving:
         motd.write_text("second words\n")
         settings.write_text("max_targets = 1\n")
-        proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while "rehashed" not in proc.stderr.readline() and time.monotonic() < deadline:
-            pass
-        client = Client(port)
-        burst = client.register("late", join=False)
-        assert any(m.params[-1].endswith("second words") for m in burst)
-        client.send("PRIVMSG a,b :x")
-        client.expect(n.ERR_TOOMANYTARGETS)
-    finally:
-        if client is not None:
-            client.close()
-        proc.send_signal(signal.SIGTERM)
+        serving.signal(signal.SIGHUP)
+        serving.wait_for_log("rehashed")
+        client = Client(serving.port)
         try:
-            proc.wait(timeout=5)
+            burst = client.register("late", join=False)
+            assert any(m.params[-1].endswith("second words") for m in burst)
+            client.send("PRIVMSG a,b :x")
+            client.expect(n.ERR_TOOMANYTARGETS)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            client.close()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 from tests.conftest import Client
+from tests.serve import ChatServe
 
 
 def test_shutdown_tells_every_client_and_stops_every_thread(make_server):
@@ -40,35 +38,17 @@ def test_stop_is_idempotent(make_server):
 
 
 def test_sigterm_stops_chat_serve_within_two_seconds(tmp_path):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     db = tmp_path / "chat.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--db", str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    client = None
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert banner.startswith("chatcli serving #lobby on 127.0.0.1:")
-        assert proc.stdout.readline() == f"keeping accounts and history in {db}\n"
-        port = int(banner.split(" on ")[1].split()[0].rsplit(":", 1)[1])
-        client = Client(port)
-        client.register("alice")
-        start = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        client.expect("ERROR")
-        assert proc.wait(timeout=5) == 0
-        assert time.monotonic() - start < 2.0
-    finally:
-        if client is not None:
+    with ChatServe("--db", str(db)) as serving:
+        assert serving.banner[0].startswith("chatcli serving #lobby on 127.0.0.1:")
+        assert serving.banner[1] == f"keeping accounts and history in {db}"
+        client = Client(serving.port)
+        try:
+            client.register("alice")
+            start = time.monotonic()
+            serving.signal(signal.SIGTERM)
+            client.expect("ERROR")
+            assert serving.stop() == 0
+            assert time.monotonic() - start < 2.0
+        finally:
             client.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()

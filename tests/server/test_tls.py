@@ -4,12 +4,10 @@ traffic through a full socket, certificates reloaded while running, bad clients,
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +20,10 @@ from chatcli import tls
 from chatcli.errors import ConfigError
 from chatcli.server import Server
 from chatcli.server.tls_socket import RECORD_BYTES, TLSSocket
+from tests import certs
+from tests.certs import issue, unverified
 from tests.conftest import TEST_CONFIG, Client
+from tests.serve import ChatServe
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +34,12 @@ def ca() -> trustme.CA:
 @pytest.fixture
 def certificate(ca, tmp_path) -> tuple[str, str]:
     """A certificate for 127.0.0.1 issued by ``ca``: (chain file, key file)."""
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    issued.private_key_pem.write_to_path(str(key))
-    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    return str(cert), str(key)
+    return issue(ca, tmp_path, "127.0.0.1", "localhost")
 
 
 @pytest.fixture
 def trusting(ca) -> ssl.SSLContext:
-    """A client context that trusts ``ca`` and checks the host name."""
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
-def unverified() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+    return certs.trusting(ca)
 
 
 def peer_fingerprint(client: Client) -> str:
@@ -230,64 +217,29 @@ def test_fingerprints_are_read_in_any_usual_form():
         tls.normalise_fingerprint("ab" * 31)
 
 
-def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """``chat serve --no-db ARGS`` with its data directory in tmp_path; its banner lines."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_DATA_HOME=str(tmp_path / "data"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--no-db", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    lines = []
-    while not (line := proc.stdout.readline()).startswith("keeping"):
-        assert line, f"chat serve ended: {proc.stderr.read() if proc.stderr else ''}"
-        lines.append(line.rstrip("\n"))
-    return proc, lines
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="XDG_DATA_HOME and SIGHUP")
 def test_chat_serve_tls_makes_a_certificate_once_and_prints_its_fingerprint(tmp_path):
-    proc, lines = _serve(tmp_path, "--tls")
-    try:
-        assert lines[0].endswith("--tls")
-        port = int(lines[0].split(" on ")[1].split()[0].rsplit(":", 1)[1])
-        assert lines[1].startswith("made a self-signed TLS certificate: ")
-        cert = Path(lines[1].split(": ", 1)[1])
-        printed = lines[2].removeprefix("TLS certificate SHA-256 fingerprint: ")
+    data = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    with ChatServe("--no-db", "--tls", env=data) as serving:
+        first, made, shown = serving.banner[:3]
+        assert first.endswith("--tls")
+        assert made.startswith("made a self-signed TLS certificate: ")
+        cert = Path(made.split(": ", 1)[1])
+        printed = shown.removeprefix("TLS certificate SHA-256 fingerprint: ")
         assert printed == tls.file_fingerprint(cert)
         assert (cert.parent / "key.pem").stat().st_mode & 0o777 == 0o600
-        client = Client(port, tls=unverified())
+        client = Client(serving.port, tls=unverified())
         try:
             client.register("tofu", join=False)
             assert peer_fingerprint(client) == printed
-            proc.send_signal(signal.SIGHUP)  # reloads; the server goes on
+            serving.signal(signal.SIGHUP)  # reloads; the server goes on
+            serving.wait_for_log("TLS certificate loaded")
             client.sync()
         finally:
             client.close()
-    finally:
-        _stop(proc)
-    again, lines = _serve(tmp_path, "--tls-port", "0")
-    try:
-        assert lines[1].startswith("TLS on port ")
-        assert lines[2] == f"TLS certificate SHA-256 fingerprint: {printed}"  # the same one
-    finally:
-        _stop(again)
+    with ChatServe("--no-db", "--tls-port", "0", env=data) as again:
+        assert again.banner[1].startswith("TLS on port ")
+        assert again.banner[2] == f"TLS certificate SHA-256 fingerprint: {printed}"  # the same
 
 
 def test_clients_that_reset_before_tls_starts_never_stop_the_server(
