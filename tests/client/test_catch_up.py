@@ -174,3 +174,20 @@ def test_quitting_while_cut_off_does_not_reconnect(running, talker):
     assert time.monotonic() - started < 2  # it did not wait for the next attempt
     talker.send("WHOIS leaver")
     assert talker.expect("401")  # no such nick: it did not come back
+
+
+def test_a_keyed_room_is_rejoined_with_its_key(running, talker):
+    talker.send("MODE #dev +k sesame")
+    talker.expect("MODE")
+    chat = Chat(running.port, "keyholder", room="#lobby")
+    try:
+        wait_for(lambda: chat.view.ready.is_set())
+        chat.typed.put("/join #dev sesame")
+        wait_for(lambda: "#dev" in chat.view.rooms)
+        cut(running, "keyholder")
+        wait_for(lambda: any(line.endswith("reconnected") for line in chat.lines()))
+        talker.expect("JOIN", "#dev")  # before the cut
+        rejoined = talker.expect("JOIN", "#dev")  # and after it, with the key
+        assert rejoined.source.startswith("keyholder!")
+    finally:
+        assert chat.quit() == ExitStatus.OK

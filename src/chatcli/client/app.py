@@ -85,6 +85,7 @@ class ChatView:
         self.session = session
         self.nick = session.nick
         self.rooms: list[str] = []
+        self.keys: dict[str, str] = {}  #: the key each keyed room was joined with, by name
         self.room = room  #: where plain text goes
         self.lock = threading.Lock()
         self.wanted: str | None = None  #: a room asked for: talk there once joined
@@ -271,7 +272,8 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
             rooms = list(view.rooms)
         with contextlib.suppress(ConnectError):
             for room in rooms:  # the default room is joined again already (autojoin)
-                session.send(Message("JOIN", (room,)))
+                key = view.keys.get(room.lower())
+                session.send(Message("JOIN", (room, key) if key else (room,)))
         return True
     show(Text("could not reconnect: giving up", style=STYLE_ERROR))
     return False
@@ -281,6 +283,9 @@ def _perform(
     session: ClientSession, view: ChatView, action: Action, show: Callable[[Text], None]
 ) -> None:
     for msg in action.messages:
+        if msg.command == "JOIN" and len(msg.params) > 1:  # a key: needed again to rejoin
+            with view.lock:
+                view.keys[msg.params[0].lower()] = msg.params[1]
         session.send(msg)
         if msg.command == "PRIVMSG" and "echo-message" not in session.caps:
             line = render(Message(msg.command, msg.params, f"{view.nick}!me@local"), view.nick)
