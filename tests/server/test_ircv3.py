@@ -173,6 +173,16 @@ def test_labeled_errors_are_labeled(connect):
     assert err.tags == {"label": "e"}
 
 
+def test_a_line_that_does_not_parse_is_answered_under_its_label(connect):
+    """irctest's labeled-response case: an unknown or malformed verb still gets its label."""
+    client = connect("alice", caps=LABELS)
+    client.send("@label=bad1 NONEXISTENT_COMMAND")
+    err = client.expect("421")
+    assert err.tags == {"label": "bad1"} and err.params[1] == "NONEXISTENT_COMMAND"
+    client.send("@label=bad2 NOSUCHVERB")
+    assert client.expect("421").tags == {"label": "bad2"}
+
+
 def test_what_others_send_meanwhile_is_never_labeled(connect):
     alice = connect("alice", caps=LABELS)
     bob = connect("bob")

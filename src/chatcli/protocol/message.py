@@ -231,6 +231,15 @@ def _split_tags(raw: str) -> dict[str, str]:
     return tags
 
 
+def label_of(line: bytes) -> str | None:
+    """The ``label`` tag of a raw line, read from its tags alone: a line that does not
+    parse is still answered under its label (IRCv3 labeled-response)."""
+    if not line.startswith(b"@"):
+        return None
+    tag_part = line[1:].split(b" ", 1)[0].decode("utf-8", "replace")
+    return _split_tags(tag_part).get("label") or None
+
+
 def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
     """Parse one line (without its CRLF or LF) into a :class:`Message`.
 

@@ -35,6 +35,7 @@ from chatcli.protocol import (
     Message,
     ReadQExceeded,
     caps,
+    label_of,
     parse_line,
 )
 from chatcli.protocol import numerics as n
@@ -389,16 +390,16 @@ class Connection:
             self._release()  # what is due goes out before the client waits
 
     def _run_line(self, raw: bytes) -> None:
-        msg = self._parse(raw)
-        if msg is None:
+        labeled = raw[:1] == b"@" and {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps
+        label = label_of(raw) if labeled else None
+        if label is None:
+            if (msg := self._parse(raw)) is not None:
+                dispatch(self, msg)
             return
-        label = msg.tags.get("label") if msg.tags else None
-        if label is None or not {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps:
-            dispatch(self, msg)
-            return
-        self.labeled = []
+        self.labeled = []  # what is sent meanwhile, a parse error's answer included
         try:
-            dispatch(self, msg)
+            if (msg := self._parse(raw)) is not None:
+                dispatch(self, msg)
         finally:
             sent, self.labeled = self.labeled, None
         batch_id = tags.new_msgid()
