@@ -18,7 +18,14 @@ from click.core import ParameterSource
 
 from chatcli import __version__
 from chatcli.config import ServerConfig
-from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM, SEND_TIMEOUT, default_alias
+from chatcli.defaults import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_ROOM,
+    SEND_TIMEOUT,
+    data_dir,
+    default_alias,
+)
 from chatcli.errors import ChatError, ConfigError, fail_cleanly
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,18 +34,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # mostly the imports (benchmarks/ measures it against `python3 -c pass`).
 
 PORT = click.IntRange(0, 65535)
-
-
-def data_dir() -> Path:
-    """The user's data directory for chatcli (as each OS has it)."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("chatcli", appauthor=False))
-
-
-def default_db() -> str:
-    """chat.db in the user's data directory."""
-    return str(data_dir() / "chat.db")
 
 
 def connection_options(func: F) -> F:
@@ -57,8 +52,9 @@ def connection_options(func: F) -> F:
                 "--tls",
                 is_flag=True,
                 help="Connect with TLS. The certificate is checked against the system's "
-                "authorities; one they do not vouch for (self-signed) is trusted on first use "
-                "and remembered (see the README).",
+                "authorities; one they do not vouch for (self-signed) is, on a terminal with "
+                "chat join, shown and remembered on a yes; elsewhere refused: pin it with "
+                "--tls-fingerprint (see the README).",
             ),
             click.option(
                 "--tls-fingerprint",
@@ -164,7 +160,9 @@ def main() -> None:
     "directory on first use]",
 )
 @click.option(
-    "--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM)."
+    "--tls-key",
+    type=click.Path(dir_okay=False),
+    help="The certificate's private key (PEM)  [default: in the --tls-cert file]",
 )
 @click.option(
     "--flood-rate",
@@ -255,7 +253,7 @@ def serve(
 
     from chatcli import settings
     from chatcli.passwords import is_password_hash
-    from chatcli.server import Server
+    from chatcli.server import ListenError, Server
 
     if print_config:
         click.echo(settings.commented_default())
@@ -274,8 +272,8 @@ def serve(
     made_certificate = False
 
     def load() -> ServerConfig:
-        """The settings: the options given, then the --config file, then the defaults.
-        Run again by REHASH (and SIGHUP), which so re-reads the file and the MOTD."""
+        """The settings (see settings.resolve). Run again by REHASH and SIGHUP, which so
+        re-read the --config file and the --motd file."""
         nonlocal made_certificate
         motd_lines: tuple[str, ...] = ()
         if motd is not None:
@@ -284,8 +282,8 @@ def serve(
             except OSError as exc:
                 raise ConfigError(f"cannot read {motd}: {exc.strerror or exc}") from None
             motd_lines = tuple(text.splitlines())
-        # Each option as the setting it gives (by the option's name), for those given.
-        given = {
+        # Each option as the setting it gives (by the option's name).
+        by_option = {
             "host": ("host", host),
             "port": ("port", port),
             "name": ("name", name),
@@ -302,37 +300,23 @@ def serve(
             "history_keep": ("history_per_target", history_keep),
             "history_days": ("history_days", history_days),
         }
-        values = settings.load(config_file) if config_file is not None else {}
-        for option, (key, value) in given.items():
-            source = context.get_parameter_source(option)
-            if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-                values[key] = value  # the command line wins
-            else:
-                values.setdefault(key, value)  # the file, else the option's default
-        if no_db:
-            values["db"] = None
-        elif db is not None:
-            values["db"] = db
-        elif "db" not in values:
-            values["db"] = default_db()
-        wants_tls = values.get("tls") or values.get("tls_port") is not None
-        if wants_tls and not values.get("tls_cert"):
-            from chatcli import tls as tls_files
-
-            names = [values.get("name") or ServerConfig.name, "localhost", "127.0.0.1", "::1"]
-            cert, key, made = tls_files.ensure_self_signed(data_dir() / "tls", names)
-            values["tls_cert"], values["tls_key"] = str(cert), str(key)
-            made_certificate = made_certificate or made
-        return ServerConfig(**values)
+        on_command_line = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        options = {
+            key: (value, context.get_parameter_source(option) in on_command_line)
+            for option, (key, value) in by_option.items()
+        }
+        if no_db or db is not None:
+            options["db"] = (None if no_db else db, True)
+        config, made = settings.resolve(options, config_file, data_dir())
+        made_certificate = made_certificate or made
+        return config
 
     config = load()
     server = Server(config, reload_config=load, config_file=str(config_file or ""))
     try:
         bound_host, bound_port = server.bind()
-    except OSError as exc:
-        raise ChatError(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
-        ) from None
+    except ListenError as exc:
+        raise ChatError(f"cannot listen on {exc.host}:{exc.port}: {exc.strerror}") from None
 
     def stop(signum: int, frame: object) -> None:
         server.request_stop()
@@ -341,7 +325,7 @@ def serve(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     if hasattr(signal, "SIGHUP"):  # (not on Windows)
-        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_reload())
+        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_rehash())
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     on_host = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
 

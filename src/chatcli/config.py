@@ -120,6 +120,13 @@ class ServerConfig:
             raise ConfigError("max_clients must be at least 1; max_per_ip, throttle_connects 0+")
         if self.throttle_window <= 0 or self.account_window <= 0:
             raise ConfigError("throttle_window and account_window must be positive")
+        if self.tls and self.tls_port is not None:
+            raise ConfigError(
+                "tls makes the port speak TLS; tls_port adds a TLS port beside a plaintext "
+                "one: give one of them (--tls or --tls-port)"
+            )
+        if self.tls_port and self.tls_port == self.port:
+            raise ConfigError(f"tls_port must differ from port ({self.port})")
         if (self.tls_cert or self.tls_key) and not self.wants_tls:
             raise ConfigError("tls_cert and tls_key need tls, or a tls_port (--tls, --tls-port)")
         if self.tls_key and not self.tls_cert:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
@@ -17,6 +21,16 @@ SEND_TIMEOUT = 10.0
 #: The most text bytes one PRIVMSG may carry, leaving room for the longest prefix the
 #: server may add (nick!user@host) inside the 512-byte line.
 MAX_TEXT_BYTES = 350
+
+
+def data_dir() -> Path:
+    """chatcli's data directory, as each OS has it: the database, the self-signed
+    certificate, the known servers."""
+    from pathlib import Path
+
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("chatcli", appauthor=False))
 
 
 def default_alias() -> str:

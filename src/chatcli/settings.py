@@ -31,6 +31,42 @@ HIDDEN = frozenset({"version"})
 _DEFAULTS = ServerConfig()
 
 
+def resolve(
+    options: dict[str, tuple[Any, bool]], config_file: Path | None, data_dir: Path
+) -> tuple[ServerConfig, bool]:
+    """The settings ``chat serve`` runs with, and whether a certificate was made for them.
+
+    Args:
+        options: each setting the command line has an option for: its value there, and
+            whether it was given (else it is the option's default).
+        config_file: the ``--config`` file, if any.
+        data_dir: where the database and a self-signed certificate go by default.
+
+    What was given on the command line wins over the file, which wins over the options'
+    defaults. No ``db`` anywhere: ``chat.db`` in ``data_dir``. TLS with neither
+    certificate nor key: a self-signed pair in ``data_dir/tls``, made the first time.
+
+    Raises:
+        ConfigError: the file or a value is wrong.
+    """
+    values = load(config_file) if config_file is not None else {}
+    for key, (value, given) in options.items():
+        if given:
+            values[key] = value
+        else:
+            values.setdefault(key, value)
+    values.setdefault("db", str(data_dir / "chat.db"))
+    wants_tls = values.get("tls") or values.get("tls_port") is not None
+    made = False
+    if wants_tls and not values.get("tls_cert") and not values.get("tls_key"):
+        from chatcli import tls
+
+        names = [values.get("name") or ServerConfig.name, "localhost", "127.0.0.1", "::1"]
+        cert, key, made = tls.ensure_self_signed(data_dir / "tls", names)
+        values["tls_cert"], values["tls_key"] = str(cert), str(key)
+    return ServerConfig(**values).validate(), made
+
+
 def load(path: Path) -> dict[str, Any]:
     """The settings in ``path``, as ServerConfig keyword arguments.
 

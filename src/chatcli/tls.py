@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import ssl
+import threading
 from pathlib import Path
 
 from chatcli.errors import ConfigError
@@ -130,7 +131,7 @@ def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
 def _write_new(path: Path, data: bytes) -> None:
     """Put ``data`` at ``path`` whole or not at all, readable by its owner only: written to
     a new file beside it (never one that was there, nor through a link), then renamed."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     descriptor = os.open(temporary, flags, 0o600)
     try:

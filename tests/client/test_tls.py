@@ -78,7 +78,7 @@ def new_certificate(running) -> str:
     """Give ``running`` a new self-signed certificate; return its fingerprint."""
     cert, key = Path(running.config.tls_cert), Path(running.config.tls_key)
     tls.make_self_signed(cert, key, NAMES)
-    running.server.reload_tls()
+    running.server.rehash()
     return tls.file_fingerprint(cert)
 
 

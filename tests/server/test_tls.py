@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import trustme
+from click.testing import CliRunner
 
 from chatcli import tls
+from chatcli.cli import main
 from chatcli.errors import ConfigError
 from chatcli.server import Server
 from chatcli.server.tls_socket import RECORD_BYTES, TLSSocket
@@ -169,7 +171,7 @@ def test_reloaded_certificates_serve_new_connections(make_server, ca, certificat
         renewed = ca.issue_cert("127.0.0.1")
         renewed.private_key_pem.write_to_path(certificate[1])
         Path(certificate[0]).write_bytes(b"".join(b.bytes() for b in renewed.cert_chain_pems))
-        running.server.reload_tls()
+        running.server.rehash()
         after = Client(running.port, tls=trusting)
         try:
             after.register("after", join=False)
@@ -186,7 +188,8 @@ def test_a_broken_certificate_on_reload_keeps_the_old_one(make_server, certifica
     running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1])
     served = running.server.tls_fingerprint
     Path(certificate[0]).write_text("not a certificate")
-    running.server.reload()  # logged, not raised
+    with pytest.raises(ConfigError):
+        running.server.rehash()
     client = Client(running.port, tls=trusting)
     try:
         client.register("client", join=False)
@@ -368,3 +371,34 @@ def test_tls_1_2_gets_no_session_ticket(make_server, certificate):
         sock.recv(4096)
         assert sock.version() == "TLSv1.2"
         assert sock.session is None or not sock.session.has_ticket
+
+
+def test_tls_and_a_tls_port_together_or_the_same_port_twice_are_refused():
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="give one of them"):
+        replace(TEST_CONFIG, tls=True, tls_port=6697, tls_cert="c.pem").validate()
+    with pytest.raises(ConfigError, match="tls_port must differ from port"):
+        replace(TEST_CONFIG, port=6697, tls_port=6697, tls_cert="c.pem").validate()
+
+
+def test_a_key_without_its_certificate_is_refused_not_replaced(tmp_path):
+    """chat serve --tls --tls-key K: no certificate is made up to go with it."""
+    key = tmp_path / "key.pem"
+    key.write_text("a key")
+    result = CliRunner().invoke(
+        main, ["serve", "--no-db", "--port", "0", "--tls", "--tls-key", str(key)]
+    )
+    assert result.exit_code == 2
+    assert "tls_key needs tls_cert" in result.output
+
+
+def test_a_busy_tls_port_is_named_as_such(certificate):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        taken = busy.getsockname()[1]
+        args = ["serve", "--no-db", "--port", "0", "--tls-port", str(taken)]
+        result = CliRunner().invoke(
+            main, [*args, "--tls-cert", certificate[0], "--tls-key", certificate[1]]
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{taken}: " in result.output

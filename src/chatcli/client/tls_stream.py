@@ -14,8 +14,8 @@ outside it: neither thread waits for the network while holding the lock. (The se
    :exc:`TimeoutError` once the timeout (``settimeout``; None: never) has passed;
 2. ``sendall(data)`` sends all of ``data`` or raises :exc:`OSError` (:exc:`TimeoutError` if
    the server takes nothing for the timeout);
-3. ``shutdown`` and ``close`` may be called from any thread; a ``recv`` waiting on another
-   thread then returns ``b""``.
+3. ``shutdown`` and ``close`` may be called from any thread; after ``shutdown``, a ``recv``
+   waiting on another thread returns ``b""`` (``close`` alone does not wake it).
 """
 
 from __future__ import annotations

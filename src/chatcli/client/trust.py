@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT
+from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, data_dir
 from chatcli.errors import ConfigError, ConnectError, Untrusted
 from chatcli.tls import fingerprint, normalise_fingerprint
 
@@ -58,9 +58,7 @@ def default_known_servers() -> Path:
     chatcli (where ``chat serve`` keeps chat.db)."""
     if path := os.environ.get(KNOWN_SERVERS_ENV):
         return Path(path)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("chatcli", appauthor=False)) / "known_servers"
+    return data_dir() / "known_servers"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The chat server: a threaded IRC server. See :class:`Server`."""
 
-from chatcli.server.listener import Server
+from chatcli.server.listener import ListenError, Server
 
-__all__ = ["Server"]
+__all__ = ["ListenError", "Server"]

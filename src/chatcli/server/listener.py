@@ -5,9 +5,10 @@ a free port; :attr:`Server.address` tells which); :meth:`Server.serve_forever` a
 :meth:`Server.shutdown` (or :meth:`Server.request_stop`, safe in a signal handler) and then
 ends every connection; :meth:`Server.close` releases the listeners. All are idempotent.
 
-Threads: the thread in ``serve_forever`` accepts; a housekeeping thread checks liveness once
-a tick; each connection has its own thread, which reads and runs its commands; one flusher
-thread writes to every client.
+Threads: the thread in ``serve_forever`` accepts (and rehashes on SIGHUP: see
+:meth:`Server.request_rehash`); a housekeeping thread checks liveness once a tick; each
+connection has its own thread, which reads and runs its commands; one flusher thread
+writes to every client.
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def check_liveness(
     return Liveness.OK, ""
 
 
+class ListenError(OSError):
+    """A listening socket could not be opened: where (:attr:`host`, :attr:`port`), and
+    why (``strerror``)."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.host, self.port = host, port
+
+
 class Server:
     """A chat server.
 
@@ -124,6 +134,7 @@ class Server:
         self._secure: set[socket.socket] = set()  # the listeners that speak TLS
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._rehash_lock = threading.Lock()
         self._stopped = threading.Event()
         self._running = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -142,8 +153,8 @@ class Server:
     # -- TLS --------------------------------------------------------------------------------
 
     def _load_tls(self, config: ServerConfig) -> ssl.SSLContext | None:
-        """The TLS context ``config`` asks for (None: no TLS); it sets
-        :attr:`tls_fingerprint` to the certificate loaded.
+        """The TLS context ``config`` asks for (None: no TLS); the fingerprint of its
+        certificate becomes :attr:`tls_fingerprint`.
 
         Raises:
             ConfigError: the certificate and key cannot be used.
@@ -162,16 +173,6 @@ class Server:
         """The SHA-256 fingerprint of the certificate served, if TLS is on."""
         return self._fingerprint if self.tls_context is not None else None
 
-    def reload_tls(self) -> None:
-        """Read the certificate and key again (renewed, say): new connections get them.
-
-        Raises:
-            ConfigError: they cannot be used; the ones loaded before stay in use.
-        """
-        if self.tls_context is not None:
-            self.tls_context = self._load_tls(self.config)
-            log.warning("TLS certificate loaded: SHA-256 %s", self.tls_fingerprint)
-
     def rehash(self) -> list[str]:
         """Read the settings and the TLS certificate again, and apply them: to every
         connection from now on, to new connections for what each fixes when it starts
@@ -182,6 +183,10 @@ class Server:
         Raises:
             ConfigError: the new settings or certificate cannot be used; nothing changed.
         """
+        with self._rehash_lock:  # SIGHUP and an operator's REHASH, one after the other
+            return self._rehash()
+
+    def _rehash(self) -> list[str]:
         old = self.config
         new = old if self.reload_config is None else self.reload_config().validate()
         waiting = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
@@ -199,21 +204,15 @@ class Server:
         log.warning(
             "rehashed the settings%s%s",
             f" in {self.config_file}" if self.config_file else "",
-            "; TLS certificate loaded" if context else "",
+            f"; TLS certificate loaded, SHA-256 {self._fingerprint}" if context else "",
         )
         if waiting:
             log.warning("changed settings that take a restart: %s", ", ".join(waiting))
         return waiting
 
-    def reload(self) -> None:
-        """:meth:`rehash`, logging a failure (SIGHUP): what was loaded before stays."""
-        try:
-            self.rehash()
-        except ConfigError as exc:
-            log.error("rehash failed: %s", exc)
-
-    def request_reload(self) -> None:
-        """Ask the accepting thread to :meth:`reload`. Safe in a signal handler."""
+    def request_rehash(self) -> None:
+        """Ask the accepting thread to :meth:`rehash` (logging a failure). Safe in a signal
+        handler (SIGHUP)."""
         self._reload.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"r")
@@ -228,7 +227,7 @@ class Server:
         (:attr:`tls_address`).
 
         Raises:
-            OSError: the address is unknown or in use.
+            ListenError: an address is unknown or in use.
         """
         if self._listeners:
             assert self.address is not None
@@ -250,7 +249,17 @@ class Server:
         return self.address
 
     def _listen(self, port: int, *, secure: bool) -> tuple[str, int]:
-        """Listen on every address of ``host`` at ``port``; return the first address."""
+        """Listen on every address of ``host`` at ``port``; return the first address.
+
+        Raises:
+            ListenError: an address is unknown or in use.
+        """
+        try:
+            return self._open(port, secure)
+        except OSError as exc:
+            raise ListenError(self.config.host, port, exc) from None
+
+    def _open(self, port: int, secure: bool) -> tuple[str, int]:
         infos = socket.getaddrinfo(
             self.config.host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
@@ -303,7 +312,10 @@ class Server:
                             self._wake_r.recv(64)
                         if self._reload.is_set():
                             self._reload.clear()
-                            self.reload()
+                            try:
+                                self.rehash()
+                            except ConfigError as exc:  # what was loaded before stays
+                                log.error("rehash failed: %s", exc)
         finally:
             self._stop.set()
             housekeeper.join()

@@ -21,8 +21,9 @@ Contract:
    in order. (Handlers queue while holding the world lock, so that order is the order of
    events in the shared state.)
 5. At most ``max_bytes`` may wait for one client (queued, or refused by the kernel so far).
-   Beyond that the queue fails: what waits is dropped, ``ERROR :SendQ exceeded`` is tried
-   once, and the owner is told (``on_fail``, on the flusher thread) so that it ends the
+   Beyond that the queue fails: what waits is dropped (but for the rest of a line, or TLS
+   record, that a send had begun), ``ERROR :SendQ exceeded`` is tried once, and the owner
+   is told (``on_fail``, on the flusher thread) so that it ends the
    connection. Everyone else keeps chatting.
 6. :meth:`SendQueue.close` queues a final line; nothing queued after it is sent. Once all
    is out, the flusher shuts the socket down for writing, so the peer reads an orderly end,
@@ -32,7 +33,8 @@ Contract:
    says why.
 
 Threads: every field of a SendQueue but ``finished`` belongs to the flusher thread. Other
-threads only append to the flusher's log (a deque: atomic appends) and read ``failed``.
+threads only append to the flusher's log (a deque: atomic appends) and read ``failed`` and,
+for operators, the counters (``queued``, ``lines_out``, ``bytes_sent``: a moment's view).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Concurrency design:
 * Each connection's socket is read by its own thread and written by the server's one
   flusher thread (:mod:`chatcli.server.sendq`). No other thread touches it, except to
   shut it down for reading; its own thread closes it once the flusher is done with it.
+  Over TLS both go through one OpenSSL object, so each call on it takes that socket's
+  own lock (:mod:`chatcli.server.tls_socket`): a leaf lock, never held while waiting.
 * :attr:`World.lock` guards everything here: the nick table, the channel table, and every
   Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
   briefly and never across I/O.
@@ -13,6 +15,9 @@ Concurrency design:
   the room's messages in one and the same order, the order of the shared state. (It waits
   only when the flusher is far behind: backpressure on whoever floods.)
 * The flusher never takes the world lock, so it can always make progress.
+* A rehash (:meth:`Server.rehash`, on the accepting thread or an operator's) gives every
+  connection its new ``config`` and flood rate under the world lock; attribute writes, read
+  by the connection's thread without it.
 """
 
 from __future__ import annotations
