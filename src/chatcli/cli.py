@@ -59,7 +59,6 @@ def connection_options(func: F) -> F:
             click.option(
                 "--tls-fingerprint",
                 metavar="FP",
-                callback=_fingerprint_option,
                 help="Accept only the certificate with this SHA-256 fingerprint (implies --tls).",
             ),
             click.option(
@@ -73,17 +72,6 @@ def connection_options(func: F) -> F:
     ):
         func = option(func)
     return func
-
-
-def _fingerprint_option(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> str | None:
-    from chatcli.tls import normalise_fingerprint
-
-    try:
-        return None if value is None else normalise_fingerprint(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _warn_insecure(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

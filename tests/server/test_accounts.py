@@ -121,6 +121,18 @@ def test_one_address_may_register_only_so_many_accounts(make_server, clients, tm
     assert "Too many accounts" in third.expect("NOTICE").params[-1]
 
 
+def test_registrations_at_once_from_one_address_are_held_to_the_limit(
+    make_server, clients, tmp_path
+):
+    """Each is counted before the database is asked: none slips in between."""
+    limited = make_server(db=str(tmp_path / "chat.db"), account_limit=2, exempt_loopback=False)
+    racers = [open_client(limited, clients, f"racer{i}", join=False) for i in range(6)]
+    for racer in racers:
+        racer.send("REGISTER * * :hunter22")
+    outcomes = [racer.collect("REGISTER", "FAIL")[-1].command for racer in racers]
+    assert sorted(outcomes) == ["FAIL"] * 4 + ["REGISTER"] * 2
+
+
 def test_loopback_is_spared_the_account_limit_by_default(make_server, clients, tmp_path):
     local = make_server(db=str(tmp_path / "chat.db"), account_limit=1)
     for nick in ("one", "two", "three"):

@@ -48,6 +48,7 @@ def test_an_operator_can_notice_everyone_and_nobody_else_can(users):
         got = user.expect("NOTICE")
         assert got.source.startswith("admin!")
         assert got.params == ("$*", "restarting at noon")
+    assert [m for m in admin.sync() if m.command == "NOTICE"] == []  # no echo unasked
     admin.send("PRIVMSG $chatcli.* :by server name")
     assert bob.expect("PRIVMSG").params == ("$chatcli.*", "by server name")
     admin.send("PRIVMSG $elsewhere.example :no")

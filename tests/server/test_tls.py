@@ -4,6 +4,7 @@ traffic through a full socket, certificates reloaded while running, bad clients,
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import ssl
@@ -139,10 +140,9 @@ def test_garbage_instead_of_a_handshake_is_dropped(make_server, certificate):
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
         sock.sendall(b"\x16\x03\x01\x00\x05garbage" + bytes(range(256)) * 4)
         sock.settimeout(5)
-        with pytest.raises(ConnectionResetError):  # (an alert, maybe, then the end)
-            while sock.recv(4096):
+        with contextlib.suppress(ConnectionResetError):  # the end, in order or not
+            while sock.recv(4096):  # (an alert, maybe)
                 pass
-            raise ConnectionResetError  # closed in order: just as good
     deadline = time.monotonic() + 5
     while running.server.thread_count and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -153,11 +153,6 @@ class ClientSession:
         self._sock.settimeout(None)
         return seen
 
-    @property
-    def secure(self) -> bool:
-        """The connection is TLS (verified or not: see :attr:`tls_info`)."""
-        return self.tls_info is not None
-
     def _dial(self) -> socket.socket:
         try:
             sock = socket.create_connection((self.host, self.port), self.timeout)
@@ -269,7 +264,9 @@ class ClientSession:
             raise ConnectError("not connected")
         try:
             with self._send_lock:
-                self._sock.sendall(msg.to_bytes())
+                # As written: never cut (as to_bytes would), so that a line too long is
+                # the server's to refuse (417), and the user hears of it.
+                self._sock.sendall(msg.to_line().encode("utf-8") + b"\r\n")
         except OSError as exc:
             raise ConnectError(f"connection lost: {exc.strerror or exc}") from None
 

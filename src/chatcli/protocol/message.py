@@ -162,7 +162,7 @@ class Message:
         return f"{self._tag_part()} {self._body()}" if self.tags else self._body()
 
     def to_bytes(self) -> bytes:
-        """The message encoded as UTF-8 with CRLF, ready for a socket.
+        """The message encoded as UTF-8 with CRLF, as a server sends it.
 
         A body longer than a line may be (:data:`MAX_BODY_BYTES` with CRLF, the tags
         aside) is cut at the edge of a character, as Ergo does: a relayed message gains

@@ -48,6 +48,7 @@ from chatcli.server.sendq import SendQueue
 from chatcli.server.tls_socket import TLSSocket
 
 if TYPE_CHECKING:
+    from chatcli.config import ServerConfig
     from chatcli.server.channel import Channel
     from chatcli.server.listener import Server
 
@@ -75,7 +76,7 @@ def _verb(raw: bytes) -> bytes:
     return words[0].upper() if words else b""
 
 
-def wait_readable(sock: socket.socket | TLSSocket, timeout: float, write: bool = False) -> bool:
+def wait_ready(sock: socket.socket | TLSSocket, timeout: float, write: bool = False) -> bool:
     """Wait until ``sock`` has something to read (or an end or error), or with ``write``
     until it can be written; False on timeout."""
     if hasattr(select, "poll"):
@@ -88,12 +89,14 @@ def wait_readable(sock: socket.socket | TLSSocket, timeout: float, write: bool =
     return bool(readable or writable or errors)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether the address ``host`` is a loopback one (127.0.0.0/8, ::1)."""
+def is_exempt(config: ServerConfig, host: str) -> bool:
+    """Whether the per-address limits spare ``host``: loopback (127.0.0.0/8, ::1), if
+    ``exempt_loopback``."""
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+    return config.exempt_loopback and loopback
 
 
 def _safe_middle(param: str) -> str:
@@ -214,8 +217,8 @@ class Connection:
 
     @property
     def exempt(self) -> bool:
-        """Whether the per-address limits spare this client (loopback, if so configured)."""
-        return self.config.exempt_loopback and is_loopback(self.host)
+        """Whether the per-address limits spare this client: :func:`is_exempt`."""
+        return is_exempt(self.config, self.host)
 
     @property
     def secure(self) -> bool:
@@ -342,7 +345,8 @@ class Connection:
                     data = self.sock.recv(RECV_BYTES)
                 except (BlockingIOError, InterruptedError):
                     timeout = WAKE_INTERVAL if due is None else due - time.monotonic()
-                    wait_readable(self.sock, max(0.0, timeout))
+                    wants_write = isinstance(self.sock, TLSSocket) and self.sock.wants_write
+                    wait_ready(self.sock, max(0.0, timeout), write=wants_write)
                     continue
                 if not data:
                     closing = "Connection closed"
@@ -376,7 +380,7 @@ class Connection:
             while not sock.handshake():
                 if self.quit_reason is not None:
                     return
-                wait_readable(sock, WAKE_INTERVAL, write=sock.wants_write)
+                wait_ready(sock, WAKE_INTERVAL, write=sock.wants_write)
         except ssl.SSLError as exc:
             log.info("TLS handshake with %s failed: %s", self.host, exc.reason or exc)
             self.disconnect(f"TLS handshake failed: {exc.reason or 'error'}")
@@ -454,7 +458,7 @@ class Connection:
         read = sock.recv_raw if isinstance(sock, TLSSocket) else sock.recv
         while (left := deadline - time.monotonic()) > 0:
             try:
-                if wait_readable(sock, left) and not read(RECV_BYTES):
+                if wait_ready(sock, left) and not read(RECV_BYTES):
                     return
             except (BlockingIOError, InterruptedError):
                 continue

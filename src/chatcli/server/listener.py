@@ -33,7 +33,7 @@ from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server.channel import Channel
-from chatcli.server.connection import Connection, is_loopback
+from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, registration, rooms
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
@@ -382,7 +382,7 @@ class Server:
         ``exempt_loopback``. A refused connection does not count against its address.
         """
         config = self.config
-        exempt = config.exempt_loopback and is_loopback(host)
+        exempt = is_exempt(config, host)
         with self._state_lock:
             if len(self._threads) >= config.max_clients:
                 return "Server full"

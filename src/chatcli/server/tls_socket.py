@@ -43,7 +43,7 @@ class TLSSocket:
         self._lock = threading.Lock()
         self.ready = False  #: the handshake is done
         self._ended = False  # shut down for writing: nothing more may be sent
-        self.wants_write = False  #: the handshake waits to write, not to read
+        self.wants_write = False  #: the last step waits to write, not to read
 
     def handshake(self) -> bool:
         """One step of the handshake: True once it is done, False if it must wait for the
@@ -61,17 +61,19 @@ class TLSSocket:
             self.ready = True
             return True
 
-    @property
-    def version(self) -> str | None:
-        """The TLS version agreed on, once the handshake is done."""
-        return self._ssl.version()
-
     def recv(self, size: int) -> bytes:
+        """What has arrived, decrypted; ``b""`` at the end. Raises BlockingIOError if it
+        must wait: for the socket to be readable or, with :attr:`wants_write`, writable."""
         with self._lock:
+            if self._ended:  # (after close_notify, Python would read the bare socket)
+                return b""
             try:
-                return self._ssl.recv(size)
-            except _WOULD_BLOCK:
+                data = self._ssl.recv(size)
+            except _WOULD_BLOCK as exc:
+                self.wants_write = isinstance(exc, ssl.SSLWantWriteError)
                 raise BlockingIOError(errno.EAGAIN, "TLS: nothing to read yet") from None
+            self.wants_write = False
+            return data
 
     def send(self, data: bytes) -> int:
         """Send what of ``data`` the socket takes, a record at a time; return how much, or

@@ -272,7 +272,8 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
         return "ACCOUNT_NAME_MUST_BE_NICK", "The account name must be your current nick"
     if len(password) < MIN_PASSWORD or password == "*":
         return "WEAK_PASSWORD", f"The password must have at least {MIN_PASSWORD} characters"
-    if not _may_register(conn, time.monotonic()):
+    slot = _reserve_registration(conn, time.monotonic())
+    if slot is None:
         return "TEMPORARILY_UNAVAILABLE", "Too many accounts registered from your address lately"
     nick, folded = conn.nick, conn.folded_nick
     stored = hash_password(password)
@@ -281,31 +282,40 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
     if not throttled(
         conn, _throttle_keys(conn, folded), lambda: store.create_account(folded, nick, stored)
     ):
+        _release_registration(conn, slot)
         return "ACCOUNT_EXISTS", f"{nick} is already registered"
-    _count_registration(conn, time.monotonic())
     log.info("account %s registered from %s", nick, conn.host)
     set_account(conn, nick)
     return None
 
 
-def _may_register(conn: Connection, now: float) -> bool:
-    """Whether ``conn``'s address may register another account now (``account_limit``
-    in ``account_window``)."""
+def _reserve_registration(conn: Connection, now: float) -> float | None:
+    """Count a registration from ``conn``'s address at ``now``, if ``account_limit`` in
+    ``account_window`` allows one more; returns its slot (None: refused). Reserved before
+    the database is asked, so that connections from one address cannot all slip in
+    between a check and a count."""
     config, world = conn.config, conn.world
     if not config.account_limit or conn.exempt:
-        return True
+        return now
     with world.lock:
-        recent = world.registrations.get(conn.host)
-        while recent and recent[0] <= now - config.account_window:
+        since = now - config.account_window
+        for host in [h for h, t in world.registrations.items() if not t or t[-1] <= since]:
+            del world.registrations[host]  # (bounded: addresses quiet for a window go)
+        recent = world.registrations.setdefault(conn.host, deque())
+        while recent and recent[0] <= since:
             recent.popleft()
-        if recent is not None and not recent:
-            del world.registrations[conn.host]
-        return recent is None or len(recent) < config.account_limit
+        if len(recent) >= config.account_limit:
+            return None
+        recent.append(now)
+        return now
 
 
-def _count_registration(conn: Connection, now: float) -> None:
+def _release_registration(conn: Connection, slot: float) -> None:
+    """Give back a slot whose registration failed."""
     with conn.world.lock:
-        conn.world.registrations.setdefault(conn.host, deque()).append(now)
+        recent = conn.world.registrations.get(conn.host)
+        if recent is not None and slot in recent:
+            recent.remove(slot)
 
 
 # -- nick enforcement -----------------------------------------------------------------------

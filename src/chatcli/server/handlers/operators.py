@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.errors import ConfigError
 from chatcli.passwords import verify_password
-from chatcli.protocol import Message, mask_match
+from chatcli.protocol import Message, caps, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import command
 from chatcli.server.errors import (
@@ -101,21 +101,30 @@ def to_everyone(conn: Connection, msg: Message, mask: str) -> None:
     if not mask_match(mask[1:], conn.config.name, conn.world.casemapping):
         raise NoSuchServer(mask)
     relay = Relay(Message(msg.command, (mask, msg.params[1]), conn.source), account=conn.account)
+    echo = caps.ECHO_MESSAGE in conn.caps  # the sender gets it back only if it asked to
     with conn.world.lock:
         for other in conn.world.registered():
-            other.relay(relay)
+            if other is not conn or echo:
+                other.relay(relay)
 
 
 # -- STATS l and y ----------------------------------------------------------------------------
 
+#: Connections STATS l lists at most: more would fill the operator's own send queue.
+MAX_LINKS = 1000
+
 
 def stats_links(conn: Connection) -> None:
     """One RPL_STATSLINKINFO for each connection: ``nick[user@address] <sendq bytes> <lines
-    queued> <KiB sent> <lines received> <KiB received> <seconds open> :<TLS or not>``."""
+    queued> <KiB sent> <lines received> <KiB received> <seconds open> :<TLS or not>``; the
+    fullest send queues first, at most :data:`MAX_LINKS` (a notice says how many more)."""
     now = time.monotonic()
     with conn.world.lock:
-        everyone = sorted(conn.world.connections, key=lambda c: c.connected_at)
-    for other in everyone:
+        everyone = list(conn.world.connections)
+    everyone.sort(key=lambda other: (-other.sendq.queued, other.connected_at))
+    if len(everyone) > MAX_LINKS:
+        conn.notice(f"STATS l: the {MAX_LINKS} fullest of {len(everyone)} connections")
+    for other in everyone[:MAX_LINKS]:
         queue = other.sendq
         conn.reply(
             n.RPL_STATSLINKINFO,
