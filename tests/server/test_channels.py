@@ -381,6 +381,26 @@ def test_invite_alone_lists_ones_invitations(connect):
     guest.expect("461")
 
 
+def test_invitations_end_with_the_room_or_the_invitee(server, connect):
+    """An invitation lasts until it is used, the invitee leaves the server, or the room is
+    gone: a room never keeps someone who left, and nobody is invited into a room no more."""
+    op, guest, passer = connect("op"), connect("guest"), connect("passer")
+    op.send("JOIN #stays,#goes")
+    op.expect("366", "op", "#goes")
+    for invite in ("INVITE guest #goes", "INVITE passer #stays"):
+        op.send(invite)
+    op.sync()
+    passer.send("QUIT")
+    assert passer.closed()
+    op.send("PART #goes")  # empty: gone
+    op.sync()
+    guest.send("INVITE")
+    assert [m for m in guest.collect("337") if m.command == "336"] == []  # none left
+    with server.server.world.lock:
+        stays = server.server.world.find_channel("#stays")
+        assert stays is not None and stays.invited == set()
+
+
 def test_a_private_room_is_hidden_like_a_secret_one_but_named_with_a_star(connect):
     op, outsider = connect("op"), connect("outsider")
     op.send("JOIN #priv")

@@ -69,7 +69,6 @@ class Channel:
 
     def remove(self, conn: Connection) -> None:
         self.members.pop(conn, None)
-        self.invited.discard(conn)
         self._audience = None
 
     def regroup(self) -> None:

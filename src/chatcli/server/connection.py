@@ -125,6 +125,7 @@ class Connection:
         "folded_nick",
         "held",
         "host",
+        "invited_to",
         "labeled",
         "lag",
         "last_seen",
@@ -191,6 +192,7 @@ class Connection:
         self.modes: set[str] = set()
         self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
         self.channels: set[Channel] = set()
+        self.invited_to: set[Channel] | None = None  # rooms it may join uninvited, once used
         # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
         now = time.monotonic()
         self.connected_at = now

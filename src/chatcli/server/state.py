@@ -127,9 +127,25 @@ class World:
 
     def remove_member(self, channel: Channel, conn: Connection) -> None:
         channel.remove(conn)
+        self.uninvite(channel, conn)
         conn.channels.discard(channel)
         if not channel.members and not channel.permanent:
             self.channels.pop(self.fold(channel.name), None)
+            for invitee in list(channel.invited):  # invitations to a room gone go too
+                self.uninvite(channel, invitee)
+
+    def invite(self, channel: Channel, conn: Connection) -> None:
+        """Note that ``conn`` is invited into ``channel`` (until it joins, leaves the
+        server, or the room is gone)."""
+        channel.invited.add(conn)
+        if conn.invited_to is None:
+            conn.invited_to = set()
+        conn.invited_to.add(channel)
+
+    def uninvite(self, channel: Channel, conn: Connection) -> None:
+        channel.invited.discard(conn)
+        if conn.invited_to is not None:
+            conn.invited_to.discard(channel)
 
     def forget(self, conn: Connection) -> set[Connection]:
         """Remove ``conn`` from every room and table; return who shared a room with it."""
@@ -137,6 +153,8 @@ class World:
         peers.discard(conn)
         for channel in list(conn.channels):
             self.remove_member(channel, conn)
+        for channel in list(conn.invited_to or ()):  # else the room would keep it alive
+            self.uninvite(channel, conn)
         if conn.nick is not None and self.nicks.get(conn.folded_nick) is conn:
             del self.nicks[conn.folded_nick]
         if conn.registered and conn in self.connections:

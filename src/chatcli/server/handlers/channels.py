@@ -96,7 +96,7 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
         else:
             channel.check_join(conn, key)
             channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
-        channel.invited.discard(conn)
+        world.uninvite(channel, conn)
         conn.channels.add(channel)
         account = conn.account or "*"  # "*": extended-join's "not logged in"
         extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
@@ -258,7 +258,7 @@ def invite(conn: Connection, msg: Message) -> None:
     INVITE alone lists the rooms you are invited to."""
     if not msg.params:
         with conn.world.lock:
-            rooms = [c.name for c in conn.world.channels.values() if conn in c.invited]
+            rooms = [channel.name for channel in conn.invited_to or ()]
         for room in sorted(rooms):
             conn.reply(n.RPL_INVITELIST, room)
         conn.reply(n.RPL_ENDOFINVITELIST, "End of /INVITE list")
@@ -276,7 +276,7 @@ def invite(conn: Connection, msg: Message) -> None:
             raise ChanOPrivsNeeded(channel.name)
         if target in channel.members:
             raise UserOnChannel(target.name, channel.name)
-        channel.invited.add(target)
+        world.invite(channel, target)
         conn.reply(n.RPL_INVITING, target.name, channel.name)
         if target.away is not None:
             conn.reply(n.RPL_AWAY, target.name, target.away)
