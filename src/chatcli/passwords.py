@@ -9,10 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 
 # 16 MiB of memory per hash (128 * r * n bytes): slow to guess offline, fast enough to log in.
 _N, _R, _P = 2**14, 8, 1
 _LENGTH = 32
+#: Hashes computed at once; more wait. Each takes 16 MiB and a core for about 50 ms: a burst
+#: of logins must not take the server's memory (32 at once were 390 MiB) or every core.
+_AT_ONCE = threading.BoundedSemaphore(2)
 
 
 def hash_password(password: str) -> str:
@@ -41,6 +45,7 @@ def is_password_hash(text: str) -> bool:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n, dklen=_LENGTH
-    )
+    with _AT_ONCE:
+        return hashlib.scrypt(
+            password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n, dklen=_LENGTH
+        )

@@ -98,3 +98,29 @@ def test_an_unwritable_place_is_refused_even_for_root():
     assert done.returncode == 1
     assert done.stderr.startswith("chat: cannot use the database /proc/chatcli-test/chat.db: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_many_quiet_conversations_are_trimmed_and_forgotten(tmp_path, monkeypatch):
+    """Each target's new messages are counted until it is trimmed; so many targets with a
+    few each (direct conversations) must not pile up, and retention still holds."""
+    from chatcli.server import store as store_module
+    from chatcli.server.store import Retention, Stored
+
+    monkeypatch.setattr(store_module, "MAX_TOUCHED", 50)
+    store = Store(tmp_path / "chat.db", Retention(per_target=1000))
+    store.open()
+    try:
+        ticket = 0
+        for i in range(300):
+            for n in range(2):
+                ticket = store.record(
+                    Stored(0, f"m{i}-{n}", 1_000 + i, f"dm:{i}", "PRIVMSG", "a!u@h", None,
+                           f"b{i}", f"hello {n}", "")
+                )  # fmt: skip
+            if i % 10 == 9:
+                assert store.wait(ticket)
+        assert store.sync()
+        assert len(store._touched) <= 50 + 20  # (at most one batch past the bound)
+        assert [m.text for m in store.latest("dm:7", 10)] == ["hello 0", "hello 1"]
+    finally:
+        store.close()

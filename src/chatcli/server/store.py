@@ -144,6 +144,11 @@ _INSERT_MESSAGE = (
 Job = Callable[[sqlite3.Connection], object] | tuple[object, ...]
 
 
+#: Targets whose new messages are counted at once (for trimming); past it, all are trimmed
+#: and forgotten: a server sees many small conversations, and this must not grow with them.
+MAX_TOUCHED = 10_000
+
+
 class Store:
     """The database. :meth:`open` it, :meth:`close` it; thread-safe in between."""
 
@@ -357,6 +362,8 @@ class Store:
         commit."""
         keep = self.retention.per_target
         due = [target for target, added in self._touched.items() if added > keep // 100]
+        if len(self._touched) - len(due) > MAX_TOUCHED:  # many quiet conversations: all now
+            due = list(self._touched)
         for target in due:
             db.execute(
                 "DELETE FROM messages WHERE target = ? AND id <= (SELECT id FROM messages "
