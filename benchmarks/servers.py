@@ -93,6 +93,20 @@ def _first_line(cmd: list[str]) -> str:
     return text.splitlines()[0] if text else "?"
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit status."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5.0)
+    return proc.returncode
+
+
 @dataclass
 class ServerSpec:
     """One kind of server: how to run it and what it needs from its clients."""
@@ -368,17 +382,8 @@ class RunningServer:
         raise RuntimeError(f"{self.spec.name} did not listen within {timeout:.0f} s")
 
     def stop(self, timeout: float = 8.0) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(5.0)
+        if self.proc is not None:
+            terminate(self.proc, timeout)
 
     def log_tail(self, lines: int = 5) -> str:
         try:
