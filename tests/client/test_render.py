@@ -324,6 +324,22 @@ def test_whois_replies():
     assert plain(oper) == "12:34 -- bob is a server operator"
 
 
+def test_an_operators_notice_to_everyone_says_so():
+    notice = message("NOTICE", "$*", "restart at noon", source="admin!a@h")
+    assert plain(notice) == "12:34 -admin → everyone- restart at noon"
+
+
+def test_operator_stats_lines_name_each_figure():
+    limit = message("218", ME, "Y", "max_clients", "4096", "2 connected", source="srv")
+    assert plain(limit) == "12:34 -- max_clients = 4096 (2 connected)"
+    link = message(
+        "211", ME, "bob[~b@10.0.0.7]", "0", "42", "3", "7", "0", "65", "TLS", source="srv"
+    )
+    assert plain(link) == (
+        "12:34 -- bob[~b@10.0.0.7]: 65s, TLS, sendq 0 B, out 42 lines/3 KiB, in 7 lines/0 KiB"
+    )
+
+
 def test_our_own_user_modes():
     modes = message("MODE", ME, "+Z", source=f"{ME}!u@h")
     assert plain(modes) == "12:34 -- your modes: +Z (a TLS connection)"

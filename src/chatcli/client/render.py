@@ -183,10 +183,13 @@ def _chat(
             brackets = ("-", "-") if cmd == "NOTICE" else ("<", ">")
             line.append(brackets[0]).append_text(_nick(nick)).append(f"{brackets[1]} {text}")
         return line
-    # A direct message: to me from someone, or (echoed) from me to someone.
+    # A direct message: to me from someone, or (echoed) from me to someone; or an
+    # operator's to everyone on the server ($*).
     outgoing = nick.lower() == me.lower()
     who = target if outgoing else nick
     arrow = f"you → {who}" if outgoing else f"{who} → you"
+    if target.startswith("$"):
+        arrow = f"{'you' if outgoing else nick} → everyone"
     marks = "--" if cmd == "NOTICE" else "[]"
     line.append(f"{marks[0]}{arrow}{marks[1]} ", style=STYLE_DIRECT)
     line.append(f"* {nick} {text}" if action else text, style="magenta")
@@ -240,6 +243,15 @@ def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
         return _system(when, _nick(p[0]), " is a bot")
     if code == n.RPL_WHOISACCOUNT and len(p) >= 2:
         return _system(when, _nick(p[0]), f" is logged in as {p[1]}")
+    if code == n.RPL_STATSYLINE and len(p) >= 4:  # STATS y: "Y <setting> <value> :<note>"
+        return _system(when, f"{p[1]} = {p[2]} ({p[3]})")
+    if code == n.RPL_STATSLINKINFO and len(p) >= 8:  # STATS l: one connection
+        sendq, lines_out, kib_out, lines_in, kib_in, seconds = p[1:7]
+        return _system(
+            when,
+            f"{p[0]}: {seconds}s, {p[7]}, sendq {sendq} B, out {lines_out} lines/{kib_out} KiB,"
+            f" in {lines_in} lines/{kib_in} KiB",
+        )
     if code == n.RPL_LIST and len(p) >= 3:
         return _system(when, f"{p[0]} ({p[1]} here) {p[2]}")
     if code == n.RPL_INVITING and len(p) >= 2:
