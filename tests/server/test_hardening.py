@@ -4,6 +4,7 @@ never notice.
 * a live fuzz: mutated real command lines, junk, huge and truncated input, from several
   connections at once, while a control pair keeps talking;
 * slowloris and connect-and-idle peers, dropped at the registration timeout;
+* 2,000 connections from one address, met by max_per_ip, the throttle and the timeout;
 * an exception inside a command handler: logged with its traceback, answered with 400.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import selectors
 import socket
 import threading
 import time
@@ -272,6 +274,86 @@ def test_slowloris_and_idle_peers_are_dropped_at_registration_timeout(make_serve
     finally:
         alice.close()
         bob.close()
+
+
+def test_two_thousand_connections_from_one_address_meet_the_limits(make_server):
+    """2,000 connections opened as fast as one address can, each held open and silent: the
+    address gets max_per_ip places (the two users already on hold two), the rest are told why
+    and closed at once, and those let in are dropped at the registration timeout. The two
+    users chat on throughout, and afterwards only they are left."""
+    storm_size = 2000
+    running = make_server(exempt_loopback=False, registration_timeout=1.0, tick=0.1)
+    config = running.server.config
+    alice, bob = Client(running.port), Client(running.port)
+    storm: list[socket.socket] = []
+    most_threads = 0
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        done = threading.Event()
+
+        def open_all() -> None:
+            try:
+                for _ in range(storm_size):
+                    storm.append(socket.create_connection(("127.0.0.1", running.port), 5.0))
+            finally:
+                done.set()
+
+        opener = threading.Thread(target=open_all, name="storm")
+        opener.start()
+        sent = 0
+        while not done.is_set() and sent < 10_000:
+            sent += 1
+            alice.send(f"PRIVMSG bob :during {sent}")
+            assert bob.expect("PRIVMSG", "bob").params[1] == f"during {sent}"
+            most_threads = max(most_threads, running.server.thread_count)
+        opener.join()
+        assert len(storm) == storm_size
+
+        # Read every storm socket to its end (or the deadline): refused ones end at once with
+        # ERROR; admitted ones at the registration timeout, which they never beat.
+        heard = _read_to_the_end(storm, deadline=time.monotonic() + 4.0)
+        reasons = [lines[-1] if lines else "(still open)" for lines in heard]
+        refused = [r for r in reasons if "Too many connections" in r or "Connecting too fast" in r]
+        timed_out = [r for r in reasons if r.endswith("(Registration timeout)")]
+        assert len(timed_out) == config.max_per_ip - 2, set(reasons) - set(refused)
+        assert len(refused) == storm_size - len(timed_out), set(reasons)
+        assert most_threads <= config.max_per_ip
+        assert sent > 0
+        alice.send("PRIVMSG bob :after the storm")
+        assert bob.expect("PRIVMSG", "bob").params[1] == "after the storm"
+        deadline = time.monotonic() + 5.0
+        while running.server.thread_count != 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert running.server.thread_count == 2
+    finally:
+        for sock in storm:
+            sock.close()
+        alice.close()
+        bob.close()
+
+
+def _read_to_the_end(socks: list[socket.socket], deadline: float) -> list[list[str]]:
+    """Each socket's lines, read until the server closes it or ``deadline`` passes."""
+    lines: list[list[str]] = [[] for _ in socks]
+    with selectors.DefaultSelector() as selector:
+        for index, sock in enumerate(socks):
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ, index)
+        buffers = [b""] * len(socks)
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.1):
+                index = key.data
+                try:
+                    data = socks[index].recv(4096)
+                except OSError:
+                    data = b""
+                if data:
+                    buffers[index] += data
+                    continue
+                selector.unregister(socks[index])
+                lines[index] = buffers[index].decode(errors="replace").splitlines()
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
