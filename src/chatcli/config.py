@@ -68,6 +68,9 @@ class ServerConfig:
     history_per_target: int = 10_000  #: messages kept per room or conversation
     history_days: float = 0.0  #: and none older than this many days (0: no limit)
     replay_lines: int = 20  #: lines of a room's history shown to who joins it
+    #: The most messages one CHATHISTORY request returns (CHATHISTORY=): a bound on what
+    #: one request costs; clients ask again for more.
+    max_chathistory: int = 1000
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)
@@ -135,7 +138,7 @@ class ServerConfig:
             raise ConfigError("account_limit must be 0 (no limit) or more")
         for what in (
             "nick_len", "channel_len", "topic_len", "away_len", "kick_len", "max_channels",
-            "max_targets", "max_monitor",
+            "max_targets", "max_monitor", "max_chathistory",
         ):  # fmt: skip
             if getattr(self, what) < 1:
                 raise ConfigError(f"{what} must be at least 1")

@@ -27,7 +27,11 @@ TAIL = [sys.executable, "-m", "chatcli", "tail", "--to", "#dev", "--alias", "tai
 @pytest.fixture
 def history(make_server, tmp_path):
     """A server with a database and a room, #dev, where alice has said a few things."""
-    server = make_server(db=str(tmp_path / "chat.db"), flood_rate=0)
+    yield from room_with_history(make_server, tmp_path)
+
+
+def room_with_history(make_server, tmp_path, **overrides):
+    server = make_server(db=str(tmp_path / "chat.db"), flood_rate=0, **overrides)
     alice = Client(server.port)
     alice.register("alice", join=False)
     alice.send("JOIN #dev")
@@ -86,6 +90,14 @@ def test_since_a_time_or_a_span(history):
     assert [r["text"] for r in found] == everything
     later = tail(server.port, "--to", "#dev", "--json", "--since", "2100-01-01T00:00:00Z")
     assert (later.exit_code, later.output) == (0, "")
+
+
+def test_since_pages_through_a_server_that_answers_a_few_at_a_time(make_server, tmp_path):
+    """The server's CHATHISTORY= limit (4 here) is read from its ISUPPORT: --since asks again
+    after each full page until it has everything."""
+    for server, _ in room_with_history(make_server, tmp_path, max_chathistory=4):
+        found = records(tail(server.port, "--to", "#dev", "--json", "--since", "1h").output)
+        assert [r["text"] for r in found] == [*TEXTS, "waves", "a notice"]
 
 
 def test_text_output_is_rendered(history):

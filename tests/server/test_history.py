@@ -254,6 +254,21 @@ def test_every_confirmed_message_survives_sigkill_in_order_exactly_once(db):
         proc.wait(10)
 
 
+def test_one_request_returns_at_most_max_chathistory_and_isupport_says_so(make_server, db):
+    running = make_server(db=db, max_chathistory=4)
+    alice = Client(running.port)
+    burst = alice.register("alice", HISTORY, join=False)
+    assert "CHATHISTORY=4" in [t for m in burst if m.command == "005" for t in m.params]
+    alice.send("JOIN #dev")
+    alice.expect("366")
+    say(alice, "#dev", *(f"m{i}" for i in range(10)))
+    assert fetch(alice, "LATEST #dev * 100") == ["m6", "m7", "m8", "m9"]
+    assert fetch(alice, "AFTER #dev timestamp=2000-01-01T00:00:00.000Z 9") == [
+        "m0", "m1", "m2", "m3",
+    ]  # fmt: skip
+    alice.close()
+
+
 def test_history_keeps_at_most_the_limit_per_room(make_server, db):
     running = make_server(db=db, history_per_target=5)
     alice = Client(running.port)

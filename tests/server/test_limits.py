@@ -109,6 +109,7 @@ NOT_POSITIVE = [
     {"max_channels": 0},  # not even the default room
     {"max_targets": 0},  # no PRIVMSG at all
     {"max_monitor": -1},
+    {"max_chathistory": 0},  # CHATHISTORY would answer nothing, ever
 ]
 
 
@@ -122,8 +123,8 @@ LIMITS = (
     "max_sendq", "socket_sndbuf", "registration_timeout", "ping_interval", "ping_timeout",
     "flood_burst", "flood_rate", "flood_kill", "max_recvq", "max_clients", "max_per_ip",
     "throttle_connects", "throttle_window", "exempt_loopback", "max_channels", "max_targets",
-    "max_monitor", "nick_grace", "login_backoff", "login_backoff_max", "account_limit",
-    "account_window",
+    "max_monitor", "max_chathistory", "nick_grace", "login_backoff", "login_backoff_max",
+    "account_limit", "account_window",
 )  # fmt: skip
 LENGTHS = ("nick_len", "channel_len", "topic_len", "away_len", "kick_len")
 

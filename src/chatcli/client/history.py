@@ -22,10 +22,18 @@ Theory of operation:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chatcli.protocol import Message, caps, is_channel, server_time, split_source
+from chatcli.protocol import (
+    Message,
+    caps,
+    is_channel,
+    isupport_tokens,
+    server_time,
+    split_source,
+)
 from chatcli.protocol import numerics as n
 
 #: What the client needs to read history: msgids, times and batches.
@@ -109,7 +117,7 @@ class Timeline:
                 return [], []
             return self._show([msg], me), []
         if msg.command == n.RPL_ISUPPORT:
-            self._read_isupport(msg.params[1:-1])
+            self.learn(isupport_tokens(msg))
         mine = split_source(msg.source or "")[0].lower() == me.lower()
         if msg.command == "JOIN" and mine and msg.params:
             return [msg], self._catch_up(msg.params[0])
@@ -184,8 +192,8 @@ class Timeline:
                 shown.extend(ids)
         return out
 
-    def _read_isupport(self, tokens: tuple[str, ...]) -> None:
-        for token in tokens:
-            name, _, value = token.partition("=")
-            if name == "CHATHISTORY" and value.isdigit() and int(value) > 0:
-                self.limit = min(self.limit, int(value))
+    def learn(self, isupport: Mapping[str, str]) -> None:
+        """Take the server's ISUPPORT tokens (by name): its CHATHISTORY= limit."""
+        value = isupport.get("CHATHISTORY", "")
+        if value.isdigit() and int(value) > 0:
+            self.limit = min(self.limit, int(value))

@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
-from chatcli.protocol import LineBuffer, Message, ProtocolError, caps, parse_line
+from chatcli.protocol import (
+    LineBuffer,
+    Message,
+    ProtocolError,
+    caps,
+    isupport_tokens,
+    parse_line,
+)
 from chatcli.protocol import numerics as n
 
 if TYPE_CHECKING:
@@ -97,7 +104,7 @@ class ClientSession:
         self.wanted_caps = tuple(caps)
         self.timeout = timeout
         self.caps: set[str] = set()
-        self.isupport: dict[str, str] = {}
+        self.isupport: dict[str, str] = {}  #: the server's ISUPPORT tokens, read so far
         self.server_name = ""
         self.tls = tls
         self.tls_info: TLSInfo | None = None  #: how the connection is secured, with TLS
@@ -242,6 +249,7 @@ class ClientSession:
         self._buffer = LineBuffer()
         self._pending.clear()
         self.caps = set()
+        self.isupport = {}
         self.account = None
         self._alias_registered = False
         self._sasl = []
@@ -300,6 +308,8 @@ class ClientSession:
         msg = self._pending.popleft()
         if msg.command == "PING":
             self.send(Message("PONG", msg.params))
+        elif msg.command == n.RPL_ISUPPORT:
+            self.isupport.update(isupport_tokens(msg))
         return msg
 
     def settimeout(self, timeout: float | None) -> None:

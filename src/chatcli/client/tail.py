@@ -182,6 +182,7 @@ def run_tail(
                 "or --account-password-file)"
             )
         timeline = Timeline()
+        timeline.learn(session.isupport)  # read on the way in: enter_room reads past 005
         if start is not None:
             requests = timeline.fetch(target, "AFTER", timestamp(start), timeline.limit)
         elif (count := DEFAULT_LAST if last is None else last) > 0:

@@ -240,6 +240,12 @@ def label_of(line: bytes) -> str | None:
     return _split_tags(tag_part).get("label") or None
 
 
+def isupport_tokens(msg: Message) -> dict[str, str]:
+    """The tokens of one ISUPPORT (005) reply, by name: ``{"CHATHISTORY": "100", ...}``
+    (a token without a value maps to "", one withdrawn, ``-NAME``, keeps its dash)."""
+    return dict(token.partition("=")[::2] for token in msg.params[1:-1])
+
+
 def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
     """Parse one line (without its CRLF or LF) into a :class:`Message`.
 

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from chatcli.server.channel import Channel
     from chatcli.server.connection import Connection
 
-#: The most messages one CHATHISTORY request returns (``CHATHISTORY=`` in ISUPPORT).
-MAX_REQUEST = 1000
-
 
 def identity(conn: Connection) -> str:
     """Who ``conn`` is, for keying direct conversations."""

@@ -58,7 +58,7 @@ def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -
     wanted = 4 if sub == "BETWEEN" else 3
     if len(args) < wanted:
         raise HistoryFail("INVALID_PARAMS", sub, "Not enough parameters")
-    target, limit = args[0], _limit(sub, args[wanted - 1])
+    target, limit = args[0], _limit(conn, sub, args[wanted - 1])
     key = _key(conn, sub, target)
     if key is None:  # a conversation no one may read back: nothing to show
         history.send_history(conn, target, [])
@@ -90,7 +90,7 @@ def _targets(conn: Connection, store: Store, args: tuple[str, ...]) -> None:
     if len(args) < 3:
         raise HistoryFail("INVALID_PARAMS", "TARGETS", "Not enough parameters")
     times = [_timestamp("TARGETS", arg) for arg in args[:2]]
-    limit = _limit("TARGETS", args[2])
+    limit = _limit(conn, "TARGETS", args[2])
     world = conn.world
     with world.lock:
         rooms = {world.fold(channel.name): channel.name for channel in conn.channels}
@@ -135,10 +135,10 @@ def _key(conn: Connection, sub: str, target: str) -> str | None:
     return history.conversation(history.identity(conn), theirs)
 
 
-def _limit(sub: str, text: str) -> int:
+def _limit(conn: Connection, sub: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise HistoryFail("INVALID_PARAMS", sub, "The limit must be a positive number")
-    return min(int(text), history.MAX_REQUEST)
+    return min(int(text), conn.config.max_chathistory)
 
 
 def _ref(store: Store, sub: str, text: str) -> Ref:

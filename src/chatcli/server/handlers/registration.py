@@ -30,7 +30,6 @@ from chatcli.server.errors import (
 )
 from chatcli.server.handlers import accounts, monitor
 from chatcli.server.handlers.modes import USER_MODES
-from chatcli.server.history import MAX_REQUEST as MAX_HISTORY_REQUEST
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def offered_caps(conn: Connection) -> dict[str, str]:
 def isupport(config: ServerConfig) -> list[str]:
     """The ISUPPORT (005) tokens; every one of them is true of this server."""
     if config.db is not None:
-        history = [f"CHATHISTORY={MAX_HISTORY_REQUEST}", "MSGREFTYPES=msgid,timestamp"]
+        history = [f"CHATHISTORY={config.max_chathistory}", "MSGREFTYPES=msgid,timestamp"]
     else:
         history = []
     return [
