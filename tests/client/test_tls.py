@@ -371,6 +371,20 @@ def test_a_plaintext_client_on_a_tls_port_fails_quickly_with_a_hint(self_signed)
     )
 
 
+def test_a_full_server_says_so_over_tls(make_server, tmp_path):
+    cert, key, _ = tls.ensure_self_signed(tmp_path / "server", NAMES)
+    full = make_server(tls=True, tls_cert=str(cert), tls_key=str(key), max_clients=1)
+    holder = Client(full.port, tls=unverified())
+    try:
+        holder.register("holder")
+        pin = full.server.tls_fingerprint
+        result = run("send", "--port", str(full.port), "--tls-fingerprint", pin, "-a", "x", "hi")
+        assert result.exit_code == ExitStatus.CONNECT
+        assert "Closing link: 127.0.0.1 (Server full)" in result.output
+    finally:
+        holder.close()
+
+
 def test_a_tls_client_on_a_plaintext_port_fails_cleanly(server, known_servers):
     started = time.monotonic()
     alice = ClientSession("127.0.0.1", server.port, "alice", tls=TLSPolicy(), timeout=1.0)

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from chatcli import tls
 from chatcli.cli import main
 from chatcli.errors import ConfigError
-from chatcli.server import Server
+from chatcli.server import Server, refusals
 from chatcli.server.tls_socket import RECORD_BYTES, TLSSocket
 from tests import certs
 from tests.certs import issue, unverified
@@ -402,3 +402,69 @@ def test_a_busy_tls_port_is_named_as_such(certificate):
         )
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{taken}: " in result.output
+
+
+def _ends_within(sock: socket.socket, seconds: float) -> bytes:
+    """What ``sock`` receives until the server closes it, which must be within ``seconds``."""
+    sock.settimeout(seconds)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data
+
+
+def test_a_client_refused_on_the_tls_port_is_told_why_over_tls(make_server, certificate, trusting):
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1], max_clients=1)
+    alice, bob = Client(running.port, tls=trusting), None
+    try:
+        alice.register("alice")
+        bob = Client(running.port, tls=trusting)  # the handshake is made, then:
+        bob.send("NICK bob")  # (what it sends is read and thrown away, not reset)
+        assert bob.expect("ERROR", skip=False).params == ("Closing link: 127.0.0.1 (Server full)",)
+        assert bob.closed()
+        alice.send("PRIVMSG alice :still here")
+        assert alice.expect("PRIVMSG").params[1] == "still here"
+    finally:
+        alice.close()
+        if bob is not None:
+            bob.close()
+
+
+def test_refusals_over_tls_are_bounded_and_the_thread_goes_when_done(
+    make_server, certificate, trusting
+):
+    """Refused clients that never shake hands hold refusals.AT_ONCE places for
+    refusals.TIME_EACH at most; past those, a refused connection is closed at once. Then
+    the places come free, the refusing thread ends, and the next refusal is told again."""
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1], max_clients=1)
+    alice = Client(running.port, tls=trusting)
+    silent: list[socket.socket] = []
+    try:
+        alice.register("alice")
+        silent = [
+            socket.create_connection(("127.0.0.1", running.port), timeout=5)
+            for _ in range(refusals.AT_ONCE)
+        ]
+        time.sleep(0.2)  # all of them accepted and being refused
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as extra:
+            assert _ends_within(extra, 1.0) == b""  # no place left to tell it anything
+        alice.send("PRIVMSG alice :unbothered")
+        assert alice.expect("PRIVMSG").params[1] == "unbothered"
+        for sock in silent:  # each one waited for its handshake, then was closed
+            _ends_within(sock, refusals.TIME_EACH + 2)
+        deadline = time.monotonic() + 2
+        while _refusing() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _refusing()
+        late = Client(running.port, tls=trusting)
+        assert late.expect("ERROR", skip=False).params[0].endswith("(Server full)")
+        late.close()
+    finally:
+        alice.close()
+        for sock in silent:
+            sock.close()
+
+
+def _refusing() -> bool:
+    return any(t.name == "tls refusals" for t in threading.enumerate())

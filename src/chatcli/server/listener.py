@@ -8,7 +8,8 @@ ends every connection; :meth:`Server.close` releases the listeners. All are idem
 Threads: the thread in ``serve_forever`` accepts (and rehashes on SIGHUP: see
 :meth:`Server.request_rehash`); a housekeeping thread checks liveness once a tick; each
 connection has its own thread, which reads and runs its commands; one flusher thread
-writes to every client.
+writes to every client; and while there are refusals to tell over TLS, one thread tells
+them (:mod:`chatcli.server.refusals`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, registration, rooms
+from chatcli.server.refusals import TLSRefusals
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
@@ -121,6 +123,7 @@ class Server:
         # First: a certificate that cannot be used stops start-up before anything is open.
         self.tls_context: ssl.SSLContext | None = self._load_tls(config)
         self.flusher = Flusher()
+        self.refusals = TLSRefusals()  #: refusals told over TLS
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
         if config.db is not None:
@@ -319,6 +322,7 @@ class Server:
         finally:
             self._stop.set()
             housekeeper.join()
+            self.refusals.stop()
             self._end_all()
             self.flusher.stop()
             self._stopped.set()
@@ -338,9 +342,12 @@ class Server:
         if refused:
             log.warning("refused a connection from %s: %s", host, refused)
             line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
+            if secure:
+                assert self.tls_context is not None
+                self.refusals.refuse(sock, line, self.tls_context)
+                return
             with contextlib.suppress(OSError):
-                if not secure:  # (TLS would need a handshake first: no thread, no line)
-                    sock.send(line)  # a fresh socket's buffer takes one short line
+                sock.send(line)  # a fresh socket's buffer takes one short line
                 sock.recv(4096)  # what the client sent already: unread, close would reset
             sock.close()
             return
