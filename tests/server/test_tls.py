@@ -468,3 +468,31 @@ def test_refusals_over_tls_are_bounded_and_the_thread_goes_when_done(
 
 def _refusing() -> bool:
     return any(t.name == "tls refusals" for t in threading.enumerate())
+
+
+def test_when_no_thread_can_start_a_refusal_is_closed_and_the_next_told(
+    make_server, certificate, trusting, monkeypatch, caplog
+):
+    """Out of threads, the refusing thread cannot start: that refusal is closed without a
+    word (as past AT_ONCE), the next one starts it, and nothing is left waiting."""
+    start = threading.Thread.start
+    failures = [RuntimeError("can't start new thread")]
+
+    def start_or_fail(thread: threading.Thread) -> None:
+        if thread.name == "tls refusals" and failures:
+            raise failures.pop()
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_or_fail)
+    running = make_server(tls=True, tls_cert=certificate[0], tls_key=certificate[1], max_clients=1)
+    alice = Client(running.port, tls=trusting)
+    try:
+        alice.register("alice")
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as first:
+            assert _ends_within(first, 1.0) == b""
+        assert "cannot start a thread to refuse connections" in caplog.text
+        late = Client(running.port, tls=trusting)
+        assert late.expect("ERROR", skip=False).params[0].endswith("(Server full)")
+        late.close()
+    finally:
+        alice.close()

@@ -36,7 +36,7 @@ from chatcli.protocol import Message
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, registration, rooms
-from chatcli.server.refusals import TLSRefusals
+from chatcli.server.refusals import TLSRefusals, hang_up
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
@@ -348,8 +348,7 @@ class Server:
                 return
             with contextlib.suppress(OSError):
                 sock.send(line)  # a fresh socket's buffer takes one short line
-                sock.recv(4096)  # what the client sent already: unread, close would reset
-            sock.close()
+            hang_up(sock)
             return
         stream: socket.socket | TLSSocket = sock
         try:

@@ -15,6 +15,7 @@ connection, and the client might lose the ERROR line).
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import socket
 import ssl
@@ -22,6 +23,8 @@ import threading
 import time
 
 from chatcli.server.tls_socket import TLSSocket
+
+log = logging.getLogger("chatcli.server")
 
 AT_ONCE = 16  #: refusals being made at once; more are closed at once
 TIME_EACH = 3.0  #: seconds one refusal may take, from accept to close
@@ -53,18 +56,24 @@ class TLSRefusals:
         close it; or close it now if :data:`AT_ONCE` refusals are under way already."""
         with self._lock:
             if self._stop or self._count >= AT_ONCE:
-                sock.close()
+                hang_up(sock)
                 return
             try:
                 stream = TLSSocket(sock, context)
             except (OSError, ValueError):  # gone already
                 sock.close()
                 return
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="tls refusals")
+                try:
+                    thread.start()  # (it waits for the lock, and then for this refusal)
+                except RuntimeError as exc:  # no more threads: no word, as past AT_ONCE
+                    log.error("cannot start a thread to refuse connections: %s", exc)
+                    stream.close()
+                    return
+                self._thread = thread
             self._new.append(_Refusal(stream, line, time.monotonic() + TIME_EACH))
             self._count += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tls refusals")
-                self._thread.start()
 
     def stop(self) -> None:
         """Close every refusal under way, and wait for the thread to end."""
@@ -75,26 +84,40 @@ class TLSRefusals:
             thread.join()
 
     def _run(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            while True:
-                with self._lock:
-                    for refusal in self._new:
-                        selector.register(refusal.stream, selectors.EVENT_READ, refusal)
-                    self._new.clear()
-                    stopping = self._stop
-                    if not stopping and not self._count:
-                        self._thread = None
-                        return
-                if stopping:
-                    for key in list(selector.get_map().values()):
-                        self._end(selector, key.data)
+        selector = selectors.DefaultSelector()
+        try:
+            self._serve(selector)
+        except Exception:  # a bug here must not leave refusals, or stop(), hanging
+            log.exception("refusing connections over TLS failed")
+        finally:
+            with self._lock:
+                left = [key.data for key in selector.get_map().values()] + self._new
+                self._new.clear()
+                self._count -= len(left)
+                if self._thread is threading.current_thread():
+                    self._thread = None
+            for refusal in left:
+                with contextlib.suppress(OSError):
+                    refusal.stream.close()
+            selector.close()
+
+    def _serve(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            with self._lock:
+                for refusal in self._new:
+                    selector.register(refusal.stream, selectors.EVENT_READ, refusal)
+                self._new.clear()
+                if self._stop:
+                    return  # (_run closes what is left)
+                if not self._count:
+                    self._thread = None  # with the check: a refusal from now on starts anew
                     return
-                for key, _ in selector.select(_POLL):
-                    self._step(selector, key.data)
-                now = time.monotonic()
-                for key in list(selector.get_map().values()):
-                    if key.data.deadline <= now:
-                        self._end(selector, key.data)
+            for key, _ in selector.select(_POLL):
+                self._step(selector, key.data)
+            now = time.monotonic()
+            for key in list(selector.get_map().values()):
+                if key.data.deadline <= now:
+                    self._end(selector, key.data)
 
     def _step(self, selector: selectors.BaseSelector, refusal: _Refusal) -> None:
         """Take ``refusal`` as far as its socket lets it go now."""
@@ -103,12 +126,16 @@ class TLSRefusals:
             if refusal.told:
                 if stream.recv_raw(4096):
                     return  # more to read before the client hangs up
-            elif not stream.handshake():
+            elif not stream.ready and not stream.handshake():
                 events = selectors.EVENT_WRITE if stream.wants_write else selectors.EVENT_READ
                 selector.modify(stream, events, refusal)
                 return
             else:
-                stream.send(refusal.line)  # one short line: a fresh socket takes it whole
+                try:
+                    stream.send(refusal.line)  # one short line: a new socket takes it whole
+                except BlockingIOError:
+                    selector.modify(stream, selectors.EVENT_WRITE, refusal)
+                    return
                 stream.shutdown(socket.SHUT_WR)  # close_notify, then FIN
                 refusal.told = True
                 selector.modify(stream, selectors.EVENT_READ, refusal)
@@ -125,3 +152,11 @@ class TLSRefusals:
             refusal.stream.close()
         with self._lock:
             self._count -= 1
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Close ``sock`` (non-blocking) after reading what its client sent already: closed
+    with bytes unread, it would be reset, and the client might lose what it was sent."""
+    with contextlib.suppress(OSError):
+        sock.recv(4096)
+    sock.close()
