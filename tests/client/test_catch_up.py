@@ -15,6 +15,7 @@ from rich.text import Text
 from chatcli.client.app import Backoff, ChatView, chat_loop
 from chatcli.client.session import ClientSession
 from chatcli.errors import ExitStatus
+from chatcli.passwords import hash_password
 from tests.conftest import Client, RunningServer
 
 HISTORY = "draft/chathistory batch server-time message-tags"
@@ -191,3 +192,27 @@ def test_a_keyed_room_is_rejoined_with_its_key(running, talker):
         assert rejoined.source.startswith("keyholder!")
     finally:
         assert chat.quit() == ExitStatus.OK
+
+
+def test_killed_by_an_operator_it_says_so_and_does_not_reconnect(make_server):
+    running = make_server(operators=(("admin", hash_password("s3cret")),))
+    admin = Client(running.port)
+    admin.register("admin")
+    admin.send("OPER admin s3cret")
+    admin.expect("381")
+    chat = Chat(running.port, "victim", room="#lobby")
+    chat.view.backoff = Backoff(first=0.1, cap=0.1, attempts=3)
+    try:
+        wait_for(lambda: chat.view.ready.is_set())
+        admin.send("KILL victim :enough")
+        wait_for(lambda: any("not reconnecting" in line for line in chat.lines()))
+        assert "-- you were disconnected by server operator admin: enough" in chat.lines()
+        time.sleep(0.5)  # past the first attempt it would have made
+        assert not any("reconnect" in line for line in chat.lines() if "not" not in line)
+        chat.typed.put(None)  # (chat join's prompt is ended for it)
+        chat.thread.join(10)
+        assert chat.status == ExitStatus.CONNECT
+        admin.send("WHOIS victim")
+        admin.expect("401")
+    finally:
+        admin.close()

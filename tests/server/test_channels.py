@@ -124,6 +124,17 @@ def test_kick_needs_an_operator(connect):
     assert alice.expect("441").params[1:3] == ("bob", "#dev")
 
 
+def test_a_kick_without_a_reason_or_with_an_empty_one_gives_the_kickers_nick(connect):
+    alice, bob = connect("alice"), connect("bob")
+    shared_room("#dev", alice, bob)
+    alice.send("KICK #dev bob")
+    assert bob.expect("KICK").params == ("#dev", "bob", "alice")
+    bob.send("JOIN #dev")
+    alice.expect("JOIN", "#dev")
+    alice.send("KICK #dev bob :")  # what irssi sends for /kick bob
+    assert bob.expect("KICK").params == ("#dev", "bob", "alice")
+
+
 def test_invite_only_room(connect):
     alice, bob = connect("alice"), connect("bob")
     alice.send("JOIN #secret")

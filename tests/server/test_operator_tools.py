@@ -97,6 +97,8 @@ def test_stats_y_shows_each_limit_and_how_close_it_is(users):
     assert rows["max_clients"] == ("4096", "2 connected")
     assert rows["max_per_ip"] == ("10", "most from one address: 2 (127.0.0.1)")
     assert rows["flood_burst"][0] == "20"
+    assert rows["max_sendq"][0] == "1048576"  # as in the settings file, not 1.04858e+06
+    assert rows["flood_kill"][0] == "30"
     assert {"max_sendq", "max_recvq", "flood_kill", "ping_interval"} <= set(rows)
 
 

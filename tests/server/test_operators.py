@@ -7,6 +7,7 @@ import pytest
 from chatcli.passwords import hash_password, verify_password
 from chatcli.protocol import numerics as n
 from tests.conftest import Client
+from tests.server.hosts import shown_host
 
 OPER_HASH = hash_password("s3cret")
 
@@ -61,7 +62,7 @@ def test_oper_refusals(join):
     assert "o" not in alice.expect(n.RPL_UMODEIS).params[1]
 
 
-def test_others_see_an_operator_in_whois_who_and_lusers(join):
+def test_others_see_an_operator_in_whois_who_lusers_and_userhost(join, oper_server):
     alice, bob = join("alice"), join("bob")
     alice.send("OPER admin s3cret")
     alice.expect(n.RPL_YOUREOPER)
@@ -71,6 +72,10 @@ def test_others_see_an_operator_in_whois_who_and_lusers(join):
     assert "*" in bob.expect(n.RPL_WHOREPLY).params[6]
     bob.send("LUSERS")
     assert bob.expect(n.RPL_LUSEROP).params[1] == "1"
+    bob.send("USERHOST alice bob")
+    assert bob.expect(n.RPL_USERHOST).params[1].split() == [
+        f"alice*=+~alice@{shown_host(oper_server)}", f"bob=+~bob@{shown_host(oper_server)}",
+    ]  # fmt: skip
 
 
 def test_kill_disconnects_and_tells_the_room(join):
@@ -82,10 +87,21 @@ def test_kill_disconnects_and_tells_the_room(join):
     alice.send("KILL nobody :x")
     alice.expect(n.ERR_NOSUCHNICK)
     alice.send("KILL carol :spam")
-    assert "Killed (alice (spam))" in carol.expect("ERROR").params[0]
+    kill = carol.expect("KILL", skip=False)  # first: a client knows not to reconnect
+    assert kill.source.startswith("alice!") and kill.params == ("carol", "spam")
+    assert "Killed (alice (spam))" in carol.expect("ERROR", skip=False).params[0]
     assert carol.closed()
     quit_ = bob.expect("QUIT")
     assert quit_.source.startswith("carol!") and quit_.params == ("Killed (alice (spam))",)
+
+
+def test_kill_without_a_reason_says_so(join):
+    alice, bob = join("alice"), join("bob")
+    alice.send("OPER admin s3cret")
+    alice.expect(n.RPL_YOUREOPER)
+    alice.send("KILL bob :")
+    assert bob.expect("KILL").params == ("bob", "no reason given")
+    assert bob.closed()
 
 
 def test_wallops_reach_those_with_user_mode_w(join):

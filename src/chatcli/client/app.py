@@ -97,6 +97,7 @@ class ChatView:
         self.timeline = Timeline()  #: what was shown; history requests (under ``lock``)
         self.backoff = Backoff()
         self.stopping = threading.Event()  #: the user quit: do not reconnect
+        self.killed = False  #: an operator put us out (KILL): do not reconnect either
         self.marker = ""  #: what the prompt starts with: :func:`tls_marker`
 
     def notes(self, msg: Message) -> Text | None:
@@ -125,6 +126,8 @@ class ChatView:
                     self.room, self.wanted = joined, None
                 elif self.room is None or self.room not in self.rooms:
                     self.room = joined
+            elif msg.command == "KILL" and msg.params[:1] == (self.nick,):
+                self.killed = True
             elif msg.command == "PONG" and msg.params[-1:] == (self.ready_token,):
                 self.ready.set()
             elif msg.command in ("PART", "KICK") and msg.params:
@@ -208,6 +211,9 @@ def _start_reader(
         while True:
             told = _receive(session, view, show)
             if session.quitting or view.stopping.is_set():
+                break
+            if view.killed:
+                show(note("not reconnecting: a server operator disconnected you"))
                 break
             if not told:
                 show(Text("connection to the server lost", style=STYLE_ERROR))

@@ -126,6 +126,8 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         if p and p[0]:
             return _system(when, _nick(nick), f" is away: {p[0]}")
         return _system(when, _nick(nick), " is back")
+    if cmd == "KILL" and len(p) >= 2:
+        return _system(when, "you were disconnected by server operator ", _nick(nick), f": {p[1]}")
     if cmd == "ERROR":
         return _system(when, f"disconnected: {closing_reason(p[-1] if p else '')}")
     if cmd == "REGISTER" and len(p) >= 2 and p[0] == "SUCCESS":

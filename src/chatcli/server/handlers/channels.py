@@ -227,7 +227,8 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
 def kick(conn: Connection, msg: Message) -> None:
     """KICK <room>{,<room>} <nick>{,<nick>} [:<reason>] — remove someone from a room you
     run: every nick from one room, or each nick from the room in the same place."""
-    reason = msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else conn.name
+    # No reason, or an empty one (irssi sends that): the kicker's nick, as on Ergo.
+    reason = (msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else "") or conn.name
     rooms, nicks = msg.params[0].split(","), msg.params[1].split(",")
     if len(rooms) == 1:
         rooms = rooms * len(nicks)

@@ -63,7 +63,10 @@ def kill(conn: Connection, msg: Message) -> None:
         victim = conn.world.find_nick(msg.params[0])
     if victim is None:
         raise NoSuchNick(msg.params[0])
-    reason = msg.params[1] if len(msg.params) > 1 else "no reason given"
+    reason = (msg.params[1] if len(msg.params) > 1 else "") or "no reason given"
+    # KILL first, as other servers send it: a client that sees it knows it was put out on
+    # purpose, and does not reconnect (irssi, chat join).
+    victim.send(Message("KILL", (victim.name, reason), conn.source))
     victim.disconnect(f"Killed ({conn.name} ({reason}))")
 
 
@@ -150,9 +153,13 @@ def stats_limits(conn: Connection) -> None:
     rows: list[tuple[str, object, str]] = [
         ("max_clients", config.max_clients, f"{len(everyone)} connected"),
         ("max_per_ip", config.max_per_ip, f"most from one address: {busiest[1]} ({busiest[0]})"),
-        ("throttle_connects", config.throttle_connects, f"in {config.throttle_window:g} s"),
+        ("throttle_connects", config.throttle_connects, f"in {_plain(config.throttle_window)} s"),
         ("exempt_loopback", config.exempt_loopback, "from max_per_ip and the throttle"),
-        ("flood_burst", config.flood_burst, f"then flood_rate {config.flood_rate:g} a second"),
+        (
+            "flood_burst",
+            config.flood_burst,
+            f"then flood_rate {_plain(config.flood_rate)} a second",
+        ),
         ("flood_kill", config.flood_kill, "seconds behind before Excess Flood"),
         ("max_recvq", config.max_recvq, "bytes held for one client"),
         (
@@ -162,13 +169,22 @@ def stats_limits(conn: Connection) -> None:
             + (f"{fullest.sendq.queued} ({fullest.name})" if fullest is not None else "0"),
         ),
         ("registration_timeout", config.registration_timeout, "seconds"),
-        ("ping_interval", config.ping_interval, f"then ping_timeout {config.ping_timeout:g}"),
+        ("ping_interval", config.ping_interval, f"then ping_timeout {_plain(config.ping_timeout)}"),
         ("max_channels", config.max_channels, "rooms per client"),
         ("max_targets", config.max_targets, "targets per message"),
+        ("max_chathistory", config.max_chathistory, "messages per CHATHISTORY request"),
     ]
     for setting, value, note in rows:
-        shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
-        conn.reply(n.RPL_STATSYLINE, "Y", setting, shown, note)
+        conn.reply(n.RPL_STATSYLINE, "Y", setting, _plain(value), note)
+
+
+def _plain(value: object) -> str:
+    """A setting as the configuration file has it: ``1048576``, ``0.5``, ``true``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 #: STATS queries for operators only, by letter.

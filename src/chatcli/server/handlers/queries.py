@@ -237,14 +237,16 @@ def ison(conn: Connection, msg: Message) -> None:
 
 @command("USERHOST", 1)
 def userhost(conn: Connection, msg: Message) -> None:
-    """USERHOST <nick>{ <nick>} — the user@host of up to five nicks."""
+    """USERHOST <nick>{ <nick>} — the user@host of up to five nicks: ``nick*=+user@host``,
+    ``*`` for a server operator, ``-`` for away."""
     replies = []
     with conn.world.lock:
         for nick in msg.params[:5]:
             other = conn.world.find_nick(nick)
             if other is not None:
+                oper = "*" if "o" in other.modes else ""
                 sign = "-" if other.away is not None else "+"
-                replies.append(f"{other.name}={sign}{other.user}@{other.display_host}")
+                replies.append(f"{other.name}{oper}={sign}{other.user}@{other.display_host}")
     conn.reply(n.RPL_USERHOST, " ".join(replies))
 
 
