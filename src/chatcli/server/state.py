@@ -25,7 +25,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,8 +76,8 @@ class World:
         self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
         # Recent failed logins: "ip <host>" or "account <folded>" -> (count, monotonic time
-        # of the last); see chatcli.server.handlers.accounts.
-        self.failed_logins: dict[str, tuple[int, float]] = {}
+        # of the last), the oldest first; see chatcli.server.handlers.accounts.
+        self.failed_logins: OrderedDict[str, tuple[int, float]] = OrderedDict()
         # When accounts were registered lately, per address (for config.account_limit).
         self.registrations: dict[str, deque[float]] = {}
 

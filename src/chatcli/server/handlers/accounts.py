@@ -50,6 +50,8 @@ MIN_PASSWORD = 4
 FREE_FAILURES = 3
 #: A count of failures is forgotten after this long without another.
 FAILURE_MEMORY = 15 * 60.0
+#: Counts kept at most (about 170 bytes each); past it the oldest go first.
+MAX_FAILURE_KEYS = 50_000
 SASL_CHUNK = 400  # IRCv3 SASL: payloads come in 400-byte pieces
 SASL_MAX = 4096  # more than any PLAIN payload needs
 
@@ -79,18 +81,19 @@ def _failures(world: World, keys: tuple[str, ...], now: float) -> int:
 
 
 def _note(world: World, keys: tuple[str, ...], now: float, *, failed: bool) -> None:
+    """Count a failure under each of ``keys`` (or forget them, after a success); and forget
+    counts not added to for FAILURE_MEMORY, and the oldest past MAX_FAILURE_KEYS."""
     with world.lock:
-        if len(world.failed_logins) > 10_000:  # bounded: drop what is stale
-            world.failed_logins = {
-                k: v for k, v in world.failed_logins.items() if now - v[1] < FAILURE_MEMORY
-            }
+        counts = world.failed_logins
         for key in keys:
-            if failed:
-                count, last = world.failed_logins.get(key, (0, now))
-                count = count if now - last < FAILURE_MEMORY else 0
-                world.failed_logins[key] = (count + 1, now)
-            else:
-                world.failed_logins.pop(key, None)
+            count, last = counts.pop(key, (0, now))
+            if failed:  # to the end, as the newest
+                counts[key] = (count + 1 if now - last < FAILURE_MEMORY else 1, now)
+        while counts:  # oldest first: each one is dropped once, whatever the rate
+            _, last = next(iter(counts.values()))
+            if now - last < FAILURE_MEMORY and len(counts) <= MAX_FAILURE_KEYS:
+                break
+            counts.popitem(last=False)
 
 
 def _pause(conn: Connection, seconds: float) -> None:
