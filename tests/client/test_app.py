@@ -44,6 +44,7 @@ def test_other_messages_get_no_ctcp_answer(msg):
 
 class _Session:
     nick = "me"
+    isupport: dict[str, str] = {}
 
 
 def test_names_of_an_empty_or_unknown_room_say_so():

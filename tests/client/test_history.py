@@ -10,7 +10,7 @@ import pytest
 from chatcli.client.app import Backoff
 from chatcli.client.history import Timeline, timestamp
 from chatcli.client.input import HISTORY_PAGE, Action, InputError, Local, parse_input
-from chatcli.protocol import Message
+from chatcli.protocol import Message, isupport_tokens
 
 
 def chat(n: int, batch: str | None = None, room: str = "#dev") -> Message:
@@ -91,9 +91,9 @@ def test_older_pages_back_from_the_oldest_shown():
 
 
 def test_the_server_limit_is_read_from_isupport():
-    timeline = Timeline()
-    isupport = Message("005", ("me", "CHATHISTORY=50", "are supported"), "srv")
-    feed_all(timeline, [isupport])
+    tokens: dict[str, str] = {}  # as the session fills them
+    timeline = Timeline(isupport=tokens)
+    tokens.update(isupport_tokens(Message("005", ("me", "CHATHISTORY=50", "are supported"))))
     assert timeline.limit == 50
 
 

@@ -94,7 +94,8 @@ class ChatView:
         #: default room and any --room have been joined (the server handles lines in order).
         self.ready = threading.Event()
         self.ready_token = f"ready-{id(self)}"
-        self.timeline = Timeline()  #: what was shown; history requests (under ``lock``)
+        #: What was shown; history requests (under ``lock``).
+        self.timeline = Timeline(isupport=session.isupport)
         self.backoff = Backoff()
         self.stopping = threading.Event()  #: the user quit: do not reconnect
         self.killed = False  #: an operator put us out (KILL): do not reconnect either

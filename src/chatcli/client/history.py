@@ -26,15 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chatcli.protocol import (
-    Message,
-    caps,
-    is_channel,
-    isupport_tokens,
-    server_time,
-    split_source,
-)
-from chatcli.protocol import numerics as n
+from chatcli.protocol import Message, caps, is_channel, server_time, split_source
 
 #: What the client needs to read history: msgids, times and batches.
 HISTORY_CAPS = (caps.BATCH, caps.SERVER_TIME, caps.MESSAGE_TAGS)
@@ -70,12 +62,14 @@ class Timeline:
     """The messages shown so far, and the history requests under way.
 
     Args:
-        limit: the most messages to ask for at once (the server's ``CHATHISTORY`` ISUPPORT
-            value replaces it when it is smaller).
+        limit: the most messages to ask for at once...
+        isupport: ...or fewer, if the server's ``CHATHISTORY=`` says so: its ISUPPORT
+            tokens, as the session reads them (:attr:`ClientSession.isupport`).
     """
 
-    def __init__(self, limit: int = 1000) -> None:
-        self.limit = limit
+    def __init__(self, limit: int = 1000, isupport: Mapping[str, str] | None = None) -> None:
+        self._most = limit
+        self._isupport: Mapping[str, str] = {} if isupport is None else isupport
         #: Per room (folded) or person: the msgids shown, oldest first.
         self.log: dict[str, list[str]] = {}
         self._seen: set[str] = set()
@@ -116,8 +110,6 @@ class Timeline:
                 fetch.held.append(msg)
                 return [], []
             return self._show([msg], me), []
-        if msg.command == n.RPL_ISUPPORT:
-            self.learn(isupport_tokens(msg))
         mine = split_source(msg.source or "")[0].lower() == me.lower()
         if msg.command == "JOIN" and mine and msg.params:
             return [msg], self._catch_up(msg.params[0])
@@ -192,8 +184,8 @@ class Timeline:
                 shown.extend(ids)
         return out
 
-    def learn(self, isupport: Mapping[str, str]) -> None:
-        """Take the server's ISUPPORT tokens (by name): its CHATHISTORY= limit."""
-        value = isupport.get("CHATHISTORY", "")
-        if value.isdigit() and int(value) > 0:
-            self.limit = min(self.limit, int(value))
+    @property
+    def limit(self) -> int:
+        """The most messages to ask for at once."""
+        value = self._isupport.get("CHATHISTORY", "")
+        return min(self._most, int(value)) if value.isdigit() and int(value) > 0 else self._most

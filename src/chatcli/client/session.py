@@ -249,7 +249,7 @@ class ClientSession:
         self._buffer = LineBuffer()
         self._pending.clear()
         self.caps = set()
-        self.isupport = {}
+        self.isupport.clear()  # (the same dict: a Timeline reads it)
         self.account = None
         self._alias_registered = False
         self._sasl = []

@@ -181,8 +181,7 @@ def run_tail(
                 "log in with --alias <your account> (its password in CHAT_ACCOUNT_PASSWORD "
                 "or --account-password-file)"
             )
-        timeline = Timeline()
-        timeline.learn(session.isupport)  # read on the way in: enter_room reads past 005
+        timeline = Timeline(isupport=session.isupport)
         if start is not None:
             requests = timeline.fetch(target, "AFTER", timestamp(start), timeline.limit)
         elif (count := DEFAULT_LAST if last is None else last) > 0:
