@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatcli.defaults import data_dir
 from chatcli.errors import ChatError, ExitStatus
+from chatcli.files import (
+    create_private,
+    how_to_fix,
+    private_dir,
+    private_file,
+    readable_by_others,
+)
 
 log = logging.getLogger("chatcli.server")
 
@@ -184,11 +192,19 @@ class Store:
     def open(self) -> None:
         """Open (creating if new) and migrate; start the writer.
 
+        The file holds password hashes, the cloak key and direct messages: a new one is made
+        0600, with its ``-wal`` and ``-shm``, in a directory made 0700 if it is new. Of an
+        existing directory, only chatcli's data directory is narrowed to 0700 (one the user
+        chose is theirs: see :mod:`chatcli.files`). A database that other users may read is
+        used all the same, with a warning that says how to make it private.
+
         Raises:
             StoreError: the file cannot be used (locked, corrupt, newer, read-only...).
         """
+        directory, ours = self.path.parent, False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ours = directory.resolve() == data_dir().resolve()
+            private_dir(directory, tighten=ours)
             self._writer = self._connect()
             self._migrate(self._writer)
             self._secrets = self._load_secrets(self._writer)
@@ -201,6 +217,16 @@ class Store:
             raise StoreError(
                 f"cannot use the database {self.path}: {exc.strerror or exc}"
             ) from None
+        files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+        candidates = ([directory] if ours else []) + files
+        exposed = [path for path in candidates if readable_by_others(path)]
+        if exposed:
+            log.warning(
+                "the database %s is open to other users, and it holds password hashes, the "
+                "cloak key and direct messages: make it private with %s",
+                self.path,
+                how_to_fix(exposed),
+            )
         self._thread = threading.Thread(target=self._write_loop, name="store", daemon=True)
         self._thread.start()
 
@@ -215,6 +241,9 @@ class Store:
         self._close_connections()
 
     def _connect(self) -> sqlite3.Connection:
+        # SQLite makes a new database 0644 (less the umask), and its -wal and -shm with the
+        # database's mode: made first, 0600, the database and those files are private.
+        create_private(self.path)
         db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 5000")
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -222,6 +251,10 @@ class Store:
             raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
+        if not readable_by_others(self.path):  # and a -wal or -shm left wider follows it
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(OSError):  # not ours to change: open() warns
+                    private_file(f"{self.path}{suffix}")
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
