@@ -24,6 +24,7 @@ what they are asked to, skip the mode work and never fail because of it, and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
@@ -63,13 +64,13 @@ def private_dir(path: str | os.PathLike[str], *, tighten: bool = False) -> Path:
     - Missing: it is created 0700, and each missing directory above it too, whatever the
       umask.
     - Existing and ``tighten``: if this user owns it, the group's and others' permissions
-      are removed (``chmod 700``); if someone else owns it, it is left as it is. Pass
+      are removed (``chmod 700``); if someone else owns it, or the change fails (a
+      read-only file system), it is left as it is: :func:`readable_by_others` tells. Pass
       ``tighten`` only for a directory that is chatcli's alone (its data directory).
     - Existing otherwise: left as it is.
 
     Raises:
-        OSError: it cannot be created, it is not a directory (FileExistsError), or a mode
-            this user may change cannot be changed.
+        OSError: it cannot be created, or it is not a directory (FileExistsError).
     """
     path = Path(path)
     missing: list[Path] = []
@@ -89,7 +90,8 @@ def private_dir(path: str | os.PathLike[str], *, tighten: bool = False) -> Path:
     if tighten and path not in missing and POSIX:
         info = os.stat(path)
         if info.st_uid == os.geteuid() and info.st_mode & _OTHERS:
-            os.chmod(path, stat.S_IMODE(info.st_mode) & ~_OTHERS)
+            with contextlib.suppress(OSError):
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~_OTHERS)
     return path
 
 
