@@ -1,18 +1,25 @@
 """The database file: created on first run, migrated forward, and never used (nor
 overwritten) when it is damaged, from a newer chatcli or not writable. ``chat serve`` then
-stops with one line that names the file and the reason."""
+stops with one line that names the file and the reason. It is its owner's alone: made 0600
+with its -wal and -shm, in a 0700 directory; one others may read is used, with a warning."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 from chatcli.server.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from tests.conftest import Client
+
+posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
 
 
 def serve(db) -> subprocess.CompletedProcess[str]:
@@ -124,3 +131,111 @@ def test_many_quiet_conversations_are_trimmed_and_forgotten(tmp_path, monkeypatc
         assert [m.text for m in store.latest("dm:7", 10)] == ["hello 0", "hello 1"]
     finally:
         store.close()
+
+
+# -- a private file ----------------------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The usual umask, 022, which leaves new files readable by all, for the test; the one
+    before is back after, and the server changed none."""
+    before = os.umask(0o022)
+    try:
+        yield
+        assert os.umask(0o022) == 0o022, "the umask was changed"
+    finally:
+        os.umask(before)
+
+
+@posix_only
+def test_a_new_servers_database_is_its_owners_alone(make_server, tmp_path, usual_umask):
+    """The cloak key, password hashes and direct messages: nobody else may read them, nor
+    what is in the write-ahead log."""
+    data = tmp_path / "data"
+    running = make_server(db=str(data / "chat.db"))
+    client = Client(running.port)
+    try:
+        client.register("alice")
+        client.send("REGISTER * * :correct-horse")
+        assert client.expect("REGISTER").params[:2] == ("SUCCESS", "alice")
+        client.send("PRIVMSG #lobby :hello")
+        client.sync()
+        assert running.server.store.sync()
+        modes = {path.name: mode(path) for path in data.iterdir()}  # while it runs
+    finally:
+        client.close()
+    assert mode(data) == 0o700
+    assert modes == {"chat.db": 0o600, "chat.db-wal": 0o600, "chat.db-shm": 0o600}
+
+
+@posix_only
+def test_an_existing_database_others_may_read_is_used_with_a_warning(
+    make_server, tmp_path, caplog, usual_umask
+):
+    db = tmp_path / "chat.db"
+    store = Store(db)
+    store.open()
+    store.close()
+    db.chmod(0o644)
+    caplog.set_level(logging.WARNING, logger="chatcli.server")
+    running = make_server(db=str(db))
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "chatcli.server" and record.levelno == logging.WARNING
+    ]
+    assert warnings == [
+        f"the database {db} is open to other users, and it holds password hashes, the cloak "
+        f"key and direct messages: make it private with chmod 600 {db} {db}-wal {db}-shm"
+    ]
+    client = Client(running.port)
+    try:
+        client.register("alice", join=False)
+        client.send("REGISTER * * :correct-horse")
+        assert client.expect("REGISTER").params[:2] == ("SUCCESS", "alice")
+    finally:
+        client.close()
+    assert mode(db) == 0o644  # told, not changed: the fix is its owner's
+
+
+@posix_only
+def test_chatclis_data_directory_is_narrowed_and_one_the_user_chose_is_not(
+    tmp_path, monkeypatch, usual_umask
+):
+    ours, chosen = tmp_path / "chatcli", tmp_path / "chosen"
+    for directory in (ours, chosen):
+        directory.mkdir()
+        directory.chmod(0o755)
+    monkeypatch.setattr("chatcli.server.store.data_dir", lambda: ours)
+    for directory in (ours, chosen):
+        store = Store(directory / "chat.db")
+        store.open()
+        store.close()
+        assert mode(directory / "chat.db") == 0o600
+    assert mode(ours) == 0o700
+    assert mode(chosen) == 0o755
+
+
+@posix_only
+def test_a_wider_wal_and_shm_follow_a_private_database(tmp_path, caplog, usual_umask):
+    """Left 0644 beside a database made 0600 since (as the warning says to): narrowed."""
+    db = tmp_path / "chat.db"
+    with closing(sqlite3.connect(db)) as other:  # keeps the -wal and -shm there
+        other.execute("PRAGMA journal_mode = WAL")
+        other.execute("CREATE TABLE t (x)")
+        wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+        assert (mode(db), mode(wal), mode(shm)) == (0o644, 0o644, 0o644)
+        db.chmod(0o600)
+        caplog.set_level(logging.WARNING, logger="chatcli.server")
+        store = Store(db)
+        store.open()
+        try:
+            assert (mode(db), mode(wal), mode(shm)) == (0o600, 0o600, 0o600)
+        finally:
+            store.close()
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
