@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from chatcli.errors import ConfigError
+from chatcli.files import private_dir
 
 #: How long a certificate made by ``chat serve --tls`` is valid. Long: clients pin it on
 #: first use (TOFU), and a new one means every client must be told to trust it again.
@@ -89,7 +90,8 @@ def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
 def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
     """Write a new self-signed certificate for ``names`` (host names or IP addresses; the
     first is its subject) to ``cert``, and its private key to ``key`` (readable by its
-    owner only). An ECDSA P-256 key: quick to make and to use."""
+    owner only; a directory made for it, 0700). An ECDSA P-256 key: quick to make and to
+    use."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -123,7 +125,7 @@ def make_self_signed(cert: Path, key: Path, names: list[str]) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    key.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key.parent)
     _write_new(key, key_pem)
     _write_new(cert, certificate.public_bytes(serialization.Encoding.PEM))
 
@@ -147,13 +149,17 @@ def ensure_self_signed(directory: Path, names: list[str]) -> tuple[Path, Path, b
     """The certificate and key in ``directory`` (``cert.pem``, ``key.pem``), made first if
     either is missing. Returns ``(cert, key, made)``.
 
+    ``directory`` is chatcli's own (``tls`` in its data directory): it is made 0700, or
+    narrowed to 0700 if it was wider (see :func:`chatcli.files.private_dir`).
+
     Raises:
         ConfigError: the directory cannot be written.
     """
     cert, key = directory / "cert.pem", directory / "key.pem"
-    if cert.exists() and key.exists():
-        return cert, key, False
     try:
+        private_dir(directory, tighten=True)
+        if cert.exists() and key.exists():
+            return cert, key, False
         make_self_signed(cert, key, names)
     except OSError as exc:
         raise ConfigError(f"cannot write a certificate in {directory}: {exc.strerror}") from None

@@ -9,10 +9,12 @@ through SSL_CERT_FILE, as the system's store would be) or ``chat serve``'s self-
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from click.testing import CliRunner
 
 from chatcli import tls
 from chatcli.cli import main
+from chatcli.client import trust
 from chatcli.client.app import Backoff, ChatView, _reconnect, tls_marker, tls_note
 from chatcli.client.session import ClientSession
 from chatcli.client.trust import (
@@ -38,6 +41,8 @@ from tests.certs import issue, trusting, unverified
 from tests.conftest import Client
 
 NAMES = ["127.0.0.1", "localhost"]
+
+posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
 
 
 @pytest.fixture(autouse=True)
@@ -471,6 +476,79 @@ def test_remember_makes_the_file_and_appends_one_line(tmp_path):
         "# no newline at the end",
         "host:1 " + "00:" * 31 + "00",
     ]
+
+
+# -- private files ----------------------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The usual umask, 022, which leaves new files readable by all, for the test; the one
+    before is back after, and nothing changed it."""
+    before = os.umask(0o022)
+    try:
+        yield
+        assert os.umask(0o022) == 0o022, "the umask was changed"
+    finally:
+        os.umask(before)
+
+
+@posix_only
+def test_a_pin_on_first_use_is_kept_in_a_private_file(self_signed, known_servers, usual_umask):
+    """Whoever may change the file may slip their own certificate in."""
+    alice = session(self_signed.port, TLSPolicy(ask=lambda *q: True))
+    alice.connect()
+    alice.quit()
+    assert known_servers.read_text().count("\n") == 1
+    assert (mode(known_servers), mode(known_servers.parent)) == (0o600, 0o700)
+
+
+@posix_only
+def test_a_known_servers_file_others_may_read_is_used_with_one_warning(
+    tmp_path, capsys, usual_umask
+):
+    path = tmp_path / "known_servers"
+    path.write_text(f"host:1 {'AB:' * 31}CD\n")
+    path.chmod(0o644)
+    assert find_pin(path, "host:1") is not None
+    assert find_pin(path, "host:1") is not None
+    remember(path, "host:2", "00:" * 31 + "00")
+    assert capsys.readouterr().err == (
+        f"chat: warning: {path} (the certificates you trust) is open to other users: make it "
+        f"private with chmod 600 {path}\n"
+    )
+    assert mode(path) == 0o644  # told, not changed: the fix is its owner's
+    assert find_pin(path, "host:2") is not None
+
+
+@posix_only
+def test_chatclis_data_directory_is_narrowed_and_one_the_user_chose_is_not(
+    tmp_path, monkeypatch, usual_umask
+):
+    ours, chosen = tmp_path / "chatcli", tmp_path / "chosen"
+    for directory in (ours, chosen):
+        directory.mkdir()
+        directory.chmod(0o755)
+    monkeypatch.setattr(trust, "data_dir", lambda: ours)
+    for directory in (ours, chosen):
+        remember(directory / "known_servers", "host:1", "00:" * 31 + "00")
+        assert mode(directory / "known_servers") == 0o600
+    assert (mode(ours), mode(chosen)) == (0o700, 0o755)
+
+
+@posix_only
+def test_the_self_signed_key_is_kept_in_a_private_directory(tmp_path, usual_umask):
+    data = tmp_path / "data"
+    cert, key, made = tls.ensure_self_signed(data / "tls", NAMES)
+    assert made and (mode(key), mode(cert)) == (0o600, 0o600)
+    assert (mode(data / "tls"), mode(data)) == (0o700, 0o700)
+    (data / "tls").chmod(0o755)  # as an older chatcli left it: chatcli's own, so narrowed
+    assert tls.ensure_self_signed(data / "tls", NAMES) == (cert, key, False)
+    assert mode(data / "tls") == 0o700
 
 
 # -- the command, end to end ------------------------------------------------------------------

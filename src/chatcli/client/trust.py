@@ -22,7 +22,10 @@ happens before the first IRC line (PASS, SASL) is sent.
 
 The known-servers file holds one ``host:port FINGERPRINT`` a line (``[::1]:6697`` for an
 IPv6 address; ``#`` starts a comment), the host as it was given: ``localhost`` and
-``127.0.0.1`` are different servers to it, as to SSH.
+``127.0.0.1`` are different servers to it, as to SSH. It is made 0600, in a directory made
+0700 (chatcli's data directory, by default, is narrowed to 0700 if it was wider): whoever
+may change it may slip their own certificate in. If others may read or change it, each
+command says so once, on stderr, with the ``chmod`` that fixes it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,6 +41,7 @@ from pathlib import Path
 
 from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, data_dir
 from chatcli.errors import ConfigError, ConnectError, Untrusted
+from chatcli.files import how_to_fix, open_private, private_dir, readable_by_others
 from chatcli.tls import fingerprint, normalise_fingerprint
 
 #: Names the file of pinned certificates instead of the default.
@@ -254,6 +259,7 @@ def find_pin(path: Path, server: str) -> Pin | None:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a known-servers file (not UTF-8 text)") from None
+    warn_if_open(path)
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split("#", 1)[0].split()
         if len(fields) >= 2 and fields[0].lower() == server:
@@ -265,22 +271,41 @@ def find_pin(path: Path, server: str) -> Pin | None:
 
 
 def remember(path: Path, server: str, pinned: str) -> Pin:
-    """Add the pin ``server pinned`` to the known-servers file at ``path`` (made, with its
-    directories, if need be).
+    """Add the pin ``server pinned`` to the known-servers file at ``path`` (made 0600, with
+    its directories 0700, if need be).
 
     Raises:
         ConfigError: the file cannot be written.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        directory = path.parent
+        private_dir(directory, tighten=directory.resolve() == data_dir().resolve())
         before = path.read_text(encoding="utf-8") if path.exists() else ""
-        with path.open("a", encoding="utf-8") as out:
+        warn_if_open(path)
+        with open_private(path, "a", encoding="utf-8") as out:
             if before and not before.endswith("\n"):
                 out.write("\n")
             out.write(f"{server} {pinned}\n")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     return Pin(server, pinned, path, len(before.splitlines()) + 1)
+
+
+#: The known-servers files :func:`warn_if_open` has warned about, in this process.
+_warned: set[Path] = set()
+
+
+def warn_if_open(path: Path) -> None:
+    """Say on stderr, once per file and process, that others may read or change the
+    known-servers file at ``path``, and how to make it private."""
+    if path in _warned or not readable_by_others(path):
+        return
+    _warned.add(path)
+    print(
+        f"chat: warning: {path} (the certificates you trust) is open to other users: make "
+        f"it private with {how_to_fix([path])}",
+        file=sys.stderr,
+    )
 
 
 # -- what the user is told --------------------------------------------------------------------
