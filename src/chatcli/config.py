@@ -74,12 +74,24 @@ class ServerConfig:
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)
+    #: Who may hold a registered nick. "timeout": anyone, but who is not logged in to its
+    #: account is renamed after nick_grace seconds, and messages to the nick wait for the
+    #: owner meanwhile. "strict": only who logs in to the account as they connect (SASL,
+    #: or PASS <account>:<password>); others are told to choose another nick.
+    nick_reservation: str = "timeout"
     #: Time someone holding a registered nick has to log in before being renamed.
     nick_grace: float = 30.0
     #: After 3 failed logins (per IP or account), each attempt waits this long first,
     #: doubling with each further failure...
     login_backoff: float = 1.0
     login_backoff_max: float = 10.0  #: ...up to this long
+    #: Password hashes (logins, registrations, password changes, OPER) one address, one
+    #: account or one operator name may cost the server at once, successes included...
+    hash_burst: int = 8
+    #: ...and then one each this many seconds; more wait for their turn. (Each hash takes
+    #: about 50 ms of a core and 16 MiB. Loopback is exempt per address, with
+    #: exempt_loopback.)
+    hash_interval: float = 2.0
     #: Accounts one address may register in ``account_window`` seconds (0: no limit;
     #: loopback is exempt with exempt_loopback). Failed registrations (a name taken) are
     #: slowed as failed logins are.
@@ -134,6 +146,12 @@ class ServerConfig:
             raise ConfigError("tls_cert and tls_key need tls, or a tls_port (--tls, --tls-port)")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert, the certificate it goes with")
+        if self.hash_burst < 1 or self.hash_interval < 0:
+            raise ConfigError("hash_burst must be at least 1, and hash_interval 0 or more")
+        if self.nick_reservation not in ("timeout", "strict"):
+            raise ConfigError(
+                f'nick_reservation must be "timeout" or "strict", not {self.nick_reservation!r}'
+            )
         if self.account_limit < 0:
             raise ConfigError("account_limit must be 0 (no limit) or more")
         for what in (

@@ -15,8 +15,11 @@ import threading
 _N, _R, _P = 2**14, 8, 1
 _LENGTH = 32
 #: Hashes computed at once; more wait. Each takes 16 MiB and a core for about 50 ms: a burst
-#: of logins must not take the server's memory (32 at once were 390 MiB) or every core.
-_AT_ONCE = threading.BoundedSemaphore(2)
+#: of logins must not take the server's memory (32 at once were 390 MiB) or every core, so
+#: one core is always left to the chat (at most 4 at once, on a machine of 5 cores or more).
+AT_ONCE = max(1, min(4, (os.cpu_count() or 2) - 1))
+_AT_ONCE = threading.BoundedSemaphore(AT_ONCE)
+_dummy: list[str] = []  # a hash of nothing anyone knows, made once: see check_nothing
 
 
 def hash_password(password: str) -> str:
@@ -37,6 +40,16 @@ def verify_password(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(got, expected)
+
+
+def check_nothing(password: str) -> bool:
+    """Spend the time and memory of checking ``password``, against a hash of a random
+    secret; always False. For a name that has no password (an unknown account or operator),
+    so that it takes as long as a wrong password does and cannot be told apart by time."""
+    if not _dummy:
+        _dummy.append(hash_password(os.urandom(16).hex()))
+    verify_password(password, _dummy[0])
+    return False
 
 
 def is_password_hash(text: str) -> bool:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chatcli.server.handlers.accounts import FREE_FAILURES, login_delay
+from chatcli.server.logins import FREE_FAILURES, login_delay
 from tests.conftest import Client
 from tests.server.hosts import shown_host
 
@@ -277,15 +277,15 @@ def test_nickserv_register_identify_info_set_password_drop(accounts_server, clie
     erin = open_client(accounts_server, clients, "erin", join=False)
     assert "registered" in nickserv(erin, "REGISTER first-pass")
     assert nickserv(erin, "INFO").startswith("Account erin, registered ")
-    assert nickserv(erin, "SET PASSWORD second-pass") == "Password changed."
+    assert nickserv(erin, "SET PASSWORD first-pass second-pass") == "Password changed."
     erin.send("QUIT")
     assert erin.closed()
 
     erin = open_client(accounts_server, clients, "erin", join=False)
     assert nickserv(erin, "IDENTIFY first-pass") == "Invalid account or password."
     assert nickserv(erin, "IDENTIFY erin second-pass") == "You are now logged in as erin."
-    assert "dropped" in nickserv(erin, "DROP")
-    assert nickserv(erin, "INFO erin") == "erin is not registered."
+    assert "dropped" in nickserv(erin, "DROP second-pass")
+    assert nickserv(erin, "INFO erin") == "erin was dropped; the name stays reserved."
 
 
 def test_nickserv_nick_is_reserved(accounts_server, clients):
@@ -348,7 +348,7 @@ def test_account_tag_extended_join_and_account_notify(accounts_server, clients):
     bob.send("PRIVMSG #lobby :hello")
     said = watcher.expect("PRIVMSG")
     assert said.tags.get("account") == "bob"
-    assert nickserv(bob, "DROP") == "Account bob dropped."
+    assert nickserv(bob, f"DROP {PASSWORD}") == "Account bob dropped; the name stays reserved."
     assert watcher.expect("ACCOUNT").params == ("*",)
 
     carol = open_client(accounts_server, clients, "carol")

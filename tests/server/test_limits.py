@@ -18,9 +18,9 @@ from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import CaseMapping
 from chatcli.protocol import numerics as n
+from chatcli.server import logins
 from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
-from chatcli.server.handlers import accounts
-from chatcli.server.handlers.accounts import FREE_FAILURES
+from chatcli.server.logins import FREE_FAILURES
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.settings import commented_default
@@ -311,20 +311,20 @@ def test_joining_more_than_max_channels_rooms_is_405(make_server):
 
 def test_failure_counts_are_forgotten_when_stale_and_bounded_in_number(monkeypatch):
     """Each count lasts FAILURE_MEMORY after its last failure, and there are never more than
-    MAX_FAILURE_KEYS of them (the oldest go first), however fast failures come."""
-    monkeypatch.setattr(accounts, "MAX_FAILURE_KEYS", 100)
+    MAX_KEYS of them (the oldest go first), however fast failures come."""
+    monkeypatch.setattr(logins, "MAX_KEYS", 100)
     flusher = Flusher()  # (never started: nothing is sent)
     world = World(CaseMapping.ASCII, flusher)
     try:
         for i in range(150):  # 150 names tried in a second: the 50 oldest go
-            accounts._note(world, (f"account a{i}",), i / 150, failed=True)
+            logins.note(world, (f"account a{i}",), failed=True, now=i / 150)
         assert list(world.failed_logins) == [f"account a{i}" for i in range(50, 150)]
-        accounts._note(world, ("account a60",), 2.0, failed=True)  # again: the newest now
+        logins.note(world, ("account a60",), failed=True, now=2.0)  # again: the newest now
         assert world.failed_logins["account a60"] == (2, 2.0)
         assert list(world.failed_logins)[-1] == "account a60"
-        accounts._note(world, ("ip 192.0.2.1",), 2.0 + accounts.FAILURE_MEMORY - 1, failed=True)
+        logins.note(world, ("ip 192.0.2.1",), failed=True, now=2.0 + logins.FAILURE_MEMORY - 1)
         assert list(world.failed_logins) == ["account a60", "ip 192.0.2.1"]  # the rest are stale
-        accounts._note(world, ("account a60",), 2.0 + accounts.FAILURE_MEMORY, failed=False)
+        logins.note(world, ("account a60",), failed=False, now=2.0 + logins.FAILURE_MEMORY)
         assert list(world.failed_logins) == ["ip 192.0.2.1"]  # a success forgets at once
     finally:
         flusher.stop()

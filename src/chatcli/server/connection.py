@@ -114,6 +114,7 @@ _QUIT_LOCK = threading.Lock()
 class Connection:
     __slots__ = (
         "account",
+        "account_id",
         "away",
         "bytes_received",
         "cap_negotiating",
@@ -174,6 +175,7 @@ class Connection:
         self.password: str | None = None
         self.caps: set[str] = set()
         self.account: str | None = None  # the account logged in to, as registered
+        self.account_id: int | None = None  # ...and its id, which no other account gets
         self.sasl: bytearray | None = None  # a SASL PLAIN payload being received
         # When a nick registered to an account it is not logged in to will be taken away
         # (monotonic seconds); see chatcli.server.handlers.accounts.enforce.

@@ -2,9 +2,10 @@
 CHATHISTORY, and held for accounts that were offline.
 
 Rooms' history is keyed by the folded room name. A direct conversation is keyed by both
-sides' identities (their account, or ``~`` and the nick of who is not logged in), so that
-each side reads the same conversation and a nick taken later by someone else does not
-inherit it: only messages between logged-in accounts are offered back by CHATHISTORY.
+sides' identities (their account's stable ``@<id>``, or ``~`` and the nick of who is not
+logged in), so that each side reads the same conversation and a nick or an account name
+taken later by someone else does not inherit it: only messages between logged-in accounts
+are offered back by CHATHISTORY, and dropping an account deletes its conversations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps
 from chatcli.server import tags
-from chatcli.server.store import Stored
+from chatcli.server.store import Stored, identity_of
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -22,10 +23,16 @@ if TYPE_CHECKING:
 
 
 def identity(conn: Connection) -> str:
-    """Who ``conn`` is, for keying direct conversations."""
-    if conn.account is not None:
-        return conn.world.fold(conn.account)
+    """Who ``conn`` is, for keying direct conversations: its account's identity, or
+    ``~<nick>``."""
+    if conn.account_id is not None:
+        return identity_of(conn.account_id)
     return "~" + conn.folded_nick
+
+
+def is_account(identity: str) -> bool:
+    """Whether ``identity`` is an account's (not a nick's, which anyone may take)."""
+    return identity.startswith("@")
 
 
 def conversation(one: str, other: str) -> str:
@@ -40,7 +47,7 @@ def record(
     msg: Message,
     relay: tags.Relay,
     client_tags: str,
-    pending_for: tuple[str, ...] = (),
+    pending_for: tuple[int, ...] = (),
 ) -> int | None:
     """Keep ``msg`` (a PRIVMSG or NOTICE from ``conn``, as relayed) under ``key``; return
     the ticket of the write, or None when the server keeps no history."""
@@ -109,8 +116,8 @@ def deliver_pending(conn: Connection) -> None:
     """Direct messages that waited for ``conn``'s account while it was offline. Call once
     it has logged in."""
     store = conn.server.store
-    if store is None or conn.account is None:
+    if store is None or conn.account_id is None:
         return
-    lines = store.take_pending(conn.world.fold(conn.account))
+    lines = store.take_pending(conn.account_id)
     if lines:
         send_history(conn, conn.name, lines, plain_time=True)

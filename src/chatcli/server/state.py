@@ -75,9 +75,11 @@ class World:
         self.invisible = 0  # registered connections with user mode +i
         self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
-        # Recent failed logins: "ip <host>" or "account <folded>" -> (count, monotonic time
-        # of the last), the oldest first; see chatcli.server.handlers.accounts.
+        # The password throttles (chatcli.server.logins), each keyed "ip <host>",
+        # "account <folded>" or "oper <name>": recent failed logins -> (count, monotonic
+        # time of the last), and hash budgets -> the monotonic time each is whole again.
         self.failed_logins: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.hash_budget: OrderedDict[str, float] = OrderedDict()
         # When accounts were registered lately, per address (for config.account_limit).
         self.registrations: dict[str, deque[float]] = {}
 

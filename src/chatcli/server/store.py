@@ -37,8 +37,9 @@ from chatcli.files import (
 
 log = logging.getLogger("chatcli.server")
 
-#: Each migration takes the schema from its index to the next version.
-MIGRATIONS: tuple[str, ...] = (
+#: Each migration takes the schema from its index to the next version: SQL, or a function
+#: that runs in the migration's transaction.
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE accounts (
         name TEXT PRIMARY KEY,          -- folded
@@ -84,6 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
         value BLOB NOT NULL
     );
     """,
+    lambda db: _stable_identities(db),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The server's secrets, each random bytes made when first needed and kept from then on:
@@ -100,9 +102,24 @@ class StoreError(ChatError):
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """An account, or the tombstone of a dropped one (``dropped`` set, no password)."""
+
+    id: int  #: its stable identity: never given to another account, even after a drop
     name: str  #: as registered
-    password: str  #: its hash
-    created: int
+    password: str  #: its hash ("" once dropped)
+    created: int  #: unix seconds
+    dropped: int | None = None  #: unix seconds, if dropped: the name stays reserved
+
+    @property
+    def identity(self) -> str:
+        """How history, waiting messages and rooms refer to the account: ``@<id>``, never
+        its name, which may one day belong to someone else."""
+        return identity_of(self.id)
+
+
+def identity_of(account_id: int) -> str:
+    """The identity string of the account ``account_id`` (see :attr:`Account.identity`)."""
+    return f"@{account_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +283,22 @@ class Store:
             )
         db.execute("PRAGMA quick_check")  # raises DatabaseError on a damaged file
         for number in range(version, SCHEMA_VERSION):
+            migration = MIGRATIONS[number]
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executescript(MIGRATIONS[number].replace("\n    ", "\n"))
+                if callable(migration):  # one transaction, the new version with it
+                    migration(db)
+                    db.execute(f"PRAGMA user_version = {number + 1}")
+                    db.execute("COMMIT")
+                else:
+                    db.executescript(migration.replace("\n    ", "\n"))
             except sqlite3.Error:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            # executescript commits first; the version is set in its own transaction.
-            db.execute(f"PRAGMA user_version = {number + 1}")
+            if not callable(migration):
+                # executescript commits first; the version is set in its own transaction.
+                db.execute(f"PRAGMA user_version = {number + 1}")
             log.info("database %s migrated to schema %d", self.path, number + 1)
 
     def _load_secrets(self, db: sqlite3.Connection) -> dict[str, bytes]:
@@ -417,9 +442,9 @@ class Store:
 
     # -- history ----------------------------------------------------------------------------
 
-    def record(self, message: Stored, pending_for: Iterable[str] = ()) -> int:
-        """Queue ``message`` for history (and for the offline ``pending_for`` accounts);
-        return the ticket of its write."""
+    def record(self, message: Stored, pending_for: Iterable[int] = ()) -> int:
+        """Queue ``message`` for history (and for the offline accounts ``pending_for``, by
+        id); return the ticket of its write."""
         row = (
             message.msgid,
             message.at,
@@ -507,9 +532,9 @@ class Store:
         )
         return [(target, at) for target, at in rows]
 
-    def take_pending(self, account: str) -> list[Stored]:
-        """The direct messages that waited for ``account``, oldest first; they are no longer
-        pending once taken."""
+    def take_pending(self, account: int) -> list[Stored]:
+        """The direct messages that waited for the account with the id ``account``, oldest
+        first; they are no longer pending once taken."""
         rows = self._read(
             f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))} "
             "FROM pending p JOIN messages m ON m.id = p.message WHERE p.account = ? "
@@ -527,15 +552,21 @@ class Store:
 
     # -- accounts ---------------------------------------------------------------------------
 
+    _ACCOUNT = "SELECT id, display, password, created, dropped FROM accounts"
+
     def account(self, folded: str) -> Account | None:
-        rows = self._read(
-            "SELECT display, password, created FROM accounts WHERE name = ?", (folded,)
-        )
+        """The account named ``folded``, or its tombstone if it was dropped."""
+        rows = self._read(f"{self._ACCOUNT} WHERE name = ?", (folded,))
         return Account(*rows[0]) if rows else None
 
-    def create_account(self, folded: str, display: str, password_hash: str) -> bool:
-        """Register an account; False if the name is taken. Waits for the commit."""
-        created = []
+    def account_by_id(self, account_id: int) -> Account | None:
+        rows = self._read(f"{self._ACCOUNT} WHERE id = ?", (account_id,))
+        return Account(*rows[0]) if rows else None
+
+    def create_account(self, folded: str, display: str, password_hash: str) -> Account | None:
+        """Register an account; None if the name is taken (or reserved by a dropped
+        account). Waits for the commit."""
+        created: list[int] = []
 
         def job(db: sqlite3.Connection) -> None:
             cursor = db.execute(
@@ -543,26 +574,55 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 (folded, display, password_hash, int(time.time())),
             )
-            created.append(cursor.rowcount == 1)
+            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+                created.append(cursor.lastrowid)
 
         self._must(self.write(job))
-        return bool(created and created[0])
+        return self.account_by_id(created[0]) if created else None
 
-    def set_password(self, folded: str, password_hash: str) -> None:
+    def set_password(self, account_id: int, password_hash: str) -> None:
         self._must(
             self.write(
                 lambda db: db.execute(
-                    "UPDATE accounts SET password = ? WHERE name = ?", (password_hash, folded)
+                    "UPDATE accounts SET password = ? WHERE id = ? AND dropped IS NULL",
+                    (password_hash, account_id),
                 )
             )
         )
 
-    def drop_account(self, folded: str) -> None:
+    def drop_account(self, account_id: int) -> None:
+        """Drop an account: its name stays reserved (a tombstone, until :meth:`erase`), and
+        its direct conversations and the messages waiting for it are deleted, on both
+        sides. Waits for the commit."""
+        mine = _like_escape(identity_of(account_id))
+
         def job(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM accounts WHERE name = ?", (folded,))
-            db.execute("DELETE FROM pending WHERE account = ?", (folded,))
+            db.execute(
+                "UPDATE accounts SET password = '', dropped = ? WHERE id = ?",
+                (int(time.time()), account_id),
+            )
+            db.execute("DELETE FROM pending WHERE account = ?", (account_id,))
+            db.execute(
+                "DELETE FROM messages WHERE target LIKE ? ESCAPE '\\' OR target LIKE ? ESCAPE '\\'",
+                (f"dm:{mine}\x00%", f"dm:%\x00{mine}"),
+            )
 
         self._must(self.write(job))
+
+    def erase_account(self, folded: str) -> bool:
+        """Free the name of a dropped account, so that it can be registered again (by
+        anyone: nothing of the old account is left to inherit). False if ``folded`` is no
+        dropped account. Waits for the commit."""
+        erased: list[bool] = []
+
+        def job(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "DELETE FROM accounts WHERE name = ? AND dropped IS NOT NULL", (folded,)
+            )
+            erased.append(cursor.rowcount == 1)
+
+        self._must(self.write(job))
+        return bool(erased and erased[0])
 
     # -- registered rooms -------------------------------------------------------------------
 
@@ -599,6 +659,69 @@ class Store:
 
     def drop_room(self, folded: str) -> None:
         self.write(lambda db: db.execute("DELETE FROM rooms WHERE name = ?", (folded,)))
+
+
+def _stable_identities(db: sqlite3.Connection) -> None:
+    """Schema 3: accounts get a stable id (never reused: AUTOINCREMENT) and a tombstone
+    (``dropped``); direct conversations, waiting messages and registered rooms refer to
+    accounts by ``@<id>`` instead of a name that could be registered again. What still
+    named an account that no longer exists (left by a drop before this version) is
+    deleted: it would otherwise pass to whoever registers that name next."""
+    db.execute(
+        "CREATE TABLE accounts_by_id ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"  # the account's identity: @<id>
+        " name TEXT NOT NULL UNIQUE,"  # folded; kept reserved once dropped
+        " display TEXT NOT NULL,"  # as registered
+        " password TEXT NOT NULL,"  # chatcli.passwords hash; '' once dropped
+        " created INTEGER NOT NULL,"  # unix seconds
+        " dropped INTEGER)"  # unix seconds; NULL while the account exists
+    )
+    db.execute(
+        "INSERT INTO accounts_by_id (name, display, password, created) "
+        "SELECT name, display, password, created FROM accounts ORDER BY created, name"
+    )
+    db.execute("DROP TABLE accounts")
+    db.execute("ALTER TABLE accounts_by_id RENAME TO accounts")
+    ids = {name: identity_of(i) for i, name in db.execute("SELECT id, name FROM accounts")}
+
+    def side(name: str) -> str | None:
+        return name if name.startswith("~") else ids.get(name)
+
+    conversations = [t for (t,) in db.execute("SELECT DISTINCT target FROM messages")]
+    for target in conversations:
+        if not target.startswith("dm:"):
+            continue
+        sides = [side(name) for name in target[3:].split("\x00")]
+        if len(sides) != 2 or None in sides:
+            db.execute("DELETE FROM messages WHERE target = ?", (target,))
+        else:
+            db.execute(
+                "UPDATE messages SET target = ? WHERE target = ?",
+                (f"dm:{sides[0]}\x00{sides[1]}", target),
+            )
+    db.execute(
+        "CREATE TABLE pending_by_id ("
+        " account INTEGER NOT NULL,"  # accounts.id
+        " message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE)"
+    )
+    db.execute(
+        "INSERT INTO pending_by_id (account, message) SELECT a.id, p.message "
+        "FROM pending p JOIN accounts a ON a.name = p.account"
+    )
+    db.execute("DROP TABLE pending")
+    db.execute("ALTER TABLE pending_by_id RENAME TO pending")
+    db.execute("CREATE INDEX pending_by_account ON pending (account, message)")
+    rooms = list(db.execute("SELECT name, founder, operators FROM rooms"))
+    for room, founder, operators in rooms:  # founder and operators: @<id> from now on
+        kept = [ids[name] for name in operators.split() if name in ids]
+        heir = ids.get(founder) or (kept[0] if kept else None)
+        if heir is None:
+            db.execute("DELETE FROM rooms WHERE name = ?", (room,))
+        else:
+            db.execute(
+                "UPDATE rooms SET founder = ?, operators = ? WHERE name = ?",
+                (heir, " ".join(sorted(set(kept) | {heir})), room),
+            )
 
 
 def _like_escape(text: str) -> str:

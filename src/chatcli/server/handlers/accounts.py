@@ -6,14 +6,23 @@
   before connection registration (``before-connect``).
 * ``AUTHENTICATE`` (IRCv3 SASL 3.1/3.2, mechanism PLAIN) and ``PASS <account>:<password>``
   log in; so does ``NickServ IDENTIFY`` for clients that know nothing else.
-* A registered nick belongs to its account. Whoever else holds it is told to log in and,
-  after ``ServerConfig.nick_grace`` seconds, renamed to a ``Guest`` nick (Ergo's nick
-  enforcement, "timeout" method). The owner, logged in, takes it back with ``NICK``.
+* A registered nick belongs to its account. With ``nick_reservation = "timeout"`` (the
+  default) whoever else holds it is told to log in and, after ``ServerConfig.nick_grace``
+  seconds, renamed to a ``Guest`` nick (Ergo's "timeout" method); the owner, logged in,
+  takes it back with ``NICK``. With ``"strict"`` nobody else may take it at all: it is
+  used by logging in with SASL or PASS as one connects. Either way, direct messages to it
+  reach only a connection logged in to the account: while someone else holds the nick
+  they wait for the owner, as they do while the owner is offline.
+* An account has a stable identity (:attr:`chatcli.server.store.Account.identity`), by
+  which history, waiting messages and rooms know it. Dropping it (``NickServ DROP``) logs
+  out its connections, deletes its direct conversations and waiting messages, hands its
+  rooms to another of their registered operators (or unregisters them), and keeps its
+  name reserved until a server operator frees it (``NickServ ERASE``): nobody inherits an
+  account, its messages or its rooms.
 
-Passwords are checked on the connection's own thread and never under the world lock: a
-check costs scrypt's time and memory on purpose. Failed logins are counted per IP and per
-account; after :data:`FREE_FAILURES` each further attempt first waits, twice as long each
-time and at most ``ServerConfig.login_backoff_max`` seconds. Passwords are never logged.
+Passwords are checked on the connection's own thread and never under the world lock, each
+check counted against the throttles of :mod:`chatcli.server.logins` before it hashes.
+Passwords are never logged.
 """
 
 from __future__ import annotations
@@ -24,19 +33,21 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from chatcli.passwords import hash_password, verify_password
+from chatcli.passwords import check_nothing, hash_password, verify_password
 from chatcli.protocol import Message, caps
 from chatcli.protocol import numerics as n
-from chatcli.server import history
+from chatcli.server import history, logins
 from chatcli.server.commands import command
+from chatcli.server.errors import NicknameInUse
+from chatcli.server.logins import account_key, address_key, guarded
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.state import World
+    from chatcli.server.store import Account
 
 log = logging.getLogger("chatcli.server")
 
@@ -46,120 +57,64 @@ SERVICE_SOURCE = "NickServ!NickServ@services"
 RESERVED = frozenset({"nickserv", "chanserv"})
 NO_DATABASE = "Accounts need a database, and this server has none"
 MIN_PASSWORD = 4
-#: Failed logins (per IP and per account) that cost nothing; later ones wait first.
-FREE_FAILURES = 3
-#: A count of failures is forgotten after this long without another.
-FAILURE_MEMORY = 15 * 60.0
-#: Counts kept at most (about 170 bytes each); past it the oldest go first.
-MAX_FAILURE_KEYS = 50_000
 SASL_CHUNK = 400  # IRCv3 SASL: payloads come in 400-byte pieces
 SASL_MAX = 4096  # more than any PLAIN payload needs
-
-
-# -- throttling failed logins ---------------------------------------------------------------
-
-
-def login_delay(failures: int, base: float, limit: float) -> float:
-    """How long an attempt waits after ``failures`` recent failures: nothing for the first
-    :data:`FREE_FAILURES`, then ``base`` doubling with each, at most ``limit``."""
-    if failures < FREE_FAILURES or base <= 0:
-        return 0.0
-    return float(min(limit, base * 2 ** (failures - FREE_FAILURES)))
-
-
-def _throttle_keys(conn: Connection, folded: str) -> tuple[str, str]:
-    return ("ip " + conn.host, "account " + folded)
-
-
-def _failures(world: World, keys: tuple[str, ...], now: float) -> int:
-    with world.lock:
-        counts = [world.failed_logins.get(key) for key in keys]
-    return max(
-        (count for count, last in filter(None, counts) if now - last < FAILURE_MEMORY),
-        default=0,
-    )
-
-
-def _note(world: World, keys: tuple[str, ...], now: float, *, failed: bool) -> None:
-    """Count a failure under each of ``keys`` (or forget them, after a success); and forget
-    counts not added to for FAILURE_MEMORY, and the oldest past MAX_FAILURE_KEYS."""
-    with world.lock:
-        counts = world.failed_logins
-        for key in keys:
-            count, last = counts.pop(key, (0, now))
-            if failed:  # to the end, as the newest
-                counts[key] = (count + 1 if now - last < FAILURE_MEMORY else 1, now)
-        while counts:  # oldest first: each one is dropped once, whatever the rate
-            _, last = next(iter(counts.values()))
-            if now - last < FAILURE_MEMORY and len(counts) <= MAX_FAILURE_KEYS:
-                break
-            counts.popitem(last=False)
-
-
-def _pause(conn: Connection, seconds: float) -> None:
-    """Sleep ``seconds`` on the connection's thread, waking early if it is ending."""
-    deadline = time.monotonic() + seconds
-    while conn.quit_reason is None and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, 0.1))
+#: nick_reservation settings: see the module's docstring.
+TIMEOUT, STRICT = "timeout", "strict"
 
 
 # -- logging in and out ---------------------------------------------------------------------
 
 
-def throttled(conn: Connection, keys: tuple[str, ...], check: Callable[[], bool]) -> bool:
-    """Run ``check`` (a password check) and note its outcome under ``keys``; after repeated
-    failures under any of them, wait first. Never hold the world lock."""
-    world, config = conn.world, conn.config
-    failures = _failures(world, keys, time.monotonic())
-    wait = login_delay(failures, config.login_backoff, config.login_backoff_max)
-    if wait:
-        _pause(conn, wait)
-    ok = check()
-    _note(world, keys, time.monotonic(), failed=not ok)
-    return ok
+def _keys(conn: Connection, folded: str) -> tuple[str, str]:
+    return (address_key(conn), account_key(folded))
 
 
-def check_login(conn: Connection, name: str, password: str) -> str | None:
-    """The account ``name`` as registered if ``password`` is its password, else None.
-    Slow on purpose (scrypt, and a wait after repeated failures); never hold the lock."""
+def check_login(conn: Connection, name: str, password: str) -> Account | None:
+    """The account ``name`` if ``password`` is its password, else None. An unknown or
+    dropped account takes as long as a wrong password. Slow on purpose (scrypt, and the
+    throttles of :mod:`chatcli.server.logins`); never hold the lock."""
     store = conn.server.store
     if store is None or not name:
         return None
     folded = conn.world.fold(name)
     account = store.account(folded)
-    ok = throttled(
-        conn,
-        _throttle_keys(conn, folded),
-        lambda: account is not None and verify_password(password, account.password),
-    )
-    if not ok:
+    usable = account is not None and account.dropped is None
+
+    def check() -> bool:
+        if account is None or not usable:
+            return check_nothing(password)
+        return verify_password(password, account.password)
+
+    if not guarded(conn, _keys(conn, folded), check):
         log.info("failed login to %r from %s", name, conn.host)
         return None
-    assert account is not None
-    return account.name
+    return account
 
 
-def set_account(conn: Connection, account: str | None) -> None:
+def set_account(conn: Connection, account: Account | None) -> None:
     """Log ``conn`` in to ``account`` (None: out), and tell who shares a room with it
     (IRCv3 account-notify: ``ACCOUNT <name>``, or ``ACCOUNT *`` on logout)."""
     world = conn.world
+    name = account.name if account is not None else None
     with world.lock:
-        if conn.account == account:
+        if conn.account_id == (account.id if account is not None else None):
             return
-        conn.account = account
-        if account is not None and world.fold(account) == conn.folded_nick:
+        conn.account = name
+        conn.account_id = account.id if account is not None else None
+        if name is not None and world.fold(name) == conn.folded_nick:
             conn.nick_deadline = None
         if conn.registered:
-            relay = Relay(Message("ACCOUNT", (account or "*",), conn.source), account=account)
+            relay = Relay(Message("ACCOUNT", (name or "*",), conn.source), account=name)
             for peer in world.neighbours(conn):
                 if caps.ACCOUNT_NOTIFY in peer.caps:
                     peer.relay(relay)
-    if account is not None:
+    if name is not None:
         conn.reply(
             n.RPL_LOGGEDIN,
             f"{conn.name}!{conn.user or '~u'}@{conn.display_host}",
-            account,
-            f"You are now logged in as {account}",
+            name,
+            f"You are now logged in as {name}",
         )
         if conn.registered:
             history.deliver_pending(conn)
@@ -263,7 +218,11 @@ def register(conn: Connection, msg: Message) -> None:
 
 def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | None:
     """Register ``conn``'s nick (``wanted`` must be it, or ``*``) with ``password`` and log
-    in. Returns None, or the draft/account-registration FAIL code and a message."""
+    in. Returns None, or the draft/account-registration FAIL code and a message.
+
+    Whether the name is free is asked first, and a name taken (or kept by a dropped
+    account) counts as a failed login does, per address and per account: guessing which
+    names are registered is slowed down as guessing passwords is, and costs no hash."""
     store = conn.server.store
     if store is None:
         return "TEMPORARILY_UNAVAILABLE", NO_DATABASE
@@ -275,20 +234,30 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
         return "ACCOUNT_NAME_MUST_BE_NICK", "The account name must be your current nick"
     if len(password) < MIN_PASSWORD or password == "*":
         return "WEAK_PASSWORD", f"The password must have at least {MIN_PASSWORD} characters"
+    nick, folded = conn.nick, conn.folded_nick
+    if folded.startswith("guest") and folded[5:].isascii() and folded[5:].isdigit():
+        return "BAD_ACCOUNT_NAME", "Guest nicks are given out by the server: choose another"
+    taken = ("ACCOUNT_EXISTS", f"{nick} is already registered")
+    keys = _keys(conn, folded)
+    if store.account(folded) is not None:
+        if logins.wait_after_failures(conn, keys):
+            logins.note(conn.world, keys, failed=True)
+        return taken
     slot = _reserve_registration(conn, time.monotonic())
     if slot is None:
         return "TEMPORARILY_UNAVAILABLE", "Too many accounts registered from your address lately"
-    nick, folded = conn.nick, conn.folded_nick
-    stored = hash_password(password)
-    # A name taken counts as a failed login does, per address and per account: guessing
-    # which names are registered is slowed down as guessing passwords is.
-    if not throttled(
-        conn, _throttle_keys(conn, folded), lambda: store.create_account(folded, nick, stored)
-    ):
+    made: list[Account] = []
+
+    def register() -> bool:
+        account = store.create_account(folded, nick, hash_password(password))
+        made.extend([account] if account is not None else [])
+        return account is not None
+
+    if not guarded(conn, keys, register):  # taken meanwhile, or the connection ended
         _release_registration(conn, slot)
-        return "ACCOUNT_EXISTS", f"{nick} is already registered"
+        return taken
     log.info("account %s registered from %s", nick, conn.host)
-    set_account(conn, nick)
+    set_account(conn, made[0])
     return None
 
 
@@ -324,24 +293,63 @@ def _release_registration(conn: Connection, slot: float) -> None:
 # -- nick enforcement -----------------------------------------------------------------------
 
 
-def owner_of(conn: Connection, nick: str) -> str | None:
-    """The account that owns ``nick`` (as registered), if it is registered."""
+def owner_of(conn: Connection, nick: str) -> Account | None:
+    """The account that owns ``nick``, if it is registered (and not dropped). Reads the
+    database: call without the world lock."""
     store = conn.server.store
     if store is None:
         return None
     account = store.account(conn.world.fold(nick))
-    return account.name if account is not None else None
+    return account if account is not None and account.dropped is None else None
 
 
 def owns(conn: Connection, folded_nick: str) -> bool:
     return conn.account is not None and conn.world.fold(conn.account) == folded_nick
 
 
-def watch_nick(conn: Connection) -> None:
-    """``conn`` now has its nick (registered, or renamed): if an account it is not logged
-    in to owns it, warn it and start the clock (:func:`enforce`)."""
-    if conn.nick is None or owns(conn, conn.folded_nick) or owner_of(conn, conn.nick) is None:
-        conn.nick_deadline = None
+def claim_of(conn: Connection, nick: str) -> Account | None:
+    """The account that owns ``nick`` if ``conn`` is not logged in to it: whom ``conn``
+    would hold it for. Reads the database: call without the world lock, before taking
+    the nick, and pass the answer to :func:`hold`."""
+    if owns(conn, conn.world.fold(nick)):
+        return None
+    return owner_of(conn, nick)
+
+
+def refuse_strict(conn: Connection, nick: str, owner: Account | None) -> None:
+    """With ``nick_reservation = "strict"``, a registered nick is not to be taken by
+    someone not logged in to it.
+
+    Raises:
+        NicknameInUse: it is.
+    """
+    if owner is not None and conn.config.nick_reservation == STRICT:
+        raise NicknameInUse(
+            nick,
+            text=f"{nick} is a registered account: log in to it with SASL or "
+            f"PASS {nick}:<password> as you connect, or choose another nick",
+        )
+
+
+def hold(conn: Connection, owner: Account | None) -> None:
+    """``conn``, registered, has just taken a nick that ``owner`` owns (None: nobody else
+    does): start its grace period. Until it ends, direct messages to the nick wait for
+    the owner (see :mod:`chatcli.server.handlers.messaging`). Caller holds the world
+    lock, the same hold in which the nick was taken: there is no moment in which someone
+    else's messages could reach it."""
+    owned = owner is not None and conn.registered and not owns(conn, conn.folded_nick)
+    conn.nick_deadline = time.monotonic() + conn.config.nick_grace if owned else None
+
+
+def holds_for_another(conn: Connection) -> bool:
+    """Whether ``conn`` holds a nick registered to an account it is not logged in to.
+    Caller holds the world lock."""
+    return conn.nick_deadline is not None
+
+
+def warn_holder(conn: Connection, owner: Account | None) -> None:
+    """Tell ``conn`` that its nick is someone else's account, and what to do."""
+    if owner is None or conn.nick is None or owns(conn, conn.folded_nick):
         return
     if not conn.registered:  # in time to log in with SASL or PASS; the clock starts later
         service_notice(
@@ -350,12 +358,11 @@ def watch_nick(conn: Connection) -> None:
             f"PASS {conn.nick}:<password>.",
         )
         return
-    grace = conn.config.nick_grace
-    conn.nick_deadline = time.monotonic() + grace
     service_notice(
         conn,
-        f"{conn.nick} is a registered account. Log in within {grace:g} seconds "
-        f"(/msg {SERVICE} IDENTIFY <password>) or your nick will be changed.",
+        f"{conn.nick} is a registered account. Log in within {conn.config.nick_grace:g} "
+        f"seconds (/msg {SERVICE} IDENTIFY <password>) or your nick will be changed; "
+        "messages to it meanwhile wait for its owner.",
     )
 
 
@@ -364,11 +371,13 @@ def enforce(conn: Connection, now: float) -> None:
     deadline = conn.nick_deadline
     if deadline is None or now < deadline or conn.quit_reason is not None:
         return
-    conn.nick_deadline = None
     with conn.world.lock:  # checked and renamed at once: it may log in or move meanwhile
+        if conn.nick_deadline is None or conn.quit_reason is not None:
+            return
         if conn.registered and conn.nick is not None and not owns(conn, conn.folded_nick):
             service_notice(conn, f"{conn.nick} is registered to someone else: you are renamed.")
             to_guest(conn)
+        conn.nick_deadline = None
 
 
 def to_guest(conn: Connection) -> None:
@@ -382,6 +391,7 @@ def to_guest(conn: Connection) -> None:
             if world.fold(guest) not in world.nicks:
                 break
         rename(conn, guest)
+        conn.nick_deadline = None  # no account is named Guest<n>: see create()
 
 
 # -- NickServ -------------------------------------------------------------------------------
@@ -427,8 +437,9 @@ NICKSERV_HELP = (
     "REGISTER <password> — register your current nick",
     "IDENTIFY [<account>] <password> — log in",
     "INFO [<account>] — whether a nick is registered, and since when",
-    "SET PASSWORD <new password> — change your password (logged in)",
-    "DROP — delete your account (logged in)",
+    "SET PASSWORD <current password> <new password> — change your password",
+    "DROP <password> — delete your account and your direct messages; the name stays reserved",
+    "ERASE <account> — free a dropped account's name (server operators)",
 )
 
 
@@ -451,29 +462,13 @@ def nickserv_command(conn: Connection, text: str) -> None:
     elif verb in ("IDENTIFY", "LOGIN"):
         _identify(conn, args)
     elif verb == "INFO":
-        name = args[0] if args else (conn.account or conn.name)
-        account = store.account(conn.world.fold(name))
-        if account is None:
-            service_notice(conn, f"{name} is not registered.")
-        else:
-            since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(account.created))
-            service_notice(conn, f"Account {account.name}, registered {since}.")
-    elif verb == "SET" and len(args) == 2 and args[0].upper() == "PASSWORD":
-        if conn.account is None:
-            service_notice(conn, "Log in first.")
-        elif len(args[1]) < MIN_PASSWORD:
-            service_notice(conn, f"The password must have at least {MIN_PASSWORD} characters.")
-        else:
-            store.set_password(conn.world.fold(conn.account), hash_password(args[1]))
-            service_notice(conn, "Password changed.")
+        _info(conn, args[0] if args else (conn.account or conn.name))
+    elif verb == "SET" and args and args[0].upper() == "PASSWORD":
+        _set_password(conn, args[1:])
     elif verb == "DROP":
-        if conn.account is None:
-            service_notice(conn, "Log in first: DROP deletes the account you are logged in to.")
-            return
-        name = conn.account
-        store.drop_account(conn.world.fold(name))
-        set_account(conn, None)
-        service_notice(conn, f"Account {name} dropped.")
+        _drop(conn, args)
+    elif verb == "ERASE":
+        _erase(conn, args)
     else:
         service_notice(conn, f"Unknown command {verb}. /msg {SERVICE} HELP lists them.")
 
@@ -491,4 +486,98 @@ def _identify(conn: Connection, args: list[str]) -> None:
         service_notice(conn, "Invalid account or password.")
         return
     set_account(conn, account)
-    service_notice(conn, f"You are now logged in as {account}.")
+    service_notice(conn, f"You are now logged in as {account.name}.")
+
+
+def _info(conn: Connection, name: str) -> None:
+    store = conn.server.store
+    assert store is not None
+    account = store.account(conn.world.fold(name))
+    if account is None:
+        service_notice(conn, f"{name} is not registered.")
+    elif account.dropped is not None:
+        service_notice(conn, f"{account.name} was dropped; the name stays reserved.")
+    else:
+        since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(account.created))
+        service_notice(conn, f"Account {account.name}, registered {since}.")
+
+
+def _set_password(conn: Connection, args: list[str]) -> None:
+    """SET PASSWORD <current> <new>: the current password first, so that a session left
+    open (or taken over) cannot lock its owner out."""
+    store = conn.server.store
+    account_id, name = conn.account_id, conn.account
+    if store is None or account_id is None or name is None:
+        service_notice(conn, "Log in first.")
+        return
+    if len(args) != 2:
+        service_notice(conn, "Usage: SET PASSWORD <current password> <new password>")
+        return
+    current, new = args
+    if len(new) < MIN_PASSWORD:
+        service_notice(conn, f"The password must have at least {MIN_PASSWORD} characters.")
+        return
+
+    def change() -> bool:
+        account = store.account_by_id(account_id)
+        if account is None or account.dropped is not None:
+            return check_nothing(current)
+        if not verify_password(current, account.password):
+            return False
+        store.set_password(account_id, hash_password(new))
+        return True
+
+    if guarded(conn, _keys(conn, conn.world.fold(name)), change, hashes=2):
+        service_notice(conn, "Password changed.")
+    else:
+        service_notice(conn, "The current password is not right: the password is unchanged.")
+
+
+def _drop(conn: Connection, args: list[str]) -> None:
+    if conn.account is None:
+        service_notice(conn, "Log in first: DROP deletes the account you are logged in to.")
+        return
+    if len(args) != 1:
+        service_notice(
+            conn,
+            "Usage: DROP <password>. It deletes your account and your direct messages; "
+            "your rooms pass to their other operators.",
+        )
+        return
+    account = check_login(conn, conn.account, args[0])
+    if account is None or account.id != conn.account_id:
+        service_notice(conn, "Invalid password: the account is kept.")
+        return
+    drop(conn, account)
+    service_notice(conn, f"Account {account.name} dropped; the name stays reserved.")
+
+
+def drop(conn: Connection, account: Account) -> None:
+    """Drop ``account`` (see the module's docstring): every connection logged in to it is
+    logged out first, then its rooms are handed on, then the database forgets it."""
+    from chatcli.server.handlers.rooms import forget_account
+
+    store = conn.server.store
+    assert store is not None
+    world = conn.world
+    with world.lock:
+        holders = [other for other in world.connections if other.account_id == account.id]
+    for holder in holders:
+        set_account(holder, None)
+    forget_account(world, account, conn.config.room)
+    store.drop_account(account.id)
+    log.info("account %s dropped from %s", account.name, conn.host)
+
+
+def _erase(conn: Connection, args: list[str]) -> None:
+    store = conn.server.store
+    assert store is not None
+    if "o" not in conn.modes:
+        service_notice(conn, "Only server operators may erase a dropped account's name.")
+    elif len(args) != 1:
+        service_notice(conn, "Usage: ERASE <account>")
+    elif store.erase_account(conn.world.fold(args[0])):
+        log.info("dropped account %s erased by %s", args[0], conn.name)
+        service_notice(conn, f"{args[0]} is free to be registered again.")
+    else:
+        service_notice(conn, f"{args[0]} is not a dropped account.")

@@ -1,4 +1,10 @@
-"""Talking: PRIVMSG, NOTICE and AWAY."""
+"""Talking: PRIVMSG, NOTICE and AWAY.
+
+A direct message to a registered nick reaches only a connection logged in to its account:
+while the owner is offline, or while someone else holds the nick (its grace period, see
+:mod:`chatcli.server.handlers.accounts`), it waits for the owner's next login, and the
+sender is told so with RPL_AWAY.
+"""
 
 from __future__ import annotations
 
@@ -77,6 +83,7 @@ def _deliver_one(
     away: tuple[str, str] | None = None  # the recipient's nick and away message
     kept: int | None = None  # the history write to wait for before confirming
     relay: Relay | None = None
+    recipient = None
     if target.startswith("$") and not tags_only:
         operators.to_everyone(conn, msg, target)
         return
@@ -96,7 +103,9 @@ def _deliver_one(
             world.broadcast(channel, relay, skip=conn)
             if not tags_only:
                 kept = history.record(conn, world.fold(channel.name), out, relay, client_tags)
-        elif (recipient := world.find_nick(target)) is not None:
+        elif (recipient := world.find_nick(target)) is not None and not (
+            accounts.holds_for_another(recipient)
+        ):
             out = Message(msg.command, (recipient.name, *rest), conn.source)
             relay = Relay(
                 out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
@@ -115,6 +124,8 @@ def _deliver_one(
             return
         relay, kept = _keep_for_offline(conn, msg, target, client_tags)
         away = (target, "Offline: your message is kept for their return")
+        if recipient is not None:  # someone holds the nick, not logged in to it
+            away = (target, "Not logged in as its owner: your message waits for the owner")
     # What the sender is told from now on (its echo, then whatever it asks next) is held
     # until the message is in the history: once confirmed, it survives a crash.
     if kept is not None:
@@ -135,12 +146,12 @@ def _keep_for_offline(
     owner = conn.world.fold(target)
     valid = is_valid_nick(target, conn.config.nick_len)
     account = store.account(owner) if store is not None and valid else None
-    if account is None or msg.command == "TAGMSG":
+    if account is None or account.dropped is not None or msg.command == "TAGMSG":
         raise NoSuchNick(target)
     out = Message(msg.command, (account.name, msg.params[1]), conn.source)
     relay = Relay(out, client_tags=client_tags, bot="B" in conn.modes, account=conn.account)
-    key = history.conversation(history.identity(conn), owner)
-    return relay, history.record(conn, key, out, relay, client_tags, pending_for=(owner,))
+    key = history.conversation(history.identity(conn), account.identity)
+    return relay, history.record(conn, key, out, relay, client_tags, pending_for=(account.id,))
 
 
 @command("AWAY")

@@ -13,18 +13,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatcli.errors import ConfigError
-from chatcli.passwords import verify_password
+from chatcli.passwords import check_nothing, verify_password
 from chatcli.protocol import Message, caps, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import command
 from chatcli.server.errors import (
-    NoOperHost,
     NoPrivileges,
     NoSuchNick,
     NoSuchServer,
     PasswdMismatch,
 )
-from chatcli.server.handlers.accounts import throttled
+from chatcli.server.logins import address_key, guarded, operator_key
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -36,10 +35,15 @@ def oper(conn: Connection, msg: Message) -> None:
     """OPER <name> <password> — become a server operator."""
     name, password = msg.params[0], msg.params[1]
     stored = dict(conn.config.operators).get(name)
-    if stored is None:
-        raise NoOperHost()
-    # Slowed after repeated failures from one address, as logins to accounts are.
-    if not throttled(conn, ("oper " + conn.host,), lambda: verify_password(password, stored)):
+    # An unknown name is checked against a dummy hash and refused as a wrong password is,
+    # so that operators' names cannot be told by the reply or its time; attempts are
+    # throttled per address and per name, as logins to accounts are.
+    keys = (address_key(conn), operator_key(name[:64]))
+    if not guarded(
+        conn,
+        keys,
+        lambda: check_nothing(password) if stored is None else verify_password(password, stored),
+    ):
         raise PasswdMismatch()
     with conn.world.lock:
         if "o" in conn.modes:

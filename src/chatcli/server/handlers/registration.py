@@ -26,6 +26,7 @@ from chatcli.server.errors import (
     ErroneousNickname,
     InvalidCapCmd,
     NeedMoreParams,
+    NicknameInUse,
     NoNicknameGiven,
 )
 from chatcli.server.handlers import accounts, monitor
@@ -120,7 +121,8 @@ def cap(conn: Connection, msg: Message) -> None:
     if sub == "LS":
         if not conn.registered:
             conn.cap_negotiating = True
-        version = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
+        asked = msg.params[1] if len(msg.params) > 1 else ""
+        version = int(asked) if asked.isascii() and asked.isdigit() and len(asked) < 6 else 0
         if version >= 302:  # implied by CAP LS 302 (IRCv3 cap-notify)
             conn.caps.add(caps.CAP_NOTIFY)
         offered = " ".join(
@@ -182,10 +184,13 @@ def nick(conn: Connection, msg: Message) -> None:
     folded = world.fold(new)
     if folded in accounts.RESERVED:
         raise ErroneousNickname(new, text="Nickname is reserved for a service")
+    if new == conn.nick:
+        return
+    changed = folded != conn.folded_nick
+    owner = accounts.claim_of(conn, new) if changed else None  # (reads the database)
+    if conn.registered:
+        accounts.refuse_strict(conn, new, owner)
     with world.lock:
-        if new == conn.nick:
-            return
-        changed = folded != conn.folded_nick
         holder = world.nicks.get(folded)
         if (
             holder is not None
@@ -196,8 +201,10 @@ def nick(conn: Connection, msg: Message) -> None:
             accounts.service_notice(holder, f"{new} is taken back by its owner.")
             accounts.to_guest(holder)
         rename(conn, new)
+        if changed:
+            accounts.hold(conn, owner)
     if changed:
-        accounts.watch_nick(conn)
+        accounts.warn_holder(conn, owner)
     if not conn.registered:
         try_register(conn)
 
@@ -273,9 +280,22 @@ def try_register(conn: Connection) -> None:
         conn.reply(n.ERR_PASSWDMISMATCH, "Invalid account or password")
         conn.disconnect("Invalid account or password")
         return
+    owner = accounts.claim_of(conn, conn.nick)  # (reads the database)
     world = conn.world
+    if owner is not None and config.nick_reservation == accounts.STRICT:
+        # Not logged in to it: the client chooses another nick, and registration waits.
+        with world.lock:
+            if world.nicks.get(conn.folded_nick) is conn:
+                del world.nicks[conn.folded_nick]
+            taken, conn.nick, conn.folded_nick = conn.nick, None, ""
+        try:
+            accounts.refuse_strict(conn, taken, owner)
+        except NicknameInUse as err:
+            conn.send_error(err)
+        return
     with world.lock:
         conn.registered = True
+        accounts.hold(conn, owner)  # before anyone can find it: see accounts.hold
         if conn.secure:
             conn.modes.add("Z")
         world.users += 1
@@ -288,7 +308,7 @@ def try_register(conn: Connection) -> None:
         from chatcli.server.handlers.channels import join_channel
 
         join_channel(conn, config.room, None)
-    accounts.watch_nick(conn)
+    accounts.warn_holder(conn, owner)
     if conn.account is not None:
         history.deliver_pending(conn)
 

@@ -4,6 +4,11 @@ An operator of a room who is logged in registers it with ``/msg ChanServ REGISTE
 and becomes its founder. A registered room stays when empty; whoever joins it with the
 account of its founder, or of anyone who held ``+o`` there while it was saved, gets ``+o``
 back. Its state is saved whenever its topic, modes or operators change.
+
+Founders and operators are accounts' identities (``@<id>``, see
+:attr:`chatcli.server.store.Account.identity`), never names: when an account is dropped it
+loses them (:func:`forget_account`), and a room it founded passes to another of its
+registered operators or, with none, stops being registered; the room is told.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import is_channel
+from chatcli.protocol import Message, is_channel
+from chatcli.server import history
 from chatcli.server.channel import Channel
 from chatcli.server.handlers.accounts import NO_DATABASE, service_notice
 from chatcli.server.store import RoomRecord
+from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.state import World
-    from chatcli.server.store import Store
+    from chatcli.server.store import Account, Store
 
 SOURCE = "ChanServ!ChanServ@services"
 HELP = (
@@ -46,12 +53,19 @@ def chanserv_command(conn: Connection, text: str) -> None:
         service_notice(conn, f"Usage: {verb} <#room>. /msg ChanServ HELP lists them.", SOURCE)
         return
     world = conn.world
+    if verb == "INFO":
+        with world.lock:
+            channel = world.find_channel(args[0])
+            found = (channel.name, channel.founder, channel.created) if channel else None
+        if found is None:
+            service_notice(conn, f"There is no room {args[0]}.", SOURCE)
+        else:
+            service_notice(conn, _info(store, *found), SOURCE)
+        return
     with world.lock:
         channel = world.find_channel(args[0])
         if channel is None:
             service_notice(conn, f"There is no room {args[0]}.", SOURCE)
-        elif verb == "INFO":
-            service_notice(conn, _info(channel), SOURCE)
         elif conn.account is None:
             service_notice(conn, "Log in first: rooms belong to accounts.", SOURCE)
         elif verb == "REGISTER":
@@ -60,11 +74,14 @@ def chanserv_command(conn: Connection, text: str) -> None:
             _drop(conn, channel, store)
 
 
-def _info(channel: Channel) -> str:
-    if channel.founder is None:
-        return f"{channel.name} is not registered."
-    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(channel.created))
-    return f"{channel.name} was registered by {channel.founder}; it exists since {since}."
+def _info(store: Store, name: str, founder: str | None, created: int) -> str:
+    """What ChanServ INFO says of a room. Reads the database: without the world lock."""
+    if founder is None:
+        return f"{name} is not registered."
+    account = store.account_by_id(int(founder[1:]))
+    who = account.name if account is not None else "an account since dropped"
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created))
+    return f"{name} was registered by {who}; it exists since {since}."
 
 
 def _register(conn: Connection, channel: Channel, store: Store) -> None:
@@ -74,34 +91,76 @@ def _register(conn: Connection, channel: Channel, store: Store) -> None:
     elif not channel.is_op(conn):
         service_notice(conn, f"Only an operator of {channel.name} may register it.", SOURCE)
     else:
-        channel.founder = conn.account
+        channel.founder = history.identity(conn)
         channel.permanent = True
         save(conn.world, channel)
         service_notice(conn, f"{channel.name} is registered to {conn.account}.", SOURCE)
 
 
 def _drop(conn: Connection, channel: Channel, store: Store) -> None:
-    account = conn.world.fold(conn.account or "")
-    if channel.founder is None or conn.world.fold(channel.founder) != account:
+    if channel.founder is None or channel.founder != history.identity(conn):
         service_notice(conn, f"Only the founder of {channel.name} may drop it.", SOURCE)
         return
-    store.drop_room(conn.world.fold(channel.name))
-    channel.founder = None
-    channel.op_accounts.clear()
-    channel.permanent = conn.world.fold(channel.name) == conn.world.fold(conn.config.room)
+    _unregister(conn.world, channel, store, conn.config.room)
     service_notice(conn, f"{channel.name} is no longer registered.", SOURCE)
 
 
-def save(world: World, channel: Channel) -> None:
-    """Save a registered room's state (a no-op for others). Caller holds the world lock."""
+def _unregister(world: World, channel: Channel, store: Store, default_room: str) -> None:
+    store.drop_room(world.fold(channel.name))
+    channel.founder = None
+    channel.op_accounts.clear()
+    channel.permanent = world.fold(channel.name) == world.fold(default_room)
+
+
+def forget_account(world: World, account: Account, default_room: str) -> None:
+    """``account`` is being dropped: it is no longer an operator of any registered room,
+    and each room it founded passes to another of its registered operators (the first by
+    id: the oldest account) or, with none, is no longer registered. Each room changed is
+    told by ChanServ."""
+    store = world.store
+    if store is None:
+        return
+    gone = account.identity
+    with world.lock:
+        for channel in list(world.channels.values()):
+            if channel.founder is None or gone not in channel.op_accounts | {channel.founder}:
+                continue
+            channel.op_accounts.discard(gone)
+            if channel.founder != gone:
+                save(world, channel, forgetting=gone)
+                continue
+            heirs = sorted(channel.op_accounts, key=lambda identity: int(identity[1:]))
+            if heirs:
+                channel.founder = heirs[0]
+                save(world, channel, forgetting=gone)
+                text = (
+                    f"{channel.name}'s founder {account.name} dropped their account: the "
+                    "room now belongs to the next of its registered operators."
+                )
+            else:
+                _unregister(world, channel, store, default_room)
+                text = (
+                    f"{channel.name}'s founder {account.name} dropped their account, and "
+                    "no other registered operator is left: the room is no longer registered."
+                )
+            relay = Relay(Message("NOTICE", (channel.name, text), SOURCE))
+            world.broadcast(channel, relay)
+
+
+def save(world: World, channel: Channel, forgetting: str | None = None) -> None:
+    """Save a registered room's state (a no-op for others): who of its members is an
+    operator now (but ``forgetting``, an account being dropped), its topic and modes.
+    Caller holds the world lock."""
     store = world.store
     if channel.founder is None or store is None:
         return
     for member, prefixes in channel.members.items():
-        if member.account is not None:
-            folded = world.fold(member.account)
-            (channel.op_accounts.add if "o" in prefixes else channel.op_accounts.discard)(folded)
-    channel.op_accounts.add(world.fold(channel.founder))
+        if member.account_id is not None:
+            identity = history.identity(member)
+            if identity != forgetting:
+                op = "o" in prefixes
+                (channel.op_accounts.add if op else channel.op_accounts.discard)(identity)
+    channel.op_accounts.add(channel.founder)
     record = RoomRecord(
         name=channel.name,
         founder=channel.founder,
@@ -138,4 +197,4 @@ def load(world: World, store: Store) -> None:
 
 def starts_as_op(conn: Connection, channel: Channel) -> bool:
     """Whether ``conn`` gets +o on joining registered ``channel``."""
-    return conn.account is not None and conn.world.fold(conn.account) in channel.op_accounts
+    return conn.account_id is not None and history.identity(conn) in channel.op_accounts
