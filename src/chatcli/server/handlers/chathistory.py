@@ -6,14 +6,22 @@
     CHATHISTORY TARGETS <timestamp> <timestamp> <limit>
 
 A reference is ``msgid=<id>`` or ``timestamp=<server-time>``. Messages come in a
-``chathistory`` batch, oldest first. Errors are ``FAIL CHATHISTORY <code> ...``.
+``chathistory`` batch, oldest first. Errors are ``FAIL CHATHISTORY <code> ...``
+(IRCv3 standard replies): every parameter is checked before it is used, so that nothing a
+client sends can make the command fail otherwise.
+
+* A limit is 1 to :data:`MAX_LIMIT_DIGITS` ASCII digits, at least 1; the server returns at
+  most ``max_chathistory`` messages whatever the limit.
+* A timestamp is ``YYYY-MM-DDThh:mm:ss[.fraction]Z`` in ASCII digits, and a real UTC date
+  and time (no 13th month, no 25th hour, no leap second).
+* A msgid is 1 to :data:`MAX_MSGID_CHARS` characters.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_channel, server_time
@@ -24,7 +32,16 @@ from chatcli.server.store import Store
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z$")
+# ASCII digits only ([0-9], not \d, which matches any Unicode digit); \Z, not $, which would
+# let a trailing newline through.
+_TIMESTAMP = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?Z\Z"
+)
+#: The most digits a limit may have: more than any history holds.
+MAX_LIMIT_DIGITS = 9
+#: The longest msgid a reference may name: longer than any this server makes (or another
+#: server's, which are seldom above 40).
+MAX_MSGID_CHARS = 128
 # A reference, resolved: (row id, unix ms); a row id of -1 means "by time".
 Ref = tuple[int, int]
 
@@ -136,14 +153,35 @@ def _key(conn: Connection, sub: str, target: str) -> str | None:
 
 
 def _limit(conn: Connection, sub: str, text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    """The limit ``text`` asks for, capped at ``max_chathistory``.
+
+    Raises:
+        HistoryFail: INVALID_PARAMS, unless ``text`` is 1 to :data:`MAX_LIMIT_DIGITS` ASCII
+            digits worth at least 1 (``str.isdigit`` alone also admits ``²``, which
+            ``int`` refuses).
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_LIMIT_DIGITS):
         raise HistoryFail("INVALID_PARAMS", sub, "The limit must be a positive number")
-    return min(int(text), conn.config.max_chathistory)
+    limit = int(text)
+    if limit < 1:
+        raise HistoryFail("INVALID_PARAMS", sub, "The limit must be a positive number")
+    return min(limit, conn.config.max_chathistory)
 
 
 def _ref(store: Store, sub: str, text: str) -> Ref:
+    """The message or time the reference ``text`` names.
+
+    Raises:
+        HistoryFail: INVALID_PARAMS for anything but ``msgid=<1 to MAX_MSGID_CHARS
+            characters>`` or a valid ``timestamp=``; INVALID_MSGREFTYPE for a msgid that
+            names no message kept.
+    """
     kind, _, value = text.partition("=")
-    if kind == "msgid" and value:
+    if kind == "msgid":
+        if not 0 < len(value) <= MAX_MSGID_CHARS:
+            raise HistoryFail(
+                "INVALID_PARAMS", sub, f"A msgid is 1 to {MAX_MSGID_CHARS} characters"
+            )
         row = store.row_of(value)
         if row is None:
             raise HistoryFail("INVALID_MSGREFTYPE", sub, text, "No such message")
@@ -154,13 +192,28 @@ def _ref(store: Store, sub: str, text: str) -> Ref:
 
 
 def _timestamp(sub: str, text: str) -> int:
+    """The Unix time, in milliseconds, of ``timestamp=YYYY-MM-DDThh:mm:ss[.fff]Z``.
+
+    Raises:
+        HistoryFail: INVALID_PARAMS, unless ``text`` has that form in ASCII digits and
+            names a real date and time.
+    """
     kind, _, value = text.partition("=")
     found = _TIMESTAMP.match(value) if kind == "timestamp" else None
-    if found is None:
+    millis = _unix_ms(found.group(1), found.group(2)) if found is not None else None
+    if millis is None:
         raise HistoryFail("INVALID_PARAMS", sub, "Timestamps look like timestamp=" + _EXAMPLE)
-    seconds = calendar.timegm(time.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S"))
-    fraction = (found.group(2) or "0").ljust(3, "0")[:3]
-    return seconds * 1000 + int(fraction)
+    return millis
+
+
+def _unix_ms(when: str, fraction: str | None) -> int | None:
+    """``YYYY-MM-DDThh:mm:ss`` (UTC) and a fraction of a second as Unix milliseconds; None
+    if there is no such date or time (``2026-13-45T99:99:99``)."""
+    try:
+        parsed = datetime.strptime(when, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return calendar.timegm(parsed.timetuple()) * 1000 + int((fraction or "0").ljust(3, "0")[:3])
 
 
 def _before(one: Ref, other: Ref) -> bool:
