@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatcli.protocol import MAX_BODY_BYTES, MAX_LINE_BYTES, MAX_TAG_BYTES, LineBuffer, parse_line
-from chatcli.protocol.errors import ReadQExceeded
+from chatcli.protocol.errors import InputTooLong, ReadQExceeded
 
 V = pytest.param
 
@@ -106,8 +106,9 @@ def test_longest_legal_irc_line_fits_the_default_buffer():
 
 
 # --------------------------------------------------------------------------------------------
-# Over-long lines: "No line may exceed max_line bytes, and no more than that is held without
-# a line ending. Past that, feed raises ReadQExceeded."
+# Over-long lines, by default (what a client reading a server wants): "No line may exceed
+# max_line bytes, and no more than that is held without a line ending. Past that, feed
+# raises ReadQExceeded."
 # --------------------------------------------------------------------------------------------
 
 MAX = 10
@@ -202,3 +203,114 @@ def test_lines_before_an_overlong_line_are_not_lost():
     with pytest.raises(ReadQExceeded) as caught:
         buffer.feed(b"NICK a\r\n" + b"y" * 30)
     assert caught.value.lines == [b"NICK a"]
+
+
+# --------------------------------------------------------------------------------------------
+# Dropping over-long lines (what a server does with its clients' input): "With max_dropped,
+# an over-long line is dropped: its first max_line + 1 bytes stand in for it once its line
+# ending comes, and framing goes on after it. Only a line that goes on for more than
+# max_dropped bytes without ending raises ReadQExceeded."
+# --------------------------------------------------------------------------------------------
+
+DROP = 40  # max_dropped, with max_line MAX
+
+
+def reference(stream: bytes, max_line: int, max_dropped: int) -> tuple[list[bytes], int] | None:
+    """What dropping framing gives for ``stream``, worked out line by line: the lines and
+    the bytes pending, or None where ReadQExceeded must be raised."""
+    *complete, rest = stream.split(b"\n")
+    lines = []
+    for line in complete:
+        if len(line) <= max_line:
+            lines.append(line[:-1] if line.endswith(b"\r") else line)
+        elif len(line) <= max_dropped:
+            lines.append(line[: max_line + 1])
+        else:
+            return None
+    if len(rest) > max_dropped:
+        return None
+    return lines, min(len(rest), max_line + 1)
+
+
+def feed_dropping(chunks: list[bytes], max_line: int = MAX, max_dropped: int = DROP):
+    buffer = LineBuffer(max_line, max_dropped)
+    lines = []
+    try:
+        for chunk in chunks:
+            lines.extend(buffer.feed(chunk))
+            assert buffer.pending <= max_line + 1
+    except ReadQExceeded:
+        assert buffer.pending == 0 and not buffer.dropping
+        return None
+    return lines, buffer.pending
+
+
+@pytest.mark.parametrize(
+    ("stream", "lines", "pending"),
+    [
+        V(b"x" * MAX + b"\n", [b"x" * MAX], 0, id="exactly-max-passes-whole"),
+        V(b"x" * (MAX + 1) + b"\n", [b"x" * (MAX + 1)], 0, id="one-over-is-its-own-stand-in"),
+        V(b"y" * 30 + b"\r\n", [b"y" * (MAX + 1)], 0, id="stand-in-is-the-first-bytes"),
+        V(b"x" * MAX + b"\r\n", [b"x" * MAX + b"\r"], 0, id="stand-in-keeps-its-cr"),
+        V(b"a\n" + b"z" * 25 + b"\nb\r\n", [b"a", b"z" * (MAX + 1), b"b"], 0, id="in-between"),
+        V(b"z" * DROP + b"\nok\n", [b"z" * (MAX + 1), b"ok"], 0, id="max-dropped-is-dropped"),
+        V(b"ok\n" + b"z" * 25, [b"ok"], MAX + 1, id="being-dropped-holds-only-the-head"),
+        V(b"\n".join([b"w" * 20] * 3) + b"\n", [b"w" * (MAX + 1)] * 3, 0, id="one-after-another"),
+    ],
+)
+def test_over_long_lines_are_dropped_and_framing_goes_on(stream, lines, pending):
+    for chunks in chunkings(stream):
+        assert feed_dropping(chunks) == (lines, pending), chunks
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        V(b"z" * (DROP + 1), id="past-max-dropped-without-ending"),
+        V(b"z" * (DROP + 1) + b"\n", id="past-max-dropped-ending-too-late"),
+        V(b"z" * DROP + b"\r\n", id="cr-counts"),
+        V(b"ok\n" + b"z" * 1000, id="far-too-long"),
+    ],
+)
+def test_only_a_line_past_max_dropped_raises(stream):
+    for chunks in chunkings(stream):
+        assert feed_dropping(chunks) is None, chunks
+
+
+def test_lines_before_an_endless_one_are_not_lost_when_dropping():
+    buffer = LineBuffer(MAX, DROP)
+    assert buffer.feed(b"a\n" + b"z" * 20) == [b"a"]
+    assert buffer.dropping
+    with pytest.raises(ReadQExceeded) as caught:
+        buffer.feed(b"z" * 10 + b"\nQUIT :bye\n" + b"z" * 50)
+    assert caught.value.lines == [b"z" * (MAX + 1), b"QUIT :bye"]
+    assert caught.value.fatal
+
+
+@settings(max_examples=300)
+@given(st.data())
+def test_dropping_matches_the_line_by_line_reference_however_fed(data):
+    pieces = [b"a", b"bc", b" ", b"\r", b"\n", b"x" * 9, b"y" * 17]
+    stream = b"".join(data.draw(st.lists(st.sampled_from(pieces), max_size=30)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert feed_dropping(chunks) == reference(stream, MAX, DROP)
+
+
+def test_max_dropped_must_leave_room_for_an_over_long_line():
+    with pytest.raises(ValueError):
+        LineBuffer(MAX, MAX)
+    assert LineBuffer(MAX, MAX + 1).max_dropped == MAX + 1
+
+
+def test_tags_over_every_limit_stand_in_as_a_line_parse_line_refuses():
+    """IRCv3 message-tags: a client's tags over the limit are answered 417 (InputTooLong)
+    and the connection goes on; the stand-in for the line is too long to parse, and still
+    starts as the line did."""
+    line = b"@label=L1;+a=" + b"y" * 9000 + b" TAGMSG #r"
+    buffer = LineBuffer(max_dropped=64 * 1024)
+    [stand_in, after] = buffer.feed(line + b"\r\n" + b"PING x\r\n")
+    assert len(stand_in) == MAX_LINE_BYTES + 1 and stand_in.startswith(b"@label=L1;+a=yyy")
+    with pytest.raises(InputTooLong):
+        parse_line(stand_in)
+    assert parse_line(after).params == ("x",)

@@ -598,8 +598,31 @@ def test_tag_section_limit():
 def test_limit_false_turns_off_length_checks():
     long_body = _body(2000)
     long_tags = _tags(20000) + b" PING"
+    padded = b" " * 9000 + b"PING x"
     assert parse_line(long_body, limit=False).params[1] == "x" * (2000 - 12)
     assert parse_line(long_tags, limit=False).tags["a"] == "v" * (20000 - 3)
+    assert parse_line(padded, limit=False).params == ("x",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        V(b" " * 9000 + b"PING x", id="leading-spaces"),
+        V(b"@a=b" + b" " * 9000 + b"PING x", id="spaces-after-the-tags"),
+        V(b"@a=b" + b" " * (MAX_TAG_BYTES + MAX_BODY_BYTES - 4) + b"P", id="one-byte-over"),
+        V(b"@a=b" + b" " * (MAX_TAG_BYTES + MAX_BODY_BYTES - 4) + b"\r", id="with-its-cr"),
+    ],
+)
+def test_no_line_is_longer_than_a_full_tag_section_and_a_full_body(line):
+    """However much of it is padding: the stand-in for a line that framing dropped is one
+    byte longer than that, and must never parse as a (cut) message."""
+    with pytest.raises(InputTooLong):
+        parse_line(line)
+
+
+def test_a_padded_line_within_the_maximum_still_parses():
+    line = b" " * (MAX_TAG_BYTES + MAX_BODY_BYTES - 6) + b"PING x"
+    assert parse_line(line).params == ("x",)
 
 
 @pytest.mark.parametrize(

@@ -27,10 +27,47 @@ def test_overlong_tags_get_417(connect):
     alice.sync()
 
 
-def test_endless_line_closes_only_that_connection(connect):
+def test_tags_over_every_limit_get_417_and_everyone_goes_on(connect):
+    """IRCv3 message-tags: tags over the client limit are answered ERR_INPUTTOOLONG; the
+    line is dropped, not the connection. Even a line longer than any line can be (here
+    9000 bytes of tags) is dropped as it arrives, and framing resumes at its end."""
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("JOIN", "#lobby")  # bob's
+    bob.send("@+a=" + "y" * 9000 + " TAGMSG #lobby")
+    assert bob.expect("417").params[0] == "bob"
+    bob.send("PING :after")
+    assert bob.expect("PONG", skip=False).params[-1] == "after"
+    bob.send("PRIVMSG alice :still here")
+    assert alice.expect("PRIVMSG").params == ("alice", "still here")
+    alice.send("PRIVMSG #lobby :and so am I")
+    assert bob.expect("PRIVMSG", "#lobby").params[1] == "and so am I"
+    assert not [m for m in alice.sync() if m.command in ("QUIT", "TAGMSG")]
+
+
+def test_a_line_far_too_long_but_ended_gets_417_and_lines_around_it_run(server, connect):
+    alice = connect("alice")
+    huge = b"PRIVMSG #lobby :" + b"z" * (server.config.max_recvq - 100)
+    alice.send(b"PING :before\r\n" + huge + b"\r\nPING :after\r\n")
+    assert alice.expect("PONG", skip=False).params[-1] == "before"
+    assert alice.expect("417", skip=False).params[0] == "alice"
+    assert alice.expect("PONG", skip=False).params[-1] == "after"
+
+
+def test_the_417_for_a_dropped_line_carries_its_label(connect):
+    """The stand-in for a dropped line starts as the line did: its label is read."""
+    alice = connect("alice", caps="labeled-response batch message-tags")
+    alice.send("@label=big;+a=" + "y" * 9000 + " TAGMSG #lobby")
+    assert alice.expect("417").tags.get("label") == "big"
+    alice.sync()
+
+
+def test_endless_line_closes_only_that_connection(server, connect):
+    """A line that goes on past the receive queue (max_recvq) without ending is taken as
+    never ending: that connection is closed (one that ends sooner gets 417, above)."""
     alice, flooder = connect("alice"), connect("flood")
     alice.expect("JOIN")
-    flooder.sock.sendall(b"PRIVMSG #lobby :" + b"z" * 20000)  # no line ending, ever
+    endless = b"PRIVMSG #lobby :" + b"z" * (server.config.max_recvq + 1)  # no line ending
+    flooder.sock.sendall(endless)
     assert flooder.expect("ERROR").params[0].endswith("(ReadQ exceeded)")
     assert alice.expect("QUIT").params == ("ReadQ exceeded",)
     alice.send("PRIVMSG #lobby :still here")

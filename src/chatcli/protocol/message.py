@@ -33,6 +33,9 @@ MAX_BODY_BYTES = 512
 #: what a server may send, and what a client may send (only its own tags: less room).
 MAX_TAG_BYTES = 8191
 MAX_CLIENT_TAG_BYTES = 4096
+#: The longest line there can be, without its CRLF: a full tag section and a full body.
+#: (What :class:`~chatcli.protocol.framing.LineBuffer` holds at most, as MAX_LINE_BYTES.)
+_MAX_LINE = MAX_TAG_BYTES + MAX_BODY_BYTES
 
 # \Z, not $: "$" also matches before a trailing newline, which would let "PING\n" through.
 _COMMAND = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})\Z")
@@ -251,12 +254,16 @@ def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
 
     Args:
         data: the raw line as bytes (decoded here as strict UTF-8) or text.
-        limit: enforce :data:`MAX_BODY_BYTES` and :data:`MAX_CLIENT_TAG_BYTES`, as a
-            server reading a client does (a client reading a server turns it off).
+        limit: enforce :data:`MAX_BODY_BYTES` and :data:`MAX_CLIENT_TAG_BYTES`, and refuse
+            any line longer than a full tag section and a full body together (however
+            much of it is spaces: such is the stand-in for an over-long line that
+            :class:`~chatcli.protocol.framing.LineBuffer` dropped), as a server reading a
+            client does (a client reading a server turns it off).
 
     Raises:
         EmptyLine: the line holds only spaces.
-        InputTooLong: the body or the tags exceed the limits.
+        InputTooLong: the body or the tags exceed the limits, or the line the most any
+            line may hold.
         InvalidUtf8: the line is not UTF-8.
         MalformedLine: the line has no command or a malformed part.
     """
@@ -267,6 +274,8 @@ def parse_line(data: bytes | str, *, limit: bool = True) -> Message:
             raw = data.encode("utf-8", "surrogatepass")
     else:
         raw = data
+    if limit and len(raw) > _MAX_LINE:  # first: the stand-in of a dropped line may end in CR
+        raise InputTooLong("line too long")
     if b"\0" in raw or b"\r" in raw or b"\n" in raw:
         raise MalformedLine("a line may not contain CR, LF or NUL")
     raw = raw.lstrip(b" ")

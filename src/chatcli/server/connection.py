@@ -327,8 +327,12 @@ class Connection:
         Lines read wait in a :class:`~chatcli.server.flood.Backlog` until flood control
         lets them run; meanwhile the thread reads on, so that the backlog sees a client
         that keeps flooding ("Excess Flood") and bounds what is held for it.
+
+        A line too long to be one (tags over the limit, say) is dropped as it arrives and
+        answered ``417`` in its turn (IRCv3 message-tags), the connection going on; only
+        one that runs past ``max_recvq`` bytes without ending is "ReadQ exceeded".
         """
-        buffer = LineBuffer()
+        buffer = LineBuffer(max_dropped=self.config.max_recvq)
         backlog = Backlog(self.lag, self.config.flood_kill, self.config.max_recvq)
         closing: str | None = None  # the client is done: run what is held, then end
         try:
