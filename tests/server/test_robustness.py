@@ -3,6 +3,7 @@ serving everyone else, and nothing is lost."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -10,6 +11,9 @@ import time
 
 import pytest
 
+from chatcli.protocol import numerics as n
+from chatcli.server import commands
+from chatcli.server.commands import Command, TracebackLimit, log_exception
 from tests.conftest import Client
 
 
@@ -212,3 +216,96 @@ def test_ban_mask_with_a_space_is_refused(connect):
     alice.send("MODE #b +b :a b")
     alice.expect("696")
     alice.sync()
+
+
+# --------------------------------------------------------------------------------------------
+# Tracebacks are logged at a bounded rate: "at most burst in full, refilled at burst every
+# period seconds; past that one line for each, naming the exception, with a count of the
+# tracebacks left out".
+# --------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_traceback_limit_is_a_token_bucket_that_counts_what_it_leaves_out():
+    clock = FakeClock()
+    limit = TracebackLimit(burst=5, period=60.0, clock=clock)
+    assert [limit.check() for _ in range(5)] == [(True, 0)] * 5
+    assert [limit.check() for _ in range(3)] == [(False, 1), (False, 2), (False, 3)]
+    clock.now += 11.9  # not yet a whole traceback's worth (one every 12 s)
+    assert limit.check() == (False, 4)
+    clock.now += 0.1
+    assert limit.check() == (True, 4)  # the one logged says how many were left out before
+    assert limit.check() == (False, 1)
+    clock.now += 3600.0  # a quiet hour refills the bucket, to burst and no more
+    assert [limit.check() for _ in range(6)] == [(True, 1)] + [(True, 0)] * 4 + [(False, 1)]
+
+
+def test_traceback_limit_ignores_a_clock_that_goes_back():
+    clock = FakeClock()
+    limit = TracebackLimit(burst=1, period=60.0, clock=clock)
+    assert limit.check() == (True, 0)
+    clock.now -= 500.0
+    assert limit.check() == (False, 1)
+
+
+def test_traceback_limit_needs_a_burst_and_a_period():
+    with pytest.raises(ValueError):
+        TracebackLimit(burst=0)
+    with pytest.raises(ValueError):
+        TracebackLimit(period=0.0)
+
+
+class FakeServer:
+    """Anything a limit can be kept for: one limit per server."""
+
+
+def test_log_exception_logs_tracebacks_then_one_line_each(caplog):
+    caplog.set_level(logging.ERROR, logger="chatcli.server")
+    server = FakeServer()
+    for i in range(7):
+        try:
+            {}[f"key{i}"]
+        except KeyError:
+            log_exception(server, "%s from %r failed", "BOOM", "alice")
+    full = [r for r in caplog.records if r.exc_info]
+    short = [r for r in caplog.records if not r.exc_info]
+    assert len(full) == 5 and len(short) == 2
+    assert all(r.levelno == logging.ERROR for r in caplog.records)
+    assert short[0].getMessage().startswith("BOOM from 'alice' failed: KeyError: 'key5'")
+    assert "1 since the last one logged" in short[0].getMessage()
+    assert "2 since the last one logged" in short[1].getMessage()
+    caplog.clear()
+    try:
+        raise RuntimeError("elsewhere")
+    except RuntimeError:
+        log_exception(FakeServer(), "another server's")  # has a limit of its own
+    assert caplog.records[0].exc_info
+
+
+def test_a_client_repeating_a_crash_floods_neither_the_log_nor_itself(connect, caplog):
+    """Each time it gets 400 and goes on; the log gets five tracebacks, then a line each."""
+
+    def crash(conn, msg):
+        """CRASH — a handler with a bug."""
+        raise ZeroDivisionError("a bug")
+
+    caplog.set_level(logging.ERROR, logger="chatcli.server")
+    commands.COMMANDS["CRASH"] = Command("CRASH", crash)
+    try:
+        alice = connect("alice")
+        alice.send("CRASH\r\n" * 8)
+        for _ in range(8):
+            assert alice.expect(n.ERR_UNKNOWNERROR).params[:2] == ("alice", "CRASH")
+        alice.sync()
+    finally:
+        del commands.COMMANDS["CRASH"]
+    records = [r for r in caplog.records if r.name == "chatcli.server" and "CRASH" in r.message]
+    assert [bool(r.exc_info) for r in records] == [True] * 5 + [False] * 3
+    assert "ZeroDivisionError: a bug" in records[-1].message

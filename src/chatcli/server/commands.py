@@ -6,11 +6,19 @@ turns a handler's :class:`~chatcli.server.errors.IRCError` into its numeric repl
 handlers are small functions that read like the protocol document.
 
 A handler's docstring starts with the command's syntax line; ``HELP`` shows it.
+
+A handler that raises anything else has a bug: the client gets ``400`` and the log the
+traceback, at a bounded rate (:class:`TracebackLimit`), so that a client that found a way
+to trigger it again and again cannot flood the log.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,8 +82,83 @@ def dispatch(conn: Connection, msg: Message) -> None:
     # SystemExit too: a stray sys.exit() in a handler is a bug like any other, and
     # threading would otherwise end this connection without a word in the log.
     except (Exception, SystemExit):
-        log.exception("%s from %r failed", msg.command, conn)
+        log_exception(conn.server, "%s from %r failed", msg.command, conn)
         conn.reply(n.ERR_UNKNOWNERROR, msg.command, "Internal error; the operators were told")
+
+
+# -- logging unexpected exceptions ----------------------------------------------------------
+
+
+class TracebackLimit:
+    """How many tracebacks go to the log: a token bucket of ``burst`` tracebacks, refilled
+    at ``burst`` every ``period`` seconds. Thread-safe; the clock can be injected.
+
+    :meth:`check` is asked once for each exception, and says whether to log its traceback
+    and how many were left out since the last one logged.
+    """
+
+    def __init__(
+        self, burst: int = 5, period: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if burst < 1 or period <= 0:
+            raise ValueError("burst must be at least 1 and period positive")
+        self.burst = burst
+        self.period = period
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._at = clock()
+        self._left_out = 0
+
+    def check(self) -> tuple[bool, int]:
+        """Count one exception. Returns whether its traceback may be logged, and how many
+        tracebacks were left out since the last one logged: this one included, if it is
+        left out too; the count starts again after one is logged."""
+        with self._lock:
+            now = self._clock()
+            refill = max(0.0, now - self._at) * self.burst / self.period
+            self._tokens = min(float(self.burst), self._tokens + refill)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                left_out, self._left_out = self._left_out, 0
+                return True, left_out
+            self._left_out += 1
+            return False, self._left_out
+
+
+_LIMITS: weakref.WeakKeyDictionary[object, TracebackLimit] = weakref.WeakKeyDictionary()
+_LIMITS_LOCK = threading.Lock()
+
+
+def traceback_limit(server: object) -> TracebackLimit:
+    """The :class:`TracebackLimit` of ``server``: one per server, made when first needed."""
+    with _LIMITS_LOCK:
+        limit = _LIMITS.get(server)
+        if limit is None:
+            limit = _LIMITS[server] = TracebackLimit()
+        return limit
+
+
+def log_exception(server: object, text: str, *args: object) -> None:
+    """Log the exception being handled, ``text % args``, at ERROR: with its traceback while
+    ``server``'s :func:`traceback_limit` allows, else as one line that names the exception
+    and counts the tracebacks left out."""
+    limit = traceback_limit(server)
+    full, left_out = limit.check()
+    if full:
+        note = f" ({left_out} more tracebacks were left out before this one)" if left_out else ""
+        log.error(text + note, *args, exc_info=True)
+        return
+    exc = sys.exc_info()[1]
+    log.error(
+        text + ": %s (traceback left out, %d since the last one logged: at most %d every %g s)",
+        *args,
+        f"{type(exc).__name__}: {exc}" if exc is not None else "no exception",
+        left_out,
+        limit.burst,
+        limit.period,
+    )
 
 
 from chatcli.server import handlers  # noqa: E402,F401  (fills COMMANDS)

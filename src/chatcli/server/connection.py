@@ -40,7 +40,7 @@ from chatcli.protocol import (
 )
 from chatcli.protocol import numerics as n
 from chatcli.server import cloaks, tags
-from chatcli.server.commands import dispatch
+from chatcli.server.commands import dispatch, log_exception
 from chatcli.server.errors import IRCError
 from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
@@ -375,7 +375,7 @@ class Connection:
         except OSError as exc:
             self.disconnect(f"Read error: {exc.strerror or exc}")
         except Exception:
-            log.exception("connection %r crashed", self)
+            log_exception(self.server, "connection %r crashed", self)
             self.disconnect("Internal error")
         finally:
             self.disconnect(self.sendq.failed or "Connection closed")
