@@ -319,3 +319,18 @@ def test_tail_keeps_its_imports_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_an_account_password_file_open_to_others_is_used_with_a_warning(tmp_path, capsys):
+    from chatcli.cli import account_password
+
+    secret = tmp_path / "password"
+    secret.write_text("correct-horse\n")
+    secret.chmod(0o600)
+    assert account_password(secret)("bob") == "correct-horse"
+    assert capsys.readouterr().err == ""
+    secret.chmod(0o644)
+    assert account_password(secret)("bob") == "correct-horse"
+    warning = capsys.readouterr().err
+    assert "is open to other users" in warning and f"chmod 600 {secret}" in warning

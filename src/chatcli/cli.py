@@ -27,6 +27,7 @@ from chatcli.defaults import (
     default_alias,
 )
 from chatcli.errors import ChatError, ConfigError, fail_cleanly
+from chatcli.files import how_to_fix, readable_by_others
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -453,9 +454,16 @@ def account_password(path: Path | None) -> Callable[[str], str | None]:
     def ask(alias: str) -> str | None:
         if path is not None:
             try:
-                return path.read_text(encoding="utf-8").strip() or None
+                secret = path.read_text(encoding="utf-8").strip() or None
             except OSError as exc:
                 raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+            if readable_by_others(path):
+                click.echo(
+                    f"chat: warning: {path} (an account password) is open to other users: "
+                    f"make it private with {how_to_fix([path])}",
+                    err=True,
+                )
+            return secret
         if secret := os.environ.get("CHAT_ACCOUNT_PASSWORD"):
             return secret
         if sys.stdin is not None and sys.stdin.isatty():
