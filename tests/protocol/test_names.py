@@ -13,7 +13,6 @@ from chatcli.protocol import (
     is_channel,
     is_valid_channel,
     is_valid_nick,
-    mask_match,
     split_source,
     split_text,
 )
@@ -268,24 +267,3 @@ _TEXT = st.lists(
 @given(_TEXT, st.integers(4, 60))
 def test_split_text_properties(text, max_bytes):
     assert_pieces_of(text, split_text(text, max_bytes), max_bytes)
-
-
-@pytest.mark.parametrize(
-    "mask, text, expected",
-    [
-        ("bob!*@*", "bob!~b@127.0.0.1", True),
-        ("BOB!*@*", "bob!~b@h", True),
-        ("b?b!*@*", "bob!~b@h", True),
-        ("[b]ob!*@*", "bob!~b@h", False),
-        ("[b]ob!*@*", "[b]ob!~b@h", True),
-        ("*", "", True),
-        ("a.b", "axb", False),
-    ],
-)
-def test_mask_match_knows_only_star_and_question_mark(mask, text, expected):
-    assert mask_match(mask, text) is expected
-
-
-def test_mask_match_under_rfc1459_folds_brackets():
-    assert mask_match("{b}ob", "[B]OB", CaseMapping.RFC1459)
-    assert not mask_match("{b}ob", "[B]OB", CaseMapping.ASCII)

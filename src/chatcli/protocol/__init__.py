@@ -1,4 +1,4 @@
-"""The IRC protocol, sans-IO: messages, framing, numerics, names.
+"""The IRC protocol, sans-IO: messages, framing, numerics, names, wildcard masks.
 
 Nothing in this package imports ``socket``, ``threading`` or ``time``: it turns bytes into
 typed values and back, and both the server and the client are built on it.
@@ -16,6 +16,7 @@ from chatcli.protocol.errors import (
     RemoteProtocolError,
 )
 from chatcli.protocol.framing import MAX_LINE_BYTES, LineBuffer
+from chatcli.protocol.masks import Mask, compile_mask, mask_match
 from chatcli.protocol.message import (
     MAX_BODY_BYTES,
     MAX_CLIENT_TAG_BYTES,
@@ -36,7 +37,6 @@ from chatcli.protocol.names import (
     is_channel,
     is_valid_channel,
     is_valid_nick,
-    mask_match,
     split_source,
 )
 
@@ -53,11 +53,13 @@ __all__ = [
     "LineBuffer",
     "LocalProtocolError",
     "MalformedLine",
+    "Mask",
     "Message",
     "ProtocolError",
     "ReadQExceeded",
     "RemoteProtocolError",
     "caps",
+    "compile_mask",
     "escape_tag_value",
     "is_channel",
     "is_valid_channel",

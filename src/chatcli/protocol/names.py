@@ -2,7 +2,8 @@
 
 Sans-IO. IRC compares names case-insensitively under a *casemapping* that the server
 advertises in ISUPPORT (``CASEMAPPING=``). ``ascii`` folds A-Z only; ``rfc1459`` also folds
-``[]\\~`` to ``{}|^``, because of IRC's Scandinavian origin.
+``[]\\~`` to ``{}|^``, because of IRC's Scandinavian origin. Wildcard masks over names
+(``mask_match``) are in :mod:`chatcli.protocol.masks`.
 """
 
 from __future__ import annotations
@@ -57,13 +58,3 @@ def split_source(source: str) -> tuple[str, str, str]:
     nick_user, _, host = source.partition("@")  # ``nick@host`` has a host but no user
     nick, _, user = nick_user.partition("!")
     return nick, user, host
-
-
-def mask_match(mask: str, text: str, casemapping: CaseMapping = CaseMapping.ASCII) -> bool:
-    """Whether ``text`` matches the IRC wildcard ``mask``: ``*`` any run, ``?`` any one
-    character, everything else literal (``[`` and ``]`` are nick characters, not classes),
-    compared under ``casemapping``."""
-    pattern = "".join(
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in casemapping.fold(mask)
-    )
-    return re.fullmatch(pattern, casemapping.fold(text), re.DOTALL) is not None
