@@ -3,14 +3,20 @@
 A Channel holds no lock of its own: every read and write happens under the world lock
 (see :mod:`chatcli.server.state`). It raises domain errors (:mod:`chatcli.server.errors`)
 and never sends anything itself.
+
+The list modes (bans, exceptions, invite exceptions) are checked on every JOIN and on
+every message from a member without a prefix, and their masks are chosen by users: each
+list keeps its masks compiled (:class:`chatcli.protocol.Mask`, linear-time matching),
+made again only when the list changes, and a check folds the connection's names once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import mask_match
+from chatcli.protocol import CaseMapping, Mask
 from chatcli.server.errors import (
     BadChannelKey,
     BannedFromChan,
@@ -49,7 +55,8 @@ class Channel:
     topic: str = ""
     topic_by: str = ""
     topic_at: int = 0
-    # The list modes, each mask -> (setter, time set).
+    # The list modes, each mask -> (setter, time set). Change them with add_mask and
+    # remove_mask, which keep their compiled forms up to date.
     bans: dict[str, tuple[str, int]] = field(default_factory=dict)  # +b: may not join or speak
     excepts: dict[str, tuple[str, int]] = field(default_factory=dict)  # +e: overrides +b
     invex: dict[str, tuple[str, int]] = field(default_factory=dict)  # +I: may join a +i room
@@ -59,6 +66,8 @@ class Channel:
     founder: str | None = None
     op_accounts: set[str] = field(default_factory=set)
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
+    #: list mode -> its masks compiled; absent until needed and after a change.
+    _compiled: dict[str, MaskSet] = field(default_factory=dict, repr=False)
 
     def add(self, conn: Connection, prefixes: set[str]) -> None:
         self.members[conn] = prefixes
@@ -94,42 +103,67 @@ class Channel:
             raise BadChannelKey(self.name)
         if self.limit is not None and len(self.members) >= self.limit and not invited:
             raise ChannelIsFull(self.name)
-        if "i" in self.modes and not invited and not self._matches(self.invex, conn):
+        if "i" in self.modes and not invited and not self._invex_matches(conn):
             raise InviteOnlyChan(self.name)
-        if self.is_banned(conn) and not invited:
+        if self.bans and not invited and self._banned(conn, _identities(conn)):
             raise BannedFromChan(self.name)
 
     def is_banned(self, conn: Connection) -> bool:
         """Whether a ban matches ``conn`` and no ban exception does."""
-        return self._matches(self.bans, conn) and not self._matches(self.excepts, conn)
+        return bool(self.bans) and self._banned(conn, _identities(conn))
 
     def is_muted(self, conn: Connection) -> bool:
         """Whether a mute (``+b m:<mask>``, as on Ergo and InspIRCd) matches ``conn`` and
         no exception (``+e <mask>`` or ``+e m:<mask>``) does."""
-        return self._matches(self.bans, conn, MUTE) and not (
-            self._matches(self.excepts, conn) or self._matches(self.excepts, conn, MUTE)
-        )
+        return bool(self.bans) and self._muted(conn, _identities(conn))
 
-    def mask_list(self, mode: str) -> dict[str, tuple[str, int]]:
-        """The masks of list mode ``mode`` (one of :data:`LIST_MODES`)."""
-        return {"b": self.bans, "e": self.excepts, "I": self.invex}[mode]
+    def mask_list(self, mode: str) -> Mapping[str, tuple[str, int]]:
+        """The masks of list mode ``mode`` (one of :data:`LIST_MODES`), each with who set
+        it and when. Read only: change them with :meth:`add_mask` and :meth:`remove_mask`."""
+        return self._lists()[mode]
 
-    def _matches(self, masks: dict[str, tuple[str, int]], conn: Connection, kind: str = "") -> bool:
-        """Whether a mask of ``masks`` with the prefix ``kind`` ("" for plain masks, or
-        :data:`MUTE`) matches ``conn``."""
-        if not masks:  # the usual case, and checked on every message to the room
-            return False
+    def add_mask(self, mode: str, mask: str, setter: str, when: int) -> None:
+        """Put ``mask`` in the list of ``mode``, set by ``setter`` at ``when``."""
+        self._lists()[mode][mask] = (setter, when)
+        self._compiled.pop(mode, None)
+
+    def remove_mask(self, mode: str, mask: str) -> None:
+        """Take ``mask``, as it is listed, out of the list of ``mode``."""
+        del self._lists()[mode][mask]
+        self._compiled.pop(mode, None)
+
+    def _lists(self) -> dict[str, dict[str, tuple[str, int]]]:
+        return {"b": self.bans, "e": self.excepts, "I": self.invex}
+
+    def _masks(self, mode: str, conn: Connection) -> MaskSet:
+        """The masks of list ``mode`` compiled under ``conn``'s casemapping: made once after
+        each change of the list."""
         casemapping = conn.world.casemapping
-        chosen = [
-            mask[len(kind) :]
-            for mask in masks
-            if mask.startswith(kind) and (kind or not mask.startswith(MUTE))
-        ]
-        return any(
-            mask_match(mask, identity, casemapping)
-            for identity in _identities(conn)
-            for mask in chosen
-        )
+        masks = self._compiled.get(mode)
+        if masks is None or masks.casemapping is not casemapping:
+            masks = self._compiled[mode] = MaskSet.compile(self._lists()[mode], casemapping)
+        return masks
+
+    def _invex_matches(self, conn: Connection) -> bool:
+        """Whether an invite exception (``+I <mask>``) matches ``conn``."""
+        return bool(self.invex) and self._masks("I", conn).matches(_identities(conn))
+
+    def _banned(self, conn: Connection, identities: tuple[str, ...]) -> bool:
+        """:meth:`is_banned`, given ``conn``'s folded :func:`_identities`."""
+        bans = self._masks("b", conn)
+        if not bans.matches(identities):
+            return False
+        return not (self.excepts and self._masks("e", conn).matches(identities))
+
+    def _muted(self, conn: Connection, identities: tuple[str, ...]) -> bool:
+        """:meth:`is_muted`, given ``conn``'s folded :func:`_identities`."""
+        bans = self._masks("b", conn)
+        if not bans.mutes_match(identities):
+            return False
+        if not self.excepts:
+            return True
+        excepts = self._masks("e", conn)
+        return not (excepts.matches(identities) or excepts.mutes_match(identities))
 
     def can_speak(self, conn: Connection) -> bool:
         """Whether ``conn`` may send to the room (+n, +m, bans and mutes)."""
@@ -138,7 +172,12 @@ class Channel:
             return True
         if prefixes is None and "n" in self.modes:
             return False
-        return "m" not in self.modes and not self.is_banned(conn) and not self.is_muted(conn)
+        if "m" in self.modes:
+            return False
+        if not self.bans:  # the usual case, and checked on every message to the room
+            return True
+        identities = _identities(conn)  # folded once for both checks
+        return not self._banned(conn, identities) and not self._muted(conn, identities)
 
     def is_op(self, conn: Connection) -> bool:
         return "o" in self.members.get(conn, ())
@@ -172,10 +211,40 @@ class Channel:
         return ["+" + flags, *args]
 
 
+@dataclass(frozen=True, slots=True)
+class MaskSet:
+    """One list mode's masks, compiled and split by kind, for matching many times."""
+
+    casemapping: CaseMapping
+    plain: tuple[Mask, ...]  #: the masks that name whom they ban, except or invite
+    mutes: tuple[Mask, ...]  #: the masks of mutes, ``m:<mask>``, without the ``m:``
+
+    @classmethod
+    def compile(cls, masks: Iterable[str], casemapping: CaseMapping) -> MaskSet:
+        """``masks`` as a list mode holds them (mutes with their :data:`MUTE` prefix)."""
+        plain: list[Mask] = []
+        mutes: list[Mask] = []
+        for mask in masks:
+            if mask.startswith(MUTE):
+                mutes.append(Mask.compile(mask[len(MUTE) :], casemapping))
+            else:
+                plain.append(Mask.compile(mask, casemapping))
+        return cls(casemapping, tuple(plain), tuple(mutes))
+
+    def matches(self, identities: tuple[str, ...]) -> bool:
+        """Whether a plain mask matches one of ``identities`` (folded)."""
+        return any(mask.matches(who) for mask in self.plain for who in identities)
+
+    def mutes_match(self, identities: tuple[str, ...]) -> bool:
+        """Whether a mute's mask matches one of ``identities`` (folded)."""
+        return any(mask.matches(who) for mask in self.mutes for who in identities)
+
+
 def _identities(conn: Connection) -> tuple[str, ...]:
-    """What a ban (or exception) mask may name ``conn`` by: ``nick!user@cloak``, as
-    everyone sees it, and ``nick!user@ip``, as server operators do."""
-    source = conn.source
+    """What a ban (or exception) mask may name ``conn`` by, folded under its world's
+    casemapping: ``nick!user@cloak``, as everyone sees it, and ``nick!user@ip``, as server
+    operators do."""
+    source = conn.world.fold(conn.source)
     if conn.display_host == conn.host:
         return (source,)
-    return source, f"{source.rpartition('@')[0]}@{conn.host}"
+    return source, f"{source.rpartition('@')[0]}@{conn.world.fold(conn.host)}"

@@ -219,17 +219,18 @@ def _change_list(
     mask = _normal_mask(arg)
     masks = channel.mask_list(mode)
     fold = conn.world.fold
-    present = next((have for have in masks if fold(have) == fold(mask)), None)
+    folded = fold(mask)
+    present = next((have for have in masks if fold(have) == folded), None)
     if sign == "-":
         if present is None:
             return None
-        del masks[present]
+        channel.remove_mask(mode, present)
         return sign, mode, present
     if present is not None:
         return None
     if len(masks) >= MAX_LIST_ENTRIES:
         raise BanListFull(channel.name, mode)
-    masks[mask] = (conn.source, int(time.time()))
+    channel.add_mask(mode, mask, conn.source, int(time.time()))
     return sign, mode, mask
 
 
