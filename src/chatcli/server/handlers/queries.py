@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel, mask_match
+from chatcli.protocol import Mask, Message, is_channel, mask_match
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import COMMANDS, command
 from chatcli.server.errors import (
@@ -64,8 +64,9 @@ def who(conn: Connection, msg: Message) -> None:
     idle seconds, account, op level, real name."""
     mask = msg.params[0] if msg.params else "*"
     options = WhoOptions.parse(msg.params[1]) if len(msg.params) > 1 else WhoOptions()
+    named = None if is_channel(mask) else _nicks_matching(conn, "*" if mask == "0" else mask)
     with conn.world.lock:
-        found = _who_targets(conn, mask)
+        found = _who_targets(conn, mask, named)
         if options.opers_only:
             found = [(other, channel) for other, channel in found if "o" in other.modes]
         if options.fields is None:
@@ -78,21 +79,40 @@ def who(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
-def _who_targets(conn: Connection, mask: str) -> list[tuple[Connection, Channel | None]]:
-    """Whom WHO ``mask`` shows ``conn``, each with the room to show. Caller holds the lock."""
+def _nicks_matching(conn: Connection, mask: str) -> list[tuple[str, Connection]]:
+    """The connections whose nick matches ``mask``, each with its folded nick, as they
+    were a moment ago: the world lock is held only to copy the table of nicks, and the
+    matching (linear in the mask and the nick, but once per nick) happens outside it."""
     world = conn.world
-    if is_channel(mask):
+    matcher = Mask.compile(mask, world.casemapping)  # once, and outside the lock
+    literal = matcher.literal
+    with world.lock:
+        if literal is not None:  # one nick, the usual WHO: no need to look at the others
+            holder = world.nicks.get(literal)
+            return [] if holder is None else [(literal, holder)]
+        nicks = list(world.nicks.items())
+    return [(folded, other) for folded, other in nicks if matcher.matches(folded)]
+
+
+def _who_targets(
+    conn: Connection, mask: str, named: list[tuple[str, Connection]] | None
+) -> list[tuple[Connection, Channel | None]]:
+    """Whom WHO ``mask`` shows ``conn``, each with the room to show: for a nick mask,
+    those of ``named`` (from :func:`_nicks_matching`) who still have that nick and whom
+    ``conn`` may see. Caller holds the lock."""
+    world = conn.world
+    if named is None:
         channel = world.find_channel(mask)
         if channel is None or channel.hidden_from(conn):
             return []
         joined = conn in channel.members
         return [(m, channel) for m in channel.members if joined or "i" not in m.modes]
-    pattern = "*" if mask == "0" else mask
     shared = world.neighbours(conn)
     return [
         (other, None)
-        for other in world.registered()
-        if mask_match(pattern, other.name, world.casemapping)
+        for folded, other in named
+        if world.nicks.get(folded) is other
+        and other.registered
         and ("i" not in other.modes or other in shared)
     ]
 
