@@ -157,6 +157,18 @@ def test_a_mask_with_a_space_is_refused_and_the_server_goes_on(connect, mode):
     assert listing(alice, "#r", mode)[0] == []
 
 
+def test_a_mask_longer_than_a_whole_source_is_refused(connect):
+    """Every mask is kept compiled: its length, and so its memory, has a bound."""
+    alice = connect("alice")
+    room(alice, "#r")
+    alice.send(f"MODE #r +b {'a?' * 60}!*@*")  # 124 characters: a long but real source
+    alice.expect("MODE", "#r")
+    alice.send(f"MODE #r +b m:{'a?' * 80}!*@*")  # 166
+    refused = alice.expect("696")
+    assert refused.params[:3] == ("alice", "#r", "b") and "Mask too long" in refused.params[-1]
+    assert len(listing(alice, "#r", "b")[0]) == 1
+
+
 def test_setting_a_mask_twice_or_removing_an_absent_one_changes_nothing(connect):
     alice = connect("alice")
     room(alice, "#r", "+e bob")

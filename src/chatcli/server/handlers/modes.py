@@ -209,6 +209,11 @@ def _change(
     return sign, ch, None
 
 
+#: The longest mask a list mode takes: a whole nick!user@host, IPv6 and a mute's "m:"
+#: included, with room to spare. (Each is kept compiled: see chatcli.protocol.masks.)
+MAX_MASK_LEN = 150
+
+
 def _change_list(
     conn: Connection, channel: Channel, sign: str, mode: str, arg: str
 ) -> tuple[str, str, str | None] | None:
@@ -217,6 +222,10 @@ def _change_list(
     if not arg or " " in arg or arg.startswith(":"):
         raise InvalidModeParam(channel.name, mode, "*", text="Invalid mask")
     mask = _normal_mask(arg)
+    if len(mask) > MAX_MASK_LEN and sign == "+":  # a compiled mask's memory grows with it
+        raise InvalidModeParam(
+            channel.name, mode, "*", text=f"Mask too long (at most {MAX_MASK_LEN} characters)"
+        )
     masks = channel.mask_list(mode)
     fold = conn.world.fold
     folded = fold(mask)
