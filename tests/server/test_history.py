@@ -90,6 +90,36 @@ def test_a_plain_client_gets_the_time_in_the_text(join):
     assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d UTC\] hello", text)
 
 
+def test_a_room_made_again_and_the_default_room_after_a_restart_replay_their_lines(
+    make_server, db
+):
+    """Joining shows the lines kept on disk, though the room was gone (empty) or the
+    server restarted since; they are read before the join, never under the world lock."""
+    first = make_server(db=db, replay_lines=2)
+    alice = Client(first.port)
+    alice.register("alice", join=True)
+    alice.send("JOIN #dev")
+    say(alice, "#dev", "one", "two", "three")
+    say(alice, "#lobby", "hello lobby")
+    alice.send("PART #dev")  # empty: the room is gone, its history stays
+    alice.sync()
+    bob = Client(first.port)
+    bob.register("bob", "batch server-time", join=False)
+    bob.send("JOIN #dev")
+    assert [m.params[1] for m in batch_of(bob)[0]] == ["two", "three"]
+    alice.close()
+    bob.close()
+    first.stop()
+
+    second = make_server(db=db, replay_lines=2)
+    carol = Client(second.port)
+    carol.register("carol", "batch server-time", join=True)  # the default room
+    assert [m.params[1] for m in batch_of(carol)[0]] == ["hello lobby"]
+    carol.send("JOIN #dev")
+    assert [m.params[1] for m in batch_of(carol)[0]] == ["two", "three"]
+    carol.close()
+
+
 def test_bots_and_history_fetching_clients_get_no_replay(join):
     alice = join("alice")
     say(alice, "#dev", "hello")

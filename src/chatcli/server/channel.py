@@ -12,6 +12,7 @@ made again only when the list changes, and a check folds the connection's names 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from chatcli.server.tags import PROFILES
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.sendq import SendQueue
+    from chatcli.server.store import Stored
 
 #: Member prefixes, highest first, as advertised in ``PREFIX=(ov)@+``.
 PREFIXES = {"o": "@", "v": "+"}
@@ -64,6 +66,10 @@ class Channel:
     permanent: bool = False  #: kept when empty (the default room, registered rooms)
     #: A registered room's founder (an account), and the accounts that run it with them.
     founder: str | None = None
+    #: The room's latest messages, oldest first, as history keeps them: what who joins is
+    #: shown (see chatcli.server.history.replay), from memory, so that joining reads
+    #: nothing from the disk under the world lock. None: not read from the store yet.
+    recent: deque[Stored] | None = field(default=None, repr=False)
     op_accounts: set[str] = field(default_factory=set)
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
     #: list mode -> its masks compiled; absent until needed and after a change.

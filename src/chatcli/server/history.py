@@ -11,6 +11,7 @@ are offered back by CHATHISTORY, and dropping an account deletes its conversatio
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps
@@ -20,6 +21,8 @@ from chatcli.server.store import Stored, identity_of
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
     from chatcli.server.connection import Connection
+    from chatcli.server.state import World
+    from chatcli.server.store import Store
 
 
 def identity(conn: Connection) -> str:
@@ -54,7 +57,27 @@ def record(
     store = conn.server.store
     if store is None:
         return None
-    stored = Stored(
+    return store.record(_stored(conn, key, msg, relay, client_tags), pending_for)
+
+
+def record_room(
+    conn: Connection, channel: Channel, msg: Message, relay: tags.Relay, client_tags: str
+) -> int | None:
+    """:func:`record` for a room's message, which is also kept among its recent lines.
+    Caller holds the world lock (the order of the recent lines is the room's)."""
+    store = conn.server.store
+    if store is None:
+        return None
+    stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags)
+    if channel.recent is not None:
+        channel.recent.append(stored)
+    return store.record(stored)
+
+
+def _stored(
+    conn: Connection, key: str, msg: Message, relay: tags.Relay, client_tags: str
+) -> Stored:
+    return Stored(
         id=0,
         msgid=relay.msgid,
         at=relay.at,
@@ -66,7 +89,6 @@ def record(
         text=msg.params[-1],
         tags=client_tags,
     )
-    return store.record(stored, pending_for)
 
 
 def line(stored: Stored, profile: int, plain_time: bool = False) -> bytes:
@@ -100,16 +122,40 @@ def send_history(
     send_batch(conn, "chathistory", (target,), lines)
 
 
-def replay(conn: Connection, channel: Channel) -> None:
-    """The room's latest lines, for who just joined it. Not for bots (user mode +B), nor for
-    clients that fetch history themselves (draft/chathistory)."""
-    store = conn.server.store
+def prime(world: World, store: Store, channel: Channel, count: int) -> None:
+    """Read ``channel``'s latest ``count`` lines into its recent lines, at start-up (for
+    the rooms there are then, before anyone can join them)."""
+    channel.recent = deque(store.latest(world.fold(channel.name), count), maxlen=count)
+
+
+def preload(conn: Connection, name: str) -> list[Stored] | None:
+    """The latest lines of the room ``name`` from the store, if it has none in memory yet
+    (a room being made again): read before joining, without the world lock. None: nothing
+    to read."""
+    store, count, world = conn.server.store, conn.config.replay_lines, conn.world
+    if store is None or count <= 0:
+        return None
+    channel = world.channels.get(world.fold(name))  # a glance: the join checks again
+    if channel is not None and channel.recent is not None:
+        return None
+    return store.latest(world.fold(name), count)
+
+
+def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -> None:
+    """The room's latest lines, for who just joined it, from its recent lines (made from
+    ``preloaded``, the :func:`preload` of the room, if it has none yet). Not for bots (user
+    mode +B), nor for clients that fetch history themselves (draft/chathistory). Caller
+    holds the world lock: no message to the room can come between these lines and the
+    ones that follow them."""
     count = conn.config.replay_lines
-    if store is None or count <= 0 or "B" in conn.modes or caps.CHATHISTORY in conn.caps:
+    if conn.server.store is None or count <= 0:
         return
-    lines = store.latest(conn.world.fold(channel.name), count)
-    if lines:
-        send_history(conn, channel.name, lines, plain_time=True)
+    if channel.recent is None:  # (or made again since the glance: then it starts empty)
+        channel.recent = deque(preloaded or (), maxlen=count)
+    if "B" in conn.modes or caps.CHATHISTORY in conn.caps or not channel.recent:
+        return
+    lines = list(channel.recent)[-count:]
+    send_history(conn, channel.name, lines, plain_time=True)
 
 
 def deliver_pending(conn: Connection) -> None:

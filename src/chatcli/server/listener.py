@@ -33,6 +33,7 @@ from chatcli import __version__, tls
 from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import Message
+from chatcli.server import history
 from chatcli.server.channel import Channel
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, registration, rooms
@@ -239,6 +240,9 @@ class Server:
             self.store.open()  # StoreError: the database cannot be used
             self.world.store = self.store
             rooms.load(self.world, self.store)
+            if self.config.replay_lines > 0:
+                for channel in self.world.channels.values():
+                    history.prime(self.world, self.store, channel, self.config.replay_lines)
         config = self.config
         try:
             self.address = self._listen(config.port, secure=config.tls)

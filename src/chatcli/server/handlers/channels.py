@@ -83,6 +83,7 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
     world = conn.world
     if not is_valid_channel(name, conn.config.channel_len):
         raise NoSuchChannel(name)
+    preloaded = history.preload(conn, name)  # (reads the database: not under the lock)
     with world.lock:
         channel = world.find_channel(name)
         if channel is not None and conn in channel.members:
@@ -109,7 +110,7 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
         if channel.topic:
             send_topic(conn, channel)
         send_names(conn, channel)
-        history.replay(conn, channel)
+        history.replay(conn, channel, preloaded)
 
 
 @command("PART", 1)

@@ -102,7 +102,7 @@ def _deliver_one(
             )
             world.broadcast(channel, relay, skip=conn)
             if not tags_only:
-                kept = history.record(conn, world.fold(channel.name), out, relay, client_tags)
+                kept = history.record_room(conn, channel, out, relay, client_tags)
         elif (recipient := world.find_nick(target)) is not None and not (
             accounts.holds_for_another(recipient)
         ):
