@@ -113,7 +113,7 @@ def _fuzz_chunk(rng: random.Random) -> bytes:
     if roll < 0.93:  # huge but framed: 417
         return b"PRIVMSG #lobby :" + b"x" * rng.randint(600, 9000) + b"\r\n"
     if roll < 0.97:  # a line that never ends: ReadQ exceeded, the connection is dropped
-        return b"PRIVMSG #lobby :" + b"y" * (MAX_LINE_BYTES + 10)
+        return b"PRIVMSG #lobby :" + b"y" * (128 * 1024 + MAX_LINE_BYTES)  # past max_recvq
     return b"\r\n" * rng.randint(1, 50) + b"   \r\n"
 
 

@@ -90,9 +90,7 @@ def test_a_plain_client_gets_the_time_in_the_text(join):
     assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d UTC\] hello", text)
 
 
-def test_a_room_made_again_and_the_default_room_after_a_restart_replay_their_lines(
-    make_server, db
-):
+def test_a_room_made_again_and_the_default_room_after_a_restart_replay_their_lines(make_server, db):
     """Joining shows the lines kept on disk, though the room was gone (empty) or the
     server restarted since; they are read before the join, never under the world lock."""
     first = make_server(db=db, replay_lines=2)

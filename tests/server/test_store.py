@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -129,6 +130,35 @@ def test_many_quiet_conversations_are_trimmed_and_forgotten(tmp_path, monkeypatc
         assert store.sync()
         assert len(store._touched) <= 50 + 20  # (at most one batch past the bound)
         assert [m.text for m in store.latest("dm:7", 10)] == ["hello 0", "hello 1"]
+    finally:
+        store.close()
+
+
+def test_a_job_that_raises_fails_alone_and_the_writer_goes_on(tmp_path, caplog):
+    """Whatever a job raises (here what SQLite raises for a number too large for it), its
+    transaction is rolled back and logged; the jobs committed with it are done again on
+    their own, and the writer thread lives on for everything after."""
+    from chatcli.server.store import Stored
+
+    def message(msgid: str) -> Stored:
+        return Stored(0, msgid, 1, "#r", "PRIVMSG", "a!u@h", None, "#r", msgid, "")
+
+    store = Store(tmp_path / "chat.db")
+    store.open()
+    try:
+        go = threading.Event()
+        store.write(lambda db: go.wait(5))  # the writer waits here: the three go as one
+        tickets = [
+            store.record(message("before")),
+            store.write(lambda db: db.execute("SELECT ?", (2**70,))),
+            store.record(message("after")),
+        ]
+        go.set()
+        results = [store.wait(ticket) for ticket in tickets]
+        assert results == [True, False, True]
+        assert store.wait(store.record(message("later")))
+        assert [m.text for m in store.latest("#r", 10)] == ["before", "after", "later"]
+        assert "writing to the database failed" in caplog.text
     finally:
         store.close()
 

@@ -377,24 +377,50 @@ class Store:
                     return
                 jobs = list(self._jobs)
                 self._jobs.clear()
-            try:
-                db.execute("BEGIN")
-                self._run(db, jobs)
-                self._since_prune += len(jobs)
-                self._trim(db)
-                if self._since_prune >= 1000:
-                    self._since_prune = 0
-                    self._expire(db)
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                log.error("writing to the database failed: %s", exc)
-                with self._cond:
-                    self._failed.append((self._written + 1, self._written + len(jobs)))
+            first = self._written + 1  # the first job's ticket
+            error = self._commit(db, jobs)
+            if error is None:
+                pass
+            elif len(jobs) == 1 or isinstance(error, sqlite3.OperationalError):
+                self._fail(first, first + len(jobs) - 1)  # (a full disk fails them all)
+            else:  # one bad job must not cost the others theirs: each again, on its own
+                for ticket, job in enumerate(jobs, first):
+                    if self._commit(db, [job]) is not None:
+                        self._fail(ticket, ticket)
             with self._cond:
                 self._written += len(jobs)
                 self._done.notify_all()
+
+    def _commit(self, db: sqlite3.Connection, jobs: list[Job]) -> Exception | None:
+        """Run ``jobs`` in one transaction; the error (rolled back, and logged) if it
+        failed, for whatever reason: a full disk, or a job that raised. The writer goes
+        on."""
+        try:
+            db.execute("BEGIN")
+            self._run(db, jobs)
+            self._since_prune += len(jobs)
+            self._trim(db)
+            if self._since_prune >= 1000:
+                self._since_prune = 0
+                self._expire(db)
+            db.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                log.error("writing to the database failed: %s", exc)
+            else:
+                log.error("writing to the database failed", exc_info=exc)
+            return exc
+        return None
+
+    def _fail(self, first: int, last: int) -> None:
+        """Note the tickets ``first`` to ``last`` as failed (for :meth:`wait`), joined to
+        the failures just before them, so that a run of them takes one entry."""
+        with self._cond:
+            if self._failed and self._failed[-1][1] == first - 1:
+                first = self._failed.pop()[0]
+            self._failed.append((first, last))
 
     def _run(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
         start = 0

@@ -195,7 +195,7 @@ def _change(
         return sign, ch, "*"
     if ch == "l":
         if adding:
-            if arg is None or not arg.isdigit() or int(arg) <= 0:
+            if not (arg and arg.isascii() and arg.isdigit() and 0 < int(arg) <= MAX_LIMIT):
                 raise InvalidModeParam(channel.name, "l", arg or "*", text="Invalid limit")
             channel.limit = int(arg)
             return sign, ch, arg
@@ -208,6 +208,10 @@ def _change(
     (channel.modes.add if adding else channel.modes.discard)(ch)
     return sign, ch, None
 
+
+#: The largest user limit (+l) a room takes: more than any server holds, and small enough
+#: for the database to keep.
+MAX_LIMIT = 1_000_000
 
 #: The longest mask a list mode takes: a whole nick!user@host, IPv6 and a mute's "m:"
 #: included, with room to spare. (Each is kept compiled: see chatcli.protocol.masks.)

@@ -225,7 +225,8 @@ def _reply_actually(conn: Connection, nick: str, user: str, ip: str) -> None:
 def whowas(conn: Connection, msg: Message) -> None:
     """WHOWAS <nick> [<count>] — who used a nick that is no longer online."""
     nick = msg.params[0].split(",")[0]
-    count = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
+    asked = msg.params[1] if len(msg.params) > 1 else ""
+    count = int(asked) if asked.isascii() and asked.isdigit() and len(asked) <= 9 else 0
     world = conn.world
     with world.lock:
         folded = world.fold(nick)
