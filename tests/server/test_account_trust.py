@@ -350,3 +350,24 @@ def test_strict_reservation_keeps_a_registered_nick_for_sasl(make_server, tmp_pa
     owner.expect(n.RPL_SASLSUCCESS)
     owner.send("CAP END")
     assert owner.expect(n.RPL_WELCOME).params[0] == "alice"
+
+
+def test_a_conversation_is_read_back_by_the_account_name_while_its_owner_is_away(
+    accounts_server, clients
+):
+    """Conversations are kept under accounts' ids; CHATHISTORY and TARGETS still name them
+    by the account's name, online or not, and a client's own last line is in them."""
+    alice = account(accounts_server, clients, "alice")
+    bob = account(accounts_server, clients, "bob")
+    alice.send("PRIVMSG bob :first")
+    bob.expect("PRIVMSG")
+    bob.send("PRIVMSG alice :second")
+    assert latest(bob, "alice") == ["first", "second"]  # at once: its own line included
+    bob.send("QUIT")
+    assert bob.closed()
+    assert latest(alice, "bob") == ["first", "second"]
+    alice.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
+               "timestamp=2100-01-01T00:00:00.000Z 10")  # fmt: skip
+    alice.expect("BATCH")
+    targets = [m.params[1] for m in alice.collect("BATCH")[:-1]]
+    assert targets == ["bob"]

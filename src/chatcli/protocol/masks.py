@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chatcli.protocol.names import CaseMapping
 
@@ -35,8 +35,7 @@ Segment = str | re.Pattern[str]
 CACHE_SIZE = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Mask:
+class Mask(NamedTuple):  # (not a dataclass: chat send's start-up loads this module)
     """A wildcard mask compiled for matching. Build with :meth:`compile`.
 
     ``head`` must match at the start of the text, ``tail`` at its end, and each of

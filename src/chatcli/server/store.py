@@ -589,6 +589,15 @@ class Store:
         rows = self._read(f"{self._ACCOUNT} WHERE id = ?", (account_id,))
         return Account(*rows[0]) if rows else None
 
+    def account_names(self, ids: Iterable[int]) -> dict[int, str]:
+        """The names of the accounts ``ids`` (dropped ones included: their names stay)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._read(f"SELECT id, display FROM accounts WHERE id IN ({marks})", wanted)
+        return dict(rows)
+
     def create_account(self, folded: str, display: str, password_hash: str) -> Account | None:
         """Register an account; None if the name is taken (or reserved by a dropped
         account). Waits for the commit."""

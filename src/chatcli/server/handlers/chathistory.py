@@ -80,6 +80,7 @@ def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -
     if key is None:  # a conversation no one may read back: nothing to show
         history.send_history(conn, target, [])
         return
+    store.sync()  # what this client was shown is in the history before it is read
     first = None if sub == "LATEST" and args[1] == "*" else _ref(store, sub, args[1])
     if sub == "LATEST":
         found = store.between(key, after=first, limit=limit, newest_first=True)
@@ -112,11 +113,15 @@ def _targets(conn: Connection, store: Store, args: tuple[str, ...]) -> None:
     with world.lock:
         rooms = {world.fold(channel.name): channel.name for channel in conn.channels}
     me = history.identity(conn)
+    store.sync()  # what this client was shown is in the history before it is read
     found = store.targets(rooms, me, min(times), max(times), limit)
+    others = {key: _other_side(key, me) for key, _ in found if key not in rooms}
+    names = store.account_names(int(o[1:]) for o in others.values() if o is not None)
     server = conn.config.name
     lines = []
     for key, at in found:
-        name = rooms.get(key) or _other_side(key, me)
+        other = others.get(key)
+        name = rooms.get(key) or (names.get(int(other[1:])) if other is not None else None)
         if name is None:
             continue
         when = server_time(at / 1000)
@@ -125,12 +130,12 @@ def _targets(conn: Connection, store: Store, args: tuple[str, ...]) -> None:
 
 
 def _other_side(key: str, me: str) -> str | None:
-    """The other identity of a conversation key, if it is a logged-in account's."""
-    if not key.startswith("dm:") or me.startswith("~"):
+    """The other identity of a conversation key, if it is an account's."""
+    if not key.startswith("dm:") or not history.is_account(me):
         return None
     one, _, other = key[3:].partition("\x00")
-    name = other if one == me else one
-    return None if name.startswith("~") else name
+    identity = other if one == me else one
+    return identity if history.is_account(identity) and identity[1:].isdigit() else None
 
 
 def _key(conn: Connection, sub: str, target: str) -> str | None:
@@ -142,13 +147,17 @@ def _key(conn: Connection, sub: str, target: str) -> str | None:
             if channel is None or conn not in channel.members:
                 raise HistoryFail("INVALID_TARGET", sub, target, "You are not in that room")
             return world.fold(channel.name)
-    if conn.account is None:  # only accounts keep their conversations
+    if conn.account_id is None:  # only accounts keep their conversations
         return None
-    with world.lock:
+    with world.lock:  # who holds the nick now, if logged in; else the account named so
         other = world.find_nick(target)
-        theirs = history.identity(other) if other is not None else world.fold(target)
-    if theirs.startswith("~"):
-        return None
+        theirs = history.identity(other) if other is not None else None
+    if theirs is None or not history.is_account(theirs):
+        store = conn.server.store
+        account = store.account(world.fold(target)) if store is not None else None
+        if account is None or account.dropped is not None:
+            return None
+        theirs = account.identity
     return history.conversation(history.identity(conn), theirs)
 
 
