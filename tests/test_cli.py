@@ -132,6 +132,24 @@ def test_send_direct_message_and_other_room(run, server, connect):
     assert alice.expect("PRIVMSG", "#ops").params[1] == "deploy"
 
 
+def test_send_to_an_away_or_offline_person_succeeds_and_says_so(run, make_server, tmp_path):
+    from tests.conftest import Client
+
+    running = make_server(db=str(tmp_path / "chat.db"))
+    bob = Client(running.port)
+    bob.register("bob", join=False)
+    bob.send("REGISTER * * :correct-horse")
+    bob.expect("REGISTER")
+    bob.send("QUIT")
+    assert bob.closed()
+    bob.close()
+    result = CliRunner().invoke(
+        main, ["send", "--port", str(running.port), "--to", "bob", "see you"]
+    )
+    assert result.exit_code == 0
+    assert result.stderr == "chat: bob: Offline: your message is kept for their return\n"
+
+
 def test_send_splits_a_long_message_instead_of_failing(run, server, connect):
     watcher = connect("watcher")
     text = ("word " * 300).strip()

@@ -112,7 +112,17 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
     token = f"chat-send-{time.monotonic_ns()}"
     session.send(Message("PING", (token,)))
     deadline = time.monotonic() + timeout
-    _await(session, deadline, lambda m: m.command == "PONG" and m.params[-1:] == (token,))
+    told: set[str] = set()
+
+    def confirmed(msg: Message) -> bool:
+        # RPL_AWAY: away, or offline (or someone else holds the nick) and the message
+        # waits for them: worth a word on stderr, once; the send still succeeded.
+        if msg.command == n.RPL_AWAY and len(msg.params) > 2 and msg.params[1] not in told:
+            told.add(msg.params[1])
+            print(f"chat: {msg.params[1]}: {msg.params[-1]}", file=sys.stderr)
+        return msg.command == "PONG" and msg.params[-1:] == (token,)
+
+    _await(session, deadline, confirmed)
     return count
 
 
