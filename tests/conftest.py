@@ -216,6 +216,27 @@ class Client:
 
 
 @pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    """A list to put test clients in; each is closed after the test."""
+    opened: list[Client] = []
+    yield opened
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The usual umask, 022, which leaves new files readable by all, for the test; the one
+    before is back after, and nothing changed it meanwhile."""
+    before = os.umask(0o022)
+    try:
+        yield
+        assert os.umask(0o022) == 0o022, "the umask was changed"
+    finally:
+        os.umask(before)
+
+
+@pytest.fixture
 def connect(server: RunningServer) -> Iterator[Callable[..., Client]]:
     """Open test clients to the ``server`` fixture; closed after the test."""
     clients: list[Client] = []

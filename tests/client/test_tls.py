@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -483,18 +482,6 @@ def test_remember_makes_the_file_and_appends_one_line(tmp_path):
 
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
-
-
-@pytest.fixture
-def usual_umask() -> Iterator[None]:
-    """The usual umask, 022, which leaves new files readable by all, for the test; the one
-    before is back after, and nothing changed it."""
-    before = os.umask(0o022)
-    try:
-        yield
-        assert os.umask(0o022) == 0o022, "the umask was changed"
-    finally:
-        os.umask(before)
 
 
 @posix_only

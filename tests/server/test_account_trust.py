@@ -22,14 +22,6 @@ OPER_PASSWORD = "s3cret"
 
 
 @pytest.fixture
-def clients():
-    opened: list[Client] = []
-    yield opened
-    for client in opened:
-        client.close()
-
-
-@pytest.fixture
 def accounts_server(make_server, tmp_path):
     return make_server(
         db=str(tmp_path / "chat.db"),

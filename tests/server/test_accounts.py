@@ -20,14 +20,6 @@ def accounts_server(make_server, tmp_path):
     return make_server(db=str(tmp_path / "chat.db"), nick_grace=0.3, login_backoff=0.3)
 
 
-@pytest.fixture
-def clients():
-    opened: list[Client] = []
-    yield opened
-    for client in opened:
-        client.close()
-
-
 def open_client(server, clients, nick=None, caps="", join=True):
     client = Client(server.port)
     clients.append(client)

@@ -16,14 +16,6 @@ def db(tmp_path) -> str:
     return str(tmp_path / "chat.db")
 
 
-@pytest.fixture
-def clients():
-    opened: list[Client] = []
-    yield opened
-    for client in opened:
-        client.close()
-
-
 def account_client(server, clients, nick: str, caps: str = "") -> Client:
     """A client that registers (first time) or logs in to the account ``nick``."""
     client = Client(server.port)

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -168,18 +167,6 @@ def test_a_job_that_raises_fails_alone_and_the_writer_goes_on(tmp_path, caplog):
 
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
-
-
-@pytest.fixture
-def usual_umask() -> Iterator[None]:
-    """The usual umask, 022, which leaves new files readable by all, for the test; the one
-    before is back after, and the server changed none."""
-    before = os.umask(0o022)
-    try:
-        yield
-        assert os.umask(0o022) == 0o022, "the umask was changed"
-    finally:
-        os.umask(before)
 
 
 @posix_only
