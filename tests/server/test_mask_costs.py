@@ -18,6 +18,7 @@ import time
 import pytest
 
 from tests.server.hosts import shown_host
+from tests.server.test_list_modes import room
 
 #: The nick the masks are aimed at: as long as a nick may be, all ``a``.
 LONG_NICK = "a" * 30
@@ -31,15 +32,6 @@ CPU_BUDGET = 1.0
 #: Seconds a direct message between two bystanders may take meanwhile.
 LATENCY_BUDGET = 1.0
 REPEATS = 5
-
-
-def room(op, name, *modes):
-    """``op`` creates ``name`` (and runs it), then sets ``modes`` one by one."""
-    op.send(f"JOIN {name}")
-    op.expect("366", op.nick, name)
-    for change in modes:
-        op.send(f"MODE {name} {change}")
-        op.expect("MODE", name)
 
 
 def direct_message_delay(sender, receiver) -> float:
