@@ -61,7 +61,7 @@ class ServerConfig:
     cloak_hosts: bool = True
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
-    max_targets: int = 4  #: targets of one PRIVMSG/NOTICE (TARGMAX)
+    max_targets: int = 4  #: targets of one PRIVMSG, NOTICE, TAGMSG, KICK or NAMES (TARGMAX)
     #: The SQLite database: accounts, registered rooms, history (default: chat.db in the
     #: data directory; chat serve --no-db keeps nothing).
     db: str | None = None
@@ -70,7 +70,7 @@ class ServerConfig:
     replay_lines: int = 20  #: lines of a room's history shown to who joins it
     #: The most messages one CHATHISTORY request returns (CHATHISTORY=): a bound on what
     #: one request costs; clients ask again for more.
-    max_chathistory: int = 1000
+    max_chathistory: int = 500
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)

@@ -357,6 +357,23 @@ def test_names_of_several_rooms_ends_once(connect):
     ]
 
 
+def test_names_and_kick_take_at_most_max_targets_and_say_so(server, connect):
+    """Each target costs a room's names or a broadcast to it: TARGMAX bounds them (a room
+    named twice counts once for NAMES)."""
+    limit = server.config.max_targets
+    op = connect("op")
+    op.send("JOIN #one")
+    op.expect("366")
+    op.send("NAMES " + ",".join(["#one", "#ONE"] * 20))
+    assert [m.command for m in op.collect("366")] == ["353", "366"]
+    op.send("NAMES " + ",".join(f"#r{i}" for i in range(limit + 1)))
+    refused = op.expect("407")
+    assert refused.params[-1] == f"Too many targets for NAMES (at most {limit})"
+    op.send("KICK #one " + ",".join(f"n{i}" for i in range(limit + 1)))
+    assert op.expect("407").params[-1] == f"Too many targets for KICK (at most {limit})"
+    op.sync()  # and the server goes on
+
+
 def test_an_invitation_lets_one_past_the_user_limit(connect):
     op, guest = connect("op"), connect("guest")
     op.send("JOIN #full")

@@ -18,6 +18,7 @@ from chatcli.server.errors import (
     NoSuchNick,
     NotOnChannel,
     TooManyChannels,
+    TooManyTargets,
     UserNotInChannel,
     UserOnChannel,
 )
@@ -177,11 +178,30 @@ def names(conn: Connection, msg: Message) -> None:
                     send_names(conn, channel, end=False)
             conn.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
-        for name in msg.params[0].split(","):  # then one end, for them all (as Ergo)
+        for name in _targets(conn, "NAMES", msg.params[0]):  # then one end, for them all
             channel = conn.world.find_channel(name)
             if channel is not None and not channel.hidden_from(conn):
                 send_names(conn, channel, end=False)
     conn.reply(n.RPL_ENDOFNAMES, msg.params[0], "End of /NAMES list")
+
+
+def _targets(conn: Connection, command: str, param: str, *, once: bool = True) -> list[str]:
+    """The comma-separated targets of ``param`` (with ``once``, each only once), at most
+    ``max_targets`` of them (TARGMAX): each costs a room's worth of work, its names or a
+    broadcast to it.
+
+    Raises:
+        TooManyTargets: more.
+    """
+    targets = param.split(",")
+    if once:
+        fold = conn.world.fold
+        targets = list({fold(target): target for target in targets}.values())
+    if len(targets) > conn.config.max_targets:
+        raise TooManyTargets(
+            param, text=f"Too many targets for {command} (at most {conn.config.max_targets})"
+        )
+    return targets
 
 
 def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
@@ -230,7 +250,7 @@ def kick(conn: Connection, msg: Message) -> None:
     run: every nick from one room, or each nick from the room in the same place."""
     # No reason, or an empty one (irssi sends that): the kicker's nick, as on Ergo.
     reason = (msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else "") or conn.name
-    rooms, nicks = msg.params[0].split(","), msg.params[1].split(",")
+    rooms, nicks = msg.params[0].split(","), _targets(conn, "KICK", msg.params[1], once=False)
     if len(rooms) == 1:
         rooms = rooms * len(nicks)
     elif len(rooms) != len(nicks):

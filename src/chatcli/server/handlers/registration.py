@@ -103,7 +103,8 @@ def isupport(config: ServerConfig) -> list[str]:
         f"NICKLEN={config.nick_len}",
         "PREFIX=({}){}".format("".join(PREFIXES), "".join(PREFIXES.values())),
         f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
-        f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:,NAMES:,LIST:,WHOIS:1,"
+        f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:{config.max_targets},"
+        f"NAMES:{config.max_targets},LIST:,WHOIS:1,"
         f"MONITOR:{config.max_monitor}",
         f"TOPICLEN={config.topic_len}",
         "UTF8ONLY",
