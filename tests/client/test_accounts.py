@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from chatcli.cli import main
 from chatcli.client.input import parse_input
 from chatcli.client.session import ClientSession, sasl_plain
-from chatcli.errors import ExitStatus, Refused
+from chatcli.errors import AliasRejected, ExitStatus, Refused
 from chatcli.protocol import Message
 from tests.conftest import Client
 
@@ -59,6 +59,31 @@ def test_session_logs_in_when_the_alias_is_registered(accounts_server):
         assert session.account == "bob" and asked == ["bob"]  # once, for its alias
     finally:
         session.quit()
+
+
+def test_session_logs_in_to_its_alias_where_the_server_keeps_nicks_strictly(make_server, tmp_path):
+    """With nick_reservation = "strict" a registered nick is only had by logging in as one
+    connects: chat join does, with SASL, and without the password it is told why."""
+    server = make_server(db=str(tmp_path / "chat.db"), nick_reservation="strict")
+    owner = Client(server.port)
+    try:
+        owner.register("bob", join=False)
+        owner.send(f"REGISTER * * {PASSWORD}")
+        owner.expect("REGISTER")
+        owner.send("QUIT")
+        assert owner.closed()
+    finally:
+        owner.close()
+    session = ClientSession("127.0.0.1", server.port, "bob", account_password=lambda n: PASSWORD)
+    session.connect()
+    try:
+        assert session.nick == "bob" and session.account == "bob"
+    finally:
+        session.quit()
+    without = ClientSession("127.0.0.1", server.port, "bob", account_password=lambda n: None)
+    with pytest.raises(AliasRejected, match="'bob' is a registered account: give its password"):
+        without.connect()
+    without.close()
 
 
 def test_session_with_a_wrong_password_is_refused_clearly(accounts_server):

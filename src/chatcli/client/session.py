@@ -220,6 +220,11 @@ class ClientSession:
             return True
         elif cmd in (n.ERR_NICKNAMEINUSE, n.ERR_ERRONEUSNICKNAME, n.ERR_NONICKNAMEGIVEN):
             reason = "is already in use" if cmd == n.ERR_NICKNAMEINUSE else "is not a valid alias"
+            if cmd == n.ERR_NICKNAMEINUSE and "registered account" in msg.params[-1]:
+                reason = (  # a server that keeps registered nicks strictly
+                    "is a registered account: give its password (--account-password-file, "
+                    "CHAT_ACCOUNT_PASSWORD or at the prompt), or choose another alias"
+                )
             raise AliasRejected(f"alias {self.nick!r} {reason}")
         elif cmd == n.ERR_PASSWDMISMATCH:
             raise Refused("the server password is wrong (use --password)")
