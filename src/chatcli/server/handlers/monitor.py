@@ -105,8 +105,10 @@ def announce(conn: Connection, online: bool, nick: str | None = None) -> None:
     watchers = conn.world.watchers.get(conn.world.fold(name))
     if not watchers:
         return
+    # One line per watcher, differing only in its nick: made by formatting, not by
+    # building and checking a Message for each (a nick watched by hundreds changes often).
+    # Every part was checked when it was made: the nicks, the source, the server's name.
+    numeric, about = (n.RPL_MONONLINE, conn.source) if online else (n.RPL_MONOFFLINE, name)
+    head, tail = f":{conn.config.name} {numeric} ", f" :{about}\r\n"
     for watcher in watchers:
-        if online:
-            watcher.reply(n.RPL_MONONLINE, conn.source)
-        else:
-            watcher.reply(n.RPL_MONOFFLINE, name)
+        watcher.send_bytes(f"{head}{watcher.name}{tail}".encode())
