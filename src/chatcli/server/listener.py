@@ -54,7 +54,7 @@ THREAD_STACK_BYTES = 256 * 1024
 #: which of them changed (they take a restart).
 RESTART_ONLY = (
     "host", "port", "tls", "tls_port", "db", "name", "network", "casemapping", "room",
-    "history_per_target", "history_days",
+    "history_per_target", "history_days", "replay_lines",
 )  # fmt: skip
 
 
