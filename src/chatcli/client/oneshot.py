@@ -1,8 +1,14 @@
 """``chat send``: deliver lines to a room or a person and say honestly whether it worked.
 
-The server handles a connection's lines in order, so after the messages a ``PING`` with a
-unique token is sent: when its ``PONG`` comes back, every message before it has been handled,
-and any error the server had about them has already arrived.
+The server handles a connection's lines in order, and paces them (flood control: a burst,
+then a few a second). So ``chat send`` keeps at most :data:`WINDOW` messages unconfirmed
+and sends the next only as the server confirms one, reading its answers as they come:
+where it labels responses (IRCv3 labeled-response), each message is labeled and its
+labeled answer (the echo, an ``ACK`` or an error) confirms it; elsewhere a ``PING`` with a
+unique token follows each message and its ``PONG`` confirms it. A confirmation of a
+message also confirms every one before it, and any error about them has arrived by then.
+How long it waits counts from the last confirmation, not from the start: a long input
+takes as long as the server's pace needs.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -87,43 +94,117 @@ def connect_as(
     raise AliasRejected(f"aliases {alias!r} to {alias}9 are all in use")
 
 
+#: The most messages ``chat send`` has sent and the server has not yet confirmed: the next
+#: waits for a confirmation. Well within a server's flood burst (20 by default), so a
+#: server never holds more than a second or so of them (it disconnects a client too far
+#: behind), and a refusal stops the sending within a few messages.
+WINDOW = 10
+
+
 def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeout: float) -> int:
-    """Send each line to ``target`` and wait until the server confirms all of them.
+    """Send each line to ``target``, paced by the server's confirmations (see the module's
+    docstring), and return once the server has confirmed all of them. Lines are read from
+    ``lines`` only as they are sent, so a slow source streams.
 
     Returns:
-        The number of messages sent.
+        The number of messages sent (a line too long for one is sent as several).
 
     Raises:
         NoSuchTarget: no such room or person.
         Refused: the server would not take a message (moderated room, ban, too long...).
-        ConnectError: the connection failed or the server did not confirm in time.
+        ConnectError: the connection failed, or ``timeout`` seconds passed, while
+            messages were unconfirmed, without a confirmation.
     """
     if is_channel(target):
         enter_room(session, target, time.monotonic() + timeout)
-    count = 0
+    window = _Window(session, timeout)
     for line in lines:
         for piece in split_text(line, MAX_TEXT_BYTES):
             if piece:
-                count += 1
-                # Where the server labels responses, an error names the message it is for.
-                label = {"label": str(count)} if caps.LABELED_RESPONSE in session.caps else {}
-                session.send(Message("PRIVMSG", (target, piece), tags=label))
-    # Lines may have streamed in slowly; the server gets ``timeout`` from the last of them.
-    token = f"chat-send-{time.monotonic_ns()}"
-    session.send(Message("PING", (token,)))
-    deadline = time.monotonic() + timeout
-    told: set[str] = set()
+                window.send(Message("PRIVMSG", (target, piece)))
+    while window.unconfirmed:
+        window.wait()
+    return window.sent
 
-    def confirmed(msg: Message) -> bool:
-        # RPL_AWAY: away, or offline (or someone else holds the nick) and the message
-        # waits for them: worth a word on stderr, once; the send still succeeded.
-        if msg.command == n.RPL_AWAY and len(msg.params) > 2 and msg.params[1] not in told:
-            told.add(msg.params[1])
+
+class _Window:
+    """The messages sent and not yet confirmed, and the reading of confirmations.
+
+    Where the server labels responses (it has agreed to both labeled-response and batch),
+    message ``n`` is labeled ``n``; its answer is one line with that label or a
+    ``labeled-response`` batch that starts with it (confirmed at the batch's end, after
+    whatever is in it). Elsewhere a ``PING`` follows each message, confirmed by its ``PONG``.
+    """
+
+    def __init__(self, session: ClientSession, timeout: float) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.labeled = {caps.LABELED_RESPONSE, caps.BATCH} <= session.caps
+        self.token = f"chat-send-{time.monotonic_ns()}-"  # + the message's number
+        self.sent = 0
+        self.unconfirmed: deque[str] = deque()  # the numbers of messages, oldest first
+        self.batches: dict[str, str] = {}  # labeled-response batches open: ref -> label
+        self.told: set[str] = set()  # people said to be away or offline
+
+    def send(self, msg: Message) -> None:
+        """Send ``msg`` once fewer than :data:`WINDOW` messages are unconfirmed."""
+        while len(self.unconfirmed) >= WINDOW:
+            self.wait()
+        self.sent += 1
+        key = str(self.sent)
+        if self.labeled:
+            self.session.send(Message(msg.command, msg.params, tags={"label": key}))
+        else:
+            self.session.send(msg)
+            self.session.send(Message("PING", (self.token + key,)))
+        self.unconfirmed.append(key)
+
+    def wait(self) -> None:
+        """Read until the server confirms at least one more message.
+
+        Raises:
+            ConnectError: ``timeout`` seconds without one, or the connection ended.
+            NoSuchTarget, Refused: the server's error about a message.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                msg = _next(self.session, deadline)
+            except TimeoutError:
+                confirmed = self.sent - len(self.unconfirmed)
+                raise ConnectError(
+                    f"the server did not confirm in time: nothing for {self.timeout:g} s, "
+                    f"{confirmed} of {self.sent} messages confirmed"
+                ) from None
+            raise_for(msg, self.batches.get(msg.tags.get("batch", "")))
+            self._tell_away(msg)
+            key = self._confirms(msg)
+            if key is not None and key in self.unconfirmed:
+                while self.unconfirmed.popleft() != key:
+                    pass  # the server answers in order: those before are confirmed too
+                return
+
+    def _confirms(self, msg: Message) -> str | None:
+        """The number of the message that ``msg`` confirms, if any."""
+        if self.labeled:
+            if msg.command == "BATCH" and msg.params:
+                ref = msg.params[0][1:]
+                if msg.params[0][:1] == "+" and "label" in msg.tags:
+                    self.batches[ref] = msg.tags["label"]
+                elif msg.params[0][:1] == "-":
+                    return self.batches.pop(ref, None)
+                return None
+            return msg.tags.get("label") if "batch" not in msg.tags else None
+        if msg.command == "PONG" and msg.params and msg.params[-1].startswith(self.token):
+            return msg.params[-1][len(self.token) :]
+        return None
+
+    def _tell_away(self, msg: Message) -> None:
+        """RPL_AWAY: away, or offline (or someone else holds the nick) and the message
+        waits for them: worth a word on stderr, once; the send still succeeded."""
+        if msg.command == n.RPL_AWAY and len(msg.params) > 2 and msg.params[1] not in self.told:
+            self.told.add(msg.params[1])
             print(f"chat: {msg.params[1]}: {msg.params[-1]}", file=sys.stderr)
-        return msg.command == "PONG" and msg.params[-1:] == (token,)
-
-    _await(session, deadline, confirmed)
-    return count
 
 
 def enter_room(session: ClientSession, room: str, deadline: float) -> None:
@@ -140,9 +221,26 @@ def enter_room(session: ClientSession, room: str, deadline: float) -> None:
 def _await(session: ClientSession, deadline: float, done: Callable[[Message], bool]) -> None:
     """Read until ``done(msg)``; raise on the first error reply."""
     while True:
+        try:
+            msg = _next(session, deadline)
+        except TimeoutError:
+            raise ConnectError("the server did not confirm in time") from None
+        raise_for(msg)
+        if done(msg):
+            return
+
+
+def _next(session: ClientSession, deadline: float) -> Message:
+    """The next message from the server.
+
+    Raises:
+        TimeoutError: none came before ``deadline`` (a :func:`time.monotonic` time).
+        ConnectError: the connection ended.
+    """
+    while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ConnectError("the server did not confirm in time")
+            raise TimeoutError
         session.settimeout(left)
         try:
             msg = session.recv()
@@ -150,16 +248,17 @@ def _await(session: ClientSession, deadline: float, done: Callable[[Message], bo
             continue
         if msg is None:
             raise ConnectError("the server closed the connection")
-        raise_for(msg)
-        if done(msg):
-            return
+        return msg
 
 
-def raise_for(msg: Message) -> None:
+def raise_for(msg: Message, label: str | None = None) -> None:
+    """Raise the error that ``msg`` is, if it is one; an error about a labeled message
+    (labeled itself, or in a batch labeled ``label``) names the message."""
     detail = " ".join(p for p in msg.params[1:-1])
     text = f"{detail}: {msg.params[-1]}" if detail else (msg.params[-1] if msg.params else "")
-    if "label" in msg.tags:
-        text = f"message {msg.tags['label']}: {text}"
+    label = msg.tags.get("label", label)
+    if label:
+        text = f"message {label}: {text}"
     if msg.command in _NO_TARGET:
         raise NoSuchTarget(f"no such recipient: {msg.params[1] if len(msg.params) > 1 else ''}")
     if msg.command in _REFUSED:
