@@ -468,3 +468,20 @@ def test_terminal_control_characters_from_the_network_never_reach_the_screen(tex
         # Rich's own colour codes are ESC [ ... m; nothing else may appear.
         assert not re.search(r"\x1b(?!\[[0-9;]*m)", printed), repr(printed)
         assert not any(c in printed for c in "\x07\x08\x7f\x9b")
+
+
+def test_chat_join_into_a_pipe_prints_a_long_line_as_one_line(server):
+    """Without a terminal, chat join's output is one line a message, never wrapped (at
+    Rich's 80 columns), and not coloured."""
+    long = " ".join(["word"] * 59) + " " + "x" * 5  # 300 characters
+    done = subprocess.run(
+        [sys.executable, "-m", "chatcli", "join", "--port", str(server.port), "-a", "bob"],
+        input=long + "\n",
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stdout.splitlines() if "word" in line]
+    assert len(said) == 1 and said[0].endswith(f"<bob> {long}")
+    assert "\x1b" not in done.stdout

@@ -3,10 +3,12 @@ as JSON and as text, with --last, --since and --follow, and its exit statuses.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -240,3 +242,133 @@ def test_an_account_reads_its_conversation(history):
         ("carol", "bob", "hello bob"),
         ("carol", "bob", "are you there?"),
     ]
+
+
+# -- a pipe, a server without history, a server that restarts ---------------------------------
+
+
+def test_a_long_message_is_one_line_in_a_pipe(history):
+    """Into a pipe (or a file), a message is never wrapped at 80 columns, nor coloured."""
+    server, alice = history
+    long = " ".join(["word"] * 59) + " " + "x" * 5  # 300 characters
+    alice.send(f"PRIVMSG #dev :{long}")
+    alice.sync()
+    done = subprocess.run(
+        [*TAIL, str(server.port), "--last", "1"], capture_output=True, text=True, timeout=15
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [done.stdout[:6] + f"#dev <alice> {long}"]
+    assert "\x1b" not in done.stdout
+
+
+@contextlib.contextmanager
+def following(port: int, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``chat tail --follow --json`` in a process of its own, killed if still there after."""
+    proc = subprocess.Popen(
+        [*TAIL, str(port), "--json", "--follow", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What the tail printed once its --duration has ended (in 15 s at most)."""
+    return proc.communicate(timeout=15)
+
+
+def joined(client: Client, nick: str) -> None:
+    """Wait (a bounded time) until ``nick`` joins a room ``client`` is in."""
+    while not (msg := client.expect("JOIN")).source or not msg.source.startswith(nick + "!"):
+        pass
+
+
+def test_follow_a_server_without_history(server):
+    """No history to print: a note on stderr says so, and new messages are printed."""
+    alice = rejoin(server.port)
+    try:
+        with following(server.port, "--duration", "2") as proc:
+            joined(alice, "tailer")
+            alice.send("PRIVMSG #dev :live one")
+            alice.sync()
+            out, err = finish(proc)
+    finally:
+        alice.close()
+    assert proc.returncode == 0
+    assert err == "chat: this server keeps no history: earlier messages are not available\n"
+    assert [r["text"] for r in records(out)] == ["live one"]
+
+
+def restart(make_server, old, db: str):
+    """Stop the server ``old`` and start another on its port, with the same database."""
+    old.stop()
+    return make_server(db=db, flood_rate=0, port=old.port)
+
+
+def rejoin(port: int) -> Client:
+    alice = Client(port)
+    alice.register("alice", join=False)
+    alice.send("JOIN #dev")
+    alice.expect("366")
+    return alice
+
+
+def test_follow_comes_back_after_a_restart_and_misses_nothing(make_server, tmp_path):
+    """Like tail -F: the server restarts, the tail reconnects and prints what was said
+    while it was away, then what is said next, each message once."""
+    db = str(tmp_path / "chat.db")
+    for server, alice in room_with_history(make_server, tmp_path):
+        with following(server.port, "--last", "1", "--duration", "6") as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert records(proc.stdout.readline())[0]["text"] == "a notice"
+            alice.send("PRIVMSG #dev :before")
+            alice.sync()
+            assert records(proc.stdout.readline())[0]["text"] == "before"
+            alice.close()
+            again = rejoin(restart(make_server, server, db).port)
+            try:
+                again.send("PRIVMSG #dev :while away")  # most likely before the tail is back
+                again.sync()
+                assert "reconnecting" in proc.stderr.readline()
+                assert proc.stderr.readline() == "chat: reconnected\n"
+                joined(again, "tailer")
+                again.send("PRIVMSG #dev :after")
+                again.sync()
+                out, err = finish(proc)
+            finally:
+                again.close()
+        assert (proc.returncode, err) == (0, "")
+        assert [r["text"] for r in records(out)] == ["while away", "after"]
+
+
+def test_follow_without_history_comes_back_with_new_messages(make_server):
+    """Without history, what was said while it was away is lost: it goes on from then."""
+    server = make_server()
+    alice = rejoin(server.port)
+    try:
+        with following(server.port, "--duration", "4") as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert "keeps no history" in proc.stderr.readline()
+            joined(alice, "tailer")
+            alice.send("PRIVMSG #dev :first")
+            alice.sync()
+            assert records(proc.stdout.readline())[0]["text"] == "first"
+            alice.close()
+            server.stop()
+            alice = rejoin(make_server(port=server.port).port)
+            assert "reconnecting" in proc.stderr.readline()
+            assert proc.stderr.readline() == "chat: reconnected\n"
+            joined(alice, "tailer")
+            alice.send("PRIVMSG #dev :back again")
+            alice.sync()
+            out, err = finish(proc)
+    finally:
+        alice.close()
+    assert (proc.returncode, err) == (0, "")
+    assert [r["text"] for r in records(out)] == ["back again"]

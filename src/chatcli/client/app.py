@@ -201,8 +201,11 @@ def run_join(
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         return _interactive(session, view, room, burst)
-    out = console or Console(file=sys.stdout, highlight=False)
-    return _batch(session, view, room, burst, out, sys.stdin)
+    if console is None:
+        console = Console(file=sys.stdout, highlight=False)
+        # A pipe or a file gets one line a message, never wrapped (at Rich's 80 columns).
+        console.soft_wrap = not console.is_terminal
+    return _batch(session, view, room, burst, console, sys.stdin)
 
 
 def _start_reader(

@@ -27,7 +27,14 @@ from chatcli.client.history import (
 )
 from chatcli.client.oneshot import connect_as, enter_room, raise_for, tls_policy
 from chatcli.client.session import ClientSession
-from chatcli.errors import ChatError, ConfigError, ConnectError, Refused
+from chatcli.errors import (
+    AliasRejected,
+    ChatError,
+    ConfigError,
+    ConnectError,
+    NoSuchTarget,
+    Refused,
+)
 from chatcli.protocol import (
     Message,
     caps,
@@ -44,6 +51,8 @@ if TYPE_CHECKING:
 TAIL_CAPS = (caps.CHATHISTORY, *HISTORY_CAPS)
 #: Messages printed when neither --last nor --since is given.
 DEFAULT_LAST = 10
+#: Following, seconds before trying a lost connection again, doubled each failure up to...
+RECONNECT_BACKOFF = (1.0, 30.0)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -103,6 +112,8 @@ def _printer(out: IO[str], as_json: bool, me: str) -> Callable[[Message], None]:
             raise BrokenPipeError
 
     console = TailConsole(file=out, highlight=False)
+    # A pipe or a file gets one line a message, never wrapped (at Rich's 80 columns).
+    console.soft_wrap = not console.is_terminal
 
     def print_text(msg: Message) -> None:
         if (line := render(msg, me)) is not None:
@@ -143,46 +154,60 @@ def run_tail(
     as_json: bool,
     account_password: Callable[[str], str | None] | None = None,
     out: IO[str] | None = None,
+    err: IO[str] | None = None,
     tls: TLSPolicy | None = None,
+    backoff: tuple[float, float] = RECONNECT_BACKOFF,
 ) -> None:
     """Print ``target``'s last messages (or those since a time) and, with ``follow``, the
     new ones until ``duration`` seconds have passed (or forever).
 
+    Following, a server that keeps no history gives only what is said from then on (a note
+    on ``err`` says so); a connection lost after the first one is tried again, ``backoff``
+    seconds later (doubled each failure, up to ``backoff[1]``), forever or until the
+    ``duration`` ends, and the messages resume after the last one printed: none twice and,
+    where the server keeps history, none missed.
+
     Raises:
         ConfigError: a bad ``target`` or ``since``, both ``last`` and ``since``, or a
             conversation asked for without an account.
-        ConnectError, AliasRejected, NoSuchTarget, Refused: as ``chat send``.
+        ChatError: not following, and the server keeps no history.
+        ConnectError, AliasRejected, NoSuchTarget, Refused: as ``chat send`` (a lost
+            connection only when not following).
     """
     if not (is_valid_channel(target) or is_valid_nick(target)):
         raise ConfigError(f"--to must be a room (#name) or an alias, not {target!r}")
     if last is not None and since is not None:
         raise ConfigError("give --last or --since, not both")
-    start = parse_since(since, datetime.now(UTC)) if since is not None else None
-    session = connect_as(
-        alias,
-        role="tail",
-        host=host,
-        port=port,
-        password=password,
-        timeout=timeout,
-        wanted_caps=TAIL_CAPS,
-        account_password=account_password,
-        tls=tls,
-    )
+    now = datetime.now(UTC)
+    start = parse_since(since, now) if since is not None else None
+    err = err or sys.stderr
+
+    def connect() -> ClientSession:
+        return connect_as(
+            alias,
+            role="tail",
+            host=host,
+            port=port,
+            password=password,
+            timeout=timeout,
+            wanted_caps=TAIL_CAPS,
+            account_password=account_password,
+            tls=tls,
+        )
+
+    session = connect()
     try:
-        if caps.CHATHISTORY not in session.caps:
+        kept = caps.CHATHISTORY in session.caps
+        if not kept and not follow:
             raise ChatError("this server keeps no history")
+        if not kept:
+            print(NO_HISTORY, file=err, flush=True)
         deadline = time.monotonic() + timeout
-        if is_channel(target):
-            enter_room(session, target, deadline)
-        elif session.account is None:
-            raise ConfigError(
-                f"only accounts keep their conversations: to read yours with {target}, "
-                "log in with --alias <your account> (its password in CHAT_ACCOUNT_PASSWORD "
-                "or --account-password-file)"
-            )
+        _enter(session, target, deadline)
         timeline = Timeline(isupport=session.isupport)
-        if start is not None:
+        if not kept:
+            requests = []
+        elif start is not None:
             requests = timeline.fetch(target, "AFTER", timestamp(start), timeline.limit)
         elif (count := DEFAULT_LAST if last is None else last) > 0:
             requests = timeline.fetch(target, "LATEST", "*", count)
@@ -190,11 +215,109 @@ def run_tail(
             requests = []
         for request in requests:
             session.send(request)
-        show = _printer(out or sys.stdout, as_json, session.nick)
+        resume = _Resume(timestamp(start or now))
+        show = resume.track(_printer(out or sys.stdout, as_json, session.nick))
         end = None if duration is None else time.monotonic() + duration
-        _read(session, timeline, target, show, deadline, end if follow else time.monotonic())
+        if not follow:
+            if _read(session, timeline, target, show, deadline, time.monotonic()):
+                raise ConnectError("the server closed the connection")
+            return
+        while True:
+            try:
+                if not _read(session, timeline, target, show, deadline, end):
+                    return
+            except ConnectError:  # lost (or answered nothing): like tail -F, try again
+                pass
+            session.close()
+            print("chat: the connection to the server was lost: reconnecting", file=err, flush=True)
+            found = _reconnect(connect, target, timeout, backoff, end)
+            if found is None:
+                return
+            session, deadline = found, time.monotonic() + timeout
+            print("chat: reconnected", file=err, flush=True)
+            timeline = Timeline(isupport=session.isupport)
+            if caps.CHATHISTORY in session.caps:
+                for request in timeline.fetch(target, "AFTER", resume.ref, timeline.limit):
+                    session.send(request)
     finally:
         session.quit()
+
+
+#: Said on stderr when following a server that keeps no history.
+NO_HISTORY = "chat: this server keeps no history: earlier messages are not available"
+
+
+class _Resume:
+    """Where to resume after a reconnection: after the last message printed (its msgid, or
+    else its time), or, before any, the time the tail started from."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+
+    def track(self, show: Callable[[Message], None]) -> Callable[[Message], None]:
+        """``show``, noting each message shown as the place to resume after."""
+
+        def shown(msg: Message) -> None:
+            show(msg)
+            if msgid := msg.tags.get("msgid"):
+                self.ref = f"msgid={msgid}"
+            elif when := msg.tags.get("time"):
+                self.ref = f"timestamp={when}"
+
+        return shown
+
+
+def _enter(session: ClientSession, target: str, deadline: float) -> None:
+    """Join the room ``target`` or check that one can read the conversation with it.
+
+    Raises:
+        NoSuchTarget: no such room.
+        ConfigError: a conversation, and the session has no account.
+    """
+    if is_channel(target):
+        enter_room(session, target, deadline)
+    elif session.account is None:
+        raise ConfigError(
+            f"only accounts keep their conversations: to read yours with {target}, "
+            "log in with --alias <your account> (its password in CHAT_ACCOUNT_PASSWORD "
+            "or --account-password-file)"
+        )
+
+
+def _reconnect(
+    connect: Callable[[], ClientSession],
+    target: str,
+    timeout: float,
+    backoff: tuple[float, float],
+    end: float | None,
+) -> ClientSession | None:
+    """A new session, in ``target`` again: tried ``backoff[0]`` seconds from now, then after
+    twice as long each time (at most ``backoff[1]``) while the server cannot be reached,
+    the alias is still held or the room is not there (yet). None: ``end`` came first.
+
+    Raises:
+        ChatError: the server refused for good (a ban, a wrong password...).
+    """
+    delay, most = backoff
+    while True:
+        if end is not None and time.monotonic() + delay >= end:
+            time.sleep(max(0.0, end - time.monotonic()))
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, most)
+        try:
+            session = connect()
+        except (ConnectError, AliasRejected):
+            continue
+        try:
+            _enter(session, target, time.monotonic() + timeout)
+        except (ConnectError, NoSuchTarget):
+            session.close()
+            continue
+        except BaseException:
+            session.quit()
+            raise
+        return session
 
 
 def _read(
@@ -206,7 +329,14 @@ def _read(
     end: float | None,
 ) -> None:
     """Print ``target``'s messages as they come: the history (due by ``deadline``), then
-    live ones until ``end`` (None: until the connection ends)."""
+    live ones until ``end`` (None: until the connection ends).
+
+    Returns:
+        True if the connection ended, False if ``end`` came.
+
+    Raises:
+        ConnectError: the history did not come in time, or the connection failed.
+    """
     key = target.lower()
     while True:
         busy = timeline.busy()
@@ -215,14 +345,14 @@ def _read(
         if left is not None and left <= 0:
             if busy:
                 raise ConnectError("the server did not send the history in time")
-            return
+            return False
         session.settimeout(left)
         try:
             msg = session.recv()
         except TimeoutError:
             continue
         if msg is None:
-            raise ConnectError("the server closed the connection")
+            return True
         if msg.command == "FAIL":
             raise Refused(f"the server refused: {msg.params[-1]}")
         raise_for(msg)
