@@ -180,6 +180,24 @@ def test_send_without_alias_picks_a_free_one(run, server, connect):
     assert watcher.expect("PRIVMSG").source.split("!")[0].endswith("-send")
 
 
+def test_send_to_an_empty_room_keeps_the_message_for_who_comes_next(run, make_server, tmp_path):
+    """On a server with history, a room nobody is in (a CI job's #ci) takes the message
+    into its history; without history the room must exist (below)."""
+    from tests.conftest import Client
+
+    running = make_server(db=str(tmp_path / "chat.db"))
+    result = run("send", "--port", str(running.port), "--to", "#ci", "build 7 passed")
+    assert (result.exit_code, result.stderr) == (0, "")
+    dev = Client(running.port)
+    try:
+        dev.register("dev", join=False)
+        dev.send("JOIN #ci")
+        dev.expect("366")
+        assert dev.expect("PRIVMSG").params[-1].endswith("build 7 passed")  # the replay
+    finally:
+        dev.close()
+
+
 def test_send_exit_code_for_no_such_recipient(run, server):
     result = run("send", "--port", str(server.port), "--to", "ghost", "hello")
     assert result.exit_code == ExitStatus.NO_SUCH_TARGET

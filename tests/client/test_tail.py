@@ -171,11 +171,24 @@ def test_a_closed_output_ends_it_quietly(history):
 # -- exit statuses ----------------------------------------------------------------------------
 
 
-def test_exit_status_for_no_such_room(history):
-    server, _ = history
+def test_an_empty_rooms_history_is_read_and_a_room_never_used_has_none(history):
+    """A room nobody is in is gone, but its history is not: chat tail reads it as it reads
+    any other room's; a room never used has nothing to print."""
+    server, alice = history
+    alice.send("PART #dev")
+    alice.sync()
+    result = tail(server.port, "--to", "#dev", "--json", "--last", "2")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert [r["text"] for r in records(result.output)] == ["waves", "a notice"]
     result = tail(server.port, "--to", "#nowhere")
+    assert (result.exit_code, result.output, result.stderr) == (0, "", "")
+
+
+def test_exit_status_for_no_such_room_on_a_server_without_history(make_server):
+    server = make_server()
+    result = tail(server.port, "--to", "#nowhere", "--follow", "--duration", "1")
     assert result.exit_code == ExitStatus.NO_SUCH_TARGET
-    assert result.stderr == "chat: no such room: #nowhere\n"
+    assert result.stderr.endswith("chat: no such room: #nowhere\n")
 
 
 def test_exit_status_for_an_unreachable_server():

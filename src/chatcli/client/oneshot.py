@@ -208,13 +208,23 @@ class _Window:
 
 
 def enter_room(session: ClientSession, room: str, deadline: float) -> None:
-    """Check that ``room`` exists and join it, so that the message is accepted. (JOIN alone
-    would create a room that does not exist; asking for its modes tells, secret or not.)"""
+    """Join ``room``, so that a message to it is accepted and its history can be read.
+
+    A room nobody is in does not exist: on a server that keeps history, joining makes it,
+    and what is said there is kept for whoever comes next (a CI job's message to an empty
+    ``#ci``, say). Without history that would say it to nobody, so the room must exist:
+    asking for its modes tells, secret or not (JOIN alone would create it).
+
+    Raises:
+        NoSuchTarget: no such room, and the server keeps no history.
+    """
     session.send(Message("MODE", (room,)))
     try:
         _await(session, deadline, lambda m: m.command == n.RPL_CHANNELMODEIS)
     except NoSuchTarget:
-        raise NoSuchTarget(f"no such room: {room}") from None
+        # The answer comes after the welcome, so its ISUPPORT tokens have been read.
+        if "CHATHISTORY" not in session.isupport:
+            raise NoSuchTarget(f"no such room: {room}") from None
     session.send(Message("JOIN", (room,)))
 
 
