@@ -381,6 +381,22 @@ def hash_password() -> None:
     click.echo(make_hash(password))
 
 
+def _room_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``chat join --room``: a room name, ``#`` added if missing; refused (a usage error,
+    exit 2) before connecting if no server could take it as one parameter."""
+    from chatcli.protocol.names import CHANNELLEN, is_valid_channel
+
+    if value is None:
+        return None
+    room = value if value.startswith("#") else "#" + value
+    if not is_valid_channel(room):
+        raise click.BadParameter(
+            f"{value!r} is not a room name: '#' and up to {CHANNELLEN - 1} characters,"
+            " no space, comma or colon"
+        )
+    return room
+
+
 @main.command()
 @click.option(
     "--alias",
@@ -391,7 +407,9 @@ def hash_password() -> None:
 )
 @connection_options
 @click.option(
-    "--room", help="A room to join and talk in (everyone is also in the server's default room)."
+    "--room",
+    callback=_room_option,
+    help="A room to join and talk in (everyone is also in the server's default room).",
 )
 @ACCOUNT_PASSWORD_FILE
 @fail_cleanly
@@ -416,8 +434,6 @@ def join(
     from chatcli.client.oneshot import tls_policy
     from chatcli.client.session import ClientSession
 
-    if room is not None and not room.startswith("#"):
-        room = "#" + room
     secret = account_password(account_password_file)
     terminal = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
     policy = tls_policy(tls, tls_fingerprint, insecure, ask=trust_prompt if terminal else None)

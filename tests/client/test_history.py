@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chatcli.client.app import Backoff
-from chatcli.client.history import Timeline, timestamp
+from chatcli.client.history import NOTHING_EARLIER, Timeline, timestamp
 from chatcli.client.input import HISTORY_PAGE, Action, InputError, Local, parse_input
 from chatcli.protocol import Message, isupport_tokens
 
@@ -88,6 +88,25 @@ def test_older_pages_back_from_the_oldest_shown():
     assert request == Message("CHATHISTORY", ("BEFORE", "#dev", "msgid=id5", "5"))
     assert feed_all(timeline, batch("o", "#dev", 3, 4))[0] == ["m3", "m4"]
     assert timeline.log["#dev"] == ["id3", "id4", "id5", "id6"]
+
+
+def test_history_with_nothing_earlier_says_so():
+    timeline = Timeline()
+    timeline.older("#dev", 20)
+    shown, sent = feed_all(timeline, batch("o", "#dev"))  # an empty answer
+    assert shown == [NOTHING_EARLIER] and sent == []
+
+
+def test_history_with_only_what_is_shown_already_says_nothing_earlier():
+    timeline = Timeline()
+    feed_all(timeline, [chat(1), chat(2)])
+    timeline.older("#dev", 20)
+    assert feed_all(timeline, batch("o", "#dev", 1))[0] == [NOTHING_EARLIER]
+    assert timeline.log["#dev"] == ["id1", "id2"]
+
+
+def test_an_empty_replay_that_nobody_asked_for_shows_nothing():
+    assert feed_all(Timeline(), batch("j", "#dev"))[0] == []
 
 
 def test_the_server_limit_is_read_from_isupport():

@@ -485,3 +485,50 @@ def test_chat_join_into_a_pipe_prints_a_long_line_as_one_line(server):
     said = [line for line in done.stdout.splitlines() if "word" in line]
     assert len(said) == 1 and said[0].endswith(f"<bob> {long}")
     assert "\x1b" not in done.stdout
+
+
+def test_irc_formatting_in_a_room_message_is_shown_as_styles():
+    """irssi's and HexChat's bold and colours: styles, not ``\\x0304red`` garbage."""
+    text = show(message("PRIVMSG", "#lobby", "\x02hey\x02 \x0304red\x03 done", source=BOB))
+    assert text.plain == "12:34 #lobby <bob> hey red done"
+    assert style_at(text, "hey").bold
+    assert style_at(text, "red").color == Style.parse("bright_red").color
+    assert not style_at(text, " done").bold
+
+
+@pytest.mark.parametrize(
+    ("msg", "styled"),
+    [
+        (message("PRIVMSG", ME, "\x1funder", source=BOB), "under"),
+        (message("PRIVMSG", "#lobby", "\x01ACTION \x1funder\x01", source=BOB), "under"),
+        (message("NOTICE", "#lobby", "\x1funder", source=BOB), "under"),
+        (message("NOTICE", "*", "\x1funder", source="irc.example"), "under"),
+        (message("TOPIC", "#lobby", "\x1funder", source=BOB), "under"),
+        (message("332", ME, "#lobby", "\x1funder", source="srv"), "under"),
+        (message("QUIT", "Quit: \x1funder", source=BOB), "under"),
+        (message("PART", "#lobby", "\x1funder", source=BOB), "under"),
+        (message("KICK", "#lobby", "me", "\x1funder", source=BOB), "under"),
+        (message("AWAY", "\x1funder", source=BOB), "under"),
+        (message("372", ME, "- \x1funder", source="srv"), "under"),
+    ],
+)
+def test_formatting_is_styled_wherever_people_write_text(msg, styled):
+    text = show(msg)
+    assert "\x1f" not in text.plain and "\ufffd" not in text.plain
+    assert style_at(text, styled).underline
+
+
+def test_formatting_in_names_and_other_parameters_is_dropped():
+    text = show(message("PRIVMSG", "#lob\x02by", "hi", source="bo\x0304b!b@h"))
+    assert text.plain == "12:34 #lobby <bob> hi"
+
+
+def test_an_empty_reason_is_not_shown():
+    assert plain(message("PART", "#lobby", "\x02\x02", source=BOB)) == "12:34 -- bob left #lobby"
+
+
+def test_nothing_earlier_is_said_in_one_line():
+    from chatcli.client.history import NOTHING_EARLIER
+
+    assert plain(Message(NOTHING_EARLIER, ("#dev",))) == "12:34 -- nothing earlier in #dev"
+    assert render(Message(NOTHING_EARLIER, ("#dev",), "srv"), ME, WHEN) is None  # not the server's

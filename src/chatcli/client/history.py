@@ -17,6 +17,8 @@ Theory of operation:
   ``AFTER`` answer that fills the limit is followed by the next page before any is shown.
 * Joining a room again (after a reconnect) catches up with ``CHATHISTORY AFTER`` the last
   msgid shown there.
+* A ``/history`` answer with nothing not shown yet is told as one local message,
+  :data:`NOTHING_EARLIER`: the user asked, and silence would look like a hang.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from chatcli.protocol import Message, caps, is_channel, server_time, split_sourc
 #: What the client needs to read history: msgids, times and batches.
 HISTORY_CAPS = (caps.BATCH, caps.SERVER_TIME, caps.MESSAGE_TAGS)
 _CHAT = ("PRIVMSG", "NOTICE")
+#: The command of the message :meth:`Timeline.feed` shows, without a source, when a
+#: ``/history`` request (:meth:`Timeline.older`) found nothing earlier; its parameter is
+#: the room. It is never sent.
+NOTHING_EARLIER = "NOTHINGEARLIER"
 _tokens = itertools.count(1)
 
 
@@ -149,7 +155,7 @@ class Timeline:
             return []
         if key in self._older:
             self._older.discard(key)
-            return self._show(lines, me, older=True)
+            return self._show(lines, me, older=True) or [Message(NOTHING_EARLIER, (target,))]
         return self._show(lines, me)
 
     def _answered(self, fetch: _Fetch, me: str) -> tuple[list[Message], list[Message]]:

@@ -6,6 +6,10 @@
   ``12:01 -- bob joined #lobby``, dimmed;
 * errors: red.
 
+Text from the network is made safe for the terminal: IRC formatting (bold, colours...) in
+messages, topics and reasons becomes Rich styles (:mod:`chatcli.client.formatting`); any
+other control character is shown as U+FFFD.
+
 :func:`render` returns None for lines a person need not see (PING, end-of-list markers...).
 """
 
@@ -16,6 +20,8 @@ from datetime import datetime
 
 from rich.text import Text
 
+from chatcli.client.formatting import clean, formatted, strip_formatting
+from chatcli.client.history import NOTHING_EARLIER
 from chatcli.protocol import Message, is_channel, split_source
 from chatcli.protocol import numerics as n
 
@@ -78,44 +84,41 @@ def message_time(msg: Message, default: datetime) -> datetime:
     return default
 
 
-# C0 and C1 control characters, DEL included, but for the \x01 that frames CTCP. Text from
-# the network must never reach the terminal with ESC in it: a peer could clear the screen,
-# retitle the window or write the clipboard (OSC 52) of everyone in the room.
-_CONTROLS = {c: "\ufffd" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c != 0x01}
-_CONTROLS[0x09] = " "
-
-
-def clean(text: str) -> str:
-    """``text`` with every terminal control character replaced (tabs become spaces)."""
-    return text.translate(_CONTROLS)
+__all__ = ["clean", "ctcp", "formatted", "note", "render"]
 
 
 def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
     """The line to show for ``msg``, seen by the user whose alias is ``me``.
 
-    Everything that came from the network is cleaned of control characters first."""
+    Everything that came from the network is cleaned of control characters first; the
+    formatting of messages, topics and reasons is shown as styles, elsewhere dropped."""
     when = message_time(msg, when or datetime.now())
-    nick = clean(split_source(msg.source or "")[0])
+    nick = strip_formatting(split_source(msg.source or "")[0])
     cmd = msg.command
-    p = tuple(clean(param) for param in msg.params)
+    raw = msg.params
+    p = tuple(strip_formatting(param) for param in raw)
     if cmd in ("PRIVMSG", "NOTICE") and len(p) >= 2:
         return _chat(
-            when, cmd, nick, p[0], p[1], me, server=msg.source is not None and "!" not in msg.source
+            when,
+            cmd,
+            nick,
+            p[0],
+            raw[1],
+            me,
+            server=msg.source is not None and "!" not in msg.source,
         )
     if cmd == "JOIN" and p:
         return _system(when, _nick(nick), f" joined {p[0]}")
     if cmd == "PART" and p:
-        return _system(when, _nick(nick), f" left {p[0]}" + (f" ({p[1]})" if len(p) > 1 else ""))
+        return _system(when, _nick(nick), f" left {p[0]}", *_reason(raw[1:]))
     if cmd == "QUIT":
-        reason = quit_reason(p[0] if p else "")
-        return _system(when, _nick(nick), " quit" + (f" ({reason})" if reason else ""))
+        return _system(when, _nick(nick), " quit", *_reason((quit_reason(raw[0]),) if raw else ()))
     if cmd == "NICK" and p:
         return _system(when, _nick(nick), " is now known as ", _nick(p[0]))
     if cmd == "TOPIC" and len(p) >= 2:
-        return _system(when, _nick(nick), f" set the topic of {p[0]}: {p[1]}")
+        return _system(when, _nick(nick), f" set the topic of {p[0]}: ", _styled(raw[1]))
     if cmd == "KICK" and len(p) >= 2:
-        why = f" ({p[2]})" if len(p) > 2 else ""
-        return _system(when, _nick(nick), f" removed {p[1]} from {p[0]}{why}")
+        return _system(when, _nick(nick), f" removed {p[1]} from {p[0]}", *_reason(raw[2:]))
     if cmd == "MODE" and len(p) >= 2 and p[0] == nick == me:  # our own user modes
         return _system(when, f"your modes: {p[1]}" + (" (a TLS connection)" if "Z" in p[1] else ""))
     if cmd == "MODE" and len(p) >= 2:
@@ -124,7 +127,7 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         return _system(when, _nick(nick), f" invites you to {p[1]} (/join {p[1]})")
     if cmd == "AWAY":  # away-notify
         if p and p[0]:
-            return _system(when, _nick(nick), f" is away: {p[0]}")
+            return _system(when, _nick(nick), " is away: ", _styled(raw[0]))
         return _system(when, _nick(nick), " is back")
     if cmd == "KILL" and len(p) >= 2:
         return _system(when, "you were disconnected by server operator ", _nick(nick), f": {p[1]}")
@@ -134,9 +137,23 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         return _system(when, f"the account {p[1]} is registered; you are logged in to it")
     if cmd == "FAIL" and len(p) >= 3:
         return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
+    if cmd == NOTHING_EARLIER and msg.source is None and p:  # our own: see Timeline.older
+        return _system(when, f"nothing earlier in {p[0]}")
     if cmd.isdigit():
-        return _numeric(when, cmd, p)
+        return _numeric(when, cmd, p, raw)
     return None  # PING, PONG, CAP and the like
+
+
+def _styled(text: str) -> Text:
+    """Text from the network in a system line: its formatting on top of the system look."""
+    return formatted(text, STYLE_SYSTEM)
+
+
+def _reason(given: tuple[str, ...]) -> tuple[Text, ...]:
+    """`` (reason)`` after a PART, QUIT or KICK, if a reason was given and is not empty."""
+    if not given or not strip_formatting(given[0]):
+        return ()
+    return (Text(" (", style=STYLE_SYSTEM), _styled(given[0]), Text(")", style=STYLE_SYSTEM))
 
 
 def quit_reason(reason: str) -> str:
@@ -164,14 +181,15 @@ def ctcp(text: str) -> tuple[str, str] | None:
 def _chat(
     when: datetime, cmd: str, nick: str, target: str, text: str, me: str, *, server: bool
 ) -> Text:
+    """A PRIVMSG or NOTICE; ``text`` as sent, with its formatting and any control."""
     line = _stamp(when)
     if server:
-        line.append(f"-!- {text}", style=STYLE_INFO)
-        return line
+        line.append("-!- ", style=STYLE_INFO)
+        return line.append_text(formatted(text, STYLE_INFO))
     request = ctcp(text)
     action = request is not None and request[0] == "ACTION"
     if request is not None and not action:
-        verb, arg = request
+        verb, arg = strip_formatting(request[0]), strip_formatting(request[1])
         if cmd == "NOTICE":
             return _system(when, f"CTCP {verb} reply from ", _nick(nick), f": {arg}")
         return _system(when, _nick(nick), f" sent a CTCP {verb} request")
@@ -180,11 +198,11 @@ def _chat(
     if is_channel(target):
         line.append(f"{target} ", style="dim")
         if action:
-            line.append("* ").append_text(_nick(nick)).append(f" {text}")
+            line.append("* ").append_text(_nick(nick)).append(" ")
         else:
             brackets = ("-", "-") if cmd == "NOTICE" else ("<", ">")
-            line.append(brackets[0]).append_text(_nick(nick)).append(f"{brackets[1]} {text}")
-        return line
+            line.append(brackets[0]).append_text(_nick(nick)).append(f"{brackets[1]} ")
+        return line.append_text(formatted(text))
     # A direct message: to me from someone, or (echoed) from me to someone; or an
     # operator's to everyone on the server ($*).
     outgoing = nick.lower() == me.lower()
@@ -194,8 +212,9 @@ def _chat(
         arrow = f"{'you' if outgoing else nick} → everyone"
     marks = "--" if cmd == "NOTICE" else "[]"
     line.append(f"{marks[0]}{arrow}{marks[1]} ", style=STYLE_DIRECT)
-    line.append(f"* {nick} {text}" if action else text, style="magenta")
-    return line
+    if action:
+        line.append(f"* {nick} ", style="magenta")
+    return line.append_text(formatted(text, "magenta"))
 
 
 def _line(when: datetime, text: str, style: str) -> Text:
@@ -204,10 +223,14 @@ def _line(when: datetime, text: str, style: str) -> Text:
     return line
 
 
-def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
+def _numeric(
+    when: datetime, code: str, params: tuple[str, ...], given: tuple[str, ...]
+) -> Text | None:
+    """A numeric reply; ``params`` cleaned, ``given`` as sent (for the text in styles)."""
     if code == n.RPL_WELCOME:
         return _system(when, "connected as ", _nick(params[0] if params else ""))
     p = params[1:]  # without the first parameter, our own nick
+    raw = given[1:]
     if code in _HIDDEN:
         return None
     if code == n.RPL_NAMREPLY and len(p) >= 3:
@@ -222,11 +245,11 @@ def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
         where = f" in {p[0]}" if p[0] != "*" else ""
         return _system(when, _nick(p[4]), f" {p[1]}@{p[2]}{where}{away}: {p[6].partition(' ')[2]}")
     if code == n.RPL_TOPIC and len(p) >= 2:
-        return _system(when, f"topic of {p[0]}: {p[1]}")
+        return _system(when, f"topic of {p[0]}: ", _styled(raw[1]))
     if code == n.RPL_NOTOPIC and p:
         return _system(when, f"{p[0]} has no topic")
     if code == n.RPL_AWAY and len(p) >= 2:
-        return _system(when, _nick(p[0]), f" is away: {p[1]}")
+        return _system(when, _nick(p[0]), " is away: ", _styled(raw[1]))
     if code == n.RPL_WHOISUSER and len(p) >= 5:
         return _system(when, _nick(p[0]), f" is {p[1]}@{p[2]} ({p[4]})")
     if code == n.RPL_WHOISCHANNELS and len(p) >= 2:
@@ -262,5 +285,5 @@ def _numeric(when: datetime, code: str, params: tuple[str, ...]) -> Text | None:
         detail = " ".join(x for x in p[:-1] if x != "*")
         return _line(when, (f"{detail}: " if detail else "") + (p[-1] if p else code), STYLE_ERROR)
     if code in (n.RPL_MOTD, n.RPL_HELPTXT, n.RPL_HELPSTART):
-        return _line(when, p[-1] if p else "", "dim")
+        return _stamp(when).append_text(formatted(raw[-1] if raw else "", "dim"))
     return _line(when, " ".join(p[-1:]), STYLE_INFO) if p else None
