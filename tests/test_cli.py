@@ -198,6 +198,16 @@ def test_send_to_an_empty_room_keeps_the_message_for_who_comes_next(run, make_se
         dev.close()
 
 
+def test_send_to_a_room_shows_no_join_or_quit_to_the_people_in_it(run, server, connect):
+    alice = connect("alice")
+    alice.send("JOIN #ops")
+    alice.expect("366", "alice", "#ops")
+    assert run("send", "--port", str(server.port), "--to", "#ops", "deploy done").exit_code == 0
+    said = alice.expect("PRIVMSG", skip=False)
+    assert said.params == ("#ops", "deploy done")
+    assert alice.sync() == []
+
+
 def test_send_exit_code_for_no_such_recipient(run, server):
     result = run("send", "--port", str(server.port), "--to", "ghost", "hello")
     assert result.exit_code == ExitStatus.NO_SUCH_TARGET

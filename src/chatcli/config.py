@@ -74,6 +74,10 @@ class ServerConfig:
     #: Server operators: (name, password hash from ``chat hash-password``) pairs.
     operators: tuple[tuple[str, str], ...] = ()
     max_monitor: int = 100  #: nicks one client may watch with MONITOR (MONITOR=)
+    #: Let scripts (chat send, chat tail: the chatcli.local/quiet capability) come into a
+    #: room and go without a join or quit line for everyone in it. They still show in NAMES
+    #: and WHO, and keys, bans, invite-only and moderation apply to them as to anyone.
+    quiet_clients: bool = True
     #: Who may hold a registered nick. "timeout": anyone, but who is not logged in to its
     #: account is renamed after nick_grace seconds, and messages to the nick wait for the
     #: owner meanwhile. "strict": only who logs in to the account as they connect (SASL,

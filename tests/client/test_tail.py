@@ -296,10 +296,17 @@ def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return proc.communicate(timeout=15)
 
 
-def joined(client: Client, nick: str) -> None:
-    """Wait (a bounded time) until ``nick`` joins a room ``client`` is in."""
-    while not (msg := client.expect("JOIN")).source or not msg.source.startswith(nick + "!"):
-        pass
+def joined(client: Client, nick: str, room: str = "#dev") -> None:
+    """Wait (a bounded time) until ``nick`` is in ``room``. chat tail comes in quietly (no
+    JOIN line for the room): ask NAMES until it is there."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        client.send(f"NAMES {room}")
+        names = client.collect("366")
+        if any(nick in m.params[-1].split() for m in names if m.command == "353"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{nick} did not join {room}")
 
 
 def test_follow_a_server_without_history(server):

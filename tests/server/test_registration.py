@@ -160,6 +160,7 @@ def test_cap_negotiation_holds_registration_until_end(connect):
         "batch",
         "cap-notify",
         "chatcli.local/autojoin",
+        "chatcli.local/quiet",
         "echo-message",
         "extended-join",
         "invite-notify",

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from chatcli.client.trust import Ask, TLSPolicy
 
 #: What ``chat send`` asks for: labeled responses, so that an error says which message it
-#: is about (the server answers a message's labeled echo or error). It joins no room but
-#: the one it sends to, so a direct message shows no join and quit to anyone.
-SEND_CAPS = (caps.LABELED_RESPONSE, caps.BATCH, caps.ECHO_MESSAGE)
+#: is about (the server answers a message's labeled echo or error); and to be quiet: it
+#: joins no room but the one it sends to, and on chatcli's servers that shows no join and
+#: quit to anyone there either.
+SEND_CAPS = (caps.LABELED_RESPONSE, caps.BATCH, caps.ECHO_MESSAGE, caps.QUIET)
 _NO_TARGET = {n.ERR_NOSUCHNICK, n.ERR_NOSUCHCHANNEL}
 _REFUSED = {
     n.ERR_CANNOTSENDTOCHAN, n.ERR_INPUTTOOLONG, n.ERR_TOOMANYTARGETS, n.ERR_NOTEXTTOSEND,

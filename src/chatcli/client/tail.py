@@ -48,7 +48,9 @@ from chatcli.protocol import (
 if TYPE_CHECKING:
     from chatcli.client.trust import TLSPolicy
 
-TAIL_CAPS = (caps.CHATHISTORY, *HISTORY_CAPS)
+#: What ``chat tail`` asks for: history, and to come and go quietly (no join or quit line
+#: for the room on chatcli's servers; it still shows in NAMES and WHO).
+TAIL_CAPS = (caps.CHATHISTORY, *HISTORY_CAPS, caps.QUIET)
 #: Messages printed when neither --last nor --since is given.
 DEFAULT_LAST = 10
 #: Following, seconds before trying a lost connection again, doubled each failure up to...

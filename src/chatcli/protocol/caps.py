@@ -8,6 +8,10 @@ USERHOST_IN_NAMES = "userhost-in-names"
 #: chatcli's own: join the server's default room on registration. ``chat join`` asks for it;
 #: other IRC clients join rooms themselves, as on any IRC server (the MOTD names the room).
 AUTOJOIN = "chatcli.local/autojoin"
+#: chatcli's own: a short-lived client (a script: ``chat send``, ``chat tail``) whose joins,
+#: parts and quit are not announced to the rooms; it still shows in NAMES and WHO, and
+#: everything else (keys, bans, invite-only, moderation) applies to it as to anyone.
+QUIET = "chatcli.local/quiet"
 SERVER_TIME = "server-time"
 MESSAGE_TAGS = "message-tags"
 EXTENDED_JOIN = "extended-join"

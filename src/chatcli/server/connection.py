@@ -447,7 +447,7 @@ class Connection:
             if was_registered:
                 monitor.announce(self, online=False)
                 relay = tags.Relay(Message("QUIT", (reason,), self.source), account=self.account)
-                for peer in peers:
+                for peer in peers if caps.QUIET not in self.caps else ():  # (see caps.QUIET)
                     peer.relay(relay)
         deadline = time.monotonic() + self.config.shutdown_grace
         if not self.sendq.finished(self.config.shutdown_grace):

@@ -41,6 +41,18 @@ def broadcast(
         conn.relay(relay)
 
 
+def announce(
+    conn: Connection, channel: Channel, msg: Message, extended: Message | None = None
+) -> None:
+    """:func:`broadcast` ``conn``'s own coming or going (JOIN, PART); a quiet client's
+    (:data:`caps.QUIET`) only to itself."""
+    if caps.QUIET in conn.caps:
+        relay = Relay(msg, extended=extended, bot="B" in conn.modes, account=conn.account)
+        conn.relay(relay)
+    else:
+        broadcast(conn, channel, msg, extended)
+
+
 def member_channel(conn: Connection, name: str) -> Channel:
     """The channel ``name``, which ``conn`` must be in. Caller holds the world lock."""
     channel = conn.world.find_channel(name)
@@ -102,8 +114,8 @@ def join_channel(conn: Connection, name: str, key: str | None) -> None:
         conn.channels.add(channel)
         account = conn.account or "*"  # "*": extended-join's "not logged in"
         extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
-        broadcast(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
-        if conn.away is not None:  # away-notify: say so to those who see the join
+        announce(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
+        if conn.away is not None and caps.QUIET not in conn.caps:  # away-notify: say so
             away = Relay(Message("AWAY", (conn.away,), conn.source), account=conn.account)
             for member in channel.members:
                 if member is not conn and caps.AWAY_NOTIFY in member.caps:
@@ -128,7 +140,7 @@ def part(conn: Connection, msg: Message) -> None:
 
 def _part(conn: Connection, channel: Channel, reason: str) -> None:
     params = (channel.name, reason) if reason else (channel.name,)
-    broadcast(conn, channel, Message("PART", params, conn.source))
+    announce(conn, channel, Message("PART", params, conn.source))
     conn.world.remove_member(channel, conn)
 
 

@@ -59,20 +59,27 @@ CAPABILITIES: dict[str, str] = {
     caps.SETNAME: "",
     caps.USERHOST_IN_NAMES: "",
     caps.AUTOJOIN: "",
+    caps.QUIET: "",
 }
 REALNAME_LEN = 100
 
 
 #: Capabilities that need the database.
 NEED_STORE = frozenset({caps.CHATHISTORY})
+#: Capabilities fixed once registered: a client that joined rooms quietly must not leave
+#: them loudly, nor one that joined loudly leave without a word (a ghost in every list).
+BEFORE_REGISTRATION_ONLY = frozenset({caps.QUIET})
 
 
 def offered_caps(conn: Connection) -> dict[str, str]:
-    """The capabilities this server offers ``conn``: all, or, without a database, those
-    that need none."""
-    if conn.server.store is not None:
-        return CAPABILITIES
-    return {name: value for name, value in CAPABILITIES.items() if name not in NEED_STORE}
+    """The capabilities this server offers ``conn``: all, but those that need a database
+    on a server without one, and quiet clients where ``quiet_clients`` is off."""
+    return {
+        name: value
+        for name, value in CAPABILITIES.items()
+        if (name not in NEED_STORE or conn.server.store is not None)
+        and (name != caps.QUIET or conn.config.quiet_clients)
+    }
 
 
 def isupport(config: ServerConfig) -> list[str]:
@@ -138,7 +145,9 @@ def cap(conn: Connection, msg: Message) -> None:
             conn.cap_negotiating = True
         wanted = msg.params[1] if len(msg.params) > 1 else ""
         changes = [(c.startswith("-"), c.lstrip("-")) for c in wanted.split()]
-        if not changes or any(name not in offered_caps(conn) for _, name in changes):
+        offered = offered_caps(conn)
+        fixed = BEFORE_REGISTRATION_ONLY if conn.registered else frozenset()
+        if not changes or any(name not in offered or name in fixed for _, name in changes):
             _cap_reply(conn, "NAK", wanted)
             return
         with conn.world.lock:
