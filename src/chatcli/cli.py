@@ -522,7 +522,7 @@ def send(**params: Any) -> None:
       2  usage error
       3  cannot connect, TLS certificate not trusted, or no confirmation in time
       4  alias invalid or in use
-      5  no such room or person
+      5  no such person, or no such room (on a server without history)
       6  the server refused a message (moderated room, ban, password...)
     """
     from chatcli.client.oneshot import send_command
@@ -590,7 +590,7 @@ def tail(account_password_file: Path | None, **params: Any) -> None:
          connection was lost (with --follow: only if the first connection fails;
          later it reconnects, as tail -F does)
       4  alias invalid or in use
-      5  no such room
+      5  no such room (on a server without history)
       6  the server refused (ban, invite-only room, wrong password...)
     """
     from chatcli.client.tail import tail_command
