@@ -6,9 +6,15 @@ lines are printed above the prompt and never clobber what is being typed. Withou
 (a pipe or file), each input line is sent and the client quits at end of input.
 
 When the connection drops, the reader thread reconnects (exponential backoff with jitter,
-a bounded number of attempts), logs in again and rejoins the rooms; rejoining a room
-fetches what was missed there (see :mod:`chatcli.client.history`). Quitting never
-reconnects, and neither does a server whose TLS certificate is refused.
+capped; on a terminal until the user quits, for piped input a few times), logs in again
+and rejoins the rooms; rejoining a room fetches what was missed there (see
+:mod:`chatcli.client.history`). On a terminal, what is typed meanwhile is queued, shown as
+pending, and sent in order once reconnected. Quitting never reconnects, and neither does
+a KILL by an operator or a server whose TLS certificate is refused.
+
+At connection, an alias that is taken is replaced by ``alias_`` (``alias__``, ...), and
+on a terminal a wrong account password is asked again. At the prompt, Ctrl-C clears the
+line (twice on an empty line: quit), and a paste of several lines sends each as a message.
 
 Over TLS, the prompt starts with ``[TLS]`` (``[TLS unverified]`` with ``--insecure``), and
 a line after connecting says how the certificate was checked.
@@ -17,12 +23,16 @@ a line after connecting says how the certificate was checked.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -31,12 +41,27 @@ from chatcli import __version__
 from chatcli.client.history import Timeline
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
-from chatcli.client.session import ClientSession
+from chatcli.client.session import ClientSession, WrongAccountPassword
 from chatcli.client.trust import Verified
 from chatcli.defaults import DEFAULT_ROOM
 from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
 from chatcli.protocol import Message, caps, split_source
 from chatcli.protocol import numerics as n
+
+if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+
+#: How many other aliases (alias_, alias__, ...) ``chat join`` tries when its alias is taken.
+ALIAS_TRIES = 5
+#: How many times in all an account password is asked for on a terminal.
+PASSWORD_TRIES = 3
+#: How many typed lines are kept, at most, while reconnecting.
+QUEUE_LIMIT = 100
+#: A paste of more lines than this is sent only once the user says yes.
+PASTE_ASK = 5
+#: Seconds within which a second Ctrl-C on an empty line quits.
+QUIT_WINDOW = 2.0
 
 
 def ctcp_answer(msg: Message, me: str) -> Message | None:
@@ -63,15 +88,16 @@ def ctcp_answer(msg: Message, me: str) -> Message | None:
 class Backoff:
     """How long to wait before each attempt to reconnect: doubling from ``first`` up to
     ``cap`` seconds, each between half and all of that at random (so that clients cut off
-    together do not all come back at once), ``attempts`` times at most."""
+    together do not all come back at once), ``attempts`` times at most (None: forever)."""
 
     first: float = 1.0
     cap: float = 60.0
-    attempts: int = 12
+    attempts: int | None = None
 
     def delays(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
-        for attempt in range(self.attempts):
-            yield min(self.cap, self.first * 2**attempt) * (0.5 + rand() / 2)
+        attempts = itertools.count() if self.attempts is None else range(self.attempts)
+        for attempt in attempts:
+            yield min(self.cap, self.first * 2 ** min(attempt, 32)) * (0.5 + rand() / 2)
 
 
 #: Reconnecting for piped input: about 10 seconds at most.
@@ -100,6 +126,11 @@ class ChatView:
         self.stopping = threading.Event()  #: the user quit: do not reconnect
         self.killed = False  #: an operator put us out (KILL): do not reconnect either
         self.marker = ""  #: what the prompt starts with: :func:`tls_marker`
+        #: Under ``queue_lock``: whether the connection is down (reconnecting), and what
+        #: was typed meanwhile, to be sent in order once reconnected.
+        self.queue_lock = threading.Lock()
+        self.down = False
+        self.queue: deque[Action] = deque()
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -187,25 +218,70 @@ def run_join(
     *,
     console: Console | None = None,
     interactive: bool | None = None,
+    ask_password: Callable[[str], str | None] | None = None,
+    terminal_input: Input | None = None,
+    terminal_output: Output | None = None,
 ) -> ExitStatus:
     """Connect, then chat until the user quits or the connection ends.
+
+    An alias that is taken is replaced by ``alias_`` (then ``alias__``, ...,
+    :data:`ALIAS_TRIES` times at most). A wrong account password is asked again with
+    ``ask_password`` (given the alias; None or empty: do not log in), :data:`PASSWORD_TRIES`
+    times in all; without it, on a terminal, the terminal asks; otherwise it is not asked.
+
+    Args:
+        console: where lines are shown (default: standard output).
+        interactive: use the line editor (default: if standard input and output are a
+            terminal); else each line of standard input is sent.
+        terminal_input, terminal_output: the line editor's (default: the terminal).
 
     Raises:
         ChatError: connecting or registering failed.
     """
-    burst = session.connect()
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if ask_password is None and sys.stdin is not None and sys.stdin.isatty():
+        ask_password = _ask_password_again
+    session.alias_tries = ALIAS_TRIES
+    burst = _connect(session, ask_password)
     if room is None and caps.AUTOJOIN not in session.caps:
         room = DEFAULT_ROOM  # another IRC server: go where chatcli would have put us
     view = ChatView(session, None)
-    if interactive is None:
-        interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
-        return _interactive(session, view, room, burst)
+        return _interactive(session, view, room, burst, console, terminal_input, terminal_output)
     if console is None:
         console = Console(file=sys.stdout, highlight=False)
         # A pipe or a file gets one line a message, never wrapped (at Rich's 80 columns).
         console.soft_wrap = not console.is_terminal
     return _batch(session, view, room, burst, console, sys.stdin)
+
+
+def _ask_password_again(alias: str) -> str | None:
+    """Ask the terminal for the account password of ``alias`` again."""
+    import getpass
+
+    return getpass.getpass(f"{alias} is a registered account; password (empty: don't log in): ")
+
+
+def _connect(
+    session: ClientSession, ask_password: Callable[[str], str | None] | None
+) -> list[Message]:
+    """Connect, asking ``ask_password`` again after a wrong account password (if given),
+    :data:`PASSWORD_TRIES` times in all. Same return value and errors as
+    :meth:`ClientSession.connect`."""
+    try:
+        return session.connect()
+    except WrongAccountPassword as exc:
+        if ask_password is None:
+            raise
+        refusal = exc
+    for _ in range(PASSWORD_TRIES - 1):
+        print(f"chat: {refusal}", file=sys.stderr)
+        try:
+            return session.retry_login(ask_password(session.nick))
+        except WrongAccountPassword as exc:
+            refusal = exc
+    raise refusal
 
 
 def _start_reader(
@@ -221,6 +297,8 @@ def _start_reader(
                 break
             if not told:
                 show(Text("connection to the server lost", style=STYLE_ERROR))
+            with view.queue_lock:
+                view.down = True
             if not _reconnect(session, view, show):
                 break
         on_end()
@@ -255,10 +333,12 @@ def _receive(session: ClientSession, view: ChatView, show: Callable[[Text], None
 
 
 def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
-    """Connect again, log in and rejoin the rooms; False if the user quit meanwhile or every
-    attempt failed."""
+    """Connect again, log in, rejoin the rooms and send what was queued meanwhile; False if
+    the user quit meanwhile or every attempt failed (with a bounded backoff)."""
+    bound = view.backoff.attempts
     for attempt, delay in enumerate(view.backoff.delays(), 1):
-        show(note(f"reconnecting in {delay:.1f}s (attempt {attempt} of {view.backoff.attempts})"))
+        of = "" if bound is None else f" of {bound}"
+        show(note(f"reconnecting in {delay:.1f}s (attempt {attempt}{of})"))
         if view.stopping.wait(delay):
             return False
         session.nick = view.nick
@@ -284,9 +364,23 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
             for room in rooms:  # the default room is joined again already (autojoin)
                 key = view.keys.get(room.lower())
                 session.send(Message("JOIN", (room, key) if key else (room,)))
+        _flush(session, view, show)
         return True
     show(Text("could not reconnect: giving up", style=STYLE_ERROR))
     return False
+
+
+def _flush(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> None:
+    """Send, in order, what was queued while the connection was down; the connection is up
+    again once all is sent (if it drops meanwhile, the rest stays queued)."""
+    with view.queue_lock:
+        while view.queue:
+            try:
+                _perform(session, view, view.queue[0], show)
+            except ConnectError:
+                return
+            view.queue.popleft()
+        view.down = False
 
 
 def _perform(
@@ -346,32 +440,97 @@ def _batch(
     return chat_loop(session, view, room, burst, console.print, lambda: next(typed, None))
 
 
+def paste_lines(data: str) -> list[str]:
+    """What a paste holds, line by line: its line breaks (``\r\n``, ``\r`` or ``\n``)
+    split it, and the one after its last line is dropped."""
+    text = data.replace("\r\n", "\n").replace("\r", "\n")
+    return text.removesuffix("\n").split("\n")
+
+
 def _interactive(
-    session: ClientSession, view: ChatView, room: str | None, burst: list[Message]
+    session: ClientSession,
+    view: ChatView,
+    room: str | None,
+    burst: list[Message],
+    console: Console | None = None,
+    terminal_input: Input | None = None,
+    terminal_output: Output | None = None,
 ) -> ExitStatus:
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.keys import Keys
     from prompt_toolkit.patch_stdout import patch_stdout
 
+    pasted: deque[str] = deque()  # lines of a paste, still to be sent
+    interrupted = [float("-inf")]  # when Ctrl-C was last pressed on an empty line
+    paste = "\0paste"  # what the prompt returns after a paste of several lines
+    bindings = KeyBindings()
+
+    @bindings.add("c-c")
+    def _clear_or_quit(event: KeyPressEvent) -> None:
+        """Ctrl-C clears the line; on an empty one, a second within QUIT_WINDOW quits."""
+        if event.current_buffer.text:
+            event.current_buffer.reset()
+        elif time.monotonic() - interrupted[0] < QUIT_WINDOW:
+            event.app.exit(exception=KeyboardInterrupt())
+        else:
+            interrupted[0] = time.monotonic()
+            show(note("press Ctrl-C again to quit (or Ctrl-D, or /quit)"))
+
+    @bindings.add(Keys.BracketedPaste)
+    def _paste(event: KeyPressEvent) -> None:
+        """One line pasted is typed (without its line break); more are sent, one a message."""
+        buffer = event.current_buffer
+        lines = paste_lines(event.data)
+        if len(lines) == 1:
+            buffer.insert_text(lines[0])
+            return
+        buffer.insert_text("\n".join(lines))
+        pasted.extend(line for line in paste_lines(buffer.text) if line.strip())
+        buffer.reset()
+        event.app.exit(result=paste)
+
     # erase_when_done: the typed line goes; the server's echo shows it once, as sent.
-    prompt: PromptSession[str] = PromptSession(erase_when_done=True)
+    prompt: PromptSession[str] = PromptSession(
+        erase_when_done=True,
+        key_bindings=bindings,
+        input=terminal_input,
+        output=terminal_output,
+    )
+
+    def confirm(question: str) -> bool:
+        asking: PromptSession[str] = PromptSession(input=terminal_input, output=terminal_output)
+        try:
+            return asking.prompt(question).strip().lower() in ("y", "yes")
+        except (EOFError, KeyboardInterrupt):
+            return False
 
     def read_line() -> str | None:
-        try:
-            return prompt.prompt(view.prompt)
-        except EOFError:
-            return None
+        while not pasted:
+            try:
+                typed = prompt.prompt(view.prompt)
+            except EOFError:
+                return None
+            if typed != paste:
+                return typed
+            if len(pasted) > PASTE_ASK and not confirm(
+                f"send the {len(pasted)} lines pasted, one a message? (y/N) "
+            ):
+                pasted.clear()
+                show(note("paste not sent"))
+        return pasted.popleft()
 
     def stop_prompt() -> None:
         app = prompt.app
         if app.is_running and app.loop is not None:
             app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
 
-    with patch_stdout(raw=True):
-        console = Console(file=sys.stdout, highlight=False)
-        console.print(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
-        return chat_loop(
-            session, view, room, burst, console.print, read_line, stop_prompt, batch=False
-        )
+    with patch_stdout(raw=True) if console is None else contextlib.nullcontext():
+        if console is None:
+            console = Console(file=sys.stdout, highlight=False)
+        show = console.print
+        show(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
+        return chat_loop(session, view, room, burst, show, read_line, stop_prompt, batch=False)
 
 
 def chat_loop(
@@ -386,7 +545,11 @@ def chat_loop(
     batch: bool = True,
 ) -> ExitStatus:
     """Show what arrives and send what is typed until the user quits (or input ends, or
-    the connection does)."""
+    the connection does).
+
+    With ``batch`` (piped input), a line that cannot be sent is an error (the exit status
+    says so); without, a line typed while the connection is down is queued (up to
+    :data:`QUEUE_LIMIT`) and sent once reconnected."""
     lost = threading.Event()
 
     def end() -> None:
@@ -394,6 +557,8 @@ def chat_loop(
         on_lost()
 
     _show_burst(burst, view, show)
+    if session.taken is not None:
+        show(note(f"{session.taken} is taken: you are {session.nick}"))
     view.marker = tls_marker(session)
     if (secured := tls_note(session)) is not None:
         show(secured)
@@ -416,7 +581,7 @@ def chat_loop(
                     session.send_quit()
                 break
             try:
-                handled = _handle(session, view, typed, show)
+                handled = _submit(session, view, typed, show, queue=not batch)
             except ConnectError as exc:  # reconnecting, maybe: the reader says how it goes
                 show(Text(f"not sent: {exc}", style=STYLE_ERROR))
                 handled = False
@@ -429,10 +594,20 @@ def chat_loop(
     return _finish(session, view, reader, status)
 
 
-def _handle(
-    session: ClientSession, view: ChatView, typed: str, show: Callable[[Text], None]
+def _submit(
+    session: ClientSession,
+    view: ChatView,
+    typed: str,
+    show: Callable[[Text], None],
+    *,
+    queue: bool = False,
 ) -> bool | None:
-    """Act on one typed line: True if done, False if it could not be, None on quit."""
+    """Act on one typed line: True if done (or, with ``queue``, queued while the connection
+    is down), False if it could not be, None on quit.
+
+    Raises:
+        ConnectError: without ``queue``, the connection is gone.
+    """
     try:
         action = parse_input(typed, view.room)
     except InputError as exc:
@@ -441,7 +616,23 @@ def _handle(
     if action.local is Local.QUIT:
         session.send_quit(action.reason)
         return None
-    _perform(session, view, action, show)
+    if not queue or not action.messages:
+        _perform(session, view, action, show)
+        return True
+    with view.queue_lock:
+        if not view.down:
+            try:
+                _perform(session, view, action, show)
+                return True
+            except ConnectError:  # the reader thread is about to hear of it
+                pass
+        if len(view.queue) >= QUEUE_LIMIT:
+            show(Text(f"not sent: {QUEUE_LIMIT} lines are waiting already", style=STYLE_ERROR))
+            return False
+        if not view.queue:
+            show(note("queued: will be sent after reconnecting"))
+        view.queue.append(action)
+    show(Text(f"(pending) {typed}", style="dim"))
     return True
 
 

@@ -45,6 +45,19 @@ WANTED_CAPS = (
 )
 #: IRCv3 SASL: a payload is sent in pieces of this many bytes.
 SASL_CHUNK = 400
+#: The longest alias assumed when the server has not said (NICKLEN).
+DEFAULT_NICKLEN = 30
+
+
+class WrongAccountPassword(Refused):
+    """The account password given for a registered alias was refused (SASL failed)."""
+
+
+def alternative_alias(alias: str, attempt: int, nicklen: int = DEFAULT_NICKLEN) -> str:
+    """The ``attempt``-th alias to try when ``alias`` is taken: ``alias_``, ``alias__``, ...
+    cut short so as to be at most ``nicklen`` characters long."""
+    tail = "_" * attempt
+    return alias[: max(1, nicklen - len(tail))] + tail
 
 
 def sasl_plain(account: str, password: str) -> list[str]:
@@ -117,6 +130,11 @@ class ClientSession:
         self._alias_registered = False  # NickServ said so, during registration
         self._sasl: list[str] = []  # AUTHENTICATE pieces still to send
         self._secret: str | None = None  # the account password, once given: asked once
+        #: How many other aliases (``alias_``, ``alias__``, ...) to try when the alias is
+        #: taken at connection; 0: none, the connection fails (AliasRejected).
+        self.alias_tries = 0
+        self.taken: str | None = None  #: the alias asked for, if it was taken and replaced
+        self._tries_left = 0
         self.closed = False
         self.quitting = False  #: QUIT was sent: the end of the connection is expected
 
@@ -128,10 +146,17 @@ class ClientSession:
         Raises:
             ConnectError: the server cannot be reached or closed the connection.
             Untrusted: (a ConnectError) the server's TLS certificate is refused.
-            AliasRejected: the alias is invalid or taken.
-            Refused: the server password, or the account password, was wrong.
+            AliasRejected: the alias is invalid, or taken (and so are the
+                :attr:`alias_tries` alternatives tried).
+            Refused: the server password was wrong; WrongAccountPassword (a Refused): the
+                account password was.
             ConfigError: the known-servers file cannot be read or written.
         """
+        self.taken = None
+        self._tries_left = self.alias_tries
+        return self._register()
+
+    def _register(self) -> list[Message]:
         self._sock = self._open()
         if self.password:
             self.send(Message("PASS", (self.password,)))
@@ -154,6 +179,9 @@ class ClientSession:
         except TimeoutError:
             self.close()
             raise ConnectError(f"{self.host}:{self.port} did not answer in time") from None
+        except WrongAccountPassword:
+            self._hang_up()  # so that the alias is free for another try at once
+            raise
         except ChatError:
             self.close()
             raise
@@ -210,7 +238,7 @@ class ClientSession:
         elif cmd in (n.RPL_SASLSUCCESS, n.ERR_SASLALREADY):
             self.send(Message("CAP", ("END",)))
         elif cmd in (n.ERR_SASLFAIL, n.ERR_SASLTOOLONG, n.ERR_SASLABORTED):
-            raise Refused(
+            raise WrongAccountPassword(
                 f"wrong password for {self.nick!r}: that alias is a registered account "
                 "(give its password, or choose another alias)"
             )
@@ -225,6 +253,15 @@ class ClientSession:
                     "is a registered account: give its password (--account-password-file, "
                     "CHAT_ACCOUNT_PASSWORD or at the prompt), or choose another alias"
                 )
+            elif cmd == n.ERR_NICKNAMEINUSE and self._tries_left > 0:
+                self.taken = self.taken or self.nick
+                attempt = self.alias_tries - self._tries_left + 1
+                self._tries_left -= 1
+                said = self.isupport.get("NICKLEN", "")
+                nicklen = int(said) if said.isdigit() else DEFAULT_NICKLEN
+                self.nick = alternative_alias(self.taken, attempt, nicklen)
+                self.send(Message("NICK", (self.nick,)))
+                return False
             raise AliasRejected(f"alias {self.nick!r} {reason}")
         elif cmd == n.ERR_PASSWDMISMATCH:
             raise Refused("the server password is wrong (use --password)")
@@ -247,8 +284,33 @@ class ClientSession:
 
     def reconnect(self) -> list[Message]:
         """Connect and register again, as :attr:`nick`, after the connection was lost; an
-        account password given before is used again without asking. Same return value and
+        account password given before is used again without asking, and no other alias is
+        tried (our old self may hold it yet). Same return value and errors as
+        :meth:`connect`."""
+        self._reset()
+        self._tries_left = 0
+        return self._register()
+
+    def retry_login(self, password: str | None) -> list[Message]:
+        """Connect and register again, as the alias that was refused, after
+        :class:`WrongAccountPassword`, logging in with ``password`` (None or empty: not at
+        all); other aliases are tried as :meth:`connect` had left to. Same return value and
         errors as :meth:`connect`."""
+        self._reset()
+        self._secret = password or ""
+        return self._register()
+
+    def _hang_up(self) -> None:
+        """Say QUIT and close once the server has (at most :attr:`timeout` seconds):
+        before the session is registered, without the end of it being wanted."""
+        with contextlib.suppress(ConnectError, OSError):
+            self.send(Message("QUIT", ()))
+            while self.recv() is not None:
+                pass
+        self.close()
+
+    def _reset(self) -> None:
+        """Forget the connection that ended, before connecting again."""
         self.close()
         self._sock = None
         self._buffer = LineBuffer()
@@ -263,7 +325,6 @@ class ClientSession:
             from dataclasses import replace  # not at the top: `chat send` starts without it
 
             self.tls = replace(self.tls, ask=None)
-        return self.connect()
 
     # -- I/O --------------------------------------------------------------------------------
 
