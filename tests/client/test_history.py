@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chatcli.client.app import Backoff
-from chatcli.client.history import NOTHING_EARLIER, Timeline, timestamp
+from chatcli.client.history import EARLIER, NOTHING_EARLIER, Timeline, timestamp
 from chatcli.client.input import HISTORY_PAGE, Action, InputError, Local, parse_input
 from chatcli.protocol import Message, isupport_tokens
 
@@ -86,7 +86,7 @@ def test_older_pages_back_from_the_oldest_shown():
     feed_all(timeline, batch("r", "#dev", 5, 6))
     request = timeline.older("#dev", 5)
     assert request == Message("CHATHISTORY", ("BEFORE", "#dev", "msgid=id5", "5"))
-    assert feed_all(timeline, batch("o", "#dev", 3, 4))[0] == ["m3", "m4"]
+    assert feed_all(timeline, batch("o", "#dev", 3, 4))[0] == [EARLIER, "m3", "m4"]  # headed
     assert timeline.log["#dev"] == ["id3", "id4", "id5", "id6"]
 
 

@@ -528,7 +528,8 @@ def test_an_empty_reason_is_not_shown():
 
 
 def test_nothing_earlier_is_said_in_one_line():
-    from chatcli.client.history import NOTHING_EARLIER
+    from chatcli.client.history import EARLIER, NOTHING_EARLIER
 
     assert plain(Message(NOTHING_EARLIER, ("#dev",))) == "12:34 -- nothing earlier in #dev"
+    assert plain(Message(EARLIER, ("#dev",))) == "12:34 -- earlier in #dev:"
     assert render(Message(NOTHING_EARLIER, ("#dev",), "srv"), ME, WHEN) is None  # not the server's

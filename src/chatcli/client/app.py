@@ -411,8 +411,7 @@ def _perform(
         if room is None:
             show(Text("you are in no room", style=STYLE_ERROR))
             return
-        show(note(f"earlier in {room}:"))
-        with view.lock:
+        with view.lock:  # (the answer comes headed "earlier in <room>:", or says none is)
             request = view.timeline.older(room, action.count)
         session.send(request)
 

@@ -17,8 +17,9 @@ Theory of operation:
   ``AFTER`` answer that fills the limit is followed by the next page before any is shown.
 * Joining a room again (after a reconnect) catches up with ``CHATHISTORY AFTER`` the last
   msgid shown there.
-* A ``/history`` answer with nothing not shown yet is told as one local message,
-  :data:`NOTHING_EARLIER`: the user asked, and silence would look like a hang.
+* A ``/history`` answer comes after one local message, :data:`EARLIER`, that heads it;
+  with nothing not shown yet it is told as one local message, :data:`NOTHING_EARLIER`:
+  the user asked, and silence would look like a hang.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ _CHAT = ("PRIVMSG", "NOTICE")
 #: ``/history`` request (:meth:`Timeline.older`) found nothing earlier; its parameter is
 #: the room. It is never sent.
 NOTHING_EARLIER = "NOTHINGEARLIER"
+#: The command of the message that heads a ``/history`` answer with messages (the same
+#: form: no source, the room as its parameter, never sent).
+EARLIER = "EARLIERIN"
 _tokens = itertools.count(1)
 
 
@@ -155,7 +159,10 @@ class Timeline:
             return []
         if key in self._older:
             self._older.discard(key)
-            return self._show(lines, me, older=True) or [Message(NOTHING_EARLIER, (target,))]
+            shown = self._show(lines, me, older=True)
+            if not shown:
+                return [Message(NOTHING_EARLIER, (target,))]
+            return [Message(EARLIER, (target,)), *shown]
         return self._show(lines, me)
 
     def _answered(self, fetch: _Fetch, me: str) -> tuple[list[Message], list[Message]]:

@@ -21,7 +21,7 @@ from datetime import datetime
 from rich.text import Text
 
 from chatcli.client.formatting import clean, formatted, strip_formatting
-from chatcli.client.history import NOTHING_EARLIER
+from chatcli.client.history import EARLIER, NOTHING_EARLIER
 from chatcli.protocol import Message, is_channel, split_source
 from chatcli.protocol import numerics as n
 
@@ -139,6 +139,8 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
         return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
     if cmd == NOTHING_EARLIER and msg.source is None and p:  # our own: see Timeline.older
         return _system(when, f"nothing earlier in {p[0]}")
+    if cmd == EARLIER and msg.source is None and p:  # (the same)
+        return _system(when, f"earlier in {p[0]}:")
     if cmd.isdigit():
         return _numeric(when, cmd, p, raw)
     return None  # PING, PONG, CAP and the like
