@@ -118,3 +118,18 @@ def test_chat_join_logs_in_with_the_environment_password(accounts_server):
     wrong = runner.invoke(main, args, input="", env={"CHAT_ACCOUNT_PASSWORD": "nope"})
     assert wrong.exit_code == ExitStatus.REFUSED
     assert "wrong password for 'bob'" in wrong.stderr
+
+
+def test_join_logging_in_with_sasl_does_not_show_the_log_in_notice(accounts_server):
+    """NickServ's "bob is a registered account: log in with SASL…" is what makes chat join
+    log in; once it has, the notice would only be noise."""
+    result = CliRunner().invoke(
+        main,
+        ["join", "--port", str(accounts_server.port), "--alias", "bob"],
+        input="",
+        env={"CHAT_ACCOUNT_PASSWORD": PASSWORD},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    assert "You are now logged in as bob" in result.output
+    assert "is a registered account" not in result.output

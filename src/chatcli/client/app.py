@@ -41,7 +41,7 @@ from chatcli import __version__
 from chatcli.client.history import Timeline
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
-from chatcli.client.session import ClientSession, WrongAccountPassword
+from chatcli.client.session import ClientSession, WrongAccountPassword, says_registered
 from chatcli.client.trust import Verified
 from chatcli.defaults import DEFAULT_ROOM
 from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
@@ -356,7 +356,7 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
         if view.stopping.is_set():  # the user quit while we were connecting
             session.send_quit()
             return True
-        _show_burst(burst, view, show)
+        _show_burst(burst, view, show, logged_in=session.account is not None)
         show(note("reconnected"))
         with view.lock:
             rooms = list(view.rooms)
@@ -416,9 +416,18 @@ def _perform(
         session.send(request)
 
 
-def _show_burst(burst: Iterable[Message], view: ChatView, show: Callable[[Text], None]) -> None:
+def _show_burst(
+    burst: Iterable[Message],
+    view: ChatView,
+    show: Callable[[Text], None],
+    logged_in: bool = False,
+) -> None:
+    """What registration brought, shown; but, once ``logged_in``, NickServ's word that the
+    alias is a registered account to log in to, which the login has answered already."""
     for msg in burst:
         view.observe(msg)
+        if logged_in and says_registered(msg):
+            continue
         line = render(msg, view.nick)
         if line is not None:
             show(line)
@@ -555,7 +564,7 @@ def chat_loop(
         lost.set()
         on_lost()
 
-    _show_burst(burst, view, show)
+    _show_burst(burst, view, show, logged_in=session.account is not None)
     if session.taken is not None:
         show(note(f"{session.taken} is taken: you are {session.nick}"))
     view.marker = tls_marker(session)

@@ -70,7 +70,7 @@ def sasl_plain(account: str, password: str) -> list[str]:
     return pieces
 
 
-def _says_registered(msg: Message) -> bool:
+def says_registered(msg: Message) -> bool:
     """NickServ's word, before registration, that our nick is a registered account."""
     return (
         msg.command == "NOTICE"
@@ -227,7 +227,7 @@ class ClientSession:
                     self.caps.update(msg.params[-1].split())
                 if not self._start_login():
                     self.send(Message("CAP", ("END",)))
-        elif _says_registered(msg):
+        elif says_registered(msg):
             self._alias_registered = True
         elif cmd == "AUTHENTICATE" and msg.params == ("+",) and self._sasl:
             for piece in self._sasl:
