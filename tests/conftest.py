@@ -215,6 +215,20 @@ class Client:
         self.sock.close()
 
 
+def register_account(port: int, nick: str, password: str) -> None:
+    """Register ``nick`` as an account on the server at ``port``, on a connection of its
+    own that then quits."""
+    client = Client(port)
+    try:
+        client.register(nick, join=False)
+        client.send(f"REGISTER * * {password}")
+        client.expect("REGISTER")
+        client.send("QUIT")
+        assert client.closed()
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def clients() -> Iterator[list[Client]]:
     """A list to put test clients in; each is closed after the test."""

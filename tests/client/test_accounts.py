@@ -12,7 +12,7 @@ from chatcli.client.input import parse_input
 from chatcli.client.session import ClientSession, sasl_plain
 from chatcli.errors import AliasRejected, ExitStatus, Refused
 from chatcli.protocol import Message
-from tests.conftest import Client
+from tests.conftest import register_account
 
 PASSWORD = "s3cret-pass"
 
@@ -20,15 +20,7 @@ PASSWORD = "s3cret-pass"
 @pytest.fixture
 def accounts_server(make_server, tmp_path):
     server = make_server(db=str(tmp_path / "chat.db"))
-    client = Client(server.port)
-    try:
-        client.register("bob", join=False)
-        client.send(f"REGISTER * * {PASSWORD}")
-        client.expect("REGISTER")
-        client.send("QUIT")
-        assert client.closed()
-    finally:
-        client.close()
+    register_account(server.port, "bob", PASSWORD)
     return server
 
 
@@ -65,15 +57,7 @@ def test_session_logs_in_to_its_alias_where_the_server_keeps_nicks_strictly(make
     """With nick_reservation = "strict" a registered nick is only had by logging in as one
     connects: chat join does, with SASL, and without the password it is told why."""
     server = make_server(db=str(tmp_path / "chat.db"), nick_reservation="strict")
-    owner = Client(server.port)
-    try:
-        owner.register("bob", join=False)
-        owner.send(f"REGISTER * * {PASSWORD}")
-        owner.expect("REGISTER")
-        owner.send("QUIT")
-        assert owner.closed()
-    finally:
-        owner.close()
+    register_account(server.port, "bob", PASSWORD)
     session = ClientSession("127.0.0.1", server.port, "bob", account_password=lambda n: PASSWORD)
     session.connect()
     try:

@@ -23,7 +23,7 @@ from rich.text import Text
 from chatcli.client.app import Backoff, ChatView, chat_loop, paste_lines, run_join
 from chatcli.client.session import ClientSession, WrongAccountPassword, alternative_alias
 from chatcli.errors import ExitStatus
-from tests.conftest import Client
+from tests.conftest import Client, register_account
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,15 +98,7 @@ def test_alternative_aliases_keep_within_the_longest_alias_allowed():
 @pytest.fixture
 def accounts_server(make_server, tmp_path):
     server = make_server(db=str(tmp_path / "chat.db"), login_backoff=0)
-    owner = Client(server.port)
-    try:
-        owner.register("bob", join=False)
-        owner.send(f"REGISTER * * {PASSWORD}")
-        owner.expect("REGISTER")
-        owner.send("QUIT")
-        assert owner.closed()
-    finally:
-        owner.close()
+    register_account(server.port, "bob", PASSWORD)
     return server
 
 
