@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -71,6 +72,48 @@ def test_python_dash_m_runs_the_cli():
 def test_send_quick_path_reads_arguments_as_click_does(args, monkeypatch):
     monkeypatch.setenv("CHAT_PASSWORD", "from-env")
     assert quick_send_params(args) == send.make_context("send", list(args)).params
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CHAT_HOST": "::1", "CHAT_PORT": "6697", "CHAT_ALIAS": "ci"},
+        {"CHAT_HOST": "", "CHAT_PORT": "", "CHAT_ALIAS": ""},  # empty: as if unset
+        {"CHAT_ALIAS": "ci"},
+    ],
+)
+@pytest.mark.parametrize("args", [["hi"], ["--alias", "cron", "--port", "7000", "hi"]])
+def test_the_environment_sets_host_port_and_alias_and_options_win(args, env, monkeypatch):
+    """CHAT_HOST, CHAT_PORT and CHAT_ALIAS, for every client command; the quick path of
+    chat send reads them as click does."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    params = send.make_context("send", list(args)).params
+    assert quick_send_params(args) == params
+    if "--port" in args:
+        assert (params["port"], params["alias"]) == (7000, "cron")
+    elif env.get("CHAT_PORT"):
+        assert (params["host"], params["port"], params["alias"]) == ("::1", 6697, "ci")
+
+
+def test_chat_tls_in_the_environment_turns_tls_on_through_click(monkeypatch):
+    monkeypatch.setenv("CHAT_TLS", "1")
+    assert quick_send_params(["hi"]) is None  # click reads it (and its checks apply)
+    assert send.make_context("send", ["hi"]).params["tls"] is True
+
+
+def test_chat_send_reaches_the_server_the_environment_names(server, connect):
+    watcher = connect("watcher")
+    env = {**os.environ, "CHAT_PORT": str(server.port), "CHAT_ALIAS": "envbot"}
+    done = subprocess.run(
+        [sys.executable, "-m", "chatcli", "send", "from the environment"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    said = watcher.expect("PRIVMSG")
+    assert said.source.startswith("envbot!") and said.params[-1] == "from the environment"
 
 
 @pytest.mark.parametrize(

@@ -40,9 +40,20 @@ PORT = click.IntRange(0, 65535)
 def connection_options(func: F) -> F:
     for option in reversed(
         [
-            click.option("--host", default=DEFAULT_HOST, show_default=True, help="Server address."),
             click.option(
-                "--port", type=PORT, default=DEFAULT_PORT, show_default=True, help="Server port."
+                "--host",
+                default=DEFAULT_HOST,
+                show_default=True,
+                envvar="CHAT_HOST",
+                help="Server address (or set CHAT_HOST).",
+            ),
+            click.option(
+                "--port",
+                type=PORT,
+                default=DEFAULT_PORT,
+                show_default=True,
+                envvar="CHAT_PORT",
+                help="Server port (or set CHAT_PORT).",
             ),
             click.option(
                 "--password",
@@ -52,9 +63,11 @@ def connection_options(func: F) -> F:
             click.option(
                 "--tls",
                 is_flag=True,
-                help="Connect with TLS. The certificate is checked against the system's "
-                "authorities; one they do not vouch for (self-signed) is, on a terminal with "
-                "chat join, shown and remembered on a yes; elsewhere refused: pin it with "
+                envvar="CHAT_TLS",
+                help="Connect with TLS (or set CHAT_TLS=1). The certificate is checked against "
+                "the system's authorities; one they do not vouch for (self-signed) is, on a "
+                "terminal with chat join, shown and remembered on a yes; elsewhere refused: "
+                "pin it with "
                 "--tls-fingerprint (see the README).",
             ),
             click.option(
@@ -403,7 +416,8 @@ def _room_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     "-a",
     default=default_alias,
     show_default="your login name",
-    help="Your name in the chat.",
+    envvar="CHAT_ALIAS",
+    help="Your name in the chat (or set CHAT_ALIAS).",
 )
 @connection_options
 @click.option(
@@ -497,7 +511,9 @@ def account_password(path: Path | None) -> Callable[[str], str | None]:
 @click.option(
     "--alias",
     "-a",
-    help="Name to send as  [default: <login name>-send, with a number added if taken]",
+    envvar="CHAT_ALIAS",
+    help="Name to send as, or set CHAT_ALIAS  [default: <login name>-send, with a number "
+    "added if taken]",
 )
 @connection_options
 @click.option(
@@ -541,7 +557,9 @@ def send(**params: Any) -> None:
 @click.option(
     "--alias",
     "-a",
-    help="Name to read as  [default: <login name>-tail, with a number added if taken]",
+    envvar="CHAT_ALIAS",
+    help="Name to read as, or set CHAT_ALIAS  [default: <login name>-tail, with a number "
+    "added if taken]",
 )
 @connection_options
 @click.option(

@@ -29,6 +29,11 @@ _SEND_OPTIONS = {
 }
 
 
+# The environment variables ``chat send`` reads, and the parameter each sets (an option
+# on the command line wins).
+_SEND_ENV = {"host": "CHAT_HOST", "port": "CHAT_PORT", "alias": "CHAT_ALIAS"}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["send"] and (params := quick_send_params(argv[1:])) is not None:
@@ -45,7 +50,15 @@ def main(argv: list[str] | None = None) -> None:
 def quick_send_params(args: list[str]) -> dict[str, object] | None:
     """``chat send``'s parameters from ``args`` as click would read them, or None if
     ``args`` are not in the everyday form."""
-    given = {"password": os.environ.get("CHAT_PASSWORD") or None}
+    env = os.environ
+    if env.get("CHAT_TLS"):  # (click reads its yes and no)
+        return None
+    given = {
+        name: value
+        for name, var in _SEND_ENV.items()
+        if (value := env.get(var)) is not None and value != ""
+    }
+    given["password"] = env.get("CHAT_PASSWORD") or None
     words: list[str] = []
     rest = iter(args)
     for arg in rest:
