@@ -166,6 +166,19 @@ def test_a_paste_of_three_lines_is_sent_as_three_messages_in_order(server, conne
     assert "line breaks" not in shown
 
 
+def test_pasted_lines_are_text_even_when_they_start_with_a_slash(server, connect):
+    """A paste of a shell session or a path must not run /quit or /nick."""
+    watcher = connect("watcher")
+    keys = paste("/quit now\n/usr/bin/env\n") + "still here\r\x04"
+    status, _, _ = join(server.port, "paster", keys)
+    assert status == ExitStatus.OK
+    assert said(watcher, 3) == [
+        ("paster", "/quit now"),
+        ("paster", "/usr/bin/env"),
+        ("paster", "still here"),
+    ]
+
+
 def test_one_pasted_line_loses_its_line_break_and_waits_for_enter(server, connect):
     watcher = connect("watcher")
     keys = "I said: " + paste("hello\r\n") + " again\r\x04"
@@ -245,3 +258,39 @@ def test_it_reconnects_when_the_server_is_back_and_sends_what_was_typed_meanwhil
         typed.put("/quit")
         thread.join(10)
     assert status == [ExitStatus.OK]
+
+
+def test_lines_typed_while_down_are_listed_when_reconnecting_ends_for_good(make_server):
+    """Nothing typed is lost without a word: if the connection never comes back, what
+    waited for it is shown, to be copied."""
+    gone = make_server()
+    session = ClientSession("127.0.0.1", gone.port, "steady", timeout=5)
+    burst = session.connect()
+    view = ChatView(session, None)
+    view.backoff = Backoff(first=0.2, cap=0.2, attempts=3)
+    screen: list[Text] = []
+    typed: queue.Queue[str | None] = queue.Queue()
+    status: list[ExitStatus] = []
+
+    def run() -> None:
+        status.append(chat_loop(session, view, None, burst, screen.append, typed.get, batch=False))
+
+    thread = threading.Thread(target=run, name="chat-steady")
+    thread.start()
+    lines = lambda: [line.plain for line in list(screen)]  # noqa: E731
+    try:
+        wait_for(view.ready.is_set)
+        gone.server.shutdown()
+        gone.thread.join(10)
+        gone.server.close()
+        wait_for(lambda: any("reconnecting in" in line for line in lines()))
+        typed.put("/msg alice see you tomorrow")
+        wait_for(lambda: any("giving up" in line for line in lines()))
+        wait_for(lambda: any("see you tomorrow" in line and "pending" not in line
+                             for line in lines()))  # fmt: skip
+        shown = lines()
+        assert "not sent, typed while the connection was down:" in shown
+        assert "  alice: see you tomorrow" in shown
+    finally:
+        typed.put(None)
+        thread.join(10)

@@ -301,11 +301,25 @@ def _start_reader(
                 view.down = True
             if not _reconnect(session, view, show):
                 break
+        _unsent(view, show)
         on_end()
 
     thread = threading.Thread(target=read, name="reader", daemon=True)
     thread.start()
     return thread
+
+
+def _unsent(view: ChatView, show: Callable[[Text], None]) -> None:
+    """The connection is gone for good: say which lines typed meanwhile were never sent,
+    so that they can be copied rather than silently lost."""
+    with view.queue_lock:
+        actions, view.queue = list(view.queue), deque()
+    messages = [msg for action in actions for msg in action.messages]
+    if messages:
+        show(Text("not sent, typed while the connection was down:", style=STYLE_ERROR))
+    for msg in messages:
+        chat = msg.command in ("PRIVMSG", "NOTICE") and len(msg.params) == 2
+        show(Text(f"  {msg.params[0]}: {msg.params[1]}" if chat else f"  {msg.to_line()}"))
 
 
 def _receive(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
@@ -526,7 +540,8 @@ def _interactive(
             ):
                 pasted.clear()
                 show(note("paste not sent"))
-        return pasted.popleft()
+        line = pasted.popleft()  # pasted text is text: a "/" in it runs no command
+        return "/" + line if line.startswith("/") else line
 
     def stop_prompt() -> None:
         app = prompt.app
