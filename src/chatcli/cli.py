@@ -605,8 +605,8 @@ def tail(account_password_file: Path | None, **params: Any) -> None:
       1  another error
       2  usage error, or a conversation asked for without an account
       3  cannot connect, TLS certificate not trusted, no answer in time, or the
-         connection was lost (with --follow: only if the first connection fails;
-         later it reconnects, as tail -F does)
+         connection was lost (with --follow only for the certificate: otherwise it
+         waits and reconnects, as tail -F does)
       4  alias invalid or in use
       5  no such room (on a server without history)
       6  the server refused (ban, invite-only room, wrong password...)

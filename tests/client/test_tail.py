@@ -392,3 +392,24 @@ def test_follow_without_history_comes_back_with_new_messages(make_server):
         alice.close()
     assert (proc.returncode, err) == (0, "")
     assert [r["text"] for r in records(out)] == ["back again"]
+
+
+def test_follow_waits_for_a_server_that_is_not_up_yet(make_server, tmp_path):
+    """As tail -F waits for a file not there yet: a note, then the messages once it is."""
+    from tests.test_cli import free_port
+
+    port = free_port()
+    with following(port, "--duration", "6") as proc:
+        assert proc.stderr is not None
+        assert "waiting for the server" in proc.stderr.readline()
+        server = make_server(db=str(tmp_path / "chat.db"), flood_rate=0, port=port)
+        alice = rejoin(server.port)
+        try:
+            joined(alice, "tailer")
+            alice.send("PRIVMSG #dev :you made it")
+            alice.sync()
+            out, _ = finish(proc)
+        finally:
+            alice.close()
+    assert proc.returncode == 0
+    assert [r["text"] for r in records(out)] == ["you made it"]

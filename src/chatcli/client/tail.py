@@ -34,6 +34,7 @@ from chatcli.errors import (
     ConnectError,
     NoSuchTarget,
     Refused,
+    Untrusted,
 )
 from chatcli.protocol import (
     Message,
@@ -197,7 +198,18 @@ def run_tail(
             tls=tls,
         )
 
-    session = connect()
+    entered = False
+    end = end_of(duration)  # (waiting for the server counts)
+    try:
+        session = connect()
+    except ConnectError as exc:  # following, a server not up yet is waited for, as tail -F
+        if not follow or isinstance(exc, Untrusted):
+            raise
+        print(f"chat: {exc}: waiting for the server", file=err, flush=True)
+        found = _reconnect(connect, target, timeout, backoff, end)
+        if found is None:
+            return
+        session, entered = found, True
     try:
         kept = caps.CHATHISTORY in session.caps
         if not kept and not follow:
@@ -205,7 +217,8 @@ def run_tail(
         if not kept:
             print(NO_HISTORY, file=err, flush=True)
         deadline = time.monotonic() + timeout
-        _enter(session, target, deadline)
+        if not entered:
+            _enter(session, target, deadline)
         timeline = Timeline(isupport=session.isupport)
         if not kept:
             requests = []
@@ -219,7 +232,6 @@ def run_tail(
             session.send(request)
         resume = _Resume(timestamp(start or now))
         show = resume.track(_printer(out or sys.stdout, as_json, session.nick))
-        end = None if duration is None else time.monotonic() + duration
         if not follow:
             if _read(session, timeline, target, show, deadline, time.monotonic()):
                 raise ConnectError("the server closed the connection")
@@ -269,6 +281,11 @@ class _Resume:
         return shown
 
 
+def end_of(duration: float | None) -> float | None:
+    """The monotonic time ``duration`` seconds from now (None: never)."""
+    return None if duration is None else time.monotonic() + duration
+
+
 def _enter(session: ClientSession, target: str, deadline: float) -> None:
     """Join the room ``target`` or check that one can read the conversation with it.
 
@@ -309,6 +326,8 @@ def _reconnect(
         delay = min(delay * 2, most)
         try:
             session = connect()
+        except Untrusted:  # another certificate: waiting will not make it ours
+            raise
         except (ConnectError, AliasRejected):
             continue
         try:
