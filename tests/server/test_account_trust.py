@@ -56,6 +56,12 @@ def nickserv(client: Client, text: str) -> str:
             return notice.params[-1]
 
 
+def gone(client: Client) -> None:
+    """``client`` quits, and is gone (its nick free) once this returns."""
+    client.send("QUIT")
+    assert client.closed()
+
+
 def chanserv(client: Client, text: str) -> str:
     client.send(f"PRIVMSG ChanServ :{text}")
     return client.expect("NOTICE").params[-1]
@@ -209,7 +215,7 @@ def test_set_password_needs_the_current_password(accounts_server, clients):
 
 
 def test_registering_a_taken_name_hashes_nothing(accounts_server, clients):
-    account(accounts_server, clients, "alice").send("QUIT")
+    gone(account(accounts_server, clients, "alice"))
     squatter = connect(accounts_server, clients, "alice")
     squatter.sync()
     spent = cpu_of(lambda: (squatter.send("REGISTER * * :whatever"), squatter.expect("FAIL")))
@@ -225,7 +231,7 @@ def test_unknown_names_cost_what_a_wrong_password_costs(make_server, tmp_path, c
         login_backoff=0,
     )
     client = connect(running, clients, "prober")
-    account(running, clients, "alice").send("QUIT")
+    gone(account(running, clients, "alice"))
     client.send("OPER warmup x")  # the first unknown name makes the dummy hash once
     client.expect(n.ERR_PASSWDMISMATCH)
 
@@ -300,7 +306,7 @@ def test_messages_to_a_registered_nick_wait_for_its_owner_while_another_holds_it
     make_server, tmp_path, clients
 ):
     running = make_server(db=str(tmp_path / "chat.db"), nick_grace=30.0)
-    account(running, clients, "alice").send("QUIT")
+    gone(account(running, clients, "alice"))
     mallory = connect(running, clients, "mallory")
     mallory.send("NICK alice")
     mallory.expect("NICK")
@@ -321,7 +327,7 @@ def test_messages_to_a_registered_nick_wait_for_its_owner_while_another_holds_it
 
 def test_strict_reservation_keeps_a_registered_nick_for_sasl(make_server, tmp_path, clients):
     running = make_server(db=str(tmp_path / "chat.db"), nick_reservation="strict")
-    account(running, clients, "alice").send("QUIT")
+    gone(account(running, clients, "alice"))
     mallory = connect(running, clients, "mallory")
     mallory.send("NICK alice")
     refusal = mallory.expect(n.ERR_NICKNAMEINUSE)
