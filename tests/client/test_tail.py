@@ -19,7 +19,7 @@ from chatcli.client.oneshot import send_lines
 from chatcli.client.session import ClientSession
 from chatcli.client.tail import parse_since
 from chatcli.errors import ConfigError, ExitStatus
-from tests.conftest import Client
+from tests.conftest import Client, register_account
 
 TEXTS = [f"m{i}" for i in range(15)]
 PASSWORD = "s3cret-pass"
@@ -233,14 +233,8 @@ def test_a_server_without_history_says_so(server):
 
 def test_an_account_reads_its_conversation(history):
     server, _ = history
-    for nick in ("bob", "carol"):
-        client = Client(server.port)
-        try:
-            client.register(nick, join=False)
-            client.send(f"REGISTER * * {PASSWORD}")
-            client.expect("REGISTER")
-        finally:
-            client.close()
+    for nick in ("bob", "carol"):  # each gone once registered: the nick is free again
+        register_account(server.port, nick, PASSWORD)
     carol = ClientSession("127.0.0.1", server.port, "carol", account_password=lambda nick: PASSWORD)
     carol.connect()
     try:
