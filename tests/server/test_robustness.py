@@ -262,18 +262,14 @@ def test_traceback_limit_needs_a_burst_and_a_period():
         TracebackLimit(period=0.0)
 
 
-class FakeServer:
-    """Anything a limit can be kept for: one limit per server."""
-
-
 def test_log_exception_logs_tracebacks_then_one_line_each(caplog):
     caplog.set_level(logging.ERROR, logger="chatcli.server")
-    server = FakeServer()
+    limit = TracebackLimit()  # a server's
     for i in range(7):
         try:
             {}[f"key{i}"]
         except KeyError:
-            log_exception(server, "%s from %r failed", "BOOM", "alice")
+            log_exception(limit, "%s from %r failed", "BOOM", "alice")
     full = [r for r in caplog.records if r.exc_info]
     short = [r for r in caplog.records if not r.exc_info]
     assert len(full) == 5 and len(short) == 2
@@ -285,7 +281,7 @@ def test_log_exception_logs_tracebacks_then_one_line_each(caplog):
     try:
         raise RuntimeError("elsewhere")
     except RuntimeError:
-        log_exception(FakeServer(), "another server's")  # has a limit of its own
+        log_exception(TracebackLimit(), "another server's")  # has a limit of its own
     assert caplog.records[0].exc_info
 
 

@@ -18,7 +18,6 @@ import logging
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -82,7 +81,7 @@ def dispatch(conn: Connection, msg: Message) -> None:
     # SystemExit too: a stray sys.exit() in a handler is a bug like any other, and
     # threading would otherwise end this connection without a word in the log.
     except (Exception, SystemExit):
-        log_exception(conn.server, "%s from %r failed", msg.command, conn)
+        log_exception(conn.server.tracebacks, "%s from %r failed", msg.command, conn)
         conn.reply(n.ERR_UNKNOWNERROR, msg.command, "Internal error; the operators were told")
 
 
@@ -127,24 +126,10 @@ class TracebackLimit:
             return False, self._left_out
 
 
-_LIMITS: weakref.WeakKeyDictionary[object, TracebackLimit] = weakref.WeakKeyDictionary()
-_LIMITS_LOCK = threading.Lock()
-
-
-def traceback_limit(server: object) -> TracebackLimit:
-    """The :class:`TracebackLimit` of ``server``: one per server, made when first needed."""
-    with _LIMITS_LOCK:
-        limit = _LIMITS.get(server)
-        if limit is None:
-            limit = _LIMITS[server] = TracebackLimit()
-        return limit
-
-
-def log_exception(server: object, text: str, *args: object) -> None:
+def log_exception(limit: TracebackLimit, text: str, *args: object) -> None:
     """Log the exception being handled, ``text % args``, at ERROR: with its traceback while
-    ``server``'s :func:`traceback_limit` allows, else as one line that names the exception
-    and counts the tracebacks left out."""
-    limit = traceback_limit(server)
+    ``limit`` (the server's) allows, else as one line that names the exception and counts
+    the tracebacks left out."""
     full, left_out = limit.check()
     if full:
         note = f" ({left_out} more tracebacks were left out before this one)" if left_out else ""

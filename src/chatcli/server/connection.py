@@ -375,7 +375,7 @@ class Connection:
         except OSError as exc:
             self.disconnect(f"Read error: {exc.strerror or exc}")
         except Exception:
-            log_exception(self.server, "connection %r crashed", self)
+            log_exception(self.server.tracebacks, "connection %r crashed", self)
             self.disconnect("Internal error")
         finally:
             self.disconnect(self.sendq.failed or "Connection closed")

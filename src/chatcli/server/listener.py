@@ -35,6 +35,7 @@ from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server import history
 from chatcli.server.channel import Channel
+from chatcli.server.commands import TracebackLimit
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, registration, rooms
 from chatcli.server.refusals import TLSRefusals, hang_up
@@ -124,6 +125,8 @@ class Server:
         # First: a certificate that cannot be used stops start-up before anything is open.
         self.tls_context: ssl.SSLContext | None = self._load_tls(config)
         self.flusher = Flusher()
+        #: How many tracebacks of unexpected errors go to the log (see commands.dispatch).
+        self.tracebacks = TracebackLimit()
         self.refusals = TLSRefusals()  #: refusals told over TLS
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
