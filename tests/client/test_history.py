@@ -114,6 +114,8 @@ def test_the_server_limit_is_read_from_isupport():
     timeline = Timeline(isupport=tokens)
     tokens.update(isupport_tokens(Message("005", ("me", "CHATHISTORY=50", "are supported"))))
     assert timeline.limit == 50
+    tokens.update(isupport_tokens(Message("005", ("me", "CHATHISTORY=²", "are supported"))))
+    assert timeline.limit == Timeline().limit  # not a number: our own default
 
 
 def test_timestamp_reference():
@@ -125,8 +127,9 @@ def test_timestamp_reference():
 def test_history_command():
     assert parse_input("/history", "#dev") == Action(local=Local.HISTORY, count=HISTORY_PAGE)
     assert parse_input("/history 50", "#dev").count == 50
-    with pytest.raises(InputError, match="usage: /history"):
-        parse_input("/history lots", "#dev")
+    for bad in ("lots", "0", "²", "1" * 12):  # "²".isdigit() is true, but no count
+        with pytest.raises(InputError, match="usage: /history"):
+            parse_input(f"/history {bad}", "#dev")
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_and_ends():

@@ -24,6 +24,7 @@ from chatcli.protocol import (
     RemoteProtocolError,
     escape_tag_value,
     message,
+    number,
     parse_line,
     unescape_tag_value,
 )
@@ -780,3 +781,17 @@ def test_a_body_too_long_for_a_line_is_cut_at_a_character_edge():
     cut = parse_line(body[:-2])
     assert cut.params[0] == "#room" and text.startswith(cut.params[1])
     assert len(body) >= 511  # no more than one character's bytes short
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("42", 42), ("007", 7), ("123456789", 123456789), ("1234567890", None),
+     ("", None), ("-1", None), ("+1", None), (" 1", None), ("1.5", None), ("²", None),
+     ("٣", None), ("1²", None)],
+)  # fmt: skip
+def test_number_takes_only_a_few_ascii_digits(text, expected):
+    assert number(text) == expected
+
+
+def test_number_of_more_digits_where_asked():
+    assert number("1234567890", digits=10) == 1234567890 and number("123456", 5) is None

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chatcli.protocol import Message, caps, is_channel, server_time, split_source
+from chatcli.protocol import Message, caps, is_channel, number, server_time, split_source
 
 #: What the client needs to read history: msgids, times and batches.
 HISTORY_CAPS = (caps.BATCH, caps.SERVER_TIME, caps.MESSAGE_TAGS)
@@ -200,5 +200,5 @@ class Timeline:
     @property
     def limit(self) -> int:
         """The most messages to ask for at once."""
-        value = self._isupport.get("CHATHISTORY", "")
-        return min(self._most, int(value)) if value.isdigit() and int(value) > 0 else self._most
+        value = number(self._isupport.get("CHATHISTORY", ""))
+        return min(self._most, value) if value else self._most

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from chatcli.defaults import MAX_TEXT_BYTES
-from chatcli.protocol import LocalProtocolError, Message, is_channel, split_text
+from chatcli.protocol import LocalProtocolError, Message, is_channel, number, split_text
 
 
 class Local(Enum):
@@ -179,9 +179,10 @@ def _quote(rest: str, room: str | None) -> Action:
 
 
 def _history(rest: str, room: str | None) -> Action:
-    if rest and not (rest.isdigit() and int(rest) > 0):
+    count = number(rest) if rest else HISTORY_PAGE
+    if not count:
         raise InputError("usage: /history [N], N a number of messages")
-    return Action(local=Local.HISTORY, count=int(rest or HISTORY_PAGE))
+    return Action(local=Local.HISTORY, count=count)
 
 
 def _quit(rest: str, room: str | None) -> Action:

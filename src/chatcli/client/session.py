@@ -25,6 +25,7 @@ from chatcli.protocol import (
     ProtocolError,
     caps,
     isupport_tokens,
+    number,
     parse_line,
 )
 from chatcli.protocol import numerics as n
@@ -257,8 +258,7 @@ class ClientSession:
                 self.taken = self.taken or self.nick
                 attempt = self.alias_tries - self._tries_left + 1
                 self._tries_left -= 1
-                said = self.isupport.get("NICKLEN", "")
-                nicklen = int(said) if said.isdigit() else DEFAULT_NICKLEN
+                nicklen = number(self.isupport.get("NICKLEN", "")) or DEFAULT_NICKLEN
                 self.nick = alternative_alias(self.taken, attempt, nicklen)
                 self.send(Message("NICK", (self.nick,)))
                 return False

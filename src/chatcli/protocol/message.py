@@ -234,6 +234,15 @@ def _split_tags(raw: str) -> dict[str, str]:
     return tags
 
 
+def number(text: str, digits: int = 9) -> int | None:
+    """The whole number ``text`` spells, if it is 1 to ``digits`` ASCII digits; else None.
+    (``str.isdigit`` alone also admits ``²`` and ``٣``, which ``int`` refuses or reads, and
+    any length.) For every count, limit and version a peer sends."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def label_of(line: bytes) -> str | None:
     """The ``label`` tag of a raw line, read from its tags alone: a line that does not
     parse is still answered under its label (IRCv3 labeled-response)."""

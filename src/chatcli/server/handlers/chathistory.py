@@ -24,7 +24,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel, server_time
+from chatcli.protocol import Message, is_channel, number, server_time
 from chatcli.server import history
 from chatcli.server.commands import command
 from chatcli.server.store import Store
@@ -166,13 +166,10 @@ def _limit(conn: Connection, sub: str, text: str) -> int:
 
     Raises:
         HistoryFail: INVALID_PARAMS, unless ``text`` is 1 to :data:`MAX_LIMIT_DIGITS` ASCII
-            digits worth at least 1 (``str.isdigit`` alone also admits ``²``, which
-            ``int`` refuses).
+            digits worth at least 1 (see :func:`chatcli.protocol.number`).
     """
-    if not (text.isascii() and text.isdigit() and len(text) <= MAX_LIMIT_DIGITS):
-        raise HistoryFail("INVALID_PARAMS", sub, "The limit must be a positive number")
-    limit = int(text)
-    if limit < 1:
+    limit = number(text, MAX_LIMIT_DIGITS)
+    if limit is None or limit < 1:
         raise HistoryFail("INVALID_PARAMS", sub, "The limit must be a positive number")
     return min(limit, conn.config.max_chathistory)
 

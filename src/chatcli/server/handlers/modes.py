@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel
+from chatcli.protocol import Message, is_channel, number
 from chatcli.protocol import numerics as n
 from chatcli.server.channel import (
     FLAG_MODES,
@@ -195,9 +195,10 @@ def _change(
         return sign, ch, "*"
     if ch == "l":
         if adding:
-            if not (arg and arg.isascii() and arg.isdigit() and 0 < int(arg) <= MAX_LIMIT):
+            limit = number(arg or "")
+            if limit is None or not 0 < limit <= MAX_LIMIT:
                 raise InvalidModeParam(channel.name, "l", arg or "*", text="Invalid limit")
-            channel.limit = int(arg)
+            channel.limit = limit
             return sign, ch, arg
         if channel.limit is None:
             return None

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Mask, Message, is_channel, mask_match
+from chatcli.protocol import Mask, Message, is_channel, mask_match, number
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import COMMANDS, command
 from chatcli.server.errors import (
@@ -225,8 +225,7 @@ def _reply_actually(conn: Connection, nick: str, user: str, ip: str) -> None:
 def whowas(conn: Connection, msg: Message) -> None:
     """WHOWAS <nick> [<count>] — who used a nick that is no longer online."""
     nick = msg.params[0].split(",")[0]
-    asked = msg.params[1] if len(msg.params) > 1 else ""
-    count = int(asked) if asked.isascii() and asked.isdigit() and len(asked) <= 9 else 0
+    count = (number(msg.params[1]) if len(msg.params) > 1 else None) or 0
     world = conn.world
     with world.lock:
         folded = world.fold(nick)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, caps, is_valid_nick
+from chatcli.protocol import Message, caps, is_valid_nick, number
 from chatcli.protocol import numerics as n
 from chatcli.server import history, tags
 from chatcli.server.channel import (
@@ -129,8 +129,7 @@ def cap(conn: Connection, msg: Message) -> None:
     if sub == "LS":
         if not conn.registered:
             conn.cap_negotiating = True
-        asked = msg.params[1] if len(msg.params) > 1 else ""
-        version = int(asked) if asked.isascii() and asked.isdigit() and len(asked) < 6 else 0
+        version = (number(msg.params[1], 5) if len(msg.params) > 1 else None) or 0
         if version >= 302:  # implied by CAP LS 302 (IRCv3 cap-notify)
             conn.caps.add(caps.CAP_NOTIFY)
         offered = " ".join(
