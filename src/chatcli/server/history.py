@@ -154,8 +154,7 @@ def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -
         channel.recent = deque(preloaded or (), maxlen=count)
     if "B" in conn.modes or caps.CHATHISTORY in conn.caps or not channel.recent:
         return
-    lines = list(channel.recent)[-count:]
-    send_history(conn, channel.name, lines, plain_time=True)
+    send_history(conn, channel.name, list(channel.recent), plain_time=True)
 
 
 def deliver_pending(conn: Connection) -> None:

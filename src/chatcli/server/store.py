@@ -94,6 +94,10 @@ SECRETS = ("cloak",)
 SECRET_BYTES = 32
 
 
+#: What a failed write says of the disk or the file, not of the job: no use trying again.
+_DISK = sqlite3.OperationalError
+
+
 class StoreError(ChatError):
     """The database cannot be used; the message says which file and why."""
 
@@ -286,19 +290,17 @@ class Store:
             migration = MIGRATIONS[number]
             db.execute("BEGIN IMMEDIATE")
             try:
-                if callable(migration):  # one transaction, the new version with it
+                if callable(migration):  # in the transaction, the new version with it
                     migration(db)
-                    db.execute(f"PRAGMA user_version = {number + 1}")
-                    db.execute("COMMIT")
-                else:
+                else:  # executescript commits first: the version gets a transaction of its own
                     db.executescript(migration.replace("\n    ", "\n"))
+                    db.execute("BEGIN IMMEDIATE")
+                db.execute(f"PRAGMA user_version = {number + 1}")
+                db.execute("COMMIT")
             except sqlite3.Error:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            if not callable(migration):
-                # executescript commits first; the version is set in its own transaction.
-                db.execute(f"PRAGMA user_version = {number + 1}")
             log.info("database %s migrated to schema %d", self.path, number + 1)
 
     def _load_secrets(self, db: sqlite3.Connection) -> dict[str, bytes]:
@@ -379,14 +381,13 @@ class Store:
                 self._jobs.clear()
             first = self._written + 1  # the first job's ticket
             error = self._commit(db, jobs)
-            if error is None:
-                pass
-            elif len(jobs) == 1 or isinstance(error, sqlite3.OperationalError):
-                self._fail(first, first + len(jobs) - 1)  # (a full disk fails them all)
-            else:  # one bad job must not cost the others theirs: each again, on its own
+            if len(jobs) > 1 and error is not None and not isinstance(error, _DISK):
+                # One bad job must not cost the others theirs: each again, on its own.
                 for ticket, job in enumerate(jobs, first):
                     if self._commit(db, [job]) is not None:
                         self._fail(ticket, ticket)
+            elif error is not None:  # (a full disk fails them all)
+                self._fail(first, first + len(jobs) - 1)
             with self._cond:
                 self._written += len(jobs)
                 self._done.notify_all()
