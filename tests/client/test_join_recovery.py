@@ -221,30 +221,54 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+class Chatting:
+    """``chat join``'s loop, as at a terminal, on a thread of its own, as ``steady``:
+    what it shows is in :attr:`screen`, what it is typed goes in :attr:`typed`."""
+
+    def __init__(self, running, backoff: Backoff) -> None:
+        self.running = running
+        self.session = ClientSession("127.0.0.1", running.port, "steady", timeout=5)
+        burst = self.session.connect()
+        self.view = ChatView(self.session, None)
+        self.view.backoff = backoff
+        self.screen: list[Text] = []
+        self.typed: queue.Queue[str | None] = queue.Queue()
+        self.status: list[ExitStatus] = []
+
+        def run() -> None:
+            self.status.append(
+                chat_loop(
+                    self.session, self.view, None, burst, self.screen.append, self.typed.get,
+                    batch=False,
+                )
+            )  # fmt: skip
+
+        self.thread = threading.Thread(target=run, name="chat-steady")
+        self.thread.start()
+
+    def lines(self) -> list[str]:
+        return [line.plain for line in list(self.screen)]
+
+    def stop_the_server(self) -> None:
+        wait_for(self.view.ready.is_set)
+        self.running.server.shutdown()
+        self.running.thread.join(10)
+        self.running.server.close()
+
+    def end(self, last: str | None) -> None:
+        self.typed.put(last)
+        self.thread.join(10)
+
+
 def test_it_reconnects_when_the_server_is_back_and_sends_what_was_typed_meanwhile(make_server):
     first = make_server()
-    session = ClientSession("127.0.0.1", first.port, "steady", timeout=5)
-    burst = session.connect()
-    view = ChatView(session, None)
-    view.backoff = Backoff(first=0.1, cap=0.3)  # forever, as at a terminal
-    screen: list[Text] = []
-    typed: queue.Queue[str | None] = queue.Queue()
-    status: list[ExitStatus] = []
-
-    def run() -> None:
-        status.append(chat_loop(session, view, None, burst, screen.append, typed.get, batch=False))
-
-    thread = threading.Thread(target=run, name="chat-steady")
-    thread.start()
-    lines = lambda: [line.plain for line in list(screen)]  # noqa: E731
+    chat = Chatting(first, Backoff(first=0.1, cap=0.3))  # forever, as at a terminal
+    lines = chat.lines
     try:
-        wait_for(view.ready.is_set)
-        first.server.shutdown()
-        first.thread.join(10)
-        first.server.close()
+        chat.stop_the_server()
         wait_for(lambda: sum("reconnecting in" in line for line in lines()) >= 3)
-        typed.put("anyone?")
-        typed.put("hello again")
+        chat.typed.put("anyone?")
+        chat.typed.put("hello again")
         wait_for(lambda: any("(pending) hello again" in line for line in lines()))
         assert any(line.endswith("queued: will be sent after reconnecting") for line in lines())
         assert not any("giving up" in line for line in lines())
@@ -255,36 +279,19 @@ def test_it_reconnects_when_the_server_is_back_and_sends_what_was_typed_meanwhil
         echoed = [line for line in lines() if "<steady>" in line]  # as the server echoes
         assert [line.split("<steady> ")[1] for line in echoed] == ["anyone?", "hello again"]
     finally:
-        typed.put("/quit")
-        thread.join(10)
-    assert status == [ExitStatus.OK]
+        chat.end("/quit")
+    assert chat.status == [ExitStatus.OK]
 
 
 def test_lines_typed_while_down_are_listed_when_reconnecting_ends_for_good(make_server):
     """Nothing typed is lost without a word: if the connection never comes back, what
     waited for it is shown, to be copied."""
-    gone = make_server()
-    session = ClientSession("127.0.0.1", gone.port, "steady", timeout=5)
-    burst = session.connect()
-    view = ChatView(session, None)
-    view.backoff = Backoff(first=0.2, cap=0.2, attempts=3)
-    screen: list[Text] = []
-    typed: queue.Queue[str | None] = queue.Queue()
-    status: list[ExitStatus] = []
-
-    def run() -> None:
-        status.append(chat_loop(session, view, None, burst, screen.append, typed.get, batch=False))
-
-    thread = threading.Thread(target=run, name="chat-steady")
-    thread.start()
-    lines = lambda: [line.plain for line in list(screen)]  # noqa: E731
+    chat = Chatting(make_server(), Backoff(first=0.2, cap=0.2, attempts=3))
+    lines = chat.lines
     try:
-        wait_for(view.ready.is_set)
-        gone.server.shutdown()
-        gone.thread.join(10)
-        gone.server.close()
+        chat.stop_the_server()
         wait_for(lambda: any("reconnecting in" in line for line in lines()))
-        typed.put("/msg alice see you tomorrow")
+        chat.typed.put("/msg alice see you tomorrow")
         wait_for(lambda: any("giving up" in line for line in lines()))
         wait_for(lambda: any("see you tomorrow" in line and "pending" not in line
                              for line in lines()))  # fmt: skip
@@ -292,5 +299,4 @@ def test_lines_typed_while_down_are_listed_when_reconnecting_ends_for_good(make_
         assert "not sent, typed while the connection was down:" in shown
         assert "  alice: see you tomorrow" in shown
     finally:
-        typed.put(None)
-        thread.join(10)
+        chat.end(None)
