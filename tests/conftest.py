@@ -27,6 +27,8 @@ TEST_CONFIG = ServerConfig(
 )
 
 TIMEOUT = 5.0
+#: For tests of file permission bits, which Windows does not have.
+posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
 
 
 def _fd_count() -> int | None:

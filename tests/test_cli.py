@@ -15,6 +15,7 @@ from chatcli import __version__
 from chatcli.cli import main, send
 from chatcli.entry import quick_send_params
 from chatcli.errors import ExitStatus
+from tests.conftest import posix_only
 
 
 @pytest.fixture
@@ -416,7 +417,7 @@ def test_tail_keeps_its_imports_light():
     assert out.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+@posix_only
 def test_an_account_password_file_open_to_others_is_used_with_a_warning(tmp_path, capsys):
     from chatcli.cli import account_password
 

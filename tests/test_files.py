@@ -19,8 +19,7 @@ from chatcli.files import (
     private_file,
     readable_by_others,
 )
-
-posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
+from tests.conftest import posix_only
 
 
 def mode(path: Path) -> int:

@@ -9,7 +9,6 @@ through SSL_CERT_FILE, as the system's store would be) or ``chat serve``'s self-
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -37,11 +36,9 @@ from chatcli.entry import quick_send_params
 from chatcli.errors import ConfigError, ConnectError, ExitStatus, Untrusted
 from chatcli.protocol import Message
 from tests.certs import issue, trusting, unverified
-from tests.conftest import Client
+from tests.conftest import Client, posix_only
 
 NAMES = ["127.0.0.1", "localhost"]
-
-posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
 
 
 @pytest.fixture(autouse=True)

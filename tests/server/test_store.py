@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 
 from chatcli.server.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
-from tests.conftest import Client
-
-posix_only = pytest.mark.skipif(os.name == "nt", reason="Windows has no permission bits")
+from tests.conftest import Client, posix_only
 
 
 def serve(db) -> subprocess.CompletedProcess[str]:
