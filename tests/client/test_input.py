@@ -119,6 +119,11 @@ def test_text_with_line_breaks_or_nul_is_an_input_error(line):
         "/quit bye\r\nQUIT",
         "/quote PRIVMSG #lobby :x\r\nQUIT",
         "/who a\0b",
+        "/query bob hi\nthere",
+        "/kick bob bye\nnow",
+        "/mode +k a\0b",
+        "/list a\0b",
+        "/op a\0b",
     ],
 )
 def test_commands_with_line_breaks_or_nul_are_input_errors(line):
@@ -150,7 +155,7 @@ def test_text_that_is_not_utf8_is_an_input_error():
 # --- commands ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cmd", ["/msg", "/query", "/dm", "/MSG"])
+@pytest.mark.parametrize("cmd", ["/msg", "/dm", "/MSG"])
 def test_msg_sends_a_direct_message(cmd):
     action = parse_input(f"{cmd} alice hi there", ROOM)
     assert lines(action) == ["PRIVMSG alice :hi there"]
@@ -171,7 +176,7 @@ def test_long_direct_message_is_split():
     assert "".join(pieces) == "z" * 1000
 
 
-@pytest.mark.parametrize("line", ["/msg", "/msg alice", "/msg alice   ", "/query", "/dm bob"])
+@pytest.mark.parametrize("line", ["/msg", "/msg alice", "/msg alice   ", "/dm bob"])
 def test_msg_without_text_is_a_usage_error(line):
     with pytest.raises(InputError, match=r"^usage: /msg"):
         parse_input(line, ROOM)
@@ -319,6 +324,283 @@ def test_quote_without_a_line_is_a_usage_error():
         parse_input("/quote", ROOM)
     with pytest.raises(InputError, match=r"^usage: "):
         parse_input("/raw", ROOM)
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cmd", ["/query", "/q"])
+def test_query_opens_a_conversation_and_sends_nothing(cmd):
+    assert parse_input(f"{cmd} alice", ROOM) == Action(local=Local.QUERY, target="alice")
+
+
+def test_query_with_text_also_sends_it():
+    action = parse_input("/query alice hi there", None)
+    assert action.local is Local.QUERY
+    assert action.target == "alice"
+    assert lines(action) == ["PRIVMSG alice :hi there"]
+
+
+def test_query_with_long_text_splits_it():
+    action = parse_input("/query alice " + "z" * 1000, ROOM)
+    assert "".join(privmsg_texts(action, "alice")) == "z" * 1000
+
+
+def test_query_without_an_alias_is_a_usage_error():
+    with pytest.raises(InputError, match=r"^usage: /query"):
+        parse_input("/query", ROOM)
+
+
+@pytest.mark.parametrize("alias", ["#lobby", ":bob", "a,b", "bob!x@y", "b*", "$all"])
+def test_query_of_an_invalid_alias_says_so(alias):
+    with pytest.raises(InputError, match="not a valid alias"):
+        parse_input(f"/query {alias} hi", ROOM)
+
+
+@pytest.mark.parametrize("cmd", ["/r", "/reply"])
+def test_reply_hands_the_text_to_the_client(cmd):
+    action = parse_input(f"{cmd} sure, see you there", ROOM)
+    assert action == Action(local=Local.REPLY, text="sure, see you there")
+
+
+def test_reply_works_without_a_room():
+    assert parse_input("/r ok", None) == Action(local=Local.REPLY, text="ok")
+
+
+@pytest.mark.parametrize("line", ["/r", "/reply   "])
+def test_reply_without_text_is_a_usage_error(line):
+    with pytest.raises(InputError, match=r"^usage: /r"):
+        parse_input(line, ROOM)
+
+
+@pytest.mark.parametrize("line", ["/r hi\nthere", "/reply a\0b"])
+def test_reply_with_line_breaks_or_nul_is_an_input_error(line):
+    with pytest.raises(InputError, match="cannot be sent"):
+        parse_input(line, ROOM)
+
+
+# --- room management ---------------------------------------------------------------------------
+
+
+def test_list_all_rooms():
+    assert lines(parse_input("/list", None)) == ["LIST"]
+
+
+def test_list_rooms_matching_a_mask():
+    assert lines(parse_input("/list #dev*", ROOM)) == ["LIST #dev*"]
+
+
+def test_invite_to_the_current_room():
+    assert lines(parse_input("/invite bob", ROOM)) == ["INVITE bob #lobby"]
+
+
+def test_invite_to_a_given_room():
+    assert lines(parse_input("/invite bob #dev", None)) == ["INVITE bob #dev"]
+
+
+@pytest.mark.parametrize("line", ["/invite", "/invite bob dev"])
+def test_invite_usage_errors(line):
+    with pytest.raises(InputError, match=r"^usage: /invite"):
+        parse_input(line, ROOM)
+
+
+def test_invite_of_an_invalid_alias_says_so():
+    with pytest.raises(InputError, match="not a valid alias"):
+        parse_input("/invite #dev", ROOM)
+
+
+@pytest.mark.parametrize("cmd", ["/kick", "/k"])
+def test_kick_from_the_current_room(cmd):
+    assert lines(parse_input(f"{cmd} bob", ROOM)) == ["KICK #lobby bob"]
+
+
+def test_kick_with_a_reason():
+    assert lines(parse_input("/kick bob  be nice", ROOM)) == ["KICK #lobby bob :be nice"]
+
+
+def test_kick_from_a_given_room():
+    assert lines(parse_input("/kick #dev bob", None)) == ["KICK #dev bob"]
+    assert lines(parse_input("/kick #dev bob off topic", ROOM)) == ["KICK #dev bob :off topic"]
+
+
+@pytest.mark.parametrize("line", ["/kick", "/kick #dev", "/kick #dev   "])
+def test_kick_without_an_alias_is_a_usage_error(line):
+    with pytest.raises(InputError, match=r"^usage: /kick"):
+        parse_input(line, ROOM)
+
+
+def test_kick_of_an_invalid_alias_says_so():
+    with pytest.raises(InputError, match="not a valid alias"):
+        parse_input("/kick a,b", ROOM)
+
+
+def test_kick_with_a_line_break_in_the_reason_is_an_input_error():
+    with pytest.raises(InputError, match="cannot be sent"):
+        parse_input("/kick bob bye\r\nQUIT", ROOM)
+
+
+def test_ban_of_a_bare_alias_bans_everyone_using_it():
+    assert lines(parse_input("/ban bob", ROOM)) == ["MODE #lobby +b bob!*@*"]
+
+
+@pytest.mark.parametrize("mask", ["*!*@evil.example", "bob!*@*", "*@10.0.0.1"])
+def test_ban_of_a_mask_bans_it_as_given(mask):
+    assert lines(parse_input(f"/ban {mask}", ROOM)) == [f"MODE #lobby +b {mask}"]
+
+
+def test_ban_in_a_given_room():
+    assert lines(parse_input("/ban #dev bob", None)) == ["MODE #dev +b bob!*@*"]
+
+
+@pytest.mark.parametrize("cmd", ["/unban", "/ub"])
+def test_unban_lifts_a_ban(cmd):
+    assert lines(parse_input(f"{cmd} bob", ROOM)) == ["MODE #lobby -b bob!*@*"]
+    mask = "*!*@evil.example"
+    assert lines(parse_input(f"{cmd} {mask}", ROOM)) == [f"MODE #lobby -b {mask}"]
+
+
+@pytest.mark.parametrize("cmd", ["ban", "unban"])
+def test_ban_without_a_mask_is_a_usage_error(cmd):
+    with pytest.raises(InputError, match=rf"^usage: /{cmd}"):
+        parse_input(f"/{cmd}", ROOM)
+
+
+@pytest.mark.parametrize("mask", [":bob", "a,b"])
+def test_ban_of_an_invalid_mask_says_so(mask):
+    with pytest.raises(InputError, match="not a valid alias or mask"):
+        parse_input(f"/ban {mask}", ROOM)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "change"), [("op", "+o"), ("deop", "-o"), ("voice", "+v"), ("devoice", "-v")]
+)
+def test_member_modes_for_one_alias(cmd, change):
+    assert lines(parse_input(f"/{cmd} bob", ROOM)) == [f"MODE #lobby {change} bob"]
+
+
+def test_op_several_aliases_in_one_line():
+    assert lines(parse_input("/op a b c", ROOM)) == ["MODE #lobby +ooo a b c"]
+
+
+def test_op_in_a_given_room():
+    assert lines(parse_input("/op #dev bob", None)) == ["MODE #dev +o bob"]
+
+
+def test_member_modes_take_at_most_four_aliases_a_line():
+    assert lines(parse_input("/voice a b c d", ROOM)) == ["MODE #lobby +vvvv a b c d"]
+    assert lines(parse_input("/devoice a b c d e f g h i", ROOM)) == [
+        "MODE #lobby -vvvv a b c d",
+        "MODE #lobby -vvvv e f g h",
+        "MODE #lobby -v i",
+    ]
+
+
+def test_bans_take_at_most_four_masks_a_line():
+    action = parse_input("/ban a b c d e", ROOM)
+    assert lines(action) == ["MODE #lobby +bbbb a!*@* b!*@* c!*@* d!*@*", "MODE #lobby +b e!*@*"]
+
+
+@pytest.mark.parametrize("cmd", ["op", "deop", "voice", "devoice"])
+def test_member_modes_without_an_alias_are_a_usage_error(cmd):
+    with pytest.raises(InputError, match=rf"^usage: /{cmd}"):
+        parse_input(f"/{cmd}", ROOM)
+    with pytest.raises(InputError, match=rf"^usage: /{cmd}"):
+        parse_input(f"/{cmd} #dev", ROOM)
+
+
+def test_member_modes_of_an_invalid_alias_say_so():
+    with pytest.raises(InputError, match="not a valid alias"):
+        parse_input("/op bob :carol", ROOM)
+
+
+def test_mode_changes_the_current_room_when_it_starts_with_a_sign():
+    assert lines(parse_input("/mode +k hunter2", ROOM)) == ["MODE #lobby +k hunter2"]
+    assert lines(parse_input("/mode -t", ROOM)) == ["MODE #lobby -t"]
+
+
+def test_mode_of_a_given_target():
+    assert lines(parse_input("/mode #dev +l 10", None)) == ["MODE #dev +l 10"]
+    assert lines(parse_input("/mode carol +i", None)) == ["MODE carol +i"]
+
+
+def test_mode_with_only_a_target_asks_for_its_modes():
+    assert lines(parse_input("/mode #dev", None)) == ["MODE #dev"]
+
+
+def test_mode_alone_asks_for_the_current_room_modes():
+    assert lines(parse_input("/mode", ROOM)) == ["MODE #lobby"]
+
+
+def test_mode_with_a_middle_argument_starting_with_a_colon_is_an_input_error():
+    with pytest.raises(InputError, match="cannot be sent"):
+        parse_input("/mode +ov :bob carol", ROOM)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/kick bob",
+        "/ban bob",
+        "/unban bob",
+        "/op bob",
+        "/deop bob",
+        "/voice bob",
+        "/devoice bob",
+        "/invite bob",
+        "/mode +t",
+        "/mode",
+    ],
+)
+@pytest.mark.parametrize("room", [None, "alice"])
+def test_room_commands_outside_a_room_say_so(line, room):
+    with pytest.raises(InputError, match="you are in no room"):
+        parse_input(line, room)
+
+
+# --- local actions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cmd", ["/close", "/wc"])
+def test_close_the_current_buffer(cmd):
+    assert parse_input(cmd, ROOM) == Action(local=Local.CLOSE)
+
+
+def test_close_a_given_buffer():
+    assert parse_input("/close alice", ROOM) == Action(local=Local.CLOSE, target="alice")
+    assert parse_input("/close #dev", None) == Action(local=Local.CLOSE, target="#dev")
+
+
+@pytest.mark.parametrize("cmd", ["/clear", "/c", "/cl"])
+def test_clear_is_local(cmd):
+    assert parse_input(cmd, ROOM) == Action(local=Local.CLEAR)
+
+
+def test_ignore_a_mask():
+    assert parse_input("/ignore spammer", ROOM) == Action(local=Local.IGNORE, target="spammer")
+    assert parse_input("/ignore *!*@evil.example", None).target == "*!*@evil.example"
+
+
+def test_ignore_alone_lists_the_ignores():
+    assert parse_input("/ignore", ROOM) == Action(local=Local.IGNORE)
+
+
+def test_unignore_a_mask():
+    assert parse_input("/unignore spammer", ROOM) == Action(local=Local.UNIGNORE, target="spammer")
+
+
+def test_unignore_without_a_mask_is_a_usage_error():
+    with pytest.raises(InputError, match=r"^usage: /unignore"):
+        parse_input("/unignore", ROOM)
+
+
+@pytest.mark.parametrize("line", ["/ignore a\0b", "/unignore a\0b", "/close a\0b"])
+def test_local_targets_with_nul_are_input_errors(line):
+    with pytest.raises(InputError, match="cannot be sent"):
+        parse_input(line, ROOM)
+
+
+def test_reconnect_is_local():
+    assert parse_input("/reconnect", None) == Action(local=Local.RECONNECT)
 
 
 @pytest.mark.parametrize("cmd", ["/quit", "/exit", "/QUIT"])

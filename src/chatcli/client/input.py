@@ -6,17 +6,33 @@ sends text that starts with a slash.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from chatcli.defaults import MAX_TEXT_BYTES
-from chatcli.protocol import LocalProtocolError, Message, is_channel, number, split_text
+from chatcli.protocol import (
+    CHANTYPES,
+    LocalProtocolError,
+    Message,
+    is_channel,
+    number,
+    split_text,
+)
 
 
 class Local(Enum):
     HELP = "help"
     QUIT = "quit"
     HISTORY = "history"
+    QUERY = "query"  #: open a conversation with ``target``
+    REPLY = "reply"  #: send ``text`` to whoever last sent a direct message
+    CLOSE = "close"  #: close the buffer ``target`` ("": the current one)
+    CLEAR = "clear"  #: clear the current buffer
+    IGNORE = "ignore"  #: ignore the mask ``target`` ("": list the ignores)
+    UNIGNORE = "unignore"  #: stop ignoring the mask ``target``
+    RECONNECT = "reconnect"  #: drop the connection and connect again
 
 
 @dataclass(frozen=True)
@@ -28,10 +44,15 @@ class Action:
     room: str | None = None  #: switch the current room to this
     reason: str = ""  #: for QUIT
     count: int = 0  #: for HISTORY: how many messages
+    target: str = ""  #: for QUERY, CLOSE, IGNORE, UNIGNORE: an alias, room or mask
+    text: str = ""  #: for REPLY: what to send (not yet split into messages)
 
 
 #: Messages ``/history`` shows without a number.
 HISTORY_PAGE = 20
+
+#: Modes with a parameter in one MODE line (the server's ``MODES=``, 4 on most servers).
+MAX_MODES = 4
 
 
 class InputError(ValueError):
@@ -40,6 +61,8 @@ class InputError(ValueError):
 
 HELP = [
     ("/msg <alias> <text>", "send a direct message"),
+    ("/query <alias> [text]", "open a conversation with someone"),
+    ("/r <text>", "reply to the last direct message"),
     ("/users [#room]", "who is in the room"),
     ("/who [mask]", "who is online, with details"),
     ("/join <#room> [key]", "join (or create) a room and talk there"),
@@ -49,7 +72,19 @@ HELP = [
     ("/topic [text]", "show or set the room topic"),
     ("/away [message]", "mark yourself away (no message: back)"),
     ("/whois <alias>", "details about someone"),
+    ("/list [mask]", "list the rooms"),
+    ("/invite <alias> [#room]", "invite someone to a room"),
+    ("/kick <alias> [reason]", "remove someone from the room"),
+    ("/ban <alias|mask>", "ban from the room (/unban: lift)"),
+    ("/op <alias>...", "make operator (/deop: undo)"),
+    ("/voice <alias>...", "give voice (/devoice: take)"),
+    ("/mode [target] <modes>", "change or show modes"),
     ("/history [N]", "show N (20) earlier messages of the room"),
+    ("/close [buffer]", "close a conversation or room view"),
+    ("/clear", "clear the screen"),
+    ("/ignore [mask]", "ignore someone (no mask: list)"),
+    ("/unignore <mask>", "stop ignoring"),
+    ("/reconnect", "connect again"),
     ("/register <password>", "register your alias as an account (log in next time)"),
     ("/quote <line>", "send a raw IRC line"),
     ("/quit [reason]", "leave"),
@@ -105,9 +140,62 @@ def _need(rest: str, usage: str) -> str:
     return rest
 
 
+# What no alias holds (Modern IRC): whitespace, commas, wildcards, '!' and '@', controls.
+_NOT_IN_ALIAS = re.compile(r"[\s,*?!@\x00-\x1f\x7f]")
+
+
+def _alias(word: str) -> str:
+    """``word`` when it can be someone's alias; else an :class:`InputError` saying why not."""
+    if not word or word[0] in CHANTYPES + ":$" or _NOT_IN_ALIAS.search(word):
+        raise InputError(
+            f"not a valid alias: {word!r} (an alias holds no spaces, commas, '!', '@' or "
+            "wildcards, and does not start with # or :)"
+        )
+    return word
+
+
+def _checked(text: str) -> str:
+    """``text``, once sure it can go in a message (else :class:`LocalProtocolError`)."""
+    Message("PRIVMSG", ("*", text))
+    return text
+
+
+def _in_room(room: str | None) -> str:
+    if room is None or not is_channel(room):
+        raise InputError("you are in no room: /join one, or name the #room")
+    return room
+
+
+def _room_and_words(rest: str, room: str | None, usage: str) -> tuple[str, list[str]]:
+    """An optional leading ``#room`` (else the current room), and the words after it."""
+    words = rest.split()
+    target = words.pop(0) if words and is_channel(words[0]) else None
+    if not words:
+        raise InputError(f"usage: {usage}")
+    return target or _in_room(room), words
+
+
+def _mode_lines(room: str, change: str, params: list[str]) -> tuple[Message, ...]:
+    """``MODE room +oo a b`` for ``change`` "+o", at most :data:`MAX_MODES` per line."""
+    sign, letter = change
+    chunks = [params[i : i + MAX_MODES] for i in range(0, len(params), MAX_MODES)]
+    return tuple(Message("MODE", (room, sign + letter * len(c), *c)) for c in chunks)
+
+
 def _msg(rest: str, room: str | None) -> Action:
     target, _, text = _need(rest, "/msg <alias> <text>").partition(" ")
     return _say(target, _need(text.strip(), "/msg <alias> <text>"))
+
+
+def _query(rest: str, room: str | None) -> Action:
+    alias, _, text = _need(rest, "/query <alias> [text]").partition(" ")
+    alias, text = _alias(alias), text.strip()
+    messages = _say(alias, text).messages if text else ()
+    return Action(messages=messages, local=Local.QUERY, target=alias)
+
+
+def _reply(rest: str, room: str | None) -> Action:
+    return Action(local=Local.REPLY, text=_checked(_need(rest, "/r <text>")))
 
 
 def _users(rest: str, room: str | None) -> Action:
@@ -163,6 +251,60 @@ def _whois(rest: str, room: str | None) -> Action:
     return Action(messages=(Message("WHOIS", (_need(rest, "/whois <alias>").split()[0],)),))
 
 
+def _list(rest: str, room: str | None) -> Action:
+    return Action(messages=(Message("LIST", tuple(rest.split()[:1])),))
+
+
+def _invite(rest: str, room: str | None) -> Action:
+    usage = "/invite <alias> [#room]"
+    words = _need(rest, usage).split()
+    if len(words) > 1 and not is_channel(words[1]):
+        raise InputError(f"usage: {usage}")
+    target = words[1] if len(words) > 1 else _in_room(room)
+    return Action(messages=(Message("INVITE", (_alias(words[0]), target)),))
+
+
+def _kick(rest: str, room: str | None) -> Action:
+    usage = "/kick [#room] <alias> [reason]"
+    first, _, after = rest.partition(" ")
+    target = first if is_channel(first) else None
+    if target:
+        rest = after.strip()
+    alias, _, reason = _need(rest, usage).partition(" ")
+    alias, reason, target = _alias(alias), reason.strip(), target or _in_room(room)
+    params = (target, alias, reason) if reason else (target, alias)
+    return Action(messages=(Message("KICK", params),))
+
+
+def _ban_mask(word: str) -> str:
+    if word[0] == ":" or "," in word:
+        raise InputError(f"not a valid alias or mask: {word!r}")
+    return word if "!" in word or "@" in word else f"{word}!*@*"
+
+
+def _bans(change: str, name: str) -> Callable[[str, str | None], Action]:
+    def handler(rest: str, room: str | None) -> Action:
+        target, words = _room_and_words(rest, room, f"/{name} [#room] <alias|mask>...")
+        return Action(messages=_mode_lines(target, change, [_ban_mask(w) for w in words]))
+
+    return handler
+
+
+def _member_modes(change: str, name: str) -> Callable[[str, str | None], Action]:
+    def handler(rest: str, room: str | None) -> Action:
+        target, words = _room_and_words(rest, room, f"/{name} [#room] <alias>...")
+        return Action(messages=_mode_lines(target, change, [_alias(w) for w in words]))
+
+    return handler
+
+
+def _mode(rest: str, room: str | None) -> Action:
+    words = rest.split()
+    if not words or words[0][0] in "+-":
+        words.insert(0, _in_room(room))
+    return Action(messages=(Message("MODE", tuple(words)),))
+
+
 def _register(rest: str, room: str | None) -> Action:
     # IRCv3 draft/account-registration: the account is named after the current alias.
     password = _need(rest, "/register <password>")
@@ -185,6 +327,27 @@ def _history(rest: str, room: str | None) -> Action:
     return Action(local=Local.HISTORY, count=count)
 
 
+def _close(rest: str, room: str | None) -> Action:
+    return Action(local=Local.CLOSE, target=_checked(rest.split()[0]) if rest else "")
+
+
+def _clear(rest: str, room: str | None) -> Action:
+    return Action(local=Local.CLEAR)
+
+
+def _ignore(rest: str, room: str | None) -> Action:
+    return Action(local=Local.IGNORE, target=_checked(rest.split()[0]) if rest else "")
+
+
+def _unignore(rest: str, room: str | None) -> Action:
+    mask = _need(rest, "/unignore <mask>").split()[0]
+    return Action(local=Local.UNIGNORE, target=_checked(mask))
+
+
+def _reconnect(rest: str, room: str | None) -> Action:
+    return Action(local=Local.RECONNECT)
+
+
 def _quit(rest: str, room: str | None) -> Action:
     if rest:
         Message("QUIT", (rest,))  # the reason is sent later: check now that it can be
@@ -197,8 +360,11 @@ def _help(rest: str, room: str | None) -> Action:
 
 _COMMANDS = {
     "msg": _msg,
-    "query": _msg,
     "dm": _msg,
+    "query": _query,
+    "q": _query,
+    "r": _reply,
+    "reply": _reply,
     "users": _users,
     "names": _users,
     "who": _who,
@@ -210,10 +376,30 @@ _COMMANDS = {
     "topic": _topic,
     "away": _away,
     "whois": _whois,
+    "list": _list,
+    "invite": _invite,
+    "kick": _kick,
+    "k": _kick,
+    "ban": _bans("+b", "ban"),
+    "unban": _bans("-b", "unban"),
+    "ub": _bans("-b", "unban"),
+    "op": _member_modes("+o", "op"),
+    "deop": _member_modes("-o", "deop"),
+    "voice": _member_modes("+v", "voice"),
+    "devoice": _member_modes("-v", "devoice"),
+    "mode": _mode,
     "register": _register,
     "quote": _quote,
     "raw": _quote,
     "history": _history,
+    "close": _close,
+    "wc": _close,
+    "clear": _clear,
+    "c": _clear,
+    "cl": _clear,
+    "ignore": _ignore,
+    "unignore": _unignore,
+    "reconnect": _reconnect,
     "quit": _quit,
     "exit": _quit,
     "help": _help,
