@@ -426,6 +426,25 @@ def _room_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="A room to join and talk in (everyone is also in the server's default room).",
 )
 @ACCOUNT_PASSWORD_FILE
+@click.option(
+    "--profile",
+    "profile_name",
+    metavar="NAME",
+    envvar="CHAT_PROFILE",
+    help="Use the server profile NAME of the client config file (or set CHAT_PROFILE)  "
+    "[default: its default_profile]",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print a commented client config file, every key explained, and exit (standard "
+    "error says where chat join looks for it: redirect the output there).",
+)
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Line mode even on a terminal: for screen readers and dumb terminals.",
+)
 @fail_cleanly
 def join(
     alias: str,
@@ -437,16 +456,43 @@ def join(
     insecure: bool,
     room: str | None,
     account_password_file: Path | None,
+    profile_name: str | None,
+    print_config: bool,
+    plain: bool,
 ) -> None:
     """Chat interactively: plain text goes to the room, /help lists the commands.
 
     Without a terminal, each line of standard input is sent and the client quits at the end.
     If your alias is a registered account (/register), you are logged in to it. With --tls,
     a certificate no authority vouches for is shown, and remembered if you trust it.
+
+    Server profiles, the ignore list and notifications are in the client config file
+    (client.toml in your config directory, or $CHAT_CLIENT_CONFIG; see --print-config).
+    The command line wins over the environment, which wins over the file.
     """
+    from chatcli.client import profiles
+
+    if print_config:
+        click.echo(profiles.default_config_text(), nl=False)
+        path = profiles.client_config_path()
+        click.echo(f"chat: to use it, save it as {path}", err=True)
+        return
+
     from chatcli.client.app import run_join
     from chatcli.client.oneshot import tls_policy
     from chatcli.client.session import ClientSession
+
+    config = profiles.load_client_config()
+    profile = config.profile(profile_name)
+    given = _given_on_command_line(click.get_current_context())
+    host = host if "host" in given or profile.host is None else profile.host
+    port = port if "port" in given or profile.port is None else profile.port
+    tls = tls if "tls" in given or profile.tls is None else profile.tls
+    if "tls_fingerprint" not in given and not insecure:
+        tls_fingerprint = profile.tls_fingerprint
+    alias = alias if "alias" in given or profile.alias is None else profile.alias
+    if "account_password_file" not in given:
+        account_password_file = profile.account_password_file
 
     secret = account_password(account_password_file)
     terminal = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
@@ -454,7 +500,14 @@ def join(
     session = ClientSession(
         host, port, alias, password=password, account_password=secret, tls=policy
     )
-    sys.exit(int(run_join(session, room)))
+    sys.exit(int(run_join(session, room, plain=plain, config=config, rooms=profile.rooms)))
+
+
+def _given_on_command_line(context: click.Context) -> set[str]:
+    """The parameters the command line or the environment gave a value (which wins over a
+    config file's): those whose value is not the option's default."""
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {name for name in context.params if context.get_parameter_source(name) in given}
 
 
 def trust_prompt(server: str, fingerprint: str, why: str) -> bool:
