@@ -40,6 +40,15 @@ def _fd_count() -> int | None:
 
 
 @pytest.fixture(autouse=True)
+def no_client_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``chat join`` reads a client.toml of the test's own (none), never the user's."""
+    home = tmp_path_factory.mktemp("client-config")
+    monkeypatch.setenv("CHAT_CLIENT_CONFIG", str(home / "client.toml"))
+
+
+@pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """Every test must end with the threads and file descriptors it started with."""
     threads_before = set(threading.enumerate())

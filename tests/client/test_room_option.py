@@ -31,7 +31,7 @@ def test_a_valid_room_gets_as_far_as_connecting():
 def test_a_room_without_its_hash_is_given_one(monkeypatch):
     joined: list[str | None] = []
 
-    def run_join(session, room):
+    def run_join(session, room, **options):
         joined.append(room)
         return 0
 

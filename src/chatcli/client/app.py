@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.console import Console
 from rich.text import Text
@@ -45,12 +46,14 @@ from chatcli.client.session import ClientSession, WrongAccountPassword, says_reg
 from chatcli.client.trust import Verified
 from chatcli.defaults import DEFAULT_ROOM
 from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
-from chatcli.protocol import Message, caps, split_source
+from chatcli.protocol import Message, caps, is_channel, split_source
 from chatcli.protocol import numerics as n
 
 if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
+
+    from chatcli.client.profiles import ClientConfig
 
 #: How many other aliases (alias_, alias__, ...) ``chat join`` tries when its alias is taken.
 ALIAS_TRIES = 5
@@ -100,6 +103,8 @@ class Backoff:
             yield min(self.cap, self.first * 2 ** min(attempt, 32)) * (0.5 + rand() / 2)
 
 
+#: Takes what one message from the server brought to show, in order (from the reader).
+Deliver = Callable[[list[Message]], None]
 #: Reconnecting for piped input: about 10 seconds at most.
 SCRIPT_BACKOFF = Backoff(first=1.0, cap=4.0, attempts=3)
 
@@ -107,8 +112,12 @@ SCRIPT_BACKOFF = Backoff(first=1.0, cap=4.0, attempts=3)
 class ChatView:
     """What the client knows of its own state: alias, rooms, the current room."""
 
-    def __init__(self, session: ClientSession, room: str | None) -> None:
+    def __init__(
+        self, session: ClientSession, room: str | None, config: ClientConfig | None = None
+    ) -> None:
         self.session = session
+        self.config = config  #: the client config: its ignore list (None: nobody ignored)
+        self.last_direct: str | None = None  #: who last sent us a direct message (/r)
         self.nick = session.nick
         self.rooms: list[str] = []
         self.keys: dict[str, str] = {}  #: the key each keyed room was joined with, by name
@@ -124,6 +133,9 @@ class ChatView:
         self.timeline = Timeline(isupport=session.isupport)
         self.backoff = Backoff()
         self.stopping = threading.Event()  #: the user quit: do not reconnect
+        #: Set by /reconnect: reconnect now, without waiting out the backoff.
+        self.wake = threading.Event()
+        self.asked = False  #: the connection was dropped on purpose (/reconnect)
         self.killed = False  #: an operator put us out (KILL): do not reconnect either
         self.marker = ""  #: what the prompt starts with: :func:`tls_marker`
         #: Under ``queue_lock``: whether the connection is down (reconnecting), and what
@@ -143,12 +155,28 @@ class ChatView:
             self._named.discard(room.lower())
         return None
 
+    def ignored(self, msg: Message) -> bool:
+        """Whether ``msg`` is a message or notice from someone on the ignore list."""
+        if self.config is None or msg.command not in ("PRIVMSG", "NOTICE") or not msg.source:
+            return False
+        return "!" in msg.source and self.config.ignores.matches(msg.source)
+
     def observe(self, msg: Message) -> None:
-        """Follow our own joins, parts and nick changes."""
+        """Follow our own joins, parts and nick changes, and who wrote to us last."""
         nick = split_source(msg.source or "")[0]
         with self.lock:
             mine = nick.lower() == self.nick.lower()
-            if msg.command == "NICK" and mine and msg.params:
+            if (
+                msg.command == "PRIVMSG"
+                and len(msg.params) == 2
+                and msg.params[0].lower() == self.nick.lower()
+                and not mine
+                and "!" in (msg.source or "")
+                and "batch" not in msg.tags
+                and not self.ignored(msg)
+            ):
+                self.last_direct = nick
+            elif msg.command == "NICK" and mine and msg.params:
                 self.nick = msg.params[0]
             elif msg.command == "JOIN" and mine and msg.params:
                 joined = msg.params[0]
@@ -216,6 +244,9 @@ def run_join(
     session: ClientSession,
     room: str | None,
     *,
+    plain: bool = False,
+    config: ClientConfig | None = None,
+    rooms: Sequence[str] = (),
     console: Console | None = None,
     interactive: bool | None = None,
     ask_password: Callable[[str], str | None] | None = None,
@@ -246,14 +277,28 @@ def run_join(
     burst = _connect(session, ask_password)
     if room is None and caps.AUTOJOIN not in session.caps:
         room = DEFAULT_ROOM  # another IRC server: go where chatcli would have put us
-    view = ChatView(session, None)
+    view = ChatView(session, None, config)
+    if interactive and not plain and os.environ.get("TERM") != "dumb" and console is None:
+        from chatcli.client.fullscreen import run_full_screen
+
+        return run_full_screen(
+            session,
+            view,
+            burst,
+            room,
+            rooms,
+            bell=config.bell if config else True,
+            desktop=config.desktop if config else True,
+        )
     if interactive:
-        return _interactive(session, view, room, burst, console, terminal_input, terminal_output)
+        return _interactive(
+            session, view, room, burst, console, terminal_input, terminal_output, rooms
+        )
     if console is None:
         console = Console(file=sys.stdout, highlight=False)
         # A pipe or a file gets one line a message, never wrapped (at Rich's 80 columns).
         console.soft_wrap = not console.is_terminal
-    return _batch(session, view, room, burst, console, sys.stdin)
+    return _batch(session, view, room, burst, console, sys.stdin, rooms)
 
 
 def _ask_password_again(alias: str) -> str | None:
@@ -285,21 +330,35 @@ def _connect(
 
 
 def _start_reader(
-    session: ClientSession, view: ChatView, show: Callable[[Text], None], on_end: Callable[[], None]
+    session: ClientSession,
+    view: ChatView,
+    show: Callable[[Text], None],
+    on_end: Callable[[], None],
+    deliver: Deliver | None = None,
 ) -> threading.Thread:
+    """Start the thread that receives, hands what is to be shown to ``deliver`` (default:
+    rendered as lines, to ``show``), and reconnects."""
+
+    def shown(messages: list[Message]) -> None:
+        for msg in messages:
+            for line in (render(msg, view.nick), view.notes(msg)):
+                if line is not None:
+                    show(line)
+
     def read() -> None:
         while True:
-            told = _receive(session, view, show)
+            told = _receive(session, view, deliver or shown)
             if session.quitting or view.stopping.is_set():
                 break
             if view.killed:
                 show(note("not reconnecting: a server operator disconnected you"))
                 break
-            if not told:
+            if not told and not view.asked:
                 show(Text("connection to the server lost", style=STYLE_ERROR))
+            view.asked = False
             with view.queue_lock:
                 view.down = True
-            if not _reconnect(session, view, show):
+            if not _reconnect(session, view, show, deliver):
                 break
         _unsent(view, show)
         on_end()
@@ -322,8 +381,10 @@ def _unsent(view: ChatView, show: Callable[[Text], None]) -> None:
         show(Text(f"  {msg.params[0]}: {msg.params[1]}" if chat else f"  {msg.to_line()}"))
 
 
-def _receive(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
-    """Show what arrives until the connection ends; True if the server said why (ERROR)."""
+def _receive(session: ClientSession, view: ChatView, deliver: Deliver) -> bool:
+    """Hand what arrives to ``deliver``, in the order to show it, until the connection
+    ends; True if the server said why (ERROR). Messages from the ignored are dropped.
+    Each call has what one message brought: a whole ``/history`` answer is one."""
     told = False
     while (msg := session.recv()) is not None:
         view.observe(msg)
@@ -339,21 +400,26 @@ def _receive(session: ClientSession, view: ChatView, show: Callable[[Text], None
         with contextlib.suppress(ConnectError):
             for request in requests:
                 session.send(request)
-        for each in shown:
-            for line in (render(each, view.nick), view.notes(each)):
-                if line is not None:
-                    show(line)
+        if shown := [each for each in shown if not view.ignored(each)]:
+            deliver(shown)
     return told
 
 
-def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], None]) -> bool:
+def _reconnect(
+    session: ClientSession,
+    view: ChatView,
+    show: Callable[[Text], None],
+    deliver: Deliver | None = None,
+) -> bool:
     """Connect again, log in, rejoin the rooms and send what was queued meanwhile; False if
     the user quit meanwhile or every attempt failed (with a bounded backoff)."""
     bound = view.backoff.attempts
     for attempt, delay in enumerate(view.backoff.delays(), 1):
         of = "" if bound is None else f" of {bound}"
         show(note(f"reconnecting in {delay:.1f}s (attempt {attempt}{of})"))
-        if view.stopping.wait(delay):
+        view.wake.wait(delay)
+        view.wake.clear()
+        if view.stopping.is_set():
             return False
         session.nick = view.nick
         try:
@@ -370,7 +436,7 @@ def _reconnect(session: ClientSession, view: ChatView, show: Callable[[Text], No
         if view.stopping.is_set():  # the user quit while we were connecting
             session.send_quit()
             return True
-        _show_burst(burst, view, show, logged_in=session.account is not None)
+        _show_burst(burst, view, show, logged_in=session.account is not None, deliver=deliver)
         show(note("reconnected"))
         with view.lock:
             rooms = list(view.rooms)
@@ -418,8 +484,8 @@ def _perform(
                 view.room = already
         if already is not None:
             show(note(f"now talking in {already}"))
-    if action.local is Local.HELP:
-        show(help_text())
+    if action.local is not None and action.local in _LOCAL:
+        _LOCAL[action.local](session, view, action, show)
     if action.local is Local.HISTORY:
         room = view.room
         if room is None:
@@ -430,18 +496,111 @@ def _perform(
         session.send(request)
 
 
+def _reply(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/r text``: to whoever last sent us a direct message."""
+    with view.lock:
+        target = view.last_direct
+    if target is None:
+        show(Text("nobody has sent you a direct message yet", style=STYLE_ERROR))
+        return
+    _perform(session, view, parse_input(f"/msg {target} {action.text}", None), show)
+
+
+def _ignore(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/ignore [mask]`` and ``/unignore mask``: the ignore list, kept in the config file."""
+    config = view.config
+    if config is None:
+        show(Text("there is no client config to keep an ignore list in", style=STYLE_ERROR))
+        return
+    if action.local is Local.IGNORE and not action.target:
+        masks = list(config.ignores)
+        show(note("ignoring: " + ", ".join(masks) if masks else "ignoring nobody"))
+        return
+    try:
+        if action.local is Local.IGNORE:
+            changed = config.ignores.add(action.target)
+            done = f"ignoring {action.target}" if changed else f"already ignoring {action.target}"
+        else:
+            changed = config.ignores.remove(action.target)
+            done = (
+                f"no longer ignoring {action.target}"
+                if changed
+                else (f"{action.target} was not ignored")
+            )
+        if changed:
+            config.save_ignores()
+    except (ValueError, ChatError) as exc:
+        show(Text(str(exc), style=STYLE_ERROR))
+        return
+    show(note(done))
+
+
+def _reconnect_now(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/reconnect``: drop the connection; the reader connects again at once."""
+    show(note("reconnecting as asked"))
+    view.asked = True
+    view.wake.set()
+    session.close()
+
+
+def _talk_to(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/query alias``: plain text goes to that person from now on."""
+    with view.lock:
+        view.room = action.target
+    show(note(f"now talking to {action.target}"))
+
+
+def _close(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/close``: leave the room (or stop talking to the person) talked to."""
+    target = action.target or view.room
+    if target is None:
+        show(Text("nothing to close", style=STYLE_ERROR))
+    elif is_channel(target):
+        session.send(Message("PART", (target,)))
+    else:
+        with view.lock:
+            if view.room is not None and view.room.lower() == target.lower():
+                view.room = view.rooms[-1] if view.rooms else None
+        show(note(f"no longer talking to {target}"))
+
+
+def _clear(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    show(note("/clear clears the full-screen client's buffer; here, your terminal's"))
+
+
+Show = Callable[[Text], None]
+#: What the local commands do, in line mode (the full-screen client has its own for some).
+_LOCAL: dict[Local, Callable[[ClientSession, ChatView, Action, Show], None]] = {
+    Local.HELP: lambda session, view, action, show: show(help_text()),
+    Local.REPLY: _reply,
+    Local.IGNORE: _ignore,
+    Local.UNIGNORE: _ignore,
+    Local.RECONNECT: _reconnect_now,
+    Local.QUERY: _talk_to,
+    Local.CLOSE: _close,
+    Local.CLEAR: _clear,
+}
+
+
 def _show_burst(
     burst: Iterable[Message],
     view: ChatView,
     show: Callable[[Text], None],
     logged_in: bool = False,
+    deliver: Deliver | None = None,
 ) -> None:
-    """What registration brought, shown; but, once ``logged_in``, NickServ's word that the
-    alias is a registered account to log in to, which the login has answered already."""
+    """What registration brought, shown (to ``deliver`` if given); but, once ``logged_in``,
+    NickServ's word that the alias is a registered account to log in to, which the login
+    has answered already."""
+    shown = []
     for msg in burst:
         view.observe(msg)
-        if logged_in and says_registered(msg):
-            continue
+        if not (logged_in and says_registered(msg)):
+            shown.append(msg)
+    if deliver is not None:
+        deliver(shown)
+        return
+    for msg in shown:
         line = render(msg, view.nick)
         if line is not None:
             show(line)
@@ -454,12 +613,15 @@ def _batch(
     burst: list[Message],
     console: Console,
     lines: Iterable[str],
+    rooms: Sequence[str] = (),
 ) -> ExitStatus:
     typed = (line.rstrip("\r\n") for line in lines)
     # A script would rather fail than wait minutes with its lines going nowhere: a few
     # quick attempts, then the exit status says what happened.
     view.backoff = SCRIPT_BACKOFF
-    return chat_loop(session, view, room, burst, console.print, lambda: next(typed, None))
+    return chat_loop(
+        session, view, room, burst, console.print, lambda: next(typed, None), rooms=rooms
+    )
 
 
 def paste_lines(data: str) -> list[str]:
@@ -477,6 +639,7 @@ def _interactive(
     console: Console | None = None,
     terminal_input: Input | None = None,
     terminal_output: Output | None = None,
+    rooms: Sequence[str] = (),
 ) -> ExitStatus:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -553,7 +716,16 @@ def _interactive(
             console = Console(file=sys.stdout, highlight=False)
         show = console.print
         show(Text("Type /help for commands, /quit to leave.", style=STYLE_SYSTEM))
-        return chat_loop(session, view, room, burst, show, read_line, stop_prompt, batch=False)
+        return chat_loop(
+            session, view, room, burst, show, read_line, stop_prompt, batch=False, rooms=rooms
+        )
+
+
+class Typed(NamedTuple):
+    """A line typed in a given place: a room, a person, or none (the server's buffer)."""
+
+    line: str
+    room: str | None
 
 
 def chat_loop(
@@ -562,13 +734,19 @@ def chat_loop(
     room: str | None,
     burst: list[Message],
     show: Callable[[Text], None],
-    read_line: Callable[[], str | None],
+    read_line: Callable[[], str | Typed | None],
     on_lost: Callable[[], None] = lambda: None,
     *,
     batch: bool = True,
+    rooms: Sequence[str] = (),
+    deliver: Deliver | None = None,
 ) -> ExitStatus:
     """Show what arrives and send what is typed until the user quits (or input ends, or
     the connection does).
+
+    ``read_line`` gives what was typed: a line for the current room, or a :class:`Typed`
+    that says where it was typed. ``rooms`` are joined first, then ``room``, where plain
+    text goes. ``deliver``, if given, gets each message to show instead of ``show``.
 
     With ``batch`` (piped input), a line that cannot be sent is an error (the exit status
     says so); without, a line typed while the connection is down is queued (up to
@@ -579,17 +757,17 @@ def chat_loop(
         lost.set()
         on_lost()
 
-    _show_burst(burst, view, show, logged_in=session.account is not None)
+    _show_burst(burst, view, show, logged_in=session.account is not None, deliver=deliver)
     if session.taken is not None:
         show(note(f"{session.taken} is taken: you are {session.nick}"))
     view.marker = tls_marker(session)
     if (secured := tls_note(session)) is not None:
         show(secured)
-    reader = _start_reader(session, view, show, end)
+    reader = _start_reader(session, view, show, end, deliver)
     status = ExitStatus.OK
     try:
-        if room is not None:
-            _perform(session, view, parse_input(f"/join {room}", None), show)
+        for each in [*rooms, *([room] if room is not None else [])]:
+            _perform(session, view, parse_input(f"/join {each}", None), show)
         session.send(Message("PING", (view.ready_token,)))
         view.ready.wait(session.timeout)
         while not lost.is_set():
@@ -603,6 +781,10 @@ def chat_loop(
                 if not lost.is_set():
                     session.send_quit()
                 break
+            if isinstance(typed, Typed):
+                with view.lock:
+                    view.room = typed.room
+                typed = typed.line
             try:
                 handled = _submit(session, view, typed, show, queue=not batch)
             except ConnectError as exc:  # reconnecting, maybe: the reader says how it goes
@@ -665,6 +847,7 @@ def _finish(
     """Wait for the server to close after QUIT, then close; a connection lost unasked
     is exit status CONNECT."""
     view.stopping.set()
+    view.wake.set()
     reader.join(3.0)
     session.close()
     reader.join(1.0)

@@ -404,3 +404,8 @@ _COMMANDS = {
     "exit": _quit,
     "help": _help,
 }
+
+
+def command_names() -> list[str]:
+    """Every command's name (without its slash), for completion."""
+    return sorted(_COMMANDS)
