@@ -18,7 +18,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from chatcli.client.session import ClientSession
 from chatcli.defaults import MAX_TEXT_BYTES, default_alias
@@ -26,6 +25,9 @@ from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarge
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
+# Not ``typing.TYPE_CHECKING``: ``chat send`` would pay for importing typing (type checkers
+# take any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatcli.client.trust import Ask, TLSPolicy
 
