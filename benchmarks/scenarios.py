@@ -16,9 +16,6 @@ from __future__ import annotations
 import gc
 import os
 import resource
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import READY, Client, Generator, now_us
-from servers import HOST, RunningServer, ServerSpec, box_cpu, process_cpu
+from servers import RunningServer, ServerSpec, box_cpu, process_cpu
+from startup import time_send
 
 Result = dict[str, Any]
 ROOM = b"#bench"
@@ -519,33 +517,9 @@ def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) ->
 def chat_send(spec: ServerSpec, srv: RunningServer, reps: int) -> Result:
     """Wall time of one ``chat send`` (process start to exit, message accepted) next to the
     floor of starting the same interpreter with ``-c pass``; medians of ``reps`` runs,
-    alternating the two."""
+    alternating the two, with bytecode cached as an installed chatcli has it (see
+    ``startup.py``, which runs this measurement on its own)."""
     assert spec.executable is not None
     exe = spec.executable
     head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
-    send_cmd = [*head, "send", "--host", HOST, "--port", str(srv.port), "benchmark message"]
-    floor_cmd = [sys.executable, "-c", "pass"]
-    env = {**os.environ, **spec.env}
-    sends: list[float] = []
-    floors: list[float] = []
-    failures = 0
-    error = ""
-    for _ in range(reps):
-        for cmd, into in ((send_cmd, sends), (floor_cmd, floors)):
-            t = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False, env=env)
-            into.append(time.perf_counter() - t)
-            if proc.returncode != 0 and cmd is send_cmd:
-                failures += 1
-                error = error or proc.stderr.decode(errors="replace").strip()[:120]
-    send_ms = statistics.median(sends) * 1000
-    floor_ms = statistics.median(floors) * 1000
-    return {
-        "reps": reps,
-        "send_median_ms": send_ms,
-        "send_min_ms": min(sends) * 1000,
-        "floor_median_ms": floor_ms,
-        "ratio": send_ms / floor_ms if floor_ms else float("nan"),
-        "failures": failures,
-        "error": error,
-    }
+    return time_send(head, srv.port, reps, {**os.environ, **spec.env})
