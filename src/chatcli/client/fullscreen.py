@@ -71,6 +71,21 @@ STYLE_MENTION = "on #3a2540"
 MARKER = Text("──── new since you left ────", style="red")
 
 
+def _read_alt_digits() -> None:
+    """Most terminals send Alt-1 as ESC 1; Textual reads that as the character that
+    Option-1 types on a Mac (as WezTerm sends it there), so that Alt-1..9 would never
+    switch buffers. Have it read Alt-digit again (a table of Textual's own: if it goes,
+    Alt-digits are what they are, and Ctrl-N/P still move)."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from textual import _ansi_sequences
+
+        for digit in "0123456789":
+            _ansi_sequences.ANSI_SEQUENCES_KEYS.pop(f"\x1b{digit}", None)
+
+
+_read_alt_digits()
+
+
 class Received(UIMessage):
     """What one message from the server brought to show (from the reader thread)."""
 
@@ -176,6 +191,7 @@ class ChatApp(App[ExitStatus]):
     """The full-screen client, for one session that is connected already."""
 
     TITLE = "chat"
+    ENABLE_COMMAND_PALETTE = False  # Ctrl-P is the previous buffer
     CSS = """
     Screen { layout: vertical; }
     #main { height: 1fr; }
@@ -243,21 +259,29 @@ class ChatApp(App[ExitStatus]):
     # -- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Kept: the main screen's widgets (a question on top is a screen of its own).
+        self._list = OptionList(id="buffers")
+        self._topic = Static(id="topic")
+        self._log = Scrollback(id="log", wrap=True, markup=False, highlight=False)
+        self._search = Input(id="search", placeholder="search the scrollback (Esc: done)")
+        self._members = OptionList(id="members")
+        self._statusbar = Static(id="status")
+        self._input = ChatInput(self._complete, id="input", placeholder="type a message, /help")
         with Horizontal(id="main"):
-            yield OptionList(id="buffers")
+            yield self._list
             with Vertical(id="centre"):
-                yield Static(id="topic")
-                yield Scrollback(id="log", wrap=True, markup=False, highlight=False)
-                yield Input(id="search", placeholder="search the scrollback (Esc: done)")
-            yield OptionList(id="members")
-        yield Static(id="status")
-        yield ChatInput(self._complete, id="input", placeholder="type a message, /help")
+                yield self._topic
+                yield self._log
+                yield self._search
+            yield self._members
+        yield self._statusbar
+        yield self._input
 
     def on_mount(self) -> None:
-        self.query_one("#buffers", OptionList).can_focus = False
-        self.query_one("#members", OptionList).can_focus = False
-        self.query_one("#log", Scrollback).can_focus = False
-        self.query_one("#input", ChatInput).focus()
+        self._list.can_focus = False
+        self._members.can_focus = False
+        self._log.can_focus = False
+        self._input.focus()
         self._show_line(
             self.buffers.server,
             note(
@@ -287,12 +311,19 @@ class ChatApp(App[ExitStatus]):
         )
         self.post_message(Finished(status))
 
+    def on_unmount(self) -> None:
+        """Leaving by any way (a key, an error): the connection's loop quits too."""
+        thread = self._loop_thread
+        if thread is not None and thread.is_alive():
+            self._typed.put(Typed("/quit", None))
+            thread.join(5.0)
+
     def on_resize(self, event: events.Resize) -> None:
         self._place_members()
         self._redraw()
 
     def _place_members(self) -> None:
-        members = self.query_one("#members", OptionList)
+        members = self._members
         shown = self._members_shown
         if shown is None:
             shown = self.size.width >= NARROW
@@ -316,7 +347,7 @@ class ChatApp(App[ExitStatus]):
             self._lag = time.monotonic() - self._ping_sent.pop(msg.params[-1])
             return
         shown = self.buffers.route(msg, me)
-        line = render(msg, me, self.clock())
+        line = render(msg, me, self.clock(), rooms_named=False)
         if msg.command == NOTHING_EARLIER and shown and line is not None:
             shown[0].buffer.prepend([line])
             if shown[0].buffer is self.buffers.current:
@@ -327,7 +358,10 @@ class ChatApp(App[ExitStatus]):
                 break
             self._add(where.buffer, line.copy(), where.mention, where.chat)
         joined = msg.command == "JOIN" and msg.params and split_source(msg.source or "")[0]
-        if joined and joined.lower() == me.lower() and msg.params[0].lower() == self._wanted:
+        if not joined or joined.lower() != me.lower():
+            return
+        # The room asked for, or the first room (the default one) while nothing else is.
+        if msg.params[0].lower() == self._wanted or self.buffers.current.kind is Kind.SERVER:
             self._wanted = None
             found = self.buffers.get(msg.params[0])
             if found is not None:
@@ -340,7 +374,7 @@ class ChatApp(App[ExitStatus]):
         self.buffers.note(buffer, line, activity)
         if buffer is self.buffers.current:
             if not self._searching:
-                self.query_one("#log", Scrollback).write(line)
+                self._log.write(line)
         elif mention:
             self._alert(buffer, line)
 
@@ -350,8 +384,12 @@ class ChatApp(App[ExitStatus]):
         if buffer is None:
             return
         when = self.clock()
-        lines = [line for msg in messages if (line := render(msg, me, when)) is not None]
-        log = self.query_one("#log", Scrollback)
+        lines = [
+            line
+            for msg in messages
+            if (line := render(msg, me, when, rooms_named=False)) is not None
+        ]
+        log = self._log
         before = len(log.lines)
         buffer.prepend(lines)
         if buffer is self.buffers.current:
@@ -533,7 +571,7 @@ class ChatApp(App[ExitStatus]):
             self._switch(buffer)
 
     def action_page(self, by: int) -> None:
-        log = self.query_one("#log", Scrollback)
+        log = self._log
         if by < 0 and log.scroll_y <= 0:
             self._fetch_earlier(HISTORY_PAGE)
         elif by < 0:
@@ -545,24 +583,24 @@ class ChatApp(App[ExitStatus]):
         self._fetch_earlier(HISTORY_PAGE)
 
     def action_members(self) -> None:
-        members = self.query_one("#members", OptionList)
+        members = self._members
         self._members_shown = not members.display
         self._place_members()
 
     def action_search(self) -> None:
-        search = self.query_one("#search", Input)
+        search = self._search
         search.add_class("shown")
         search.focus()
 
     def action_end_search(self) -> None:
-        search = self.query_one("#search", Input)
+        search = self._search
         if not search.has_class("shown"):
             return
         search.value = ""
         search.remove_class("shown")
         self._searching = ""
         self._redraw()
-        self.query_one("#input", ChatInput).focus()
+        self._input.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search":
@@ -576,7 +614,7 @@ class ChatApp(App[ExitStatus]):
             self.action_go(event.option_index + 1)
         elif event.option_list.id == "members" and event.option.id:
             self._switch(self.buffers.open(event.option.id))
-        self.query_one("#input", ChatInput).focus()
+        self._input.focus()
 
     # -- completion -------------------------------------------------------------------------
 
@@ -651,7 +689,7 @@ class ChatApp(App[ExitStatus]):
 
     def _redraw(self) -> None:
         """Draw the current buffer's lines again (after a switch, a resize, a search)."""
-        log = self.query_one("#log", Scrollback)
+        log = self._log
         buffer = self.buffers.current
         log.clear()
         if self._searching:
@@ -677,19 +715,19 @@ class ChatApp(App[ExitStatus]):
     def _refresh_panels(self) -> None:
         self._dirty = False
         buffers = self.buffers
-        listing = self.query_one("#buffers", OptionList)
+        listing = self._list
         listing.clear_options()
         listing.add_options([Option(self._entry(i, b)) for i, b in enumerate(buffers, 1)])
         listing.highlighted = buffers.index(buffers.current)
         current = buffers.current
-        topic = self.query_one("#topic", Static)
+        topic = self._topic
         if current.kind is Kind.ROOM:
             topic.update(Text(f"{current.name}: ").append(clean(strip_formatting(current.topic))))
         elif current.kind is Kind.QUERY:
             topic.update(Text(f"talking with {current.name}"))
         else:
             topic.update(Text(self.session.server_name or self.session.host))
-        members = self.query_one("#members", OptionList)
+        members = self._members
         members.clear_options()
         _, order = prefix_modes(self.session.isupport)
         members.add_options(
@@ -704,7 +742,7 @@ class ChatApp(App[ExitStatus]):
                 for m in current.sorted_members(order)
             ]
         )
-        self.query_one("#status", Static).update(self._status())
+        self._statusbar.update(self._status())
         self._place_members()
 
     def _entry(self, number: int, buffer: Buffer) -> Text:

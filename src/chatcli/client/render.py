@@ -87,8 +87,12 @@ def message_time(msg: Message, default: datetime) -> datetime:
 __all__ = ["clean", "ctcp", "formatted", "note", "render"]
 
 
-def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
-    """The line to show for ``msg``, seen by the user whose alias is ``me``.
+def render(
+    msg: Message, me: str, when: datetime | None = None, *, rooms_named: bool = True
+) -> Text | None:
+    """The line to show for ``msg``, seen by the user whose alias is ``me``. Without
+    ``rooms_named`` (where each room has a buffer of its own), a room's messages do not
+    say which room.
 
     Everything that came from the network is cleaned of control characters first; the
     formatting of messages, topics and reasons is shown as styles, elsewhere dropped."""
@@ -106,6 +110,7 @@ def render(msg: Message, me: str, when: datetime | None = None) -> Text | None:
             raw[1],
             me,
             server=msg.source is not None and "!" not in msg.source,
+            room_named=rooms_named,
         )
     if cmd == "JOIN" and p:
         return _system(when, _nick(nick), f" joined {p[0]}")
@@ -181,7 +186,15 @@ def ctcp(text: str) -> tuple[str, str] | None:
 
 
 def _chat(
-    when: datetime, cmd: str, nick: str, target: str, text: str, me: str, *, server: bool
+    when: datetime,
+    cmd: str,
+    nick: str,
+    target: str,
+    text: str,
+    me: str,
+    *,
+    server: bool,
+    room_named: bool = True,
 ) -> Text:
     """A PRIVMSG or NOTICE; ``text`` as sent, with its formatting and any control."""
     line = _stamp(when)
@@ -198,7 +211,8 @@ def _chat(
     if request is not None:
         text = request[1]
     if is_channel(target):
-        line.append(f"{target} ", style="dim")
+        if room_named:
+            line.append(f"{target} ", style="dim")
         if action:
             line.append("* ").append_text(_nick(nick)).append(" ")
         else:

@@ -1,0 +1,61 @@
+"""The full-screen client's layout, pinned as snapshots at 80x24 and 120x40.
+
+A real server on port 0; the client shows a fixed time (and asks for no server-time) and
+the others' lines are sent before the picture is taken, so the screen is the same at every
+run. ``pytest --snapshot-update`` rewrites the pictures after a change meant to be seen;
+look at them (``tests/client/__snapshots__``) before committing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.client.test_fullscreen import connected
+from tests.conftest import Client
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def a_busy_afternoon(port: int) -> list[Client]:
+    """bob and carol in #lobby and #dev, a topic, a mention, a direct message."""
+    bob, carol = Client(port), Client(port)
+    bob.register("bob")
+    carol.register("carol")
+    bob.send("JOIN #dev")
+    bob.send("TOPIC #dev :Release on Friday — tests first")
+    bob.sync()
+    carol.send("JOIN #dev")
+    carol.sync()
+    return [bob, carol]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
+    people = a_busy_afternoon(server.port)
+    bob, carol = people
+    app = connected(server.port, "ada")
+
+    async def run_before(pilot) -> None:
+        deadline = time.monotonic() + 10
+        while app.buffers.get("#lobby") is None and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.press(*"/join #dev", "enter")
+        while app.buffers.current.name != "#dev" and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        bob.send("PRIVMSG #dev :ada: can you review the \x02parser\x02 change?")
+        carol.send("PRIVMSG #dev :I had a look, \x0304two\x03 small things")
+        carol.send("PRIVMSG #lobby :lunch anyone?")
+        bob.send("PRIVMSG ada :psst, the demo is at 3")
+        while (app.buffers.get("bob") is None or app.buffers.get("#lobby").unread < 1) and (
+            time.monotonic() < deadline
+        ):
+            await pilot.pause(0.05)
+        await pilot.press(*"half a reply")
+        await pilot.pause(0.3)
+
+    try:
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
+    finally:
+        for person in people:
+            person.close()
