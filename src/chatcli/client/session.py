@@ -10,13 +10,11 @@ back to plaintext. The TLS modules are imported only then: ``chat send`` starts 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
 from chatcli.protocol import (
@@ -30,6 +28,7 @@ from chatcli.protocol import (
 )
 from chatcli.protocol import numerics as n
 
+TYPE_CHECKING = False  # (importing typing costs chat send's start-up some 5 ms)
 if TYPE_CHECKING:
     from chatcli.client.tls_stream import TLSStream
     from chatcli.client.trust import TLSInfo, TLSPolicy
@@ -64,6 +63,8 @@ def alternative_alias(alias: str, attempt: int, nicklen: int = DEFAULT_NICKLEN) 
 def sasl_plain(account: str, password: str) -> list[str]:
     """The ``AUTHENTICATE`` parameters that send a SASL PLAIN login: the base64 payload in
     400-byte pieces, and ``+`` after a last piece of exactly 400 bytes (or for none)."""
+    import base64  # only for a login: not on chat send's way
+
     encoded = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
     pieces = [encoded[i : i + SASL_CHUNK] for i in range(0, len(encoded), SASL_CHUNK)]
     if not pieces or len(pieces[-1]) == SASL_CHUNK:
@@ -190,8 +191,10 @@ class ClientSession:
         return seen
 
     def _dial(self) -> socket.socket:
+        # An ASCII name as bytes: as text, getaddrinfo would load the idna codec first.
+        host = self.host.encode("ascii") if self.host.isascii() else self.host
         try:
-            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock = socket.create_connection((host, self.port), self.timeout)
         except OSError as exc:
             raise ConnectError(
                 f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
