@@ -33,6 +33,13 @@ SERVER = "server"
 #: The membership prefixes assumed until the server says (ISUPPORT PREFIX).
 DEFAULT_PREFIX = "(ov)@+"
 _CHAT = ("PRIVMSG", "NOTICE")
+#: What registration brings (welcome, server counts, message of the day): the server's.
+_WELCOME = {
+    n.RPL_WELCOME, n.RPL_YOURHOST, n.RPL_CREATED, n.RPL_MYINFO, n.RPL_ISUPPORT,
+    n.RPL_LUSERCLIENT, n.RPL_LUSEROP, n.RPL_LUSERUNKNOWN, n.RPL_LUSERCHANNELS, n.RPL_LUSERME,
+    n.RPL_LOCALUSERS, n.RPL_GLOBALUSERS, n.RPL_MOTDSTART, n.RPL_MOTD, n.RPL_ENDOFMOTD,
+    n.ERR_NOMOTD,
+}  # fmt: skip
 
 
 class Kind(Enum):
@@ -239,9 +246,10 @@ class Buffers:
             room = self.open(params[0]) if mine else self.get(params[0])
             if room is None:
                 return []
-            if mine:
+            if mine:  # (again, maybe, after a reconnect: the server says what is now)
                 room.joined, room.history_done = True, False
                 room.members.clear()
+                room.topic = ""
             room.members.setdefault(nick.lower(), Member(nick))
             return [Shown(room)]
         if cmd in ("PART", "KICK") and params:
@@ -383,6 +391,8 @@ class Buffers:
                 buffer.history_done = True
             return [Shown(buffer or self.current)]
         if cmd == "ERROR":
+            return [Shown(self.server)]
+        if cmd in _WELCOME:
             return [Shown(self.server)]
         if cmd.isdigit() and len(params) >= 2:
             # About a room or a person with a buffer of its own: there; else where the

@@ -195,11 +195,11 @@ class ChatApp(App[ExitStatus]):
     CSS = """
     Screen { layout: vertical; }
     #main { height: 1fr; }
-    #buffers { width: 18; border: none; border-right: solid $primary-darken-2; }
+    #buffers { width: 18; height: 100%; border: none; border-right: solid $primary-darken-2; }
     #centre { width: 1fr; }
     #topic { height: 1; background: $boost; padding: 0 1; }
     #log { height: 1fr; border: none; scrollbar-size-vertical: 1; }
-    #members { width: 18; border: none; border-left: solid $primary-darken-2; }
+    #members { width: 18; height: 100%; border: none; border-left: solid $primary-darken-2; }
     #search { display: none; height: 1; border: none; padding: 0 1; }
     #search.shown { display: block; }
     #status { height: 1; background: $primary-darken-3; padding: 0 1; }
@@ -255,6 +255,7 @@ class ChatApp(App[ExitStatus]):
         self._ping_sent: dict[str, float] = {}
         self._searching = ""
         self._dirty = False
+        self._width = NARROW  # the terminal's, at the last resize
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -319,14 +320,16 @@ class ChatApp(App[ExitStatus]):
             thread.join(5.0)
 
     def on_resize(self, event: events.Resize) -> None:
+        self._width = event.size.width
         self._place_members()
-        self._redraw()
+        # Once the new layout is known: lines wrap again at the log's new width.
+        self.call_after_refresh(self._redraw)
 
     def _place_members(self) -> None:
         members = self._members
         shown = self._members_shown
         if shown is None:
-            shown = self.size.width >= NARROW
+            shown = self._width >= NARROW
         members.display = shown and self.buffers.current.kind is Kind.ROOM
 
     # -- what arrives -----------------------------------------------------------------------
@@ -374,7 +377,8 @@ class ChatApp(App[ExitStatus]):
         self.buffers.note(buffer, line, activity)
         if buffer is self.buffers.current:
             if not self._searching:
-                self._log.write(line)
+                log = self._log  # (followed only by a reader at the end of it)
+                log.write(line, scroll_end=log.scroll_y >= log.max_scroll_y - 1)
         elif mention:
             self._alert(buffer, line)
 
@@ -390,11 +394,12 @@ class ChatApp(App[ExitStatus]):
             if (line := render(msg, me, when, rooms_named=False)) is not None
         ]
         log = self._log
-        before = len(log.lines)
+        after = len(log.lines) - int(log.scroll_y)  # rows from the top line shown to the end
         buffer.prepend(lines)
         if buffer is self.buffers.current:
-            self._redraw()
-            log.scroll_to(y=max(0, len(log.lines) - before - 1), animate=False)
+            self._redraw(bottom=False)
+            # The same lines stay in view; the new ones are above, to scroll up to.
+            log.scroll_to(y=max(0, len(log.lines) - after), animate=False, immediate=True)
 
     def _alert(self, buffer: Buffer, line: Text) -> None:
         """A mention or direct message out of view: the bell, and a desktop notification
@@ -477,7 +482,7 @@ class ChatApp(App[ExitStatus]):
             if buffer.kind is Kind.ROOM and buffer.joined:
                 self._typed.put(Typed(f"/part {buffer.name}", buffer.name))
             buffers.close(buffer)
-            self._redraw()
+            self._switched()
             return True
         if action.local is Local.CLEAR:
             buffers.current.lines.clear()
@@ -687,24 +692,27 @@ class ChatApp(App[ExitStatus]):
 
     # -- drawing ----------------------------------------------------------------------------
 
-    def _redraw(self) -> None:
-        """Draw the current buffer's lines again (after a switch, a resize, a search)."""
+    def _redraw(self, *, bottom: bool = True) -> None:
+        """Draw the current buffer's lines again (after a switch, a resize, a search), and
+        show its end (with ``bottom``)."""
         log = self._log
         buffer = self.buffers.current
         log.clear()
         if self._searching:
             wanted = self._searching.lower()
             found = [line for line in buffer.lines if wanted in line.plain.lower()]
-            log.write(Text(f"{len(found)} lines hold {self._searching!r}", style=STYLE_SYSTEM))
-            for line in found:
-                log.write(line)
+            holds = "line holds" if len(found) == 1 else "lines hold"
+            heading = Text(f"{len(found)} {holds} {self._searching!r}", style=STYLE_SYSTEM)
+            for line in [heading, *found]:
+                log.write(line, scroll_end=False)
             return
         marker = buffer.marker
         for index, line in enumerate(buffer.lines):
             if index == marker:
-                log.write(MARKER)
-            log.write(line)
-        log.scroll_end(animate=False)
+                log.write(MARKER, scroll_end=False)
+            log.write(line, scroll_end=False)
+        if bottom:
+            log.scroll_end(animate=False, immediate=True)
 
     def _later(self) -> None:
         """Refresh the panels once the messages waiting are handled."""
