@@ -249,7 +249,9 @@ class ChatApp(App[ExitStatus]):
         self._paste: list[tuple[str, str | None]] = []  # pasted lines still to send
         self._interrupted = float("-inf")
         self._completion: Completion | None = None
-        self._wanted: str | None = None  # a room asked for: show it once joined
+        #: A room asked for (typed, or given to chat join): show it once joined.
+        asked = room or (rooms[-1] if rooms else None)
+        self._wanted: str | None = asked.lower() if asked else None
         self._members_shown: bool | None = None  # None: as wide as the terminal allows
         self._lag: float | None = None
         self._ping_sent: dict[str, float] = {}
@@ -364,7 +366,8 @@ class ChatApp(App[ExitStatus]):
         if not joined or joined.lower() != me.lower():
             return
         # The room asked for, or the first room (the default one) while nothing else is.
-        if msg.params[0].lower() == self._wanted or self.buffers.current.kind is Kind.SERVER:
+        first = self._wanted is None and self.buffers.current.kind is Kind.SERVER
+        if msg.params[0].lower() == self._wanted or first:
             self._wanted = None
             found = self.buffers.get(msg.params[0])
             if found is not None:
