@@ -43,14 +43,19 @@ def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
         await pilot.press(*"/join #dev", "enter")
         while app.buffers.current.name != "#dev" and time.monotonic() < deadline:
             await pilot.pause(0.05)
-        bob.send("PRIVMSG #dev :ada: can you review the \x02parser\x02 change?")
-        carol.send("PRIVMSG #dev :I had a look, \x0304two\x03 small things")
-        carol.send("PRIVMSG #lobby :lunch anyone?")
-        bob.send("PRIVMSG ada :psst, the demo is at 3")
-        while (app.buffers.get("bob") is None or app.buffers.get("#lobby").unread < 1) and (
-            time.monotonic() < deadline
-        ):
-            await pilot.pause(0.05)
+        said = [
+            (bob, "PRIVMSG #dev :ada: can you review the \x02parser\x02 change?", "#dev"),
+            (carol, "PRIVMSG #dev :I had a look, \x0304two\x03 small things", "#dev"),
+            (carol, "PRIVMSG #lobby :lunch anyone?", "#lobby"),
+            (bob, "PRIVMSG ada :psst, the demo is at 3", "bob"),
+        ]
+        for person, line, where in said:  # one at a time: always in this order
+            count = len(app.buffers.get(where).lines) if app.buffers.get(where) else 0
+            person.send(line)
+            while time.monotonic() < deadline and (
+                app.buffers.get(where) is None or len(app.buffers.get(where).lines) == count
+            ):
+                await pilot.pause(0.05)
         await pilot.press(*"half a reply")
         await pilot.pause(0.3)
 
