@@ -155,7 +155,9 @@ def start_irssi(tmux: Tmux, port: int, home: Path) -> Screen:
 
 def start_chat_join(tmux: Tmux, port: int, alias: str) -> Screen:
     """Our own client, ``chat join``, from the checkout under test."""
-    command = [sys.executable, "-m", "chatcli", "join", "--alias", alias, "--port", str(port)]
+    # Line mode: what is said scrolls as lines, for the screen to be read back in order.
+    command = [sys.executable, "-m", "chatcli", "join", "--plain", "--alias", alias]
+    command += ["--port", str(port)]
     return tmux.start(alias, command)
 
 
@@ -270,7 +272,7 @@ def test_irssi_and_chat_join_talk_over_tls(
     pinned = running.server.tls_fingerprint
     assert pinned is not None
 
-    command = [sys.executable, "-m", "chatcli", "join", "--alias", "bob"]
+    command = [sys.executable, "-m", "chatcli", "join", "--plain", "--alias", "bob"]
     bob = tmux.start("bob", [*command, "--port", str(running.port), "--tls-fingerprint", pinned])
     bob.wait_for(r"-- bob joined #lobby", timeout=JOIN_TIMEOUT)
     bob.wait_for(r"secure connection: TLSv1\.[23], certificate pinned")
