@@ -1585,7 +1585,7 @@ def to_json(r: RowResult) -> dict[str, Any]:
 
 
 def server_spec(src: str, workdir: Path, version: str, remote: bool = False) -> Any:
-    from servers import ServerSpec
+    from harness.servers import ServerSpec
 
     env = {
         "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
@@ -1671,14 +1671,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first wait up to this many seconds for other processes to leave the "
         "CPU (as bench.py does; default 0)",
     )
+    p.add_argument(
+        "--no-hashes",
+        action="store_true",
+        help="leave out the test of how many hashes one address can force (8 to 16 s)",
+    )
+    p.add_argument(
+        "--idle",
+        type=float,
+        help="seconds of the idle baseline, the control pair alone (default 3; quick 2)",
+    )
     args = p.parse_args(argv)
     args.members = args.members or (100 if args.quick else 300)
     args.reps = args.reps or (1 if args.quick else 5)
     args.deadline = args.deadline or (150.0 if args.quick else 600.0)
     args.history_each = 16
     args.bans = 40 if args.quick else 100
-    args.idle = 2.0 if args.quick else 3.0
-    args.hash_conns = 4 if args.quick else 10
+    if args.idle is None:
+        args.idle = 2.0 if args.quick else 3.0
+    args.hash_conns = 0 if args.no_hashes else 4 if args.quick else 10
     args.hash_each = 5 if args.quick else 10
     args.hash_seconds = 4.0 if args.quick else 8.0
     return args
@@ -1806,8 +1817,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up on SIGTERM too
-    from bench import chatcli_version_at, extract_revision, raise_nofile
-    from servers import REPO, RunningServer, chatcli_version
+    from harness.machine import raise_nofile
+    from harness.servers import (
+        REPO,
+        RunningServer,
+        chatcli_version,
+        chatcli_version_at,
+        extract_revision,
+    )
 
     if args.quiet_wait:
         log(f"waited {wait_quiet(args.quiet_wait):.1f} s for the CPU to be quiet")

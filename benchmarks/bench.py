@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 import math
 import os
-import platform
-import resource
 import signal
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import traceback
@@ -30,10 +25,11 @@ from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import Generator
-from profiling import PYTHON_SERVERS, find_py_spy, profiled
-from report import KINDS, behind, markdown, table
-from scenarios import (
+from harness.loadgen import Generator
+from harness.machine import machine, raise_nofile
+from harness.profiling import PYTHON_SERVERS, find_py_spy, profiled
+from harness.report import KINDS, behind, markdown, table
+from harness.scenarios import (
     QUIET_WAIT,
     Result,
     SenderPool,
@@ -43,10 +39,18 @@ from scenarios import (
     direct,
     fanout,
     scale,
+    scale_max_clients,
     setup_senders,
     stalled_member,
 )
-from servers import HOST, REPO, RunningServer, ServerSpec, find_servers
+from harness.servers import (
+    HOST,
+    RunningServer,
+    ServerSpec,
+    chatcli_version_at,
+    extract_revision,
+    find_servers,
+)
 
 ALL_SERVERS = ("chatcli", "chatcli-history", "ngircd", "inspircd", "miniircd")
 ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
@@ -76,6 +80,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=100_000, help="fixed-rate deliveries/s")
     p.add_argument("--window", type=int, default=100, help="closed loop: messages in flight")
     p.add_argument("--max-conns", type=int, help="scale cap (default 10000; --quick 2000)")
+    p.add_argument(
+        "--max-clients",
+        type=int,
+        default=0,
+        help="chatcli's max_clients in the scale test (default: the cap + 1000; chatcli's "
+        "own default, 4096, would cap the row)",
+    )
+    p.add_argument("--drain", type=float, help="longest wait for a phase's last deliveries")
     p.add_argument("--send-reps", type=int, help="chat send repetitions (default 15)")
     p.add_argument(
         "--quiet-wait",
@@ -135,23 +147,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
     st.rate = args.rate
     st.window = args.window
+    st.max_clients = args.max_clients
+    if args.drain is not None:
+        st.drain = args.drain
     QUIET_WAIT[0] = args.quiet_wait
     return st
-
-
-def raise_nofile(need: int) -> str:
-    """Raise RLIMIT_NOFILE to the hard limit (servers started later inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        new = hard if hard != resource.RLIM_INFINITY else max(soft, need + 1000)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        soft = new
-    if soft < need + 200:
-        return (
-            f"RLIMIT_NOFILE is {soft}: the scale test needs about {need + 200} open files "
-            "in this process and as many in the server's"
-        )
-    return ""
 
 
 class Recorder:
@@ -319,7 +319,8 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
             finally:
                 gen.close_all()
     if "scale" in st.scenarios:
-        with RunningServer(spec, workdir) as srv:
+        # chatcli turns away connections past max_clients (4,096 by default): raise it.
+        with RunningServer(spec, workdir, max_clients=scale_max_clients(st)) as srv:
             gen = Generator(HOST, srv.port)
             try:
                 guarded(
@@ -344,49 +345,6 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
                 partial(chat_send, spec, srv, st.send_reps),
                 pid=srv.pid,
             )
-
-
-def extract_revision(rev: str, into: Path) -> str:
-    """``git archive`` the chatcli package at ``rev`` into ``into``; return its src dir."""
-    out = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src/chatcli"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"git archive {rev} failed: {out.stderr.decode(errors='replace')}")
-    into.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
-        tar.extractall(into, filter="data")
-    return str(into / "src")
-
-
-def chatcli_version_at(rev: str) -> str:
-    out = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return f"chatcli {out.stdout.strip() or rev} (git archive of {rev})"
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                "?",
-            )
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,6 +408,40 @@ def grouped(results: list[Result]) -> list[list[Result]]:
     return out
 
 
+#: The peers' connection limits as configured here (harness/servers.py).
+PEER_LIMITS = {
+    "ngircd": "MaxConnections = 0 (none)",
+    "inspircd": "limit, localmax, globalmax 100000; softlimit 20000",
+    "miniircd": "none (select(): about 1,016 connections at most)",
+}
+
+
+def scale_limits(results: list[Result]) -> list[str]:
+    """What limited each server's connections in the scale test, said under its table."""
+    out: list[str] = []
+    for r in results:
+        if r["kind"] != "scale" or r.get("skipped"):
+            continue
+        name = r["server"]
+        if name.startswith("chatcli"):
+            limit = r.get("server_limit") or ""
+            if limit:
+                value = int(limit.split("=", 1)[1])
+                where = "above" if value >= r["cap"] else "BELOW"
+                out.append(
+                    f"  {name}: ran with max_clients = {value} (chat serve --config), {where} "
+                    f"the cap of {r['cap']}; its default, 4096, would cap a row of 10,000"
+                )
+            else:
+                out.append(
+                    f"  {name}: max_clients could not be raised (no --config): its default, "
+                    f"4096, caps this row"
+                )
+        elif name in PEER_LIMITS:
+            out.append(f"  {name}: connection limit {PEER_LIMITS[name]}")
+    return ["", "Server connection limits in the scale test:", *out] if out else []
+
+
 def print_report(
     rec: Recorder, skipped: list[str], st: Settings, elapsed: float, args: argparse.Namespace
 ) -> None:
@@ -462,6 +454,8 @@ def print_report(
     for rows in groups:
         print()
         print(table(rows))
+    for line in scale_limits(rec.results):
+        print(line)
     busy = [
         f"{r['scenario']} on {r['server']}: {r['other_cpu_s']:.1f} s of CPU in {r['wall_s']:.1f} s"
         + (f" ({r['other_processes']})" if r.get("other_processes") else "")

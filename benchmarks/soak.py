@@ -10,10 +10,11 @@ every interval, and prints a row per interval and a summary. Exit status: 0 if n
 was lost, duplicated, reordered or misrouted and no well-behaved client was dropped; 1
 otherwise; 130 after Ctrl-C. See benchmarks/README.md, "Soak".
 
-The parts: ``soak_server.py`` (the server process and /proc), ``soak_irc.py`` (one
-connection), ``soak_agents.py`` (the clients and the loop), ``soak_actions.py`` (what they
-do), ``soak_replies.py`` (what they make of what the server says) and ``soak_ledger.py``
-(what was sent, what must arrive, what did).
+The parts, in ``soaklib/``: ``server.py`` (the server process and /proc), ``irc.py`` (one
+connection), ``agents.py`` (the clients and the loop), ``actions.py`` (what they do),
+``replies.py`` (what they make of what the server says) and ``ledger.py`` (what was sent,
+what must arrive, what did). The server helpers they share with the benchmark are in
+``harness/``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import extract_revision, raise_nofile
-from servers import HOST, REPO
-from soak_agents import MISBEHAVIOURS, Harness, Settings
-from soak_irc import tls_context
-from soak_ledger import Ledger
-from soak_server import ChatServer, Sample, probe, sample
+from harness.machine import raise_nofile
+from harness.servers import HOST, REPO, extract_revision
+from soaklib.actions import ACTIONS
+from soaklib.agents import MISBEHAVIOURS, Harness, Settings
+from soaklib.irc import tls_context
+from soaklib.ledger import Ledger
+from soaklib.replies import HANDLERS
+from soaklib.server import ChatServer, Sample, probe, sample
 
 #: Counts that must be zero (from the ledger, and from the harness).
 FAILURES = (
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "no message is lost, duplicated or reordered and that nothing leaks.",
     )
     p.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    p.add_argument(
+        "--seconds", type=float, help="how long, in seconds (instead of --minutes; a smoke run)"
+    )
     p.add_argument("--clients", type=int, default=200, help="agents (default 200)")
     p.add_argument("--tls", action="store_true", help="chat serve --tls; clients speak TLS")
     p.add_argument("--seed", type=int, help="RNG seed of the mix (default: random, printed)")
@@ -116,8 +122,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "temporary directory), not the working tree: for runs while src/ changes",
     )
     args = p.parse_args(argv)
+    if args.seconds is not None:
+        args.minutes = args.seconds / 60
     if args.minutes <= 0 or args.clients < 1 or args.interval < 1 or args.talk_every <= 0:
-        p.error("--minutes, --talk-every must be positive, --clients and --interval >= 1")
+        p.error(
+            "--minutes, --seconds, --talk-every must be positive, --clients and --interval >= 1"
+        )
     return args
 
 
@@ -243,7 +253,7 @@ def soak(args: argparse.Namespace, server: ChatServer, json_file: TextIO | None)
         talk_every=args.talk_every,
         ramp=min(30.0, max(2.0, args.minutes * 6)),
     )
-    harness = Harness(settings, random.Random(seed), ledger)
+    harness = Harness(settings, random.Random(seed), ledger, ACTIONS, HANDLERS)
     if not probe(server.port, args.tls):
         log("the probe client did not get through; going on")
     time.sleep(1.0)  # let its connection thread end

@@ -8,15 +8,11 @@ the ledger what arrived; they never block and never send more than a few lines.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from soak_actions import HISTORY_LIMIT, REPLAY_LINES, schedule_session
-from soak_irc import Line
-from soak_ledger import read_text
-
-if TYPE_CHECKING:
-    from soak_agents import Harness, Session
+from .actions import HISTORY_LIMIT, REPLAY_LINES, schedule_session
+from .agents import Handler, Harness, Session
+from .irc import Line
+from .ledger import read_text
 
 
 def on_ping(h: Harness, s: Session, line: Line, now: float) -> None:
@@ -209,7 +205,6 @@ def on_reply(h: Harness, s: Session, line: Line, now: float) -> None:
         h.counts["dm_no_such_nick"] += 1
 
 
-Handler = Callable[["Harness", "Session", Line, float], None]
 HANDLERS: dict[str, Handler] = {
     "PING": on_ping,
     "PONG": on_pong,

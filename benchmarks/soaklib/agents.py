@@ -3,9 +3,10 @@
 An *agent* is a person at a client: it keeps its identity (number, nick, account, rooms it
 likes, its message numbering) across *sessions*, its connections one after the other. The
 :class:`Harness` runs every session on one ``selectors`` loop (no threads), with a heap of
-timed actions, and feeds what it reads to the :class:`~soak_ledger.Ledger`. What the
-agents do is in ``soak_actions.py``; how they take what the server says, in
-``soak_replies.py``.
+timed actions, and feeds what it reads to the :class:`~soaklib.ledger.Ledger`. What the
+agents do is in ``actions.py``; how they take what the server says, in ``replies.py``. The
+harness gets both as tables (``ACTIONS``, ``HANDLERS``) when it is made, so that this module
+imports neither and they can import it: no cycle.
 
 Well-behaved agents talk in 3 to 10 rooms; some also send direct messages, move between
 rooms, reconnect (with QUIT, or vanishing without a word), keep an account (REGISTER or
@@ -23,14 +24,15 @@ import selectors
 import ssl
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from soak_actions import ACTIONS, MISBEHAVIOURS, MODERN_CAPS, resume
-from soak_irc import Closed, Wire, parse
-from soak_ledger import Ledger, Sent, Stint
-from soak_replies import HANDLERS
+from .irc import Closed, Line, Wire, parse
+from .ledger import Ledger, Sent, Stint
 
 STUCK_AFTER = 30.0  #: a PING unanswered this long: the server is stuck for this client
+MISBEHAVIOURS = ("garbage", "overlong", "badutf8", "flood", "stall")
+MODERN_CAPS = ("echo-message", "batch", "server-time", "message-tags")
 
 
 @dataclass
@@ -122,11 +124,26 @@ class Agent:
         return s
 
 
+#: What an agent does on a timer (``actions.ACTIONS``), and how a session takes a line
+#: from the server (``replies.HANDLERS``).
+Action = Callable[["Harness", Session, float], None]
+Handler = Callable[["Harness", Session, Line, float], None]
+
+
 class Harness:
     """Every agent and session, the selector loop, the timer heap, and the counts."""
 
-    def __init__(self, settings: Settings, rng: random.Random, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rng: random.Random,
+        ledger: Ledger,
+        actions: Mapping[str, Action],
+        handlers: Mapping[str, Handler],
+    ) -> None:
         self.st = settings
+        self.actions = actions
+        self.handlers = handlers
         self.rng = rng
         self.ledger = ledger
         self.sel = selectors.DefaultSelector()
@@ -206,7 +223,7 @@ class Harness:
             session = agent.session
             if session is None or session.conn != conn or session.ended:
                 continue
-            ACTIONS[action](self, session, now)
+            self.actions[action](self, session, now)
 
     def start(self, now: float) -> None:
         """Schedule every agent's first connection, spread over the ramp."""
@@ -371,7 +388,7 @@ class Harness:
                 self.ledger.problem("invalid_utf8_delivered", f"{raw[:60]!r}")
             text = raw.decode(errors="replace")
         line = parse(text)
-        handler = HANDLERS.get(line.command)
+        handler = self.handlers.get(line.command)
         if handler is not None:
             handler(self, session, line, now)
 
@@ -385,7 +402,7 @@ class Harness:
             if session is None or session.ended:
                 continue
             if session.stalled:
-                resume(self, session, now)
+                self.actions["resume"](self, session, now)
             if session.registered_at is None:
                 self.end(session, now, "vanish")
                 continue

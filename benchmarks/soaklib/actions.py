@@ -1,6 +1,6 @@
 """The soak test's clients, acting: what each agent does, on timers drawn from the RNG.
 
-Well-behaved agents talk (numbered messages, see ``soak_ledger``), send direct messages
+Well-behaved agents talk (numbered messages, see ``ledger.py``), send direct messages
 (sometimes to an account that is offline, which the server keeps for it), move between
 rooms, fetch history and reconnect in one of three ways. Misbehaving agents send garbage,
 lines beyond the limits, invalid UTF-8 and floods, or stop reading. Every action
@@ -12,17 +12,11 @@ from __future__ import annotations
 import random
 import selectors
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from soak_irc import Closed
-from soak_ledger import Sent, make_text
+from .agents import Action, Agent, Harness, Session
+from .irc import Closed
+from .ledger import Sent, make_text
 
-if TYPE_CHECKING:
-    from soak_agents import Agent, Harness, Session
-
-MISBEHAVIOURS = ("garbage", "overlong", "badutf8", "flood", "stall")
-MODERN_CAPS = ("echo-message", "batch", "server-time", "message-tags")
 KEEPALIVE = 15.0  #: seconds between a session's PINGs (they move its loss cutoff on)
 REPLAY_LINES = 20  #: chat serve's --history-lines default: history replayed on JOIN
 HISTORY_LIMIT = 50
@@ -252,7 +246,6 @@ def resume(h: Harness, s: Session, now: float) -> None:
         h.every(now, s.agent, "misbehave", 20.0, 60.0)
 
 
-Action = Callable[["Harness", "Session", float], None]
 ACTIONS: dict[str, Action] = {
     "talk": talk,
     "dm": direct,

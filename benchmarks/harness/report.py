@@ -163,6 +163,7 @@ KINDS: dict[str, Kind] = {
             Column("KiB/conn", "kib_per_conn", num(".1f")),
             Column("threads", "threads", text),
             Column("alive", "server_alive", text),
+            Column("limit set", "server_limit", text),
             Column("note", "error", text),
         ),
         (Headline("held", "held", True), Headline("KiB/conn", "kib_per_conn", False)),

@@ -21,7 +21,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from servers import HOST, cpu_seconds, proc_status, terminate
+from harness.measure import cpu_seconds, proc_status
+from harness.servers import HOST, terminate
 
 SERVING = re.compile(r"serving \S+ on (\S+):(\d+)")
 FINGERPRINT = re.compile(r"TLS certificate SHA-256 fingerprint: (\S+)")

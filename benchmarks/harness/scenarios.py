@@ -1,4 +1,5 @@
-"""The measured scenarios. Each returns one result: a flat dict of numbers and labels.
+"""The benchmark's scenarios (``bench.py``). Each returns one result: a flat dict of numbers
+and labels.
 
 Accounting, the same for every server:
 
@@ -15,16 +16,16 @@ from __future__ import annotations
 
 import gc
 import os
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen import READY, Client, Generator, now_us
-from servers import RunningServer, ServerSpec, box_cpu, process_cpu
-from startup import time_send
+from .loadgen import READY, Client, Generator, now_us
+from .measure import box_cpu, command_of, own_cpu, process_cpu
+from .sendtime import time_send
+from .servers import RunningServer, ServerSpec
 
 Result = dict[str, Any]
 ROOM = b"#bench"
@@ -50,14 +51,15 @@ class Settings:
     connect_window: int = 1000  #: clients connecting (not yet joined) at once
     accept_window: int = 4  #: clients opened that the server has not answered yet
     max_conns: int = 10_000
+    #: chatcli's ``max_clients`` for the scale test (``chat serve --config``): its default,
+    #: 4,096, would cap the row below ``max_conns`` and nothing would say so.
+    max_clients: int = 0  #: 0: max_conns + SCALE_HEADROOM
     scale_window: int = 1000
     scale_time: float = 45.0
     send_reps: int = 15
 
 
-def gen_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+gen_cpu = own_cpu  #: the load generator's CPU: this process's
 
 
 #: Longest wait for the machine to be quiet before a phase (set from Settings).
@@ -122,17 +124,6 @@ class Meter:
             "other_processes": self.others() if busy - server - gen > 0.25 * wall else "",
             "waited_quiet_s": self.waited,
         }
-
-
-def command_of(pid: int, name: str) -> str:
-    """A process's command line, cut short (its name if that cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return f"{name}[{pid}]"
-    text = " ".join(a.decode(errors="replace") for a in args if a)
-    return f"[{pid}] {text[:70]}" if text else f"{name}[{pid}]"
 
 
 def percentiles(samples_us: Sequence[int]) -> Result:
@@ -466,6 +457,15 @@ def direct(
 # -- scale ----------------------------------------------------------------------------------
 
 
+#: Connections allowed over the scale test's cap (the start-up probe, a late close).
+SCALE_HEADROOM = 1000
+
+
+def scale_max_clients(st: Settings) -> int:
+    """chatcli's max_clients for the scale test."""
+    return st.max_clients or st.max_conns + SCALE_HEADROOM
+
+
 def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) -> Result:
     """Open as many registered connections (in no room) as the server holds, up to the cap;
     then PING every one at once and count the answers that come within 20 s. Memory per
@@ -489,8 +489,12 @@ def scale(gen: Generator, srv: RunningServer, spec: ServerSpec, st: Settings) ->
     held = sum(1 for c in ready if c.pong and not c.closed)
     after = srv.status()
     alive = srv.alive()
+    raised = srv.max_clients if spec.max_clients_settable else None
     return {
         "cap": st.max_conns,
+        #: the server's own connection limit as run (chatcli: max_clients), or "" if the
+        #: harness did not set one
+        "server_limit": "" if raised is None else f"max_clients={raised}",
         "opened": len(res.clients),
         "registered": res.ready,
         "held": held if alive else 0,

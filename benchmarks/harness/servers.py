@@ -8,20 +8,23 @@ resident memory are read from /proc while it runs.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .measure import cpu_seconds, proc_status
+
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+#: The checkout: benchmarks/harness/ is two levels below it.
+REPO = Path(__file__).resolve().parent.parent.parent
 
 #: Where a miniircd installed by hand may live, besides PATH and this interpreter's venv.
 MINIIRCD_PLACES = ("/tmp/miniircd-venv/bin/miniircd",)
@@ -32,56 +35,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS (KiB) and Threads of process ``pid``."""
-    out = {"rss_kib": 0, "threads": 0}
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                out["rss_kib"] = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                out["threads"] = int(line.split()[1])
-    return out
-
-
-def rss_kib(pid: int) -> int:
-    return proc_status(pid)["rss_kib"]
-
-
-def process_cpu() -> dict[int, tuple[str, float]]:
-    """Every process's name and CPU seconds so far (to name who else used the machine)."""
-    out: dict[int, tuple[str, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)
-    return out
-
-
-def box_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    with open("/proc/stat", encoding="ascii") as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    total = sum(parts[:8])
-    return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -122,19 +75,38 @@ class ServerSpec:
     #: Extra environment (chatcli from another source tree: PYTHONPATH).
     env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Whether the server's connection limit can be raised (chatcli: ``max_clients`` in a
+    #: ``chat serve --config`` file; the peers' configurations here set none or 100,000).
+    max_clients_settable: bool = False
 
     @property
     def available(self) -> bool:
         return self.executable is not None
 
-    def command(self, port: int, workdir: Path) -> list[str]:
-        """The command line that runs the server in the foreground; writes its config."""
+    def command(self, port: int, workdir: Path, max_clients: int | None = None) -> list[str]:
+        """The command line that runs the server in the foreground; writes its config.
+        ``max_clients``: raise chatcli's connection limit (4,096 by default) to this."""
         assert self.executable is not None
         if self.name.startswith("chatcli"):
             exe = self.executable
             head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
             db = ["--db", str(workdir / "chat.db")] if self.name == HISTORY_VARIANT else []
-            return [*head, "serve", "--host", HOST, "--port", str(port), *self.extra_args, *db]
+            conf: list[str] = []
+            if max_clients is not None and self.max_clients_settable:
+                path = workdir / f"{self.name}-{port}.toml"
+                path.write_text(f"max_clients = {int(max_clients)}\n", encoding="utf-8")
+                conf = ["--config", str(path)]
+            return [
+                *head,
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                *self.extra_args,
+                *db,
+                *conf,
+            ]
         if self.name == "ngircd":
             conf = workdir / "ngircd.conf"
             conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
@@ -236,6 +208,9 @@ def chatcli_spec(src: str | None = None, *, history: bool = False) -> ServerSpec
             break
     if not history and "--no-db" in help_text:
         extra.append("--no-db")
+    settable = "--config" in help_text and "max_clients" in _serve_output(
+        [*head, "serve", "--print-config"], {**os.environ, **env}
+    )
     version = chatcli_version(src)
     return ServerSpec(
         HISTORY_VARIANT if history else "chatcli",
@@ -244,7 +219,17 @@ def chatcli_spec(src: str | None = None, *, history: bool = False) -> ServerSpec
         version=version,
         extra_args=tuple(extra),
         env=env,
+        max_clients_settable=settable,
     )
+
+
+def _serve_output(cmd: list[str], env: dict[str, str]) -> str:
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=30, check=False, env=env
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def find_servers(
@@ -320,8 +305,9 @@ def chatcli_version(src: str | None = None) -> str:
 class RunningServer:
     """A server process started for one group of scenarios; use as a context manager."""
 
-    def __init__(self, spec: ServerSpec, workdir: Path) -> None:
+    def __init__(self, spec: ServerSpec, workdir: Path, max_clients: int | None = None) -> None:
         self.spec = spec
+        self.max_clients = max_clients
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -355,7 +341,7 @@ class RunningServer:
             return {"rss_kib": 0, "threads": 0}
 
     def start(self, timeout: float = 15.0) -> None:
-        cmd = self.spec.command(self.port, self.workdir)
+        cmd = self.spec.command(self.port, self.workdir, self.max_clients)
         with open(self._log, "wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -391,3 +377,30 @@ class RunningServer:
         except OSError:
             return ""
         return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def extract_revision(rev: str, into: Path) -> str:
+    """``git archive`` the chatcli package at ``rev`` into ``into``; return its src dir."""
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src/chatcli"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"git archive {rev} failed: {out.stderr.decode(errors='replace')}")
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return str(into / "src")
+
+
+def chatcli_version_at(rev: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return f"chatcli {out.stdout.strip() or rev} (git archive of {rev})"
