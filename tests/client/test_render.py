@@ -243,6 +243,22 @@ def test_fail():
     assert_error(text, "PRIVMSG failed")
 
 
+def test_warn_says_what_the_server_warns_of():
+    text = show(
+        message(
+            "WARN",
+            "PRIVMSG",
+            "HISTORY_NOT_KEPT",
+            "#room",
+            "your message was delivered but not kept in the history (the disk is full)",
+            source="srv",
+        )
+    )
+    assert text.plain == (
+        "12:34 warning: your message was delivered but not kept in the history (the disk is full)"
+    )
+
+
 def test_nickname_in_use():
     text = show(message("433", "*", "bob", "Nickname is already in use", source="srv"))
     assert text.plain == "12:34 bob: Nickname is already in use"

@@ -185,7 +185,8 @@ def test_a_new_servers_database_is_its_owners_alone(make_server, tmp_path, usual
     finally:
         client.close()
     assert mode(data) == 0o700
-    assert modes == {"chat.db": 0o600, "chat.db-wal": 0o600, "chat.db-shm": 0o600}
+    private = {"chat.db": 0o600, "chat.db-wal": 0o600, "chat.db-shm": 0o600}
+    assert modes == {**private, "chat.db.lock": 0o600}  # (the lock holds only a pid)
 
 
 @posix_only

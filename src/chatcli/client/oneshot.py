@@ -9,6 +9,12 @@ unique token follows each message and its ``PONG`` confirms it. A confirmation o
 message also confirms every one before it, and any error about them has arrived by then.
 How long it waits counts from the last confirmation, not from the start: a long input
 takes as long as the server's pace needs.
+
+A server that keeps history confirms a message once it is on disk; one it could not keep
+(its disk is full...) it delivers all the same and says so with ``WARN ... HISTORY_NOT_KEPT``
+(before the confirmation). ``chat send`` then sends the rest (they are delivered, and may
+be kept once the disk is back), and exits 1 at the end, saying how many were not kept:
+a script that relies on the history must know.
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ from collections.abc import Callable, Iterable, Iterator
 
 from chatcli.client.session import ClientSession
 from chatcli.defaults import MAX_TEXT_BYTES, default_alias
-from chatcli.errors import AliasRejected, ConfigError, ConnectError, NoSuchTarget, Refused
+from chatcli.errors import (
+    AliasRejected,
+    ChatError,
+    ConfigError,
+    ConnectError,
+    ExitStatus,
+    NoSuchTarget,
+    Refused,
+)
 from chatcli.protocol import Message, caps, is_channel, is_valid_channel, is_valid_nick, split_text
 from chatcli.protocol import numerics as n
 
@@ -42,6 +56,17 @@ _REFUSED = {
     n.ERR_CHANNELISFULL, n.ERR_INVITEONLYCHAN, n.ERR_BANNEDFROMCHAN, n.ERR_BADCHANNELKEY,
     n.ERR_TOOMANYCHANNELS, n.ERR_UNKNOWNERROR,
 }  # fmt: skip
+
+
+#: The server's standard replies (IRCv3) that a message was not kept in its history.
+NOT_KEPT_WARNINGS = {"HISTORY_NOT_KEPT", "HISTORY_NOT_CONFIRMED"}
+
+
+class NotKept(ChatError):
+    """Messages were delivered, but the server did not keep them all in its history (or a
+    message for someone offline, who would have read it there, could not be kept)."""
+
+    exit_status = ExitStatus.ERROR
 
 
 def tls_policy(
@@ -127,6 +152,11 @@ def send_lines(session: ClientSession, target: str, lines: Iterable[str], timeou
                 window.send(Message("PRIVMSG", (target, piece)))
     while window.unconfirmed:
         window.wait()
+    if window.not_kept:
+        raise NotKept(
+            f"{window.not_kept} of {window.sent} messages were delivered but not kept in the "
+            f"server's history: {window.why_not_kept}"
+        )
     return window.sent
 
 
@@ -148,6 +178,8 @@ class _Window:
         self.unconfirmed: deque[str] = deque()  # the numbers of messages, oldest first
         self.batches: dict[str, str] = {}  # labeled-response batches open: ref -> label
         self.told: set[str] = set()  # people said to be away or offline
+        self.not_kept = 0  # messages the server said it did not keep in its history
+        self.why_not_kept = ""  # what it said the first time
 
     def send(self, msg: Message) -> None:
         """Send ``msg`` once fewer than :data:`WINDOW` messages are unconfirmed."""
@@ -180,6 +212,7 @@ class _Window:
                     f"{confirmed} of {self.sent} messages confirmed"
                 ) from None
             raise_for(msg, self.batches.get(msg.tags.get("batch", "")))
+            self._note_not_kept(msg)
             self._tell_away(msg)
             key = self._confirms(msg)
             if key is not None and key in self.unconfirmed:
@@ -201,6 +234,13 @@ class _Window:
         if msg.command == "PONG" and msg.params and msg.params[-1].startswith(self.token):
             return msg.params[-1][len(self.token) :]
         return None
+
+    def _note_not_kept(self, msg: Message) -> None:
+        """``WARN <command> HISTORY_NOT_KEPT <target> :<why>``: a message delivered but not
+        kept (it comes before that message's confirmation)."""
+        if msg.command == "WARN" and len(msg.params) >= 3 and msg.params[1] in NOT_KEPT_WARNINGS:
+            self.not_kept += 1
+            self.why_not_kept = self.why_not_kept or msg.params[-1]
 
     def _tell_away(self, msg: Message) -> None:
         """RPL_AWAY: away, or offline (or someone else holds the nick) and the message
@@ -276,6 +316,8 @@ def raise_for(msg: Message, label: str | None = None) -> None:
         raise NoSuchTarget(f"no such recipient: {msg.params[1] if len(msg.params) > 1 else ''}")
     if msg.command in _REFUSED:
         raise Refused(f"the server refused the message: {text}")
+    if msg.command == "FAIL" and len(msg.params) > 2 and msg.params[1] == "MESSAGE_NOT_KEPT":
+        raise NotKept(f"the message was not delivered: {msg.params[-1]}")
     if msg.command == "FAIL":
         raise Refused(f"the server refused the message: {msg.params[-1]}")
     if msg.command == "ERROR":

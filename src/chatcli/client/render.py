@@ -142,6 +142,8 @@ def render(
         return _system(when, f"the account {p[1]} is registered; you are logged in to it")
     if cmd == "FAIL" and len(p) >= 3:
         return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
+    if cmd == "WARN" and len(p) >= 3:  # e.g. a message delivered but not kept in history
+        return _line(when, f"warning: {p[-1]}", STYLE_INFO)
     if cmd == NOTHING_EARLIER and msg.source is None and p:  # our own: see Timeline.older
         return _system(when, f"nothing earlier in {p[0]}")
     if cmd == EARLIER and msg.source is None and p:  # (the same)

@@ -250,28 +250,40 @@ class Connection:
             self._emit(data)
 
     def confirm_after(self, ticket: int) -> None:
-        """Hold what this client is told until the store's write ``ticket`` is committed."""
+        """Hold what this client is told until the store's write ``ticket`` is settled. A
+        write that is not kept is told to the client by whoever queued it (the store's
+        ``on_lost``: a WARN, sent before what was held), never confirmed as kept."""
         self.unconfirmed = max(self.unconfirmed, ticket)
 
     def _emit(self, data: bytes) -> None:
-        """Our own output to our own client: held while a message of its is unconfirmed."""
+        """Our own output to our own client: held while a message of its is unsettled."""
         store = self.server.store
-        if self.unconfirmed and store is not None and not store.committed(self.unconfirmed):
+        if self.unconfirmed and store is not None and not store.settled(self.unconfirmed):
             self.held.append(data)
-        else:
-            self.unconfirmed = 0
-            self.sendq.put(data)
+            return
+        if self.held:  # settled meanwhile: what was held goes first
+            self._release()
+        self.unconfirmed = 0
+        self.sendq.put(data)
 
     def _release(self) -> None:
-        """If anything was held, wait until this client's messages are in the history, then
-        send it. Once per batch of lines read: one commit covers them all. (With nothing to
-        tell the client, its thread reads on: it does not wait for the disk.)"""
+        """If anything was held, wait until this client's messages are settled (kept in the
+        history, or known not to be: their senders have been told so), then send it. Once
+        per batch of lines read: one commit covers them all. (With nothing to tell the
+        client, its thread reads on: it does not wait for the disk.) If the store does not
+        settle them in time, the client is told that too, rather than left to think them
+        kept."""
         if not self.held:
             return
-        store = self.server.store
-        if store is not None and not store.wait(self.unconfirmed):
-            log.error("history not written in time for %r", self)
+        store, ticket = self.server.store, self.unconfirmed
         self.unconfirmed = 0
+        if store is not None and ticket:
+            store.outcome(ticket)  # waits, at most the store's WAIT_TIMEOUT
+        if store is not None and not store.settled(ticket):  # timed out, or closed
+            log.error("history not written in time for %r", self)
+            text = "the server could not confirm in time that your messages are in the history"
+            warning = Message("WARN", ("*", "HISTORY_NOT_CONFIRMED", text), self.config.name)
+            self.held.insert(0, warning.to_bytes())
         self.sendq.put(b"".join(self.held))
         self.held.clear()
 
@@ -298,6 +310,13 @@ class Connection:
         *context, text = (_safe_middle(command), code, *params)
         safe = tuple(_safe_middle(p) for p in context)
         self.send(Message("FAIL", (*safe, text), self.config.name))
+
+    def warn(self, command: str, code: str, *params: str) -> None:
+        """An IRCv3 standard reply ``WARN``, made as :meth:`fail` makes ``FAIL``: something
+        the client should know of, though its command did not fail."""
+        *context, text = (_safe_middle(command), code, *params)
+        safe = tuple(_safe_middle(p) for p in context)
+        self.send(Message("WARN", (*safe, text), self.config.name))
 
     def send_error(self, err: IRCError) -> None:
         self.reply(err.numeric, *err.params, err.text)

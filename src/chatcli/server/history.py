@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps
@@ -51,27 +52,38 @@ def record(
     relay: tags.Relay,
     client_tags: str,
     pending_for: tuple[int, ...] = (),
+    on_lost: Callable[[str], None] | None = None,
 ) -> int | None:
     """Keep ``msg`` (a PRIVMSG or NOTICE from ``conn``, as relayed) under ``key``; return
-    the ticket of the write, or None when the server keeps no history."""
+    the ticket of the write, or None when the server keeps no history. If the write is not
+    kept, ``on_lost`` is told why (see :meth:`Store.write`)."""
     store = conn.server.store
     if store is None:
         return None
-    return store.record(_stored(conn, key, msg, relay, client_tags), pending_for)
+    return store.record(_stored(conn, key, msg, relay, client_tags), pending_for, on_lost)
 
 
 def record_room(
-    conn: Connection, channel: Channel, msg: Message, relay: tags.Relay, client_tags: str
+    conn: Connection,
+    channel: Channel,
+    msg: Message,
+    relay: tags.Relay,
+    client_tags: str,
+    on_lost: Callable[[str], None] | None = None,
 ) -> int | None:
     """:func:`record` for a room's message, which is also kept among its recent lines.
-    Caller holds the world lock (the order of the recent lines is the room's)."""
+    Caller holds the world lock (the order of the recent lines is the room's).
+
+    A message the store then fails to keep stays among the recent lines (shown to who
+    joins while the server runs: the room did see it); the history on disk, which
+    CHATHISTORY reads and which outlives the server, holds only what was kept."""
     store = conn.server.store
     if store is None:
         return None
     stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags)
     if channel.recent is not None:
         channel.recent.append(stored)
-    return store.record(stored)
+    return store.record(stored, on_lost=on_lost)
 
 
 def _stored(

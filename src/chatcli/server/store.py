@@ -15,7 +15,9 @@ with :class:`StoreError` (one line), and is never overwritten.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -94,8 +96,68 @@ SECRETS = ("cloak",)
 SECRET_BYTES = 32
 
 
-#: What a failed write says of the disk or the file, not of the job: no use trying again.
-_DISK = sqlite3.OperationalError
+#: After a write failed for the disk's sake, new writes are not tried (they are settled
+#: not kept at once) until this many seconds have passed; each failed try doubles the wait,
+#: up to RETRY_MAX. So a full disk costs one attempt a second or two, not one per message,
+#: and writing resumes by itself within RETRY_MAX of the disk coming back.
+RETRY_MIN = 1.0
+RETRY_MAX = 2.0
+#: While the store keeps failing, the log says so at most this often (seconds).
+REPORT_EVERY = 60.0
+#: Unexpected errors in the writer's own code (not a job's) that it survives: past this
+#: many within CRASH_WINDOW seconds it is broken, and the server must stop (``on_fatal``).
+MAX_CRASHES = 5
+CRASH_WINDOW = 60.0
+#: How long a write is waited for before the waiter gives up (:meth:`Store.outcome`).
+WAIT_TIMEOUT = 10.0
+#: Why a write was not kept, as its sender is told, when the job itself failed (a bug) or
+#: the writer stopped for good; the disk's troubles have their own (:func:`_disk_trouble`).
+JOB_REASON = "the server could not write it"
+FATAL_REASON = "the server can no longer write its history"
+
+
+class Outcome(enum.Enum):
+    """What became of a write: :meth:`Store.outcome`."""
+
+    KEPT = "kept"  #: committed: on disk
+    NOT_KEPT = "not kept"  #: rolled back, or never tried: it is not on disk, and never will be
+    TIMED_OUT = "timed out"  #: not settled in time: not known (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """How the store is doing, for operators (STATS d)."""
+
+    failing_since: float | None  #: unix seconds, while writes fail for the disk's sake
+    reason: str  #: why they fail ("" when they do not)
+    not_kept_now: int  #: writes not kept since it began failing
+    not_kept: int  #: writes not kept since the store was opened
+    fatal: str | None  #: why the writer stopped for good, if it did
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None and self.fatal is None
+
+
+def _disk_trouble(exc: BaseException) -> str | None:
+    """Why a failed write says something of the disk or the file rather than of the job
+    (no use trying the other jobs of its transaction on their own), as the sender is told;
+    None for any other error."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc).lower()
+    if code == 13 or "full" in text:  # SQLITE_FULL
+        return "the server's disk is full"
+    if code == 8 or "readonly" in text or "read-only" in text:  # SQLITE_READONLY
+        return "the server's database is read-only"
+    if code == 10 or "i/o" in text:  # SQLITE_IOERR
+        return "the server's disk failed (I/O error)"
+    if code == 14 or "unable to open" in text:  # SQLITE_CANTOPEN
+        return "the server cannot open its database"
+    if code in (5, 6) or "locked" in text or "busy" in text:  # SQLITE_BUSY, SQLITE_LOCKED
+        return "the server's database is locked"
+    return None
 
 
 class StoreError(ChatError):
@@ -179,11 +241,27 @@ MAX_TOUCHED = 10_000
 
 
 class Store:
-    """The database. :meth:`open` it, :meth:`close` it; thread-safe in between."""
+    """The database. :meth:`open` it, :meth:`close` it; thread-safe in between.
 
-    def __init__(self, path: Path, retention: Retention | None = None) -> None:
+    Args:
+        path: the SQLite file.
+        retention: how much history to keep.
+        on_fatal: called once, with a one-line reason, if the writer cannot go on (its
+            connection unusable, or failing again and again where it should not): the
+            server must then stop, with a non-zero exit, rather than run on without a
+            history. Called on the writer's thread; it must not wait for the store. Also
+            settable as the attribute ``on_fatal`` before :meth:`open`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        retention: Retention | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = path
         self.retention = retention or Retention()
+        self.on_fatal = on_fatal
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
@@ -193,12 +271,26 @@ class Store:
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # the writer waits on it for work
         self._done = threading.Condition(lock)  # and callers of wait() for commits
-        self._written = 0  # jobs committed so far
+        self._written = 0  # jobs settled so far (kept or not: see _failed)
         self._queued = 0  # jobs queued so far
         self._stop = False
         self._thread: threading.Thread | None = None
-        # The tickets of the latest transactions that failed (rolled back), as ranges.
-        self._failed: deque[tuple[int, int]] = deque(maxlen=64)
+        # The tickets of the latest jobs not kept, as ranges (runs of them join up: a disk
+        # that stays full is one entry).
+        self._failed: deque[tuple[int, int]] = deque(maxlen=1024)
+        # Whom to tell if a job is not kept: ticket -> on_lost, until the job is settled.
+        self._on_lost: dict[int, Callable[[str], None]] = {}
+        # The disk's trouble, while writes fail for its sake (see _write_loop).
+        self._failing_since: float | None = None  # wall clock
+        self._reason = ""
+        self._retry_at = 0.0  # monotonic: when the next batch is tried
+        self._retry_wait = RETRY_MIN
+        self._reported_at = 0.0  # monotonic: when the log last said it still fails
+        self._not_kept_now = 0
+        self._not_kept = 0
+        self._crashes: deque[float] = deque(maxlen=MAX_CRASHES)
+        self._fatal: str | None = None  # why the writer stopped for good
+        self._lock_fd: int | None = None  # the open <file>.lock, while we hold it
         self._since_prune = 0
         # Messages added per target since it was last trimmed to the retention limit.
         self._touched: dict[str, int] = {}
@@ -226,10 +318,14 @@ class Store:
         try:
             ours = directory.resolve() == data_dir().resolve()
             private_dir(directory, tighten=ours)
+            self._take_lock()
             self._writer = self._connect()
             self._migrate(self._writer)
             self._secrets = self._load_secrets(self._writer)
             self._reader = self._connect()
+        except StoreError:
+            self._close_connections()
+            raise
         except sqlite3.DatabaseError as exc:
             self._close_connections()
             raise StoreError(f"cannot use the database {self.path}: {_explain(exc)}") from None
@@ -260,6 +356,51 @@ class Store:
             self._thread.join(10)
             self._thread = None
         self._close_connections()
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the database: held by the one server that uses it."""
+        return Path(f"{self.path}.lock")
+
+    def _take_lock(self) -> None:
+        """Hold ``<file>.lock`` exclusively until :meth:`close`, with our pid in it.
+
+        An advisory lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows) rather than the
+        file's mere presence: the system lets it go when the process ends, however it ends,
+        so a crash leaves nothing to clean up. The file itself stays (deleting it would
+        let a third server lock a new file while a second still holds the old one).
+        ``flock`` locks belong to the open file, so a second Store in the same process is
+        refused as well.
+
+        Raises:
+            StoreError: another process (or Store) holds it; the message names the file and
+                the pid written in it.
+        """
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _lock_file(fd)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise StoreError(
+                f"{self.path} is in use by another chat serve"
+                + (f" (pid {holder})" if holder else "")
+                + ": stop it first, or give this one another --db"
+            ) from None
+        with contextlib.suppress(OSError):  # the pid is for the message; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # no stale pid for the next refusal to name
+            os.close(fd)  # (and with it the lock)
 
     def _connect(self) -> sqlite3.Connection:
         # SQLite makes a new database 0644 (less the umask), and its -wal and -shm with the
@@ -328,74 +469,177 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
         self._reader = self._writer = None
+        self._release_lock()
 
     # -- the writer -------------------------------------------------------------------------
+    #
+    # Every write is settled, in the order it was queued, as kept (committed) or not kept
+    # (rolled back, or never tried); _written counts the settled ones, _failed holds the
+    # tickets of those not kept. A write is never retried once settled not kept: whoever
+    # queued it has been told it is lost (on_lost), and it must not turn up in the history
+    # after all. So the history holds exactly the writes settled kept.
 
-    def write(self, job: Job) -> int:
+    def write(self, job: Job, on_lost: Callable[[str], None] | None = None) -> int:
         """Queue ``job`` (it runs in the writer's transaction); return a ticket for
-        :meth:`wait`. Never blocks."""
+        :meth:`wait` and :meth:`outcome`. Never blocks.
+
+        If the job is not kept, ``on_lost`` is called once with the reason, as a sender is
+        told it ("the server's disk is full"), on the writer's thread and before the ticket
+        is settled: so what a connection sends on hearing it goes out before anything it
+        held until the ticket was settled (its echo). It must not wait for the store."""
         with self._cond:
-            self._jobs.append(job)
             self._queued += 1
             ticket = self._queued
-            if len(self._jobs) == 1:
-                self._cond.notify()
+            if self._fatal is None:
+                self._jobs.append(job)
+                if on_lost is not None:
+                    self._on_lost[ticket] = on_lost
+                if len(self._jobs) == 1:
+                    self._cond.notify()
+                return ticket
+            # The writer is gone for good: not kept, at once.
+            self._mark(ticket, ticket)
+            self._not_kept += 1
+            self._written = max(self._written, ticket)
+        if on_lost is not None:
+            self._tell(on_lost, FATAL_REASON)
         return ticket
 
-    def wait(self, ticket: int, timeout: float = 10.0) -> bool:
-        """Wait until the job with ``ticket`` is written; False on timeout, or if its
-        transaction failed (a failure costs only the jobs that were in it)."""
+    def outcome(self, ticket: int, timeout: float = WAIT_TIMEOUT) -> Outcome:
+        """Wait until the write ``ticket`` is settled: KEPT, NOT_KEPT (its transaction
+        failed, which costs only the jobs in it; or the disk is failing; or the store is
+        closed), or TIMED_OUT after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._written < ticket:
+                if self._thread is None:
+                    return Outcome.NOT_KEPT  # closed (or never opened): nobody will write it
                 left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
+                if left <= 0:
+                    return Outcome.TIMED_OUT
                 self._done.wait(left)
-            return not any(first <= ticket <= last for first, last in self._failed)
+            if any(first <= ticket <= last for first, last in self._failed):
+                return Outcome.NOT_KEPT
+            return Outcome.KEPT
+
+    def wait(self, ticket: int, timeout: float = WAIT_TIMEOUT) -> bool:
+        """Wait until the write ``ticket`` is settled: whether it was kept (False also on
+        timeout). See :meth:`outcome`."""
+        return self.outcome(ticket, timeout) is Outcome.KEPT
 
     def _must(self, ticket: int) -> None:
-        if not self.wait(ticket):
-            raise StoreError(f"cannot write to the database {self.path}")
+        outcome = self.outcome(ticket)
+        if outcome is not Outcome.KEPT:
+            why = self._reason or self._fatal or outcome.value
+            raise StoreError(f"cannot write to the database {self.path}: {why}")
 
-    def committed(self, ticket: int) -> bool:
-        """Whether the job with ``ticket`` is committed (a glance: no lock, no wait)."""
+    def settled(self, ticket: int) -> bool:
+        """Whether the write ``ticket`` is settled, kept or not (a glance: no lock, no
+        wait); :meth:`outcome` says which, without waiting once this is true."""
         return self._written >= ticket
 
+    #: The name :meth:`settled` had when a write could only be committed or time out.
+    committed = settled
+
     def sync(self) -> bool:
-        """Wait until everything queued so far is committed."""
+        """Wait until everything queued so far is settled; whether the last of it was kept."""
         with self._cond:
             ticket = self._queued
         return self.wait(ticket)
 
+    def health(self) -> Health:
+        """How the store is doing: failing or not, and the writes it did not keep."""
+        with self._cond:
+            return Health(
+                self._failing_since, self._reason, self._not_kept_now, self._not_kept, self._fatal
+            )
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the writer stopped for good, if it did (the server must then stop)."""
+        return self._fatal
+
     def _write_loop(self) -> None:
+        """The writer thread: take what is queued, write it in one transaction, settle it.
+
+        A write that fails for the disk's sake (full, read-only, I/O error: see
+        :func:`_disk_trouble`) is settled not kept at once, with the rest of its
+        transaction, and the store is *failing*: the writes that come next are settled not
+        kept without being tried (so a sender hears it within milliseconds, and the log is
+        not flooded) until a retry is due, RETRY_MIN to RETRY_MAX seconds on; the first
+        transaction that commits ends it. The log says when it starts, at most once every
+        REPORT_EVERY seconds while it lasts (with a count), and when it ends.
+
+        Supervised: an unexpected exception in the writer's own code is logged with its
+        traceback, the writes it was busy with are settled not kept, and the loop goes on,
+        unless the connection no longer works or it happened MAX_CRASHES times within
+        CRASH_WINDOW seconds: then the writer stops for good (:meth:`_die`), settling
+        everything not kept, and ``on_fatal`` tells the server to stop, never to run on
+        with a history that silently stalls every sender.
+        """
         db = self._writer
         assert db is not None
         while True:
-            with self._cond:
-                while not self._jobs and not self._stop:
-                    self._cond.wait()
-                if not self._jobs and self._stop:
+            last = self._written  # the last ticket taken
+            try:
+                with self._cond:
+                    while not self._jobs and not self._stop:
+                        self._cond.wait()
+                    if not self._jobs and self._stop:
+                        return
+                    jobs = list(self._jobs)
+                    self._jobs.clear()
+                    first = self._written + 1  # the first job's ticket
+                last = first + len(jobs) - 1
+                lost, reason = self._write_batch(db, first, jobs)
+                self._settle(first, last, lost, reason)
+            except Exception as exc:
+                if not self._survive(db, exc, last):
                     return
-                jobs = list(self._jobs)
-                self._jobs.clear()
-            first = self._written + 1  # the first job's ticket
-            error = self._commit(db, jobs)
-            if len(jobs) > 1 and error is not None and not isinstance(error, _DISK):
-                # One bad job must not cost the others theirs: each again, on its own.
-                for ticket, job in enumerate(jobs, first):
-                    if self._commit(db, [job]) is not None:
-                        self._fail(ticket, ticket)
-            elif error is not None:  # (a full disk fails them all)
-                self._fail(first, first + len(jobs) - 1)
-            with self._cond:
-                self._written += len(jobs)
-                self._done.notify_all()
+
+    def _write_batch(
+        self, db: sqlite3.Connection, first: int, jobs: list[Job]
+    ) -> tuple[list[int], str]:
+        """Write ``jobs`` (tickets from ``first``); return the tickets not kept, and why."""
+        every = list(range(first, first + len(jobs)))
+        failing = self._failing_since is not None and time.monotonic() < self._retry_at
+        if failing and not self._stop:  # (closing: one last try)
+            return every, self._reason  # not tried: the disk is failing
+        error = self._commit(db, jobs)
+        if error is None:
+            self._recovered()
+            return [], ""
+        trouble = _disk_trouble(error)
+        if trouble is not None:  # (a full disk fails them all)
+            self._failing(trouble, error)
+            return every, trouble
+        if len(jobs) == 1:
+            _log_job_error(error)
+            return every, JOB_REASON
+        # One bad job must not cost the others theirs: each again, on its own.
+        lost: list[int] = []
+        for ticket, job in enumerate(jobs, first):
+            if trouble is not None:  # the disk failed meanwhile: the rest is not tried
+                lost.append(ticket)
+                continue
+            error = self._commit(db, [job])
+            if error is None:
+                continue
+            lost.append(ticket)
+            trouble = _disk_trouble(error)
+            if trouble is None:
+                _log_job_error(error)
+            else:
+                self._failing(trouble, error)
+        if trouble is None:
+            self._recovered()
+        return lost, trouble or JOB_REASON
 
     def _commit(self, db: sqlite3.Connection, jobs: list[Job]) -> Exception | None:
-        """Run ``jobs`` in one transaction; the error (rolled back, and logged) if it
-        failed, for whatever reason: a full disk, or a job that raised. The writer goes
-        on."""
+        """Run ``jobs`` in one transaction; the error (rolled back) if it failed, for
+        whatever reason: a full disk, or a job that raised."""
+        if db.in_transaction:  # a failed COMMIT may leave one open; it cannot be ours
+            db.execute("ROLLBACK")  # (if this fails, the connection is unusable: _survive)
         try:
             db.execute("BEGIN")
             self._run(db, jobs)
@@ -408,20 +652,144 @@ class Store:
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                log.error("writing to the database failed: %s", exc)
-            else:
-                log.error("writing to the database failed", exc_info=exc)
             return exc
         return None
 
-    def _fail(self, first: int, last: int) -> None:
-        """Note the tickets ``first`` to ``last`` as failed (for :meth:`wait`), joined to
-        the failures just before them, so that a run of them takes one entry."""
+    def _settle(self, first: int, last: int, lost: list[int], reason: str) -> None:
+        """Settle the tickets ``first`` to ``last``: those in ``lost`` not kept (each one's
+        ``on_lost`` told, first), the others kept."""
+        tell: list[Callable[[str], None]] = []
         with self._cond:
-            if self._failed and self._failed[-1][1] == first - 1:
-                first = self._failed.pop()[0]
-            self._failed.append((first, last))
+            for ticket in lost:
+                self._mark(ticket, ticket)
+                if (on_lost := self._on_lost.pop(ticket, None)) is not None:
+                    tell.append(on_lost)
+            for ticket in range(first, last + 1):
+                self._on_lost.pop(ticket, None)
+            self._not_kept += len(lost)
+            if self._failing_since is not None:
+                self._not_kept_now += len(lost)
+        for on_lost in tell:
+            self._tell(on_lost, reason)
+        with self._cond:
+            self._written = max(self._written, last)
+            self._done.notify_all()
+        now = time.monotonic()
+        if self._failing_since is not None and now - self._reported_at >= REPORT_EVERY:
+            self._reported_at = now
+            log.error(
+                "still cannot write to the database %s: %s; %d writes not kept since %s",
+                self.path,
+                self._reason,
+                self._not_kept_now,
+                _when(self._failing_since),
+            )
+
+    def _tell(self, on_lost: Callable[[str], None], reason: str) -> None:
+        try:
+            on_lost(reason)
+        except Exception:  # one sender's trouble must not stop the writer
+            log.exception("telling a sender that a write was not kept failed")
+
+    def _mark(self, first: int, last: int) -> None:
+        """Note the tickets ``first`` to ``last`` as not kept, joined to the run just before
+        them, so that a run of them takes one entry. Caller holds the lock."""
+        if self._failed and self._failed[-1][1] == first - 1:
+            first = self._failed.pop()[0]
+        self._failed.append((first, last))
+
+    def _failing(self, trouble: str, error: Exception) -> None:
+        """A write failed for the disk's sake: the store is failing, or still is."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            with self._cond:
+                self._failing_since = time.time()
+                self._reason = trouble
+                self._not_kept_now = 0
+            self._retry_wait = RETRY_MIN
+            self._reported_at = now
+            log.error(
+                "cannot write to the database %s: %s (%s); messages are delivered but not "
+                "kept in the history, and their senders told so, until it can (trying again "
+                "every %g to %g s)",
+                self.path,
+                trouble,
+                error,
+                RETRY_MIN,
+                RETRY_MAX,
+            )
+        else:
+            self._reason = trouble
+            self._retry_wait = min(self._retry_wait * 2, RETRY_MAX)
+        self._retry_at = now + self._retry_wait
+
+    def _recovered(self) -> None:
+        """A transaction committed: if the store was failing, it no longer is."""
+        if self._failing_since is None:
+            return
+        log.warning(
+            "writing to the database %s again, after %s since %s; %d writes were not kept",
+            self.path,
+            self._reason,
+            _when(self._failing_since),
+            self._not_kept_now,
+        )
+        with self._cond:
+            self._failing_since = None
+            self._reason = ""
+            self._not_kept_now = 0
+
+    def _survive(self, db: sqlite3.Connection, exc: Exception, last: int) -> bool:
+        """The writer's own code raised ``exc`` (with tickets up to ``last`` taken): log it,
+        settle what it was busy with as not kept, and say whether it may go on."""
+        log.error("the database writer failed unexpectedly; it goes on", exc_info=exc)
+        now = time.monotonic()
+        self._crashes.append(now)
+        why = ""
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute("SELECT 1").fetchone()
+        except Exception as broken:
+            why = f"has a connection that no longer works ({broken})"
+        if not why and len(self._crashes) == MAX_CRASHES and now - self._crashes[0] < CRASH_WINDOW:
+            why = f"failed {MAX_CRASHES} times within {CRASH_WINDOW:g} s"
+        if not why:
+            try:
+                with self._cond:
+                    first = self._written + 1
+                if last >= first:
+                    self._settle(first, last, list(range(first, last + 1)), JOB_REASON)
+                return True
+            except Exception as again:  # (settling should not fail: if it does, give up)
+                why = f"failed again settling what it was writing ({again!r})"
+        self._die(why)  # settles the rest
+        return False
+
+    def _die(self, why: str) -> None:
+        """Stop writing for good: everything queued, and everything queued from now on, is
+        settled not kept; ``on_fatal`` is told, for the server to stop."""
+        message = f"cannot write to the database {self.path} any more: its writer {why}"
+        if self.on_fatal is None:  # (else the server says it, as it stops)
+            log.critical("%s; the history is no longer kept", message)
+        with self._cond:
+            self._fatal = why
+            self._jobs.clear()
+            first, last = self._written + 1, self._queued
+            tell = [self._on_lost.pop(t) for t in range(first, last + 1) if t in self._on_lost]
+            if last >= first:
+                self._mark(first, last)
+                self._not_kept += last - first + 1
+        for on_lost in tell:
+            self._tell(on_lost, FATAL_REASON)
+        with self._cond:
+            self._written = max(self._written, last)
+            self._done.notify_all()
+        if self.on_fatal is not None:
+            try:
+                self.on_fatal(message)
+            except Exception:
+                log.exception("stopping the server after the database writer failed failed")
 
     def _run(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
         start = 0
@@ -469,9 +837,14 @@ class Store:
 
     # -- history ----------------------------------------------------------------------------
 
-    def record(self, message: Stored, pending_for: Iterable[int] = ()) -> int:
+    def record(
+        self,
+        message: Stored,
+        pending_for: Iterable[int] = (),
+        on_lost: Callable[[str], None] | None = None,
+    ) -> int:
         """Queue ``message`` for history (and for the offline accounts ``pending_for``, by
-        id); return the ticket of its write."""
+        id); return the ticket of its write. ``on_lost``: see :meth:`write`."""
         row = (
             message.msgid,
             message.at,
@@ -485,7 +858,7 @@ class Store:
         )
         owners = tuple(pending_for)
         if not owners:
-            return self.write(row)
+            return self.write(row, on_lost)
 
         def job(db: sqlite3.Connection) -> None:
             self._touched[message.target] = self._touched.get(message.target, 0) + 1
@@ -496,7 +869,7 @@ class Store:
                     (owner, cursor.lastrowid),
                 )
 
-        return self.write(job)
+        return self.write(job, on_lost)
 
     def latest(self, target: str, limit: int) -> list[Stored]:
         """The last ``limit`` messages of ``target``, oldest first."""
@@ -758,6 +1131,44 @@ def _stable_identities(db: sqlite3.Connection) -> None:
                 "UPDATE rooms SET founder = ?, operators = ? WHERE name = ?",
                 (heir, " ".join(sorted(set(kept) | {heir})), room),
             )
+
+
+def _log_job_error(error: Exception) -> None:
+    """A job's own failure (not the disk's): a bug, or bad data; worth its traceback unless
+    SQLite said it all."""
+    if isinstance(error, sqlite3.Error):
+        log.error("writing to the database failed: %s", error)
+    else:
+        log.error("writing to the database failed", exc_info=error)
+
+
+def _when(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
+
+
+def _lock_file(fd: int) -> None:
+    """Lock the open file ``fd`` exclusively, without waiting (OSError if it is held)."""
+    if os.name == "nt":
+        import msvcrt
+
+        # A byte far past the pid, so that others may still read the pid (Windows locks
+        # are mandatory); a lock may lie beyond the end of the file.
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _read_pid(fd: int) -> int | None:
+    """The pid written in the lock file ``fd``, if any."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _like_escape(text: str) -> str:

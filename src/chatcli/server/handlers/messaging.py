@@ -4,12 +4,22 @@ A direct message to a registered nick reaches only a connection logged in to its
 while the owner is offline, or while someone else holds the nick (its grace period, see
 :mod:`chatcli.server.handlers.accounts`), it waits for the owner's next login, and the
 sender is told so with RPL_AWAY.
+
+What is said is confirmed to its sender (its echo, and whatever it is told next) only
+once it is settled in the history. One that the store cannot keep (a full disk...) is
+delivered all the same, and its sender told at once, with an IRCv3 standard reply:
+``WARN <command> HISTORY_NOT_KEPT <target> :<why>``. A message for an offline account has
+nowhere else to wait: if it is not kept it is lost, and that is a
+``FAIL <command> MESSAGE_NOT_KEPT <target> :<why>`` (instead of RPL_AWAY and the echo).
+A NOTICE gets the WARN too: it is no automatic reply to the notice's text (which the rule
+of no replies to a NOTICE is about), but the server's word on its own storage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_channel, is_valid_nick
@@ -102,7 +112,8 @@ def _deliver_one(
             )
             world.broadcast(channel, relay, skip=conn)
             if not tags_only:
-                kept = history.record_room(conn, channel, out, relay, client_tags)
+                lost = not_kept(conn, msg.command, channel.name)
+                kept = history.record_room(conn, channel, out, relay, client_tags, lost)
         elif (recipient := world.find_nick(target)) is not None and not (
             accounts.holds_for_another(recipient)
         ):
@@ -118,11 +129,19 @@ def _deliver_one(
                 away = (recipient.name, recipient.away)
             if not tags_only:
                 key = history.conversation(history.identity(conn), history.identity(recipient))
-                kept = history.record(conn, key, out, relay, client_tags)
+                lost = not_kept(conn, msg.command, recipient.name)
+                kept = history.record(conn, key, out, relay, client_tags, on_lost=lost)
     if relay is None:  # nobody online by that name: a service, or an account to keep it for
         if accounts.to_service(conn, target, msg):
             return
-        relay, kept = _keep_for_offline(conn, msg, target, client_tags)
+        lost: list[str] = []  # why it was not kept, if it was not
+        relay, kept = _keep_for_offline(conn, msg, target, client_tags, lost.append)
+        if kept is not None and conn.server.store is not None:
+            conn.server.store.outcome(kept)  # (on a timeout it may yet be kept: see _release)
+        if lost:  # nowhere else to wait: lost, and told instead of "kept for their return"
+            why = f"your message could not be kept for {target}'s return ({lost[0]})"
+            conn.fail(msg.command, "MESSAGE_NOT_KEPT", target, why)
+            return
         away = (target, "Offline: your message is kept for their return")
         if recipient is not None:  # someone holds the nick, not logged in to it
             away = (target, "Not logged in as its owner: your message waits for the owner")
@@ -136,8 +155,28 @@ def _deliver_one(
         conn.reply(n.RPL_AWAY, *away)
 
 
+def not_kept(conn: Connection, command: str, target: str) -> Callable[[str], None]:
+    """What tells ``conn`` that its message to ``target`` was delivered but not kept in the
+    history, and why (the store's ``on_lost``: it runs on the store's writer thread, so the
+    WARN is queued before the echo held for the same write)."""
+
+    def tell(reason: str) -> None:
+        conn.warn(
+            command,
+            "HISTORY_NOT_KEPT",
+            target,
+            f"your message was delivered but not kept in the history ({reason})",
+        )
+
+    return tell
+
+
 def _keep_for_offline(
-    conn: Connection, msg: Message, target: str, client_tags: str
+    conn: Connection,
+    msg: Message,
+    target: str,
+    client_tags: str,
+    on_lost: Callable[[str], None],
 ) -> tuple[Relay, int | None]:
     """Keep a direct message for ``target``, who is not online, if it is a registered
     account (delivered when they next log in); else ERR_NOSUCHNICK. Without the world lock:
@@ -151,7 +190,8 @@ def _keep_for_offline(
     out = Message(msg.command, (account.name, msg.params[1]), conn.source)
     relay = Relay(out, client_tags=client_tags, bot="B" in conn.modes, account=conn.account)
     key = history.conversation(history.identity(conn), account.identity)
-    return relay, history.record(conn, key, out, relay, client_tags, pending_for=(account.id,))
+    pending = (account.id,)
+    return relay, history.record(conn, key, out, relay, client_tags, pending, on_lost)
 
 
 @command("AWAY")

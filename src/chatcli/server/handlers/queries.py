@@ -386,10 +386,37 @@ def admin(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_ADMINEMAIL, "No administrator e-mail address is configured")
 
 
+#: STATS d: the health of the server's store (not in chatcli.protocol.numerics: the
+#: number several servers use for their STATS debug lines).
+RPL_STATSDEBUG = "249"
+
+
+def stats_store(conn: Connection) -> None:
+    """One RPL_STATSDEBUG: whether the store writes (``ok``), or since when it fails and
+    why, with the writes not kept; or that there is none."""
+    store = conn.server.store
+    if store is None:
+        conn.reply(RPL_STATSDEBUG, "d", "store none: the server keeps no history")
+        return
+    health = store.health()
+    if health.fatal is not None:
+        text = f"store stopped: {health.fatal}; {health.not_kept} writes not kept"
+    elif health.failing_since is not None:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(health.failing_since))
+        text = (
+            f"store failing since {since}: {health.reason}; {health.not_kept_now} writes not "
+            f"kept since then ({health.not_kept} since start)"
+        )
+    else:
+        text = f"store ok: {health.not_kept} writes not kept since start"
+    conn.reply(RPL_STATSDEBUG, "d", f"{text} ({store.path})")
+
+
 @command("STATS", 1)
 def stats(conn: Connection, msg: Message) -> None:
     """STATS <query> [<server>] — server statistics: STATS u is the uptime; operators have
-    STATS l (connections) and y (limits). Other queries have nothing to report."""
+    STATS l (connections), y (limits) and d (the store's health). Other queries have
+    nothing to report."""
     query = msg.params[0]
     if not query:
         raise NeedMoreParams("STATS")
@@ -401,6 +428,9 @@ def stats(conn: Connection, msg: Message) -> None:
         hours, rest = divmod(rest, 3600)
         minutes, seconds = divmod(rest, 60)
         conn.reply(n.RPL_STATSUPTIME, f"Server Up {days} days {hours}:{minutes:02}:{seconds:02}")
+    elif letter == "d":
+        operators.require_oper(conn)
+        stats_store(conn)
     elif letter in operators.OPER_STATS:
         operators.require_oper(conn)
         operators.OPER_STATS[letter](conn)
