@@ -386,3 +386,28 @@ def test_the_server_stops_when_its_store_cannot_go_on(people):
     running.thread.join(10)
     assert not running.thread.is_alive()  # serve_forever returned
     assert store.fatal is not None
+
+
+def test_while_it_keeps_failing_the_log_says_so_now_and_then_with_a_count(
+    store, monkeypatch, caplog
+):
+    monkeypatch.setattr(store_module, "REPORT_EVERY", 0.0)  # (a minute, normally)
+    monkeypatch.setattr(store_module, "RETRY_MIN", 0.0)  # every write tried
+    monkeypatch.setattr(store_module, "RETRY_MAX", 0.0)
+    disk = FullDisk(store, monkeypatch)
+    disk.on = True
+    for i in range(3):
+        assert store.outcome(store.record(message(str(i)))) is Outcome.NOT_KEPT
+    disk.on = False
+    assert store.outcome(store.record(message("back"))) is Outcome.KEPT
+    said = [r.getMessage() for r in caplog.records]
+    assert len([line for line in said if line.startswith("cannot write to the")]) == 1
+    still = [line for line in said if line.startswith("still cannot write")]
+    assert [line.split("; ")[1].split(" since")[0] for line in still] == [
+        "1 writes not kept",
+        "2 writes not kept",
+        "3 writes not kept",
+    ]
+    assert said[-1].startswith(f"writing to the database {store.path} again")
+    assert said[-1].endswith("3 writes were not kept")
+    assert store.health().ok and store.health().not_kept == 3
