@@ -411,3 +411,19 @@ def test_while_it_keeps_failing_the_log_says_so_now_and_then_with_a_count(
     assert said[-1].startswith(f"writing to the database {store.path} again")
     assert said[-1].endswith("3 writes were not kept")
     assert store.health().ok and store.health().not_kept == 3
+
+
+def test_registering_an_account_while_the_disk_is_full_fails_and_changes_nothing(
+    people, monkeypatch
+):
+    running, alice, _, _ = people
+    disk = FullDisk(running.server.store, monkeypatch)
+    disk.on = True
+    alice.send("REGISTER * * a-long-password")
+    fail = alice.expect("FAIL")
+    assert fail.params[:2] == ("REGISTER", "TEMPORARILY_UNAVAILABLE")
+    assert "try again later" in fail.params[-1]
+    disk.on = False
+    time.sleep(2.5)  # the store's next try
+    alice.send("REGISTER * * a-long-password")
+    assert alice.expect("REGISTER").params[0] == "SUCCESS"

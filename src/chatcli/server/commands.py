@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message
 from chatcli.protocol import numerics as n
 from chatcli.server.errors import Fatal, IRCError, NeedMoreParams, NotRegistered
+from chatcli.server.store import StoreError
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
@@ -78,6 +79,13 @@ def dispatch(conn: Connection, msg: Message) -> None:
         conn.send_error(err)
     except Fatal as exc:
         conn.disconnect(exc.reason)
+    except StoreError as exc:  # the disk is full, say: nothing was changed; try later
+        log.warning("%s from %r not done: %s", msg.command, conn, exc)
+        conn.fail(
+            msg.command,
+            "TEMPORARILY_UNAVAILABLE",
+            "The server cannot write to its database now; nothing was changed, try again later",
+        )
     # SystemExit too: a stray sys.exit() in a handler is a bug like any other, and
     # threading would otherwise end this connection without a word in the log.
     except (Exception, SystemExit):
