@@ -10,6 +10,13 @@ Threads: the thread in ``serve_forever`` accepts (and rehashes on SIGHUP: see
 connection has its own thread, which reads and runs its commands; one flusher thread
 writes to every client; and while there are refusals to tell over TLS, one thread tells
 them (:mod:`chatcli.server.refusals`).
+
+Every background loop (accepting, housekeeping, the flusher, the TLS refusals) is
+supervised (:mod:`chatcli.server.supervise`): after an unexpected exception it is logged
+and restarted, within a budget. Past it, or where a restart cannot be safe, or when the
+store's writer cannot go on, :meth:`Server.fatal` stops the server, and ``serve_forever``
+raises :class:`~chatcli.server.supervise.ServerFailed` with the reason (``chat serve``
+then exits non-zero). The server is never left up but broken.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from chatcli.server.refusals import TLSRefusals, hang_up
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
+from chatcli.server.supervise import ServerFailed, Supervisor
 from chatcli.server.tls_socket import TLSSocket
 
 log = logging.getLogger("chatcli.server")
@@ -124,15 +132,18 @@ class Server:
         self._fingerprint = ""
         # First: a certificate that cannot be used stops start-up before anything is open.
         self.tls_context: ssl.SSLContext | None = self._load_tls(config)
-        self.flusher = Flusher()
+        #: Why the server stopped, if part of it failed beyond repair (see :meth:`fatal`).
+        self.failure: str | None = None
+        self.flusher = Flusher(on_fatal=self.fatal)
         #: How many tracebacks of unexpected errors go to the log (see commands.dispatch).
         self.tracebacks = TracebackLimit()
-        self.refusals = TLSRefusals()  #: refusals told over TLS
+        self.refusals = TLSRefusals(on_fatal=self.fatal)  #: refusals told over TLS
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
         if config.db is not None:
             retention = Retention(config.history_per_target, config.history_days)
             self.store = Store(Path(config.db), retention)
+            self.store.on_fatal = self.fatal  # the writer cannot go on: stop
         self.version = config.version or f"chatcli-{__version__}"
         self.created = time.time()
         self.address: tuple[str, int] | None = None
@@ -140,6 +151,8 @@ class Server:
         self._listeners: list[socket.socket] = []
         self._secure: set[socket.socket] = set()  # the listeners that speak TLS
         self._stop = threading.Event()
+        self._acceptor = Supervisor("accept", self.fatal, stop=self._stop)
+        self._housekeeper = Supervisor("housekeeping", self.fatal, stop=self._stop)
         self._reload = threading.Event()
         self._rehash_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -296,36 +309,25 @@ class Server:
     # -- serving ----------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Accept connections until asked to stop; then end every connection."""
+        """Accept connections until asked to stop; then end every connection.
+
+        Raises:
+            ServerFailed: the server stopped because part of it failed (:meth:`fatal`).
+        """
         self.bind()
         with self._state_lock:
-            if self._running or self._stop.is_set():
-                return
-            self._running = True
-        housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping")
+            started = not self._running and not self._stop.is_set()
+            self._running = self._running or started
+        if not started:
+            self._raise_failure()
+            return
+        housekeeper = threading.Thread(
+            target=self._housekeeper.run, args=(self._housekeeping,), name="housekeeping"
+        )
         housekeeper.start()
         self.flusher.start()
         try:
-            with selectors.DefaultSelector() as selector:
-                for sock in self._listeners:
-                    selector.register(sock, selectors.EVENT_READ)
-                selector.register(self._wake_r, selectors.EVENT_READ)
-                while not self._stop.is_set():
-                    for key, _ in selector.select():
-                        if key.fileobj is not self._wake_r:
-                            try:
-                                self._accept(key.fileobj)  # type: ignore[arg-type]
-                            except Exception:  # one connection must never stop the server
-                                log.exception("accepting a connection failed")
-                            continue
-                        with contextlib.suppress(OSError):
-                            self._wake_r.recv(64)
-                        if self._reload.is_set():
-                            self._reload.clear()
-                            try:
-                                self.rehash()
-                            except ConfigError as exc:  # what was loaded before stays
-                                log.error("rehash failed: %s", exc)
+            self._acceptor.run(self._accept_loop)
         finally:
             self._stop.set()
             housekeeper.join()
@@ -333,6 +335,39 @@ class Server:
             self._end_all()
             self.flusher.stop()
             self._stopped.set()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise ServerFailed(f"the server stopped: {self.failure}")
+
+    def _accept_loop(self) -> None:
+        """Accept connections, and rehash when asked, until the server stops. (Run by a
+        supervisor: a restart opens a new selector.)"""
+        with selectors.DefaultSelector() as selector:
+            for sock in self._listeners:
+                selector.register(sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        self._woken()
+                        continue
+                    try:
+                        self._accept(key.fileobj)  # type: ignore[arg-type]
+                    except Exception:  # one connection must never stop the server
+                        log.exception("accepting a connection failed")
+
+    def _woken(self) -> None:
+        """The accepting thread was woken: to stop, or to rehash."""
+        with contextlib.suppress(OSError):
+            self._wake_r.recv(64)
+        if self._reload.is_set():
+            self._reload.clear()
+            try:
+                self.rehash()
+            except ConfigError as exc:  # what was loaded before stays
+                log.error("rehash failed: %s", exc)
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -429,31 +464,49 @@ class Server:
                 self._per_ip.pop(host, None)
 
     def _housekeeping(self) -> None:
+        """Once a tick, until the server stops: :meth:`_tick`. (Run by a supervisor.)"""
         while not self._stop.wait(self.config.tick):
-            now = time.monotonic()
-            with self.world.lock:
-                conns = list(self.world.connections)
-            for conn in conns:
-                action, reason = check_liveness(
-                    now,
-                    registered=conn.registered,
-                    connected_at=conn.connected_at,
-                    last_seen=conn.last_seen,
-                    ping_sent=conn.ping_sent,
-                    config=self.config,
-                )
-                if action is Liveness.PING:
-                    conn.ping_sent = now
-                    conn.send(Message("PING", (self.config.name,)))
-                elif action is Liveness.DROP:
-                    conn.disconnect(reason)
-                accounts.enforce(conn, now)  # a registered nick held without logging in
-            with self._state_lock:  # the throttle forgets addresses not seen for a window
-                window = self.config.throttle_window
-                for host in [h for h, t in self._recent.items() if not t or t[-1] <= now - window]:
-                    del self._recent[host]
+            self._tick(time.monotonic())
+
+    def _tick(self, now: float) -> None:
+        """Check every connection's liveness, and prune the connection throttle."""
+        with self.world.lock:
+            conns = list(self.world.connections)
+        for conn in conns:
+            action, reason = check_liveness(
+                now,
+                registered=conn.registered,
+                connected_at=conn.connected_at,
+                last_seen=conn.last_seen,
+                ping_sent=conn.ping_sent,
+                config=self.config,
+            )
+            if action is Liveness.PING:
+                conn.ping_sent = now
+                conn.send(Message("PING", (self.config.name,)))
+            elif action is Liveness.DROP:
+                conn.disconnect(reason)
+            accounts.enforce(conn, now)  # a registered nick held without logging in
+        with self._state_lock:  # the throttle forgets addresses not seen for a window
+            window = self.config.throttle_window
+            for host in [h for h, t in self._recent.items() if not t or t[-1] <= now - window]:
+                del self._recent[host]
 
     # -- stopping ---------------------------------------------------------------------------
+
+    def fatal(self, reason: str) -> None:
+        """Stop the server because part of it failed beyond repair (a supervised thread
+        past its restart budget, the store's writer): log ``reason``, a line, and stop;
+        ``serve_forever`` then raises :class:`~chatcli.server.supervise.ServerFailed`
+        with it, and ``chat serve`` exits non-zero. The first reason wins. Any thread;
+        does not wait (safe on the failing thread itself)."""
+        with self._state_lock:
+            first = self.failure is None
+            if first:
+                self.failure = reason
+        if first:
+            log.critical("stopping the server: %s", reason)
+        self.request_stop()
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to stop, without waiting. Safe in a signal handler."""

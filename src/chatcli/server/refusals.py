@@ -10,6 +10,10 @@ connection is closed without a word, as a plaintext one never is.
 Each refusal: the handshake, the ERROR line, close_notify, then what the client still
 sends is read until it hangs up (closing with its bytes unread would reset the
 connection, and the client might lose the ERROR line).
+
+The thread is supervised (:mod:`chatcli.server.supervise`): after an unexpected error the
+refusals it was making are closed without a word, and it starts again with those still to
+begin. Its restart budget is kept from one thread to the next; past it the server stops.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
+from chatcli.server.supervise import Supervisor
 from chatcli.server.tls_socket import TLSSocket
 
 log = logging.getLogger("chatcli.server")
@@ -42,14 +48,20 @@ class _Refusal:
 
 
 class TLSRefusals:
-    """Refusals under way on TLS ports, and the one thread that makes them."""
+    """Refusals under way on TLS ports, and the one thread that makes them.
 
-    def __init__(self) -> None:
+    Args:
+        on_fatal: stops the server with a reason, when the thread fails too often.
+    """
+
+    def __init__(self, on_fatal: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._new: list[_Refusal] = []
         self._count = 0  # under way, new ones included
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._stopping = threading.Event()  # (ends a restart's backoff)
+        self.supervisor = Supervisor("tls refusals", on_fatal or _no_server, stop=self._stopping)
 
     def refuse(self, sock: socket.socket, line: bytes, context: ssl.SSLContext) -> None:
         """Tell the client on ``sock`` (accepted, non-blocking) ``line`` over TLS, then
@@ -80,22 +92,35 @@ class TLSRefusals:
         with self._lock:
             self._stop = True
             thread = self._thread
+        self._stopping.set()
         if thread is not None:
             thread.join()
 
     def _run(self) -> None:
+        left: list[_Refusal] = []
+        try:
+            self.supervisor.run(self._session)
+        finally:  # stopped, or failed for good: what is still to begin is closed
+            with self._lock:
+                if self._thread is threading.current_thread():  # (else the next thread's)
+                    self._thread = None
+                    left, self._new = self._new, []
+                    self._count -= len(left)
+            for refusal in left:
+                with contextlib.suppress(OSError):
+                    refusal.stream.close()
+
+    def _session(self) -> None:
+        """Make refusals until there are none, or the server stops. Whatever way it ends,
+        the refusals it was making are closed: a bug here must not leave them, or
+        :meth:`stop`, hanging."""
         selector = selectors.DefaultSelector()
         try:
             self._serve(selector)
-        except Exception:  # a bug here must not leave refusals, or stop(), hanging
-            log.exception("refusing connections over TLS failed")
         finally:
+            left = [key.data for key in selector.get_map().values()]
             with self._lock:
-                left = [key.data for key in selector.get_map().values()] + self._new
-                self._new.clear()
                 self._count -= len(left)
-                if self._thread is threading.current_thread():
-                    self._thread = None
             for refusal in left:
                 with contextlib.suppress(OSError):
                     refusal.stream.close()
@@ -152,6 +177,10 @@ class TLSRefusals:
             refusal.stream.close()
         with self._lock:
             self._count -= 1
+
+
+def _no_server(reason: str) -> None:
+    """The fatal end of refusals made without a server (tests): the log says it all."""
 
 
 def hang_up(sock: socket.socket) -> None:

@@ -32,6 +32,20 @@ Contract:
 7. A send error (the peer went away) finishes the queue quietly; :attr:`SendQueue.failed`
    says why.
 
+8. Backpressure: when the flusher's log holds more than :data:`MAX_LOG` events, whoever
+   queues waits for it (a second at most), so that memory stays bounded and a flood slows
+   down at its source. Never under the world lock: a thread that holds it waits once it
+   has released it (:meth:`Flusher.settle`, called by the lock), so nobody else waits.
+9. The flusher thread is supervised (:mod:`chatcli.server.supervise`). A failure while
+   sending to one client ends that client (``Internal error``), not the thread. Any other
+   failure is logged and the loop restarts, with its log and every queue as they were
+   (nothing is lost or reordered: events leave the log only as they are applied); the
+   sockets it watched are watched anew. A failure half way through applying an event
+   could have given a line to some of its recipients only: that cannot be restarted
+   safely, and stops the server (``on_fatal``). A flusher that is gone (stopped, or
+   failed) finishes every queue that is closed or abandoned at once, so that no
+   connection waits for it.
+
 Threads: every field of a SendQueue but ``finished`` belongs to the flusher thread. Other
 threads only append to the flusher's log (a deque: atomic appends) and read ``failed`` and,
 for operators, the counters (``queued``, ``lines_out``, ``bytes_sent``: a moment's view).
@@ -48,6 +62,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chatcli.server.supervise import Supervisor
 from chatcli.server.tls_socket import RECORD_BYTES
 
 if TYPE_CHECKING:
@@ -147,10 +162,19 @@ class SendQueue:
         return True
 
 
-class Flusher:
-    """The one thread that writes to every client socket. See the module docstring."""
+def _never() -> bool:
+    return False
 
-    def __init__(self) -> None:
+
+class Flusher:
+    """The one thread that writes to every client socket. See the module docstring.
+
+    Args:
+        on_fatal: stops the server with a reason, when the thread failed beyond repair.
+    """
+
+    def __init__(self, on_fatal: Callable[[str], None] | None = None) -> None:
+        self.on_fatal = on_fatal
         self._log: deque[tuple[int, object, object, SendQueue | None]] = deque()
         self._first: deque[SendQueue] = deque()  # queues with a line of their own
         self._in_turn: deque[SendQueue] = deque()  # queues with room traffic only
@@ -168,8 +192,24 @@ class Flusher:
         # it would wake for nothing). The socket pair is for when select() must watch.
         self._bell = threading.Event()
         self._stop = False
+        self._stopping = threading.Event()  # (ends a restart's backoff)
         self._room = threading.Event()  # set while the log is shorter than MAX_LOG
         self._room.set()
+        #: Whether posting threads are asked to wait (a glance, read by the world lock).
+        self.behind = False
+        self._owed = threading.local()  # .wait: this thread owes a wait (see settle)
+        #: Whether the calling thread holds the world lock (set by the World).
+        self.holding_lock: Callable[[], bool] = _never
+        self._applying = False  # an event is being applied: a restart would be unsafe
+        self._dead = False  # the thread is gone: closes finish at once (see _drain_dead)
+        self._dead_lock = threading.Lock()
+        self.supervisor = Supervisor(
+            "flusher",
+            self._fatal,
+            stop=self._stopping,
+            safe=lambda: not self._applying,
+            recover=self._recover,
+        )
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
 
     # -- any thread ---------------------------------------------------------------------------
@@ -183,8 +223,24 @@ class Flusher:
             self._wake()
         elif len(self._log) > MAX_LOG and threading.current_thread() is not self._thread:
             # The flusher is behind: the client whose line this was waits for it, so that
-            # memory stays bounded and the flood slows down at its source.
+            # memory stays bounded and the flood slows down at its source; but never
+            # under the world lock (everyone would wait): then once it is released.
+            self.behind = True
             self._room.clear()
+            if self.holding_lock():
+                self._owed.wait = True
+            else:
+                self._room.wait(1.0)
+        if self._dead:
+            self._drain_dead()
+
+    def settle(self) -> None:
+        """Wait for the flusher (a second at most) if this thread queued lines while it
+        was behind and the world lock was held. Called by the world lock, once released."""
+        if not getattr(self._owed, "wait", False) or self.holding_lock():
+            return
+        self._owed.wait = False
+        if len(self._log) > MAX_LOG and not self._dead:
             self._room.wait(1.0)
 
     def broadcast(
@@ -204,6 +260,7 @@ class Flusher:
         if self._stop:
             return
         self._stop = True
+        self._stopping.set()
         self._bell.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
@@ -225,20 +282,72 @@ class Flusher:
 
     def _run(self) -> None:
         try:
-            while not self._stop:
-                self._wait()
-                self._apply_log()
-                if not self._room.is_set() and len(self._log) < MAX_LOG:
-                    self._room.set()
-                for queue in self._due():
-                    try:
-                        self._flush(queue)
-                    except Exception:  # one broken queue must not silence the rest
-                        log.exception("flushing a send queue failed")
-                        self._finish(queue, "Internal error")
-        except Exception:  # a bug here would silence every client: make it loud
-            log.critical("the flusher thread failed", exc_info=True)
-            raise
+            self.supervisor.run(self._loop)
+        finally:  # stopped, or failed for good: nobody may wait for this thread now
+            self._dead = True
+            self._room.set()
+            self._drain_dead()
+            with self._dead_lock:  # and the queues closed already, still to be sent
+                for queue in (*self._first, *self._in_turn, *self._waiting):
+                    if queue._closing and not queue._done:
+                        queue._done = True
+                        queue._finished.release()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wait()
+            self._apply_log()
+            if not self._room.is_set() and len(self._log) < MAX_LOG:
+                self.behind = False
+                self._room.set()
+            for queue in self._due():
+                try:
+                    self._flush(queue)
+                except Exception:  # one broken queue must not silence the rest
+                    self._broken(queue, "flushing a send queue")
+
+    def _fatal(self, reason: str) -> None:
+        self._dead = True
+        self._room.set()
+        if self.on_fatal is not None:
+            self.on_fatal(reason)
+
+    def _recover(self) -> None:
+        """Before a restart: watch the sockets anew (the failure may have come from the
+        selector), and send to every queue that waited for its socket (one still blocked
+        is watched again). The log and the queues' contents are untouched."""
+        waiting = list(self._waiting)
+        self._waiting.clear()
+        with contextlib.suppress(Exception):
+            self._selector.close()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._sleeping = _AWAKE
+        self._rounds_unpolled = 0
+        for queue in waiting:
+            self._mark(queue, _FIRST)
+
+    def _drain_dead(self) -> None:
+        """With the thread gone: drop what is logged, finishing each queue closed or
+        abandoned (its connection's thread waits for that). Any thread."""
+        with self._dead_lock:
+            while self._log:
+                kind, target, _, _ = self._log.popleft()
+                if kind in (_CLOSE, _ABANDON):
+                    queue: SendQueue = target  # type: ignore[assignment]
+                    if not queue._done:
+                        queue._done = True
+                        queue._finished.release()
+
+    def _broken(self, queue: SendQueue, doing: str) -> None:
+        """An unexpected error while ``doing`` something for ``queue``: what it holds may
+        be wrong, so it is finished and its connection ended. Everyone else goes on."""
+        log.exception("%s failed", doing)
+        self._finish(queue, "Internal error")
+        try:
+            queue._on_fail("Internal error")
+        except Exception:
+            log.exception("ending the connection of a broken send queue failed")
 
     def _due(self) -> list[SendQueue]:
         """The queues to send now: every one with a line of its own, and the next few with
@@ -304,18 +413,23 @@ class Flusher:
         """Queue ``data``: ``lines`` lines, or as many as it has."""
         if queue._closing:
             return
-        queue.lines_out += lines or data.count(b"\n")
-        queue._chunks.append(data)
-        queue._size += len(data)
-        if queue._size > queue._max:
-            self._overflow(queue)
-        if queue not in self._waiting:  # else it is flushed when its socket is writable
-            self._mark(queue, where)
+        try:
+            queue.lines_out += lines or data.count(b"\n")
+            queue._chunks.append(data)
+            queue._size += len(data)
+            if queue._size > queue._max:
+                self._overflow(queue)
+            if queue not in self._waiting:  # else it is flushed when its socket is writable
+                self._mark(queue, where)
+        except Exception:  # one broken queue must not cost the others their lines
+            self._broken(queue, "queueing for a client")
 
     def _apply_log(self) -> None:
-        """Apply the events logged so far, in order, joining runs of broadcasts."""
+        """Apply the events logged so far, in order, joining runs of broadcasts. (An
+        exception out of here leaves ``_applying`` set: see the module docstring, 9.)"""
         log_ = self._log
         left = len(log_)  # what is logged meanwhile waits for the next round
+        self._applying = True
         while left > 0:
             kind, target, data, skip = log_.popleft()
             left -= 1
@@ -338,6 +452,7 @@ class Flusher:
                     self._mark(queue, _FIRST)
             else:  # _ABANDON
                 self._finish(target)  # type: ignore[arg-type]
+        self._applying = False
 
     def _broadcast(
         self,
