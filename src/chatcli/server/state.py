@@ -9,11 +9,15 @@ Concurrency design:
   own lock (:mod:`chatcli.server.tls_socket`): a leaf lock, never held while waiting.
 * :attr:`World.lock` guards everything here: the nick table, the channel table, and every
   Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
-  briefly and never across I/O.
+  briefly, and never across disk or network I/O or any wait: reading the database (a
+  room's history on JOIN, say) happens before taking it or after releasing it. It is not
+  re-entrant (:class:`WorldLock`: taking it twice on one thread is a bug, and raises);
+  functions that need it say so and check with :meth:`World.assert_held`.
 * Queueing a line (``SendQueue.put``, :meth:`World.broadcast`) takes no lock and does
   no I/O, so handlers queue while holding the world lock: every member of a room then sees
-  the room's messages in one and the same order, the order of the shared state. (It waits
-  only when the flusher is far behind: backpressure on whoever floods.)
+  the room's messages in one and the same order, the order of the shared state. (When the
+  flusher is far behind, whoever queued waits, but only once it has released the world
+  lock: backpressure on whoever floods, never on everyone.)
 * The flusher never takes the world lock, so it can always make progress.
 * A rehash (:meth:`Server.rehash`, on the accepting thread or an operator's) gives every
   connection its new ``config`` and flood rate under the world lock; attribute writes, read
@@ -28,6 +32,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from threading import get_ident
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import CaseMapping
@@ -57,9 +62,55 @@ class Departed:
     ip: str  #: the real address, for server operators
 
 
+class WorldLock:
+    """The world lock: a plain lock that knows its holder. Not re-entrant: taking it on
+    the thread that holds it raises RuntimeError (a bug, which would otherwise deadlock).
+    On release, a thread that queued lines while the flusher was far behind waits for it
+    (:meth:`chatcli.server.sendq.Flusher.settle`), with the lock released."""
+
+    __slots__ = ("_flusher", "_lock", "_owner")
+
+    def __init__(self, flusher: Flusher | None = None) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._flusher = flusher
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = get_ident()
+        if self._owner == me:
+            raise RuntimeError("the world lock is not re-entrant: this thread holds it")
+        if not self._lock.acquire(blocking, timeout):
+            return False
+        self._owner = me
+        return True
+
+    def release(self) -> None:
+        if self._owner != get_ident():
+            raise RuntimeError("the world lock is released by a thread that does not hold it")
+        self._owner = None
+        self._lock.release()
+        flusher = self._flusher
+        if flusher is not None and flusher.behind:
+            flusher.settle()
+
+    __enter__ = acquire  # (one call less per hold)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def held(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == get_ident()
+
+    def locked(self) -> bool:
+        """Whether any thread holds the lock (a moment's view)."""
+        return self._lock.locked()
+
+
 class World:
     def __init__(self, casemapping: CaseMapping, flusher: Flusher) -> None:
-        self.lock = threading.RLock()
+        self.lock = WorldLock(flusher)
+        flusher.holding_lock = self.lock.held  # (no backpressure wait under the lock)
         self.flusher = flusher
         self.store: Store | None = None  # the server's database, if it keeps one
         self._cloak_key = secrets.token_bytes(32)  # see cloak_key
@@ -92,12 +143,22 @@ class World:
     def fold(self, name: str) -> str:
         return self.casemapping.fold(name)
 
+    def assert_held(self) -> None:
+        """Check (in debug runs: an assert) that the calling thread holds the lock."""
+        assert self.lock.held(), "the world lock must be held here"
+
+    def assert_not_held(self) -> None:
+        """Check (in debug runs: an assert) that the calling thread does not hold the lock:
+        before disk or network I/O, or a wait."""
+        assert not self.lock.held(), "the world lock must not be held here (I/O or a wait)"
+
     def claim_nick(self, conn: Connection, nick: str) -> None:
         """Give ``nick`` to ``conn``, releasing its old one. Caller holds the lock.
 
         Raises:
             NicknameInUse: another connection holds it.
         """
+        self.assert_held()
         folded = self.fold(nick)
         holder = self.nicks.get(folded)
         if holder is not None and holder is not conn:
@@ -123,11 +184,16 @@ class World:
         return seen
 
     def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> None:
-        """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form."""
+        """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form.
+        Caller holds the lock (the room's order is the order of the shared state)."""
+        self.assert_held()
         audience = channel.audience
         self.flusher.broadcast(audience, relay.forms(audience), skip.sendq if skip else None)
 
     def remove_member(self, channel: Channel, conn: Connection) -> None:
+        """Take ``conn`` out of ``channel`` (gone when empty, unless permanent). Caller holds
+        the lock."""
+        self.assert_held()
         channel.remove(conn)
         self.uninvite(channel, conn)
         conn.channels.discard(channel)
@@ -150,7 +216,9 @@ class World:
             conn.invited_to.discard(channel)
 
     def forget(self, conn: Connection) -> set[Connection]:
-        """Remove ``conn`` from every room and table; return who shared a room with it."""
+        """Remove ``conn`` from every room and table; return who shared a room with it.
+        Caller holds the lock."""
+        self.assert_held()
         peers = self.neighbours(conn)
         peers.discard(conn)
         for channel in list(conn.channels):

@@ -381,17 +381,18 @@ def enforce(conn: Connection, now: float) -> None:
 
 
 def to_guest(conn: Connection) -> None:
-    """Rename ``conn`` to a free ``Guest<n>`` nick, as a NICK change everyone sees."""
+    """Rename ``conn`` to a free ``Guest<n>`` nick, as a NICK change everyone sees. Caller
+    holds the world lock (it checked that the nick must go, in the same hold)."""
     from chatcli.server.handlers.registration import rename
 
     world = conn.world
-    with world.lock:
-        while True:
-            guest = f"Guest{secrets.randbelow(100_000):05d}"
-            if world.fold(guest) not in world.nicks:
-                break
-        rename(conn, guest)
-        conn.nick_deadline = None  # no account is named Guest<n>: see create()
+    world.assert_held()
+    while True:
+        guest = f"Guest{secrets.randbelow(100_000):05d}"
+        if world.fold(guest) not in world.nicks:
+            break
+    rename(conn, guest)
+    conn.nick_deadline = None  # no account is named Guest<n>: see create()
 
 
 # -- NickServ -------------------------------------------------------------------------------

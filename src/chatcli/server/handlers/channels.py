@@ -27,6 +27,7 @@ from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
+    from chatcli.server.store import Stored
 
 
 def broadcast(
@@ -55,6 +56,7 @@ def announce(
 
 def member_channel(conn: Connection, name: str) -> Channel:
     """The channel ``name``, which ``conn`` must be in. Caller holds the world lock."""
+    conn.world.assert_held()
     channel = conn.world.find_channel(name)
     if channel is None:
         raise NoSuchChannel(name)
@@ -91,39 +93,70 @@ def join(conn: Connection, msg: Message) -> None:
             conn.send_error(err)
 
 
+#: How often a JOIN reads a room's history again when the room went (and so its lines in
+#: memory) between the read and the join; past that, the room starts with none in memory.
+PRELOAD_TRIES = 3
+
+
 def join_channel(conn: Connection, name: str, key: str | None) -> None:
-    """Join ``conn`` to ``name``: announce it to the room, then send topic and names."""
+    """Join ``conn`` to ``name``: announce it to the room, then send topic, names and its
+    latest lines.
+
+    The room's history, if it must be read from the database (a room being made again), is
+    read before taking the world lock, never under it; the replay itself is sent under the
+    lock, from memory, so that it comes after the JOIN and before any later line of the
+    room."""
     world = conn.world
     if not is_valid_channel(name, conn.config.channel_len):
         raise NoSuchChannel(name)
-    preloaded = history.preload(conn, name)  # (reads the database: not under the lock)
-    with world.lock:
-        channel = world.find_channel(name)
-        if channel is not None and conn in channel.members:
+    world.assert_not_held()
+    reads = conn.server.store is not None and conn.config.replay_lines > 0
+    for tries_left in range(PRELOAD_TRIES - 1, -1, -1):
+        preloaded = history.preload(conn, name)  # (reads the database: not under the lock)
+        with world.lock:
+            channel = world.find_channel(name)
+            if channel is None and preloaded is None and reads and tries_left:
+                continue  # the room went since the glance: read its history, then again
+            _join_locked(conn, name, key, channel, preloaded)
             return
-        if len(conn.channels) >= conn.config.max_channels:
-            raise TooManyChannels(name)
-        if channel is None:
-            channel = Channel(name, int(time.time()))
-            world.channels[world.fold(name)] = channel
-            channel.add(conn, {"o"})  # who creates a room runs it
-        else:
-            channel.check_join(conn, key)
-            channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
-        world.uninvite(channel, conn)
-        conn.channels.add(channel)
-        account = conn.account or "*"  # "*": extended-join's "not logged in"
-        extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
-        announce(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
-        if conn.away is not None and caps.QUIET not in conn.caps:  # away-notify: say so
-            away = Relay(Message("AWAY", (conn.away,), conn.source), account=conn.account)
-            for member in channel.members:
-                if member is not conn and caps.AWAY_NOTIFY in member.caps:
-                    member.relay(away)
-        if channel.topic:
-            send_topic(conn, channel)
-        send_names(conn, channel)
-        history.replay(conn, channel, preloaded)
+
+
+def _join_locked(
+    conn: Connection,
+    name: str,
+    key: str | None,
+    channel: Channel | None,
+    preloaded: list[Stored] | None,
+) -> None:
+    """:func:`join_channel` under the world lock: ``channel`` is the room ``name`` (None:
+    there is none yet), ``preloaded`` its history read before."""
+    world = conn.world
+    world.assert_held()
+    if channel is not None and conn in channel.members:
+        return
+    if len(conn.channels) >= conn.config.max_channels:
+        raise TooManyChannels(name)
+    if channel is None:
+        channel = Channel(name, int(time.time()))
+        world.channels[world.fold(name)] = channel
+        channel.add(conn, {"o"})  # who creates a room runs it
+    else:
+        channel.check_join(conn, key)
+        channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
+    world.uninvite(channel, conn)
+    conn.channels.add(channel)
+    account = conn.account or "*"  # "*": extended-join's "not logged in"
+    extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
+    announce(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
+    if conn.away is not None and caps.QUIET not in conn.caps:  # away-notify: say so
+        away = Relay(Message("AWAY", (conn.away,), conn.source), account=conn.account)
+        for member in channel.members:
+            if member is not conn and caps.AWAY_NOTIFY in member.caps:
+                member.relay(away)
+    if channel.topic:
+        send_topic(conn, channel)
+    send_names(conn, channel)
+    history.replay(conn, channel, preloaded)
 
 
 @command("PART", 1)
