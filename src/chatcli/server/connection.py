@@ -8,9 +8,28 @@ for its socket. The socket is non-blocking; this thread waits for input with ``p
 
 Any thread may end a connection with :meth:`disconnect`: that records the reason, queues
 ``ERROR``, and shuts the socket down for reading, which wakes this thread. This thread
-alone tears down: it tells the connection's rooms it has quit, waits (briefly) for the
+tears down: it tells the connection's rooms it has quit, waits (briefly) for the
 flusher to send what is left, and closes the socket. So the socket is closed exactly
 once, by its owner, after the flusher is done with it.
+
+A nick is free the moment its connection is closed by the peer, not only once this
+thread has noticed: a client that drops and reconnects at once must not be told its own
+nick is in use. So when ``NICK`` finds the nick held, the newcomer's thread asks the
+holder with :meth:`Connection.end_if_closed`, which peeks at the holder's socket (taking
+nothing from it). If the peer has closed it (the end of the stream, or a reset) and the
+holder's thread is :attr:`~Connection.idle` (it has run everything it read and waits to
+read more, so it can never run another command), the newcomer ends the holder right
+there as its own thread would: :meth:`disconnect`, then :meth:`Connection._leave` (the
+QUIT to its rooms, MONITOR, WHOWAS, the nick freed) under the world lock. ``_leave``
+happens once, whichever thread comes first: the holder's thread, woken by the end, then
+only flushes and closes its socket, as ever. If instead the holder's thread is busy (with
+the last commands it read, or already ending), the newcomer waits a moment for it to
+leave by itself. A holder whose peer is still there is never touched.
+
+Over TLS the raw socket is peeked: its end is seen once every record before it has been
+read. A peer that sent a TLS close_notify before closing leaves bytes there that only
+OpenSSL can read, so that case cannot be told cheaply and keeps the old behaviour (the nick
+is free once the holder's thread has read the end).
 """
 
 from __future__ import annotations
@@ -63,6 +82,11 @@ WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
 # A client that has closed its end may still have commands held by flood control: they
 # run, and meanwhile its thread looks at its quit flag (shutdown) this often.
 CLOSING_STEP = 0.1
+# How long a newcomer waits for a nick whose holder's peer has closed, while the holder's
+# thread is busy with its last commands or its end (see Connection.end_if_closed); and how
+# often it looks meanwhile.
+RELEASE_WAIT = 0.5
+RELEASE_STEP = 0.002
 
 
 def _verb(raw: bytes) -> bytes:
@@ -87,6 +111,32 @@ def wait_ready(sock: socket.socket | TLSSocket, timeout: float, write: bool = Fa
         [] if write else [sock], [sock] if write else [], [sock], timeout
     )
     return bool(readable or writable or errors)
+
+
+def peer_closed(sock: socket.socket | TLSSocket) -> str | None:
+    """Whether the peer has closed ``sock``, seen without reading from it: the reason the
+    connection's own thread would give (``Connection closed`` at the end of the stream,
+    ``Read error: ...`` on a reset), or None while it is open, or when it cannot tell.
+
+    A non-blocking peek of one byte; ``poll``/``select`` first, so that a socket in
+    blocking mode never blocks here (and no MSG_DONTWAIT, which Windows lacks). Over TLS
+    it peeks at the raw socket, under the TLS layer: bytes pending there (records not yet
+    read, or a close_notify) mean it cannot tell.
+    """
+    # The plain socket under the TLS object; its recv with MSG_PEEK neither takes bytes
+    # from OpenSSL nor touches its state, so the TLS socket's lock is not needed.
+    raw = sock._ssl if isinstance(sock, TLSSocket) else sock
+    try:
+        if not wait_ready(sock, 0):
+            return None
+        data = socket.socket.recv(raw, 1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:  # a reset, most often
+        return f"Read error: {exc.strerror or exc}"
+    except ValueError:  # closed meanwhile by its own thread (file descriptor -1)
+        return "Connection closed"
+    return None if data else "Connection closed"
 
 
 def is_exempt(config: ServerConfig, host: str) -> bool:
@@ -126,11 +176,13 @@ class Connection:
         "folded_nick",
         "held",
         "host",
+        "idle",
         "invited_to",
         "labeled",
         "lag",
         "last_seen",
         "last_spoke",
+        "left",
         "lines_received",
         "modes",
         "monitoring",
@@ -204,6 +256,13 @@ class Connection:
         self.signon = int(time.time())
         self.lines_received = self.bytes_received = 0  # for operators: STATS l
         self.quit_reason: str | None = None
+        # Whether this connection's thread has run all it read and waits to read more (or
+        # has finished reading): until it reads again, it runs no command. Written by that
+        # thread only; see end_if_closed.
+        self.idle = False
+        # Whether it has left the world (_leave: its rooms told, its nick free). Written
+        # under the world lock.
+        self.left = False
         self.lag = FakeLag(self.config.flood_burst, self.config.flood_rate, now)
         self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
         self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
@@ -368,9 +427,11 @@ class Connection:
                         break
                     time.sleep(min(max(0.0, due - time.monotonic()), CLOSING_STEP))
                     continue
+                self.idle = False  # (before reading: see end_if_closed)
                 try:
                     data = self.sock.recv(RECV_BYTES)
                 except (BlockingIOError, InterruptedError):
+                    self.idle = due is None  # nothing read, nothing held: all has run
                     timeout = WAKE_INTERVAL if due is None else due - time.monotonic()
                     wants_write = isinstance(self.sock, TLSSocket) and self.sock.wants_write
                     wait_ready(self.sock, max(0.0, timeout), write=wants_write)
@@ -398,6 +459,7 @@ class Connection:
             self.disconnect("Internal error")
         finally:
             self.disconnect(self.sendq.failed or "Connection closed")
+            self.idle = True  # no command runs any more
             self._teardown()
 
     def _handshake(self, sock: TLSSocket) -> None:
@@ -457,17 +519,52 @@ class Connection:
             self.reply(n.ERR_UNKNOWNCOMMAND, exc.command, f"Malformed line: {exc}")
         return None
 
+    def end_if_closed(self) -> bool:
+        """If this connection's peer has closed it (or the server is ending it), end it now
+        rather than when its thread gets to it, so that its nick is free at once; True if
+        it has left (see the module's docstring). Never touches a connection whose peer is
+        still there. Called on another connection's thread, without the world lock.
+        """
+        if self.left:
+            return True
+        reason = self.quit_reason or peer_closed(self.sock)
+        if reason is None:
+            return False  # alive (or over TLS, cannot tell)
+        # The end was seen before idle is read: if idle, this thread had read everything
+        # the peer will ever send, and ran it all. It runs no command again.
+        if self.idle:
+            self.disconnect(reason)  # (the first reason stays; its thread wakes to close)
+            with self.world.lock:
+                self._leave()
+            return True
+        # Its thread is running the last commands it read, or ending: it leaves shortly.
+        deadline = time.monotonic() + RELEASE_WAIT
+        while not self.left and time.monotonic() < deadline:
+            time.sleep(RELEASE_STEP)
+        return self.left
+
+    def _leave(self) -> None:
+        """Leave the world, once: every room and table, the nick freed; the QUIT to those
+        who shared a room, MONITOR's offline notice. Caller holds the world lock. Run by
+        this connection's thread as it ends, or first by a newcomer's (end_if_closed)."""
+        if self.left:
+            return
+        self.left = True
+        reason = self.quit_reason or "Connection closed"
+        was_registered = self.registered
+        peers = self.world.forget(self)
+        if was_registered:
+            monitor.announce(self, online=False)
+            relay = tags.Relay(Message("QUIT", (reason,), self.source), account=self.account)
+            for peer in peers if caps.QUIET not in self.caps else ():  # (see caps.QUIET)
+                peer.relay(relay)
+
     def _teardown(self) -> None:
-        """Leave every room, flush, close. Runs once, on this connection's own thread."""
+        """Leave every room (unless a newcomer had it leave already), flush, close. Runs
+        once, on this connection's own thread."""
         reason = self.quit_reason or "Connection closed"
         with self.world.lock:
-            was_registered = self.registered
-            peers = self.world.forget(self)
-            if was_registered:
-                monitor.announce(self, online=False)
-                relay = tags.Relay(Message("QUIT", (reason,), self.source), account=self.account)
-                for peer in peers if caps.QUIET not in self.caps else ():  # (see caps.QUIET)
-                    peer.relay(relay)
+            self._leave()
         deadline = time.monotonic() + self.config.shutdown_grace
         if not self.sendq.finished(self.config.shutdown_grace):
             self.sendq.abandon()  # a peer that does not read: stop waiting for it

@@ -199,6 +199,12 @@ def nick(conn: Connection, msg: Message) -> None:
     owner = accounts.claim_of(conn, new) if changed else None  # (reads the database)
     if conn.registered:
         accounts.refuse_strict(conn, new, owner)
+    # A holder whose peer has closed its connection gives the nick up now, not once its
+    # thread notices (a client that drops and reconnects at once is not told 433). A
+    # glance at the table without the lock: it is read again under the lock below.
+    holder = world.nicks.get(folded)
+    if holder is not None and holder is not conn:
+        holder.end_if_closed()
     with world.lock:
         holder = world.nicks.get(folded)
         if (
