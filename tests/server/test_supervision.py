@@ -341,17 +341,22 @@ def test_a_thread_failing_past_its_budget_stops_the_server(serving, monkeypatch,
 
 def test_the_flusher_past_its_budget_stops_the_server(serving, monkeypatch, quick):
     running = serving()
-    alice = Client(running.port)
+    alice, bob = Client(running.port), Client(running.port)
     try:
         alice.register("alice")
+        bob.register("bob")
         fail_always(monkeypatch, Flusher, "_due")
-        alice.send("PING :x")  # something to send: the flusher fails, again and again
+        # Work for the flusher (a line to a room of several always goes through it; a
+        # reply to an idle client may be written by its own thread): it fails, again
+        # and again.
+        alice.send("PRIVMSG #lobby :x")
         raised = running.ended()
         assert isinstance(raised, ServerFailed)
         assert "the flusher thread failed 6 times within 60 seconds" in str(raised)
         assert alice.closed()
     finally:
         alice.close()
+        bob.close()
 
 
 def test_fatal_from_any_thread_stops_the_server_with_its_reason(serving, tmp_path):

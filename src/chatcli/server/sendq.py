@@ -2,10 +2,14 @@
 
 Contract:
 
-1. Queueing never blocks on I/O and never takes a lock: :meth:`SendQueue.put` and
+1. Queueing never blocks on I/O and never waits for a lock: :meth:`SendQueue.put` and
    :meth:`Flusher.broadcast` append one event to the flusher's log and, if it sleeps,
    wake it. A thread sending to a thousand clients is never held up by a slow one, and
-   no thread is woken per recipient.
+   no thread is woken per recipient. One exception, for light traffic: a ``put`` when
+   nothing at all is logged, to a queue that holds nothing, outside the world lock, is
+   written by the calling thread at once (one non-blocking ``send``; what the kernel does
+   not take is left to the flusher): :meth:`Flusher.write_now`. Its ``_busy`` lock is
+   only *tried*; the flusher holds it while at work, so the two never write at once.
 2. A broadcast costs its sender O(1): the line is serialised once per form (recipients
    with different capabilities get different tags: :mod:`chatcli.server.tags`) and the
    room's audience, its recipients grouped by form, is passed along; the flusher hands each
@@ -46,7 +50,8 @@ Contract:
    failed) finishes every queue that is closed or abandoned at once, so that no
    connection waits for it.
 
-Threads: every field of a SendQueue but ``finished`` belongs to the flusher thread. Other
+Threads: every field of a SendQueue but ``finished`` belongs to whoever holds the
+flusher's ``_busy`` lock: the flusher thread, or a thread in :meth:`Flusher.write_now`. Other
 threads only append to the flusher's log (a deque: atomic appends) and read ``failed`` and,
 for operators, the counters (``queued``, ``lines_out``, ``bytes_sent``: a moment's view).
 """
@@ -143,8 +148,12 @@ class SendQueue:
         return self._size
 
     def put(self, data: bytes) -> None:
-        """Queue ``data`` (one or more complete lines) for sending. Never blocks."""
-        self._flusher.post((_PUT, self, data, None))
+        """Queue ``data`` (one or more complete lines) for sending. Never blocks. When
+        nothing waits to be sent, the calling thread writes it itself
+        (:meth:`Flusher.write_now`)."""
+        flusher = self._flusher
+        if not flusher.write_now(self, data):
+            flusher.post((_PUT, self, data, None))
 
     def close(self, final: bytes = b"") -> None:
         """Queue ``final`` as the last bytes; the queue finishes once all is sent."""
@@ -203,6 +212,9 @@ class Flusher:
         self._applying = False  # an event is being applied: a restart would be unsafe
         self._dead = False  # the thread is gone: closes finish at once (see _drain_dead)
         self._dead_lock = threading.Lock()
+        # Held by the flusher while it applies the log and sends (not while it sleeps),
+        # and by a thread that writes to a socket itself (write_now): one writer at a time.
+        self._busy = threading.Lock()
         self.supervisor = Supervisor(
             "flusher",
             self._fatal,
@@ -233,6 +245,48 @@ class Flusher:
                 self._room.wait(1.0)
         if self._dead:
             self._drain_dead()
+
+    def write_now(self, queue: SendQueue, data: bytes) -> bool:
+        """Write ``data`` to ``queue``'s socket on the calling thread, if that keeps every
+        order: nothing is logged for anyone (every line queued before is in some queue),
+        ``queue`` holds nothing and its socket was not blocked, and the flusher is not at
+        work. What the kernel refuses is left for the flusher. False, having done nothing,
+        otherwise, or under the world lock (no I/O there), or once the flusher stopped.
+
+        A direct message to an idle client, or a reply, then costs no thread hand-off: the
+        flusher is neither woken nor waited for. Under load the log is rarely empty and
+        lines go through the flusher, in batches, as before."""
+        if self._log or self._dead or self._stop or self.holding_lock():
+            return False
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            if (
+                self._log
+                or queue._dirty != _CLEAN
+                or queue._chunks
+                or queue._backlog
+                or queue._closing
+                or queue in self._waiting
+            ):
+                return False
+            try:
+                sent = queue.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:  # the flusher's own try meets the error and finishes the queue
+                sent = 0
+            queue.lines_out += data.count(b"\n")
+            queue.bytes_sent += sent
+            if sent == len(data):
+                return True
+            rest = data[sent:]
+            queue._backlog = rest
+            queue._size += len(rest)
+        finally:
+            self._busy.release()
+        self.post((_PUT, queue, b"", None))  # the rest: sent as the socket takes it
+        return True
 
     def settle(self) -> None:
         """Wait for the flusher (a second at most) if this thread queued lines while it
@@ -296,15 +350,16 @@ class Flusher:
     def _loop(self) -> None:
         while not self._stop:
             self._wait()
-            self._apply_log()
-            if not self._room.is_set() and len(self._log) < MAX_LOG:
-                self.behind = False
-                self._room.set()
-            for queue in self._due():
-                try:
-                    self._flush(queue)
-                except Exception:  # one broken queue must not silence the rest
-                    self._broken(queue, "flushing a send queue")
+            with self._busy:
+                self._apply_log()
+                if not self._room.is_set() and len(self._log) < MAX_LOG:
+                    self.behind = False
+                    self._room.set()
+                for queue in self._due():
+                    try:
+                        self._flush(queue)
+                    except Exception:  # one broken queue must not silence the rest
+                        self._broken(queue, "flushing a send queue")
 
     def _fatal(self, reason: str) -> None:
         self._dead = True

@@ -121,16 +121,19 @@ def _deliver_one(
             relay = Relay(
                 out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
             )
-            if recipient is not conn:
-                recipient.relay(relay)
-            elif delivery := relay.to(conn.profile):  # to oneself: not the labeled response
-                conn.sendq.put(delivery)
             if recipient.away is not None:
                 away = (recipient.name, recipient.away)
             if not tags_only:
                 key = history.conversation(history.identity(conn), history.identity(recipient))
                 lost = not_kept(conn, msg.command, recipient.name)
                 kept = history.record(conn, key, out, relay, client_tags, on_lost=lost)
+    if recipient is not None and relay is not None:
+        # To one person: after the lock, where the line can be written at once (no thread
+        # hand-off) when nothing else waits to be sent; see SendQueue.put.
+        if recipient is not conn:
+            recipient.relay(relay)
+        elif delivery := relay.to(conn.profile):  # to oneself: not the labeled response
+            conn.sendq.put(delivery)
     if relay is None:  # nobody online by that name: a service, or an account to keep it for
         if accounts.to_service(conn, target, msg):
             return
