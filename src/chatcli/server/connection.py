@@ -413,6 +413,8 @@ class Connection:
         buffer = LineBuffer(max_dropped=self.config.max_recvq)
         backlog = Backlog(self.lag, self.config.flood_kill, self.config.max_recvq)
         closing: str | None = None  # the client is done: run what is held, then end
+        tls = isinstance(self.sock, TLSSocket)
+        drained = False  # the last read took all the kernel had
         try:
             if isinstance(self.sock, TLSSocket):
                 self._handshake(self.sock)
@@ -428,6 +430,15 @@ class Connection:
                     time.sleep(min(max(0.0, due - time.monotonic()), CLOSING_STEP))
                     continue
                 self.idle = False  # (before reading: see end_if_closed)
+                if drained:
+                    # The last read took all there was: wait for more before reading, not
+                    # read to be told there is none (a system call less per message).
+                    drained = False
+                    self.idle = due is None
+                    timeout = WAKE_INTERVAL if due is None else due - time.monotonic()
+                    if not wait_ready(self.sock, max(0.0, timeout)):
+                        continue
+                    self.idle = False
                 try:
                     data = self.sock.recv(RECV_BYTES)
                 except (BlockingIOError, InterruptedError):
@@ -447,6 +458,8 @@ class Connection:
                     lines, closing = exc.lines, "ReadQ exceeded"  # what came before counts
                 self.bytes_received += len(data)
                 self.lines_received += len(lines)
+                # (Over TLS, OpenSSL may hold more already decrypted: read again first.)
+                drained = len(data) < RECV_BYTES and not tls
                 try:
                     for raw in lines:
                         backlog.add(raw, lagged=_verb(raw) not in UNLAGGED, now=now)
