@@ -1,23 +1,28 @@
 """The shared state of one server: who is connected, which nicks are taken, which rooms exist.
 
-Concurrency design:
+Concurrency design (every thread, lock and the lock order: docs/concurrency.md):
 
-* Each connection's socket is read by its own thread and written by the server's one
-  flusher thread (:mod:`chatcli.server.sendq`). No other thread touches it, except to
-  shut it down for reading; its own thread closes it once the flusher is done with it.
-  Over TLS both go through one OpenSSL object, so each call on it takes that socket's
-  own lock (:mod:`chatcli.server.tls_socket`): a leaf lock, never held while waiting.
+* Each connection's socket is read, and in the end closed, by its own thread only. It is
+  written by whoever holds the flusher's ``_busy`` lock: the server's one flusher thread
+  (:mod:`chatcli.server.sendq`), or a thread that queues a line while nothing else waits
+  to be sent, outside the world lock (:meth:`~chatcli.server.sendq.Flusher.write_now`).
+  Any thread may shut it down for reading (``disconnect``), and a newcomer's thread may
+  peek at it (``Connection.end_if_closed``); its own thread closes it once the flusher is
+  done with it. Over TLS every call on the one OpenSSL object takes that socket's own
+  lock (:mod:`chatcli.server.tls_socket`): a leaf lock, never held while waiting.
 * :attr:`World.lock` guards everything here: the nick table, the channel table, and every
   Channel's members, modes and topic, and every Connection's nick and channel set. Hold it
   briefly, and never across disk or network I/O or any wait: reading the database (a
   room's history on JOIN, say) happens before taking it or after releasing it. It is not
   re-entrant (:class:`WorldLock`: taking it twice on one thread is a bug, and raises);
   functions that need it say so and check with :meth:`World.assert_held`.
-* Queueing a line (``SendQueue.put``, :meth:`World.broadcast`) takes no lock and does
-  no I/O, so handlers queue while holding the world lock: every member of a room then sees
-  the room's messages in one and the same order, the order of the shared state. (When the
-  flusher is far behind, whoever queued waits, but only once it has released the world
-  lock: backpressure on whoever floods, never on everyone.)
+* Queueing a line under the world lock (``SendQueue.put``, :meth:`World.broadcast`) only
+  appends to the flusher's log (and wakes it): no client socket is written there, so handlers
+  queue room traffic while holding the world lock and every member of a room sees the room's
+  messages in one and the same order, the order of the shared state. A direct message is
+  queued after the lock is released, where its sender's thread may write it itself.
+  (When the flusher is far behind, whoever queued waits, but only once it has released
+  the world lock: backpressure on whoever floods, never on everyone.)
 * The flusher never takes the world lock, so it can always make progress.
 * A rehash (:meth:`Server.rehash`, on the accepting thread or an operator's) gives every
   connection its new ``config`` and flood rate under the world lock; attribute writes, read
