@@ -21,8 +21,8 @@ Concurrency design (every thread, lock and the lock order: docs/concurrency.md):
   queue room traffic while holding the world lock and every member of a room sees the room's
   messages in one and the same order, the order of the shared state. A direct message is
   queued after the lock is released, where its sender's thread may write it itself.
-  (When the flusher is far behind, whoever queued waits, but only once it has released
-  the world lock: backpressure on whoever floods, never on everyone.)
+  (When the flusher, or the store's writer, is far behind, whoever queued waits, but only
+  once it has released the world lock: backpressure on whoever floods, never on everyone.)
 * The flusher never takes the world lock, so it can always make progress.
 * A rehash (:meth:`Server.rehash`, on the accepting thread or an operator's) gives every
   connection its new ``config`` and flood rate under the world lock; attribute writes, read
@@ -71,14 +71,16 @@ class WorldLock:
     """The world lock: a plain lock that knows its holder. Not re-entrant: taking it on
     the thread that holds it raises RuntimeError (a bug, which would otherwise deadlock).
     On release, a thread that queued lines while the flusher was far behind waits for it
-    (:meth:`chatcli.server.sendq.Flusher.settle`), with the lock released."""
+    (:meth:`chatcli.server.sendq.Flusher.settle`), with the lock released, and so does one
+    that queued writes while the store's writer was far behind (:meth:`Store.settle`)."""
 
-    __slots__ = ("_flusher", "_lock", "_owner")
+    __slots__ = ("_flusher", "_lock", "_owner", "store")
 
     def __init__(self, flusher: Flusher | None = None) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._flusher = flusher
+        self.store: Store | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = get_ident()
@@ -97,6 +99,9 @@ class WorldLock:
         flusher = self._flusher
         if flusher is not None and flusher.behind:
             flusher.settle()
+        store = self.store
+        if store is not None and store.behind:
+            store.settle()
 
     __enter__ = acquire  # (one call less per hold)
 
@@ -117,7 +122,7 @@ class World:
         self.lock = WorldLock(flusher)
         flusher.holding_lock = self.lock.held  # (no backpressure wait under the lock)
         self.flusher = flusher
-        self.store: Store | None = None  # the server's database, if it keeps one
+        self._store: Store | None = None  # the server's database, if it keeps one
         self._cloak_key = secrets.token_bytes(32)  # see cloak_key
         self.casemapping = casemapping
         self.nicks: dict[str, Connection] = {}  # folded nick -> its connection
@@ -138,6 +143,18 @@ class World:
         self.hash_budget: OrderedDict[str, float] = OrderedDict()
         # When accounts were registered lately, per address (for config.account_limit).
         self.registrations: dict[str, deque[float]] = {}
+
+    @property
+    def store(self) -> Store | None:
+        """The server's database, if it keeps one."""
+        return self._store
+
+    @store.setter
+    def store(self, store: Store | None) -> None:
+        # Backpressure from its writer waits only once the world lock is released.
+        self._store = self.lock.store = store
+        if store is not None:
+            store.holding_lock = self.lock.held
 
     @property
     def cloak_key(self) -> bytes:

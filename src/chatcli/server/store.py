@@ -110,6 +110,13 @@ MAX_CRASHES = 5
 CRASH_WINDOW = 60.0
 #: How long a write is waited for before the waiter gives up (:meth:`Store.outcome`).
 WAIT_TIMEOUT = 10.0
+#: Writes queued and not settled yet that the store holds before whoever queues waits for
+#: the writer (about 1 KiB each: a message's row and whom to tell if it is lost). Without
+#: it, senders that outpace the disk (or the writer's share of the GIL) grow the queue
+#: without bound: 4 threads writing as fast as they could queued 250,000 in 6 s, 250 MiB.
+MAX_BACKLOG = 10_000
+#: The longest one write waits for room (a stalled writer: it goes on, and the next waits).
+BACKLOG_WAIT = 1.0
 #: Why a write was not kept, as its sender is told, when the job itself failed (a bug) or
 #: the writer stopped for good; the disk's troubles have their own (:func:`_disk_trouble`).
 JOB_REASON = "the server could not write it"
@@ -295,6 +302,12 @@ class Store:
         # Messages added per target since it was last trimmed to the retention limit.
         self._touched: dict[str, int] = {}
         self._secrets: dict[str, bytes] = {}  # SECRETS, read once at open
+        # Backpressure (see write): set while more than MAX_BACKLOG writes are unsettled;
+        # whether the calling thread holds the server's world lock (then it waits once it
+        # has released it: see settle), and the threads that owe such a wait.
+        self.behind = False
+        self.holding_lock: Callable[[], bool] = _never
+        self._owed = threading.local()
 
     # -- life -------------------------------------------------------------------------------
 
@@ -481,7 +494,12 @@ class Store:
 
     def write(self, job: Job, on_lost: Callable[[str], None] | None = None) -> int:
         """Queue ``job`` (it runs in the writer's transaction); return a ticket for
-        :meth:`wait` and :meth:`outcome`. Never blocks.
+        :meth:`wait` and :meth:`outcome`.
+
+        Never blocks under the world lock. With more than :data:`MAX_BACKLOG` writes
+        unsettled, whoever queues waits for the writer (:data:`BACKLOG_WAIT` at most), so
+        that memory stays bounded and a flood slows down at its source; a thread that
+        holds the world lock waits once it has released it (:meth:`settle`).
 
         If the job is not kept, ``on_lost`` is called once with the reason, as a sender is
         told it ("the server's disk is full"), on the writer's thread and before the ticket
@@ -496,6 +514,12 @@ class Store:
                     self._on_lost[ticket] = on_lost
                 if len(self._jobs) == 1:
                     self._cond.notify()
+                if ticket - self._written > MAX_BACKLOG:
+                    self.behind = True
+                    if threading.current_thread() is not self._thread:  # (never for itself)
+                        self._owed.wait = True
+                if self.behind and not self.holding_lock():
+                    self._make_room()
                 return ticket
             # The writer is gone for good: not kept, at once.
             self._mark(ticket, ticket)
@@ -504,6 +528,26 @@ class Store:
         if on_lost is not None:
             self._tell(on_lost, FATAL_REASON)
         return ticket
+
+    def settle(self) -> None:
+        """Wait for the writer (:data:`BACKLOG_WAIT` at most) if this thread queued a write
+        while more than :data:`MAX_BACKLOG` were unsettled. Called by the world lock, once
+        released; at once by :meth:`write` elsewhere."""
+        if getattr(self._owed, "wait", False) and not self.holding_lock():
+            with self._cond:
+                self._make_room()
+
+    def _make_room(self) -> None:
+        """:meth:`settle`, with the store's lock held."""
+        if not getattr(self._owed, "wait", False):
+            return
+        self._owed.wait = False
+        deadline = time.monotonic() + BACKLOG_WAIT
+        while self._queued - self._written > MAX_BACKLOG and self._thread is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._fatal is not None or self._stop:
+                break
+            self._done.wait(left)
 
     def outcome(self, ticket: int, timeout: float = WAIT_TIMEOUT) -> Outcome:
         """Wait until the write ``ticket`` is settled: KEPT, NOT_KEPT (its transaction
@@ -673,6 +717,8 @@ class Store:
             self._tell(on_lost, reason)
         with self._cond:
             self._written = max(self._written, last)
+            if self._queued - self._written <= MAX_BACKLOG:
+                self.behind = False
             self._done.notify_all()
         now = time.monotonic()
         if self._failing_since is not None and now - self._reported_at >= REPORT_EVERY:
@@ -1131,6 +1177,10 @@ def _stable_identities(db: sqlite3.Connection) -> None:
                 "UPDATE rooms SET founder = ?, operators = ? WHERE name = ?",
                 (heir, " ".join(sorted(set(kept) | {heir})), room),
             )
+
+
+def _never() -> bool:
+    return False
 
 
 def _log_job_error(error: Exception) -> None:
