@@ -9,8 +9,10 @@ world lock: a thread that holds it waits once it has released it.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,3 +171,21 @@ def test_a_sender_far_ahead_of_the_disk_waits_alone(
         stall.set()
         for client in (alice, bob, carol):
             client.close()
+
+
+def test_a_batch_once_written_is_not_kept_alive_while_the_writer_waits(store):
+    """The writer held its last batch (every row and whom to tell if it was lost) until
+    the next write came: after a burst, its whole size, for as long as all was quiet."""
+
+    def job(db: object) -> None:
+        pass
+
+    gone = weakref.ref(job)
+    store.write(job)
+    del job
+    assert store.sync()
+    deadline = time.monotonic() + 5
+    while gone() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert gone() is None, "the writer still holds its last batch"

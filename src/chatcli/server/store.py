@@ -625,6 +625,7 @@ class Store:
         assert db is not None
         while True:
             last = self._written  # the last ticket taken
+            jobs: list[Job] = []  # (the last batch, settled, is not kept alive meanwhile)
             try:
                 with self._cond:
                     while not self._jobs and not self._stop:
