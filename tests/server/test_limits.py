@@ -28,6 +28,16 @@ from tests.conftest import Client
 from tests.server.hosts import shown_host
 
 
+class StoppedClock:
+    """A clock for the server's throttles that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def chat_works(alice: Client, bob: Client, text: str = "still here") -> None:
     alice.send(f"PRIVMSG {bob.nick} :{text}")
     assert bob.expect("PRIVMSG", bob.nick).params[1] == text
@@ -219,6 +229,7 @@ def test_over_max_per_ip_is_refused_unless_loopback_is_exempt(make_server):
 
 def test_connecting_too_fast_is_throttled(make_server):
     running = make_server(throttle_connects=2, throttle_window=0.5, exempt_loopback=False)
+    clock = running.server.clock = StoppedClock()
     clients = [Client(running.port), Client(running.port)]
     try:
         clients[0].register("alice")
@@ -226,7 +237,7 @@ def test_connecting_too_fast_is_throttled(make_server):
         clients.append(Client(running.port))
         refused(clients[-1], "Connecting too fast")
         chat_works(clients[0], clients[1])
-        time.sleep(0.6)  # the window has passed
+        clock.now += 0.6  # the window has passed
         clients.append(Client(running.port))
         clients[-1].register("carol")
     finally:
@@ -357,6 +368,7 @@ def test_the_account_limit_counts_only_the_last_account_window(make_server, tmp_
     running = make_server(
         db=str(tmp_path / "chat.db"), account_limit=1, account_window=0.3, exempt_loopback=False
     )
+    clock = running.server.clock = StoppedClock()
     first, second = Client(running.port), Client(running.port)
     try:
         first.register("first", join=False)
@@ -372,7 +384,7 @@ def test_the_account_limit_counts_only_the_last_account_window(make_server, tmp_
             "Too many accounts registered from your address lately",
         )
         chat_works(first, second)
-        time.sleep(0.35)  # the window has passed
+        clock.now += 0.35  # the window has passed
         second.send("REGISTER * * :hunter22")
         assert second.expect("REGISTER").params[:2] == ("SUCCESS", "second")
     finally:

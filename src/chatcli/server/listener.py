@@ -41,6 +41,7 @@ from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import Message
 from chatcli.server import history
+from chatcli.server.admission import take_slot
 from chatcli.server.channel import Channel
 from chatcli.server.commands import TracebackLimit
 from chatcli.server.connection import Connection, is_exempt
@@ -137,6 +138,8 @@ class Server:
         self.flusher = Flusher(on_fatal=self.fatal)
         #: How many tracebacks of unexpected errors go to the log (see commands.dispatch).
         self.tracebacks = TracebackLimit()
+        #: The time admission decisions are made at (the throttles: chatcli.server.admission).
+        self.clock: Callable[[], float] = time.monotonic
         self.refusals = TLSRefusals(on_fatal=self.fatal)  #: refusals told over TLS
         self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
@@ -380,7 +383,7 @@ class Server:
         sock.setblocking(False)  # the flusher writes without waiting; see sendq.py
         host = address[0]
         secure = listener in self._secure
-        refused = self._admit(host, time.monotonic())
+        refused = self._admit(host, self.clock())
         if refused:
             log.warning("refused a connection from %s: %s", host, refused)
             line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
@@ -436,13 +439,14 @@ class Server:
                 return "Server full"
             if not exempt and 0 < config.max_per_ip <= self._per_ip.get(host, 0):
                 return "Too many connections from your address"
-            if not exempt and config.throttle_connects:
-                recent = self._recent.setdefault(host, deque())
-                while recent and recent[0] <= now - config.throttle_window:
-                    recent.popleft()
-                if len(recent) >= config.throttle_connects:
-                    return "Connecting too fast"
-                recent.append(now)
+            if (
+                not exempt
+                and config.throttle_connects
+                and not take_slot(
+                    self._recent, host, now, config.throttle_connects, config.throttle_window
+                )
+            ):
+                return "Connecting too fast"
             self._per_ip[host] = self._per_ip.get(host, 0) + 1
         return ""
 

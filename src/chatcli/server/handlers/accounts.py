@@ -32,13 +32,13 @@ import binascii
 import logging
 import secrets
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from chatcli.passwords import check_nothing, hash_password, verify_password
 from chatcli.protocol import Message, caps
 from chatcli.protocol import numerics as n
 from chatcli.server import history, logins
+from chatcli.server.admission import give_back, take_slot
 from chatcli.server.commands import command
 from chatcli.server.errors import NicknameInUse
 from chatcli.server.logins import account_key, address_key, guarded
@@ -243,7 +243,7 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
         if logins.wait_after_failures(conn, keys):
             logins.note(conn.world, keys, failed=True)
         return taken
-    slot = _reserve_registration(conn, time.monotonic())
+    slot = _reserve_registration(conn, conn.server.clock())
     if slot is None:
         return "TEMPORARILY_UNAVAILABLE", "Too many accounts registered from your address lately"
     made: list[Account] = []
@@ -270,24 +270,16 @@ def _reserve_registration(conn: Connection, now: float) -> float | None:
     if not config.account_limit or conn.exempt:
         return now
     with world.lock:
-        since = now - config.account_window
-        for host in [h for h, t in world.registrations.items() if not t or t[-1] <= since]:
-            del world.registrations[host]  # (bounded: addresses quiet for a window go)
-        recent = world.registrations.setdefault(conn.host, deque())
-        while recent and recent[0] <= since:
-            recent.popleft()
-        if len(recent) >= config.account_limit:
-            return None
-        recent.append(now)
-        return now
+        allowed = take_slot(
+            world.registrations, conn.host, now, config.account_limit, config.account_window
+        )
+    return now if allowed else None
 
 
 def _release_registration(conn: Connection, slot: float) -> None:
     """Give back a slot whose registration failed."""
     with conn.world.lock:
-        recent = conn.world.registrations.get(conn.host)
-        if recent is not None and slot in recent:
-            recent.remove(slot)
+        give_back(conn.world.registrations, conn.host, slot)
 
 
 # -- nick enforcement -----------------------------------------------------------------------
