@@ -49,12 +49,17 @@ class LineBuffer:
             ends the stream.
     """
 
+    __slots__ = ("_buffer", "_dropping", "max_dropped", "max_line")
+
     def __init__(self, max_line: int = MAX_LINE_BYTES, max_dropped: int = 0) -> None:
         if max_dropped and max_dropped <= max_line:
             raise ValueError("max_dropped must be 0 or more than max_line")
         self.max_line = max_line
         self.max_dropped = max_dropped
-        self._buffer = bytearray()
+        # The start of a line still to end. Bytes, not a bytearray: between lines it is
+        # the shared empty b"" (a server holds one buffer per idle connection), and a
+        # line that ends in the data it came with is returned without a copy.
+        self._buffer: bytes | bytearray = b""
         # Bytes of the over-long line being dropped (0: none): its head is in _buffer.
         self._dropping = 0
 
@@ -96,14 +101,14 @@ class LineBuffer:
             if not self.max_dropped:
                 self._fail(lines)
             self._dropping = len(self._buffer)
-            del self._buffer[self.max_line + 1 :]
+            self._buffer = self._buffer[: self.max_line + 1]
         if self._dropping > self.max_dropped:
             self._fail(lines)
 
     def _line(self) -> bytes:
         """The line just ended by an LF, taken out of the buffer."""
         line = bytes(self._buffer)
-        self._buffer.clear()
+        self._buffer = b""
         if self._dropping:
             self._dropping = 0  # the stand-in: its CR, if it ends so, is kept
         elif line.endswith(b"\r"):
@@ -111,7 +116,7 @@ class LineBuffer:
         return line
 
     def _fail(self, lines: list[bytes]) -> None:
-        self._buffer.clear()
+        self._buffer = b""
         self._dropping = 0
         limit = self.max_dropped or self.max_line
         raise ReadQExceeded(f"no line ending within {limit} bytes", lines)

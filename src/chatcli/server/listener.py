@@ -60,12 +60,31 @@ LISTEN_BACKLOG = 1024
 # reserves 256 KiB of address space per thread instead of 8 MiB (10,000 connections:
 # 2.5 GiB, not 80); resident memory is the same either way, about 16 KiB a thread.
 THREAD_STACK_BYTES = 256 * 1024
+# Once a thread has started, two things it carries per thread are the same for all: the
+# Event its start() waited on (with a Condition, a lock and a deque of waiters: 1.1 KiB),
+# set for good, and its copy of the closure that reports an uncaught exception (0.4 KiB,
+# which looks the hook up when called). A connection's thread shares these instead
+# (:func:`_shed`): 10,000 idle connections, 15 MiB less.
+_STARTED = threading.Event()
+_STARTED.set()
+_make_hook = getattr(threading, "_make_invoke_excepthook", None)
+_INVOKE_EXCEPTHOOK = _make_hook() if _make_hook is not None else None
 #: Settings a running server cannot take up: a rehash keeps them as they were, and says
 #: which of them changed (they take a restart).
 RESTART_ONLY = (
     "host", "port", "tls", "tls_port", "db", "name", "network", "casemapping", "room",
     "history_per_target", "history_days", "replay_lines",
 )  # fmt: skip
+
+
+def _shed(thread: threading.Thread) -> None:
+    """Let a started ``thread`` share what every started thread holds alike (see
+    :data:`_STARTED`). Only what this CPython has, and only once it has started."""
+    started = getattr(thread, "_started", None)
+    if isinstance(started, threading.Event) and started.is_set():
+        thread._started = _STARTED  # type: ignore[attr-defined]
+    if _INVOKE_EXCEPTHOOK is not None and hasattr(thread, "_invoke_excepthook"):
+        thread._invoke_excepthook = _INVOKE_EXCEPTHOOK  # type: ignore[attr-defined]
 
 
 class Liveness(Enum):
@@ -416,6 +435,7 @@ class Server:
         try:
             threading.stack_size(THREAD_STACK_BYTES)
             conn.start()
+            _shed(conn.thread)
         except (RuntimeError, ValueError) as exc:  # no more threads: refuse this one
             log.error("cannot start a thread for %s: %s", address[0], exc)
             with self.world.lock:
