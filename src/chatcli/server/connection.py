@@ -3,8 +3,10 @@
 Theory of operation: :meth:`Connection.run` is the connection's own thread. It reads,
 frames, parses and dispatches, one line at a time, in order. Everything the connection
 sends goes through its :class:`~chatcli.server.sendq.SendQueue`, written by the server's
-one flusher thread, so other threads may queue lines to it at any time without waiting
-for its socket. The socket is non-blocking; this thread waits for input with ``poll``.
+flusher thread (or, when nothing else waits to be sent, by the thread that queues the
+line: :meth:`~chatcli.server.sendq.Flusher.write_now`), so other threads may queue lines
+to it at any time without waiting for its socket. The socket is non-blocking; this
+thread waits for input with ``poll``.
 
 Any thread may end a connection with :meth:`disconnect`: that records the reason, queues
 ``ERROR``, and shuts the socket down for reading, which wakes this thread. This thread
@@ -560,6 +562,7 @@ class Connection:
         """Leave the world, once: every room and table, the nick freed; the QUIT to those
         who shared a room, MONITOR's offline notice. Caller holds the world lock. Run by
         this connection's thread as it ends, or first by a newcomer's (end_if_closed)."""
+        self.world.assert_held()
         if self.left:
             return
         self.left = True

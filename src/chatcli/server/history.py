@@ -77,6 +77,7 @@ def record_room(
     A message the store then fails to keep stays among the recent lines (shown to who
     joins while the server runs: the room did see it); the history on disk, which
     CHATHISTORY reads and which outlives the server, holds only what was kept."""
+    conn.world.assert_held()
     store = conn.server.store
     if store is None:
         return None
@@ -159,6 +160,7 @@ def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -
     mode +B), nor for clients that fetch history themselves (draft/chathistory). Caller
     holds the world lock: no message to the room can come between these lines and the
     ones that follow them."""
+    conn.world.assert_held()
     count = conn.config.replay_lines
     if conn.server.store is None or count <= 0:
         return

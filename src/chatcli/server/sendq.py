@@ -176,7 +176,8 @@ def _never() -> bool:
 
 
 class Flusher:
-    """The one thread that writes to every client socket. See the module docstring.
+    """The thread that writes to every client socket (but for the lines others write at
+    once: :meth:`write_now`). See the module docstring.
 
     Args:
         on_fatal: stops the server with a reason, when the thread failed beyond repair.
@@ -206,6 +207,9 @@ class Flusher:
         self._room.set()
         #: Whether posting threads are asked to wait (a glance, read by the world lock).
         self.behind = False
+        #: A line was queued under the world lock while the flusher was in select():
+        #: whoever releases the lock wakes it (see post).
+        self.wake_owed = False
         self._owed = threading.local()  # .wait: this thread owes a wait (see settle)
         #: Whether the calling thread holds the world lock (set by the World).
         self.holding_lock: Callable[[], bool] = _never
@@ -231,7 +235,11 @@ class Flusher:
 
     def post(self, event: tuple[int, object, object, SendQueue | None]) -> None:
         self._log.append(event)
-        if self._sleeping:
+        if self._sleeping == _IN_SELECT and self.holding_lock():
+            # Waking it from select() writes to a socket: not under the world lock, but
+            # once that is released (see settle).
+            self.wake_owed = True
+        elif self._sleeping:
             self._wake()
         elif len(self._log) > MAX_LOG and threading.current_thread() is not self._thread:
             # The flusher is behind: the client whose line this was waits for it, so that
@@ -289,8 +297,13 @@ class Flusher:
         return True
 
     def settle(self) -> None:
-        """Wait for the flusher (a second at most) if this thread queued lines while it
-        was behind and the world lock was held. Called by the world lock, once released."""
+        """Wake the flusher if a thread holding the world lock could not, and wait for it
+        (a second at most) if this thread queued lines while it was behind and the world
+        lock was held. Called by the world lock, once released."""
+        if self.wake_owed:
+            self.wake_owed = False
+            if self._sleeping:
+                self._wake()
         if not getattr(self._owed, "wait", False) or self.holding_lock():
             return
         self._owed.wait = False

@@ -97,7 +97,7 @@ class WorldLock:
         self._owner = None
         self._lock.release()
         flusher = self._flusher
-        if flusher is not None and flusher.behind:
+        if flusher is not None and (flusher.behind or flusher.wake_owed):
             flusher.settle()
         store = self.store
         if store is not None and store.behind:

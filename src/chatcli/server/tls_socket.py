@@ -1,7 +1,8 @@
 """A client's TLS connection, shared by the two threads that use every client socket.
 
-A connection's own thread reads its socket and the flusher writes it (see
-:mod:`chatcli.server.connection` and :mod:`chatcli.server.sendq`). With TLS both go
+A connection's own thread reads its socket and the flusher writes it, or another thread
+holding the flusher's ``_busy`` lock (see :mod:`chatcli.server.connection` and
+:mod:`chatcli.server.sendq`). With TLS both go
 through one OpenSSL object, which must not be used by two threads at once, so every call
 on it takes the socket's lock. Every call is non-blocking (the socket is), so the lock is
 held only while OpenSSL works on bytes already at hand: neither thread waits for the

@@ -329,6 +329,7 @@ def hold(conn: Connection, owner: Account | None) -> None:
     the owner (see :mod:`chatcli.server.handlers.messaging`). Caller holds the world
     lock, the same hold in which the nick was taken: there is no moment in which someone
     else's messages could reach it."""
+    conn.world.assert_held()
     owned = owner is not None and conn.registered and not owns(conn, conn.folded_nick)
     conn.nick_deadline = time.monotonic() + conn.config.nick_grace if owned else None
 
@@ -336,6 +337,7 @@ def hold(conn: Connection, owner: Account | None) -> None:
 def holds_for_another(conn: Connection) -> bool:
     """Whether ``conn`` holds a nick registered to an account it is not logged in to.
     Caller holds the world lock."""
+    conn.world.assert_held()
     return conn.nick_deadline is not None
 
 

@@ -67,6 +67,7 @@ def member_channel(conn: Connection, name: str) -> Channel:
 
 def op_channel(conn: Connection, name: str) -> Channel:
     """The channel ``name``, where ``conn`` must be an operator. Caller holds the lock."""
+    conn.world.assert_held()
     channel = member_channel(conn, name)
     if not channel.is_op(conn):
         raise ChanOPrivsNeeded(channel.name)

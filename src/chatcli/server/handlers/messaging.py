@@ -216,6 +216,7 @@ def away(conn: Connection, msg: Message) -> None:
 def notify_neighbours(conn: Connection, cap: str, msg: Message) -> None:
     """Relay ``msg`` about ``conn`` to everyone else sharing a room with it who has ``cap``.
     Caller holds the world lock."""
+    conn.world.assert_held()
     relay = Relay(msg, account=conn.account)
     for peer in conn.world.neighbours(conn):
         if peer is not conn and cap in peer.caps:

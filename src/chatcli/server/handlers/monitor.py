@@ -101,6 +101,7 @@ def _numerics(conn: Connection, numeric: str, targets: list[str]) -> None:
 def announce(conn: Connection, online: bool, nick: str | None = None) -> None:
     """Tell those who watch ``nick`` (default: ``conn``'s) that it came online or went
     offline. Caller holds the world lock."""
+    conn.world.assert_held()
     name = nick or conn.name
     watchers = conn.world.watchers.get(conn.world.fold(name))
     if not watchers:

@@ -100,6 +100,7 @@ def _who_targets(
     """Whom WHO ``mask`` shows ``conn``, each with the room to show: for a nick mask,
     those of ``named`` (from :func:`_nicks_matching`) who still have that nick and whom
     ``conn`` may see. Caller holds the lock."""
+    conn.world.assert_held()
     world = conn.world
     if named is None:
         channel = world.find_channel(mask)

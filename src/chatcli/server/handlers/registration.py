@@ -231,6 +231,7 @@ def rename(conn: Connection, new: str) -> None:
     Raises:
         NicknameInUse: another connection holds it.
     """
+    conn.world.assert_held()
     world = conn.world
     old_source, old_name = conn.source, conn.name
     renamed = conn.registered and world.fold(new) != conn.folded_nick

@@ -151,6 +151,7 @@ def save(world: World, channel: Channel, forgetting: str | None = None) -> None:
     """Save a registered room's state (a no-op for others): who of its members is an
     operator now (but ``forgetting``, an account being dropped), its topic and modes.
     Caller holds the world lock."""
+    world.assert_held()
     store = world.store
     if channel.founder is None or store is None:
         return
