@@ -5,7 +5,9 @@ may be used before registration. :func:`dispatch` does the checks every command 
 turns a handler's :class:`~chatcli.server.errors.IRCError` into its numeric reply, so that
 handlers are small functions that read like the protocol document.
 
-A handler's docstring starts with the command's syntax line; ``HELP`` shows it.
+A handler's docstring starts with the command's syntax line; ``HELP`` shows it. Handlers
+enter the table when :mod:`chatcli.server.handlers` is imported (the server does): this
+module, below them, imports none of them.
 
 A handler that raises anything else has a bug: the client gets ``400`` and the log the
 traceback, at a bounded rate (:class:`TracebackLimit`), so that a client that found a way
@@ -152,6 +154,3 @@ def log_exception(limit: TracebackLimit, text: str, *args: object) -> None:
         limit.burst,
         limit.period,
     )
-
-
-from chatcli.server import handlers  # noqa: E402,F401  (fills COMMANDS)

@@ -40,12 +40,12 @@ from chatcli import __version__, tls
 from chatcli.config import ServerConfig
 from chatcli.errors import ConfigError
 from chatcli.protocol import Message
-from chatcli.server import history
+from chatcli.server import history, isupport
 from chatcli.server.admission import take_slot
 from chatcli.server.channel import Channel
 from chatcli.server.commands import TracebackLimit
 from chatcli.server.connection import Connection, is_exempt
-from chatcli.server.handlers import accounts, registration, rooms
+from chatcli.server.handlers import accounts, rooms
 from chatcli.server.refusals import TLSRefusals, hang_up
 from chatcli.server.sendq import Flusher
 from chatcli.server.state import World
@@ -234,7 +234,7 @@ class Server:
         waiting = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
         new = dataclasses.replace(new, **{key: getattr(old, key) for key in RESTART_ONLY})
         context = self._load_tls(new) if self.tls_context is not None else None
-        told = registration.changed_isupport(old, new)  # what clients were told, now untrue
+        told = isupport.changed_isupport(old, new)  # what clients were told, now untrue
         with self.world.lock:
             self.config = new
             self.tls_context = context
@@ -242,7 +242,7 @@ class Server:
                 conn.config = new
                 conn.lag.burst, conn.lag.rate = float(new.flood_burst), new.flood_rate
                 if told and conn.registered:
-                    registration.send_isupport(conn, told)
+                    isupport.send_isupport(conn, told)
         log.warning(
             "rehashed the settings%s%s",
             f" in {self.config_file}" if self.config_file else "",

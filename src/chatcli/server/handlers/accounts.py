@@ -41,7 +41,10 @@ from chatcli.server import history, logins
 from chatcli.server.admission import give_back, take_slot
 from chatcli.server.commands import command
 from chatcli.server.errors import NicknameInUse
+from chatcli.server.handlers.rooms import forget_account
 from chatcli.server.logins import account_key, address_key, guarded
+from chatcli.server.nicks import rename
+from chatcli.server.services import NO_DATABASE, service_notice
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -52,10 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatcli.server")
 
 SERVICE = "NickServ"
-SERVICE_SOURCE = "NickServ!NickServ@services"
 #: Nicks nobody may take (folded, and the same under every casemapping).
 RESERVED = frozenset({"nickserv", "chanserv"})
-NO_DATABASE = "Accounts need a database, and this server has none"
 MIN_PASSWORD = 4
 SASL_CHUNK = 400  # IRCv3 SASL: payloads come in 400-byte pieces
 SASL_MAX = 4096  # more than any PLAIN payload needs
@@ -377,8 +378,6 @@ def enforce(conn: Connection, now: float) -> None:
 def to_guest(conn: Connection) -> None:
     """Rename ``conn`` to a free ``Guest<n>`` nick, as a NICK change everyone sees. Caller
     holds the world lock (it checked that the nick must go, in the same hold)."""
-    from chatcli.server.handlers.registration import rename
-
     world = conn.world
     world.assert_held()
     while True:
@@ -390,10 +389,6 @@ def to_guest(conn: Connection) -> None:
 
 
 # -- NickServ -------------------------------------------------------------------------------
-
-
-def service_notice(conn: Connection, text: str, source: str = SERVICE_SOURCE) -> None:
-    conn.send(Message("NOTICE", (conn.name, text), source))
 
 
 def is_service(world: World, target: str) -> bool:
@@ -550,8 +545,6 @@ def _drop(conn: Connection, args: list[str]) -> None:
 def drop(conn: Connection, account: Account) -> None:
     """Drop ``account`` (see the module's docstring): every connection logged in to it is
     logged out first, then its rooms are handed on, then the database forgets it."""
-    from chatcli.server.handlers.rooms import forget_account
-
     store = conn.server.store
     assert store is not None
     world = conn.world

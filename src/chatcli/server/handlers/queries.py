@@ -19,6 +19,7 @@ from chatcli.server.errors import (
     UnknownError,
 )
 from chatcli.server.handlers import operators
+from chatcli.server.isupport import isupport, send_isupport
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -327,11 +328,7 @@ def version(conn: Connection, msg: Message) -> None:
     """VERSION [<server>] — the server's software and version."""
     check_target(conn, msg.params[0] if msg.params else None)
     conn.reply(n.RPL_VERSION, conn.server.version, conn.config.name, "chatcli IRC server")
-    from chatcli.server.handlers.registration import isupport
-
-    tokens = isupport(conn.config)
-    for i in range(0, len(tokens), 12):
-        conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+    send_isupport(conn, isupport(conn.config))
 
 
 @command("TIME")

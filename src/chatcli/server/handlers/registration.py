@@ -15,7 +15,6 @@ from chatcli.server import history, tags
 from chatcli.server.channel import (
     FLAG_MODES,
     LIST_MODES,
-    MAX_LIST_ENTRIES,
     PARAM_MODES,
     PREFIXES,
     SET_PARAM_MODES,
@@ -29,12 +28,13 @@ from chatcli.server.errors import (
     NicknameInUse,
     NoNicknameGiven,
 )
-from chatcli.server.handlers import accounts, monitor
+from chatcli.server.handlers import accounts, channels, monitor, queries
 from chatcli.server.handlers.modes import USER_MODES
+from chatcli.server.isupport import isupport, send_isupport
+from chatcli.server.nicks import rename
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
-    from chatcli.config import ServerConfig
     from chatcli.server.connection import Connection
 
 #: Capabilities this server implements, with their CAP LS 302 values.
@@ -80,43 +80,6 @@ def offered_caps(conn: Connection) -> dict[str, str]:
         if (name not in NEED_STORE or conn.server.store is not None)
         and (name != caps.QUIET or conn.config.quiet_clients)
     }
-
-
-def isupport(config: ServerConfig) -> list[str]:
-    """The ISUPPORT (005) tokens; every one of them is true of this server."""
-    if config.db is not None:
-        history = [f"CHATHISTORY={config.max_chathistory}", "MSGREFTYPES=msgid,timestamp"]
-    else:
-        history = []
-    return [
-        *history,
-        f"AWAYLEN={config.away_len}",
-        "BOT=B",
-        f"CASEMAPPING={config.casemapping}",
-        f"CHANLIMIT=#:{config.max_channels}",
-        f"CHANMODES={LIST_MODES},{PARAM_MODES},{SET_PARAM_MODES},{FLAG_MODES}",
-        f"CHANNELLEN={config.channel_len}",
-        "CHANTYPES=#",
-        "ELIST=U",
-        "EXCEPTS=e",
-        "EXTBAN=,m",  # mutes: +b m:<mask> (no prefix character, as on Ergo)
-        "INVEX=I",
-        f"KICKLEN={config.kick_len}",
-        f"MAXLIST={LIST_MODES}:{MAX_LIST_ENTRIES}",
-        f"MAXTARGETS={config.max_targets}",
-        "MODES=4",
-        f"MONITOR={config.max_monitor}",
-        f"NETWORK={config.network}",
-        f"NICKLEN={config.nick_len}",
-        "PREFIX=({}){}".format("".join(PREFIXES), "".join(PREFIXES.values())),
-        f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
-        f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:{config.max_targets},"
-        f"NAMES:{config.max_targets},LIST:,WHOIS:1,"
-        f"MONITOR:{config.max_monitor}",
-        f"TOPICLEN={config.topic_len}",
-        "UTF8ONLY",
-        "WHOX",
-    ]
 
 
 # -- CAP ------------------------------------------------------------------------------------
@@ -224,29 +187,6 @@ def nick(conn: Connection, msg: Message) -> None:
         try_register(conn)
 
 
-def rename(conn: Connection, new: str) -> None:
-    """Give ``conn`` the nick ``new`` and, once registered, tell everyone who shares a
-    room with it (and MONITOR watchers). Caller holds the world lock.
-
-    Raises:
-        NicknameInUse: another connection holds it.
-    """
-    conn.world.assert_held()
-    world = conn.world
-    old_source, old_name = conn.source, conn.name
-    renamed = conn.registered and world.fold(new) != conn.folded_nick
-    if renamed:
-        monitor.announce(conn, online=False)
-    world.claim_nick(conn, new)
-    if renamed:
-        monitor.announce(conn, online=True)
-    if conn.registered:
-        world.remember(conn, old_name)
-        relay = Relay(Message("NICK", (new,), old_source), account=conn.account)
-        for peer in world.neighbours(conn):
-            peer.relay(relay)
-
-
 @command("USER", 4, before_registration=True)
 def user(conn: Connection, msg: Message) -> None:
     """USER <username> 0 * :<realname> — give your username and real name."""
@@ -321,35 +261,14 @@ def try_register(conn: Connection) -> None:
     if conn.modes:
         conn.send(Message("MODE", (conn.name, "+" + "".join(sorted(conn.modes))), conn.source))
     if caps.AUTOJOIN in conn.caps:
-        from chatcli.server.handlers.channels import join_channel
-
-        join_channel(conn, config.room, None)
+        channels.join_channel(conn, config.room, None)
     accounts.warn_holder(conn, owner)
     if conn.account is not None:
         history.deliver_pending(conn)
 
 
-def send_isupport(conn: Connection, tokens: list[str]) -> None:
-    """RPL_ISUPPORT lines with ``tokens``, twelve a line."""
-    for i in range(0, len(tokens), 12):
-        conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
-
-
-def changed_isupport(old: ServerConfig, new: ServerConfig) -> list[str]:
-    """The ISUPPORT tokens that differ between ``old`` and ``new``: new or changed ones,
-    and ``-NAME`` for those gone (as Ergo tells its clients on a rehash)."""
-    before, after = isupport(old), isupport(new)
-    names = {token.partition("=")[0] for token in after}
-    gone = [token.partition("=")[0] for token in before]
-    return [t for t in after if t not in before] + [
-        "-" + name for name in gone if name not in names
-    ]
-
-
 def welcome(conn: Connection) -> None:
     """The registration burst: 001-005, LUSERS and MOTD."""
-    from chatcli.server.handlers.queries import send_lusers, send_motd
-
     config = conn.config
     server = conn.server
     created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(server.created))
@@ -362,8 +281,8 @@ def welcome(conn: Connection) -> None:
         n.RPL_MYINFO, config.name, server.version, USER_MODES, chan_modes + "ov", with_params
     )
     send_isupport(conn, isupport(config))
-    send_lusers(conn)
-    send_motd(conn)
+    queries.send_lusers(conn)
+    queries.send_motd(conn)
 
 
 # -- PING, PONG, QUIT -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, is_channel
 from chatcli.server import history
 from chatcli.server.channel import Channel
-from chatcli.server.handlers.accounts import NO_DATABASE, service_notice
+from chatcli.server.services import NO_DATABASE, service_notice
 from chatcli.server.store import RoomRecord
 from chatcli.server.tags import Relay
 
