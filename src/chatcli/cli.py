@@ -478,7 +478,7 @@ def join(
         click.echo(f"chat: to use it, save it as {path}", err=True)
         return
 
-    from chatcli.client.app import run_join
+    from chatcli.client.join import run_join
     from chatcli.client.oneshot import tls_policy
     from chatcli.client.session import ClientSession
 

@@ -20,7 +20,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 from rich.text import Text
 
-from chatcli.client.app import Backoff, ChatView, chat_loop, paste_lines, run_join
+from chatcli.client.app import Backoff, ChatView, chat_loop, paste_lines
+from chatcli.client.join import run_join
 from chatcli.client.session import ClientSession, WrongAccountPassword, alternative_alias
 from chatcli.errors import ExitStatus
 from tests.conftest import Client, register_account

@@ -434,7 +434,7 @@ def test_join_hands_the_profiles_rooms_the_config_and_plain_to_the_client(config
         calls.append((session, room, options))
         return ExitStatus.OK
 
-    monkeypatch.setattr("chatcli.client.app.run_join", run_join)
+    monkeypatch.setattr("chatcli.client.join.run_join", run_join)
     assert chat("join", "--profile", "p", "--plain", "--room", "x").exit_code == 0
     session, room, options = calls[0]
     assert room == "#x" and options["plain"] is True and options["rooms"] == ("#dev", "#ops")

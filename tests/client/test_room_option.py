@@ -35,7 +35,7 @@ def test_a_room_without_its_hash_is_given_one(monkeypatch):
         joined.append(room)
         return 0
 
-    monkeypatch.setattr("chatcli.client.app.run_join", run_join)
+    monkeypatch.setattr("chatcli.client.join.run_join", run_join)
     assert join("--room", "dev").exit_code == 0
     assert join("--room", "#ops").exit_code == 0
     assert join().exit_code == 0

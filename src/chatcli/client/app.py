@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import random
 import sys
 import threading
@@ -44,9 +43,8 @@ from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import ClientSession, WrongAccountPassword, says_registered
 from chatcli.client.trust import Verified
-from chatcli.defaults import DEFAULT_ROOM
 from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
-from chatcli.protocol import Message, caps, is_channel, split_source
+from chatcli.protocol import Message, is_channel, split_source
 from chatcli.protocol import numerics as n
 
 if TYPE_CHECKING:
@@ -240,75 +238,14 @@ def help_text() -> Text:
     return text
 
 
-def run_join(
-    session: ClientSession,
-    room: str | None,
-    *,
-    plain: bool = False,
-    config: ClientConfig | None = None,
-    rooms: Sequence[str] = (),
-    console: Console | None = None,
-    interactive: bool | None = None,
-    ask_password: Callable[[str], str | None] | None = None,
-    terminal_input: Input | None = None,
-    terminal_output: Output | None = None,
-) -> ExitStatus:
-    """Connect, then chat until the user quits or the connection ends.
-
-    An alias that is taken is replaced by ``alias_`` (then ``alias__``, ...,
-    :data:`ALIAS_TRIES` times at most). A wrong account password is asked again with
-    ``ask_password`` (given the alias; None or empty: do not log in), :data:`PASSWORD_TRIES`
-    times in all; without it, on a terminal, the terminal asks; otherwise it is not asked.
-
-    Args:
-        console: where lines are shown (default: standard output).
-        interactive: use the line editor (default: if standard input and output are a
-            terminal); else each line of standard input is sent.
-        terminal_input, terminal_output: the line editor's (default: the terminal).
-
-    Raises:
-        ChatError: connecting or registering failed.
-    """
-    if interactive is None:
-        interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    if ask_password is None and sys.stdin is not None and sys.stdin.isatty():
-        ask_password = _ask_password_again
-    session.alias_tries = ALIAS_TRIES
-    burst = _connect(session, ask_password)
-    if room is None and caps.AUTOJOIN not in session.caps:
-        room = DEFAULT_ROOM  # another IRC server: go where chatcli would have put us
-    view = ChatView(session, None, config)
-    if interactive and not plain and os.environ.get("TERM") != "dumb" and console is None:
-        from chatcli.client.fullscreen import run_full_screen
-
-        return run_full_screen(
-            session,
-            view,
-            burst,
-            room,
-            rooms,
-            bell=config.bell if config else True,
-            desktop=config.desktop if config else True,
-        )
-    if interactive:
-        return _interactive(
-            session, view, room, burst, console, terminal_input, terminal_output, rooms
-        )
-    if console is None:
-        console = Console(file=sys.stdout, highlight=False)
-        # A pipe or a file gets one line a message, never wrapped (at Rich's 80 columns).
-        console.soft_wrap = not console.is_terminal
-    return _batch(session, view, room, burst, console, sys.stdin, rooms)
-
-
-def _ask_password_again(alias: str) -> str | None:
+def ask_password_again(alias: str) -> str | None:
     """Ask the terminal for the account password of ``alias`` again."""
     import getpass
 
     return getpass.getpass(f"{alias} is a registered account; password (empty: don't log in): ")
 
 
-def _connect(
+def connect_asking(
     session: ClientSession, ask_password: Callable[[str], str | None] | None
 ) -> list[Message]:
     """Connect, asking ``ask_password`` again after a wrong account password (if given),
@@ -606,7 +543,7 @@ def _show_burst(
             show(line)
 
 
-def _batch(
+def run_lines(
     session: ClientSession,
     view: ChatView,
     room: str | None,
@@ -631,7 +568,7 @@ def paste_lines(data: str) -> list[str]:
     return text.removesuffix("\n").split("\n")
 
 
-def _interactive(
+def run_line_editor(
     session: ClientSession,
     view: ChatView,
     room: str | None,
