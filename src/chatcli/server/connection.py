@@ -125,13 +125,11 @@ def peer_closed(sock: socket.socket | TLSSocket) -> str | None:
     it peeks at the raw socket, under the TLS layer: bytes pending there (records not yet
     read, or a close_notify) mean it cannot tell.
     """
-    # The plain socket under the TLS object; its recv with MSG_PEEK neither takes bytes
-    # from OpenSSL nor touches its state, so the TLS socket's lock is not needed.
-    raw = sock._ssl if isinstance(sock, TLSSocket) else sock
     try:
         if not wait_ready(sock, 0):
             return None
-        data = socket.socket.recv(raw, 1, socket.MSG_PEEK)
+        tls = isinstance(sock, TLSSocket)
+        data = sock.peek_raw(1) if tls else sock.recv(1, socket.MSG_PEEK)  # type: ignore[union-attr]
     except (BlockingIOError, InterruptedError):
         return None
     except OSError as exc:  # a reset, most often

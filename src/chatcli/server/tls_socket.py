@@ -94,6 +94,12 @@ class TLSSocket:
                     raise BlockingIOError(errno.EAGAIN, "TLS: the socket is full") from None
             return sent
 
+    def peek_raw(self, size: int) -> bytes:
+        """Up to ``size`` bytes waiting on the plain socket under TLS, left there: neither
+        taken from OpenSSL nor touching its state, so without the lock (a closed peer:
+        ``b""``)."""
+        return socket.socket.recv(self._ssl, size, socket.MSG_PEEK)
+
     def recv_raw(self, size: int) -> bytes:
         """Bytes as they arrive, TLS records and all: for reading what a peer still sends
         before the end, to be thrown away (after a failed handshake, say)."""
