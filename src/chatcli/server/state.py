@@ -218,7 +218,7 @@ class World:
         self.assert_held()
         channel.remove(conn)
         self.uninvite(channel, conn)
-        conn.channels.discard(channel)
+        conn.channels = conn.channels - {channel}
         if not channel.members and not channel.permanent:
             self.channels.pop(self.fold(channel.name), None)
             for invitee in list(channel.invited):  # invitations to a room gone go too

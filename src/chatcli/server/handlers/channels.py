@@ -145,7 +145,7 @@ def _join_locked(
         channel.check_join(conn, key)
         channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
     world.uninvite(channel, conn)
-    conn.channels.add(channel)
+    conn.channels = conn.channels | {channel}
     account = conn.account or "*"  # "*": extended-join's "not logged in"
     extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
     announce(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)

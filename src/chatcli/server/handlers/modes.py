@@ -88,7 +88,7 @@ def user_mode(conn: Connection, nick: str, args: tuple[str, ...]) -> None:
 
 def _set_user_mode(conn: Connection, sign: str, ch: str) -> None:
     with conn.world.lock:
-        (conn.modes.add if sign == "+" else conn.modes.discard)(ch)
+        conn.modes = conn.modes | {ch} if sign == "+" else conn.modes - {ch}
         if ch == "i":
             conn.world.invisible += 1 if sign == "+" else -1
         elif ch == "o":  # only ever taken away here; OPER gives it

@@ -48,7 +48,7 @@ def oper(conn: Connection, msg: Message) -> None:
     with conn.world.lock:
         if "o" in conn.modes:
             return
-        conn.modes.add("o")
+        conn.modes = conn.modes | {"o"}
         conn.world.operators += 1
     conn.reply(n.RPL_YOUREOPER, "You are now an IRC operator")
     conn.send(Message("MODE", (conn.name, "+o"), conn.source))

@@ -94,7 +94,7 @@ def cap(conn: Connection, msg: Message) -> None:
             conn.cap_negotiating = True
         version = (number(msg.params[1], 5) if len(msg.params) > 1 else None) or 0
         if version >= 302:  # implied by CAP LS 302 (IRCv3 cap-notify)
-            conn.caps.add(caps.CAP_NOTIFY)
+            conn.caps = conn.caps | {caps.CAP_NOTIFY}
         offered = " ".join(
             f"{name}={value}" if value and version >= 302 else name
             for name, value in offered_caps(conn).items()
@@ -114,7 +114,7 @@ def cap(conn: Connection, msg: Message) -> None:
             return
         with conn.world.lock:
             for remove, name in changes:
-                (conn.caps.discard if remove else conn.caps.add)(name)
+                conn.caps = conn.caps - {name} if remove else conn.caps | {name}
             if conn.profile != (new := tags.profile(conn.caps)):
                 conn.profile = new
                 for channel in conn.channels:
@@ -253,7 +253,7 @@ def try_register(conn: Connection) -> None:
         conn.registered = True
         accounts.hold(conn, owner)  # before anyone can find it: see accounts.hold
         if conn.secure:
-            conn.modes.add("Z")
+            conn.modes = conn.modes | {"Z"}
         world.users += 1
         world.max_users = max(world.max_users, world.users)
         monitor.announce(conn, online=True)
