@@ -9,7 +9,8 @@ Contract:
    nothing at all is logged, to a queue that holds nothing, outside the world lock, is
    written by the calling thread at once (one non-blocking ``send``; what the kernel does
    not take is left to the flusher): :meth:`Flusher.write_now`. Its ``_busy`` lock is
-   only *tried*; the flusher holds it while at work, so the two never write at once.
+   only *tried*, to claim the queue (``_DIRECT``: the flusher then sends nothing of it),
+   and is not held across the send, which gives up the GIL.
 2. A broadcast costs its sender O(1): the line is serialised once per form (recipients
    with different capabilities get different tags: :mod:`chatcli.server.tags`) and the
    room's audience, its recipients grouped by form, is passed along; the flusher hands each
@@ -51,7 +52,8 @@ Contract:
    connection waits for it.
 
 Threads: every field of a SendQueue but ``finished`` belongs to whoever holds the
-flusher's ``_busy`` lock: the flusher thread, or a thread in :meth:`Flusher.write_now`. Other
+flusher's ``_busy`` lock (the flusher thread, or a thread in :meth:`Flusher.write_now`),
+and its socket's sending side, while the queue is ``_DIRECT``, to the thread writing it. Other
 threads only append to the flusher's log (a deque: atomic appends) and read ``failed`` and,
 for operators, the counters (``queued``, ``lines_out``, ``bytes_sent``: a moment's view).
 """
@@ -94,6 +96,9 @@ _PUT, _BROADCAST, _CLOSE, _ABANDON = range(4)
 # Where a queue with something to send waits: nowhere yet, in turn with the room traffic,
 # or first, with a line of its own.
 _CLEAN, _IN_TURN, _FIRST = range(3)
+# ...or being written by a thread in Flusher.write_now: the flusher lists it nowhere and
+# sends nothing of it, and what finishes it leaves its latch to that thread.
+_DIRECT = 3
 
 
 class SendQueue:
@@ -278,22 +283,34 @@ class Flusher:
                 or queue in self._waiting
             ):
                 return False
-            try:
-                sent = queue.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:  # the flusher's own try meets the error and finishes the queue
-                sent = 0
-            queue.lines_out += data.count(b"\n")
-            queue.bytes_sent += sent
-            if sent == len(data):
-                return True
-            rest = data[sent:]
-            queue._backlog = rest
-            queue._size += len(rest)
+            queue._dirty = _DIRECT
         finally:
             self._busy.release()
-        self.post((_PUT, queue, b"", None))  # the rest: sent as the socket takes it
+        # The send gives up the GIL, and winning it back among thousands of threads can
+        # take a while: no lock is held meanwhile (the queue is this thread's: _DIRECT).
+        try:
+            sent = queue.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the flusher's own try meets the error and finishes the queue
+            sent = 0
+        rest = data[sent:]
+        with self._busy:
+            queue.lines_out += data.count(b"\n")
+            queue.bytes_sent += sent
+            with self._dead_lock:
+                queue._dirty = _CLEAN
+                if queue._done:  # finished meanwhile: its latch was left to us
+                    queue._finished.release()
+                    return True
+            if rest:  # before whatever was queued meanwhile
+                queue._backlog = rest + queue._backlog
+                queue._size += len(rest)
+            more = bool(queue._backlog or queue._chunks or queue._closing)
+            if more:
+                self._mark(queue, _FIRST)
+        if more:
+            self.post((_PUT, queue, b"", None))  # (wakes the flusher: the queue is listed)
         return True
 
     def settle(self) -> None:
@@ -405,7 +422,8 @@ class Flusher:
                     queue: SendQueue = target  # type: ignore[assignment]
                     if not queue._done:
                         queue._done = True
-                        queue._finished.release()
+                        if queue._dirty != _DIRECT:  # (else its writer lets go)
+                            queue._finished.release()
 
     def _broken(self, queue: SendQueue, doing: str) -> None:
         """An unexpected error while ``doing`` something for ``queue``: what it holds may
@@ -468,7 +486,10 @@ class Flusher:
                 self._mark(key.data, _FIRST)
 
     def _mark(self, queue: SendQueue, where: int) -> None:
-        """List ``queue`` to be sent: ``_FIRST``, or ``_IN_TURN`` unless it is listed."""
+        """List ``queue`` to be sent: ``_FIRST``, or ``_IN_TURN`` unless it is listed (or
+        being written by another thread, which lists it when done)."""
+        if queue._dirty == _DIRECT:
+            return
         if where == _FIRST:
             if queue._dirty != _FIRST:
                 queue._dirty = _FIRST
@@ -600,7 +621,9 @@ class Flusher:
         queue._size = 0
         if failure and queue.failed is None:
             queue.failed = failure
-        queue._finished.release()
+        with self._dead_lock:
+            if queue._dirty != _DIRECT:  # (else its writer lets go when its send is over)
+                queue._finished.release()
 
     def _watch(self, queue: SendQueue) -> None:
         if queue not in self._waiting:
