@@ -493,7 +493,8 @@ class Server:
             self._tick(time.monotonic())
 
     def _tick(self, now: float) -> None:
-        """Check every connection's liveness, and prune the connection throttle."""
+        """Check every connection's liveness. (The connection throttle forgets quiet
+        addresses itself, at the clock admission is decided by: see _admit.)"""
         with self.world.lock:
             conns = list(self.world.connections)
         for conn in conns:
@@ -511,10 +512,6 @@ class Server:
             elif action is Liveness.DROP:
                 conn.disconnect(reason)
             accounts.enforce(conn, now)  # a registered nick held without logging in
-        with self._state_lock:  # the throttle forgets addresses not seen for a window
-            window = self.config.throttle_window
-            for host in [h for h, t in self._recent.items() if not t or t[-1] <= now - window]:
-                del self._recent[host]
 
     # -- stopping ---------------------------------------------------------------------------
 
