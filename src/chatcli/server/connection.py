@@ -84,6 +84,9 @@ RECV_BYTES = 16384
 RECV_FIRST = 400
 # Commands that flood control never holds: liveness answers, and leaving.
 UNLAGGED = frozenset({b"PING", b"PONG", b"QUIT"})
+# Commands whose output may wait, with the messages before them, for one commit of the
+# history; before any other, what is held is sent first (see _run_due).
+GROUPED = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG", b"PING", b"PONG"})
 # How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
 # Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
@@ -335,14 +338,14 @@ class Connection:
         self.unconfirmed = 0
         self.sendq.put(data)
 
-    def _release(self) -> None:
+    def _release(self, *, always: bool = False) -> None:
         """If anything was held, wait until this client's messages are settled (kept in the
         history, or known not to be: their senders have been told so), then send it. Once
         per batch of lines read: one commit covers them all. (With nothing to tell the
         client, its thread reads on: it does not wait for the disk.) If the store does not
         settle them in time, the client is told that too, rather than left to think them
-        kept."""
-        if not self.held:
+        kept. With ``always``, waits for them even with nothing held."""
+        if not self.held and not (always and self.unconfirmed):
             return
         store, ticket = self.server.store, self.unconfirmed
         self.unconfirmed = 0
@@ -353,8 +356,9 @@ class Connection:
             text = "the server could not confirm in time that your messages are in the history"
             warning = Message("WARN", ("*", "HISTORY_NOT_CONFIRMED", text), self.config.name)
             self.held.insert(0, warning.to_bytes())
-        self.sendq.put(b"".join(self.held))
-        self.held.clear()
+        if self.held:
+            self.sendq.put(b"".join(self.held))
+            self.held.clear()
 
     def relay(self, relay: tags.Relay) -> None:
         """Queue a relayed message in this client's form."""
@@ -505,6 +509,12 @@ class Connection:
         """Run, in order, every line held that flood control lets run now."""
         try:
             while self.quit_reason is None and (raw := backlog.pop(time.monotonic())) is not None:
+                if (self.held or self.unconfirmed) and _verb(raw) not in GROUPED:
+                    # What this client is told waits for its messages' commit; a command
+                    # that changes what it is (JOIN, PART, NICK...) must not change it
+                    # meanwhile: others' lines would reach it before it hears of the change
+                    # (a room's messages before its own JOIN). Settle first.
+                    self._release(always=True)
                 self._run_line(raw)
         finally:
             self._release()  # what is due goes out before the client waits
