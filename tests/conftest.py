@@ -10,12 +10,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from chatcli.config import ServerConfig
 from chatcli.protocol import LineBuffer, Message, parse_line
 from chatcli.server import Server
+from chatcli.server.store import Store
 
 # Small timeouts so that liveness tests take a fraction of a second, not minutes.
 TEST_CONFIG = ServerConfig(
@@ -106,6 +108,15 @@ def make_server() -> Iterator[Callable[..., RunningServer]]:
 @pytest.fixture
 def server(make_server: Callable[..., RunningServer]) -> RunningServer:
     return make_server()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A store of its own, open, on a file in the test's directory (no server)."""
+    opened = Store(tmp_path / "chat.db")
+    opened.open()
+    yield opened
+    opened.close()
 
 
 class Client:

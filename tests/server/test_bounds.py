@@ -33,14 +33,6 @@ def small_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "chat.db")
-    opened.open()
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def gate(store: Store) -> Iterator[threading.Event]:
     """The writer stalled (in a job) until the event is set."""
     event = threading.Event()

@@ -280,14 +280,6 @@ def message(text: str) -> Stored:
     return Stored(0, text, 1, "#r", "PRIVMSG", "a!u@h", None, "#r", text, "")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "chat.db")
-    opened.open()
-    yield opened
-    opened.close()
-
-
 def test_an_unexpected_error_in_the_writer_is_logged_and_it_goes_on(store, monkeypatch, caplog):
     told: list[str] = []
     write_batch = store._write_batch
