@@ -302,7 +302,28 @@ def chatcli_version(src: str | None = None) -> str:
     return f"chatcli {ver} {rev}{'-dirty' if dirty else ''}".strip()
 
 
-class RunningServer:
+class ServerProcess:
+    """What every server process the harness starts answers: its pid, whether it still
+    runs; leaving its ``with`` block stops it (``stop``, the subclass's)."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class RunningServer(ServerProcess):
     """A server process started for one group of scenarios; use as a context manager."""
 
     def __init__(self, spec: ServerSpec, workdir: Path, max_clients: int | None = None) -> None:
@@ -316,17 +337,6 @@ class RunningServer:
     def __enter__(self) -> RunningServer:
         self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def cpu(self) -> float:
         try:

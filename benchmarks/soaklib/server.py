@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.measure import cpu_seconds, proc_status
-from harness.servers import HOST, terminate
+from harness.servers import HOST, ServerProcess, terminate
 
 SERVING = re.compile(r"serving \S+ on (\S+):(\d+)")
 FINGERPRINT = re.compile(r"TLS certificate SHA-256 fingerprint: (\S+)")
@@ -68,7 +68,7 @@ def sample(pid: int) -> Sample:
     return Sample(now, status["rss_kib"], status["threads"], fds, cpu)
 
 
-class ChatServer:
+class ChatServer(ServerProcess):
     """``chat serve`` on 127.0.0.1 and a port it picks, keeping its database (and, with
     ``tls``, its self-signed certificate) in ``workdir``; a context manager."""
 
@@ -96,22 +96,11 @@ class ChatServer:
     def __enter__(self) -> ChatServer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def command(self) -> list[str]:
         cmd = [*self.chat, "serve", "--host", HOST, "--port", "0", "--db", str(self.db)]
         cmd += ["--flood-rate", f"{self.flood_rate:g}"]
         return [*cmd, "--tls"] if self.tls else cmd
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 30.0) -> None:
         """Start it and read its address (and fingerprint) from its stdout.
