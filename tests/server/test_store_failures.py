@@ -70,6 +70,22 @@ def say(client: Client, target: str, text: str) -> tuple[bool, float]:
             return warned_at is None, took
 
 
+def say_until_kept(
+    client: Client, prefix: str, kept: list[str], lost: list[str], within: float
+) -> None:
+    """Say numbered lines in #lobby, each noted as kept or lost, until one is kept (within
+    ``within`` seconds: writing must resume by then)."""
+    deadline = time.monotonic() + within
+    for i in range(10_000):
+        text = f"{prefix} {i}"
+        confirmed, _ = say(client, "#lobby", text)
+        (kept if confirmed else lost).append(text)
+        if confirmed:
+            return
+        assert time.monotonic() < deadline, "writing did not resume"
+        time.sleep(0.1)
+
+
 def stats_store(client: Client) -> str:
     client.send("STATS d")
     line = client.expect("249")
@@ -128,17 +144,7 @@ def test_a_full_disk_is_told_at_once_and_the_history_holds_what_was_confirmed(
     assert len(starts) == 1  # once, not once a message
 
     disk.on = False  # space is back: within RETRY_MAX, messages are kept again
-    deadline = time.monotonic() + store_module.RETRY_MAX + 2
-    i = 0
-    while True:
-        text = f"after {i}"
-        i += 1
-        confirmed, _ = say(alice, "#lobby", text)
-        (kept if confirmed else lost).append(text)
-        if confirmed:
-            break
-        assert time.monotonic() < deadline, "writing did not resume"
-        time.sleep(0.1)
+    say_until_kept(alice, "after", kept, lost, store_module.RETRY_MAX + 2)
     for text in ("later 1", "later 2"):
         assert say(alice, "#lobby", text)[0]
         kept.append(text)
@@ -257,17 +263,7 @@ def test_a_real_disk_that_fills_up_and_empties_again(make_server, small_disk, cl
     failing = [r for r in caplog.records if "cannot write to the database" in r.getMessage()]
     assert len(failing) == 1
     filler.unlink()  # space is back
-    deadline = time.monotonic() + store_module.RETRY_MAX + 3
-    i = 0
-    while True:
-        text = f"back {i}"
-        i += 1
-        confirmed, _ = say(alice, "#lobby", text)
-        (kept if confirmed else lost).append(text)
-        if confirmed:
-            break
-        assert time.monotonic() < deadline, "writing did not resume"
-        time.sleep(0.2)
+    say_until_kept(alice, "back", kept, lost, store_module.RETRY_MAX + 3)
     assert say(alice, "#lobby", "and on")[0]
     kept.append("and on")
     assert history(running) == kept
