@@ -80,7 +80,7 @@ def dispatch(conn: Connection, msg: Message) -> None:
     except IRCError as err:
         conn.send_error(err)
     except Fatal as exc:
-        conn.disconnect(exc.reason)
+        conn.end(exc.reason)
     except StoreError as exc:  # the disk is full, say: nothing was changed; try later
         log.warning("%s from %r not done: %s", msg.command, conn, exc)
         conn.fail(

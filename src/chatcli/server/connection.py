@@ -51,21 +51,19 @@ from chatcli.protocol import (
     EmptyLine,
     InputTooLong,
     InvalidUtf8,
-    LineBuffer,
     MalformedLine,
     Message,
-    ReadQExceeded,
     caps,
-    label_of,
     parse_line,
 )
 from chatcli.protocol import numerics as n
 from chatcli.server import cloaks, tags
 from chatcli.server.commands import dispatch, log_exception
 from chatcli.server.errors import IRCError
-from chatcli.server.flood import Backlog, ExcessFlood, FakeLag
+from chatcli.server.flood import ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
 from chatcli.server.sendq import SendQueue
+from chatcli.server.session import Session
 from chatcli.server.tls_socket import TLSSocket
 
 if TYPE_CHECKING:
@@ -82,11 +80,6 @@ RECV_BYTES = 16384
 # hundreds of threads: 10,000 of them at once (a PING to all) grew the heap by 0.65 KiB a
 # connection per PING, for good. A read that fills it reads on with RECV_BYTES.
 RECV_FIRST = 400
-# Commands that flood control never holds: liveness answers, and leaving.
-UNLAGGED = frozenset({b"PING", b"PONG", b"QUIT"})
-# Commands whose output may wait, with the messages before them, for one commit of the
-# history; before any other, what is held is sent first (see _run_due).
-GROUPED = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG", b"PING", b"PONG"})
 # How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
 # Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
@@ -98,17 +91,6 @@ CLOSING_STEP = 0.1
 # often it looks meanwhile.
 RELEASE_WAIT = 0.5
 RELEASE_STEP = 0.002
-
-
-def _verb(raw: bytes) -> bytes:
-    """The command of a raw line, uppercased, without parsing it all (for flood control;
-    a malformed line is charged or not, and answered when it runs)."""
-    words = raw.split(None, 3)
-    if words and words[0].startswith(b"@"):
-        words = words[1:]
-    if words and words[0].startswith(b":"):
-        words = words[1:]
-    return words[0].upper() if words else b""
 
 
 def wait_ready(sock: socket.socket | TLSSocket, timeout: float, write: bool = False) -> bool:
@@ -172,198 +154,29 @@ _QUIT_LOCK = threading.Lock()
 _NONE: frozenset = frozenset()
 
 
-class Connection:
-    __slots__ = (
-        "account",
-        "account_id",
-        "away",
-        "bytes_received",
-        "cap_negotiating",
-        "caps",
-        "channels",
-        "config",
-        "connected_at",
-        "display_host",
-        "folded_nick",
-        "held",
-        "host",
-        "idle",
-        "invited_to",
-        "labeled",
-        "lag",
-        "last_seen",
-        "last_spoke",
-        "left",
-        "lines_received",
-        "modes",
-        "monitoring",
-        "nick",
-        "nick_deadline",
-        "password",
-        "ping_sent",
-        "profile",
-        "quit_reason",
-        "realname",
-        "registered",
-        "sasl",
-        "sendq",
-        "server",
-        "signon",
-        "sock",
-        "thread",
-        "unconfirmed",
-        "user",
-        "world",
-    )
+class Speaker:
+    """The ways to tell one client something, made once for both routes to it: a
+    :class:`Connection` itself (its own command's output, through its session) and its
+    :class:`Delivery` (anyone else: straight to its send queue). Subclasses give
+    :meth:`send_bytes`, :attr:`name`, :attr:`profile` and :attr:`config`."""
 
-    def __init__(
-        self, server: Server, sock: socket.socket | TLSSocket, address: tuple[str, int]
-    ) -> None:
-        self.server = server
-        self.world = server.world
-        self.config = server.config
-        self.sock = sock
-        self.host = address[0]  # the real address: limits, logs, operators and the user
-        # What everyone else sees: a cloak of it, unless cloak_hosts is off.
-        self.display_host = (
-            cloaks.cloak(self.host, self.world.cloak_key, self.config.network)
-            if self.config.cloak_hosts
-            else self.host
-        )
-        # Identity, written under the world lock once registered.
-        self.nick: str | None = None
-        self.folded_nick = ""
-        self.user: str | None = None
-        self.realname = ""
-        self.password: str | None = None
-        # Empty until changed, shared by all (an empty set is 216 bytes): its writers put a
-        # new set in its place rather than change it (copy on write).
-        self.caps: set[str] | frozenset[str] = _NONE
-        self.account: str | None = None  # the account logged in to, as registered
-        self.account_id: int | None = None  # ...and its id, which no other account gets
-        self.sasl: bytearray | None = None  # a SASL PLAIN payload being received
-        # When a nick registered to an account it is not logged in to will be taken away
-        # (monotonic seconds); see chatcli.server.handlers.accounts.enforce.
-        self.nick_deadline: float | None = None
-        self.profile = 0  # the form of relayed messages it gets: chatcli.server.tags
-        # While a labeled command runs: what it sends to this client, to be labeled.
-        self.labeled: list[bytes] | None = None
-        # Its messages not yet in the history, as a store ticket (0: none), and what it is
-        # told meanwhile: held back until they are, so that nothing confirms a message
-        # that a crash could still lose.
-        self.unconfirmed = 0
-        self.held: list[bytes] = []
-        self.cap_negotiating = False
-        self.registered = False
-        self.away: str | None = None
-        self.modes: set[str] | frozenset[str] = _NONE  # (copy on write, as caps)
-        self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
-        self.channels: set[Channel] | frozenset[Channel] = _NONE  # (as caps)
-        self.invited_to: set[Channel] | None = None  # rooms it may join uninvited, once used
-        # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
-        now = time.monotonic()
-        self.connected_at = now
-        self.last_seen = now
-        self.last_spoke = now
-        self.ping_sent: float | None = None
-        self.signon = int(time.time())
-        self.lines_received = self.bytes_received = 0  # for operators: STATS l
-        self.quit_reason: str | None = None
-        # Whether this connection's thread has run all it read and waits to read more (or
-        # has finished reading): until it reads again, it runs no command. Written by that
-        # thread only; see end_if_closed.
-        self.idle = False
-        # Whether it has left the world (_leave: its rooms told, its nick free). Written
-        # under the world lock.
-        self.left = False
-        self.lag = FakeLag(self.config.flood_burst, self.config.flood_rate, now)
-        self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
-        self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
+    __slots__ = ()
 
-    def __repr__(self) -> str:
-        return f"<Connection {self.nick or '*'} from {self.host}>"
+    if TYPE_CHECKING:
+        name: str
+        profile: int
+        config: ServerConfig
 
-    # -- identity ---------------------------------------------------------------------------
-
-    @property
-    def source(self) -> str:
-        """``nick!user@host``, the prefix of everything this client says; the host is
-        :attr:`display_host`, so a cloak."""
-        return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
-
-    @property
-    def exempt(self) -> bool:
-        """Whether the per-address limits spare this client: :func:`is_exempt`."""
-        return is_exempt(self.config, self.host)
-
-    @property
-    def secure(self) -> bool:
-        """Whether the client is connected over TLS."""
-        return isinstance(self.sock, TLSSocket)
-
-    @property
-    def name(self) -> str:
-        """The nick, or ``*`` before there is one (the first parameter of every numeric)."""
-        return self.nick or "*"
-
-    # -- sending ----------------------------------------------------------------------------
+    def send_bytes(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def send(self, msg: Message) -> None:
         self.send_bytes(msg.to_bytes())
 
-    def send_bytes(self, data: bytes) -> None:
-        """Queue ``data`` (whole lines) for this client. While a labeled command of its own
-        runs, what that command sends is held, to go out as its labeled response."""
-        if threading.current_thread() is not self.thread:
-            self.sendq.put(data)
-        elif self.labeled is not None:
-            self.labeled.append(data)
-        else:
-            self._emit(data)
-
-    def confirm_after(self, ticket: int) -> None:
-        """Hold what this client is told until the store's write ``ticket`` is settled. A
-        write that is not kept is told to the client by whoever queued it (the store's
-        ``on_lost``: a WARN, sent before what was held), never confirmed as kept."""
-        self.unconfirmed = max(self.unconfirmed, ticket)
-
-    def _emit(self, data: bytes) -> None:
-        """Our own output to our own client: held while a message of its is unsettled."""
-        store = self.server.store
-        if self.unconfirmed and store is not None and not store.settled(self.unconfirmed):
-            self.held.append(data)
-            return
-        if self.held:  # settled meanwhile: what was held goes first
-            self._release()
-        self.unconfirmed = 0
-        self.sendq.put(data)
-
-    def _release(self, *, always: bool = False) -> None:
-        """If anything was held, wait until this client's messages are settled (kept in the
-        history, or known not to be: their senders have been told so), then send it. Once
-        per batch of lines read: one commit covers them all. (With nothing to tell the
-        client, its thread reads on: it does not wait for the disk.) If the store does not
-        settle them in time, the client is told that too, rather than left to think them
-        kept. With ``always``, waits for them even with nothing held."""
-        if not self.held and not (always and self.unconfirmed):
-            return
-        store, ticket = self.server.store, self.unconfirmed
-        self.unconfirmed = 0
-        if store is not None and ticket:
-            store.outcome(ticket)  # waits, at most the store's WAIT_TIMEOUT
-        if store is not None and not store.settled(ticket):  # timed out, or closed
-            log.error("history not written in time for %r", self)
-            text = "the server could not confirm in time that your messages are in the history"
-            warning = Message("WARN", ("*", "HISTORY_NOT_CONFIRMED", text), self.config.name)
-            self.held.insert(0, warning.to_bytes())
-        if self.held:
-            self.sendq.put(b"".join(self.held))
-            self.held.clear()
-
-    def relay(self, relay: tags.Relay) -> None:
-        """Queue a relayed message in this client's form."""
-        data = relay.to(self.profile)
-        if data:
+    def echo(self, relay: tags.Relay) -> None:
+        """A relayed message, in this client's form (its own message echoed, its own JOIN,
+        a NICK change it asked for)."""
+        if data := relay.to(self.profile):
             self.send_bytes(data)
 
     def reply(self, numeric: str, *params: str) -> None:
@@ -398,6 +211,234 @@ class Connection:
         """A server notice to this client."""
         self.send(Message("NOTICE", (self.name, text), self.config.name))
 
+
+class Delivery(Speaker):
+    """What anyone but a client's own command tells it (another client's command, the
+    housekeeping thread, the store's writer): queued straight to its send queue, never
+    labeled or held for the store. Made on the spot: ``conn.delivery.notice(...)``."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.world.deliver(self.conn, data)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.conn.name
+
+    @property
+    def profile(self) -> int:  # type: ignore[override]
+        return self.conn.profile
+
+    @property
+    def config(self) -> ServerConfig:  # type: ignore[override]
+        return self.conn.config
+
+
+class Connection(Speaker):
+    __slots__ = (
+        "account",
+        "account_id",
+        "away",
+        "bytes_received",
+        "cap_negotiating",
+        "caps",
+        "channels",
+        "config",
+        "connected_at",
+        "display_host",
+        "folded_nick",
+        "host",
+        "idle",
+        "invited_to",
+        "last_seen",
+        "last_spoke",
+        "left",
+        "lines_received",
+        "modes",
+        "monitoring",
+        "nick",
+        "nick_deadline",
+        "password",
+        "ping_sent",
+        "profile",
+        "quit_reason",
+        "realname",
+        "registered",
+        "sasl",
+        "sendq",
+        "server",
+        "session",
+        "signon",
+        "sock",
+        "thread",
+        "user",
+        "world",
+    )
+
+    def __init__(
+        self, server: Server, sock: socket.socket | TLSSocket, address: tuple[str, int]
+    ) -> None:
+        self.server = server
+        self.world = server.world
+        self.config = server.config
+        self.sock = sock
+        self.host = address[0]  # the real address: limits, logs, operators and the user
+        # What everyone else sees: a cloak of it, unless cloak_hosts is off.
+        self.display_host = (
+            cloaks.cloak(self.host, self.world.cloak_key, self.config.network)
+            if self.config.cloak_hosts
+            else self.host
+        )
+        # Identity, written under the world lock once registered.
+        self.nick: str | None = None
+        self.folded_nick = ""
+        self.user: str | None = None
+        self.realname = ""
+        self.password: str | None = None
+        # Empty until changed, shared by all (an empty set is 216 bytes): its writers put a
+        # new set in its place rather than change it (copy on write).
+        self.caps: set[str] | frozenset[str] = _NONE
+        self.account: str | None = None  # the account logged in to, as registered
+        self.account_id: int | None = None  # ...and its id, which no other account gets
+        self.sasl: bytearray | None = None  # a SASL PLAIN payload being received
+        # When a nick registered to an account it is not logged in to will be taken away
+        # (monotonic seconds); see chatcli.server.handlers.accounts.enforce.
+        self.nick_deadline: float | None = None
+        self.profile = 0  # the form of relayed messages it gets: chatcli.server.tags
+        self.cap_negotiating = False
+        self.registered = False
+        self.away: str | None = None
+        self.modes: set[str] | frozenset[str] = _NONE  # (copy on write, as caps)
+        self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
+        self.channels: set[Channel] | frozenset[Channel] = _NONE  # (as caps)
+        self.invited_to: set[Channel] | None = None  # rooms it may join uninvited, once used
+        # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
+        now = time.monotonic()
+        self.connected_at = now
+        self.last_seen = now
+        self.last_spoke = now
+        self.ping_sent: float | None = None
+        self.signon = int(time.time())
+        self.lines_received = self.bytes_received = 0  # for operators: STATS l
+        self.quit_reason: str | None = None
+        # Whether this connection's thread has run all it read and waits to read more (or
+        # has finished reading): until it reads again, it runs no command. Written by that
+        # thread only; see end_if_closed.
+        self.idle = False
+        # Whether it has left the world (_leave: its rooms told, its nick free). Written
+        # under the world lock.
+        self.left = False
+        # Framing, flood control, labeled responses and what waits for the store: the
+        # protocol state this thread drives (it alone touches it).
+        self.session = Session(
+            FakeLag(self.config.flood_burst, self.config.flood_rate, now),
+            kill=self.config.flood_kill,
+            max_recvq=self.config.max_recvq,
+            settled=self._settled,
+        )
+        self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
+        self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.nick or '*'} from {self.host}>"
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """``nick!user@host``, the prefix of everything this client says; the host is
+        :attr:`display_host`, so a cloak."""
+        return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
+
+    @property
+    def exempt(self) -> bool:
+        """Whether the per-address limits spare this client: :func:`is_exempt`."""
+        return is_exempt(self.config, self.host)
+
+    @property
+    def secure(self) -> bool:
+        """Whether the client is connected over TLS."""
+        return isinstance(self.sock, TLSSocket)
+
+    @property
+    def name(self) -> str:
+        """The nick, or ``*`` before there is one (the first parameter of every numeric)."""
+        return self.nick or "*"
+
+    # -- what this client is told ------------------------------------------------------------
+    #
+    # Two ways in, chosen by the caller, never by which thread runs:
+    # * its own command's output (send, reply, fail, warn, notice, echo...) goes to its
+    #   session's outbox, on this connection's own thread, while the command runs: it may
+    #   be held for the store or wrapped as a labeled response, and is queued once the
+    #   command has run;
+    # * what anyone else sends it (relay, deliver), from any thread, goes straight to its
+    #   send queue.
+
+    def send_bytes(self, data: bytes) -> None:
+        """Our command's output (whole lines) to our own client, through its session."""
+        self.session.write(data)
+
+    @property
+    def delivery(self) -> Delivery:
+        """This client, spoken to by anyone but its own command (see :class:`Delivery`)."""
+        return Delivery(self)
+
+    def told_by(self, actor: Connection | None) -> Speaker:
+        """This client as ``actor``'s command speaks to it: itself if it is the actor (its
+        command's output), else :attr:`delivery`. ``actor`` None: a server thread."""
+        return self if actor is self else Delivery(self)
+
+    def confirm_after(self, ticket: int) -> None:
+        """Hold what this client is told until the store's write ``ticket`` is settled. A
+        write that is not kept is told to the client by whoever queued it (the store's
+        ``on_lost``: a WARN, delivered before what was held), never confirmed as kept."""
+        self.session.confirm_after(ticket)
+
+    def deliver(self, data: bytes) -> None:
+        """Queue ``data`` (whole lines) for this client, from any thread: not part of a
+        command of its own (a server PING, a KILL, a store's warning)."""
+        self.sendq.put(data)
+
+    def relay(self, relay: tags.Relay) -> None:
+        """Queue a relayed message in this client's form, from any thread."""
+        if data := relay.to(self.profile):
+            self.sendq.put(data)
+
+    def _settled(self, ticket: int) -> bool:
+        store = self.server.store
+        return store is None or store.settled(ticket)
+
+    def _settle(self, *, always: bool = False) -> None:
+        """If anything is held, wait until this client's messages are settled (kept in the
+        history, or known not to be: their senders have been told so), then release it.
+        Once per batch of lines read: one commit covers them all. (With nothing to tell the
+        client, its thread reads on: it does not wait for the disk.) If the store does not
+        settle them in time, the client is told that too, rather than left to think them
+        kept. With ``always``, waits for them even with nothing held."""
+        ticket = self.session.waiting_for(always=always)
+        if not ticket:
+            return
+        store = self.server.store
+        if store is not None:
+            store.outcome(ticket)  # waits, at most the store's WAIT_TIMEOUT
+        if self._settled(ticket):
+            self.session.release(in_time=True)
+            return
+        log.error("history not written in time for %r", self)  # timed out, or closed
+        text = "the server could not confirm in time that your messages are in the history"
+        warning = Message("WARN", ("*", "HISTORY_NOT_CONFIRMED", text), self.config.name)
+        self.session.release(in_time=False, warning=warning.to_bytes())
+
+    def _flush(self) -> None:
+        """Queue what our commands have said, in order."""
+        if data := self.session.take():
+            self.sendq.put(data)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -413,20 +454,25 @@ class Connection:
         if threading.current_thread() is not self.thread:
             self._shutdown(socket.SHUT_RD)  # wakes run() out of recv()
 
-    def run(self) -> None:
-        """The connection thread: read, frame, parse and dispatch until the end.
+    def end(self, reason: str) -> None:
+        """End this connection from its own command: what the command said goes first,
+        then ``ERROR`` (:meth:`disconnect`)."""
+        self._flush()
+        self.disconnect(reason)
 
-        Lines read wait in a :class:`~chatcli.server.flood.Backlog` until flood control
-        lets them run; meanwhile the thread reads on, so that the backlog sees a client
-        that keeps flooding ("Excess Flood") and bounds what is held for it.
+    def run(self) -> None:
+        """The connection thread: read, and run what its :class:`Session` lets run, until
+        the end.
+
+        Lines read wait in the session until flood control lets them run; meanwhile the
+        thread reads on, so that the session sees a client that keeps flooding ("Excess
+        Flood") and bounds what is held for it.
 
         A line too long to be one (tags over the limit, say) is dropped as it arrives and
         answered ``417`` in its turn (IRCv3 message-tags), the connection going on; only
         one that runs past ``max_recvq`` bytes without ending is "ReadQ exceeded".
         """
-        buffer = LineBuffer(max_dropped=self.config.max_recvq)
-        backlog = Backlog(self.lag, self.config.flood_kill, self.config.max_recvq)
-        closing: str | None = None  # the client is done: run what is held, then end
+        session = self.session
         tls = isinstance(self.sock, TLSSocket)
         drained = False  # the last read took all the kernel had
         size = RECV_FIRST  # what the next read asks for
@@ -434,15 +480,15 @@ class Connection:
             if isinstance(self.sock, TLSSocket):
                 self._handshake(self.sock)
             while self.quit_reason is None:
-                self._run_due(backlog)
+                self._run_due()
                 if self.quit_reason is not None:
                     break
-                due = backlog.next_due()
-                if closing is not None:
-                    if due is None:
-                        self.disconnect(closing)
+                due = session.next_due()
+                if session.closing is not None:
+                    if session.finished():
+                        self.disconnect(session.closing)
                         break
-                    time.sleep(min(max(0.0, due - time.monotonic()), CLOSING_STEP))
+                    time.sleep(min(max(0.0, due - time.monotonic()), CLOSING_STEP))  # type: ignore[operator]
                     continue
                 self.idle = False  # (before reading: see end_if_closed)
                 if drained:
@@ -463,26 +509,19 @@ class Connection:
                     wait_ready(self.sock, max(0.0, timeout), write=wants_write)
                     continue
                 if not data:
-                    closing = "Connection closed"
+                    session.end_of_input()
                     continue
                 now = self.last_seen = time.monotonic()
                 self.ping_sent = None
-                try:
-                    lines = buffer.feed(data)
-                except ReadQExceeded as exc:
-                    lines, closing = exc.lines, "ReadQ exceeded"  # what came before counts
                 self.bytes_received += len(data)
-                self.lines_received += len(lines)
                 # (Over TLS, OpenSSL may hold more already decrypted: read again first.)
                 drained = len(data) < size and not tls
                 size = RECV_BYTES if len(data) == size else RECV_FIRST
                 try:
-                    for raw in lines:
-                        backlog.add(raw, lagged=_verb(raw) not in UNLAGGED, now=now)
+                    self.lines_received += session.receive(data, now)
                 except ExcessFlood:
                     self.disconnect("Excess Flood")
-                # Nothing read stays referenced while the thread waits.
-                data = lines = raw = None  # type: ignore[assignment]
+                data = None  # type: ignore[assignment]  # (not kept while the thread waits)
         except OSError as exc:
             self.disconnect(f"Read error: {exc.strerror or exc}")
         except Exception:
@@ -505,35 +544,27 @@ class Connection:
             log.info("TLS handshake with %s failed: %s", self.host, exc.reason or exc)
             self.disconnect(f"TLS handshake failed: {exc.reason or 'error'}")
 
-    def _run_due(self, backlog: Backlog) -> None:
-        """Run, in order, every line held that flood control lets run now."""
+    def _run_due(self) -> None:
+        """Run, in order, every line held that flood control lets run now; queue what each
+        command said as it ends."""
+        session = self.session
         try:
-            while self.quit_reason is None and (raw := backlog.pop(time.monotonic())) is not None:
-                if (self.held or self.unconfirmed) and _verb(raw) not in GROUPED:
-                    # What this client is told waits for its messages' commit; a command
-                    # that changes what it is (JOIN, PART, NICK...) must not change it
-                    # meanwhile: others' lines would reach it before it hears of the change
-                    # (a room's messages before its own JOIN). Settle first.
-                    self._release(always=True)
-                self._run_line(raw)
+            while self.quit_reason is None:
+                if (raw := session.next_line(time.monotonic())) is None:
+                    break
+                if session.must_settle(raw):
+                    self._settle(always=True)
+                labels = raw[:1] == b"@" and {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps
+                session.begin(raw, labels=labels)
+                try:
+                    if (msg := self._parse(raw)) is not None:
+                        dispatch(self, msg)
+                finally:
+                    session.end(self.config.name)
+                self._flush()
         finally:
-            self._release()  # what is due goes out before the client waits
-
-    def _run_line(self, raw: bytes) -> None:
-        labeled = raw[:1] == b"@" and {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps
-        label = label_of(raw) if labeled else None
-        if label is None:
-            if (msg := self._parse(raw)) is not None:
-                dispatch(self, msg)
-            return
-        self.labeled = []  # what is sent meanwhile, a parse error's answer included
-        try:
-            if (msg := self._parse(raw)) is not None:
-                dispatch(self, msg)
-        finally:
-            sent, self.labeled = self.labeled, None
-        batch_id = tags.new_msgid()
-        self._emit(tags.labeled_response(label, sent, batch_id, self.config.name))
+            self._settle()  # what is due goes out before the client waits
+            self._flush()
 
     def _parse(self, raw: bytes) -> Message | None:
         """Parse one line; answer what cannot be parsed and return None for it."""
@@ -594,8 +625,8 @@ class Connection:
         if was_registered:
             monitor.announce(self, online=False)
             relay = tags.Relay(Message("QUIT", (reason,), self.source), account=self.account)
-            for peer in peers if caps.QUIET not in self.caps else ():  # (see caps.QUIET)
-                peer.relay(relay)
+            if caps.QUIET not in self.caps:  # (see caps.QUIET)
+                self.world.relay_to(peers, relay, actor=None)
 
     def _teardown(self) -> None:
         """Leave every room (unless a newcomer had it leave already), flush, close. Runs

@@ -17,7 +17,7 @@ from chatcli.server.channel import (
 
 if TYPE_CHECKING:
     from chatcli.config import ServerConfig
-    from chatcli.server.connection import Connection
+    from chatcli.server.connection import Speaker
 
 
 def isupport(config: ServerConfig) -> list[str]:
@@ -57,7 +57,7 @@ def isupport(config: ServerConfig) -> list[str]:
     ]
 
 
-def send_isupport(conn: Connection, tokens: list[str]) -> None:
+def send_isupport(conn: Speaker, tokens: list[str]) -> None:
     """RPL_ISUPPORT lines with ``tokens``, twelve a line."""
     for i in range(0, len(tokens), 12):
         conn.reply(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")

@@ -190,7 +190,7 @@ class Server:
         # The default room has no operator, so nothing in it is reserved to operators (no
         # +t): anyone may set its topic. It stays when empty.
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
-        self.world.channels[self.world.fold(config.room)] = lobby
+        self.world.add_room(lobby)
 
     # -- TLS --------------------------------------------------------------------------------
 
@@ -240,9 +240,10 @@ class Server:
             self.tls_context = context
             for conn in self.world.connections:
                 conn.config = new
-                conn.lag.burst, conn.lag.rate = float(new.flood_burst), new.flood_rate
-                if told and conn.registered:
-                    isupport.send_isupport(conn, told)
+                lag = conn.session.lag
+                lag.burst, lag.rate = float(new.flood_burst), new.flood_rate
+                if told and conn.registered:  # (to all, the operator asking too: delivered)
+                    isupport.send_isupport(conn.delivery, told)
         log.warning(
             "rehashed the settings%s%s",
             f" in {self.config_file}" if self.config_file else "",
@@ -428,7 +429,7 @@ class Server:
             return
         conn = Connection(self, stream, address[:2])
         with self.world.lock:
-            self.world.connections.add(conn)
+            self.world.arrive(conn)
         with self._state_lock:
             self._threads.add(conn.thread)
         old = threading.stack_size()
@@ -439,7 +440,7 @@ class Server:
         except (RuntimeError, ValueError) as exc:  # no more threads: refuse this one
             log.error("cannot start a thread for %s: %s", address[0], exc)
             with self.world.lock:
-                self.world.connections.discard(conn)
+                self.world.forget(conn)
             self.forget(conn)
             stream.close()
         finally:
@@ -508,7 +509,7 @@ class Server:
             )
             if action is Liveness.PING:
                 conn.ping_sent = now
-                conn.send(Message("PING", (self.config.name,)))
+                self.world.deliver(conn, Message("PING", (self.config.name,)).to_bytes())
             elif action is Liveness.DROP:
                 conn.disconnect(reason)
             accounts.enforce(conn, now)  # a registered nick held without logging in
@@ -548,7 +549,7 @@ class Server:
         with self.world.lock:
             conns = list(self.world.connections)
         for conn in conns:
-            conn.notice("Server shutting down")
+            conn.delivery.notice("Server shutting down")
             conn.disconnect("Server shutting down")
         deadline = time.monotonic() + self.config.shutdown_grace + 1.0
         with self._state_lock:

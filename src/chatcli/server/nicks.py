@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from chatcli.server.connection import Connection
 
 
-def rename(conn: Connection, new: str) -> None:
+def rename(conn: Connection, new: str, *, actor: Connection | None) -> None:
     """Give ``conn`` the nick ``new`` and, once registered, tell everyone who shares a
     room with it (and MONITOR watchers). Caller holds the world lock.
 
@@ -33,5 +33,4 @@ def rename(conn: Connection, new: str) -> None:
     if conn.registered:
         world.remember(conn, old_name)
         relay = Relay(Message("NICK", (new,), old_source), account=conn.account)
-        for peer in world.neighbours(conn):
-            peer.relay(relay)
+        world.relay_to(world.neighbours(conn), relay, actor=actor)

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message
 
 if TYPE_CHECKING:
-    from chatcli.server.connection import Connection
+    from chatcli.server.connection import Speaker
 
 SERVICE_SOURCE = "NickServ!NickServ@services"
 NO_DATABASE = "Accounts need a database, and this server has none"
 
 
-def service_notice(conn: Connection, text: str, source: str = SERVICE_SOURCE) -> None:
-    conn.send(Message("NOTICE", (conn.name, text), source))
+def service_notice(to: Speaker, text: str, source: str = SERVICE_SOURCE) -> None:
+    """A notice from a service to a client: ``to`` is the client itself, as its own
+    command's output, or its :attr:`~chatcli.server.connection.Connection.delivery`."""
+    to.send(Message("NOTICE", (to.name, text), source))

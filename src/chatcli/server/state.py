@@ -41,6 +41,7 @@ from threading import get_ident
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import CaseMapping
+from chatcli.server.backbone import Backbone
 from chatcli.server.channel import Channel
 from chatcli.server.errors import NicknameInUse
 
@@ -117,7 +118,10 @@ class WorldLock:
         return self._lock.locked()
 
 
-class World:
+class World(Backbone):
+    """The in-process backbone (:mod:`chatcli.server.backbone`): the shared state of this
+    server, under :attr:`lock`, and deliveries through its send queues and flusher."""
+
     def __init__(self, casemapping: CaseMapping, flusher: Flusher) -> None:
         self.lock = WorldLock(flusher)
         flusher.holding_lock = self.lock.held  # (no backpressure wait under the lock)
@@ -191,6 +195,18 @@ class World:
         conn.nick = nick
         conn.folded_nick = folded
 
+    def release_nick(self, conn: Connection) -> None:
+        """Free ``conn``'s nick, which it no longer has. Caller holds the lock."""
+        self.assert_held()
+        if conn.nick is not None and self.nicks.get(conn.folded_nick) is conn:
+            del self.nicks[conn.folded_nick]
+        conn.nick, conn.folded_nick = None, ""
+
+    def arrive(self, conn: Connection) -> None:
+        """A new connection, not yet registered. Caller holds the lock."""
+        self.assert_held()
+        self.connections.add(conn)
+
     def find_nick(self, nick: str) -> Connection | None:
         conn = self.nicks.get(self.fold(nick))
         return conn if conn is not None and conn.registered else None
@@ -205,12 +221,42 @@ class World:
             seen.update(channel.members)
         return seen
 
+    def add_room(self, channel: Channel) -> None:
+        """A room comes to be (its first JOIN, a registered room loaded, the default room).
+        Caller holds the lock, or the server has not started."""
+        self.channels[self.fold(channel.name)] = channel
+
+    def add_member(self, channel: Channel, conn: Connection, prefixes: set[str]) -> None:
+        """``conn`` joins ``channel`` with ``prefixes`` (``{"o"}``: an operator of it); its
+        invitation, if any, is used up. Caller holds the lock."""
+        self.assert_held()
+        channel.add(conn, prefixes)
+        self.uninvite(channel, conn)
+        conn.channels = conn.channels | {channel}
+
     def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> None:
         """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form.
         Caller holds the lock (the room's order is the order of the shared state)."""
         self.assert_held()
         audience = channel.audience
         self.flusher.broadcast(audience, relay.forms(audience), skip.sendq if skip else None)
+
+    def relay_to(
+        self, people: Iterable[Connection], relay: Relay, *, actor: Connection | None
+    ) -> None:
+        """Queue ``relay`` for each of ``people``, each in its form. ``actor``, the
+        connection whose command caused it (None: a server thread), gets its copy as that
+        command's output (so in its labeled response); everyone else's is delivered."""
+        for person in people:
+            if person is actor:
+                actor.echo(relay)
+            else:
+                person.relay(relay)
+
+    def deliver(self, person: Connection, data: bytes) -> None:
+        """Queue ``data`` (whole lines, made for ``person``) for ``person``, from any
+        thread: a server's numeric or notice, not part of a command of its own."""
+        person.deliver(data)
 
     def remove_member(self, channel: Channel, conn: Connection) -> None:
         """Take ``conn`` out of ``channel`` (gone when empty, unless permanent). Caller holds

@@ -93,9 +93,10 @@ def check_login(conn: Connection, name: str, password: str) -> Account | None:
     return account
 
 
-def set_account(conn: Connection, account: Account | None) -> None:
+def set_account(conn: Connection, account: Account | None, *, actor: Connection) -> None:
     """Log ``conn`` in to ``account`` (None: out), and tell who shares a room with it
-    (IRCv3 account-notify: ``ACCOUNT <name>``, or ``ACCOUNT *`` on logout)."""
+    (IRCv3 account-notify: ``ACCOUNT <name>``, or ``ACCOUNT *`` on logout). ``actor`` is
+    the connection whose command does it: ``conn`` itself, or (logging it out) another."""
     world = conn.world
     name = account.name if account is not None else None
     with world.lock:
@@ -107,20 +108,20 @@ def set_account(conn: Connection, account: Account | None) -> None:
             conn.nick_deadline = None
         if conn.registered:
             relay = Relay(Message("ACCOUNT", (name or "*",), conn.source), account=name)
-            for peer in world.neighbours(conn):
-                if caps.ACCOUNT_NOTIFY in peer.caps:
-                    peer.relay(relay)
+            peers = [peer for peer in world.neighbours(conn) if caps.ACCOUNT_NOTIFY in peer.caps]
+            world.relay_to(peers, relay, actor=actor)
+    told = conn.told_by(actor)
     if name is not None:
-        conn.reply(
+        told.reply(
             n.RPL_LOGGEDIN,
             f"{conn.name}!{conn.user or '~u'}@{conn.display_host}",
             name,
             f"You are now logged in as {name}",
         )
-        if conn.registered:
+        if conn.registered and actor is conn:
             history.deliver_pending(conn)
     else:
-        conn.reply(
+        told.reply(
             n.RPL_LOGGEDOUT,
             f"{conn.name}!{conn.user or '~u'}@{conn.display_host}",
             "You are now logged out",
@@ -138,7 +139,7 @@ def login_with_pass(conn: Connection) -> bool:
     account = check_login(conn, name, password)
     if account is None:
         return False
-    set_account(conn, account)
+    set_account(conn, account, actor=conn)
     return True
 
 
@@ -189,7 +190,7 @@ def authenticate(conn: Connection, msg: Message) -> None:
     if account is None:
         conn.reply(n.ERR_SASLFAIL, "SASL authentication failed: invalid account or password")
         return
-    set_account(conn, account)
+    set_account(conn, account, actor=conn)
     conn.reply(n.RPL_SASLSUCCESS, "SASL authentication successful")
 
 
@@ -258,7 +259,7 @@ def create(conn: Connection, wanted: str, password: str) -> tuple[str, str] | No
         _release_registration(conn, slot)
         return taken
     log.info("account %s registered from %s", nick, conn.host)
-    set_account(conn, made[0])
+    set_account(conn, made[0], actor=conn)
     return None
 
 
@@ -370,12 +371,13 @@ def enforce(conn: Connection, now: float) -> None:
         if conn.nick_deadline is None or conn.quit_reason is not None:
             return
         if conn.registered and conn.nick is not None and not owns(conn, conn.folded_nick):
-            service_notice(conn, f"{conn.nick} is registered to someone else: you are renamed.")
-            to_guest(conn)
+            text = f"{conn.nick} is registered to someone else: you are renamed."
+            service_notice(conn.delivery, text)
+            to_guest(conn, actor=None)
         conn.nick_deadline = None
 
 
-def to_guest(conn: Connection) -> None:
+def to_guest(conn: Connection, *, actor: Connection | None) -> None:
     """Rename ``conn`` to a free ``Guest<n>`` nick, as a NICK change everyone sees. Caller
     holds the world lock (it checked that the nick must go, in the same hold)."""
     world = conn.world
@@ -384,7 +386,7 @@ def to_guest(conn: Connection) -> None:
         guest = f"Guest{secrets.randbelow(100_000):05d}"
         if world.fold(guest) not in world.nicks:
             break
-    rename(conn, guest)
+    rename(conn, guest, actor=actor)
     conn.nick_deadline = None  # no account is named Guest<n>: see create()
 
 
@@ -475,7 +477,7 @@ def _identify(conn: Connection, args: list[str]) -> None:
     if account is None:
         service_notice(conn, "Invalid account or password.")
         return
-    set_account(conn, account)
+    set_account(conn, account, actor=conn)
     service_notice(conn, f"You are now logged in as {account.name}.")
 
 
@@ -551,7 +553,7 @@ def drop(conn: Connection, account: Account) -> None:
     with world.lock:
         holders = [other for other in world.connections if other.account_id == account.id]
     for holder in holders:
-        set_account(holder, None)
+        set_account(holder, None, actor=conn)
     forget_account(world, account, conn.config.room)
     store.drop_account(account.id)
     log.info("account %s dropped from %s", account.name, conn.host)

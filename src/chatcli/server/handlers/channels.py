@@ -39,7 +39,7 @@ def broadcast(
     relay = Relay(msg, extended=extended, bot="B" in conn.modes, account=conn.account)
     conn.world.broadcast(channel, relay, skip=conn)
     if conn in channel.members:
-        conn.relay(relay)
+        conn.echo(relay)
 
 
 def announce(
@@ -49,7 +49,7 @@ def announce(
     (:data:`caps.QUIET`) only to itself."""
     if caps.QUIET in conn.caps:
         relay = Relay(msg, extended=extended, bot="B" in conn.modes, account=conn.account)
-        conn.relay(relay)
+        conn.echo(relay)
     else:
         broadcast(conn, channel, msg, extended)
 
@@ -139,21 +139,18 @@ def _join_locked(
         raise TooManyChannels(name)
     if channel is None:
         channel = Channel(name, int(time.time()))
-        world.channels[world.fold(name)] = channel
-        channel.add(conn, {"o"})  # who creates a room runs it
+        world.add_room(channel)
+        world.add_member(channel, conn, {"o"})  # who creates a room runs it
     else:
         channel.check_join(conn, key)
-        channel.add(conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
-    world.uninvite(channel, conn)
-    conn.channels = conn.channels | {channel}
+        world.add_member(channel, conn, {"o"} if rooms.starts_as_op(conn, channel) else set())
     account = conn.account or "*"  # "*": extended-join's "not logged in"
     extended = Message("JOIN", (channel.name, account, conn.realname), conn.source)
     announce(conn, channel, Message("JOIN", (channel.name,), conn.source), extended)
     if conn.away is not None and caps.QUIET not in conn.caps:  # away-notify: say so
         away = Relay(Message("AWAY", (conn.away,), conn.source), account=conn.account)
-        for member in channel.members:
-            if member is not conn and caps.AWAY_NOTIFY in member.caps:
-                member.relay(away)
+        told = [m for m in channel.members if m is not conn and caps.AWAY_NOTIFY in m.caps]
+        world.relay_to(told, away, actor=conn)
     if channel.topic:
         send_topic(conn, channel)
     send_names(conn, channel)
@@ -351,11 +348,12 @@ def invite(conn: Connection, msg: Message) -> None:
         relay = Relay(
             Message("INVITE", (target.name, channel.name), conn.source), account=conn.account
         )
-        target.relay(relay)
+        told = [target]
         for member in channel.members:  # invite-notify: tell those who could invite too
             if (
                 member is not conn
                 and caps.INVITE_NOTIFY in member.caps
                 and ("i" not in channel.modes or channel.is_op(member))
             ):
-                member.relay(relay)
+                told.append(member)
+        world.relay_to(told, relay, actor=conn)

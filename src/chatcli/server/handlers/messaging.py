@@ -130,10 +130,8 @@ def _deliver_one(
     if recipient is not None and relay is not None:
         # To one person: after the lock, where the line can be written at once (no thread
         # hand-off) when nothing else waits to be sent; see SendQueue.put.
-        if recipient is not conn:
-            recipient.relay(relay)
-        elif delivery := relay.to(conn.profile):  # to oneself: not the labeled response
-            conn.sendq.put(delivery)
+        # (To oneself too: a delivery, not part of the labeled response.)
+        world.relay_to((recipient,), relay, actor=None)
     if relay is None:  # nobody online by that name: a service, or an account to keep it for
         if accounts.to_service(conn, target, msg):
             return
@@ -153,7 +151,7 @@ def _deliver_one(
     if kept is not None:
         conn.confirm_after(kept)
     if caps.ECHO_MESSAGE in conn.caps:
-        conn.relay(relay)
+        conn.echo(relay)
     if away is not None and not notice and not tags_only:
         conn.reply(n.RPL_AWAY, *away)
 
@@ -164,7 +162,7 @@ def not_kept(conn: Connection, command: str, target: str) -> Callable[[str], Non
     WARN is queued before the echo held for the same write)."""
 
     def tell(reason: str) -> None:
-        conn.warn(
+        conn.delivery.warn(
             command,
             "HISTORY_NOT_KEPT",
             target,
@@ -218,6 +216,5 @@ def notify_neighbours(conn: Connection, cap: str, msg: Message) -> None:
     Caller holds the world lock."""
     conn.world.assert_held()
     relay = Relay(msg, account=conn.account)
-    for peer in conn.world.neighbours(conn):
-        if peer is not conn and cap in peer.caps:
-            peer.relay(relay)
+    peers = [peer for peer in conn.world.neighbours(conn) if peer is not conn and cap in peer.caps]
+    conn.world.relay_to(peers, relay, actor=conn)

@@ -112,4 +112,4 @@ def announce(conn: Connection, online: bool, nick: str | None = None) -> None:
     numeric, about = (n.RPL_MONONLINE, conn.source) if online else (n.RPL_MONOFFLINE, name)
     head, tail = f":{conn.config.name} {numeric} ", f" :{about}\r\n"
     for watcher in watchers:
-        watcher.send_bytes(f"{head}{watcher.name}{tail}".encode())
+        conn.world.deliver(watcher, f"{head}{watcher.name}{tail}".encode())

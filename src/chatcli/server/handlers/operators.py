@@ -70,7 +70,7 @@ def kill(conn: Connection, msg: Message) -> None:
     reason = (msg.params[1] if len(msg.params) > 1 else "") or "no reason given"
     # KILL first, as other servers send it: a client that sees it knows it was put out on
     # purpose, and does not reconnect (irssi, chat join).
-    victim.send(Message("KILL", (victim.name, reason), conn.source))
+    victim.delivery.send(Message("KILL", (victim.name, reason), conn.source))
     victim.disconnect(f"Killed ({conn.name} ({reason}))")
 
 
@@ -80,9 +80,8 @@ def wallops(conn: Connection, msg: Message) -> None:
     require_oper(conn)
     relay = Relay(Message("WALLOPS", (msg.params[0],), conn.source))
     with conn.world.lock:
-        for other in conn.world.registered():
-            if "w" in other.modes:
-                other.relay(relay)
+        readers = [other for other in conn.world.registered() if "w" in other.modes]
+        conn.world.relay_to(readers, relay, actor=conn)
 
 
 @command("REHASH")
@@ -110,9 +109,8 @@ def to_everyone(conn: Connection, msg: Message, mask: str) -> None:
     relay = Relay(Message(msg.command, (mask, msg.params[1]), conn.source), account=conn.account)
     echo = caps.ECHO_MESSAGE in conn.caps  # the sender gets it back only if it asked to
     with conn.world.lock:
-        for other in conn.world.registered():
-            if other is not conn or echo:
-                other.relay(relay)
+        everyone = [other for other in conn.world.registered() if other is not conn or echo]
+        conn.world.relay_to(everyone, relay, actor=conn)
 
 
 # -- STATS l and y ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from chatcli.server.commands import command
 from chatcli.server.errors import (
     AlreadyRegistered,
     ErroneousNickname,
+    Fatal,
     InvalidCapCmd,
     NeedMoreParams,
     NicknameInUse,
@@ -176,9 +177,9 @@ def nick(conn: Connection, msg: Message) -> None:
             and accounts.owns(conn, folded)
             and not accounts.owns(holder, folded)
         ):  # the owner takes its nick back
-            accounts.service_notice(holder, f"{new} is taken back by its owner.")
-            accounts.to_guest(holder)
-        rename(conn, new)
+            accounts.service_notice(holder.delivery, f"{new} is taken back by its owner.")
+            accounts.to_guest(holder, actor=conn)
+        rename(conn, new, actor=conn)
         if changed:
             accounts.hold(conn, owner)
     if changed:
@@ -217,9 +218,8 @@ def setname(conn: Connection, msg: Message) -> None:
     with conn.world.lock:
         conn.realname = realname
         relay = Relay(Message("SETNAME", (realname,), conn.source), account=conn.account)
-        for peer in conn.world.neighbours(conn):
-            if caps.SETNAME in peer.caps:
-                peer.relay(relay)
+        peers = [peer for peer in conn.world.neighbours(conn) if caps.SETNAME in peer.caps]
+        conn.world.relay_to(peers, relay, actor=conn)
 
 
 def try_register(conn: Connection) -> None:
@@ -229,21 +229,18 @@ def try_register(conn: Connection) -> None:
     config = conn.config
     if config.password is not None and conn.password != config.password:
         conn.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
-        conn.disconnect("Bad password")
-        return
+        raise Fatal("Bad password")
     accounts.abort_sasl(conn)
     if config.password is None and not accounts.login_with_pass(conn):
         conn.reply(n.ERR_PASSWDMISMATCH, "Invalid account or password")
-        conn.disconnect("Invalid account or password")
-        return
+        raise Fatal("Invalid account or password")
     owner = accounts.claim_of(conn, conn.nick)  # (reads the database)
     world = conn.world
     if owner is not None and config.nick_reservation == accounts.STRICT:
         # Not logged in to it: the client chooses another nick, and registration waits.
         with world.lock:
-            if world.nicks.get(conn.folded_nick) is conn:
-                del world.nicks[conn.folded_nick]
-            taken, conn.nick, conn.folded_nick = conn.nick, None, ""
+            taken = conn.nick
+            world.release_nick(conn)
         try:
             accounts.refuse_strict(conn, taken, owner)
         except NicknameInUse as err:
@@ -303,4 +300,4 @@ def pong(conn: Connection, msg: Message) -> None:
 def quit_(conn: Connection, msg: Message) -> None:
     """QUIT [:<reason>] — leave the server; everyone who shares a room sees the reason."""
     reason = msg.params[0] if msg.params and msg.params[0] else ""
-    conn.disconnect(f"Quit: {reason}" if reason else "Client Quit")
+    raise Fatal(f"Quit: {reason}" if reason else "Client Quit")

@@ -193,7 +193,7 @@ def load(world: World, store: Store) -> None:
             founder=record.founder,
             op_accounts=set(record.operators),
         )
-        world.channels[world.fold(record.name)] = channel
+        world.add_room(channel)
 
 
 def starts_as_op(conn: Connection, channel: Channel) -> bool:
