@@ -43,11 +43,7 @@ def offences(tree: ast.AST) -> list[str]:
                 found.append(f"{ast.unparse(func)}(...): a shared table changed directly")
             if func.attr in {"add", "remove"} and ast.unparse(func.value) == "channel":
                 found.append(f"{ast.unparse(func)}(...): a room's members changed directly")
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.Delete):
-            targets = node.targets
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else []
         for target in targets:
             if (
                 isinstance(target, ast.Subscript)

@@ -375,13 +375,21 @@ class Connection(Speaker):
     # * its own command's output (send, reply, fail, warn, notice, echo...) goes to its
     #   session's outbox, on this connection's own thread, while the command runs: it may
     #   be held for the store or wrapped as a labeled response, and is queued once the
-    #   command has run;
+    #   command has run, or at once if said under the world lock (see send_bytes);
     # * what anyone else sends it (relay, deliver), from any thread, goes straight to its
     #   send queue.
 
     def send_bytes(self, data: bytes) -> None:
-        """Our command's output (whole lines) to our own client, through its session."""
+        """Our command's output (whole lines) to our own client, through its session.
+
+        Said under the world lock, it is queued before the lock is released: it is part of
+        the shared state's order (our own JOIN must reach us before the room's next line,
+        queued by whoever takes the lock after us). Otherwise it waits for the command's
+        end. (A labeled command's output waits for its end either way, as one response.)
+        """
         self.session.write(data)
+        if self.world.lock.held():
+            self._flush()
 
     @property
     def delivery(self) -> Delivery:
