@@ -19,6 +19,8 @@ DEFAULT_PORT = 55555
 DEFAULT_ROOM = "#lobby"
 #: Seconds ``chat send`` waits for the server at each step.
 SEND_TIMEOUT = 10.0
+#: Seconds ``chat backup`` may take in all.
+BACKUP_TIMEOUT = 300.0
 #: The most text bytes one PRIVMSG may carry, leaving room for the longest prefix the
 #: server may add (nick!user@host) inside the 512-byte line.
 MAX_TEXT_BYTES = 350
