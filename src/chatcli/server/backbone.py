@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
     from chatcli.server.connection import Connection
+    from chatcli.server.sendq import Batch
     from chatcli.server.tags import Relay
 
 
@@ -56,7 +57,12 @@ class Backbone(Protocol):
     def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> None: ...
 
     def relay_to(
-        self, people: Iterable[Connection], relay: Relay, *, actor: Connection | None
+        self,
+        people: Iterable[Connection],
+        relay: Relay,
+        *,
+        actor: Connection | None,
+        batch: Batch | None = None,
     ) -> None: ...
 
     def deliver(self, person: Connection, data: bytes) -> None: ...

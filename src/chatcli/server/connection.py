@@ -62,8 +62,8 @@ from chatcli.server.commands import dispatch, log_exception
 from chatcli.server.errors import IRCError
 from chatcli.server.flood import ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
-from chatcli.server.sendq import SendQueue
-from chatcli.server.session import Session
+from chatcli.server.sendq import Batch, SendQueue
+from chatcli.server.session import Session, verb
 from chatcli.server.tls_socket import TLSSocket
 
 if TYPE_CHECKING:
@@ -80,6 +80,9 @@ RECV_BYTES = 16384
 # hundreds of threads: 10,000 of them at once (a PING to all) grew the heap by 0.65 KiB a
 # connection per PING, for good. A read that fills it reads on with RECV_BYTES.
 RECV_FIRST = 400
+# Commands whose deliveries to people may wait in the connection's batch (see _run_due);
+# before any other, the batch is flushed.
+BATCHED = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG"})
 # How long the reading thread sleeps in poll() before it looks at its quit flag anyway.
 # Elsewhere shutdown(SHUT_RD) wakes it at once; on Windows that is not certain.
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else 30.0
@@ -243,6 +246,7 @@ class Connection(Speaker):
         "account",
         "account_id",
         "away",
+        "batch",
         "bytes_received",
         "cap_negotiating",
         "caps",
@@ -341,6 +345,9 @@ class Connection(Speaker):
             settled=self._settled,
         )
         self.sendq = SendQueue(sock, self.config.max_sendq, self.disconnect, server.flusher)
+        #: While this thread runs what it read: its direct messages to others, joined (one
+        #: send per recipient for the lot). None otherwise.
+        self.batch: Batch | None = None
         self.thread = threading.Thread(target=self.run, name=f"conn {self.host}", daemon=True)
 
     def __repr__(self) -> str:
@@ -554,13 +561,22 @@ class Connection(Speaker):
 
     def _run_due(self) -> None:
         """Run, in order, every line held that flood control lets run now; queue what each
-        command said as it ends."""
+        command said as it ends.
+
+        Direct messages to others among them wait in :attr:`batch` and leave together,
+        one send per recipient, when the run ends: before any other command runs, before a
+        room message or a wait for the disk (see ``messaging._deliver_one``), and before
+        this thread waits, so that nothing anyone sees is reordered or delayed."""
         session = self.session
+        batch = self.batch = Batch()
         try:
             while self.quit_reason is None:
                 if (raw := session.next_line(time.monotonic())) is None:
                     break
+                if batch and verb(raw) not in BATCHED:
+                    batch.flush()
                 if session.must_settle(raw):
+                    batch.flush()
                     self._settle(always=True)
                 labels = raw[:1] == b"@" and {caps.LABELED_RESPONSE, caps.BATCH} <= self.caps
                 session.begin(raw, labels=labels)
@@ -571,6 +587,8 @@ class Connection(Speaker):
                     session.end(self.config.name)
                 self._flush()
         finally:
+            self.batch = None
+            batch.flush()
             self._settle()  # what is due goes out before the client waits
             self._flush()
 

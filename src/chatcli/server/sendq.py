@@ -176,6 +176,41 @@ class SendQueue:
         return True
 
 
+class Batch:
+    """Deliveries that one thread makes in a row, joined: one :meth:`SendQueue.put` per
+    queue when :meth:`flush` is called, so that several direct messages to one client read
+    in one go (a paste, a bot's burst) leave in one ``send``, not one each.
+
+    Its owner keeps the order: it flushes before anything it queues some other way to
+    a queue the batch may hold (a room's line, under the world lock), before it waits, and
+    before it reads again. Used by one thread at a time (a connection's, while it runs
+    what it read); nothing else touches it.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: dict[SendQueue, list[bytes]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def add(self, queue: SendQueue, data: bytes) -> None:
+        """Hold ``data`` (whole lines) for ``queue`` until :meth:`flush`."""
+        if (parts := self._parts.get(queue)) is None:
+            self._parts[queue] = [data]
+        else:
+            parts.append(data)
+
+    def flush(self) -> None:
+        """Queue what is held, each queue's lines in the order they were added."""
+        if not self._parts:
+            return
+        parts, self._parts = self._parts, {}
+        for queue, chunks in parts.items():
+            queue.put(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
 def _never() -> bool:
     return False
 

@@ -47,7 +47,7 @@ from chatcli.server.errors import NicknameInUse
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
-    from chatcli.server.sendq import Flusher
+    from chatcli.server.sendq import Batch, Flusher
     from chatcli.server.store import Store
     from chatcli.server.tags import Relay
 
@@ -242,14 +242,23 @@ class World(Backbone):
         self.flusher.broadcast(audience, relay.forms(audience), skip.sendq if skip else None)
 
     def relay_to(
-        self, people: Iterable[Connection], relay: Relay, *, actor: Connection | None
+        self,
+        people: Iterable[Connection],
+        relay: Relay,
+        *,
+        actor: Connection | None,
+        batch: Batch | None = None,
     ) -> None:
         """Queue ``relay`` for each of ``people``, each in its form. ``actor``, the
         connection whose command caused it (None: a server thread), gets its copy as that
-        command's output (so in its labeled response); everyone else's is delivered."""
+        command's output (so in its labeled response); everyone else's is delivered, into
+        ``batch`` if given (see :class:`~chatcli.server.sendq.Batch`; not under the lock)."""
         for person in people:
             if person is actor:
                 actor.echo(relay)
+            elif batch is not None:
+                if data := relay.to(person.profile):
+                    batch.add(person.sendq, data)
             else:
                 person.relay(relay)
 

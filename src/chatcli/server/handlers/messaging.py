@@ -94,6 +94,9 @@ def _deliver_one(
     kept: int | None = None  # the history write to wait for before confirming
     relay: Relay | None = None
     recipient = None
+    batch = conn.batch
+    if batch is not None and (target.startswith("$") or is_channel(target)):
+        batch.flush()  # (what this client said before reaches everyone before this)
     if target.startswith("$") and not tags_only:
         operators.to_everyone(conn, msg, target)
         return
@@ -130,8 +133,13 @@ def _deliver_one(
     if recipient is not None and relay is not None:
         # To one person: after the lock, where the line can be written at once (no thread
         # hand-off) when nothing else waits to be sent; see SendQueue.put.
-        # (To oneself too: a delivery, not part of the labeled response.)
-        world.relay_to((recipient,), relay, actor=None)
+        # (To oneself too: a delivery, not part of the labeled response.) With others'
+        # direct messages read in the same go, in one send (conn.batch: see _run_due).
+        world.relay_to(
+            (recipient,), relay, actor=None, batch=batch if recipient is not conn else None
+        )
+    elif batch is not None:
+        batch.flush()  # a service's answer, or a wait for the disk: nothing waits on it
     if relay is None:  # nobody online by that name: a service, or an account to keep it for
         if accounts.to_service(conn, target, msg):
             return
