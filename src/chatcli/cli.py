@@ -227,6 +227,14 @@ def main() -> None:
     show_default=True,
     help="How much to log to stderr.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="The log's form: lines for people, or one JSON object a line (time, level, "
+    "logger, event...) for log collectors.",
+)
 @fail_cleanly
 def serve(
     host: str,
@@ -249,12 +257,12 @@ def serve(
     config_file: Path | None,
     print_config: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
-    import logging
     import signal
 
-    from chatcli import settings
+    from chatcli import logs, settings
     from chatcli.passwords import is_password_hash
     from chatcli.server import ListenError, Server
 
@@ -262,9 +270,7 @@ def serve(
         click.echo(settings.commented_default())
         return
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level, log_format.lower())
     opers = []
     for entry in operators:
         oper_name, _, stored = entry.partition(":")
