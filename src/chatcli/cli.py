@@ -262,7 +262,7 @@ def serve(
     """Run a chat server (an IRC server) until Ctrl-C or SIGTERM."""
     import signal
 
-    from chatcli import logs, settings
+    from chatcli import logs, sdnotify, settings
     from chatcli.passwords import is_password_hash
     from chatcli.server import ListenError, Server
 
@@ -327,14 +327,24 @@ def serve(
     except ListenError as exc:
         raise ChatError(f"cannot listen on {exc.host}:{exc.port}: {exc.strerror}") from None
 
+    # systemd (Type=notify) is told when the server is ready, reloading and stopping.
+    systemd = sdnotify.Notifier.from_environment()
+
     def stop(signum: int, frame: object) -> None:
+        systemd.stopping()
         server.request_stop()
+
+    def rehash(signum: int, frame: object) -> None:
+        systemd.reloading()  # and READY=1 once done: on_rehashed
+        server.request_rehash()
+
+    server.on_rehashed = systemd.ready
 
     # Before the banner: whoever waits for it may signal at once.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     if hasattr(signal, "SIGHUP"):  # (not on Windows)
-        signal.signal(signal.SIGHUP, lambda signum, frame: server.request_rehash())
+        signal.signal(signal.SIGHUP, rehash)
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     on_host = "chat join" + ("" if config.host == DEFAULT_HOST else f" --host {bound_host}")
 
@@ -359,9 +369,11 @@ def serve(
     # threads give the GIL up at every system call anyway; with 0.1 s it takes 1.6 s.
     sys.setswitchinterval(0.1)
     _unpool_large_blocks()
+    systemd.ready(f"serving {config.room} on {shown}:{bound_port}")
     try:
         server.serve_forever()
     finally:
+        systemd.stopping()  # (unless a signal said so already)
         server.close()
 
 

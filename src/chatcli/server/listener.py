@@ -176,6 +176,9 @@ class Server:
         self._acceptor = Supervisor("accept", self.fatal, stop=self._stop)
         self._housekeeper = Supervisor("housekeeping", self.fatal, stop=self._stop)
         self._reload = threading.Event()
+        #: Called on the accepting thread once a rehash asked for by request_rehash (SIGHUP)
+        #: is over, whether it changed anything or failed: ``chat serve`` tells systemd.
+        self.on_rehashed: Callable[[], object] | None = None
         self._rehash_lock = threading.Lock()
         self._stopped = threading.Event()
         self._running = False
@@ -391,6 +394,9 @@ class Server:
                 self.rehash()
             except ConfigError as exc:  # what was loaded before stays
                 log.error("rehash failed: %s", exc)
+            finally:
+                if self.on_rehashed is not None:
+                    self.on_rehashed()
 
     def _accept(self, listener: socket.socket) -> None:
         try:
