@@ -97,7 +97,7 @@ def backup(
         try:
             create_private(partial)
         except OSError as exc:
-            raise BackupError(f"cannot write {partial}: {exc.strerror or exc}") from None
+            raise BackupError(f"cannot write {dest}: {exc.strerror or exc}") from None
         restarts = _copy(source, partial, pages, pause, timeout)
         _check(partial, dest)
         size = partial.stat().st_size

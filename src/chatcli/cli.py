@@ -428,6 +428,7 @@ def hash_password() -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
     default=BACKUP_TIMEOUT,
     show_default=True,
     help="Seconds the backup may take.",
@@ -443,7 +444,7 @@ def backup(dest: Path, db: Path | None, force: bool, timeout: float) -> None:
     \b
     Exit status:
       0  the copy is made and checked
-      1  it could not be (one line says why); nothing is left at DEST
+      1  it could not be (one line says why); DEST is left as it was
       2  usage error
     """
     from chatcli.backup import backup as make_backup
