@@ -44,14 +44,17 @@ from chatcli.protocol import CaseMapping
 from chatcli.server.backbone import Backbone
 from chatcli.server.channel import Channel
 from chatcli.server.errors import NicknameInUse
+from chatcli.server.tags import PROFILES
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
-    from chatcli.server.sendq import Batch, Flusher
+    from chatcli.server.sendq import Batch, Flusher, SendQueue
     from chatcli.server.store import Store
     from chatcli.server.tags import Relay
 
 
+#: From how many people on, a relay to people is one broadcast (see World.relay_to).
+MANY = 8
 #: How many departed users WHOWAS remembers.
 WHOWAS_SIZE = 200
 
@@ -252,7 +255,13 @@ class World(Backbone):
         """Queue ``relay`` for each of ``people``, each in its form. ``actor``, the
         connection whose command caused it (None: a server thread), gets its copy as that
         command's output (so in its labeled response); everyone else's is delivered, into
-        ``batch`` if given (see :class:`~chatcli.server.sendq.Batch`; not under the lock)."""
+        ``batch`` if given (see :class:`~chatcli.server.sendq.Batch`; not under the lock).
+
+        To many people at once (a QUIT, a NICK change seen by a big room) it is one
+        broadcast for the flusher, as to a room, not a queued event per person: when a
+        thousand members leave at once, each of their QUITs to the others costs the
+        flusher's log one entry, not a thousand."""
+        others = []
         for person in people:
             if person is actor:
                 actor.echo(relay)
@@ -260,7 +269,16 @@ class World(Backbone):
                 if data := relay.to(person.profile):
                     batch.add(person.sendq, data)
             else:
+                others.append(person)
+        if len(others) < MANY:
+            for person in others:
                 person.relay(relay)
+            return
+        groups: list[list[SendQueue]] = [[] for _ in range(PROFILES)]
+        for person in others:
+            groups[person.profile].append(person.sendq)
+        audience = tuple(tuple(group) for group in groups)
+        self.flusher.broadcast(audience, relay.forms(audience))
 
     def deliver(self, person: Connection, data: bytes) -> None:
         """Queue ``data`` (whole lines, made for ``person``) for ``person``, from any
