@@ -20,6 +20,7 @@ from chatcli.protocol import Message
 from chatcli.protocol import numerics as n
 from chatcli.server.connection import peer_closed, wait_ready
 from chatcli.server.tls_socket import TLSSocket
+from chatcli.server.transport import PlainStream
 from tests import certs
 from tests.certs import issue
 from tests.conftest import Client
@@ -287,14 +288,14 @@ def test_a_nick_taken_before_registration_is_free_once_its_connection_closes(ser
 # -- peer_closed: how the end of a connection is seen without reading ------------------------
 
 
-def _tcp_pair() -> tuple[socket.socket, socket.socket]:
-    """(server side, non-blocking as the server's are; client side) of a real TCP pair."""
+def _tcp_pair() -> tuple[PlainStream, socket.socket]:
+    """(server side, a non-blocking stream as the server's are; client side) of a real TCP
+    pair."""
     listener = socket.create_server(("127.0.0.1", 0))
     client = socket.create_connection(listener.getsockname(), timeout=5)
     accepted, _ = listener.accept()
     listener.close()
-    accepted.setblocking(False)
-    return accepted, client
+    return PlainStream.adopt(accepted), client
 
 
 def _until(check: Callable[[], object]) -> object:

@@ -41,7 +41,6 @@ import ipaddress
 import logging
 import select
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -64,12 +63,13 @@ from chatcli.server.flood import ExcessFlood, FakeLag
 from chatcli.server.handlers import monitor
 from chatcli.server.sendq import Batch, SendQueue
 from chatcli.server.session import Session, verb
-from chatcli.server.tls_socket import TLSSocket
+from chatcli.server.transport import HandshakeFailed
 
 if TYPE_CHECKING:
     from chatcli.config import ServerConfig
     from chatcli.server.channel import Channel
     from chatcli.server.listener import Server
+    from chatcli.server.transport import Stream
 
 log = logging.getLogger("chatcli.server")
 
@@ -96,7 +96,7 @@ RELEASE_WAIT = 0.5
 RELEASE_STEP = 0.002
 
 
-def wait_ready(sock: socket.socket | TLSSocket, timeout: float, write: bool = False) -> bool:
+def wait_ready(sock: Stream, timeout: float, write: bool = False) -> bool:
     """Wait until ``sock`` has something to read (or an end or error), or with ``write``
     until it can be written; False on timeout."""
     if hasattr(select, "poll"):
@@ -109,7 +109,7 @@ def wait_ready(sock: socket.socket | TLSSocket, timeout: float, write: bool = Fa
     return bool(readable or writable or errors)
 
 
-def peer_closed(sock: socket.socket | TLSSocket) -> str | None:
+def peer_closed(sock: Stream) -> str | None:
     """Whether the peer has closed ``sock``, seen without reading from it: the reason the
     connection's own thread would give (``Connection closed`` at the end of the stream,
     ``Read error: ...`` on a reset), or None while it is open, or when it cannot tell.
@@ -122,8 +122,7 @@ def peer_closed(sock: socket.socket | TLSSocket) -> str | None:
     try:
         if not wait_ready(sock, 0):
             return None
-        tls = isinstance(sock, TLSSocket)
-        data = sock.peek_raw(1) if tls else sock.recv(1, socket.MSG_PEEK)  # type: ignore[union-attr]
+        data = sock.peek_raw(1)
     except (BlockingIOError, InterruptedError):
         return None
     except OSError as exc:  # a reset, most often
@@ -283,9 +282,7 @@ class Connection(Speaker):
         "world",
     )
 
-    def __init__(
-        self, server: Server, sock: socket.socket | TLSSocket, address: tuple[str, int]
-    ) -> None:
+    def __init__(self, server: Server, sock: Stream, address: tuple[str, int]) -> None:
         self.server = server
         self.world = server.world
         self.config = server.config
@@ -369,7 +366,7 @@ class Connection(Speaker):
     @property
     def secure(self) -> bool:
         """Whether the client is connected over TLS."""
-        return isinstance(self.sock, TLSSocket)
+        return self.sock.secure
 
     @property
     def name(self) -> str:
@@ -488,12 +485,11 @@ class Connection(Speaker):
         one that runs past ``max_recvq`` bytes without ending is "ReadQ exceeded".
         """
         session = self.session
-        tls = isinstance(self.sock, TLSSocket)
+        tls = self.sock.buffered
         drained = False  # the last read took all the kernel had
         size = RECV_FIRST  # what the next read asks for
         try:
-            if isinstance(self.sock, TLSSocket):
-                self._handshake(self.sock)
+            self._handshake(self.sock)
             while self.quit_reason is None:
                 self._run_due()
                 if self.quit_reason is not None:
@@ -520,8 +516,7 @@ class Connection(Speaker):
                 except (BlockingIOError, InterruptedError):
                     self.idle = due is None  # nothing read, nothing held: all has run
                     timeout = WAKE_INTERVAL if due is None else due - time.monotonic()
-                    wants_write = isinstance(self.sock, TLSSocket) and self.sock.wants_write
-                    wait_ready(self.sock, max(0.0, timeout), write=wants_write)
+                    wait_ready(self.sock, max(0.0, timeout), write=self.sock.wants_write)
                     continue
                 if not data:
                     session.end_of_input()
@@ -547,17 +542,18 @@ class Connection(Speaker):
             self.idle = True  # no command runs any more
             self._teardown()
 
-    def _handshake(self, sock: TLSSocket) -> None:
-        """Complete TLS before reading a line. It fails like any read; a client that takes
-        too long is dropped by the registration timeout, which ends the wait too."""
+    def _handshake(self, sock: Stream) -> None:
+        """Complete what the transport needs before a line is read (TLS's handshake). It
+        fails like any read; a client that takes too long is dropped by the registration
+        timeout, which ends the wait too."""
         try:
             while not sock.handshake():
                 if self.quit_reason is not None:
                     return
                 wait_ready(sock, WAKE_INTERVAL, write=sock.wants_write)
-        except ssl.SSLError as exc:
-            log.info("TLS handshake with %s failed: %s", self.host, exc.reason or exc)
-            self.disconnect(f"TLS handshake failed: {exc.reason or 'error'}")
+        except HandshakeFailed as exc:
+            log.info("%s from %s: %s", exc, self.host, exc.__cause__ or exc)
+            self.disconnect(str(exc))
 
     def _run_due(self) -> None:
         """Run, in order, every line held that flood control lets run now; queue what each
@@ -674,7 +670,7 @@ class Connection(Speaker):
         """Read what the peer still sends until it closes, so that closing with unread data
         does not reset the connection and destroy our final ERROR line in flight."""
         sock = self.sock
-        read = sock.recv_raw if isinstance(sock, TLSSocket) else sock.recv
+        read = sock.recv_raw
         while (left := deadline - time.monotonic()) > 0:
             try:
                 if wait_ready(sock, left) and not read(RECV_BYTES):

@@ -52,6 +52,7 @@ from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
 from chatcli.server.supervise import ServerFailed, Supervisor
 from chatcli.server.tls_socket import TLSSocket
+from chatcli.server.transport import PlainStream, Stream
 
 log = logging.getLogger("chatcli.server")
 
@@ -421,13 +422,15 @@ class Server:
                 sock.send(line)  # a fresh socket's buffer takes one short line
             hang_up(sock)
             return
-        stream: socket.socket | TLSSocket = sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_sndbuf)
+            stream: Stream
             if secure:
                 assert self.tls_context is not None
                 stream = TLSSocket(sock, self.tls_context)
+            else:
+                stream = PlainStream.adopt(sock)
         except OSError as exc:  # gone already: a reset between accept and now
             log.info("lost %s before it started: %s", host, exc)
             sock.close()

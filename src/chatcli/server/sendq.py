@@ -70,10 +70,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatcli.server.supervise import Supervisor
-from chatcli.server.tls_socket import RECORD_BYTES
 
 if TYPE_CHECKING:
-    from chatcli.server.tls_socket import TLSSocket
+    from chatcli.server.transport import Stream
 
 log = logging.getLogger("chatcli.server")
 
@@ -123,7 +122,7 @@ class SendQueue:
 
     def __init__(
         self,
-        sock: socket.socket | TLSSocket,
+        sock: Stream,
         max_bytes: int,
         on_fail: Callable[[str], None],
         flusher: Flusher,
@@ -603,13 +602,12 @@ class Flusher:
                     self._add(queue, own, _IN_TURN)
 
     def _overflow(self, queue: SendQueue) -> None:
-        # What a send has begun is finished first: the rest of the line it cut and, on
-        # TLS, the record OpenSSL holds (its retry must pass the same bytes again). Then
-        # the ERROR line, and nothing else.
+        # What a send has begun is finished first: the rest of the line it cut and what
+        # the stream must be given again unchanged (on TLS, the record OpenSSL holds).
+        # Then the ERROR line, and nothing else.
         head = queue._backlog
-        if len(head) > RECORD_BYTES:
-            end = head.find(b"\n", RECORD_BYTES - 1)
-            head = head if end < 0 else head[: end + 1]
+        end = head.find(b"\n", max(0, queue.sock.retry_bytes - 1))
+        head = head if end < 0 else head[: end + 1]
         queue._backlog = head
         queue._chunks = [_SENDQ_ERROR]
         queue._size = len(head) + len(_SENDQ_ERROR)

@@ -27,6 +27,8 @@ import socket
 import ssl
 import threading
 
+from chatcli.server.transport import HandshakeFailed
+
 #: Raised by TLS calls that would block, whichever way.
 _WOULD_BLOCK = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 #: Bytes given to OpenSSL per write: one TLS record's worth. Python's writes are all or
@@ -36,7 +38,13 @@ RECORD_BYTES = 16384
 
 
 class TLSSocket:
+    """A TLS connection as a :class:`~chatcli.server.transport.Stream`."""
+
     __slots__ = ("_ended", "_lock", "_ssl", "ready", "wants_write")
+
+    buffered = True  # OpenSSL may hold decrypted bytes
+    secure = True
+    retry_bytes = RECORD_BYTES  # a retried write passes the same record again
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
         """Take over ``sock`` (accepted, non-blocking) as the server side of TLS."""
@@ -51,7 +59,8 @@ class TLSSocket:
         socket to be readable (or writable: :attr:`wants_write`) first.
 
         Raises:
-            ssl.SSLError, OSError: the handshake failed.
+            HandshakeFailed: the handshake failed (its reason in OpenSSL's words); OSError:
+                the socket failed.
         """
         with self._lock:
             try:
@@ -59,6 +68,8 @@ class TLSSocket:
             except _WOULD_BLOCK as exc:
                 self.wants_write = isinstance(exc, ssl.SSLWantWriteError)
                 return False
+            except ssl.SSLError as exc:
+                raise HandshakeFailed(f"TLS handshake failed: {exc.reason or 'error'}") from exc
             self.ready = True
             return True
 
