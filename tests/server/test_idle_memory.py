@@ -82,6 +82,11 @@ def test_a_started_connection_thread_shares_its_start_event(
     with server.server.world.lock:
         (conn,) = server.server.world.connections
     thread = conn.thread
+    # Shared by the accepting thread once start() has returned there, which may be just
+    # after the connection's own thread has answered the client.
+    deadline = time.monotonic() + 5
+    while thread._started is not listener._STARTED and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
     assert thread._started is listener._STARTED  # type: ignore[attr-defined]
     assert thread.is_alive() and "started" in repr(thread)
     client.send("QUIT :bye")
