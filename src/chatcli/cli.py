@@ -168,6 +168,12 @@ def main() -> None:
     help="The certificate's private key (PEM)  [default: in the --tls-cert file]",
 )
 @click.option(
+    "--web-port",
+    type=PORT,
+    help="Also serve HTTP on this port (HTTPS when TLS is on): /healthz, for probes. "
+    "0 picks a free port.",
+)
+@click.option(
     "--flood-rate",
     type=click.FloatRange(min=0),
     default=ServerConfig.flood_rate,
@@ -247,6 +253,7 @@ def serve(
     tls_port: int | None,
     tls_cert: str | None,
     tls_key: str | None,
+    web_port: int | None,
     flood_rate: float,
     db: str | None,
     no_db: bool,
@@ -303,6 +310,7 @@ def serve(
             "tls_port": ("tls_port", tls_port),
             "tls_cert": ("tls_cert", tls_cert),
             "tls_key": ("tls_key", tls_key),
+            "web_port": ("web_port", web_port),
             "flood_rate": ("flood_rate", flood_rate),
             "operators": ("operators", tuple(opers)),
             "history_lines": ("replay_lines", history_lines),
@@ -360,6 +368,11 @@ def serve(
         if made_certificate:
             click.echo(f"made a self-signed TLS certificate: {config.tls_cert}")
         click.echo(f"TLS certificate SHA-256 fingerprint: {server.tls_fingerprint}")
+    if server.web_address is not None:
+        scheme = "https" if config.wants_tls else "http"
+        web_host, web_port = server.web_address
+        web_shown = f"[{web_host}]" if ":" in web_host else web_host
+        click.echo(f"web on port {web_port} - health: {scheme}://{web_shown}:{web_port}/healthz")
     click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
     sys.stdout.flush()
 

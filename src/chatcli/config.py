@@ -28,6 +28,10 @@ class ServerConfig:
     tls_port: int | None = None
     tls_cert: str | None = None  #: the certificate chain, a PEM file
     tls_key: str | None = None  #: its private key, a PEM file (none: in tls_cert)
+    #: An HTTP listener on this port, on the same addresses as host, for health checks
+    #: (GET /healthz); HTTPS with the same certificate when TLS is on. 0 picks a free port.
+    #: Unset: none.
+    web_port: int | None = None
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow
@@ -118,7 +122,7 @@ class ServerConfig:
         Raises:
             ConfigError: a value is out of range, with which one and why.
         """
-        for what in ("port", "tls_port"):
+        for what in ("port", "tls_port", "web_port"):
             port = getattr(self, what)
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"{what} must be between 0 and 65535, not {port}")
@@ -146,6 +150,8 @@ class ServerConfig:
             )
         if self.tls_port and self.tls_port == self.port:
             raise ConfigError(f"tls_port must differ from port ({self.port})")
+        if self.web_port and self.web_port in (self.port, self.tls_port):
+            raise ConfigError(f"web_port must differ from port and tls_port ({self.web_port})")
         if (self.tls_cert or self.tls_key) and not self.wants_tls:
             raise ConfigError("tls_cert and tls_key need tls, or a tls_port (--tls, --tls-port)")
         if self.tls_key and not self.tls_cert:

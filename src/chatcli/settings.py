@@ -110,7 +110,7 @@ def _convert(key: str, value: object) -> object:
         return tuple(value.items())
     if key == "casemapping":
         return CaseMapping(value)
-    if key == "tls_port":
+    if key in ("tls_port", "web_port"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("must be a whole number (a port)")
         return value
@@ -157,6 +157,8 @@ def _toml_line(key: str, value: object) -> str:
         return '# [operators]\n# admin = "scrypt$..."   # from chat hash-password'
     if key == "tls_port":
         return f"# {key} = 6697"
+    if key == "web_port":
+        return f"# {key} = 8080"
     if value is None:
         return f'# {key} = ""'
     if key == "motd":

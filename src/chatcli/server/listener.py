@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatcli import __version__, tls
 from chatcli.config import ServerConfig
@@ -53,6 +54,9 @@ from chatcli.server.store import Retention, Store
 from chatcli.server.supervise import ServerFailed, Supervisor
 from chatcli.server.tls_socket import TLSSocket
 from chatcli.server.transport import PlainStream, Stream
+
+if TYPE_CHECKING:
+    from chatcli.server.web import WebListener
 
 log = logging.getLogger("chatcli.server")
 
@@ -74,7 +78,7 @@ _INVOKE_EXCEPTHOOK = _make_hook() if _make_hook is not None else None
 #: which of them changed (they take a restart).
 RESTART_ONLY = (
     "host", "port", "tls", "tls_port", "db", "name", "network", "casemapping", "room",
-    "history_per_target", "history_days", "replay_lines",
+    "history_per_target", "history_days", "replay_lines", "web_port",
 )  # fmt: skip
 
 
@@ -175,6 +179,7 @@ class Server:
         self._secure: set[socket.socket] = set()  # the listeners that speak TLS
         self._stop = threading.Event()
         self._acceptor = Supervisor("accept", self.fatal, stop=self._stop)
+        self._accepting = False  # the accept loop is running (a glance: accept_health)
         self._housekeeper = Supervisor("housekeeping", self.fatal, stop=self._stop)
         self._reload = threading.Event()
         #: Called on the accepting thread once a rehash asked for by request_rehash (SIGHUP)
@@ -191,6 +196,13 @@ class Server:
         # recent connections per address (the throttle; pruned by housekeeping).
         self._per_ip: dict[str, int] = {}
         self._recent: dict[str, deque[float]] = {}
+        #: The HTTP listener (health, metrics), with ``web_port``; its address once bound.
+        self.web: WebListener | None = None
+        self.web_address: tuple[str, int] | None = None
+        if config.web_port is not None:
+            from chatcli.server.web import WebListener  # (only servers that serve the web)
+
+            self.web = WebListener(self)
         # The default room has no operator, so nothing in it is reserved to operators (no
         # +t): anyone may set its topic. It stays when empty.
         lobby = Channel(config.room, int(self.created), modes={"n"}, permanent=True)
@@ -293,6 +305,11 @@ class Server:
                 self.tls_address = self.address
             elif config.tls_port is not None:
                 self.tls_address = self._listen(config.tls_port, secure=True)
+            if self.web is not None and config.web_port is not None:
+                try:
+                    self.web_address = self.web.bind(config.host, config.web_port)
+                except OSError as exc:
+                    raise ListenError(config.host, config.web_port, exc) from None
         except OSError:
             self.close()
             raise
@@ -358,6 +375,8 @@ class Server:
         finally:
             self._stop.set()
             housekeeper.join()
+            if self.web is not None:
+                self.web.stop()
             self.refusals.stop()
             self._end_all()
             self.flusher.stop()
@@ -375,15 +394,21 @@ class Server:
             for sock in self._listeners:
                 selector.register(sock, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stop.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self._wake_r:
-                        self._woken()
-                        continue
-                    try:
-                        self._accept(key.fileobj)  # type: ignore[arg-type]
-                    except Exception:  # one connection must never stop the server
-                        log.exception("accepting a connection failed")
+            self._accepting = True
+            try:
+                if self.web is not None:  # (once accepting: health is ok from its first answer)
+                    self.web.start()
+                while not self._stop.is_set():
+                    for key, _ in selector.select():
+                        if key.fileobj is self._wake_r:
+                            self._woken()
+                            continue
+                        try:
+                            self._accept(key.fileobj)  # type: ignore[arg-type]
+                        except Exception:  # one connection must never stop the server
+                            log.exception("accepting a connection failed")
+            finally:
+                self._accepting = False
 
     def _woken(self) -> None:
         """The accepting thread was woken: to stop, or to rehash."""
@@ -577,11 +602,54 @@ class Server:
             self._closed = True
         for sock in self._listeners:
             sock.close()
+        if self.web is not None:
+            self.web.close()
         self._wake_r.close()
         self._wake_w.close()
         self.flusher.stop()
         if self.store is not None:
             self.store.close()
+
+    # -- health (read-only glances, for /healthz: chatcli.server.web) -------------------------
+
+    def accept_health(self) -> str:
+        """The accept loop: "ok" while it runs, else why not."""
+        if self._accepting:
+            return "ok"
+        failed = self._acceptor.failed or self.failure
+        if failed is not None:
+            return f"stopped: {failed}"
+        if self._stop.is_set():
+            return "stopped: the server is stopping"
+        return "not running (starting, or restarting after a failure)"
+
+    def flusher_health(self) -> str:
+        """The flusher (the thread that writes to clients): "ok" while it runs, else why
+        not. (Reads the flusher's own flags: a glance, on the GIL.)"""
+        flusher = self.flusher
+        if flusher.supervisor.failed is not None:
+            return f"stopped: {flusher.supervisor.failed}"
+        if flusher._dead or flusher._stop or not flusher._thread.is_alive():
+            return "stopped"
+        return "ok"
+
+    def store_health(self) -> str:
+        """The store: "off" without a database, "ok" when its writer runs, writes and a
+        cheap read is answered, else what is wrong. Reads the database: never call it
+        under the world lock."""
+        store = self.store
+        if store is None:
+            return "off"
+        if store.fatal is not None:
+            return f"stopped: {store.fatal}"
+        if not store.writer_alive:
+            return "stopped: the database writer is not running"
+        health = store.health()
+        if health.failing_since is not None:
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(health.failing_since))
+            return f"failing since {since}: {health.reason} ({health.not_kept_now} writes not kept)"
+        trouble = store.ping()
+        return "ok" if trouble is None else f"not answering: {trouble}"
 
     @property
     def thread_count(self) -> int:

@@ -603,6 +603,28 @@ class Store:
         """Why the writer stopped for good, if it did (the server must then stop)."""
         return self._fatal
 
+    @property
+    def writer_alive(self) -> bool:
+        """Whether the writer thread is running (a glance, for health checks: /healthz)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def ping(self, timeout: float = 2.0) -> str | None:
+        """Whether the database answers a cheap read: None if it does, else why not. Waits
+        at most ``timeout`` for the reader (another read may hold it). Never under the
+        world lock, as any read (health checks: /healthz)."""
+        if not self._read_lock.acquire(timeout=timeout):
+            return f"no read within {timeout:g} s (the reader is busy)"
+        try:
+            if self._reader is None:
+                return "closed"
+            self._reader.execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return f"a read failed: {exc}"
+        finally:
+            self._read_lock.release()
+        return None
+
     def _write_loop(self) -> None:
         """The writer thread: take what is queued, write it in one transaction, settle it.
 

@@ -1,0 +1,416 @@
+"""The web listener: HTTP beside the IRC ports (``chat serve --web-port``), HTTPS with the
+same certificate when TLS is on, for the probes and scrapers of whoever runs the server.
+
+It listens on every address ``host`` gives, as the IRC listener does. Its accept loop runs
+on a thread of its own (``web accept``), supervised as the IRC accept loop is
+(:class:`~chatcli.server.supervise.Supervisor`, role ``web accept``); each connection gets
+a thread (``web <host>``) that reads one request, answers it and closes. Those are bounded:
+:data:`MAX_CONNECTIONS` at once and :data:`MAX_PER_IP` from one address (more are told
+503 and closed), a request must arrive whole within :data:`READ_TIMEOUT` seconds (a slow or
+silent client cannot hold a thread), and in :data:`MAX_REQUEST` bytes. At shutdown the
+listener stops accepting, wakes every connection's thread and joins it.
+
+Requests are parsed by the ``websockets`` package's sans-IO server protocol
+(:class:`websockets.server.ServerProtocol`), never by hand: the WebSocket transport will
+take the same object over on this listener, for the upgrade to ``/``. Until it does, that
+upgrade is answered 501. Every other request goes through the :class:`Router`: a path it
+does not know is 404, a method other than GET 405, and every response carries a
+``Content-Security-Policy: default-src 'none'`` and ``X-Content-Type-Options: nosniff``.
+
+Nothing here takes the world lock or calls into the store under it: the health check
+reads the server's own accessors (:meth:`Server.accept_health` and the like).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import http
+import json
+import logging
+import selectors
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from websockets.datastructures import Headers
+from websockets.exceptions import SecurityError
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from chatcli.server.supervise import Supervisor
+
+if TYPE_CHECKING:
+    from chatcli.server.listener import Server
+
+log = logging.getLogger("chatcli.server.web")
+
+#: Seconds a client has to send its whole request (and finish a TLS handshake) after
+#: connecting; then it is told 408 and closed.
+READ_TIMEOUT = 10.0
+#: The most bytes a request may take, request line and headers; more is 431.
+MAX_REQUEST = 16 * 1024
+#: HTTP connections served at once, in all and from one address: a probe and a scraper
+#: need one or two. More are told 503 and closed at once.
+MAX_CONNECTIONS = 32
+MAX_PER_IP = 8
+#: How long shutdown waits for each connection's thread once woken.
+JOIN_TIMEOUT = 2.0
+#: After an error response to a request not read whole, what of the rest is read and
+#: dropped (at most, and for how long) before closing, so that the client reads the
+#: response rather than a reset.
+LINGER_BYTES = 64 * 1024
+LINGER_SECONDS = 1.0
+#: On every response: nothing it holds may load or run anything, nor be sniffed as
+#: something else than its Content-Type says.
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+    + b"".join(f"{name}: {value}\r\n".encode() for name, value in SECURITY_HEADERS)
+    + b"\r\n"
+)
+
+#: What answers a request to a path: the request in, the response out.
+Handler = Callable[[Request], Response]
+
+
+def respond(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Response:
+    """A complete response: ``body`` as ``content_type``, with the security headers, never
+    cached, and the connection closed after it (one request per connection)."""
+    status_ = http.HTTPStatus(status)
+    fields = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+            *SECURITY_HEADERS,
+            *headers,
+        ]
+    )
+    return Response(status_.value, status_.phrase, fields, body)
+
+
+def respond_json(status: int, value: object) -> Response:
+    """``value`` as a JSON body."""
+    body = (json.dumps(value, sort_keys=True) + "\n").encode()
+    return respond(status, body, "application/json")
+
+
+def is_websocket(request: Request) -> bool:
+    """Whether ``request`` asks for an upgrade to a WebSocket."""
+    upgrade = request.headers.get_all("Upgrade")
+    return any(value.strip().lower() == "websocket" for value in upgrade)
+
+
+class Router:
+    """Which handler answers which path. Only GET is served; the query string plays no
+    part in the choice. New endpoints (the WebSocket transport, the browser client) are
+    one :meth:`add` each."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Handler] = {}
+
+    def add(self, path: str, handler: Handler) -> None:
+        """Answer GET ``path`` with ``handler``."""
+        self._routes[path] = handler
+
+    def route(self, request: Request) -> Response:
+        """The response to ``request``: its handler's, or 404, 405 or (for now) 501."""
+        path = request.path.partition("?")[0]
+        if path == "/" and is_websocket(request):
+            # The WebSocket transport will accept this upgrade on this same listener (the
+            # ServerProtocol that parsed the request does the handshake); not served yet.
+            return respond(501, b"WebSocket connections are not served yet\n")
+        handler = self._routes.get(path)
+        if handler is None:
+            return respond(404, b"not found\n")
+        if request.method != "GET":
+            return respond(405, b"only GET is served here\n", headers=(("Allow", "GET"),))
+        return handler(request)
+
+
+def health(server: Server) -> tuple[bool, dict[str, str]]:
+    """Whether the server is whole, and each part's state ("ok", "off", or what is wrong):
+    its accept loop, its flusher (the writer of outgoing queues) and its store (the writer
+    thread, failing writes, and whether a cheap read is answered)."""
+    checks = {
+        "accept": server.accept_health(),
+        "flusher": server.flusher_health(),
+        "store": server.store_health(),
+    }
+    return all(state in ("ok", "off") for state in checks.values()), checks
+
+
+class WebListener:
+    """The HTTP listener of one :class:`~chatcli.server.listener.Server`: see the module
+    docstring. :meth:`bind`, :meth:`start`, :meth:`stop`, :meth:`close` (the last two
+    idempotent)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.router = Router()
+        self.router.add("/healthz", self._healthz)
+        self.address: tuple[str, int] | None = None
+        self.secure = server.config.wants_tls  #: HTTPS, with the IRC listener's certificate
+        self._listeners: list[socket.socket] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stop = threading.Event()
+        self._acceptor = Supervisor("web accept", server.fatal, stop=self._stop)
+        self._thread: threading.Thread | None = None
+        # Under _lock: each connection's thread and the socket it reads (to wake it at
+        # shutdown), the connections per address, and whether the listener is closed.
+        self._lock = threading.Lock()
+        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._per_ip: dict[str, int] = {}
+        self._closed = False
+
+    # -- life -------------------------------------------------------------------------------
+
+    def bind(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on every address of ``host`` at ``port`` (0: a free one, the same on
+        each); return the first address.
+
+        Raises:
+            OSError: an address is unknown or in use (what was opened is closed again).
+        """
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        seen: set[tuple[int, str]] = set()
+        try:
+            for family, type_, proto, _, sockaddr in infos:
+                if (family, sockaddr[0]) in seen:
+                    continue
+                seen.add((family, sockaddr[0]))
+                sock = socket.socket(family, type_, proto)
+                self._listeners.append(sock)
+                if sys.platform != "win32":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((sockaddr[0], port, *sockaddr[2:]))
+                sock.listen(MAX_CONNECTIONS)
+                port = sock.getsockname()[1]
+        except OSError:
+            for sock in self._listeners:
+                sock.close()
+            self._listeners.clear()
+            raise
+        self.address = self._listeners[0].getsockname()[0], port
+        return self.address
+
+    def start(self) -> None:
+        """Start accepting, on the ``web accept`` thread."""
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(
+                target=self._acceptor.run, args=(self._accept_loop,), name="web accept"
+            )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, wake every connection's thread and join it. Idempotent."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT)
+        with self._lock:  # (a thread closes its socket under it too: never a reused fd)
+            conns = list(self._conns.items())
+            for _, sock in conns:
+                with contextlib.suppress(OSError):  # wakes its recv; the thread closes it
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # (the fd's, even TLS)
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for thread, _ in conns:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Stop (:meth:`stop`) and close the listening sockets. Idempotent."""
+        self.stop()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for sock in self._listeners:
+            sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- accepting (the web accept thread) ---------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        """Accept until stopped. (Run by a supervisor: a restart opens a new selector.)"""
+        with selectors.DefaultSelector() as selector:
+            for sock in self._listeners:
+                selector.register(sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(64)
+                        continue
+                    try:
+                        self._accept(key.fileobj)  # type: ignore[arg-type]
+                    except Exception:  # one connection must never stop the listener
+                        log.exception("accepting an HTTP connection failed")
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, address = listener.accept()
+        except OSError as exc:  # e.g. EMFILE, or the peer gave up already
+            log.warning("accepting an HTTP connection failed: %s", exc)
+            if exc.errno in (errno.ENFILE, errno.EMFILE):  # back off instead of spinning
+                self._stop.wait(0.1)
+            return
+        host = address[0]
+        thread = threading.Thread(target=self._serve, args=(sock, host), name=f"web {host}")
+        with self._lock:
+            full = len(self._conns) >= MAX_CONNECTIONS or self._per_ip.get(host, 0) >= MAX_PER_IP
+            if not full:
+                self._conns[thread] = sock
+                self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        if full:
+            log.warning("refused an HTTP connection from %s: too many at once", host)
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                if not self.secure:  # (over TLS a plain answer would be noise)
+                    sock.send(_BUSY)  # a fresh socket's buffer takes it whole
+                sock.recv(MAX_REQUEST)  # what came already: closing on it would reset
+            sock.close()
+            return
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no more threads: refuse this one
+            log.error("cannot start a thread for %s: %s", host, exc)
+            self._forget(thread, host)
+            sock.close()
+
+    def _forget(self, thread: threading.Thread, host: str) -> None:
+        with self._lock:
+            self._conns.pop(thread, None)
+            left = self._per_ip.get(host, 1) - 1
+            if left > 0:
+                self._per_ip[host] = left
+            else:
+                self._per_ip.pop(host, None)
+
+    # -- one connection (its own thread) ----------------------------------------------------
+
+    def _serve(self, sock: socket.socket, host: str) -> None:
+        """Read one request from ``sock``, answer it, close. Bounded in time and size."""
+        thread = threading.current_thread()
+        stream = sock
+        try:
+            stream = self._answer(sock, thread)
+        except (OSError, ValueError) as exc:  # gone, reset, timed out, a failed handshake
+            log.debug("HTTP connection from %s: %s", host, exc)
+        except Exception:
+            log.exception("answering an HTTP request from %s failed", host)
+        finally:
+            with self._lock:  # (so that stop() never wakes a closed, reused descriptor)
+                with contextlib.suppress(OSError):
+                    stream.close()
+                sock.close()
+            self._forget(thread, host)
+
+    def _answer(self, sock: socket.socket, thread: threading.Thread) -> socket.socket:
+        """Read a request, send the response; return the socket as read (TLS-wrapped over
+        HTTPS), for the caller to close."""
+        deadline = time.monotonic() + READ_TIMEOUT
+        stream = sock
+        if self.secure:
+            context = self.server.tls_context  # (the latest, after a rehash)
+            if context is None:
+                return stream
+            sock.settimeout(READ_TIMEOUT)
+            stream = context.wrap_socket(sock, server_side=True)  # the handshake, bounded
+            with self._lock:
+                if thread in self._conns:
+                    self._conns[thread] = stream
+        protocol = ServerProtocol(logger=log)
+        received = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._send(stream, protocol, respond(408, b"the request took too long\n"), True)
+                return stream
+            stream.settimeout(left)
+            try:
+                data = stream.recv(4096)
+            except TimeoutError:
+                self._send(stream, protocol, respond(408, b"the request took too long\n"), True)
+                return stream
+            except ssl.SSLError as exc:
+                log.debug("HTTPS read failed: %s", exc)
+                return stream
+            if not data:
+                return stream  # gone before asking anything
+            received += len(data)
+            if received > MAX_REQUEST:
+                self._send(stream, protocol, respond(431, b"the request is too large\n"), True)
+                return stream
+            protocol.receive_data(data)
+            failed = protocol.handshake_exc
+            if failed is not None:
+                status = 431 if isinstance(failed, SecurityError) else 400
+                self._send(stream, protocol, respond(status, b"not a request served here\n"), True)
+                return stream
+            events = protocol.events_received()
+            if events and isinstance(events[0], Request):
+                self._send(stream, protocol, self.router.route(events[0]))
+                return stream
+
+    def _send(
+        self,
+        stream: socket.socket,
+        protocol: ServerProtocol,
+        response: Response,
+        linger: bool = False,
+    ) -> None:
+        """Send ``response`` through ``protocol`` (what it had queued itself, such as its own
+        answer to a bad request, is dropped for ours, which carries our headers). With
+        ``linger`` (the request was not read whole), read and drop what more comes, within
+        bounds, so that the client is not reset before it reads the response."""
+        protocol.data_to_send()
+        if protocol.handshake_exc is None:
+            protocol.send_response(response)
+            data = b"".join(protocol.data_to_send())
+        else:  # the protocol has answered, or hung up, already: ours instead
+            data = response.serialize()
+        stream.settimeout(READ_TIMEOUT)
+        stream.sendall(data)
+        if not linger:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            socket.socket.shutdown(stream, socket.SHUT_WR)
+            deadline, dropped = time.monotonic() + LINGER_SECONDS, 0
+            while dropped < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                stream.settimeout(left)
+                chunk = stream.recv(16384)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def _healthz(self, request: Request) -> Response:
+        """200 and ``{"status": "ok", ...}`` when every part of the server works; 503 and
+        ``{"status": "failing", ...}`` with each part's state otherwise."""
+        ok, checks = health(self.server)
+        status = "ok" if ok else "failing"
+        return respond_json(200 if ok else 503, {"status": status, "checks": checks})
