@@ -170,8 +170,8 @@ def main() -> None:
 @click.option(
     "--web-port",
     type=PORT,
-    help="Also serve HTTP on this port (HTTPS when TLS is on): /healthz, for probes. "
-    "0 picks a free port.",
+    help="Also serve HTTP on this port (HTTPS when TLS is on): /healthz for probes and "
+    "/metrics for Prometheus. 0 picks a free port.",
 )
 @click.option(
     "--flood-rate",
@@ -372,7 +372,8 @@ def serve(
         scheme = "https" if config.wants_tls else "http"
         web_host, web_port = server.web_address
         web_shown = f"[{web_host}]" if ":" in web_host else web_host
-        click.echo(f"web on port {web_port} - health: {scheme}://{web_shown}:{web_port}/healthz")
+        base = f"{scheme}://{web_shown}:{web_port}"
+        click.echo(f"web on port {web_port} - health: {base}/healthz, metrics: {base}/metrics")
     click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
     sys.stdout.flush()
 

@@ -29,9 +29,11 @@ class ServerConfig:
     tls_cert: str | None = None  #: the certificate chain, a PEM file
     tls_key: str | None = None  #: its private key, a PEM file (none: in tls_cert)
     #: An HTTP listener on this port, on the same addresses as host, for health checks
-    #: (GET /healthz); HTTPS with the same certificate when TLS is on. 0 picks a free port.
-    #: Unset: none.
+    #: (GET /healthz) and Prometheus metrics (GET /metrics); HTTPS with the same
+    #: certificate when TLS is on. 0 picks a free port. Unset: none.
     web_port: int | None = None
+    #: With it, /metrics answers only requests that carry "Authorization: Bearer <token>".
+    metrics_token: str | None = None
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow

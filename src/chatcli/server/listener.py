@@ -48,7 +48,7 @@ from chatcli.server.commands import TracebackLimit
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, rooms
 from chatcli.server.refusals import TLSRefusals, hang_up
-from chatcli.server.sendq import Flusher
+from chatcli.server.sendq import SENDQ_EXCEEDED, Flusher
 from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
 from chatcli.server.supervise import ServerFailed, Supervisor
@@ -125,6 +125,41 @@ def check_liveness(
     return Liveness.OK, ""
 
 
+@dataclasses.dataclass(slots=True)
+class Traffic:
+    """What connections have done, for metrics: counters that only grow. The server keeps
+    those of the connections that have ended (:meth:`Server.forget`); :meth:`Server.traffic`
+    adds those of the open ones, so that each connection counts once, open or ended."""
+
+    lines_received: int = 0  #: IRC lines read from clients
+    bytes_received: int = 0
+    lines_sent: int = 0  #: lines queued to clients (delivered to their sockets' queues)
+    bytes_sent: int = 0  #: bytes the kernel took
+    sendq_drops: int = 0  #: connections ended for a full send queue ("SendQ exceeded")
+    flood_kills: int = 0  #: connections ended for flooding ("Excess Flood")
+
+    def add(self, conn: Connection) -> None:
+        """Count ``conn``'s figures in (a glance at its counters, on the GIL)."""
+        self.lines_received += conn.lines_received
+        self.bytes_received += conn.bytes_received
+        self.lines_sent += conn.sendq.lines_out
+        self.bytes_sent += conn.sendq.bytes_sent
+        reason = conn.quit_reason or ""
+        self.sendq_drops += reason.startswith(SENDQ_EXCEEDED)
+        self.flood_kills += reason == "Excess Flood"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrafficView:
+    """A moment's view of the connections, for metrics (:meth:`Server.traffic`)."""
+
+    totals: Traffic  #: of every connection so far, open or ended
+    plain: int  #: connections open over TCP
+    secure: int  #: over TLS
+    registered: int  #: of those, the ones past registration (NICK and USER)
+    refused: dict[str, int]  #: connections refused, by reason ("Server full"...)
+
+
 class ListenError(OSError):
     """A listening socket could not be opened: where (:attr:`host`, :attr:`port`), and
     why (``strerror``)."""
@@ -191,7 +226,12 @@ class Server:
         self._wake_r, self._wake_w = socket.socketpair()
         self._state_lock = threading.Lock()
         self._closed = False
-        self._threads: set[threading.Thread] = set()
+        # Each connection's thread -> the connection, while it runs.
+        self._threads: dict[threading.Thread, Connection] = {}
+        # Metrics: the figures of the connections that have ended (see Traffic), and the
+        # connections refused, by reason.
+        self._ended = Traffic()
+        self._refused: dict[str, int] = {}
         # Accept limits, under _state_lock: connections open per address, and the times of
         # recent connections per address (the throttle; pruned by housekeeping).
         self._per_ip: dict[str, int] = {}
@@ -437,6 +477,8 @@ class Server:
         secure = listener in self._secure
         refused = self._admit(host, self.clock())
         if refused:
+            with self._state_lock:
+                self._refused[refused] = self._refused.get(refused, 0) + 1
             log.warning("refused a connection from %s: %s", host, refused)
             line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
             if secure:
@@ -465,7 +507,7 @@ class Server:
         with self.world.lock:
             self.world.arrive(conn)
         with self._state_lock:
-            self._threads.add(conn.thread)
+            self._threads[conn.thread] = conn
         old = threading.stack_size()
         try:
             threading.stack_size(THREAD_STACK_BYTES)
@@ -510,7 +552,8 @@ class Server:
         with self._state_lock:
             if conn.thread not in self._threads:
                 return
-            self._threads.discard(conn.thread)
+            del self._threads[conn.thread]
+            self._ended.add(conn)
         self._release(conn.host)
 
     def _release(self, host: str) -> None:
@@ -650,6 +693,21 @@ class Server:
             return f"failing since {since}: {health.reason} ({health.not_kept_now} writes not kept)"
         trouble = store.ping()
         return "ok" if trouble is None else f"not answering: {trouble}"
+
+    def traffic(self) -> TrafficView:
+        """What the connections have done and are, for metrics: each connection's counters
+        once (the open ones' added to the ended ones', taken together under the state
+        lock), and the open ones by transport. Never takes the world lock."""
+        with self._state_lock:
+            totals = dataclasses.replace(self._ended)
+            conns = list(self._threads.values())
+            refused = dict(self._refused)
+        secure = registered = 0
+        for conn in conns:
+            totals.add(conn)
+            secure += conn.secure
+            registered += conn.registered
+        return TrafficView(totals, len(conns) - secure, secure, registered, refused)
 
     @property
     def thread_count(self) -> int:

@@ -14,6 +14,7 @@ with :class:`StoreError` (one line), and is never overwritten.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import logging
@@ -121,6 +122,30 @@ BACKLOG_WAIT = 1.0
 #: the writer stopped for good; the disk's troubles have their own (:func:`_disk_trouble`).
 JOB_REASON = "the server could not write it"
 FATAL_REASON = "the server can no longer write its history"
+
+
+#: The bounds (seconds) of the buckets commits are counted in (:attr:`Store.commit_seconds`).
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Latency:
+    """How long something took, as a histogram cheap enough to note at every commit: a
+    count per bucket (the last: longer than every bound) and the sum. Written by one
+    thread (the store's writer); read by others as a moment's view (metrics)."""
+
+    def __init__(self, bounds: tuple[float, ...] = COMMIT_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0  #: seconds, all counted
+
+    def observe(self, seconds: float) -> None:
+        """Count one that took ``seconds`` (in the first bucket whose bound is at least that)."""
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def snapshot(self) -> tuple[list[int], float]:
+        """The counts per bucket and the sum, as they are now."""
+        return list(self.counts), self.total
 
 
 class Outcome(enum.Enum):
@@ -299,6 +324,8 @@ class Store:
         self._fatal: str | None = None  # why the writer stopped for good
         self._lock_fd: int | None = None  # the open <file>.lock, while we hold it
         self._since_prune = 0
+        #: How long each transaction that committed took, BEGIN to COMMIT (metrics).
+        self.commit_seconds = Latency()
         # Messages added per target since it was last trimmed to the retention limit.
         self._touched: dict[str, int] = {}
         self._secrets: dict[str, bytes] = {}  # SECRETS, read once at open
@@ -707,6 +734,7 @@ class Store:
         whatever reason: a full disk, or a job that raised."""
         if db.in_transaction:  # a failed COMMIT may leave one open; it cannot be ours
             db.execute("ROLLBACK")  # (if this fails, the connection is unusable: _survive)
+        started = time.perf_counter()
         try:
             db.execute("BEGIN")
             self._run(db, jobs)
@@ -720,6 +748,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             return exc
+        self.commit_seconds.observe(time.perf_counter() - started)
         return None
 
     def _settle(self, first: int, last: int, lost: list[int], reason: str) -> None:

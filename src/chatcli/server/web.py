@@ -1,5 +1,6 @@
 """The web listener: HTTP beside the IRC ports (``chat serve --web-port``), HTTPS with the
-same certificate when TLS is on, for the probes and scrapers of whoever runs the server.
+same certificate when TLS is on, for the probes and scrapers of whoever runs the server:
+``GET /healthz`` and ``GET /metrics``.
 
 It listens on every address ``host`` gives, as the IRC listener does. Its accept loop runs
 on a thread of its own (``web accept``), supervised as the IRC accept loop is
@@ -18,13 +19,15 @@ does not know is 404, a method other than GET 405, and every response carries a
 ``Content-Security-Policy: default-src 'none'`` and ``X-Content-Type-Options: nosniff``.
 
 Nothing here takes the world lock or calls into the store under it: the health check
-reads the server's own accessors (:meth:`Server.accept_health` and the like).
+reads the server's own accessors (:meth:`Server.accept_health` and the like), the metrics
+a collector of their own (:mod:`chatcli.server.metrics`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hmac
 import http
 import json
 import logging
@@ -37,11 +40,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from chatcli.server import metrics
 from chatcli.server.supervise import Supervisor
 
 if TYPE_CHECKING:
@@ -163,6 +168,8 @@ class WebListener:
         self.server = server
         self.router = Router()
         self.router.add("/healthz", self._healthz)
+        self.router.add("/metrics", self._metrics)
+        self.registry = metrics.make_registry(server)  #: what /metrics shows
         self.address: tuple[str, int] | None = None
         self.secure = server.config.wants_tls  #: HTTPS, with the IRC listener's certificate
         self._listeners: list[socket.socket] = []
@@ -414,3 +421,15 @@ class WebListener:
         ok, checks = health(self.server)
         status = "ok" if ok else "failing"
         return respond_json(200 if ok else 503, {"status": status, "checks": checks})
+
+    def _metrics(self, request: Request) -> Response:
+        """The server's figures in Prometheus' text format; with ``metrics_token`` set,
+        only for ``Authorization: Bearer <token>`` (401 otherwise)."""
+        token = self.server.config.metrics_token  # (the latest, after a rehash)
+        if token:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return respond(
+                    401, b"a bearer token is needed\n", headers=(("WWW-Authenticate", "Bearer"),)
+                )
+        return respond(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
