@@ -390,7 +390,10 @@ class Connection(Speaker):
         the shared state's order (our own JOIN must reach us before the room's next line,
         queued by whoever takes the lock after us). Otherwise it waits for the command's
         end. (A labeled command's output waits for its end either way, as one response.)
+        Only this connection's own thread runs its commands: anyone else uses
+        :attr:`delivery` (checked in debug runs).
         """
+        assert threading.current_thread() is self.thread, "own output from another thread"
         self.session.write(data)
         if self.world.lock.held():
             self._flush()
@@ -403,7 +406,7 @@ class Connection(Speaker):
     def told_by(self, actor: Connection | None) -> Speaker:
         """This client as ``actor``'s command speaks to it: itself if it is the actor (its
         command's output), else :attr:`delivery`. ``actor`` None: a server thread."""
-        return self if actor is self else Delivery(self)
+        return self if actor is self else self.delivery
 
     def confirm_after(self, ticket: int) -> None:
         """Hold what this client is told until the store's write ``ticket`` is settled. A
