@@ -34,6 +34,9 @@ class ServerConfig:
     web_port: int | None = None
     #: With it, /metrics answers only requests that carry "Authorization: Bearer <token>".
     metrics_token: str | None = None
+    #: The Origins (e.g. "https://chat.example.org") whose web pages may open a WebSocket
+    #: on the web listener. Empty: only pages it serves itself.
+    web_origins: tuple[str, ...] = ()
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow

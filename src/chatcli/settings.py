@@ -101,6 +101,10 @@ def _convert(key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(line, str) for line in value):
             raise TypeError("must be a list of lines (strings)")
         return tuple(value)
+    if key == "web_origins":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise TypeError('must be a list of origins, like ["https://chat.example.org"]')
+        return tuple(value)
     if key == "operators":
         if not isinstance(value, dict):
             raise TypeError('must be a table of name = "hash" (from chat hash-password)')
@@ -161,7 +165,7 @@ def _toml_line(key: str, value: object) -> str:
         return f"# {key} = 8080"
     if value is None:
         return f'# {key} = ""'
-    if key == "motd":
+    if key in ("motd", "web_origins"):
         return f"{key} = []"
     if isinstance(value, bool):
         return f"{key} = {'true' if value else 'false'}"

@@ -186,7 +186,7 @@ def test_unknown_paths_are_404_and_other_methods_405_with_the_security_headers(m
     assert get(running, "/healthz?verbose=1")[0] == 200  # (the query plays no part)
 
 
-def test_a_websocket_upgrade_to_the_root_is_answered_501_for_now(make_server):
+def test_a_websocket_upgrade_from_a_foreign_page_is_refused_403(make_server):
     running = make_server(web_port=0)
     status, headers, _ = get(
         running,
@@ -196,9 +196,10 @@ def test_a_websocket_upgrade_to_the_root_is_answered_501_for_now(make_server):
             "Connection": "Upgrade",
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
             "Sec-WebSocket-Version": "13",
+            "Origin": "http://elsewhere.example",
         },
     )
-    assert status == 501
+    assert status == 403
     assert headers.items() >= SECURITY.items()
 
 

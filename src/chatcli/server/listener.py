@@ -53,7 +53,7 @@ from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
 from chatcli.server.supervise import ServerFailed, Supervisor
 from chatcli.server.tls_socket import TLSSocket
-from chatcli.server.transport import PlainStream, Stream
+from chatcli.server.transport import TRANSPORTS, PlainStream, Stream
 
 if TYPE_CHECKING:
     from chatcli.server.web import WebListener
@@ -154,8 +154,8 @@ class TrafficView:
     """A moment's view of the connections, for metrics (:meth:`Server.traffic`)."""
 
     totals: Traffic  #: of every connection so far, open or ended
-    plain: int  #: connections open over TCP
-    secure: int  #: over TLS
+    #: connections open, by transport (``tcp``, ``tls``, ``websocket``: Stream.transport)
+    by_transport: dict[str, int]
     registered: int  #: of those, the ones past registration (NICK and USER)
     refused: dict[str, int]  #: connections refused, by reason ("Server full"...)
 
@@ -503,6 +503,22 @@ class Server:
             sock.close()
             self._release(host)
             return
+        self.start_connection(stream, address)
+
+    def admit(self, host: str) -> str:
+        """Count a new connection from ``host`` that another listener accepted (a
+        WebSocket); or return why it is refused (counted, as refusals here are)."""
+        refused = self._admit(host, self.clock())
+        if refused:
+            with self._state_lock:
+                self._refused[refused] = self._refused.get(refused, 0) + 1
+            log.warning("refused a connection from %s: %s", host, refused)
+        return refused
+
+    def start_connection(self, stream: Stream, address: tuple[str, int]) -> None:
+        """Serve ``stream``, admitted (:meth:`admit`), as a client: its connection and
+        its thread. Any transport: TCP and TLS from here, WebSocket from the web listener."""
+        host = address[0]
         conn = Connection(self, stream, address[:2])
         with self.world.lock:
             self.world.arrive(conn)
@@ -514,7 +530,7 @@ class Server:
             conn.start()
             _shed(conn.thread)
         except (RuntimeError, ValueError) as exc:  # no more threads: refuse this one
-            log.error("cannot start a thread for %s: %s", address[0], exc)
+            log.error("cannot start a thread for %s: %s", host, exc)
             with self.world.lock:
                 self.world.forget(conn)
             self.forget(conn)
@@ -702,12 +718,13 @@ class Server:
             totals = dataclasses.replace(self._ended)
             conns = list(self._threads.values())
             refused = dict(self._refused)
-        secure = registered = 0
+        registered = 0
+        by_transport = dict.fromkeys(TRANSPORTS, 0)
         for conn in conns:
             totals.add(conn)
-            secure += conn.secure
+            by_transport[conn.sock.transport] = by_transport.get(conn.sock.transport, 0) + 1
             registered += conn.registered
-        return TrafficView(totals, len(conns) - secure, secure, registered, refused)
+        return TrafficView(totals, by_transport, registered, refused)
 
     @property
     def thread_count(self) -> int:

@@ -51,8 +51,8 @@ class ServerCollector(Collector):
         connections = GaugeMetricFamily(
             "chatcli_connections", "IRC connections open, by transport", labels=["transport"]
         )
-        connections.add_metric(["tcp"], view.plain)
-        connections.add_metric(["tls"], view.secure)
+        for transport, count in view.by_transport.items():
+            connections.add_metric([transport], count)
         yield connections
         yield GaugeMetricFamily(
             "chatcli_users", "Connections past registration (NICK and USER)", view.registered

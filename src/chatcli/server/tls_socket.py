@@ -44,6 +44,7 @@ class TLSSocket:
 
     buffered = True  # OpenSSL may hold decrypted bytes
     secure = True
+    transport = "tls"
     retry_bytes = RECORD_BYTES  # a retried write passes the same record again
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
@@ -53,6 +54,19 @@ class TLSSocket:
         self.ready = False  #: the handshake is done
         self._ended = False  # shut down for writing: nothing more may be sent
         self.wants_write = False  #: the last step waits to write, not to read
+
+    @classmethod
+    def adopt(cls, established: ssl.SSLSocket) -> TLSSocket:
+        """The stream of a TLS connection whose handshake is done already (by the web
+        listener, before a WebSocket upgrade), which it takes over, non-blocking."""
+        stream = cls.__new__(cls)
+        established.setblocking(False)
+        stream._ssl = established
+        stream._lock = threading.Lock()
+        stream.ready = True
+        stream._ended = False
+        stream.wants_write = False
+        return stream
 
     def handshake(self) -> bool:
         """One step of the handshake: True once it is done, False if it must wait for the

@@ -15,6 +15,9 @@ from __future__ import annotations
 import socket
 from typing import Protocol
 
+#: The kinds of stream there are (Stream.transport), for those who count them.
+TRANSPORTS = ("tcp", "tls", "websocket")
+
 
 class HandshakeFailed(Exception):
     """What comes before any line failed (a TLS handshake): the client cannot be served.
@@ -32,6 +35,8 @@ class Stream(Protocol):
     buffered: bool
     #: The stream is encrypted.
     secure: bool
+    #: Its kind, one of :data:`TRANSPORTS` (a WebSocket is "websocket", over TLS or not).
+    transport: str
     #: After a partial :meth:`send`, how many bytes from its start must be passed again
     #: unchanged (TLS: the record being written), however full the queue.
     retry_bytes: int
@@ -79,6 +84,7 @@ class PlainStream(socket.socket):
     wants_write = False
     buffered = False
     secure = False
+    transport = "tcp"
     retry_bytes = 0  # the kernel took what it says it took
 
     @classmethod

@@ -46,8 +46,10 @@ from websockets.exceptions import SecurityError
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from chatcli.server import metrics
+from chatcli.server import metrics, websocket
 from chatcli.server.supervise import Supervisor
+from chatcli.server.tls_socket import TLSSocket
+from chatcli.server.transport import PlainStream, Stream
 
 if TYPE_CHECKING:
     from chatcli.server.listener import Server
@@ -133,12 +135,10 @@ class Router:
         self._routes[path] = handler
 
     def route(self, request: Request) -> Response:
-        """The response to ``request``: its handler's, or 404, 405 or (for now) 501."""
+        """The response to ``request``: its handler's, or 404 or 405."""
         path = request.path.partition("?")[0]
-        if path == "/" and is_websocket(request):
-            # The WebSocket transport will accept this upgrade on this same listener (the
-            # ServerProtocol that parsed the request does the handshake); not served yet.
-            return respond(501, b"WebSocket connections are not served yet\n")
+        if is_websocket(request):  # (an upgrade to / is taken before routing: _answer)
+            return respond(404, b"WebSocket connections are served at /\n")
         handler = self._routes.get(path)
         if handler is None:
             return respond(404, b"not found\n")
@@ -319,9 +319,10 @@ class WebListener:
     # -- one connection (its own thread) ----------------------------------------------------
 
     def _serve(self, sock: socket.socket, host: str) -> None:
-        """Read one request from ``sock``, answer it, close. Bounded in time and size."""
+        """Read one request from ``sock``, answer it, close; or, for a WebSocket upgrade to
+        ``/``, hand the connection over to the IRC server. Bounded in time and size."""
         thread = threading.current_thread()
-        stream = sock
+        stream: socket.socket | None = sock
         try:
             stream = self._answer(sock, thread)
         except (OSError, ValueError) as exc:  # gone, reset, timed out, a failed handshake
@@ -330,14 +331,15 @@ class WebListener:
             log.exception("answering an HTTP request from %s failed", host)
         finally:
             with self._lock:  # (so that stop() never wakes a closed, reused descriptor)
-                with contextlib.suppress(OSError):
-                    stream.close()
-                sock.close()
+                if stream is not None:  # (None: a WebSocket, served as an IRC client now)
+                    with contextlib.suppress(OSError):
+                        stream.close()
+                    sock.close()
             self._forget(thread, host)
 
-    def _answer(self, sock: socket.socket, thread: threading.Thread) -> socket.socket:
+    def _answer(self, sock: socket.socket, thread: threading.Thread) -> socket.socket | None:
         """Read a request, send the response; return the socket as read (TLS-wrapped over
-        HTTPS), for the caller to close."""
+        HTTPS), for the caller to close, or None once a WebSocket was handed over."""
         deadline = time.monotonic() + READ_TIMEOUT
         stream = sock
         if self.secure:
@@ -349,7 +351,7 @@ class WebListener:
             with self._lock:
                 if thread in self._conns:
                     self._conns[thread] = stream
-        protocol = ServerProtocol(logger=log)
+        protocol = websocket.new_protocol(origins=None)
         received = 0
         while True:
             left = deadline - time.monotonic()
@@ -379,7 +381,10 @@ class WebListener:
                 return stream
             events = protocol.events_received()
             if events and isinstance(events[0], Request):
-                self._send(stream, protocol, self.router.route(events[0]))
+                request = events[0]
+                if request.path.partition("?")[0] == "/" and is_websocket(request):
+                    return self._upgrade(stream, protocol, request)
+                self._send(stream, protocol, self.router.route(request))
                 return stream
 
     def _send(
@@ -412,6 +417,49 @@ class WebListener:
                 if not chunk:
                     break
                 dropped += len(chunk)
+
+    def _upgrade(
+        self, stream: socket.socket, protocol: ServerProtocol, request: Request
+    ) -> socket.socket | None:
+        """Accept ``request``'s upgrade to a WebSocket (from an allowed Origin: see
+        :meth:`origins`) and hand the connection to the IRC server as a client; None once
+        handed over. Refused by the server's limits: 503, as an HTTP answer."""
+        address = stream.getpeername()[:2]
+        protocol.origins = self.origins(request)  # type: ignore[assignment]
+        response = protocol.accept(request)
+        if response.status_code == 101:
+            refused = self.server.admit(address[0])
+            if refused:
+                response = respond(503, f"{refused}\n".encode())
+        if response.status_code != 101:
+            for name, value in SECURITY_HEADERS:
+                response.headers[name] = value
+            self._send(stream, protocol, response)
+            return stream
+        protocol.send_response(response)
+        stream.settimeout(READ_TIMEOUT)
+        stream.sendall(b"".join(protocol.data_to_send()))
+        # As the IRC listener sets up its clients' sockets (see Server._accept).
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.config.socket_sndbuf)
+        inner: Stream
+        if isinstance(stream, ssl.SSLSocket):
+            inner = TLSSocket.adopt(stream)
+        else:
+            inner = PlainStream.adopt(stream)
+        self.server.start_connection(websocket.WebSocketStream(inner, protocol), address)
+        return None
+
+    def origins(self, request: Request) -> list[str | None]:
+        """The Origins whose pages may open a WebSocket here: ``web_origins`` from the
+        settings, or else this listener's own (the page it serves, at the Host the browser
+        asked for); and clients that send none, which are not browsers."""
+        configured = self.server.config.web_origins
+        if configured:
+            return [*configured, None]
+        host = request.headers.get("Host")
+        scheme = "https" if self.secure else "http"
+        return [f"{scheme}://{host}", None] if host else [None]
 
     # -- endpoints ----------------------------------------------------------------------------
 
