@@ -79,3 +79,12 @@ def test_chat_serve_stops_on_a_bad_file_with_one_line(tmp_path):
 
 def test_an_empty_db_keeps_nothing(tmp_path):
     assert load(write(tmp_path, 'db = ""'))["db"] is None
+
+
+def test_web_proxies_must_be_addresses_or_networks(tmp_path):
+    path = tmp_path / "chat.toml"
+    path.write_text('web_proxies = ["10.0.0.0/8", "::1"]\n')
+    assert load(path)["web_proxies"] == ("10.0.0.0/8", "::1")
+    path.write_text('web_proxies = ["not an address"]\n')
+    with pytest.raises(ConfigError, match="web_proxies"):
+        load(path)

@@ -37,6 +37,11 @@ class ServerConfig:
     #: The Origins (e.g. "https://chat.example.org") whose web pages may open a WebSocket
     #: on the web listener. Empty: only pages it serves itself.
     web_origins: tuple[str, ...] = ()
+    #: Reverse proxies in front of the web listener (addresses or networks, like
+    #: "127.0.0.1" or "10.0.0.0/8"): for a WebSocket from one of them, the client's address
+    #: is the last one in its X-Forwarded-For header. From anyone else that header is
+    #: ignored. Empty: no proxy is believed.
+    web_proxies: tuple[str, ...] = ()
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import ipaddress
 import json
 import re
 import tomllib
@@ -105,6 +106,12 @@ def _convert(key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise TypeError('must be a list of origins, like ["https://chat.example.org"]')
         return tuple(value)
+    if key == "web_proxies":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise TypeError('must be a list of addresses or networks, like ["127.0.0.1"]')
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # (ValueError: not one)
+        return tuple(value)
     if key == "operators":
         if not isinstance(value, dict):
             raise TypeError('must be a table of name = "hash" (from chat hash-password)')
@@ -165,7 +172,7 @@ def _toml_line(key: str, value: object) -> str:
         return f"# {key} = 8080"
     if value is None:
         return f'# {key} = ""'
-    if key in ("motd", "web_origins"):
+    if key in ("motd", "web_origins", "web_proxies"):
         return f"{key} = []"
     if isinstance(value, bool):
         return f"{key} = {'true' if value else 'false'}"

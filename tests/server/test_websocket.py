@@ -292,3 +292,25 @@ def test_a_websocket_user_is_counted_as_such_in_the_metrics(running):
     with open_ws(running, TEXT) as ws:
         register(ws, "counted")
         assert connections() == {"tcp": 0, "tls": 0, "websocket": 1}
+
+
+def whose(running: RunningServer, nick: str) -> str:
+    """The real address the server holds for ``nick``."""
+    with running.server.world.lock:
+        return running.server.world.nicks[nick].host
+
+
+def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(make_server):
+    forwarded = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}  # the proxy saw .7
+    trusting = make_server(web_port=0, web_proxies=("127.0.0.0/8",))
+    with open_ws(trusting, TEXT, additional_headers=forwarded) as ws:
+        register(ws, "proxied")
+        assert whose(trusting, "proxied") == "203.0.113.7"
+    wary = make_server(web_port=0)  # no proxy configured: the header proves nothing
+    with open_ws(wary, TEXT, additional_headers=forwarded) as ws:
+        register(ws, "direct")
+        assert whose(wary, "direct") == "127.0.0.1"
+    elsewhere = make_server(web_port=0, web_proxies=("10.0.0.0/8",))  # not this peer
+    with open_ws(elsewhere, TEXT, additional_headers=forwarded) as ws:
+        register(ws, "spoofer")
+        assert whose(elsewhere, "spoofer") == "127.0.0.1"

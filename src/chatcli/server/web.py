@@ -29,6 +29,7 @@ import contextlib
 import errno
 import hmac
 import http
+import ipaddress
 import json
 import logging
 import selectors
@@ -114,6 +115,25 @@ def respond_json(status: int, value: object) -> Response:
     """``value`` as a JSON body."""
     body = (json.dumps(value, sort_keys=True) + "\n").encode()
     return respond(status, body, "application/json")
+
+
+def client_address(
+    peer: tuple[str, int], request: Request, proxies: tuple[str, ...]
+) -> tuple[str, int]:
+    """Whose connection this is: ``peer``, or, when ``peer`` is one of the trusted
+    ``proxies``, the last address in the request's X-Forwarded-For (the one that proxy
+    saw; what comes before it was written by the client and proves nothing)."""
+    forwarded = request.headers.get_all("X-Forwarded-For")
+    if not proxies or not forwarded:
+        return peer
+    try:
+        source = ipaddress.ip_address(peer[0].split("%", 1)[0])
+        trusted = any(source in ipaddress.ip_network(net, strict=False) for net in proxies)
+        last = forwarded[-1].split(",")[-1].strip()
+        client = ipaddress.ip_address(last)
+    except ValueError:  # not addresses: believe nothing
+        return peer
+    return (str(client), peer[1]) if trusted else peer
 
 
 def is_websocket(request: Request) -> bool:
@@ -424,7 +444,7 @@ class WebListener:
         """Accept ``request``'s upgrade to a WebSocket (from an allowed Origin: see
         :meth:`origins`) and hand the connection to the IRC server as a client; None once
         handed over. Refused by the server's limits: 503, as an HTTP answer."""
-        address = stream.getpeername()[:2]
+        address = client_address(stream.getpeername()[:2], request, self.server.config.web_proxies)
         protocol.origins = self.origins(request)  # type: ignore[assignment]
         response = protocol.accept(request)
         if response.status_code == 101:
