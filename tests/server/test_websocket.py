@@ -4,6 +4,7 @@ a raw socket where a test must send what a well-behaved client never would)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import time
@@ -314,3 +315,26 @@ def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(make_server):
     with open_ws(elsewhere, TEXT, additional_headers=forwarded) as ws:
         register(ws, "spoofer")
         assert whose(elsewhere, "spoofer") == "127.0.0.1"
+
+
+def test_pings_from_a_client_that_never_reads_cannot_grow_the_server_without_bound(running):
+    """Each WebSocket ping is answered with a pong outside the send queue's limit: past
+    a bound of pongs waiting for a client that does not read, it is disconnected."""
+    pinger = RawWebSocket(running, BINARY, rcvbuf=4096)
+    try:
+        for line in ("NICK pinger", "USER p 0 * :P"):
+            pinger.send_line(line)
+        for _ in range(4000):  # 125-byte pings: half a megabyte of pongs
+            pinger.protocol.send_ping(b"p" * 125)
+        with contextlib.suppress(OSError):  # (the server may have hung up already)
+            pinger.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with running.server.world.lock:
+                if not running.server.world.connections:
+                    break
+            time.sleep(0.02)
+        with running.server.world.lock:
+            assert not running.server.world.connections  # dropped, not buffering for ever
+    finally:
+        pinger.sock.close()

@@ -41,6 +41,9 @@ TEXT = Subprotocol("text.ircv3.net")
 SUBPROTOCOLS = (BINARY, TEXT)
 #: The longest message taken: one IRC line at its longest, tags included.
 MAX_MESSAGE = MAX_LINE_BYTES
+#: The most bytes of control frames (pongs, the close) that may wait for a client that
+#: does not read: its pings are answered outside its send queue, so they are bounded here.
+MAX_PENDING = 64 * 1024
 
 
 def choose_subprotocol(
@@ -135,6 +138,9 @@ class WebSocketStream:
                     self._take(frame.opcode, frame.data, frame.fin, lines)
             self._pending += b"".join(protocol.data_to_send())  # pongs, close answers
             self._write_pending()
+            if len(self._pending) > MAX_PENDING:  # pings from a client that does not read
+                self._pending = b""
+                self._ended = True
             if protocol.state is not State.OPEN or not raw:
                 self._ended = True
         if lines:
