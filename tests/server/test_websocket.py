@@ -204,16 +204,7 @@ class RawWebSocket:
 
     def close_code(self) -> int | None:
         """Read until the server closes; the close code it sent."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            data = self.sock.recv(65536)
-            if not data:
-                break
-            self.protocol.receive_data(data)
-            for event in self.protocol.events_received():
-                if event.opcode is Opcode.CLOSE:
-                    return self.protocol.close_rcvd.code if self.protocol.close_rcvd else None
-        return None
+        return self.until_closed()[1]
 
 
 def test_invalid_utf8_in_a_text_message_fails_that_connection_with_1007(running, clients):
