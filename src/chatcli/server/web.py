@@ -18,6 +18,12 @@ upgrade is answered 501. Every other request goes through the :class:`Router`: a
 does not know is 404, a method other than GET 405, and every response carries a
 ``Content-Security-Policy: default-src 'none'`` and ``X-Content-Type-Options: nosniff``.
 
+``GET /`` (without the upgrade) is the browser client, and ``GET /static/<name>`` its
+scripts and style: a fixed table of files in the package's ``chatcli/web`` folder
+(:data:`CLIENT_FILES`), read once; the request's path is looked up, never joined to one.
+Those pages may run only the scripts, and load only the styles, that come from here, and
+connect only back here (:data:`CLIENT_POLICY`).
+
 Nothing here takes the world lock or calls into the store under it: the health check
 reads the server's own accessors (:meth:`Server.accept_health` and the like), the metrics
 a collector of their own (:mod:`chatcli.server.metrics`).
@@ -39,6 +45,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -78,6 +85,20 @@ LINGER_SECONDS = 1.0
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'"),
     ("X-Content-Type-Options", "nosniff"),
+)
+#: The browser client: each path it is served at, the file of the package's ``web`` folder
+#: that answers it, and its type. Nothing else of that folder is served.
+CLIENT_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/irc.js": ("irc.js", "text/javascript; charset=utf-8"),
+    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+}
+#: The client's pages run and style only what this listener serves, open connections
+#: only back to it (its WebSocket included), and may not be framed by another site.
+CLIENT_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
@@ -142,6 +163,20 @@ def is_websocket(request: Request) -> bool:
     return any(value.strip().lower() == "websocket" for value in upgrade)
 
 
+def client_responses() -> dict[str, Response]:
+    """The browser client's responses, each path's: its file, read once, with the page's
+    own Content-Security-Policy (:data:`CLIENT_POLICY`) in place of the listener's."""
+    folder = resources.files("chatcli") / "web"
+    responses = {}
+    for path, (name, content_type) in CLIENT_FILES.items():
+        response = respond(200, (folder / name).read_bytes(), content_type)
+        del response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = CLIENT_POLICY
+        response.headers["Referrer-Policy"] = "no-referrer"
+        responses[path] = response
+    return responses
+
+
 class Router:
     """Which handler answers which path. Only GET is served; the query string plays no
     part in the choice. New endpoints (the WebSocket transport, the browser client) are
@@ -189,6 +224,8 @@ class WebListener:
         self.router = Router()
         self.router.add("/healthz", self._healthz)
         self.router.add("/metrics", self._metrics)
+        for path, response in client_responses().items():
+            self.router.add(path, lambda request, response=response: response)
         self.registry = metrics.make_registry(server)  #: what /metrics shows
         self.address: tuple[str, int] | None = None
         self.secure = server.config.wants_tls  #: HTTPS, with the IRC listener's certificate

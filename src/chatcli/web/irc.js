@@ -1,0 +1,121 @@
+// IRC lines in and out: parsing (with IRCv3 message tags), formatting codes, names.
+// Nothing here touches the page; app.js does.
+
+const TAG_ESCAPES = { ":": ";", s: " ", "\\": "\\", r: "\r", n: "\n" };
+
+/** A tag value as the sender meant it (IRCv3 message-tags escaping undone). */
+function unescapeTag(value) {
+  return value.replace(/\\(.?)/g, (_, c) => (c in TAG_ESCAPES ? TAG_ESCAPES[c] : c));
+}
+
+/**
+ * One IRC line -> {tags, source, nick, command, params}. Lenient: a line the server
+ * should never send still parses into something, so one odd line cannot stop the client.
+ */
+export function parseLine(line) {
+  let rest = line;
+  const tags = {};
+  if (rest.startsWith("@")) {
+    const end = rest.indexOf(" ");
+    const raw = end < 0 ? rest.slice(1) : rest.slice(1, end);
+    for (const part of raw.split(";")) {
+      if (!part) continue;
+      const eq = part.indexOf("=");
+      if (eq < 0) tags[part] = "";
+      else tags[part.slice(0, eq)] = unescapeTag(part.slice(eq + 1));
+    }
+    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
+  }
+  let source = "";
+  if (rest.startsWith(":")) {
+    const end = rest.indexOf(" ");
+    source = end < 0 ? rest.slice(1) : rest.slice(1, end);
+    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
+  }
+  const params = [];
+  while (rest) {
+    if (rest.startsWith(":")) {
+      params.push(rest.slice(1));
+      break;
+    }
+    const end = rest.indexOf(" ");
+    if (end < 0) {
+      params.push(rest);
+      break;
+    }
+    params.push(rest.slice(0, end));
+    rest = rest.slice(end + 1).trimStart();
+  }
+  const command = (params.shift() || "").toUpperCase();
+  return { tags, source, nick: source.split("!")[0], command, params };
+}
+
+/**
+ * A line to send. The last parameter becomes a trailing one when it must (empty, with a
+ * space, or starting with ":"); CR, LF and NUL are removed so that user input can never
+ * smuggle a second command into the line.
+ */
+export function buildLine(command, ...params) {
+  const clean = params.map((p) => String(p).replace(/[\r\n\0]/g, " "));
+  const last = clean.length - 1;
+  const trailing = last >= 0 && /^$|^:| /.test(clean[last]);
+  if (trailing) {
+    clean[last] = ":" + clean[last];
+  }
+  return [command, ...clean].join(" ");
+}
+
+// mIRC-style formatting: bold, italic, underline, strike, monospace, reverse, reset, and
+// colours with their optional numbers (\x03) or hex values (\x04).
+const COLOUR = /\x03(?:\d{1,2}(?:,\d{1,2})?)?/g;
+const HEX_COLOUR = /\x04(?:[0-9a-fA-F]{6}(?:,[0-9a-fA-F]{6})?)?/g;
+const STYLE = /[\x02\x0f\x11\x16\x1d\x1e\x1f]/g;
+// Other control characters (but tab and newline) are shown as their Unicode pictures.
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/g;
+const picture = (c) => String.fromCodePoint(c === "\x7f" ? 0x2421 : 0x2400 + c.charCodeAt(0));
+
+/** Text without IRC formatting codes; other control characters become visible marks. */
+export function plainText(text) {
+  const bare = text.replace(COLOUR, "").replace(HEX_COLOUR, "").replace(STYLE, "");
+  return bare.replace(CONTROL, picture);
+}
+
+/** Whether a target names a room rather than a person. */
+export function isChannel(name, types = "#&") {
+  return name.length > 0 && types.includes(name[0]);
+}
+
+let rfc1459 = true;
+
+/** The server's CASEMAPPING (from its ISUPPORT): "ascii", or "rfc1459" (the default). */
+export function setCasemapping(name) {
+  rfc1459 = name !== "ascii";
+}
+
+/** A name as the server compares it: names that differ only in case are the same name. */
+export function fold(name) {
+  const lower = name.toLowerCase();
+  if (!rfc1459) return lower;
+  return lower.replace(/[[\]\\~]/g, (c) => ({ "[": "{", "]": "}", "\\": "|", "~": "^" })[c]);
+}
+
+/** Whether ``text`` names ``nick`` as a word of its own (a mention). */
+export function mentions(text, nick) {
+  if (!nick) return false;
+  const words = fold(plainText(text)).split(/[^\p{L}\p{N}_\-[\]\\`^{}|]+/u);
+  return words.includes(fold(nick));
+}
+
+/** SASL PLAIN's payload: base64 of "account NUL account NUL password", in UTF-8. */
+export function saslPlain(account, password) {
+  const bytes = new TextEncoder().encode(`${account}\0${account}\0${password}`);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+/** "\x01ACTION waves\x01" -> "waves"; anything else -> null. */
+export function actionText(text) {
+  const match = /^\x01ACTION ?(.*?)\x01?$/s.exec(text);
+  return match ? match[1] : null;
+}
