@@ -1,0 +1,309 @@
+"""The browser client (GET / on the web port), in a real browser: headless Chromium driven
+by Selenium, against a real server on port 0, beside raw IRC clients over TCP.
+
+One browser serves the whole module; each test opens the page afresh and leaves it blank,
+so that its WebSocket is closed before its server stops. Every wait is bounded. The
+phone-width test leaves screenshots (desktop and phone width) in the directory named by
+CHATCLI_SCREENSHOTS, to look at, or in its own temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Client, RunningServer
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(
+        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+        reason="Chromium and its driver are not installed (apt-get install chromium "
+        "chromium-driver)",
+    ),
+]
+WAIT = 10.0  # seconds any one thing in the page may take
+INJECTION = "<img src=x onerror=window.__pwned=1>"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,800",
+    ):
+        options.add_argument(arg)
+    # What the page logs, Content-Security-Policy violations and script errors among it.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The driver's path is given: Selenium Manager has nothing to look for or download.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    driver.set_script_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Page:
+    """The client's page in the module's browser, and what a test does with it."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+
+    def open(self, running: RunningServer) -> None:
+        host, port = running.server.web_address
+        self.driver.get(f"http://{host}:{port}/")
+
+    def until(self, check: Callable[[], object], what: str, timeout: float = WAIT):
+        def attempt(_: object) -> object:
+            try:
+                return check()
+            except StaleElementReferenceException:  # redrawn meanwhile: look again
+                return None
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+            attempt, f"waited {timeout} s for {what}"
+        )
+
+    def errors(self) -> list[str]:
+        """What the page logged as errors since last asked: a script failing, or anything
+        the Content-Security-Policy refused."""
+        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def css(self, selector: str) -> list:
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def sign_in(self, nick: str, password: str = "", create: bool = False) -> None:
+        self.until(lambda: self.css("#alias"), "the sign-in form")
+        self.driver.find_element(By.ID, "alias").send_keys(nick)
+        if password:
+            self.driver.find_element(By.ID, "password").send_keys(password)
+        if create:
+            self.driver.find_element(By.ID, "create").click()
+        self.driver.find_element(By.CSS_SELECTOR, "#signin button").click()
+        self.until(lambda: self.shown() == "#lobby", "the default room")
+
+    def shown(self) -> str:
+        return self.driver.find_element(By.ID, "room-name").text
+
+    def texts(self) -> list[str]:
+        """The text of each line of the log shown."""
+        return [item.text for item in self.css("#log .line .text")]
+
+    def wait_line(self, text: str) -> None:
+        self.until(lambda: text in self.texts(), f"{text!r} in the log of {self.shown()}")
+
+    def type(self, text: str) -> None:
+        field = self.driver.find_element(By.ID, "input")
+        field.send_keys(text)
+        self.driver.find_element(By.CSS_SELECTOR, "#send button").click()
+
+    def target(self, name: str):
+        """The button of a room or conversation in the side list."""
+        return self.until(
+            lambda: next(
+                (b for b in self.css("#sidebar .target") if b.get_attribute("data-name") == name),
+                None,
+            ),
+            f"{name} in the room list",
+        )
+
+    def badge(self, name: str) -> str:
+        badges = self.target(name).find_elements(By.CSS_SELECTOR, ".badge")
+        return badges[0].text if badges else ""
+
+    def select(self, name: str) -> None:
+        self.target(name).click()
+        self.until(lambda: self.shown() == name, f"{name} shown")
+
+
+@pytest.fixture
+def page(browser: webdriver.Chrome, make_server: Callable[..., RunningServer]) -> Iterator[Page]:
+    # (Asks for make_server so that its servers stop after the page is blank again.)
+    page = Page(browser)
+    page.errors()  # (what an earlier test left)
+    yield page
+    browser.get("about:blank")
+    browser.set_window_size(1280, 800)
+
+
+def tcp_user(running: RunningServer, clients: list[Client], nick: str, caps: str = "") -> Client:
+    client = Client(running.port)
+    clients.append(client)
+    client.register(nick, caps)
+    return client
+
+
+def test_a_browser_user_talks_with_a_terminal_user_in_rooms_and_directly(
+    make_server, page, clients
+):
+    running = make_server(web_port=0)
+    tcp = tcp_user(running, clients, "terminal")
+    page.open(running)
+    page.sign_in("browser")
+    tcp.expect("JOIN")
+
+    page.type("hello from the browser")
+    assert tcp.expect("PRIVMSG").params == ("#lobby", "hello from the browser")
+    page.wait_line("hello from the browser")  # (its echo)
+    tcp.send("PRIVMSG #lobby :hello from a terminal")
+    page.wait_line("hello from a terminal")
+
+    # A room of its own, with lines while another is shown: counted, and a mention too.
+    page.type("/join #other")
+    page.until(lambda: page.shown() == "#other", "#other shown")
+    tcp.send("JOIN #other")
+    page.select("#lobby")
+    tcp.send("PRIVMSG #other :one")
+    tcp.send("PRIVMSG #other :two, browser")
+    page.until(lambda: page.badge("#other") == "2 (@1)", "two unread, one a mention")
+    assert page.driver.title == "(2) chatcli"
+    page.select("#other")
+    page.wait_line("two, browser")
+    assert page.badge("#other") == ""
+    assert page.driver.title == "chatcli"
+
+    # Directly, both ways: a message opens the conversation; a member's name opens one too.
+    tcp.send("PRIVMSG browser :just to you")
+    page.until(lambda: page.badge("terminal") == "1 (@1)", "the direct message counted")
+    page.select("terminal")
+    page.wait_line("just to you")
+    page.select("#other")
+    member = page.until(
+        lambda: next((b for b in page.css("#members .target") if b.text == "terminal"), None),
+        "terminal among the members",
+    )
+    member.click()
+    page.until(lambda: page.shown() == "terminal", "the conversation opened")
+    page.type("and back to you")
+    assert tcp.expect("PRIVMSG").params == ("terminal", "and back to you")
+    page.type("/me waves")
+    assert tcp.expect("PRIVMSG").params == ("terminal", "\x01ACTION waves\x01")
+    page.wait_line("waves")
+    assert page.errors() == []
+
+
+def test_scrolling_to_the_top_loads_earlier_lines_from_the_history(
+    make_server, page, clients, tmp_path
+):
+    running = make_server(web_port=0, db=str(tmp_path / "chat.db"), flood_rate=0)
+    tcp = tcp_user(running, clients, "talker")
+    for i in range(120):
+        tcp.send(f"PRIVMSG #lobby :line {i:03}")
+    tcp.sync()
+    page.open(running)
+    page.sign_in("reader")
+    page.wait_line("line 119")
+    shown = page.texts()
+    assert "line 000" not in shown  # only the latest page came at first
+    for _ in range(10):  # each scroll to the top asks for one page more
+        if "line 000" in page.texts():
+            break
+        page.driver.execute_script("document.getElementById('log').scrollTop = 0")
+        time.sleep(0.2)
+    lines = [t for t in page.texts() if t.startswith("line ")]
+    assert lines == [f"line {i:03}" for i in range(120)]  # all, in order, none twice
+    assert page.errors() == []
+
+
+def test_markup_in_a_nick_a_topic_and_a_message_stays_text(make_server, page, clients):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.sign_in("victim")
+    raw = Client(running.port)
+    clients.append(raw)
+    # A nick cannot hold "<" or spaces; what it can hold, it shows as it is.
+    nick = "x{img}\\`"
+    raw.register(nick, join=False)
+    raw.send("JOIN #evil")
+    raw.send(f"TOPIC #evil :{INJECTION}")
+    raw.sync()
+    page.type("/join #evil")
+    page.until(lambda: nick in page.driver.find_element(By.ID, "members").text, "the nick")
+    raw.send(f"PRIVMSG #evil :{INJECTION} <script>window.__pwned=2</script>")
+    raw.send(f"PRIVMSG victim :\x02bold\x02 \x0304red\x03 {INJECTION}")
+    raw.sync()
+    page.until(lambda: INJECTION in page.driver.find_element(By.ID, "room-topic").text, "topic")
+    page.wait_line(f"{INJECTION} <script>window.__pwned=2</script>")
+    page.select(nick)
+    page.wait_line(f"bold red {INJECTION}")  # formatting codes gone, the rest as text
+    assert not page.css("img"), "an element was made from a message"
+    assert not page.css("#log script")
+    assert page.driver.execute_script("return window.__pwned") is None
+    assert page.errors() == []
+
+
+def test_after_a_server_restart_the_client_comes_back_and_catches_up(
+    make_server, page, clients, tmp_path
+):
+    db = str(tmp_path / "chat.db")
+    first = make_server(web_port=0, db=db)
+    web_port = first.server.web_address[1]
+    page.open(first)
+    page.sign_in("returner", password="correct horse", create=True)
+    page.until(lambda: "Account returner created." in page.driver.page_source, "the account")
+    page.type("before the restart")
+    page.wait_line("before the restart")
+
+    first.stop()
+    page.until(lambda: "Reconnecting" in page.driver.find_element(By.ID, "status").text, "down")
+    second = make_server(web_port=web_port, db=db)
+    tcp = tcp_user(second, clients, "stayer")
+    tcp.send("PRIVMSG #lobby :while you were away")
+    tcp.sync()
+    # Back (with its account, over SASL), in the room, with what it missed, once.
+    tcp.expect("JOIN", timeout=WAIT + 30)
+    page.wait_line("while you were away")
+    texts = page.texts()
+    assert texts.count("before the restart") == 1
+    assert texts.count("while you were away") == 1
+    tcp.send("WHOIS returner")
+    assert any(m.command == "330" for m in tcp.collect("318"))  # logged in as the account
+
+
+def test_at_phone_width_the_room_list_is_behind_a_button(make_server, page, tmp_path):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.sign_in("phone")
+    page.type("a line to see")
+    page.wait_line("a line to see")
+    shots = Path(os.environ.get("CHATCLI_SCREENSHOTS", tmp_path))
+    page.driver.save_screenshot(str(shots / "desktop.png"))
+    page.driver.set_window_size(390, 844)
+    sidebar = page.driver.find_element(By.ID, "sidebar")
+    page.until(lambda: not sidebar.is_displayed(), "the room list folded away")
+    page.driver.save_screenshot(str(shots / "phone.png"))
+    toggle = page.driver.find_element(By.ID, "toggle-rooms")
+    toggle.click()
+    page.until(sidebar.is_displayed, "the room list shown")
+    assert toggle.get_attribute("aria-expanded") == "true"
+    page.driver.save_screenshot(str(shots / "phone-rooms.png"))
+    page.target("#lobby").click()
+    page.until(lambda: not sidebar.is_displayed(), "the room list closed on choosing")
