@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, RunningServer
+from tests.conftest import Client, RunningServer, register_account
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -307,3 +307,45 @@ def test_at_phone_width_the_room_list_is_behind_a_button(make_server, page, tmp_
     page.driver.save_screenshot(str(shots / "phone-rooms.png"))
     page.target("#lobby").click()
     page.until(lambda: not sidebar.is_displayed(), "the room list closed on choosing")
+
+
+def test_the_input_lines_commands_become_irc_commands(make_server, page, clients):
+    running = make_server(web_port=0)
+    tcp = tcp_user(running, clients, "watcher", "away-notify")
+    page.open(running)
+    page.sign_in("typist")
+    tcp.expect("JOIN")
+    page.type("/topic plans for today")
+    assert tcp.expect("TOPIC").params == ("#lobby", "plans for today")
+    topic = page.driver.find_element(By.ID, "room-topic")
+    page.until(lambda: topic.text == "plans for today", "the topic shown")
+    page.type("/msg watcher psst")
+    assert tcp.expect("PRIVMSG").params == ("watcher", "psst")
+    page.until(lambda: page.shown() == "watcher", "the conversation shown")
+    page.type("/away lunch")
+    assert tcp.expect("AWAY").params == ("lunch",)
+    page.type("/away")
+    assert tcp.expect("AWAY").params == ()
+    page.type("/nick typist2")
+    assert tcp.expect("NICK").params == ("typist2",)
+    page.until(lambda: page.driver.find_element(By.ID, "me").text == "typist2", "the new nick")
+    page.select("#lobby")
+    page.type("/part")
+    assert tcp.expect("PART").params[0] == "#lobby"
+    page.until(lambda: not page.css("#rooms .target"), "the room gone from the list")
+    page.type("/bogus")
+    page.wait_line("Unknown command /bogus. Try /help.")
+    assert page.errors() == []
+
+
+def test_a_wrong_password_is_told_on_the_sign_in_form(make_server, page, tmp_path):
+    running = make_server(web_port=0, db=str(tmp_path / "chat.db"))
+    register_account(running.port, "owner", "right password")
+    page.open(running)
+    page.until(lambda: page.css("#alias"), "the sign-in form")
+    page.driver.find_element(By.ID, "alias").send_keys("owner")
+    page.driver.find_element(By.ID, "password").send_keys("wrong password")
+    page.driver.find_element(By.CSS_SELECTOR, "#signin button").click()
+    error = page.driver.find_element(By.ID, "signin-error")
+    page.until(lambda: error.text == "Wrong alias or password.", "the error")
+    assert page.driver.find_element(By.ID, "chat-view").get_attribute("hidden") is not None

@@ -232,7 +232,9 @@ function failSignIn(m, message) {
     return;
   }
   state.signedIn = false;
-  state.ws?.close();
+  const ws = state.ws;
+  state.ws = null; // (so that its closing is not taken for a lost connection)
+  ws?.close();
   showSignIn(message);
 }
 
@@ -868,6 +870,8 @@ function start() {
       return;
     }
     askForNotifications();
+    state.convs = new Map(); // (a new sign-in starts afresh, whoever was here before)
+    state.selected = null;
     state.nick = alias;
     state.account = alias;
     state.password = $("password").value;
