@@ -359,7 +359,11 @@ function addLine(c, line) {
   let at = c.lines.length;
   while (at > 0 && c.lines[at - 1].time > line.time) at -= 1;
   c.lines.splice(at, 0, line);
-  if (c.lines.length > MAX_LINES) c.lines.splice(0, c.lines.length - MAX_LINES);
+  if (c.lines.length > MAX_LINES) {
+    // The oldest go, and are forgotten: scrolling back up fetches them again.
+    for (const old of c.lines.splice(0, c.lines.length - MAX_LINES)) c.msgids.delete(old.msgid);
+    c.complete = false;
+  }
   return true;
 }
 
@@ -492,6 +496,16 @@ function onNick(m) {
     c.members.set(fold(after), member);
     note(c.name, `${m.nick} is now ${after}`, "event");
   }
+  // A direct conversation follows the person to their new name.
+  const dm = state.convs.get(fold(m.nick));
+  if (dm && !dm.isRoom && !state.convs.has(fold(after))) {
+    state.convs.delete(fold(m.nick));
+    dm.name = after;
+    state.convs.set(fold(after), dm);
+    if (state.selected === fold(m.nick)) state.selected = fold(after);
+  }
+  renderTargets();
+  renderHeading();
 }
 
 function onNames(m) {
@@ -538,11 +552,13 @@ const COMMANDS = {
   },
   part: ([room, ...reason]) => {
     const current = state.convs.get(state.selected);
-    if (room && isChannel(room, state.chantypes)) send("PART", room, reason.join(" ") || "Leaving");
-    else if (current?.isRoom) {
+    if (room && isChannel(room, state.chantypes)) {
+      send("PART", room, reason.join(" ") || "Leaving");
+    } else if (current?.isRoom) {
       send("PART", current.name, [room, ...reason].join(" ").trim() || "Leaving");
+    } else if (current) {
+      closeConv(current); // a direct conversation: just put away
     }
-    else if (current) closeConv(current);
   },
   msg: ([nick, ...words]) => {
     if (!nick || !words.length) return "Usage: /msg nick text";
