@@ -28,7 +28,6 @@ import logging
 import selectors
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections import deque
@@ -53,7 +52,7 @@ from chatcli.server.state import World
 from chatcli.server.store import Retention, Store
 from chatcli.server.supervise import ServerFailed, Supervisor
 from chatcli.server.tls_socket import TLSSocket
-from chatcli.server.transport import TRANSPORTS, PlainStream, Stream
+from chatcli.server.transport import TRANSPORTS, PlainStream, Stream, listen_all
 
 if TYPE_CHECKING:
     from chatcli.server.web import WebListener
@@ -367,28 +366,12 @@ class Server:
             raise ListenError(self.config.host, port, exc) from None
 
     def _open(self, port: int, secure: bool) -> tuple[str, int]:
-        infos = socket.getaddrinfo(
-            self.config.host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        opened: list[socket.socket] = []
-        seen: set[tuple[int, str]] = set()
-        for family, type_, proto, _, sockaddr in infos:
-            if (family, sockaddr[0]) in seen:
-                continue
-            seen.add((family, sockaddr[0]))
-            sock = socket.socket(family, type_, proto)
-            self._listeners.append(sock)
-            if secure:
-                self._secure.add(sock)
-            if sys.platform != "win32":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((sockaddr[0], port, *sockaddr[2:]))
-            sock.listen(LISTEN_BACKLOG)
-            port = sock.getsockname()[1]
-            opened.append(sock)
-        return opened[0].getsockname()[0], port
+        opened = listen_all(self.config.host, port, LISTEN_BACKLOG)
+        self._listeners.extend(opened)
+        if secure:
+            self._secure.update(opened)
+        host, port = opened[0].getsockname()[:2]
+        return host, port
 
     # -- serving ----------------------------------------------------------------------------
 

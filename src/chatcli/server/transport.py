@@ -13,6 +13,7 @@ WebSocket, say) is a new kind of stream, made where connections are accepted.
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Protocol
 
 #: The kinds of stream there are (Stream.transport), for those who count them.
@@ -102,3 +103,34 @@ class PlainStream(socket.socket):
 
     def recv_raw(self, size: int) -> bytes:
         return self.recv(size)
+
+
+def listen_all(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets on every address of ``host`` (IPv4 and IPv6 alike) at ``port``;
+    with 0, a free port, the same on each. The first socket's address is the one to show.
+
+    Raises:
+        OSError: an address is unknown or in use (what was opened is closed again).
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    opened: list[socket.socket] = []
+    seen: set[tuple[int, str]] = set()
+    try:
+        for family, type_, proto, _, sockaddr in infos:
+            if (family, sockaddr[0]) in seen:
+                continue
+            seen.add((family, sockaddr[0]))
+            sock = socket.socket(family, type_, proto)
+            opened.append(sock)
+            if sys.platform != "win32":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((sockaddr[0], port, *sockaddr[2:]))
+            sock.listen(backlog)
+            port = sock.getsockname()[1]
+    except OSError:
+        for sock in opened:
+            sock.close()
+        raise
+    return opened

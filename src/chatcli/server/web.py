@@ -12,9 +12,10 @@ silent client cannot hold a thread), and in :data:`MAX_REQUEST` bytes. At shutdo
 listener stops accepting, wakes every connection's thread and joins it.
 
 Requests are parsed by the ``websockets`` package's sans-IO server protocol
-(:class:`websockets.server.ServerProtocol`), never by hand: the WebSocket transport will
-take the same object over on this listener, for the upgrade to ``/``. Until it does, that
-upgrade is answered 501. Every other request goes through the :class:`Router`: a path it
+(:class:`websockets.server.ServerProtocol`), never by hand. An upgrade to a WebSocket at
+``/`` keeps that object: the connection is handed to the IRC server as a client
+(:mod:`chatcli.server.websocket`, :meth:`WebListener._upgrade`). Every other request goes
+through the :class:`Router`: a path it
 does not know is 404, a method other than GET 405, and every response carries a
 ``Content-Security-Policy: default-src 'none'`` and ``X-Content-Type-Options: nosniff``.
 
@@ -41,7 +42,6 @@ import logging
 import selectors
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +57,7 @@ from websockets.server import ServerProtocol
 from chatcli.server import metrics, websocket
 from chatcli.server.supervise import Supervisor
 from chatcli.server.tls_socket import TLSSocket
-from chatcli.server.transport import PlainStream, Stream
+from chatcli.server.transport import PlainStream, Stream, listen_all
 
 if TYPE_CHECKING:
     from chatcli.server.listener import Server
@@ -250,30 +250,8 @@ class WebListener:
         Raises:
             OSError: an address is unknown or in use (what was opened is closed again).
         """
-        infos = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        seen: set[tuple[int, str]] = set()
-        try:
-            for family, type_, proto, _, sockaddr in infos:
-                if (family, sockaddr[0]) in seen:
-                    continue
-                seen.add((family, sockaddr[0]))
-                sock = socket.socket(family, type_, proto)
-                self._listeners.append(sock)
-                if sys.platform != "win32":
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((sockaddr[0], port, *sockaddr[2:]))
-                sock.listen(MAX_CONNECTIONS)
-                port = sock.getsockname()[1]
-        except OSError:
-            for sock in self._listeners:
-                sock.close()
-            self._listeners.clear()
-            raise
-        self.address = self._listeners[0].getsockname()[0], port
+        self._listeners = listen_all(host, port, MAX_CONNECTIONS)
+        self.address = self._listeners[0].getsockname()[:2]
         return self.address
 
     def start(self) -> None:
