@@ -127,9 +127,10 @@ def test_a_page_from_another_origin_is_refused_and_a_configured_one_accepted(mak
         open_ws(running, TEXT, origin="https://elsewhere.example")
     assert refused.value.response.status_code == 403
     host, port = running.server.web_address
-    with open_ws(running, TEXT, origin=f"http://{host}:{port}") as ws:  # its own page
-        ws.send("PING :ok")
-        assert "PONG" in ws.recv(timeout=5)
+    for scheme in ("http", "https"):  # its own page, or that page behind a TLS proxy
+        with open_ws(running, TEXT, origin=f"{scheme}://{host}:{port}") as ws:
+            ws.send("PING :ok")
+            assert "PONG" in ws.recv(timeout=5)
     allowed = make_server(web_port=0, web_origins=("https://chat.example.org",))
     with open_ws(allowed, TEXT, origin="https://chat.example.org") as ws:
         ws.send("PING :ok")

@@ -493,8 +493,10 @@ class WebListener:
         if configured:
             return [*configured, None]
         host = request.headers.get("Host")
-        scheme = "https" if self.secure else "http"
-        return [f"{scheme}://{host}", None] if host else [None]
+        # Both schemes: behind a proxy that ends TLS, the page is https:// while this
+        # listener speaks plain HTTP. (A page of another site has another Origin than
+        # the Host its browser asks for; only that is what this check refuses.)
+        return [f"http://{host}", f"https://{host}", None] if host else [None]
 
     # -- endpoints ----------------------------------------------------------------------------
 
