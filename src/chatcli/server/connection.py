@@ -149,6 +149,14 @@ def _safe_middle(param: str) -> str:
     return param or "*"
 
 
+def standard_reply(kind: str, command: str, code: str, *params: str, server: str) -> Message:
+    """An IRCv3 standard reply (``FAIL``, ``WARN``): ``<kind> <command> <code>
+    [<context>...] :<text>``; the command and the context, often echoed from the client,
+    are made safe as middle parameters, so that answering bad input can never fail."""
+    *context, text = (_safe_middle(command), code, *params)
+    return Message(kind, (*(_safe_middle(p) for p in context), text), server)
+
+
 # Guards every Connection.quit_reason (set once). One lock for all: it is taken once per
 # connection, at its end, and a lock per connection would cost memory on every idle one.
 _QUIT_LOCK = threading.Lock()
@@ -193,18 +201,13 @@ class Speaker:
         self.send(Message(numeric, (*safe, last), self.config.name))
 
     def fail(self, command: str, code: str, *params: str) -> None:
-        """An IRCv3 standard reply, ``FAIL <command> <code> [<context>...] :<text>``; the
-        context, often echoed from the client, is made safe as :meth:`reply` does."""
-        *context, text = (_safe_middle(command), code, *params)
-        safe = tuple(_safe_middle(p) for p in context)
-        self.send(Message("FAIL", (*safe, text), self.config.name))
+        """An IRCv3 standard reply, ``FAIL <command> <code> [<context>...] :<text>``."""
+        self.send(standard_reply("FAIL", command, code, *params, server=self.config.name))
 
     def warn(self, command: str, code: str, *params: str) -> None:
-        """An IRCv3 standard reply ``WARN``, made as :meth:`fail` makes ``FAIL``: something
-        the client should know of, though its command did not fail."""
-        *context, text = (_safe_middle(command), code, *params)
-        safe = tuple(_safe_middle(p) for p in context)
-        self.send(Message("WARN", (*safe, text), self.config.name))
+        """An IRCv3 standard reply ``WARN``: something the client should know of, though
+        its command did not fail."""
+        self.send(standard_reply("WARN", command, code, *params, server=self.config.name))
 
     def send_error(self, err: IRCError) -> None:
         self.reply(err.numeric, *err.params, err.text)
@@ -446,7 +449,9 @@ class Connection(Speaker):
             return
         log.error("history not written in time for %r", self)  # timed out, or closed
         text = "the server could not confirm in time that your messages are in the history"
-        warning = Message("WARN", ("*", "HISTORY_NOT_CONFIRMED", text), self.config.name)
+        warning = standard_reply(
+            "WARN", "*", "HISTORY_NOT_CONFIRMED", text, server=self.config.name
+        )
         self.session.release(in_time=False, warning=warning.to_bytes())
 
     def _flush(self) -> None:
@@ -601,13 +606,7 @@ class Connection(Speaker):
             self.reply(n.ERR_INPUTTOOLONG, f"Input line too long: {exc}")
         except InvalidUtf8 as exc:
             # Ergo, and IRCv3 UTF8ONLY: the line is dropped and the client told why.
-            self.send(
-                Message(
-                    "FAIL",
-                    (exc.command, "INVALID_UTF8", "Message rejected: it was not valid UTF-8"),
-                    self.config.name,
-                )
-            )
+            self.fail(exc.command, "INVALID_UTF8", "Message rejected: it was not valid UTF-8")
         except MalformedLine as exc:
             self.reply(n.ERR_UNKNOWNCOMMAND, exc.command, f"Malformed line: {exc}")
         return None
