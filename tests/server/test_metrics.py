@@ -18,7 +18,7 @@ import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import certs
-from tests.conftest import TIMEOUT, Client, RunningServer
+from tests.conftest import TIMEOUT, Client, RunningServer, register_account
 
 
 def scrape(
@@ -140,6 +140,35 @@ def test_a_message_moves_the_line_and_byte_counters_and_a_room_counts(with_db):
         == (after["chatcli_store_commit_seconds_count", ()])
     )
     assert ("chatcli_flusher_backlog", ()) in after
+
+
+def test_messages_are_counted_by_kind_and_target_and_so_are_their_copies(with_db, clients):
+    register_account(with_db.port, "dave", "correct-horse")  # then offline
+    alice, bob = Client(with_db.port), Client(with_db.port)
+    carol = Client(with_db.port)
+    clients.extend((alice, bob, carol))
+    alice.register("alice", caps="message-tags")
+    bob.register("bob", caps="message-tags")
+    carol.register("carol")  # (no message-tags: a TAGMSG does not reach her)
+    before = scrape(with_db)
+    alice.send("PRIVMSG #lobby :hello, both of you")
+    alice.send("NOTICE bob :just you")
+    alice.send("@+typing=active TAGMSG #lobby")
+    alice.send("PRIVMSG dave :for when you are back")
+    alice.expect("301")  # (dave is away: his message is kept)
+    alice.sync()
+    after = scrape(with_db)
+
+    def moved(name: str, kind: str, target: str) -> float:
+        key = (name, (("kind", kind), ("target", target)))
+        return after[key] - before[key]
+
+    taken, copies = "chatcli_messages_received_total", "chatcli_messages_delivered_total"
+    assert (moved(taken, "privmsg", "room"), moved(copies, "privmsg", "room")) == (1, 2)
+    assert (moved(taken, "notice", "direct"), moved(copies, "notice", "direct")) == (1, 1)
+    assert (moved(taken, "tagmsg", "room"), moved(copies, "tagmsg", "room")) == (1, 1)
+    assert (moved(taken, "privmsg", "offline"), moved(copies, "privmsg", "offline")) == (1, 0)
+    assert moved(taken, "privmsg", "direct") == moved(taken, "notice", "room") == 0
 
 
 def test_the_counters_of_a_connection_that_ended_are_kept(make_server):

@@ -2,7 +2,8 @@
 
 A custom collector (:class:`ServerCollector`) reads the server's state when it is scraped,
 so that serving chat costs nothing more than the counters it keeps anyway: each
-connection's lines and bytes (counted by its thread and the flusher), the figures of the
+connection's lines and bytes (counted by its thread and the flusher), the messages by kind
+and target (counted under the world lock as they are delivered), the figures of the
 connections that have ended (kept by :meth:`Server.forget`), the refusals (counted where
 they are decided), and the store's commit times (noted by its writer). It is registered,
 with prometheus_client's process collector (CPU, memory, file descriptors), on a registry
@@ -82,6 +83,23 @@ class ServerCollector(Collector):
         )
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value)
+        said = server.world.messages  # (copies of two fixed-size dicts, on the GIL)
+        for name, documentation, counts in (
+            (
+                "chatcli_messages_received",
+                "Messages taken from clients, by command and target",
+                dict(said.received),
+            ),
+            (
+                "chatcli_messages_delivered",
+                "Copies of those messages queued for their recipients",
+                dict(said.delivered),
+            ),
+        ):
+            family = CounterMetricFamily(name, documentation, labels=["kind", "target"])
+            for (kind, target), count in counts.items():
+                family.add_metric([kind.lower(), target], count)
+            yield family
         refused = CounterMetricFamily(
             "chatcli_connections_refused",
             "Connections refused as they came, by reason",

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 MANY = 8
 #: How many departed users WHOWAS remembers.
 WHOWAS_SIZE = 200
+#: The messages counted for metrics (World.messages): their kinds, and where they went
+#: (to a room, to someone online, or kept for an account's owner who is not).
+MESSAGE_KINDS = ("PRIVMSG", "NOTICE", "TAGMSG")
+MESSAGE_TARGETS = ("room", "direct", "offline")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,28 @@ class Departed:
     realname: str
     left_at: float
     ip: str  #: the real address, for server operators
+
+
+class MessageCounts:
+    """The messages the server took, and the copies of them it delivered, by kind and
+    target (:data:`MESSAGE_KINDS`, :data:`MESSAGE_TARGETS`): counters for metrics.
+
+    Written under the world lock; read without it: the keys are fixed, so copying either
+    dict while a handler counts is a glance on the GIL, never a dict changing size."""
+
+    __slots__ = ("delivered", "received")
+
+    def __init__(self) -> None:
+        keys = [(kind, target) for kind in MESSAGE_KINDS for target in MESSAGE_TARGETS]
+        self.received = dict.fromkeys(keys, 0)
+        self.delivered = dict.fromkeys(keys, 0)
+
+    def note(self, kind: str, target: str, copies: int) -> None:
+        """One message of ``kind`` (its command) to ``target``, delivered to ``copies``
+        people. Caller holds the world lock."""
+        key = (kind, target)
+        self.received[key] += 1
+        self.delivered[key] += copies
 
 
 class WorldLock:
@@ -143,6 +169,7 @@ class World(Backbone):
         self.invisible = 0  # registered connections with user mode +i
         self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
+        self.messages = MessageCounts()  # what was said and delivered, for metrics
         # The password throttles (chatcli.server.logins), each keyed "ip <host>",
         # "account <folded>" or "oper <name>": recent failed logins -> (count, monotonic
         # time of the last), and hash budgets -> the monotonic time each is whole again.
@@ -237,12 +264,19 @@ class World(Backbone):
         self.uninvite(channel, conn)
         conn.channels = conn.channels | {channel}
 
-    def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> None:
-        """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form.
-        Caller holds the lock (the room's order is the order of the shared state)."""
+    def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> int:
+        """Queue ``relay`` for every member of ``channel`` (but ``skip``), each in its form;
+        return to how many (a member whose form is nothing, a TAGMSG without
+        message-tags, gets none). Caller holds the lock (the room's order is the order of
+        the shared state)."""
         self.assert_held()
         audience = channel.audience
-        self.flusher.broadcast(audience, relay.forms(audience), skip.sendq if skip else None)
+        forms = relay.forms(audience)
+        self.flusher.broadcast(audience, forms, skip.sendq if skip else None)
+        reached = sum(len(group) for group, form in zip(audience, forms, strict=True) if form)
+        if skip is not None and forms[skip.profile] and skip in channel.members:
+            reached -= 1
+        return reached
 
     def relay_to(
         self,

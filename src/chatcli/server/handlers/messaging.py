@@ -113,7 +113,8 @@ def _deliver_one(
             relay = Relay(
                 out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
             )
-            world.broadcast(channel, relay, skip=conn)
+            copies = world.broadcast(channel, relay, skip=conn)
+            world.messages.note(msg.command, "room", copies)
             if not tags_only:
                 lost = not_kept(conn, msg.command, channel.name)
                 kept = history.record_room(conn, channel, out, relay, client_tags, lost)
@@ -124,6 +125,7 @@ def _deliver_one(
             relay = Relay(
                 out, client_tags=client_tags, bot=bot, tags_only=tags_only, account=conn.account
             )
+            world.messages.note(msg.command, "direct", 1 if relay.to(recipient.profile) else 0)
             if recipient.away is not None:
                 away = (recipient.name, recipient.away)
             if not tags_only:
@@ -151,6 +153,8 @@ def _deliver_one(
             why = f"your message could not be kept for {target}'s return ({lost[0]})"
             conn.fail(msg.command, "MESSAGE_NOT_KEPT", target, why)
             return
+        with world.lock:
+            world.messages.note(msg.command, "offline", 0)
         away = (target, "Offline: your message is kept for their return")
         if recipient is not None:  # someone holds the nick, not logged in to it
             away = (target, "Not logged in as its owner: your message waits for the owner")
