@@ -246,6 +246,39 @@ def test_without_db_it_backs_up_the_database_chat_serve_uses_by_default(tmp_path
     assert done.stdout.startswith(f"backed up {data / 'chatcli' / 'chat.db'} to ")
 
 
+def test_with_the_servers_config_file_it_backs_up_the_database_named_there(
+    tmp_path: Path,
+) -> None:
+    make_database(tmp_path / "team.db", rows=10)
+    config = tmp_path / "chat.toml"
+    config.write_text(f'db = "{tmp_path / "team.db"}"\nport = 6697\n')
+    done = chat_backup(str(tmp_path / "copy.db"), "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"backed up {tmp_path / 'team.db'} to ")
+    make_database(tmp_path / "other.db", rows=3)  # --db wins over the file
+    done = chat_backup(
+        str(tmp_path / "c2.db"), "--config", str(config), "--db", str(tmp_path / "other.db")
+    )
+    assert done.stdout.startswith(f"backed up {tmp_path / 'other.db'} to ")
+
+
+def test_a_config_file_that_keeps_no_database_or_is_wrong_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "chat.toml"
+    config.write_text('db = ""\n')
+    done = chat_backup(str(tmp_path / "copy.db"), "--config", str(config))
+    assert (done.returncode, done.stderr) == (
+        ExitStatus.USAGE,
+        f'chat: {config} keeps no database (db = ""): nothing to back up\n',
+    )
+    config.write_text("colour = 'blue'\n")
+    done = chat_backup(str(tmp_path / "copy.db"), "--config", str(config))
+    assert (done.returncode, done.stderr) == (
+        ExitStatus.USAGE,
+        f"chat: {config}: unknown key 'colour'\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chat.toml"]
+
+
 def test_sizes_are_said_as_people_read_them() -> None:
     assert [human_size(n) for n in (812, 49_152, 1_468_006, 3 << 30)] == [
         "812 bytes",

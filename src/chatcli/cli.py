@@ -438,6 +438,12 @@ def hash_password() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The database to back up  [default: chat.db in your data directory, as chat serve]",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's --config file: back up the database it names (--db wins over it).",
+)
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
 @click.option(
     "--timeout",
@@ -448,7 +454,9 @@ def hash_password() -> None:
     help="Seconds the backup may take.",
 )
 @fail_cleanly
-def backup(dest: Path, db: Path | None, force: bool, timeout: float) -> None:
+def backup(
+    dest: Path, db: Path | None, config_file: Path | None, force: bool, timeout: float
+) -> None:
     """Copy the server's database to DEST (a file, or a directory), safely while it runs.
 
     The copy is checked (PRAGMA integrity_check) before it is put in place, and is private
@@ -459,11 +467,18 @@ def backup(dest: Path, db: Path | None, force: bool, timeout: float) -> None:
     Exit status:
       0  the copy is made and checked
       1  it could not be (one line says why); DEST is left as it was
-      2  usage error
+      2  usage error, or a wrong --config file
     """
     from chatcli.backup import backup as make_backup
     from chatcli.backup import human_size
 
+    if db is None and config_file is not None:
+        from chatcli import settings
+
+        values = settings.load(config_file)
+        if "db" in values and not values["db"]:
+            raise ConfigError(f'{config_file} keeps no database (db = ""): nothing to back up')
+        db = Path(values["db"]) if "db" in values else None
     made = make_backup(db or data_dir() / "chat.db", dest, force=force, timeout=timeout)
     click.echo(f"backed up {made.source} to {made.dest} ({human_size(made.size)}, checked)")
 
