@@ -247,24 +247,43 @@ def test_a_client_that_sends_nothing_is_told_408_and_does_not_keep_its_thread(
     assert not listener._conns
 
 
+def hold(running: RunningServer, count: int) -> list[socket.socket]:
+    """``count`` connections to the web port that send nothing, each being served."""
+    address, listener = running.server.web_address, running.server.web
+    assert address is not None and listener is not None
+    held = [socket.create_connection(address, timeout=TIMEOUT) for _ in range(count)]
+    deadline = time.monotonic() + TIMEOUT
+    while len(listener._conns) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return held
+
+
 def test_connections_past_the_per_address_bound_are_told_503(make_server, monkeypatch):
     monkeypatch.setattr(web, "MAX_PER_IP", 2)
-    running = make_server(web_port=0)
+    running = make_server(web_port=0, exempt_loopback=False)
     address = running.server.web_address
     assert address is not None
-    listener = running.server.web
-    assert listener is not None
-    held = [socket.create_connection(address, timeout=TIMEOUT) for _ in range(2)]
+    held = hold(running, 2)
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while len(listener._conns) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
         with socket.create_connection(address, timeout=TIMEOUT) as third:
             assert read_all(third).startswith(b"HTTP/1.1 503 ")  # at once, unasked
     finally:
         for sock in held:
             sock.close()
     assert wait_for_health(running, 200)["status"] == "ok"
+
+
+def test_a_reverse_proxy_carries_everyones_requests_past_the_per_address_bound(
+    make_server, monkeypatch
+):
+    monkeypatch.setattr(web, "MAX_PER_IP", 2)
+    running = make_server(web_port=0, exempt_loopback=False, web_proxies=("127.0.0.1",))
+    held = hold(running, 3)
+    try:
+        assert healthz(running)[0] == 200  # the fourth at once, from the proxy
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_a_connection_still_open_at_shutdown_is_ended_and_its_thread_joined(make_server):

@@ -6,10 +6,10 @@ It listens on every address ``host`` gives, as the IRC listener does. Its accept
 on a thread of its own (``web accept``), supervised as the IRC accept loop is
 (:class:`~chatcli.server.supervise.Supervisor`, role ``web accept``); each connection gets
 a thread (``web <host>``) that reads one request, answers it and closes. Those are bounded:
-:data:`MAX_CONNECTIONS` at once and :data:`MAX_PER_IP` from one address (more are told
-503 and closed), a request must arrive whole within :data:`READ_TIMEOUT` seconds (a slow or
-silent client cannot hold a thread), and in :data:`MAX_REQUEST` bytes. At shutdown the
-listener stops accepting, wakes every connection's thread and joins it.
+:data:`MAX_CONNECTIONS` at once and :data:`MAX_PER_IP` from one address but a proxy's
+(more are told 503 and closed), a request must arrive whole within :data:`READ_TIMEOUT`
+seconds (a slow or silent client cannot hold a thread), and in :data:`MAX_REQUEST` bytes.
+At shutdown the listener stops accepting, wakes every connection's thread and joins it.
 
 Requests are parsed by the ``websockets`` package's sans-IO server protocol
 (:class:`websockets.server.ServerProtocol`), never by hand. An upgrade to a WebSocket at
@@ -55,6 +55,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from chatcli.server import metrics, websocket
+from chatcli.server.connection import is_exempt
 from chatcli.server.supervise import Supervisor
 from chatcli.server.tls_socket import TLSSocket
 from chatcli.server.transport import PlainStream, Stream, listen_all
@@ -69,10 +70,13 @@ log = logging.getLogger("chatcli.server.web")
 READ_TIMEOUT = 10.0
 #: The most bytes a request may take, request line and headers; more is 431.
 MAX_REQUEST = 16 * 1024
-#: HTTP connections served at once, in all and from one address: a probe and a scraper
-#: need one or two. More are told 503 and closed at once.
-MAX_CONNECTIONS = 32
-MAX_PER_IP = 8
+#: HTTP connections served at once, in all and from one address; more are told 503 and
+#: closed at once. A browser loading the client opens up to six at once, so an address
+#: can load it twice at the same moment (two people behind one NAT) beside a probe. A
+#: reverse proxy in ``web_proxies``, and loopback if ``exempt_loopback``, carry everyone's
+#: requests: only the bound in all applies to them.
+MAX_CONNECTIONS = 64
+MAX_PER_IP = 16
 #: How long shutdown waits for each connection's thread once woken.
 JOIN_TIMEOUT = 2.0
 #: After an error response to a request not read whole, what of the rest is read and
@@ -145,16 +149,24 @@ def client_address(
     ``proxies``, the last address in the request's X-Forwarded-For (the one that proxy
     saw; what comes before it was written by the client and proves nothing)."""
     forwarded = request.headers.get_all("X-Forwarded-For")
-    if not proxies or not forwarded:
+    if not forwarded or not is_proxy(peer[0], proxies):
         return peer
     try:
-        source = ipaddress.ip_address(peer[0].split("%", 1)[0])
-        trusted = any(source in ipaddress.ip_network(net, strict=False) for net in proxies)
-        last = forwarded[-1].split(",")[-1].strip()
-        client = ipaddress.ip_address(last)
-    except ValueError:  # not addresses: believe nothing
+        client = ipaddress.ip_address(forwarded[-1].split(",")[-1].strip())
+    except ValueError:  # not an address: believe nothing
         return peer
-    return (str(client), peer[1]) if trusted else peer
+    return (str(client), peer[1])
+
+
+def is_proxy(host: str, proxies: tuple[str, ...]) -> bool:
+    """Whether ``host`` is one of the trusted ``proxies`` (addresses or networks)."""
+    if not proxies:
+        return False
+    try:
+        source = ipaddress.ip_address(host.split("%", 1)[0])
+        return any(source in ipaddress.ip_network(net, strict=False) for net in proxies)
+    except ValueError:  # not addresses: trust nothing
+        return False
 
 
 def is_websocket(request: Request) -> bool:
@@ -321,8 +333,12 @@ class WebListener:
             return
         host = address[0]
         thread = threading.Thread(target=self._serve, args=(sock, host), name=f"web {host}")
+        config = self.server.config
+        bounded = not (is_exempt(config, host) or is_proxy(host, config.web_proxies))
         with self._lock:
-            full = len(self._conns) >= MAX_CONNECTIONS or self._per_ip.get(host, 0) >= MAX_PER_IP
+            full = len(self._conns) >= MAX_CONNECTIONS or (
+                bounded and self._per_ip.get(host, 0) >= MAX_PER_IP
+            )
             if not full:
                 self._conns[thread] = sock
                 self._per_ip[host] = self._per_ip.get(host, 0) + 1
