@@ -4,7 +4,11 @@ by Selenium, against a real server on port 0, beside raw IRC clients over TCP.
 One browser serves the whole module; each test opens the page afresh and leaves it blank,
 so that its WebSocket is closed before its server stops. Every wait is bounded. The
 phone-width test leaves screenshots (desktop and phone width) in the directory named by
-CHATCLI_SCREENSHOTS, to look at, or in its own temporary directory."""
+CHATCLI_SCREENSHOTS, to look at, or in its own temporary directory.
+
+Notifications are the browser's own: the permission is granted over the DevTools protocol,
+the tab is taken out of view by minimizing its window, and a spy on the page's Notification
+counts those the browser says it showed. (No fake: the real constructor does the work.)"""
 
 from __future__ import annotations
 
@@ -37,6 +41,21 @@ pytestmark = [
 ]
 WAIT = 10.0  # seconds any one thing in the page may take
 INJECTION = "<img src=x onerror=window.__pwned=1>"
+# A spy on the page's Notification: each one the client makes is the browser's own (the
+# real constructor does the work); kept here are the ones made, and those the browser says
+# it showed (its "show" event), with the title and body the browser holds.
+SPY_ON_NOTIFICATIONS = """
+const Real = window.Notification;
+const seen = (window.__notifications = { made: 0, shown: [], failed: 0 });
+window.Notification = class extends Real {
+  constructor(title, options) {
+    super(title, options);
+    seen.made += 1;
+    this.addEventListener("show", () => seen.shown.push({ title: this.title, body: this.body }));
+    this.addEventListener("error", () => (seen.failed += 1));
+  }
+};
+"""
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +95,40 @@ class Page:
 
     def __init__(self, driver: webdriver.Chrome) -> None:
         self.driver = driver
+        self.origin = ""  # (once opened)
 
     def open(self, running: RunningServer) -> None:
         host, port = running.server.web_address
-        self.driver.get(f"http://{host}:{port}/")
+        self.origin = f"http://{host}:{port}"
+        self.driver.get(f"{self.origin}/")
+
+    def allow_notifications(self) -> None:
+        """Grant the page's origin the notification permission, as a user who said yes
+        would (headless Chromium refuses every request), and spy on the notifications."""
+        self.driver.execute_cdp_cmd(
+            "Browser.grantPermissions", {"permissions": ["notifications"], "origin": self.origin}
+        )
+        self.driver.execute_script(SPY_ON_NOTIFICATIONS)
+
+    def notifications(self) -> dict:
+        """How many notifications the client made, which the browser showed, and how many
+        it could not."""
+        return self.driver.execute_script("return window.__notifications")
+
+    def permission(self) -> str:
+        return self.driver.execute_script("return Notification.permission")
+
+    def visibility(self) -> str:
+        return self.driver.execute_script("return document.visibilityState")
+
+    def hide(self) -> None:
+        """Take the tab out of view: its window minimized, as a user would."""
+        self.driver.minimize_window()
+        self.until(lambda: self.visibility() == "hidden", "the tab hidden")
+
+    def bring_back(self) -> None:
+        self.driver.set_window_size(1280, 800)
+        self.until(lambda: self.visibility() == "visible", "the tab in view")
 
     def until(self, check: Callable[[], object], what: str, timeout: float = WAIT):
         def attempt(_: object) -> object:
@@ -151,7 +200,8 @@ def page(browser: webdriver.Chrome, make_server: Callable[..., RunningServer]) -
     page.errors()  # (what an earlier test left)
     yield page
     browser.get("about:blank")
-    browser.set_window_size(1280, 800)
+    browser.set_window_size(1280, 800)  # (restored, too, if it was minimized)
+    browser.execute_cdp_cmd("Browser.resetPermissions", {})  # (granted, or refused)
 
 
 def tcp_user(running: RunningServer, clients: list[Client], nick: str, caps: str = "") -> Client:
@@ -207,6 +257,57 @@ def test_a_browser_user_talks_with_a_terminal_user_in_rooms_and_directly(
     page.type("/me waves")
     assert tcp.expect("PRIVMSG").params == ("terminal", "\x01ACTION waves\x01")
     page.wait_line("waves")
+    assert page.errors() == []
+
+
+def test_mentions_and_direct_messages_raise_a_notification_while_the_tab_is_hidden(
+    make_server, page, clients
+):
+    running = make_server(web_port=0)
+    tcp = tcp_user(running, clients, "caller")
+    page.open(running)
+    page.allow_notifications()
+    page.sign_in("browser")
+    assert page.permission() == "granted"
+
+    # In view, a mention is seen where it is: no notification.
+    tcp.send("PRIVMSG #lobby :browser, are you there?")
+    page.wait_line("browser, are you there?")
+    assert page.notifications()["made"] == 0
+
+    page.hide()
+    # Out of view: an ordinary line raises none; a mention and a direct message raise one
+    # each, which names the room and who spoke, its text as plain text.
+    tcp.send("PRIVMSG #lobby :just chatting")
+    page.wait_line("just chatting")
+    assert page.notifications()["made"] == 0
+    tcp.send(f"PRIVMSG #lobby :\x02browser\x02: look {INJECTION}")
+    tcp.send("PRIVMSG browser :a word in private")
+    page.until(lambda: len(page.notifications()["shown"]) == 2, "two notifications shown")
+    seen = page.notifications()
+    assert (seen["made"], seen["failed"]) == (2, 0)
+    assert sorted(seen["shown"], key=lambda n: n["title"]) == [
+        {"title": "caller", "body": "a word in private"},
+        {"title": "caller in #lobby", "body": f"browser: look {INJECTION}"},
+    ]
+    # The title counts what came while away, the room shown included, until it is seen.
+    assert page.driver.title == "(3) chatcli"
+    page.bring_back()
+    page.until(lambda: page.driver.title == "(1) chatcli", "the room shown read on return")
+    page.select("caller")
+    page.until(lambda: page.driver.title == "chatcli", "everything read")
+    assert page.driver.execute_script("return window.__pwned") is None
+    assert page.errors() == []
+
+
+def test_the_client_asks_for_permission_to_notify_on_signing_in_not_before(make_server, page):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.until(lambda: page.css("#alias"), "the sign-in form")
+    assert page.permission() == "default"  # not asked on opening the page
+    page.sign_in("asked")
+    # Headless Chromium refuses every request at once: the refusal shows it was asked.
+    page.until(lambda: page.permission() == "denied", "the permission asked for")
     assert page.errors() == []
 
 
