@@ -105,6 +105,23 @@ def test_a_websocket_user_and_a_tcp_user_talk_in_a_room_and_directly(running, cl
         assert tcp.expect("PRIVMSG").params == ("tcpuser", "a direct answer, ünïcödé")
 
 
+def test_one_room_line_reaches_text_and_binary_members_each_in_their_kind(running, clients):
+    tcp = Client(running.port)
+    clients.append(tcp)
+    tcp.register("tcpuser")
+    with open_ws(running, TEXT) as text, open_ws(running, BINARY) as binary:
+        register(text, "texter")
+        register(binary, "binaryist")
+        lines(text, "JOIN")  # (binaryist came in)
+        for _ in range(2):  # (framed once for the room, and so for the second member)
+            tcp.send("PRIVMSG #lobby :ünïcödé for everyone")
+            for ws, kind in ((text, str), (binary, bytes)):
+                data = ws.recv(timeout=5)
+                assert isinstance(data, kind)
+                raw = data.encode() if isinstance(data, str) else data
+                assert parse_line(raw).params == ("#lobby", "ünïcödé for everyone")
+
+
 def test_flood_control_holds_over_websocket_too(make_server):
     running = make_server(web_port=0, flood_burst=5, flood_rate=10.0, flood_kill=1.0)
     flooder = RawWebSocket(running, BINARY)

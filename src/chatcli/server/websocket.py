@@ -44,6 +44,12 @@ MAX_MESSAGE = MAX_LINE_BYTES
 #: The most bytes of control frames (pongs, the close) that may wait for a client that
 #: does not read: its pings are answered outside its send queue, so they are bounded here.
 MAX_PENDING = 64 * 1024
+#: Frames made lately, by kind (text or not) and line: a room's line goes to each member
+#: in the same form, so it is framed once for all of them, not once each. A server's frame
+#: is the same for every connection (never masked; no extension is offered). Emptied when
+#: it holds this many.
+FRAME_CACHE = 1024
+_frames: dict[tuple[bool, bytes], bytes] = {}
 
 
 def choose_subprotocol(
@@ -217,13 +223,22 @@ class WebSocketStream:
             return taken
 
     def _frame(self, line: bytes) -> bytes:
+        """``line``'s message, framed (by the protocol object, once: see FRAME_CACHE)."""
+        key = (self.text, line)
+        frame = _frames.get(key)
+        if frame is not None:
+            return frame
         payload = line.rstrip(b"\r\n")
         protocol = self._protocol
-        if self.text:
+        if key[0]:
             protocol.send_text(payload.decode(errors="replace").encode())
         else:
             protocol.send_binary(payload)
-        return b"".join(protocol.data_to_send())
+        frame = b"".join(protocol.data_to_send())
+        if len(_frames) >= FRAME_CACHE:
+            _frames.clear()  # (a dict's own lock, or the GIL: safe from any writer)
+        _frames[key] = frame
+        return frame
 
     def _write_pending(self) -> None:
         """Write what must go out first, as far as the socket takes it. Lock held."""
