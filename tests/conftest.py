@@ -19,6 +19,10 @@ from chatcli.protocol import LineBuffer, Message, parse_line
 from chatcli.server import Server
 from chatcli.server.store import Store
 
+#: PostgreSQL and redis-server of the session's own: fixtures ``postgres``, ``pg_url``,
+#: ``redis_server``.
+pytest_plugins = ("tests.components",)
+
 # Small timeouts so that liveness tests take a fraction of a second, not minutes.
 TEST_CONFIG = ServerConfig(
     host="127.0.0.1",

@@ -227,7 +227,7 @@ def test_chatclis_data_directory_is_narrowed_and_one_the_user_chose_is_not(
     for directory in (ours, chosen):
         directory.mkdir()
         directory.chmod(0o755)
-    monkeypatch.setattr("chatcli.server.store.data_dir", lambda: ours)
+    monkeypatch.setattr("chatcli.server.sqldb.data_dir", lambda: ours)
     for directory in (ours, chosen):
         store = Store(directory / "chat.db")
         store.open()

@@ -1,6 +1,10 @@
-"""The server's memory on disk: accounts, registered rooms and history, in one SQLite file.
+"""The server's memory: accounts, registered rooms and history, in one SQLite file, or in
+a PostgreSQL database that the nodes of a cluster share.
 
-This module owns all SQL. Writes from every connection thread go through one writer thread
+This module owns the SQL of what the server keeps, written once for both engines; what
+differs between them (connecting, the schema and its versions, a lock file, which errors
+say the database is in trouble) is an engine's (:mod:`chatcli.server.sqldb`,
+:mod:`chatcli.server.postgres`). Writes from every connection thread go through one writer thread
 that commits what has gathered in one transaction (group commit): a message costs its
 sender a queue append and, where it must be durable before the server confirms it, a wait
 for the next commit. Reads use a connection of their own, under a lock.
@@ -9,7 +13,8 @@ The file is in WAL mode with ``synchronous=NORMAL``: a committed transaction sur
 server being killed (it is in the WAL, which the OS holds), though not a power cut in the
 next instant. The schema has a version (``PRAGMA user_version``); migrations run forward at
 start-up. A file that is locked, corrupt, of a newer version or not writable stops start-up
-with :class:`StoreError` (one line), and is never overwritten.
+with :class:`StoreError` (one line), and is never overwritten. So does a PostgreSQL that
+does not answer within a few seconds, or refuses the connection.
 """
 
 from __future__ import annotations
@@ -18,9 +23,7 @@ import bisect
 import contextlib
 import enum
 import logging
-import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -28,69 +31,33 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatcli.defaults import data_dir
-from chatcli.errors import ChatError, ExitStatus
-from chatcli.files import (
-    create_private,
-    how_to_fix,
-    private_dir,
-    private_file,
-    readable_by_others,
+from chatcli.dburl import is_url, url_of
+from chatcli.server.sqldb import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Connection,
+    Engine,
+    SQLiteEngine,
+    StoreError,
+    identity_of,
 )
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Account",
+    "Health",
+    "Outcome",
+    "Retention",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "Stored",
+    "identity_of",
+]
 
 log = logging.getLogger("chatcli.server")
 
-#: Each migration takes the schema from its index to the next version: SQL, or a function
-#: that runs in the migration's transaction.
-MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
-    """
-    CREATE TABLE accounts (
-        name TEXT PRIMARY KEY,          -- folded
-        display TEXT NOT NULL,          -- as registered
-        password TEXT NOT NULL,         -- chatcli.passwords hash
-        created INTEGER NOT NULL        -- unix seconds
-    );
-    CREATE TABLE rooms (
-        name TEXT PRIMARY KEY,          -- folded
-        display TEXT NOT NULL,
-        founder TEXT NOT NULL,          -- account (folded)
-        created INTEGER NOT NULL,
-        topic TEXT NOT NULL DEFAULT '',
-        topic_by TEXT NOT NULL DEFAULT '',
-        topic_at INTEGER NOT NULL DEFAULT 0,
-        modes TEXT NOT NULL DEFAULT '',
-        key TEXT,
-        user_limit INTEGER,
-        operators TEXT NOT NULL DEFAULT '' -- accounts (folded), space-separated
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,         -- the order things happened in
-        msgid TEXT NOT NULL UNIQUE,
-        at INTEGER NOT NULL,            -- unix milliseconds
-        target TEXT NOT NULL,           -- folded room, or a direct conversation's key
-        command TEXT NOT NULL,          -- PRIVMSG or NOTICE
-        source TEXT NOT NULL,           -- nick!user@host
-        account TEXT,                   -- the sender's, if logged in
-        recipient TEXT NOT NULL,        -- the room or nick as addressed
-        text TEXT NOT NULL,
-        tags TEXT NOT NULL DEFAULT ''   -- the sender's client-only tags, serialised
-    );
-    CREATE INDEX messages_by_target ON messages (target, id);
-    CREATE TABLE pending (              -- direct messages for accounts that were offline
-        account TEXT NOT NULL,
-        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE
-    );
-    CREATE INDEX pending_by_account ON pending (account, message);
-    """,
-    """
-    CREATE TABLE secrets (              -- the server's own keys, made once (see SECRETS)
-        name TEXT PRIMARY KEY,
-        value BLOB NOT NULL
-    );
-    """,
-    lambda db: _stable_identities(db),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 #: The server's secrets, each random bytes made when first needed and kept from then on:
 #: "cloak" keys the hosts' cloaks (:mod:`chatcli.server.cloaks`).
 SECRETS = ("cloak",)
@@ -119,7 +86,7 @@ MAX_BACKLOG = 10_000
 #: The longest one write waits for room (a stalled writer: it goes on, and the next waits).
 BACKLOG_WAIT = 1.0
 #: Why a write was not kept, as its sender is told, when the job itself failed (a bug) or
-#: the writer stopped for good; the disk's troubles have their own (:func:`_disk_trouble`).
+#: the writer stopped for good; the disk's troubles have their own (:meth:`Engine.trouble`).
 JOB_REASON = "the server could not write it"
 FATAL_REASON = "the server can no longer write its history"
 
@@ -171,33 +138,6 @@ class Health:
         return self.failing_since is None and self.fatal is None
 
 
-def _disk_trouble(exc: BaseException) -> str | None:
-    """Why a failed write says something of the disk or the file rather than of the job
-    (no use trying the other jobs of its transaction on their own), as the sender is told;
-    None for any other error."""
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return None
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    text = str(exc).lower()
-    if code == 13 or "full" in text:  # SQLITE_FULL
-        return "the server's disk is full"
-    if code == 8 or "readonly" in text or "read-only" in text:  # SQLITE_READONLY
-        return "the server's database is read-only"
-    if code == 10 or "i/o" in text:  # SQLITE_IOERR
-        return "the server's disk failed (I/O error)"
-    if code == 14 or "unable to open" in text:  # SQLITE_CANTOPEN
-        return "the server cannot open its database"
-    if code in (5, 6) or "locked" in text or "busy" in text:  # SQLITE_BUSY, SQLITE_LOCKED
-        return "the server's database is locked"
-    return None
-
-
-class StoreError(ChatError):
-    """The database cannot be used; the message says which file and why."""
-
-    exit_status = ExitStatus.ERROR
-
-
 @dataclass(frozen=True, slots=True)
 class Account:
     """An account, or the tombstone of a dropped one (``dropped`` set, no password)."""
@@ -213,11 +153,6 @@ class Account:
         """How history, waiting messages and rooms refer to the account: ``@<id>``, never
         its name, which may one day belong to someone else."""
         return identity_of(self.id)
-
-
-def identity_of(account_id: int) -> str:
-    """The identity string of the account ``account_id`` (see :attr:`Account.identity`)."""
-    return f"@{account_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,12 +194,25 @@ class Retention:
     days: float = 0.0
 
 
+_ROOM_COLUMNS = (
+    "name",
+    "display",
+    "founder",
+    "created",
+    "topic",
+    "topic_by",
+    "topic_at",
+    "modes",
+    "key",
+    "user_limit",
+    "operators",
+)
 _MESSAGE_COLUMNS = "id, msgid, at, target, command, source, account, recipient, text, tags"
 _INSERT_MESSAGE = (
     "INSERT INTO messages (msgid, at, target, command, source, account, recipient, text, "
     "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-Job = Callable[[sqlite3.Connection], object] | tuple[object, ...]
+Job = Callable[[Connection], object] | tuple[object, ...]
 
 
 #: Targets whose new messages are counted at once (for trimming); past it, all are trimmed
@@ -272,11 +220,22 @@ Job = Callable[[sqlite3.Connection], object] | tuple[object, ...]
 MAX_TOUCHED = 10_000
 
 
+def engine_for(db: Path | str) -> Engine:
+    """The engine of ``--db``: PostgreSQL for a ``postgresql://`` URL (psycopg is imported
+    only then), else the SQLite file ``db``."""
+    if is_url(db):
+        from chatcli.server.postgres import PostgresEngine
+
+        return PostgresEngine(url_of(db))
+    return SQLiteEngine(Path(db))
+
+
 class Store:
     """The database. :meth:`open` it, :meth:`close` it; thread-safe in between.
 
     Args:
-        path: the SQLite file.
+        path: the SQLite file, or a PostgreSQL database's URL (``postgresql://...``: see
+            :mod:`chatcli.server.postgres`), as a string or a path made of it.
         retention: how much history to keep.
         on_fatal: called once, with a one-line reason, if the writer cannot go on (its
             connection unusable, or failing again and again where it should not): the
@@ -287,15 +246,18 @@ class Store:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         retention: Retention | None = None,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
-        self.path = path
+        self._engine: Engine = engine_for(path)
+        #: The database as messages and the log name it: the file, or the URL without its
+        #: password.
+        self.path = self._engine.name
         self.retention = retention or Retention()
         self.on_fatal = on_fatal
-        self._reader: sqlite3.Connection | None = None
-        self._writer: sqlite3.Connection | None = None
+        self._reader: Connection | None = None
+        self._writer: Connection | None = None
         self._read_lock = threading.Lock()
         # A job is a function run in the writer's transaction, or a message row to insert
         # (rows that follow one another are inserted with one executemany).
@@ -322,7 +284,6 @@ class Store:
         self._not_kept = 0
         self._crashes: deque[float] = deque(maxlen=MAX_CRASHES)
         self._fatal: str | None = None  # why the writer stopped for good
-        self._lock_fd: int | None = None  # the open <file>.lock, while we hold it
         self._since_prune = 0
         #: How long each transaction that committed took, BEGIN to COMMIT (metrics).
         self.commit_seconds = Latency()
@@ -343,52 +304,34 @@ class Store:
         return self._writer is not None
 
     def open(self) -> None:
-        """Open (creating if new) and migrate; start the writer.
-
-        The file holds password hashes, the cloak key and direct messages: a new one is made
-        0600, with its ``-wal`` and ``-shm``, in a directory made 0700 if it is new. Of an
-        existing directory, only chatcli's data directory is narrowed to 0700 (one the user
-        chose is theirs: see :mod:`chatcli.files`). A database that other users may read is
-        used all the same, with a warning that says how to make it private.
+        """Open (creating if new) and migrate; start the writer. What the engine does to
+        open its database: :class:`chatcli.server.sqldb.SQLiteEngine` (a private file, a
+        lock file beside it), :class:`chatcli.server.postgres.PostgresEngine`.
 
         Raises:
-            StoreError: the file cannot be used (locked, corrupt, newer, read-only...).
+            StoreError: the database cannot be used (locked, corrupt, newer, read-only,
+                unreachable...).
         """
-        directory, ours = self.path.parent, False
+        engine = self._engine
         try:
-            ours = directory.resolve() == data_dir().resolve()
-            private_dir(directory, tighten=ours)
-            self._take_lock()
-            self._writer = self._connect()
-            self._migrate(self._writer)
+            engine.prepare()
+            self._writer = engine.connect()
+            engine.migrate(self._writer)
             self._secrets = self._load_secrets(self._writer)
-            self._reader = self._connect()
+            self._reader = engine.connect()
         except StoreError:
             self._close_connections()
             raise
-        except sqlite3.DatabaseError as exc:
+        except (*engine.errors, OSError) as exc:
             self._close_connections()
-            raise StoreError(f"cannot use the database {self.path}: {_explain(exc)}") from None
-        except OSError as exc:
-            self._close_connections()
-            raise StoreError(
-                f"cannot use the database {self.path}: {exc.strerror or exc}"
-            ) from None
-        files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
-        candidates = ([directory] if ours else []) + files
-        exposed = [path for path in candidates if readable_by_others(path)]
-        if exposed:
-            log.warning(
-                "the database %s is open to other users, and it holds password hashes, the "
-                "cloak key and direct messages: make it private with %s",
-                self.path,
-                how_to_fix(exposed),
-            )
+            why = engine.explain(exc)
+            raise StoreError(f"cannot use the database {self.path}: {why}") from None
+        engine.opened()
         self._thread = threading.Thread(target=self._write_loop, name="store", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        """Write what is queued, stop the writer, close the file. Idempotent."""
+        """Write what is queued, stop the writer, close the database. Idempotent."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -398,104 +341,22 @@ class Store:
         self._close_connections()
 
     @property
-    def lock_path(self) -> Path:
-        """The lock file beside the database: held by the one server that uses it."""
-        return Path(f"{self.path}.lock")
+    def shared(self) -> bool:
+        """Whether other servers (the nodes of a cluster) use the database too."""
+        return self._engine.shared
 
-    def _take_lock(self) -> None:
-        """Hold ``<file>.lock`` exclusively until :meth:`close`, with our pid in it.
-
-        An advisory lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows) rather than the
-        file's mere presence: the system lets it go when the process ends, however it ends,
-        so a crash leaves nothing to clean up. The file itself stays (deleting it would
-        let a third server lock a new file while a second still holds the old one).
-        ``flock`` locks belong to the open file, so a second Store in the same process is
-        refused as well.
-
-        Raises:
-            StoreError: another process (or Store) holds it; the message names the file and
-                the pid written in it.
-        """
-        if self._lock_fd is not None:
-            return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            _lock_file(fd)
-        except OSError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise StoreError(
-                f"{self.path} is in use by another chat serve"
-                + (f" (pid {holder})" if holder else "")
-                + ": stop it first, or give this one another --db"
-            ) from None
-        with contextlib.suppress(OSError):  # the pid is for the message; the lock is what counts
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-
-    def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # no stale pid for the next refusal to name
-            os.close(fd)  # (and with it the lock)
-
-    def _connect(self) -> sqlite3.Connection:
-        # SQLite makes a new database 0644 (less the umask), and its -wal and -shm with the
-        # database's mode: made first, 0600, the database and those files are private.
-        create_private(self.path)
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 5000")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        if not readable_by_others(self.path):  # and a -wal or -shm left wider follows it
-            for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(OSError):  # not ours to change: open() warns
-                    private_file(f"{self.path}{suffix}")
-        return db
-
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"it is from a newer chatcli (schema {version}; this one knows up to "
-                f"{SCHEMA_VERSION})"
-            )
-        db.execute("PRAGMA quick_check")  # raises DatabaseError on a damaged file
-        for number in range(version, SCHEMA_VERSION):
-            migration = MIGRATIONS[number]
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if callable(migration):  # in the transaction, the new version with it
-                    migration(db)
-                else:  # executescript commits first: the version gets a transaction of its own
-                    db.executescript(migration.replace("\n    ", "\n"))
-                    db.execute("BEGIN IMMEDIATE")
-                db.execute(f"PRAGMA user_version = {number + 1}")
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            log.info("database %s migrated to schema %d", self.path, number + 1)
-
-    def _load_secrets(self, db: sqlite3.Connection) -> dict[str, bytes]:
-        """Every one of SECRETS, making (and keeping) those the file does not hold yet."""
+    def _load_secrets(self, db: Connection) -> dict[str, bytes]:
+        """Every one of SECRETS, making (and keeping) those the database does not hold yet."""
         query = "SELECT name, value FROM secrets"
-        found = {name: bytes(value) for name, value in db.execute(query)}
+        found = {name: bytes(value) for name, value in db.execute(query).fetchall()}
         missing = [name for name in SECRETS if name not in found]
-        for name in missing:  # OR IGNORE: should another server have just made it, its wins
+        for name in missing:  # should another server have just made it, its wins
             db.execute(
-                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (name, secrets.token_bytes(SECRET_BYTES)),
             )
         if missing:
-            found = {name: bytes(value) for name, value in db.execute(query)}
+            found = {name: bytes(value) for name, value in db.execute(query).fetchall()}
         return found
 
     def secret(self, name: str) -> bytes:
@@ -506,10 +367,10 @@ class Store:
     def _close_connections(self) -> None:
         for db in (self._reader, self._writer):
             if db is not None:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self._engine.errors):
                     db.close()
         self._reader = self._writer = None
-        self._release_lock()
+        self._engine.release()
 
     # -- the writer -------------------------------------------------------------------------
     #
@@ -645,8 +506,9 @@ class Store:
         try:
             if self._reader is None:
                 return "closed"
+            self._reader.ensure()
             self._reader.execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
+        except (*self._engine.errors, OSError) as exc:
             return f"a read failed: {exc}"
         finally:
             self._read_lock.release()
@@ -656,7 +518,7 @@ class Store:
         """The writer thread: take what is queued, write it in one transaction, settle it.
 
         A write that fails for the disk's sake (full, read-only, I/O error: see
-        :func:`_disk_trouble`) is settled not kept at once, with the rest of its
+        :meth:`Engine.trouble`) is settled not kept at once, with the rest of its
         transaction, and the store is *failing*: the writes that come next are settled not
         kept without being tried (so a sender hears it within milliseconds, and the log is
         not flooded) until a retry is due, RETRY_MIN to RETRY_MAX seconds on; the first
@@ -691,9 +553,7 @@ class Store:
                 if not self._survive(db, exc, last):
                     return
 
-    def _write_batch(
-        self, db: sqlite3.Connection, first: int, jobs: list[Job]
-    ) -> tuple[list[int], str]:
+    def _write_batch(self, db: Connection, first: int, jobs: list[Job]) -> tuple[list[int], str]:
         """Write ``jobs`` (tickets from ``first``); return the tickets not kept, and why."""
         every = list(range(first, first + len(jobs)))
         failing = self._failing_since is not None and time.monotonic() < self._retry_at
@@ -703,12 +563,12 @@ class Store:
         if error is None:
             self._recovered()
             return [], ""
-        trouble = _disk_trouble(error)
+        trouble = self._engine.trouble(error)
         if trouble is not None:  # (a full disk fails them all)
             self._failing(trouble, error)
             return every, trouble
         if len(jobs) == 1:
-            _log_job_error(error)
+            self._log_job_error(error)
             return every, JOB_REASON
         # One bad job must not cost the others theirs: each again, on its own.
         lost: list[int] = []
@@ -720,33 +580,34 @@ class Store:
             if error is None:
                 continue
             lost.append(ticket)
-            trouble = _disk_trouble(error)
+            trouble = self._engine.trouble(error)
             if trouble is None:
-                _log_job_error(error)
+                self._log_job_error(error)
             else:
                 self._failing(trouble, error)
         if trouble is None:
             self._recovered()
         return lost, trouble or JOB_REASON
 
-    def _commit(self, db: sqlite3.Connection, jobs: list[Job]) -> Exception | None:
+    def _commit(self, db: Connection, jobs: list[Job]) -> Exception | None:
         """Run ``jobs`` in one transaction; the error (rolled back) if it failed, for
-        whatever reason: a full disk, or a job that raised."""
+        whatever reason: a full disk, a database gone away, or a job that raised."""
         if db.in_transaction:  # a failed COMMIT may leave one open; it cannot be ours
-            db.execute("ROLLBACK")  # (if this fails, the connection is unusable: _survive)
+            db.rollback()  # (if this fails, the connection is unusable: _survive)
         started = time.perf_counter()
         try:
-            db.execute("BEGIN")
+            db.begin()  # (connecting again first, if the engine can and must)
             self._run(db, jobs)
             self._since_prune += len(jobs)
             self._trim(db)
             if self._since_prune >= 1000:
                 self._since_prune = 0
                 self._expire(db)
-            db.execute("COMMIT")
+            db.commit()
         except Exception as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+            with contextlib.suppress(*self._engine.errors):
+                if db.in_transaction:
+                    db.rollback()
             return exc
         self.commit_seconds.observe(time.perf_counter() - started)
         return None
@@ -782,6 +643,14 @@ class Store:
                 self._not_kept_now,
                 _when(self._failing_since),
             )
+
+    def _log_job_error(self, error: Exception) -> None:
+        """A job's own failure (not the database's): a bug, or bad data; worth its
+        traceback unless the database said it all."""
+        if isinstance(error, self._engine.errors):
+            log.error("writing to the database failed: %s", error)
+        else:
+            log.error("writing to the database failed", exc_info=error)
 
     def _tell(self, on_lost: Callable[[str], None], reason: str) -> None:
         try:
@@ -837,7 +706,7 @@ class Store:
             self._reason = ""
             self._not_kept_now = 0
 
-    def _survive(self, db: sqlite3.Connection, exc: Exception, last: int) -> bool:
+    def _survive(self, db: Connection, exc: Exception, last: int) -> bool:
         """The writer's own code raised ``exc`` (with tickets up to ``last`` taken): log it,
         settle what it was busy with as not kept, and say whether it may go on."""
         log.error("the database writer failed unexpectedly; it goes on", exc_info=exc)
@@ -846,7 +715,8 @@ class Store:
         why = ""
         try:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                db.rollback()
+            db.ensure()  # (a database that restarted: connect again, where the engine can)
             db.execute("SELECT 1").fetchone()
         except Exception as broken:
             why = f"has a connection that no longer works ({broken})"
@@ -889,7 +759,7 @@ class Store:
             except Exception:
                 log.exception("stopping the server after the database writer failed failed")
 
-    def _run(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
+    def _run(self, db: Connection, jobs: list[Job]) -> None:
         start = 0
         while start < len(jobs):
             job = jobs[start]
@@ -907,7 +777,7 @@ class Store:
                 self._touched[target] = self._touched.get(target, 0) + 1
             start = end
 
-    def _trim(self, db: sqlite3.Connection) -> None:
+    def _trim(self, db: Connection) -> None:
         """Keep about ``per_target`` messages per target: a target is trimmed once it has
         grown by 1% of the limit (so it may briefly hold that much more), not on every
         commit."""
@@ -923,15 +793,34 @@ class Store:
             )
             del self._touched[target]
 
-    def _expire(self, db: sqlite3.Connection) -> None:
+    def _expire(self, db: Connection) -> None:
         if self.retention.days > 0:
             cutoff = int((time.time() - self.retention.days * 86400) * 1000)
             db.execute("DELETE FROM messages WHERE at < ?", (cutoff,))
 
-    def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+    def _read(self, sql: str, params: Iterable[object] = (), *, again: bool = True) -> list[tuple]:
+        """The rows of ``sql``, on the reader's connection. One found lost (the database
+        restarted) is made again, and the read tried once more if ``again``.
+
+        Raises:
+            StoreError: the database did not answer.
+        """
+        values = tuple(params)
         with self._read_lock:
-            assert self._reader is not None, "the store is not open"
-            return self._reader.execute(sql, tuple(params)).fetchall()
+            reader = self._reader
+            assert reader is not None, "the store is not open"
+            try:
+                try:
+                    reader.ensure()
+                    return reader.execute(sql, values).fetchall()
+                except self._engine.errors:
+                    if not (again and getattr(reader, "lost", False)):
+                        raise
+                    reader.ensure()
+                    return reader.execute(sql, values).fetchall()
+            except (*self._engine.errors, OSError) as exc:
+                why = self._engine.trouble(exc) or exc
+                raise StoreError(f"cannot read the database {self.path}: {why}") from None
 
     # -- history ----------------------------------------------------------------------------
 
@@ -958,14 +847,11 @@ class Store:
         if not owners:
             return self.write(row, on_lost)
 
-        def job(db: sqlite3.Connection) -> None:
+        def job(db: Connection) -> None:
             self._touched[message.target] = self._touched.get(message.target, 0) + 1
-            cursor = db.execute(_INSERT_MESSAGE, row)
+            kept = db.insert(_INSERT_MESSAGE, row)
             for owner in owners:
-                db.execute(
-                    "INSERT INTO pending (account, message) VALUES (?, ?)",
-                    (owner, cursor.lastrowid),
-                )
+                db.execute("INSERT INTO pending (account, message) VALUES (?, ?)", (owner, kept))
 
         return self.write(job, on_lost)
 
@@ -1032,11 +918,25 @@ class Store:
 
     def take_pending(self, account: int) -> list[Stored]:
         """The direct messages that waited for the account with the id ``account``, oldest
-        first; they are no longer pending once taken."""
+        first; they are no longer pending once taken.
+
+        In a shared database (PostgreSQL) they are taken in the statement that reads them,
+        so that of two nodes the account logs in to at once, one gets them, and the other
+        none; a single server's file (SQLite) is read, and what was read deleted by the
+        writer."""
+        columns = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+        if self._engine.shared:
+            rows = self._read(
+                "WITH taken AS (DELETE FROM pending WHERE account = ? RETURNING message) "
+                f"SELECT {columns} FROM messages m JOIN taken t ON m.id = t.message "
+                "ORDER BY m.id",
+                (account,),
+                again=False,  # (taken, if a lost answer did take them: never twice)
+            )
+            return [Stored(*row) for row in rows]
         rows = self._read(
-            f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))} "
-            "FROM pending p JOIN messages m ON m.id = p.message WHERE p.account = ? "
-            "ORDER BY m.id",
+            f"SELECT {columns} FROM pending p JOIN messages m ON m.id = p.message "
+            "WHERE p.account = ? ORDER BY m.id",
             (account,),
         )
         if rows:  # only what was read: a message kept meanwhile waits for the next login
@@ -1075,14 +975,14 @@ class Store:
         account). Waits for the commit."""
         created: list[int] = []
 
-        def job(db: sqlite3.Connection) -> None:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO accounts (name, display, password, created) "
-                "VALUES (?, ?, ?, ?)",
+        def job(db: Connection) -> None:
+            made = db.insert(
+                "INSERT INTO accounts (name, display, password, created) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (folded, display, password_hash, int(time.time())),
             )
-            if cursor.rowcount == 1 and cursor.lastrowid is not None:
-                created.append(cursor.lastrowid)
+            if made is not None:
+                created.append(made)
 
         self._must(self.write(job))
         return self.account_by_id(created[0]) if created else None
@@ -1103,7 +1003,7 @@ class Store:
         sides. Waits for the commit."""
         mine = _like_escape(identity_of(account_id))
 
-        def job(db: sqlite3.Connection) -> None:
+        def job(db: Connection) -> None:
             db.execute(
                 "UPDATE accounts SET password = '', dropped = ? WHERE id = ?",
                 (int(time.time()), account_id),
@@ -1122,7 +1022,7 @@ class Store:
         dropped account. Waits for the commit."""
         erased: list[bool] = []
 
-        def job(db: sqlite3.Connection) -> None:
+        def job(db: Connection) -> None:
             cursor = db.execute(
                 "DELETE FROM accounts WHERE name = ? AND dropped IS NOT NULL", (folded,)
             )
@@ -1157,9 +1057,10 @@ class Store:
         )
         self.write(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO rooms (name, display, founder, created, topic, "
-                "topic_by, topic_at, modes, key, user_limit, operators) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rooms (name, display, founder, created, topic, topic_by, "
+                "topic_at, modes, key, user_limit, operators) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in _ROOM_COLUMNS[1:]),
                 values,
             )
         )
@@ -1168,123 +1069,13 @@ class Store:
         self.write(lambda db: db.execute("DELETE FROM rooms WHERE name = ?", (folded,)))
 
 
-def _stable_identities(db: sqlite3.Connection) -> None:
-    """Schema 3: accounts get a stable id (never reused: AUTOINCREMENT) and a tombstone
-    (``dropped``); direct conversations, waiting messages and registered rooms refer to
-    accounts by ``@<id>`` instead of a name that could be registered again. What still
-    named an account that no longer exists (left by a drop before this version) is
-    deleted: it would otherwise pass to whoever registers that name next."""
-    db.execute(
-        "CREATE TABLE accounts_by_id ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT,"  # the account's identity: @<id>
-        " name TEXT NOT NULL UNIQUE,"  # folded; kept reserved once dropped
-        " display TEXT NOT NULL,"  # as registered
-        " password TEXT NOT NULL,"  # chatcli.passwords hash; '' once dropped
-        " created INTEGER NOT NULL,"  # unix seconds
-        " dropped INTEGER)"  # unix seconds; NULL while the account exists
-    )
-    db.execute(
-        "INSERT INTO accounts_by_id (name, display, password, created) "
-        "SELECT name, display, password, created FROM accounts ORDER BY created, name"
-    )
-    db.execute("DROP TABLE accounts")
-    db.execute("ALTER TABLE accounts_by_id RENAME TO accounts")
-    ids = {name: identity_of(i) for i, name in db.execute("SELECT id, name FROM accounts")}
-
-    def side(name: str) -> str | None:
-        return name if name.startswith("~") else ids.get(name)
-
-    conversations = [t for (t,) in db.execute("SELECT DISTINCT target FROM messages")]
-    for target in conversations:
-        if not target.startswith("dm:"):
-            continue
-        sides = [side(name) for name in target[3:].split("\x00")]
-        if len(sides) != 2 or None in sides:
-            db.execute("DELETE FROM messages WHERE target = ?", (target,))
-        else:
-            db.execute(
-                "UPDATE messages SET target = ? WHERE target = ?",
-                (f"dm:{sides[0]}\x00{sides[1]}", target),
-            )
-    db.execute(
-        "CREATE TABLE pending_by_id ("
-        " account INTEGER NOT NULL,"  # accounts.id
-        " message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE)"
-    )
-    db.execute(
-        "INSERT INTO pending_by_id (account, message) SELECT a.id, p.message "
-        "FROM pending p JOIN accounts a ON a.name = p.account"
-    )
-    db.execute("DROP TABLE pending")
-    db.execute("ALTER TABLE pending_by_id RENAME TO pending")
-    db.execute("CREATE INDEX pending_by_account ON pending (account, message)")
-    rooms = list(db.execute("SELECT name, founder, operators FROM rooms"))
-    for room, founder, operators in rooms:  # founder and operators: @<id> from now on
-        kept = [ids[name] for name in operators.split() if name in ids]
-        heir = ids.get(founder) or (kept[0] if kept else None)
-        if heir is None:
-            db.execute("DELETE FROM rooms WHERE name = ?", (room,))
-        else:
-            db.execute(
-                "UPDATE rooms SET founder = ?, operators = ? WHERE name = ?",
-                (heir, " ".join(sorted(set(kept) | {heir})), room),
-            )
-
-
 def _never() -> bool:
     return False
-
-
-def _log_job_error(error: Exception) -> None:
-    """A job's own failure (not the disk's): a bug, or bad data; worth its traceback unless
-    SQLite said it all."""
-    if isinstance(error, sqlite3.Error):
-        log.error("writing to the database failed: %s", error)
-    else:
-        log.error("writing to the database failed", exc_info=error)
 
 
 def _when(wall: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
 
 
-def _lock_file(fd: int) -> None:
-    """Lock the open file ``fd`` exclusively, without waiting (OSError if it is held)."""
-    if os.name == "nt":
-        import msvcrt
-
-        # A byte far past the pid, so that others may still read the pid (Windows locks
-        # are mandatory); a lock may lie beyond the end of the file.
-        os.lseek(fd, 1 << 20, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        os.lseek(fd, 0, os.SEEK_SET)
-    else:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _read_pid(fd: int) -> int | None:
-    """The pid written in the lock file ``fd``, if any."""
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return int(os.read(fd, 32).split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _explain(exc: sqlite3.DatabaseError) -> str:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return "it is locked by another program (is another chat serve using it?)"
-    if "readonly" in text or "read-only" in text:
-        return "it is read-only"
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return "it is not a chatcli database, or it is damaged"
-    if "unable to open" in text:
-        return "it cannot be opened (check the directory and its permissions)"
-    return text
