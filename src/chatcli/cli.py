@@ -184,7 +184,8 @@ def main() -> None:
 @click.option(
     "--db",
     type=click.Path(dir_okay=False),
-    help="The database (accounts, rooms, history)  [default: chat.db in your data directory]",
+    help="The database (accounts, rooms, history): a SQLite file, or PostgreSQL's "
+    "postgresql://user@host/dbname  [default: chat.db in your data directory]",
 )
 @click.option("--no-db", is_flag=True, help="Keep nothing: no accounts, no history.")
 @click.option(
@@ -374,7 +375,12 @@ def serve(
         web_shown = f"[{web_host}]" if ":" in web_host else web_host
         base = f"{scheme}://{web_shown}:{web_port}"
         click.echo(f"web on port {web_port} - health: {base}/healthz, metrics: {base}/metrics")
-    click.echo(f"keeping accounts and history in {config.db}" if config.db else "keeping nothing")
+    if config.db:
+        from chatcli.dburl import shown
+
+        click.echo(f"keeping accounts and history in {shown(config.db)}")
+    else:
+        click.echo("keeping nothing")
     sys.stdout.flush()
 
     # Thousands of connection threads woken at once (a ping or reconnect storm) all wait
@@ -459,6 +465,8 @@ def backup(
 ) -> None:
     """Copy the server's database to DEST (a file, or a directory), safely while it runs.
 
+    For a SQLite database; one in PostgreSQL is backed up with pg_dump.
+
     The copy is checked (PRAGMA integrity_check) before it is put in place, and is private
     (0600) as the database is. To restore, stop the server and copy the file back (see the
     README).
@@ -479,6 +487,10 @@ def backup(
         if "db" in values and not values["db"]:
             raise ConfigError(f'{config_file} keeps no database (db = ""): nothing to back up')
         db = Path(values["db"]) if "db" in values else None
+    from chatcli.dburl import is_url
+
+    if db is not None and is_url(db):
+        raise ConfigError("chat backup copies a SQLite database; back up PostgreSQL with pg_dump")
     made = make_backup(db or data_dir() / "chat.db", dest, force=force, timeout=timeout)
     click.echo(f"backed up {made.source} to {made.dest} ({human_size(made.size)}, checked)")
 

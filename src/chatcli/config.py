@@ -76,8 +76,9 @@ class ServerConfig:
     shutdown_grace: float = 1.0  #: time clients get to read their last lines at shutdown
     max_channels: int = 50  #: rooms one client may be in (CHANLIMIT)
     max_targets: int = 4  #: targets of one PRIVMSG, NOTICE, TAGMSG, KICK or NAMES (TARGMAX)
-    #: The SQLite database: accounts, registered rooms, history (default: chat.db in the
-    #: data directory; chat serve --no-db keeps nothing).
+    #: The database: accounts, registered rooms, history. A SQLite file (default: chat.db
+    #: in the data directory), or a PostgreSQL database's URL, postgresql://user@host/db,
+    #: which the nodes of a cluster share (chat serve --no-db keeps nothing).
     db: str | None = None
     history_per_target: int = 10_000  #: messages kept per room or conversation
     history_days: float = 0.0  #: and none older than this many days (0: no limit)

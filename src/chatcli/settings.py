@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chatcli.config import ServerConfig
+from chatcli.dburl import is_url, normalised
 from chatcli.errors import ConfigError
 from chatcli.passwords import is_password_hash
 from chatcli.protocol import CaseMapping
@@ -57,6 +58,8 @@ def resolve(
         else:
             values.setdefault(key, value)
     values.setdefault("db", str(data_dir / "chat.db"))
+    if isinstance(values["db"], str) and is_url(values["db"]):
+        values["db"] = normalised(values["db"])  # (the server makes a path of it)
     wants_tls = values.get("tls") or values.get("tls_port") is not None
     made = False
     if wants_tls and not values.get("tls_cert") and not values.get("tls_key"):
