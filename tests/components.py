@@ -29,8 +29,17 @@ from pathlib import Path
 
 import pytest
 
-#: Debian's PostgreSQL 15.
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """Where Debian keeps PostgreSQL's programs: its newest version's (15 on bookworm)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 REDIS_SERVER = Path("/usr/bin/redis-server")
 #: The longest a component is given to start or stop (seconds).
 START_TIMEOUT = 30.0
@@ -147,10 +156,11 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL 15 of the session's own (skipped where it is not installed, or where
-    psycopg is not). ``postgres.new_database()`` makes a database for one test."""
+    """A PostgreSQL (15 on Debian bookworm) of the session's own (skipped where it is not
+    installed, or where psycopg is not). ``postgres.new_database()`` makes a database for
+    one test."""
     if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL 15 is not installed (Debian's postgresql package)")
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package)")
     pytest.importorskip("psycopg", reason="psycopg is not installed (the cluster extra)")
     directory = Path(tempfile.mkdtemp(prefix="chatcli-pg-"))
     if os.name == "posix" and os.geteuid() == 0:
