@@ -681,7 +681,7 @@ class Store:
                 "every %g to %g s)",
                 self.path,
                 trouble,
-                error,
+                " ".join(str(error).split()),  # (one line: PostgreSQL's errors have several)
                 RETRY_MIN,
                 RETRY_MAX,
             )
