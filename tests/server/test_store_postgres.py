@@ -69,6 +69,7 @@ def test_two_nodes_share_the_history_and_take_waiting_messages_once(pg_url):
         assert first.secret("cloak") == second.secret("cloak")
         assert first.wait(first.record(message(1)))
         assert second.wait(second.record(message(2)))
+        assert second.wait(second.record(message(1)))  # once kept, it is not kept twice
         for node in nodes:
             assert [m.text for m in node.latest("#dev", 10)] == ["m1", "m2"]
         conversation = "dm:@7\x00~bob"

@@ -208,9 +208,11 @@ _ROOM_COLUMNS = (
     "operators",
 )
 _MESSAGE_COLUMNS = "id, msgid, at, target, command, source, account, recipient, text, tags"
+#: A message is recorded once, however many times it is written: a msgid is unique across
+#: a cluster, and one already kept (by another node, say) is left as it is.
 _INSERT_MESSAGE = (
     "INSERT INTO messages (msgid, at, target, command, source, account, recipient, text, "
-    "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msgid) DO NOTHING"
 )
 Job = Callable[[Connection], object] | tuple[object, ...]
 
@@ -850,7 +852,7 @@ class Store:
         def job(db: Connection) -> None:
             self._touched[message.target] = self._touched.get(message.target, 0) + 1
             kept = db.insert(_INSERT_MESSAGE, row)
-            for owner in owners:
+            for owner in owners if kept is not None else ():  # (else: who kept it did)
                 db.execute("INSERT INTO pending (account, message) VALUES (?, ?)", (owner, kept))
 
         return self.write(job, on_lost)
