@@ -3,8 +3,9 @@ by Selenium, against a real server on port 0, beside raw IRC clients over TCP.
 
 One browser serves the whole module; each test opens the page afresh and leaves it blank,
 so that its WebSocket is closed before its server stops. Every wait is bounded. The
-phone-width test leaves screenshots (desktop and phone width) in the directory named by
-CHATCLI_SCREENSHOTS, to look at, or in its own temporary directory.
+phone-width test leaves screenshots (desktop and phone width), and the room operator's test
+one of a /whois answer, in the directory named by CHATCLI_SCREENSHOTS, to look at, or in
+their own temporary directory.
 
 Notifications are the browser's own: the permission is granted over the DevTools protocol,
 the tab is taken out of view by minimizing its window, and a spy on the page's Notification
@@ -450,3 +451,125 @@ def test_a_wrong_password_is_told_on_the_sign_in_form(make_server, page, tmp_pat
     error = page.driver.find_element(By.ID, "signin-error")
     page.until(lambda: error.text == "Wrong alias or password.", "the error")
     assert page.driver.find_element(By.ID, "chat-view").get_attribute("hidden") is not None
+
+
+def test_a_room_operator_asks_and_acts_with_the_terminals_commands(
+    make_server, page, clients, tmp_path
+):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.sign_in("boss")
+    peer = tcp_user(running, clients, "peer")
+    page.type("/join #ops")  # a new room: its first member runs it
+    page.until(lambda: page.shown() == "#ops", "#ops shown")
+    peer.send("JOIN #ops")
+    peer.expect("366")
+    members = page.driver.find_element(By.ID, "members")
+    page.until(lambda: "peer" in members.text.split(), "peer among the members")
+    assert not [t for t in page.texts() if t.startswith("In #ops")]  # NAMES on joining: quiet
+
+    # Answers are shown once, as lines of text: a WHOIS on one line, with the real name.
+    page.type("/whois peer")
+    page.until(lambda: any(t.startswith("peer is ~peer@") for t in page.texts()), "the WHOIS")
+    (whois,) = [t for t in page.texts() if t.startswith("peer is ")]
+    assert "(Real peer) · on " in whois and "#ops" in whois and " · idle " in whois
+    shots = Path(os.environ.get("CHATCLI_SCREENSHOTS", tmp_path))
+    page.driver.save_screenshot(str(shots / "whois.png"))
+    page.type("/users")
+    page.wait_line("In #ops (2): @boss, peer")
+    page.type("/list")
+    page.wait_line("#ops · 2 people")
+    page.type("/who #ops")
+    page.wait_line("Who #ops (2):")
+    assert any(t.startswith("peer (~peer@") and t.endswith(" — Real peer") for t in page.texts())
+    page.type("/ban")
+    page.wait_line("No bans in #ops.")
+
+    # Ranks and removal: the peer is told, with the reason; the page shows it.
+    page.type("/op peer")
+    assert peer.expect("MODE").params == ("#ops", "+o", "peer")
+    page.wait_line("boss sets +o peer")
+    page.until(lambda: "@peer" in members.text.split(), "peer shown as an operator")
+    page.type("/kick peer too noisy")
+    assert peer.expect("KICK").params == ("#ops", "peer", "too noisy")
+    page.wait_line("peer was removed by boss (too noisy)")
+
+    # /ignore hides the peer's messages (and is kept for the next visit); /unignore not.
+    page.select("#lobby")
+    page.type("/ignore peer")
+    page.wait_line("Ignoring peer!*@*: their messages are not shown.")
+    stored = page.driver.execute_script("return localStorage.getItem('chatcli.ignores')")
+    assert stored == '["peer!*@*"]'
+    peer.send("PRIVMSG #lobby :you cannot see this")
+    peer.sync()
+    page.type("a line after it")  # (its echo comes after the ignored line)
+    page.wait_line("a line after it")
+    page.type("/unignore peer")
+    page.wait_line("No longer ignoring peer.")
+    peer.send("PRIVMSG #lobby :but this you can")
+    page.wait_line("but this you can")
+    assert "you cannot see this" not in page.texts()
+    page.type("/ignore")
+    page.wait_line("You ignore no one.")
+    assert page.errors() == []
+
+
+def test_reply_clear_history_quote_register_usage_and_help(make_server, page, clients, tmp_path):
+    running = make_server(web_port=0, db=str(tmp_path / "chat.db"))
+    friend = tcp_user(running, clients, "friend")
+    page.open(running)
+    page.sign_in("asker")
+    friend.expect("JOIN")
+    friend.send("PRIVMSG #lobby :good morning")
+    page.wait_line("good morning")
+
+    # /r answers whoever sent the last direct message, in that conversation.
+    friend.send("PRIVMSG asker :are you free?")
+    page.until(lambda: page.badge("friend") == "1 (@1)", "the direct message")
+    page.type("/r yes, now")
+    assert friend.expect("PRIVMSG").params == ("friend", "yes, now")
+    page.until(lambda: page.shown() == "friend", "the conversation shown")
+    page.wait_line("yes, now")
+
+    # /clear empties the view; /history N brings back the N lines before.
+    page.select("#lobby")
+    page.type("/clear")
+    page.until(lambda: page.texts() == [], "the view empty")
+    page.type("/history 1")
+    page.wait_line("good morning")
+
+    page.type("/quote PRIVMSG friend :sent as it is")
+    assert friend.expect("PRIVMSG").params == ("friend", "sent as it is")
+    page.type("/register open-sesame")
+    page.wait_line("Account asker created.")
+    page.type("/kick")
+    page.wait_line("Usage: /kick [#room] <alias> [reason]")
+    page.type("/help")
+    page.wait_line("/whois <alias> — details about someone")
+    listed = {t.split()[0] for t in page.texts() if t.startswith("/")}
+    for command in ("/r", "/users", "/who", "/list", "/invite", "/ban", "/unban", "/op", "/deop"):
+        assert command in listed
+    for command in ("/voice", "/devoice", "/mode", "/close", "/ignore", "/unignore", "/quit"):
+        assert command in listed
+    assert len(listed) >= 30
+    assert page.errors() == []
+
+
+def test_reconnect_comes_back_and_quit_signs_out_to_sign_in_again(make_server, page, clients):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.sign_in("leaver")
+    watcher = tcp_user(running, clients, "watcher")
+    page.type("/reconnect")
+    assert watcher.expect("QUIT").source.startswith("leaver!")
+    assert watcher.expect("JOIN").source.startswith("leaver!")
+    page.until(lambda: page.driver.find_element(By.ID, "me").text == "leaver", "back as leaver")
+
+    page.type("/quit gone for lunch")
+    assert "gone for lunch" in watcher.expect("QUIT").params[0]
+    error = page.driver.find_element(By.ID, "signin-error")
+    page.until(lambda: error.text == "You have signed out.", "the sign-in form")
+    page.driver.find_element(By.ID, "alias").clear()
+    page.sign_in("leaver")  # and in again
+    assert watcher.expect("JOIN").source.startswith("leaver!")
+    assert page.errors() == []

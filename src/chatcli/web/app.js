@@ -6,9 +6,13 @@
 import {
   actionText,
   buildLine,
+  duration,
   fold,
+  fullMask,
   isChannel,
+  maskMatches,
   mentions,
+  modeChanges,
   parseLine,
   plainText,
   saslPlain,
@@ -25,12 +29,15 @@ const WANTED_CAPS = [
   "draft/chathistory",
   "away-notify",
   "account-tag",
+  "multi-prefix",
   "chatcli.local/autojoin",
 ];
 const HISTORY_PAGE = 50; // lines asked for at a time (CHATHISTORY limit)
 const MAX_LINES = 2000; // kept per conversation; older ones are dropped from the page
 const BACKOFF_FIRST = 1000; // ms before the first reconnection, doubled up to BACKOFF_MAX
 const BACKOFF_MAX = 30000;
+const HISTORY_SHOWN = 20; // lines /history loads without a number
+const IGNORES_KEY = "chatcli.ignores"; // where the ignore list is kept (localStorage)
 
 const $ = (id) => document.getElementById(id);
 
@@ -55,6 +62,21 @@ const state = {
   retryTimer: null,
   away: false,
   server: "", // the server's name, the source of its own lines
+  burstDone: false, // the welcome burst is over: other replies were asked for
+  newPassword: "", // of an account being registered, until the server says it is
+  lastDirect: "", // who sent the last direct message (/r)
+  ignores: loadIgnores(), // masks whose messages are not shown
+  // From the server's ISUPPORT: member ranks, which modes take a parameter, how many a line.
+  ranks: { modes: "ov", symbols: "@+" },
+  takes: { always: "beIk", whenSet: "l" }, // (and the ranks' modes)
+  maxModes: 3,
+  historyMax: HISTORY_PAGE,
+  // Answers being gathered for the user, shown once complete (see REPLIES).
+  whois: new Map(), // folded nick -> {nick, codes: {code: params}, channels: []}
+  namesAsked: new Map(), // folded room -> the members listed so far, for /users
+  gathered: new Map(), // kind ("who", "list", "367"...) -> lines so far
+  awayTold: new Map(), // folded nick -> the away message shown last
+  quietUntil: 0, // (performance.now()) no fetching on scroll before then: /history's lines
 };
 
 /** A room or a direct conversation, and everything the page shows of it. */
@@ -72,6 +94,9 @@ function newConv(name) {
     joined: false,
     loading: false, // a CHATHISTORY request is out
     complete: false, // no earlier history left to fetch
+    cleared: false, // /clear: earlier lines come back only on /history
+    lastSeen: null, // the msgid of the last line cleared away (to catch up from)
+    reveal: false, // /history asked: show the earlier lines when they come
   };
 }
 
@@ -98,9 +123,13 @@ function socketUrl() {
 function connect() {
   clearTimeout(state.retryTimer);
   state.registered = false;
+  state.burstDone = false;
   state.caps = new Set();
   state.offered = new Map();
   state.batches = new Map();
+  state.whois = new Map();
+  state.namesAsked = new Map();
+  state.gathered = new Map();
   setStatus("Connecting…");
   const ws = new WebSocket(socketUrl(), ["text.ircv3.net", "binary.ircv3.net"]);
   ws.binaryType = "arraybuffer";
@@ -118,13 +147,38 @@ function connect() {
   ws.addEventListener("close", () => {
     if (state.ws !== ws) return; // an old socket, replaced already
     state.ws = null;
-    for (const c of state.convs.values()) {
-      c.loading = false;
-      c.joined = false;
-    }
+    forgetConnection();
     if (state.signedIn) scheduleReconnect();
     else showSignIn("Could not connect to the server.");
   });
+}
+
+/** The connection is gone: nothing asked on it will be answered, no room is joined. */
+function forgetConnection() {
+  for (const c of state.convs.values()) {
+    c.loading = false;
+    c.joined = false;
+  }
+}
+
+/** Drop the connection (as /reconnect and /quit do): its closing is no lost connection.
+ *  ``then`` runs once it is closed, or after a while if it will not close. */
+function hangUp(then = () => {}) {
+  const ws = state.ws;
+  state.ws = null;
+  forgetConnection();
+  if (!ws) {
+    then();
+    return;
+  }
+  let done = false;
+  const once = () => {
+    if (!done) then();
+    done = true;
+  };
+  ws.addEventListener("close", once);
+  state.retryTimer = setTimeout(once, 3000);
+  ws.close();
 }
 
 /** Try again after a while, longer each time (with jitter, so that many clients do not
@@ -137,11 +191,141 @@ function scheduleReconnect() {
 }
 
 function send(command, ...params) {
+  return sendLine(buildLine(command, ...params));
+}
+
+/** A whole line as it is (/quote), but for line breaks and NULs: one line, never two. */
+function sendLine(line) {
   const ws = state.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  const line = buildLine(command, ...params);
-  ws.send(state.binary ? new TextEncoder().encode(line) : line);
+  const one = line.replace(/[\r\n\0]/g, " ");
+  ws.send(state.binary ? new TextEncoder().encode(one) : one);
   return true;
+}
+
+const connected = () => state.registered && state.ws?.readyState === WebSocket.OPEN;
+
+// -- the answers to the user's commands --------------------------------------------------------
+//
+// Shown as notes in the conversation shown, each once and compactly: the parts of an answer
+// (a WHOIS, a WHO, a LIST, a ban list) are gathered until its end, then shown together.
+
+const WHOIS_PARTS = "276 311 313 317 319 320 330 335 338 378 379 671".split(" ");
+// A list's entry -> its end, its heading, what is said when it is empty.
+const MASK_LISTS = {
+  367: ["368", "Banned from", "No bans in"],
+  346: ["347", "Invited to", "No invitations in"],
+  348: ["349", "Exempt from bans in", "No exemptions in"],
+};
+
+const REPLIES = {
+  ...Object.fromEntries(WHOIS_PARTS.map((code) => [code, onWhoisPart])),
+  301: onAwayReply,
+  318: (m) => showWhois(m.params[1] || ""),
+  352: (m) => gather("who", whoLine(m.params)),
+  354: (m) => gather("who", m.params.slice(1).join(" ")),
+  315: (m) => showGathered("who", `Who ${m.params[1]}`, `No one matches ${m.params[1]}.`),
+  322: (m) => gather("list", listLine(m.params)),
+  323: () => showGathered("list", "Rooms", "No rooms to list."),
+  ...Object.fromEntries(
+    Object.entries(MASK_LISTS).flatMap(([item, [end, heading, none]]) => [
+      [item, (m) => gather(item, maskLine(m.params))],
+      [end, (m) => showGathered(item, `${heading} ${m.params[1]}`, `${none} ${m.params[1]}.`)],
+    ]),
+  ),
+  324: (m) => note(null, `Modes of ${m.params[1]}: ${m.params.slice(2).join(" ")}`),
+  329: (m) => note(null, `${m.params[1]} was created ${dateOf(m.params[2])}.`),
+  341: (m) => note(null, `Invited ${m.params[1]} to ${m.params[2]}.`),
+  221: (m) => note(null, `Your modes: ${m.params[1] || "none"}`),
+};
+
+function whoisOf(nick) {
+  const key = fold(nick);
+  if (!state.whois.has(key)) state.whois.set(key, { nick, codes: {}, channels: [] });
+  return state.whois.get(key);
+}
+
+function onWhoisPart(m) {
+  const got = whoisOf(m.params[1] || "");
+  if (m.command === "319") got.channels.push(...(m.params[2] || "").split(" ").filter(Boolean));
+  else got.codes[m.command] = m.params;
+}
+
+/** Someone is away: part of a WHOIS, or the answer to a message sent them (told once). */
+function onAwayReply(m) {
+  const [, nick = "", text = ""] = m.params;
+  if (state.whois.has(fold(nick))) {
+    whoisOf(nick).codes["301"] = m.params;
+  } else if (state.awayTold.get(fold(nick)) !== text) {
+    state.awayTold.set(fold(nick), text);
+    note(conv(nick, false) ? nick : null, `${nick} is away: ${text}`, "event");
+  }
+}
+
+function showWhois(nick) {
+  const got = state.whois.get(fold(nick));
+  state.whois.delete(fold(nick));
+  if (got) note(null, whoisText(got));
+}
+
+/** "alice is ~alice@host (Alice) · on #a #b · idle 3m · logged in as alice" */
+function whoisText({ nick, codes, channels }) {
+  const user = codes["311"];
+  const parts = [user ? `${nick} is ${user[2]}@${user[3]} (${user.at(-1)})` : nick];
+  if (channels.length) parts.push(`on ${channels.join(" ")}`);
+  if (codes["317"]) parts.push(`idle ${duration(Number(codes["317"][2]))}`);
+  if (codes["330"]) parts.push(`logged in as ${codes["330"][2]}`);
+  if (codes["301"]) parts.push(`away: ${codes["301"].at(-1)}`);
+  const said = { 313: "a server operator", 335: "a bot", 671: "connected securely" };
+  for (const [code, params] of Object.entries(codes)) {
+    if (code in said) parts.push(said[code]);
+    else if (!["301", "311", "317", "330"].includes(code)) parts.push(params.slice(2).join(" "));
+  }
+  return parts.join(" · ");
+}
+
+function gather(kind, line) {
+  if (!state.gathered.has(kind)) state.gathered.set(kind, []);
+  state.gathered.get(kind).push(line);
+}
+
+function showGathered(kind, heading, none) {
+  const lines = state.gathered.get(kind) || [];
+  state.gathered.delete(kind);
+  if (!lines.length) {
+    note(null, none);
+    return;
+  }
+  note(null, `${heading} (${lines.length}):`);
+  note(null, lines, "detail");
+}
+
+/** A WHO reply: "bob (~bob@host) in #lobby · away — Bob's real name" */
+function whoLine([, room, user, host, , nick, flags = "", last = ""]) {
+  const real = last.replace(/^\d+ ?/, ""); // (after the hop count)
+  return (
+    `${nick} (${user}@${host})` +
+    (room && room !== "*" ? ` in ${room}` : "") +
+    (flags.startsWith("G") ? " · away" : "") +
+    (flags.includes("*") ? " · server operator" : "") +
+    (real ? ` — ${real}` : "")
+  );
+}
+
+/** A LIST reply: "#lobby · 2 people · the topic" */
+function listLine([, room, count = "0", topic = ""]) {
+  const people = count === "1" ? "1 person" : `${count} people`;
+  return `${room} · ${people}` + (topic ? ` · ${topic}` : "");
+}
+
+/** A ban (or invitation, or exemption) list's entry: "bob!*@* (by alice, 12/03/2025…)" */
+function maskLine([, , mask, by, when]) {
+  return mask + (by ? ` (by ${by}${when ? `, ${dateOf(when)}` : ""})` : "");
+}
+
+function dateOf(seconds) {
+  const date = new Date(Number(seconds) * 1000);
+  return Number.isNaN(date.getTime()) ? seconds : date.toLocaleString();
 }
 
 // -- what the server says -----------------------------------------------------------------------
@@ -165,33 +349,38 @@ const HANDLERS = {
   NOTICE: onMessage,
   JOIN: onJoin,
   PART: (m) => onLeave(m.nick, m.params[0], "left"),
-  KICK: (m) => onLeave(m.params[1], m.params[0], `was removed by ${m.nick}`),
+  KICK: onKick,
   QUIT: onQuit,
   NICK: onNick,
   TOPIC: (m) => setTopic(m.params[0], m.params[1] || "", m.nick),
   332: (m) => setTopic(m.params[1], m.params[2] || ""),
   331: (m) => setTopic(m.params[1], ""),
   353: onNames,
-  366: (m) => {
-    const c = conv(m.params[1], false);
-    if (c) c.namesDone = true;
-  },
+  366: onNamesEnd,
+  MODE: onMode,
+  INVITE: (m) => note(null, `${m.nick} invites you to ${m.params[1]}: /join ${m.params[1]}`),
   AWAY: (m) => setAway(m.nick, m.params.length > 0),
   305: () => setOwnAway(false),
   306: () => setOwnAway(true),
-  REGISTER: (m) => {
-    state.create = false; // the account exists now: sign in with it from here on
-    note(null, `Account ${m.params[1] || state.nick} created.`);
-  },
+  REGISTER: onRegistered,
   FAIL: (m) => onFail(m),
   ERROR: (m) => setStatus(plainText(m.params[0] || "Disconnected"), true),
+  376: () => (state.burstDone = true), // the end of the message of the day
+  422: () => (state.burstDone = true), // (or of its absence)
+  ...REPLIES, // the answers to the user's commands (WHOIS, WHO, LIST...): see below
 };
+
+// Numerics no one need read: the rest, once the welcome is over, were asked for (/quote).
+const UNSPOKEN = new Set(["312", "321", "333"]);
 
 function receive(m) {
   const handler = HANDLERS[m.command];
   try {
     if (handler) handler(m);
     else if (/^[45]\d\d$/.test(m.command)) note(null, m.params.slice(1).join(" "), "error");
+    else if (/^[23]\d\d$/.test(m.command) && state.burstDone && !UNSPOKEN.has(m.command)) {
+      note(null, m.params.slice(1).join(" "), "server");
+    }
   } catch (error) {
     console.error("could not handle", m, error); // one odd line must not stop the client
   }
@@ -260,7 +449,7 @@ function onWelcome(m) {
   showChat();
   setStatus("");
   $("me").textContent = state.nick;
-  if (state.create && state.password) send("REGISTER", "*", "*", state.password);
+  if (state.create && state.password) registerAccount(state.password);
   // Back after a lost connection: into the same rooms, and what was missed in the
   // conversations (the rooms' comes when they are joined again).
   const rooms = [...state.convs.values()].filter((c) => c.isRoom).map((c) => c.name);
@@ -273,7 +462,21 @@ function onIsupport(m) {
     const [key, value = ""] = token.split("=");
     if (key === "CHANTYPES") state.chantypes = value || "#";
     if (key === "CASEMAPPING") setCasemapping(value);
+    if (key === "PREFIX") setRanks(value);
+    if (key === "CHANMODES") {
+      const [lists = "", always = "", whenSet = ""] = value.split(",");
+      state.takes = { always: lists + always, whenSet };
+    }
+    if (key === "MODES") state.maxModes = Number(value) || 12;
+    if (key === "CHATHISTORY") state.historyMax = Number(value) || 1000;
   }
+}
+
+/** PREFIX=(ov)@+: the modes that rank members, and their symbols in NAMES. */
+function setRanks(value) {
+  const match = /^\((\w*)\)(\S*)$/.exec(value);
+  if (!match) return;
+  state.ranks = { modes: match[1], symbols: match[2] };
 }
 
 function onBatch(m) {
@@ -294,12 +497,18 @@ function endHistory(batch) {
   const c = conv(batch.target, fold(batch.target) !== fold(state.nick));
   const asked = c?.loading || false;
   if (c) c.loading = false;
+  const reveal = c?.reveal && asked === "before";
+  if (c) c.reveal = false;
   if (c && asked === "before") {
     prependLines(c, batch.lines.map((item) => item.line));
     if (batch.lines.length === 0) c.complete = true;
+    if (reveal && batch.lines.length === 0) note(c.name, "There is nothing earlier.");
   } else {
     for (const { into, line } of batch.lines) {
-      if (addLine(into, line) && !asked && !line.own) noticeNew(into, line);
+      if (addLine(into, line) && !asked && !line.own) {
+        noticeNew(into, line);
+        if (!into.isRoom) state.lastDirect = into.name;
+      }
     }
   }
   // A whole page of what was missed: there may be more after it.
@@ -312,9 +521,16 @@ function endHistory(batch) {
   const fromBottom = log.scrollHeight - log.scrollTop;
   const atEnd = fromBottom - log.clientHeight < 40;
   renderLog();
-  if (asked === "before") log.scrollTop = log.scrollHeight - fromBottom;
+  if (reveal) showTop();
+  else if (asked === "before") log.scrollTop = log.scrollHeight - fromBottom;
   else if (atEnd) scrollToEnd();
   fillView();
+}
+
+/** Show the log from its first line, without that asking for a page more (onScroll). */
+function showTop() {
+  state.quietUntil = performance.now() + 1000;
+  $("log").scrollTop = 0;
 }
 
 // -- messages ------------------------------------------------------------------------------------
@@ -328,6 +544,7 @@ function onMessage(m) {
     return;
   }
   const own = fold(m.nick) === fold(state.nick);
+  if (!own && ignored(m.source)) return;
   // A direct conversation is named after the other person, whoever spoke.
   const c = conv(isChannel(target, state.chantypes) || own ? target : m.nick);
   const action = m.command === "PRIVMSG" ? actionText(text) : null;
@@ -345,8 +562,11 @@ function onMessage(m) {
   }
   if (!addLine(c, line)) return;
   if (!own) noticeNew(c, line);
+  if (!own && !c.isRoom) state.lastDirect = m.nick;
   refresh(c, true);
 }
+
+const ignored = (source) => state.ignores.some((mask) => maskMatches(mask, source));
 
 /** Add ``line`` at the end of ``c``, or after the last line not later than it (lines
  *  fetched after a reconnection may come after newer live ones). False when it was there
@@ -402,15 +622,17 @@ function notify(c, line) {
   });
 }
 
-/** A line of the client's own (an error, a notice from the server) in ``name``'s
- *  conversation, or the one shown. */
+/** A line of the client's own (an error, a notice from the server, an answer), or several
+ *  (``text`` an array), in ``name``'s conversation, or the one shown. */
 function note(name, text, kind = "note") {
+  const texts = [].concat(text);
   const c = name ? conv(name) : state.convs.get(state.selected);
   if (!c) {
-    setStatus(plainText(text), kind === "error");
+    setStatus(plainText(texts.at(-1) || ""), kind === "error");
     return;
   }
-  c.lines.push({ msgid: null, time: new Date().toISOString(), nick: "", text, kind });
+  const time = new Date().toISOString();
+  for (const t of texts) c.lines.push({ msgid: null, time, nick: "", text: t, kind });
   refresh(c, true);
 }
 
@@ -420,8 +642,27 @@ function onFail(m) {
     for (const c of state.convs.values()) c.loading = false;
     return;
   }
-  if (command === "REGISTER") state.create = false;
+  if (command === "REGISTER") {
+    state.create = false;
+    state.newPassword = "";
+  }
   note(null, `${command}: ${m.params.at(-1) || code}`, "error");
+}
+
+/** An account for the alias in use, with ``password``: as the sign-in form's "create an
+ *  account" does once in, and /register. */
+function registerAccount(password) {
+  state.newPassword = password;
+  return send("REGISTER", "*", "*", password);
+}
+
+function onRegistered(m) {
+  // The account exists now: sign in with it from here on (after a lost connection too).
+  state.create = false;
+  state.account = m.params[1] || state.nick;
+  state.password = state.newPassword || state.password;
+  state.newPassword = "";
+  note(null, `Account ${state.account} created.`);
 }
 
 // -- rooms and people ---------------------------------------------------------------------------
@@ -447,19 +688,41 @@ function onJoin(m) {
  *  lines if it has none yet. */
 function fetchMissed(c) {
   if (!has("draft/chathistory") || c.loading) return;
-  const last = [...c.lines].reverse().find((l) => l.msgid);
+  const last = [...c.lines].reverse().find((l) => l.msgid)?.msgid || c.lastSeen;
   c.loading = last ? "after" : "latest";
-  if (last) send("CHATHISTORY", "AFTER", c.name, `msgid=${last.msgid}`, String(HISTORY_PAGE));
+  if (last) send("CHATHISTORY", "AFTER", c.name, `msgid=${last}`, String(HISTORY_PAGE));
   else send("CHATHISTORY", "LATEST", c.name, "*", String(HISTORY_PAGE));
 }
 
-/** Scrolled to the top: the page before the oldest line shown. */
+/** Scrolled to the top: the page before the oldest line shown (not after a /clear). */
 function fetchEarlier(c) {
-  if (!has("draft/chathistory") || c.loading || c.complete) return;
+  if (!has("draft/chathistory") || c.loading || c.complete || c.cleared) return;
   const first = c.lines.find((l) => l.msgid);
   if (!first) return;
   c.loading = "before";
   send("CHATHISTORY", "BEFORE", c.name, `msgid=${first.msgid}`, String(HISTORY_PAGE));
+}
+
+/** /history: ``count`` lines before the first shown (or before now, the view cleared), shown
+ *  from the first when they come. */
+function loadEarlier(c, count) {
+  const first = c.lines.find((l) => l.msgid);
+  const ref = first ? `msgid=${first.msgid}` : `timestamp=${new Date().toISOString()}`;
+  c.cleared = false;
+  c.complete = false;
+  c.reveal = true;
+  c.loading = "before";
+  send("CHATHISTORY", "BEFORE", c.name, ref, String(Math.min(count, state.historyMax)));
+}
+
+/** /clear: the view of ``c`` emptied; its lines come back on /history. */
+function clearConv(c) {
+  c.lastSeen = [...c.lines].reverse().find((l) => l.msgid)?.msgid || c.lastSeen;
+  c.lines = [];
+  c.msgids = new Set();
+  c.cleared = true;
+  c.complete = false;
+  renderLog();
 }
 
 function onLeave(nick, room, how) {
@@ -473,6 +736,35 @@ function onLeave(nick, room, how) {
   }
   c.members.delete(fold(nick));
   note(c.name, `${nick} ${how}`, "event");
+}
+
+function onKick(m) {
+  const [room, nick, reason] = m.params;
+  const by = `by ${m.nick}` + (reason ? ` (${reason})` : "");
+  onLeave(nick, room, `was removed ${by}`);
+  if (fold(nick) === fold(state.nick)) note(null, `You were removed from ${room} ${by}.`, "error");
+}
+
+/** A room's modes changed: shown, and the members' ranks (@, +) follow. */
+function onMode(m) {
+  const [target, modes = "", ...args] = m.params;
+  const what = [modes, ...args].join(" ");
+  if (!isChannel(target, state.chantypes)) {
+    if (fold(target) === fold(state.nick)) note(null, `Your modes: ${what}`, "event");
+    return;
+  }
+  const c = conv(target, false);
+  if (!c) return;
+  const { modes: ranks, symbols } = state.ranks;
+  const takes = { always: state.takes.always + ranks, whenSet: state.takes.whenSet };
+  for (const { add, mode, param } of modeChanges(modes, args, takes)) {
+    const member = ranks.includes(mode) && param && c.members.get(fold(param));
+    if (!member) continue;
+    const held = new Set(member.prefix);
+    held[add ? "add" : "delete"](symbols[ranks.indexOf(mode)]);
+    member.prefix = [...symbols].filter((s) => held.has(s)).join("");
+  }
+  note(c.name, `${m.nick} sets ${what}`, "event");
 }
 
 function onQuit(m) {
@@ -509,6 +801,7 @@ function onNick(m) {
 }
 
 function onNames(m) {
+  state.namesAsked.get(fold(m.params[2] || ""))?.push(...(m.params[3] || "").split(" "));
   const c = conv(m.params[2], false);
   if (!c) return;
   if (c.namesDone) c.members.clear();
@@ -520,6 +813,17 @@ function onNames(m) {
     c.members.set(fold(nick), { nick, prefix: match[1], away: false });
   }
   if (fold(c.name) === state.selected) renderMembers();
+}
+
+/** The end of a NAMES reply: shown when /users asked for it (not on joining). */
+function onNamesEnd(m) {
+  const room = m.params[1] || "";
+  const c = conv(room, false);
+  if (c) c.namesDone = true;
+  const asked = state.namesAsked.get(fold(room))?.filter(Boolean);
+  state.namesAsked.delete(fold(room));
+  if (asked?.length) note(null, `In ${room} (${asked.length}): ${asked.join(", ")}`);
+  else if (asked) note(null, `No one in ${room}.`);
 }
 
 function setTopic(room, topic, by) {
@@ -545,59 +849,240 @@ function setOwnAway(away) {
 
 // -- what the user types ------------------------------------------------------------------------
 
+const USAGE = Symbol("usage"); // what a command returns to have its usage shown
+const NO_ROOM = "Open a room first, or name one.";
+
+const current = () => state.convs.get(state.selected);
+const currentRoom = () => (current()?.isRoom ? current().name : null);
+
+/** A command's words: its leading #room if it names one (else the room shown), and the rest. */
+function roomAnd(args) {
+  const named = isChannel(args[0] || "", state.chantypes);
+  return named ? [args[0], args.slice(1)] : [currentRoom(), args];
+}
+
+/**
+ * The commands, as /help lists them: how each is used, what it does, its other names, whether
+ * it works while disconnected, and what it does with its words (``args``) and the text after
+ * its name (``rest``). A string it returns is shown as an error; USAGE shows how to use it.
+ */
 const COMMANDS = {
-  join: ([room, key]) => {
-    if (!room) return "Usage: /join #room";
-    joinRoom(room, key);
+  msg: {
+    use: "/msg <alias> <text>",
+    help: "send a direct message",
+    also: "dm",
+    offline: true,
+    run: ([nick, ...words]) => (nick && words.length ? message(nick, words.join(" ")) : USAGE),
   },
-  part: ([room, ...reason]) => {
-    const current = state.convs.get(state.selected);
-    if (room && isChannel(room, state.chantypes)) {
-      send("PART", room, reason.join(" ") || "Leaving");
-    } else if (current?.isRoom) {
-      send("PART", current.name, [room, ...reason].join(" ").trim() || "Leaving");
-    } else if (current) {
-      closeConv(current); // a direct conversation: just put away
-    }
+  query: {
+    use: "/query <alias> [text]",
+    help: "open a conversation with someone",
+    also: "q",
+    offline: true,
+    run: ([nick, ...words]) => (nick ? query(nick, words.join(" ")) : USAGE),
   },
-  msg: ([nick, ...words]) => {
-    if (!nick || !words.length) return "Usage: /msg nick text";
-    say(nick, words.join(" "));
-    if (!isChannel(nick, state.chantypes)) select(conv(nick).name);
+  r: {
+    use: "/r <text>",
+    help: "reply to the last direct message",
+    also: "reply",
+    offline: true,
+    run: (_, rest) => (rest ? reply(rest) : USAGE),
   },
-  query: ([nick]) => {
-    if (!nick) return "Usage: /query nick";
-    openDirect(nick);
+  users: {
+    use: "/users [#room]",
+    help: "who is in the room",
+    also: "names",
+    run: ([room]) => listMembers(room || currentRoom()),
   },
-  me: (words) => {
-    const current = state.convs.get(state.selected);
-    if (!current) return "Open a room first.";
-    say(current.name, `\x01ACTION ${words.join(" ")}\x01`);
+  who: {
+    use: "/who [mask]",
+    help: "who is online, with details",
+    run: ([mask]) => void send("WHO", mask || current()?.name || "*"),
   },
-  nick: ([nick]) => (nick ? void send("NICK", nick) : "Usage: /nick newname"),
-  topic: (words) => {
-    const current = state.convs.get(state.selected);
-    if (!current?.isRoom) return "Open a room first.";
-    if (words.length) send("TOPIC", current.name, words.join(" "));
-    else note(null, current.topic ? `Topic: ${current.topic}` : "No topic is set.");
+  join: {
+    use: "/join <#room> [key]",
+    help: "join (or create) a room and talk there",
+    run: ([room, key]) => (room ? joinRoom(room, key) : USAGE),
   },
-  away: (words) => (words.length ? send("AWAY", words.join(" ")) : send("AWAY")) && undefined,
-  help: () =>
-    "Commands: /join #room, /part, /msg nick text, /query nick, /me action, /nick name, " +
-    "/topic text, /away [text]. Alt+Up and Alt+Down change conversation.",
+  part: {
+    use: "/part [#room] [reason]",
+    help: "leave a room",
+    also: "leave",
+    run: (args) => part(...roomAnd(args)),
+  },
+  nick: {
+    use: "/nick <alias>",
+    help: "change your alias",
+    run: ([nick]) => (nick ? void send("NICK", nick) : USAGE),
+  },
+  me: {
+    use: "/me <action>",
+    help: "describe what you do",
+    offline: true,
+    run: (_, rest) => (rest ? act(rest) : USAGE),
+  },
+  topic: {
+    use: "/topic [text]",
+    help: "show or set the room's topic",
+    run: (_, rest) => topic(rest),
+  },
+  away: {
+    use: "/away [message]",
+    help: "mark yourself away (no message: back)",
+    run: (_, rest) => void (rest ? send("AWAY", rest) : send("AWAY")),
+  },
+  whois: {
+    use: "/whois <alias>",
+    help: "details about someone",
+    run: ([nick]) => (nick ? void send("WHOIS", nick) : USAGE),
+  },
+  list: {
+    use: "/list [mask]",
+    help: "list the rooms",
+    run: ([mask]) => void (mask ? send("LIST", mask) : send("LIST")),
+  },
+  invite: {
+    use: "/invite <alias> [#room]",
+    help: "invite someone to a room",
+    run: ([nick, room]) => invite(nick, room),
+  },
+  kick: {
+    use: "/kick [#room] <alias> [reason]",
+    help: "remove someone from the room",
+    also: "k",
+    run: (args) => kick(...roomAnd(args)),
+  },
+  ban: {
+    use: "/ban [#room] <alias|mask>...",
+    help: "ban from the room (no alias: list the bans)",
+    run: (args) => ban("+b", ...roomAnd(args)),
+  },
+  unban: {
+    use: "/unban [#room] <alias|mask>...",
+    help: "lift a ban",
+    also: "ub",
+    run: (args) => ban("-b", ...roomAnd(args)),
+  },
+  op: {
+    use: "/op [#room] <alias>...",
+    help: "make room operator",
+    run: (args) => rank("+o", ...roomAnd(args)),
+  },
+  deop: {
+    use: "/deop [#room] <alias>...",
+    help: "no longer room operator",
+    run: (args) => rank("-o", ...roomAnd(args)),
+  },
+  voice: {
+    use: "/voice [#room] <alias>...",
+    help: "give a voice in a moderated room",
+    run: (args) => rank("+v", ...roomAnd(args)),
+  },
+  devoice: {
+    use: "/devoice [#room] <alias>...",
+    help: "take the voice back",
+    run: (args) => rank("-v", ...roomAnd(args)),
+  },
+  mode: {
+    use: "/mode [target] <modes>",
+    help: "change or show modes",
+    run: (args) => mode(args),
+  },
+  history: {
+    use: "/history [N]",
+    help: `load N (${HISTORY_SHOWN}) earlier lines of this conversation`,
+    run: ([n]) => loadHistory(n),
+  },
+  close: {
+    use: "/close [conversation]",
+    help: "close a direct conversation, or leave a room",
+    also: "wc",
+    offline: true,
+    run: ([name]) => closeNamed(name),
+  },
+  clear: {
+    use: "/clear",
+    help: "clear the view of this conversation",
+    also: "c cl",
+    offline: true,
+    run: () => void (current() && clearConv(current())),
+  },
+  ignore: {
+    use: "/ignore [mask]",
+    help: "hide someone's messages (no mask: list)",
+    offline: true,
+    run: ([mask]) => ignore(mask),
+  },
+  unignore: {
+    use: "/unignore <mask>",
+    help: "show their messages again",
+    offline: true,
+    run: ([mask]) => (mask ? unignore(mask) : USAGE),
+  },
+  reconnect: {
+    use: "/reconnect",
+    help: "connect again",
+    offline: true,
+    run: () => reconnect(),
+  },
+  register: {
+    use: "/register <password>",
+    help: "make your alias an account (sign in with it next time)",
+    run: (_, rest) => (rest ? void registerAccount(rest) : USAGE),
+  },
+  quote: {
+    use: "/quote <raw IRC line>",
+    help: "send a line as it is",
+    also: "raw",
+    run: (_, rest) => (rest ? void sendLine(rest) : USAGE),
+  },
+  quit: {
+    use: "/quit [reason]",
+    help: "sign out",
+    also: "exit",
+    offline: true,
+    run: (_, rest) => signOut(rest),
+  },
+  help: {
+    use: "/help",
+    help: "this list",
+    offline: true,
+    run: () => showHelp(),
+  },
 };
+
+/** Each command by its name, and by its other names. */
+const COMMAND_NAMED = new Map(
+  Object.entries(COMMANDS).flatMap(([name, command]) =>
+    [name, ...(command.also || "").split(" ").filter(Boolean)].map((n) => [n, command]),
+  ),
+);
 
 function submitInput(text) {
   if (text.startsWith("/") && !text.startsWith("//")) {
-    const [word, ...args] = text.slice(1).split(" ").filter(Boolean);
-    const run = COMMANDS[(word || "").toLowerCase()];
-    const problem = run ? run(args) : `Unknown command /${word}. Try /help.`;
-    if (problem) note(null, problem, "error");
+    runCommand(text.slice(1));
     return;
   }
-  const current = state.convs.get(state.selected);
-  if (!current) return;
-  say(current.name, text.startsWith("//") ? text.slice(1) : text);
+  const c = current();
+  if (!c) return;
+  say(c.name, text.startsWith("//") ? text.slice(1) : text);
+}
+
+function runCommand(line) {
+  const word = line.split(" ", 1)[0];
+  const rest = line.slice(word.length).trim();
+  const command = COMMAND_NAMED.get(word.toLowerCase());
+  let problem;
+  if (!command) problem = `Unknown command /${word}. Try /help.`;
+  else if (!command.offline && !connected()) problem = "Not connected: try again once back.";
+  else problem = command.run(rest.split(" ").filter(Boolean), rest);
+  if (problem) note(null, problem === USAGE ? `Usage: ${command.use}` : problem, "error");
+}
+
+function showHelp() {
+  const lines = Object.values(COMMANDS).map((command) => `${command.use} — ${command.help}`);
+  note(null, "Commands:");
+  note(null, [...lines, "Alt+Up and Alt+Down change conversation; //text sends /text."], "detail");
 }
 
 /** Send a message; without echo-message the server does not send it back, so show it. */
@@ -609,6 +1094,166 @@ function say(target, text) {
   if (has("echo-message")) return;
   const source = `${state.nick}!me@here`;
   onMessage({ tags: {}, source, nick: state.nick, command: "PRIVMSG", params: [target, text] });
+}
+
+/** /msg: the message sent, and its conversation shown (if it is a person). */
+function message(nick, text) {
+  say(nick, text);
+  if (!isChannel(nick, state.chantypes)) select(conv(nick).name);
+}
+
+function query(nick, text) {
+  openDirect(nick);
+  if (text) say(nick, text);
+}
+
+function reply(text) {
+  if (!state.lastDirect) return "No one has sent you a direct message yet.";
+  message(state.lastDirect, text);
+}
+
+function act(text) {
+  const c = current();
+  if (!c) return "Open a conversation first.";
+  say(c.name, `\x01ACTION ${text}\x01`);
+}
+
+function listMembers(room) {
+  if (!room) return NO_ROOM;
+  state.namesAsked.set(fold(room), []); // (so that the answer is shown: see onNamesEnd)
+  send("NAMES", room);
+}
+
+function part(room, reason) {
+  const c = current();
+  if (room) send("PART", room, reason.join(" ") || "Leaving");
+  else if (c) closeConv(c); // a direct conversation: just put away
+}
+
+function topic(text) {
+  const c = current();
+  if (!c?.isRoom) return NO_ROOM;
+  if (text) send("TOPIC", c.name, text);
+  else note(null, c.topic ? `Topic: ${c.topic}` : "No topic is set.");
+}
+
+function invite(nick, room) {
+  if (!nick || (room && !isChannel(room, state.chantypes))) return USAGE;
+  if (!room && !currentRoom()) return NO_ROOM;
+  send("INVITE", nick, room || currentRoom());
+}
+
+function kick(room, [nick, ...reason]) {
+  if (!nick) return USAGE;
+  if (!room) return NO_ROOM;
+  send("KICK", room, nick, ...(reason.length ? [reason.join(" ")] : []));
+}
+
+function ban(change, room, masks) {
+  if (!room) return NO_ROOM;
+  if (masks.length) setModes(room, change, masks.map((m) => (/[!@]/.test(m) ? m : `${m}!*@*`)));
+  else if (change === "+b") send("MODE", room, "+b"); // the list of bans
+  else return USAGE;
+}
+
+function rank(change, room, nicks) {
+  if (!nicks.length) return USAGE;
+  if (!room) return NO_ROOM;
+  setModes(room, change, nicks);
+}
+
+/** "+o" for a, b, c...: as many MODE lines as the server's MODES= allows. */
+function setModes(room, change, params) {
+  for (let i = 0; i < params.length; i += state.maxModes) {
+    const some = params.slice(i, i + state.maxModes);
+    send("MODE", room, change[0] + change[1].repeat(some.length), ...some);
+  }
+}
+
+function mode(args) {
+  const words = [...args];
+  if (!words.length || /^[+-]/.test(words[0])) {
+    if (!currentRoom()) return NO_ROOM;
+    words.unshift(currentRoom());
+  }
+  send("MODE", ...words);
+}
+
+function loadHistory(n) {
+  const count = n === undefined ? HISTORY_SHOWN : Number(n);
+  const c = current();
+  if (!Number.isInteger(count) || count < 1) return USAGE;
+  if (!c) return "Open a conversation first.";
+  if (!has("draft/chathistory")) return "This server keeps no history.";
+  if (c.loading) return "Earlier lines are on their way.";
+  loadEarlier(c, count);
+}
+
+function closeNamed(name) {
+  const c = name ? conv(name, false) : current();
+  if (!c) return name ? `No conversation with ${name} is open.` : "Nothing to close.";
+  if (c.isRoom && c.joined && connected()) send("PART", c.name, "Leaving");
+  else closeConv(c);
+}
+
+function loadIgnores() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(IGNORES_KEY) || "[]");
+    return Array.isArray(kept) ? kept.filter((m) => typeof m === "string" && fullMask(m)) : [];
+  } catch {
+    return []; // (no storage, or something else in it)
+  }
+}
+
+function saveIgnores() {
+  try {
+    localStorage.setItem(IGNORES_KEY, JSON.stringify(state.ignores));
+  } catch {
+    note(null, "The ignore list cannot be kept for next time here.", "error");
+  }
+}
+
+function ignore(mask) {
+  if (!mask) {
+    const list = state.ignores.join(", ");
+    note(null, list ? `Ignoring: ${list}` : "You ignore no one.");
+    return;
+  }
+  const full = fullMask(mask);
+  if (!full) return `Not a mask: ${mask}. Give an alias, or alias!user@host (* ? wildcards).`;
+  if (!state.ignores.some((m) => fold(m) === fold(full))) {
+    state.ignores.push(full);
+    saveIgnores();
+  }
+  note(null, `Ignoring ${full}: their messages are not shown.`);
+}
+
+function unignore(mask) {
+  const full = fold(fullMask(mask) || mask);
+  const kept = state.ignores.filter((m) => fold(m) !== full);
+  if (kept.length === state.ignores.length) return `${mask} is not ignored.`;
+  state.ignores = kept;
+  saveIgnores();
+  note(null, `No longer ignoring ${mask}.`);
+}
+
+function reconnect() {
+  note(null, "Reconnecting…", "event");
+  clearTimeout(state.retryTimer);
+  state.backoff = BACKOFF_FIRST;
+  hangUp(connect);
+}
+
+/** /quit: gone from the server, and back to the sign-in form, to sign in again. */
+function signOut(reason) {
+  if (reason) send("QUIT", reason);
+  else send("QUIT");
+  state.signedIn = false;
+  hangUp();
+  state.convs = new Map();
+  state.selected = null;
+  renderAll();
+  showSignIn("You have signed out.", false);
 }
 
 function joinRoom(room, key) {
@@ -632,6 +1277,10 @@ function openDirect(nick) {
 
 function closeConv(c) {
   state.convs.delete(fold(c.name));
+  if (state.selected !== fold(c.name)) {
+    renderTargets();
+    return;
+  }
   state.selected = null;
   select(firstConv());
 }
@@ -647,11 +1296,12 @@ function byName(a, b) {
   return a.isRoom === b.isRoom ? fold(a.name).localeCompare(fold(b.name)) : a.isRoom ? -1 : 1;
 }
 
-function showSignIn(error) {
+function showSignIn(error, problem = true) {
   clearTimeout(state.retryTimer);
   $("chat-view").hidden = true;
   $("signin-view").hidden = false;
   $("signin-error").textContent = error || "";
+  $("signin-error").classList.toggle("hint", !problem);
   $("signin").querySelector("button").disabled = false;
   $("alias").focus();
 }
@@ -848,6 +1498,7 @@ function fillView() {
 /** Scrolled to the top: ask for earlier lines (onBatch keeps the reader's place). */
 function onScroll() {
   const c = state.convs.get(state.selected);
+  if (performance.now() < state.quietUntil) return; // (/history has just shown its lines)
   if (c && $("log").scrollTop <= 40) fetchEarlier(c);
 }
 
@@ -882,6 +1533,7 @@ function start() {
     event.preventDefault();
     const alias = $("alias").value.trim();
     if (!/^[^\s,*?!@#&:][^\s,*?!@:]*$/.test(alias)) {
+      $("signin-error").classList.remove("hint");
       $("signin-error").textContent = "An alias is one word, without , * ? ! @ : or a leading #.";
       return;
     }

@@ -119,3 +119,46 @@ export function actionText(text) {
   const match = /^\x01ACTION ?(.*?)\x01?$/s.exec(text);
   return match ? match[1] : null;
 }
+
+/** An ignore mask in full, "nick!user@host" (a bare nick means "nick!*@*"), or null when
+ *  ``mask`` is not one. */
+export function fullMask(mask) {
+  const full = /[!@]/.test(mask) ? mask : `${mask}!*@*`;
+  return /^[^\s,!@]+![^\s,!@]+@[^\s,!@]+$/.test(full) ? full : null;
+}
+
+/** Whether the sender ``source`` ("nick!user@host") matches ``mask``, with * and ? as
+ *  wildcards, names compared as the server compares them. */
+export function maskMatches(mask, source) {
+  const glob = (c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/, "\\$&"));
+  const pattern = new RegExp(`^${[...fold(fullMask(mask) || mask)].map(glob).join("")}$`, "su");
+  return pattern.test(fold(source.includes("!") ? source : `${source}!@`));
+}
+
+/**
+ * The changes a MODE line makes: [{add, mode, param}]. ``takes`` says which modes have a
+ * parameter: ``always`` (lists, keys, member ranks) and ``whenSet`` (such as a limit).
+ */
+export function modeChanges(modes, params, takes) {
+  const changes = [];
+  let add = true;
+  let next = 0;
+  for (const mode of modes) {
+    if (mode === "+" || mode === "-") {
+      add = mode === "+";
+      continue;
+    }
+    const hasParam = takes.always.includes(mode) || (add && takes.whenSet.includes(mode));
+    changes.push({ add, mode, param: hasParam ? params[next++] : undefined });
+  }
+  return changes;
+}
+
+/** A number of seconds as a person would say it: "45s", "3m", "2h 5m", "4d 1h". */
+export function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
