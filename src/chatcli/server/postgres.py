@@ -30,10 +30,11 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatcli.dburl import shown
-from chatcli.server.sqldb import SCHEMA_VERSION, StoreError
+from chatcli.server.sqldb import SCHEMA_VERSION, Connection, StoreError
 
 if TYPE_CHECKING:
     import psycopg
@@ -193,7 +194,7 @@ class PostgresEngine:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.name: str = shown(url)
+        self.name: Path | str = shown(url)
         #: The driver's errors (psycopg's, once :meth:`prepare` has imported it).
         self.errors: tuple[type[Exception], ...] = ()
         self._params: dict[str, Any] = {}
@@ -222,7 +223,7 @@ class PostgresEngine:
     def connect(self) -> PostgresConnection:
         return PostgresConnection(self)
 
-    def migrate(self, db: Any) -> None:
+    def migrate(self, db: Connection) -> None:
         """Make the schema if the database has none (nodes that start together: one makes
         it, under an advisory lock, and the others find it made)."""
         db.begin()

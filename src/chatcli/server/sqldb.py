@@ -83,6 +83,11 @@ class Connection(Protocol):
     @property
     def in_transaction(self) -> bool: ...
 
+    @property
+    def lost(self) -> bool:
+        """Whether the connection was lost (the database went away since it was made)."""
+        ...
+
     def ensure(self) -> None:
         """Connect again if the connection was lost and the engine can; else nothing."""
         ...
@@ -215,6 +220,10 @@ class SQLiteConnection:
     @property
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
+
+    @property
+    def lost(self) -> bool:
+        return False
 
     def ensure(self) -> None:
         """A SQLite file's connection is never lost (one closed is a bug: it stays so)."""

@@ -324,7 +324,7 @@ class Store:
         except StoreError:
             self._close_connections()
             raise
-        except (*engine.errors, OSError) as exc:
+        except self._failures() as exc:
             self._close_connections()
             why = engine.explain(exc)
             raise StoreError(f"cannot use the database {self.path}: {why}") from None
@@ -341,6 +341,10 @@ class Store:
             self._thread.join(10)
             self._thread = None
         self._close_connections()
+
+    def _failures(self) -> tuple[type[Exception], ...]:
+        """The errors that say the database (or its file, or the way to it) failed."""
+        return (*self._engine.errors, OSError)
 
     @property
     def shared(self) -> bool:
@@ -510,7 +514,7 @@ class Store:
                 return "closed"
             self._reader.ensure()
             self._reader.execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
-        except (*self._engine.errors, OSError) as exc:
+        except self._failures() as exc:
             return f"a read failed: {exc}"
         finally:
             self._read_lock.release()
@@ -816,11 +820,11 @@ class Store:
                     reader.ensure()
                     return reader.execute(sql, values).fetchall()
                 except self._engine.errors:
-                    if not (again and getattr(reader, "lost", False)):
+                    if not (again and reader.lost):
                         raise
                     reader.ensure()
                     return reader.execute(sql, values).fetchall()
-            except (*self._engine.errors, OSError) as exc:
+            except self._failures() as exc:
                 why = self._engine.trouble(exc) or exc
                 raise StoreError(f"cannot read the database {self.path}: {why}") from None
 
