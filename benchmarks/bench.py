@@ -32,6 +32,7 @@ from harness.report import KINDS, behind, markdown, table
 from harness.scenarios import (
     QUIET_WAIT,
     Result,
+    Room,
     SenderPool,
     Settings,
     chat_send,
@@ -42,6 +43,8 @@ from harness.scenarios import (
     scale_max_clients,
     setup_senders,
     stalled_member,
+    websocket_fanout,
+    websocket_room,
 )
 from harness.servers import (
     HOST,
@@ -54,6 +57,8 @@ from harness.servers import (
 
 ALL_SERVERS = ("chatcli", "chatcli-history", "ngircd", "inspircd", "miniircd")
 ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
+#: Scenarios run only when asked for by name (``--scenarios websocket``).
+EXTRA_SCENARIOS = ("websocket",)
 
 
 def log(msg: str) -> None:
@@ -72,7 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated list")
     p.add_argument("--quick", action="store_true", help="short phases, N=100 only, cap 2000")
     p.add_argument(
-        "--scenarios", default=",".join(ALL_SCENARIOS), help="any of " + ",".join(ALL_SCENARIOS)
+        "--scenarios",
+        default=",".join(ALL_SCENARIOS),
+        help="any of " + ",".join(ALL_SCENARIOS + EXTRA_SCENARIOS) + " (default: all but "
+        "websocket)",
     )
     p.add_argument("--members", type=int_list, help="room sizes N (default 100,1000)")
     p.add_argument("--senders", type=int_list, help="sender counts S (default 1,10)")
@@ -88,6 +96,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "own default, 4096, would cap the row)",
     )
     p.add_argument("--drain", type=float, help="longest wait for a phase's last deliveries")
+    p.add_argument(
+        "--ws-members",
+        type=int,
+        help="websocket: WebSocket members of the mixed room (default 1000; --quick 100)",
+    )
+    p.add_argument(
+        "--ws-tcp-members",
+        type=int,
+        help="websocket: TCP members beside them (default 1000; --quick 100); the baseline "
+        "room has both counts of members, all TCP",
+    )
+    p.add_argument("--ws-senders", type=int, default=10, help="websocket: TCP senders")
+    p.add_argument(
+        "--ws-subprotocol",
+        choices=("text", "binary"),
+        default="text",
+        help="websocket: text.ircv3.net (what chatcli's browser client asks for first; the "
+        "default) or binary.ircv3.net",
+    )
     p.add_argument("--send-reps", type=int, help="chat send repetitions (default 15)")
     p.add_argument(
         "--quiet-wait",
@@ -120,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
-    unknown = scenarios - set(ALL_SCENARIOS)
+    unknown = scenarios - set(ALL_SCENARIOS + EXTRA_SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.quick:
@@ -147,6 +174,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
     st.rate = args.rate
     st.window = args.window
+    small = 100 if args.quick else 1000
+    st.ws_members = small if args.ws_members is None else args.ws_members
+    st.ws_tcp_members = small if args.ws_tcp_members is None else args.ws_tcp_members
+    st.ws_senders = args.ws_senders
+    st.ws_subprotocol = args.ws_subprotocol
     st.max_clients = args.max_clients
     if args.drain is not None:
         st.drain = args.drain
@@ -189,6 +221,13 @@ def summary(r: Result) -> str:
     if r.get("skipped"):
         return f"skipped: {r['skipped']}"
     k = r["kind"]
+    if k == "websocket":
+        return (
+            f"{r['deliveries_per_s']:,.0f}/s  {r['deliveries_per_cpu_s']:,.0f}/CPU-s  "
+            f"TCP p99 {r['tcp_p99_ms']:.2f} ms  WS p99 {r.get('ws_p99_ms', float('nan')):.2f}"
+            f" ms  lost {r['lost']}  gen CPU {r['gen_cpu_s']:.2f}s "
+            f"srv CPU {r['server_cpu_s']:.2f}s"
+        )
     if k in ("fanout-closed", "fanout-rate", "dm"):
         return (
             f"{r['deliveries_per_s']:,.0f}/s  {r['deliveries_per_cpu_s']:,.0f}/CPU-s  "
@@ -212,7 +251,7 @@ def summary(r: Result) -> str:
 
 
 #: Scenarios that can simply be run again (they leave the server as they found it).
-REPEATABLE = ("fanout-closed", "fanout-rate", "dm")
+REPEATABLE = ("fanout-closed", "fanout-rate", "dm", "websocket")
 
 
 def disturbed(r: Result) -> bool:
@@ -334,6 +373,8 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
                 )
             finally:
                 gen.close_all()
+    if "websocket" in st.scenarios:
+        run_websocket(spec, st, workdir, rec)
     if "send" in st.scenarios and name == "chatcli":
         with RunningServer(spec, workdir) as srv:
             guarded(
@@ -345,6 +386,74 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
                 partial(chat_send, spec, srv, st.send_reps),
                 pid=srv.pid,
             )
+
+
+def websocket_phase(
+    gen: Generator,
+    srv: RunningServer,
+    room: Room,
+    pool: SenderPool,
+    st: Settings,
+    label: str,
+    base_per_cpu: float | None,
+) -> Result:
+    """One fan-out phase of the WebSocket scenario, fresh senders; against the baseline's
+    deliveries per CPU second when given."""
+    r = websocket_fanout(gen, srv, room, pool.take(st.ws_senders), st)
+    r["room"] = label
+    if base_per_cpu is not None:
+        r["vs_tcp_only"] = r["deliveries_per_cpu_s"] / base_per_cpu
+    return r
+
+
+def run_websocket(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> None:
+    """Fan-out to WebSocket members beside TCP members: first the baseline, a room of as
+    many members all on TCP, then the mixed room; each in a fresh server process with its
+    WebSocket listener open. The mixed room's result carries its deliveries per server CPU
+    second over the baseline's ("/CPU-s vs TCP only")."""
+    name = spec.name
+    n_tcp, n_ws, s = st.ws_tcp_members, st.ws_members, st.ws_senders
+    rooms = (("baseline", n_tcp + n_ws, 0), ("mixed", n_tcp, n_ws))
+    base_per_cpu = float("nan")
+    for label, tcp, ws in rooms:
+        scenario = f"websocket/N={tcp}+{ws}ws/S={s}" if ws else f"websocket/N={tcp}/S={s}"
+        extra: Result = {
+            "members": tcp + ws,
+            "tcp_members": tcp,
+            "ws_members": ws,
+            "senders": s,
+            "window": st.window,
+            "subprotocol": st.ws_subprotocol,
+        }
+        if not spec.websocket:
+            rec.skip("websocket", scenario, name, spec.no_websocket, extra)
+            continue
+        text = st.ws_subprotocol == "text"
+        with RunningServer(spec, workdir, web=True, ws_text=text) as srv:
+            gen = Generator(HOST, srv.port, srv.web_port, st.ws_subprotocol)
+            try:
+                room = websocket_room(gen, srv, tcp, ws)
+                if len(room.tcp) < tcp or len(room.ws) < ws:
+                    why = (
+                        f"only {len(room.tcp)} of {tcp} TCP and {len(room.ws)} of {ws} "
+                        f"WebSocket members joined: {room.connect}"
+                    )
+                    log(f"  {why}")
+                    rec.skip("websocket", scenario, name, why[:160], extra)
+                    continue
+                pool = SenderPool(room.tcp, max(st.ws_senders, min(len(room.tcp) - 20, 80)))
+                problem = setup_senders(gen, spec, pool.members)
+                if problem:
+                    log(f"  sender setup: {problem}")
+                base = base_per_cpu if label == "mixed" else None
+                phase = partial(websocket_phase, gen, srv, room, pool, st, label, base)
+                ran = guarded(rec, "websocket", scenario, name, extra, phase, pid=srv.pid)
+                if ran and label == "baseline":
+                    base_per_cpu = rec.results[-1]["deliveries_per_cpu_s"]
+                if not srv.alive():
+                    log(f"  {name} died: {srv.log_tail()}")
+            finally:
+                gen.close_all()
 
 
 def main(argv: list[str] | None = None) -> int:

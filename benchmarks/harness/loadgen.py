@@ -17,12 +17,32 @@ Design, so that the generator is cheaper than the server it measures:
 
 Every message text is exactly 64 bytes: ``<tag><sender>.<seq>.<send time µs>.`` padded with
 ``x`` (servers may send it with or without the ':' of a trailing parameter).
+
+WebSocket clients (IRC over WebSocket, the IRCv3 specification: one IRC line per message,
+no CR LF) live in the same loop, on the server's web port. Their framing is written out
+here rather than taken from the ``websockets`` package's sans-IO protocol: that object
+parses every frame in Python, with a generator per frame and a copy per payload, which for
+a thousand members of a busy room would cost the generator more than the server it
+measures. What a client needs is small:
+
+* the handshake: one fixed upgrade request (a fixed key, the Origin of the server's own
+  page), and a check that the answer is ``101`` with the accept value that key calls for;
+* what it sends (registration, JOIN, PONG; senders are TCP clients) in binary frames,
+  masked as RFC 6455 requires, with the mask key 0: XOR with zero leaves the payload as
+  it is, so masking costs nothing;
+* what it receives, counted as the TCP clients count lines: every message frame of a phase
+  is as long as the others, so when what was read is k frames of that length, the two
+  header bytes and three bytes of the tag at every k-th position say (strided slices)
+  that all k are this phase's messages; anything else is walked frame by frame (2-, 4- or
+  10-byte headers), each payload taken as a line. Pings are answered, a close ends it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hashlib
 import select
 import socket
 import time
@@ -45,7 +65,51 @@ TAG_SUFFIX = b"]^_{|}$&'/)*?+"
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 
-CONNECTING, REGISTERING, JOINING, READY, FAILED = range(5)
+CONNECTING, REGISTERING, JOINING, READY, FAILED, UPGRADING = range(6)
+
+#: WebSocket subprotocols (IRCv3): ``text`` is what chatcli's browser client asks for first.
+WS_SUBPROTOCOLS = {"text": "text.ircv3.net", "binary": "binary.ircv3.net"}
+#: The handshake's key: fixed (RFC 6455 wants 16 random bytes from a browser, so that
+#: caches and proxies cannot answer for the server; none is in the way here).
+WS_KEY = base64.b64encode(b"chatcli-bench-16").decode()
+WS_ACCEPT = base64.b64encode(
+    hashlib.sha1((WS_KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+)
+#: The longest handshake answer read.
+WS_MAX_RESPONSE = 8 * 1024
+WS_CLOSE, WS_PING, WS_PONG = 8, 9, 10
+
+
+def ws_request(host: str, port: int, subprotocol: str) -> bytes:
+    """The upgrade request every WebSocket client sends: the same bytes each time. It
+    carries the Origin of a page served at that address, as a browser would: InspIRCd 3
+    refuses a request without one (chatcli takes either, and this one is its own)."""
+    return (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n"
+        f"Origin: http://{host}:{port}\r\n\r\n"
+    ).encode()
+
+
+def ws_frame(payload: bytes, opcode: int = 2) -> bytes:
+    """One final client frame: masked (the mask bit set) with the key 0, so the payload is
+    sent as it is."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def ws_frames(lines: bytes) -> bytes:
+    """IRC lines (CR LF ended) as client frames, one line each, without the CR LF."""
+    return b"".join(ws_frame(line) for line in lines.split(b"\r\n") if line)
+
+
 #: Numeric replies that mean a client could not register or join.
 ERROR_NUMERICS = frozenset(
     b"401 403 404 405 432 433 436 437 461 464 465 471 473 474 475 481 491".split()
@@ -88,6 +152,8 @@ class Client:
         "stalled",
         "state",
         "writing",
+        "ws",
+        "ws_reg",
     )
 
     def __init__(self, sock: socket.socket, index: int, nick: str) -> None:
@@ -113,6 +179,8 @@ class Client:
         self.oper = False
         self.sid = -1
         self.seq = 0
+        self.ws = False  #: a WebSocket client (of the web port)
+        self.ws_reg = b""  #: its registration lines, sent once the upgrade is answered
 
     def __repr__(self) -> str:
         return f"<Client {self.nick} state={self.state}>"
@@ -130,9 +198,14 @@ class ConnectResult:
 class Generator:
     """The event loop and every client it drives, against one server at host:port."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(
+        self, host: str, port: int, ws_port: int | None = None, ws_subprotocol: str = "text"
+    ) -> None:
         self.host = host
         self.port = port
+        #: the server's web port, for WebSocket clients (``connect(..., ws=True)``)
+        self.ws_port = ws_port
+        self.ws_subprotocol = WS_SUBPROTOCOLS[ws_subprotocol]
         self.ep = select.epoll()
         self.clients: dict[int, Client] = {}
         self.buf = bytearray(RECV + MAX_REST)
@@ -143,6 +216,11 @@ class Generator:
         self.line_len = 0  #: the length of one message line this phase, once seen
         self.tag_at = 0  #: where the tag starts in that line
         self.marks: tuple[bytes, bytes, bytes, bytes] = (b"", b"", b"", b"")
+        #: WebSocket clients: the length of one message frame this phase (header and
+        #: payload), where the tag starts in it, and what its strided checks compare with
+        self.ws_size = 0
+        self.ws_tag_at = 0
+        self.ws_marks: tuple[bytes, ...] = ()
         self.ready = 0
         self.failed = 0
         self.silent = 0  #: clients opened that have not heard from the server yet
@@ -158,6 +236,7 @@ class Generator:
         self.tag = self.pattern = phase_tag(self.phase)
         self.total = 0
         self.line_len = 0
+        self.ws_size = 0
         for c in clients:
             c.count = 0
             c.lat = None
@@ -220,6 +299,9 @@ class Generator:
             c.heard = True
             self.silent -= 1
         end = r + n
+        if c.ws:
+            self._ws_read(c, end)
+            return
         last = buf.rfind(b"\n", 0, end)
         if last < 0:
             if end > MAX_REST:
@@ -259,19 +341,142 @@ class Generator:
                 continue
             p = line.find(pattern)
             if p >= 0:
-                c.count += 1
-                self.total += 1
                 if not self.line_len:
                     self._learn(len(line) + 1, p)
-                p += TAG_LEN
-                if c.acks is not None:
-                    c.acks[int(line[p : p + 4])] += 1
-                if c.lat is not None:
-                    c.lat.append(now_us() - int(line[p + 14 : p + 27]))
+                self._message(c, line, p)
                 continue
             self._protocol(c, line.rstrip(b"\r"))
             if c.closed:
                 return
+
+    def _message(self, c: Client, line: bytes, p: int) -> None:
+        """Count one message line of this phase (its tag at ``p``); acknowledge and time it
+        where asked."""
+        c.count += 1
+        self.total += 1
+        p += TAG_LEN
+        if c.acks is not None:
+            c.acks[int(line[p : p + 4])] += 1
+        if c.lat is not None:
+            c.lat.append(now_us() - int(line[p + 14 : p + 27]))
+
+    # -- WebSocket clients --------------------------------------------------------------------
+
+    def _ws_read(self, c: Client, end: int) -> None:
+        """What a WebSocket client read, ``buf[:end]``: the handshake's answer, then frames
+        (see the module docstring)."""
+        buf = self.buf
+        if c.state == UPGRADING:
+            head_end = buf.find(b"\r\n\r\n", 0, end)
+            if head_end < 0:
+                if end > WS_MAX_RESPONSE:
+                    self.close(c, "websocket: handshake answer too long")
+                else:
+                    c.rest = bytes(buf[:end])
+                return
+            head = bytes(buf[:head_end])
+            status = head.split(b"\r\n", 1)[0]
+            if not status.startswith(b"HTTP/1.1 101"):
+                self._fail(c, "websocket: " + status.decode(errors="replace"))
+                return
+            if WS_ACCEPT not in head:
+                self._fail(c, "websocket: wrong or missing Sec-WebSocket-Accept")
+                return
+            c.state = REGISTERING
+            after = bytes(buf[head_end + 4 : end])
+            buf[: len(after)] = after
+            end = len(after)
+            self.send(c, c.ws_reg)
+            c.ws_reg = b""
+            if c.closed:
+                return
+        size = self.ws_size
+        if not c.parse and size and end >= size:
+            # k whole frames of this phase's message length: all this phase's messages?
+            k = end // size
+            stop = k * size
+            at = self.ws_tag_at
+            mk = self.ws_marks
+            if (
+                buf[0:stop:size] == mk[0][:k]
+                and buf[1:stop:size] == mk[1][:k]
+                and buf[at:stop:size] == mk[2][:k]
+                and buf[at + 1 : stop : size] == mk[3][:k]
+                and buf[at + TAG_LEN - 1 : stop : size] == mk[4][:k]
+            ):
+                c.count += k
+                self.total += k
+                c.rest = bytes(buf[stop:end]) if stop != end else b""
+                return
+        self._ws_frames(c, end)
+
+    def _ws_frames(self, c: Client, end: int) -> None:
+        """Walk the frames in ``buf[:end]``: each message's payload is a line; answer pings;
+        end at a close. An incomplete last frame waits in ``c.rest``."""
+        buf = self.buf
+        pos = 0
+        frames: list[tuple[bytes, int, int]] = []  # (payload, header length, its first 2 bytes)
+        closing = ""
+        while end - pos >= 2:  # bounded: pos grows by 2 bytes at least each time
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            size = b1 & 0x7F
+            head = 2
+            if size == 126:
+                head = 4
+                if end - pos < head:
+                    break
+                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            elif size == 127:
+                head = 10
+                if end - pos < head:
+                    break
+                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            if b1 & 0x80:
+                closing = "websocket: a masked frame from the server"
+                break
+            if head + size > MAX_REST:
+                closing = "websocket: frame too long"
+                break
+            if pos + head + size > end:
+                break
+            payload = bytes(buf[pos + head : pos + head + size])
+            pos += head + size
+            opcode = b0 & 0x0F
+            if not b0 & 0x80 or opcode == 0:
+                closing = "websocket: a fragmented message"  # no server here fragments
+                break
+            if opcode in (1, 2):
+                frames.append((payload, head, b0 << 8 | b1))
+            elif opcode == WS_PING:
+                self._send_raw(c, ws_frame(payload, WS_PONG))
+            elif opcode == WS_CLOSE:
+                closing = "websocket: closed by server"
+                break
+        c.rest = bytes(buf[pos:end])
+        pattern = self.pattern
+        for payload, head, b01 in frames:
+            p = payload.find(pattern)
+            if p >= 0:
+                if not self.ws_size:
+                    self._ws_learn(head + len(payload), head + p, b01)
+                self._message(c, payload, p)
+                continue
+            self._protocol(c, payload)
+            if c.closed:
+                return
+        if closing:
+            self.close(c, closing)
+
+    def _ws_learn(self, size: int, tag_at: int, b01: int) -> None:
+        """Note the size of this phase's message frames, where their tag is, and their first
+        two bytes ``b01`` (FIN and opcode; the length, or 126 or 127)."""
+        self.ws_size = size
+        self.ws_tag_at = tag_at
+        most = len(self.buf) // size + 1
+        b0, b1 = bytes((b01 >> 8,)), bytes((b01 & 0xFF,))
+        tag = self.tag
+        self.ws_marks = (b0 * most, b1 * most, tag[:1] * most, tag[1:2] * most, tag[-1:] * most)
 
     def _learn(self, size: int, tag_at: int) -> None:
         """Note the length of this phase's message lines and where their tag is."""
@@ -313,6 +518,12 @@ class Generator:
     # -- writing ------------------------------------------------------------------------------
 
     def send(self, c: Client, data: bytes) -> None:
+        """Send IRC lines (CR LF ended) to ``c``; a WebSocket client's go as frames."""
+        if c.ws:
+            data = ws_frames(data)
+        self._send_raw(c, data)
+
+    def _send_raw(self, c: Client, data: bytes) -> None:
         if c.closed:
             return
         if c.out:
@@ -365,6 +576,7 @@ class Generator:
         accept_window: int = 4,
         join: bool = True,
         stop_after_failures: int = 50,
+        ws: bool = False,
     ) -> ConnectResult:
         """Open ``count`` clients; register each (NICK/USER, wait for 001) and, with ``join``,
         join #bench (wait for 366).
@@ -375,6 +587,12 @@ class Generator:
         connection is opened only when an earlier one has been accepted. That keeps the
         servers with a tiny listen backlog (miniircd 5, ngircd 10) from dropping SYNs and
         stalling clients for seconds, without serialising the registrations themselves.
+
+        With ``ws``, the clients are WebSocket clients of the web port: each sends the
+        upgrade request first ("heard from" is then the answer to it, so at most
+        ``accept_window`` handshakes are under way at once: chatcli's web listener serves
+        only a few HTTP connections from one address at a time) and registers once it is
+        answered.
         """
         self._join_after_register = join
         self.ready = 0
@@ -394,13 +612,17 @@ class Generator:
             ):
                 nick = f"{prefix}{opened:05d}"  # one width: every message line is as long
                 try:
-                    c = self._open(opened, nick)
+                    c = self._open(opened, nick, ws)
                 except OSError as exc:
                     self.first_error = self.first_error or f"socket: {exc.strerror or exc}"
                     stop_opening = True
                     break
                 regs = [f"NICK {nick}", f"USER {nick} 0 * :bench", "PING :hi"]
-                c.out += ("\r\n".join(regs) + "\r\n").encode()
+                reg = ("\r\n".join(regs) + "\r\n").encode()
+                if ws:
+                    c.ws_reg = reg  # sent (framed) once the upgrade is answered
+                else:
+                    c.out += reg
                 made.append(c)
                 opened += 1
             if self.ready + self.failed >= opened and (
@@ -411,18 +633,26 @@ class Generator:
         seconds = time.monotonic() - start
         return ConnectResult(made, self.ready, self.failed, seconds, self.first_error)
 
-    def _open(self, index: int, nick: str) -> Client:
+    def _open(self, index: int, nick: str, ws: bool = False) -> Client:
+        port = self.port
+        if ws:
+            if self.ws_port is None:
+                raise ValueError("WebSocket clients need the server's web port")
+            port = self.ws_port
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex((self.host, self.port))
+            err = sock.connect_ex((self.host, port))
             if err not in (0, errno.EINPROGRESS):
                 raise OSError(err, errno.errorcode.get(err, str(err)))
         except OSError:
             sock.close()
             raise
         c = Client(sock, index, nick)
+        if ws:
+            c.ws = True
+            c.out += ws_request(self.host, port, self.ws_subprotocol)
         self.silent += 1
         self.clients[c.fd] = c
         self.ep.register(c.fd, EPOLLOUT)
@@ -433,12 +663,12 @@ class Generator:
         if err:
             self._fail(c, f"connect: {errno.errorcode.get(err, err)}")
             return
-        c.state = REGISTERING
+        c.state = UPGRADING if c.ws else REGISTERING
         data = bytes(c.out)
         c.out.clear()
         c.writing = False
         self.ep.modify(c.fd, EPOLLIN)
-        self.send(c, data)
+        self._send_raw(c, data)  # (a WebSocket client's upgrade request: not framed)
 
     def _became_ready(self, c: Client) -> None:
         c.state = READY

@@ -137,6 +137,28 @@ KINDS: dict[str, Kind] = {
             Headline("p99", "p99_ms", False),
         ),
     ),
+    "websocket": Kind(
+        "Fan-out to WebSocket members beside TCP members, closed loop",
+        (
+            Column("TCP", "tcp_members", text),
+            Column("WS", "ws_members", text),
+            Column("msgs", "messages", si),
+            Column("deliv/s", "deliveries_per_s", si),
+            Column("deliv/CPU-s", "deliveries_per_cpu_s", si),
+            Column("/CPU-s vs TCP only", "vs_tcp_only", num(".2f")),
+            *CPU,
+            Column("TCP p50 ms", "tcp_p50_ms", num(".2f")),
+            Column("TCP p99 ms", "tcp_p99_ms", num(".2f")),
+            Column("WS p50 ms", "ws_p50_ms", num(".2f")),
+            Column("WS p99 ms", "ws_p99_ms", num(".2f")),
+            Column("WS KiB/conn", "ws_kib_per_conn", num(".1f")),
+            Column("lost", "lost", text),
+        ),
+        (
+            Headline("deliv/CPU-s", "deliveries_per_cpu_s", True),
+            Headline("/CPU-s vs TCP only", "vs_tcp_only", True),
+        ),
+    ),
     "stall": Kind(
         "Stalled member: the others' delivery rate without and with one member not reading",
         (
@@ -195,6 +217,13 @@ def scenario_title(r: Result) -> str:
         return f"{kind.title}: {r['pairs']} pairs, {r['window']} in flight each"
     if r["kind"] == "stall":
         return f"{kind.title}, N={r['members']} S={r['senders']}"
+    if r["kind"] == "websocket":
+        ws = r.get("ws_members") or 0
+        room = f"{r['members'] - ws} TCP + {ws} WS" if ws else f"{r['members']} TCP only"
+        return (
+            f"{kind.title}: {room}, S={r['senders']} TCP senders (window {r['window']}), "
+            f"{r.get('subprotocol', '?')} messages"
+        )
     if r["kind"] == "scale":
         return f"{kind.title}, cap {r['cap']}"
     return kind.title
@@ -228,7 +257,9 @@ def table(rows: Sequence[Result]) -> str:
                 x = ratio(r.get(h.key), base.get(h.key))
                 line.append("-" if math.isnan(x) else f"{x:.2f}")
         body.append(line)
-    widths = [max(len(row[i]) for row in [head, *body] if i < len(row)) for i in range(len(head))]
+    # A skipped row's one long cell (why) runs over the columns rather than widening one.
+    full = [head, *(row for row in body if len(row) == len(head))]
+    widths = [max(len(row[i]) for row in full) for i in range(len(head))]
     out = [scenario_title(rows[0])]
     out.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     for row in body:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,12 @@ class Settings:
     scale_window: int = 1000
     scale_time: float = 45.0
     send_reps: int = 15
+    #: WebSocket beside TCP: TCP members, WebSocket members and (TCP) senders of the mixed
+    #: room; the baseline room has as many members, all TCP
+    ws_tcp_members: int = 1000
+    ws_members: int = 1000
+    ws_senders: int = 10
+    ws_subprotocol: str = "text"  #: "text" (what chatcli's browser client asks for) or "binary"
 
 
 gen_cpu = own_cpu  #: the load generator's CPU: this process's
@@ -236,6 +242,7 @@ def fanout(
     victim: Client | None = None,
     stall: bool = False,
     duration: float | None = None,
+    groups: Mapping[str, Sequence[Client]] | None = None,
 ) -> Result:
     """One fan-out phase in #bench: ``mode`` is "closed" (a bounded number of messages in
     flight) or "rate" (a fixed number of deliveries per second). ``senders`` are members.
@@ -244,13 +251,25 @@ def fanout(
     designated receiver D (the last member to have joined that is not a sender) in flight.
     Deliveries to ``victim`` are not counted (the stalled-member test); with ``stall`` it is
     not read at all.
+
+    With ``groups`` (name: members, e.g. the TCP and the WebSocket members of one room),
+    each group gets probes of its own, as many as the phase would have in all, and its
+    latency, deliveries and losses are reported apart too (``<name>_p99_ms`` and so on).
     """
     live = [c for c in members if not c.closed]
     n_senders = len(senders)
     chosen = set(senders)
     nonsenders = [c for c in live if c not in chosen and c is not victim]
     designated = nonsenders[-1]
-    probes = spread(nonsenders, st.probes if mode == "closed" else st.rate_probes)
+    n_probes = st.probes if mode == "closed" else st.rate_probes
+    group_probes: dict[str, list[Client]] = {}
+    if groups:
+        for name, group in groups.items():
+            mine = [c for c in group if not c.closed and c not in chosen and c is not victim]
+            group_probes[name] = spread(mine, n_probes) if mine else []
+        probes = list(dict.fromkeys(c for g in group_probes.values() for c in g))
+    else:
+        probes = spread(nonsenders, n_probes)
     gen.new_phase(live)
     for i, s in enumerate(senders):
         s.sid = i
@@ -342,6 +361,15 @@ def fanout(
         "rss_kib": srv.status()["rss_kib"],
         "closed_members": sum(1 for c in counted if c.closed),
     }
+    for name, group in (groups or {}).items():
+        mine = [c for c in group if c in expected]
+        lat: list[int] = []
+        for p in group_probes[name]:
+            lat.extend(p.lat or ())
+        result.update({f"{name}_{k}": v for k, v in percentiles(lat).items()})
+        result[f"{name}_members"] = len(mine)
+        result[f"{name}_deliveries"] = sum(min(c.count, expected[c]) for c in mine)
+        result[f"{name}_lost"] = sum(max(0, expected[c] - c.count) for c in mine)
     return result
 
 
@@ -452,6 +480,69 @@ def direct(
         **percentiles(samples),
         "lost": sent - got,
     }
+
+
+# -- WebSocket beside TCP -------------------------------------------------------------------
+
+
+@dataclass
+class Room:
+    """#bench as the WebSocket scenario filled it: its TCP and WebSocket members (senders are
+    TCP members), and what joining them cost."""
+
+    tcp: list[Client]
+    ws: list[Client]
+    connect: Result
+
+
+def websocket_room(gen: Generator, srv: RunningServer, n_tcp: int, n_ws: int) -> Room:
+    """Join ``n_tcp`` TCP members, then ``n_ws`` WebSocket members (of the server's web
+    port) to #bench; the server's memory before, between and after (1 s after each group,
+    once its JOIN storm has settled)."""
+    result: Result = {}
+    groups: dict[str, list[Client]] = {}
+    for name, count, ws in (("tcp", n_tcp, False), ("ws", n_ws, True)):
+        if not count:
+            groups[name] = []
+            continue
+        before = srv.status()["rss_kib"]
+        res = gen.connect(
+            count,
+            "m" if name == "tcp" else "w",  # one width: every message line is as long
+            window=1000,
+            accept_window=4,
+            deadline=time.monotonic() + 90.0,
+            ws=ws,
+        )
+        settle_end = time.monotonic() + 1.0
+        while time.monotonic() < settle_end:
+            gen.poll(0.05)
+        joined = [c for c in res.clients if c.state == READY and not c.closed]
+        after = srv.status()["rss_kib"]
+        groups[name] = joined
+        result[f"{name}_joined"] = len(joined)
+        result[f"{name}_connect_s"] = res.seconds
+        result[f"{name}_kib_per_conn"] = (after - before) / max(1, len(joined))
+        if res.first_error:
+            result[f"{name}_connect_error"] = res.first_error
+    return Room(groups["tcp"], groups["ws"], result)
+
+
+def websocket_fanout(
+    gen: Generator, srv: RunningServer, room: Room, senders: Sequence[Client], st: Settings
+) -> Result:
+    """The closed-loop fan-out in ``room`` (see :func:`fanout`), with latency probes among
+    its TCP members and among its WebSocket members, each group reported apart. The
+    designated receiver, whose acknowledgements pace the loop, is the last member to have
+    joined: a WebSocket member when there are any."""
+    members = [*room.tcp, *room.ws]
+    groups = {"tcp": room.tcp, "ws": room.ws} if room.ws else {"tcp": room.tcp}
+    result = fanout(gen, srv, members, senders, "closed", st, groups=groups)
+    result.update(room.connect)
+    result["tcp_members"] = len(room.tcp)
+    result["ws_members"] = len(room.ws)
+    result["subprotocol"] = st.ws_subprotocol
+    return result
 
 
 # -- scale ----------------------------------------------------------------------------------

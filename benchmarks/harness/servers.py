@@ -78,15 +78,30 @@ class ServerSpec:
     #: Whether the server's connection limit can be raised (chatcli: ``max_clients`` in a
     #: ``chat serve --config`` file; the peers' configurations here set none or 100,000).
     max_clients_settable: bool = False
+    #: Whether it serves IRC over WebSocket (IRCv3) on a port of its own: chatcli with
+    #: ``--web-port``, InspIRCd with its websocket module; why not, if it does not.
+    websocket: bool = False
+    no_websocket: str = "no WebSocket listener"
 
     @property
     def available(self) -> bool:
         return self.executable is not None
 
-    def command(self, port: int, workdir: Path, max_clients: int | None = None) -> list[str]:
+    def command(
+        self,
+        port: int,
+        workdir: Path,
+        max_clients: int | None = None,
+        web_port: int | None = None,
+        ws_text: bool = True,
+    ) -> list[str]:
         """The command line that runs the server in the foreground; writes its config.
-        ``max_clients``: raise chatcli's connection limit (4,096 by default) to this."""
+        ``max_clients``: raise chatcli's connection limit (4,096 by default) to this;
+        ``web_port``: serve IRC over WebSocket there too (:attr:`websocket` servers), in
+        text messages or (not ``ws_text``) binary ones where the server is told which."""
         assert self.executable is not None
+        if web_port is not None and not self.websocket:
+            raise ValueError(f"{self.name}: {self.no_websocket}")
         if self.name.startswith("chatcli"):
             exe = self.executable
             head = [exe, "-m", "chatcli"] if Path(exe).name.startswith("python") else [exe]
@@ -96,6 +111,7 @@ class ServerSpec:
                 path = workdir / f"{self.name}-{port}.toml"
                 path.write_text(f"max_clients = {int(max_clients)}\n", encoding="utf-8")
                 conf = ["--config", str(path)]
+            web = ["--web-port", str(web_port)] if web_port is not None else []
             return [
                 *head,
                 "serve",
@@ -106,6 +122,7 @@ class ServerSpec:
                 *self.extra_args,
                 *db,
                 *conf,
+                *web,
             ]
         if self.name == "ngircd":
             conf = workdir / "ngircd.conf"
@@ -114,7 +131,12 @@ class ServerSpec:
         if self.name == "inspircd":
             conf = workdir / "inspircd.conf"
             (workdir / "motd.txt").write_text("bench\n", encoding="utf-8")
-            conf.write_text(INSPIRCD_CONF.format(port=port, dir=workdir), encoding="utf-8")
+            text = INSPIRCD_CONF.format(port=port, dir=workdir)
+            if web_port is not None:
+                text += INSPIRCD_WEBSOCKET.format(
+                    web_port=web_port, text="yes" if ws_text else "no"
+                )
+            conf.write_text(text, encoding="utf-8")
             return [self.executable, "--runasroot", "--nofork", f"--config={conf}"]
         if self.name == "miniircd":
             # It refuses to run as root unless told which user to stay.
@@ -169,6 +191,21 @@ INSPIRCD_CONF = """\
 <security maxtargets="20">
 """
 
+#: InspIRCd's WebSocket listener (m_websocket, which needs m_sha1 for the handshake): the
+#: same ``<connect>`` class as TCP clients; any Origin (it refuses a request without one).
+#: 3.15 does not negotiate the IRCv3 subprotocols: ``sendastext`` says which kind of
+#: message it sends.
+INSPIRCD_WEBSOCKET = """\
+<module name="sha1">
+<module name="websocket">
+<websocket sendastext="{text}">
+<wsorigin allow="*">
+<bind address="127.0.0.1" port="{web_port}" type="clients" hook="websocket">
+"""
+#: Where Debian's InspIRCd keeps its modules, and those its WebSocket listener needs.
+INSPIRCD_MODULES = ("/usr/lib/inspircd/modules",)
+WS_MODULES = ("websocket", "sha1")
+
 
 #: ``chat serve`` options that lift a flood limit, if the server has them, and their values.
 FLOOD_OPTIONS = (("--flood-rate", "0"), ("--no-flood-control", None))
@@ -220,6 +257,8 @@ def chatcli_spec(src: str | None = None, *, history: bool = False) -> ServerSpec
         extra_args=tuple(extra),
         env=env,
         max_clients_settable=settable,
+        websocket="--web-port" in help_text,
+        no_websocket="chat serve has no --web-port",
     )
 
 
@@ -248,13 +287,19 @@ def find_servers(
         "apt-get update && apt-get install -y ngircd",
         version=_first_line([ng, "--version"]).split("-")[0] if ng else "",
         sender_setup=("OPER bench bench", "MODE {nick} +F"),
+        no_websocket="ngircd has no WebSocket support",
     )
     insp = shutil.which("inspircd") or _existing("/usr/sbin/inspircd")
+    ws_modules = [
+        d for d in INSPIRCD_MODULES if all(Path(d, f"m_{m}.so").exists() for m in WS_MODULES)
+    ]
     specs["inspircd"] = ServerSpec(
         "inspircd",
         insp,
         "apt-get update && apt-get install -y inspircd",
         version=_first_line([insp, "--version"]) if insp else "",
+        websocket=bool(ws_modules),
+        no_websocket="m_websocket.so or m_sha1.so not found in " + ", ".join(INSPIRCD_MODULES),
     )
     candidates = [miniircd, os.environ.get("MINIIRCD"), shutil.which("miniircd")]
     candidates += [str(venv_bin / "miniircd"), *MINIIRCD_PLACES]
@@ -264,6 +309,7 @@ def find_servers(
         mini,
         "python3 -m venv /tmp/miniircd-venv && /tmp/miniircd-venv/bin/pip install miniircd",
         version="miniircd " + _first_line([mini, "--version"]) if mini else "",
+        no_websocket="miniircd has no WebSocket support",
     )
     return specs
 
@@ -326,11 +372,21 @@ class ServerProcess:
 class RunningServer(ServerProcess):
     """A server process started for one group of scenarios; use as a context manager."""
 
-    def __init__(self, spec: ServerSpec, workdir: Path, max_clients: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        workdir: Path,
+        max_clients: int | None = None,
+        web: bool = False,
+        ws_text: bool = True,
+    ) -> None:
         self.spec = spec
+        self.ws_text = ws_text
         self.max_clients = max_clients
         self.workdir = workdir
         self.port = free_port()
+        #: with ``web``, the port of its WebSocket listener
+        self.web_port: int | None = free_port() if web else None
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = workdir / f"{spec.name}-{self.port}.log"
 
@@ -351,7 +407,9 @@ class RunningServer(ServerProcess):
             return {"rss_kib": 0, "threads": 0}
 
     def start(self, timeout: float = 15.0) -> None:
-        cmd = self.spec.command(self.port, self.workdir, self.max_clients)
+        cmd = self.spec.command(
+            self.port, self.workdir, self.max_clients, self.web_port, self.ws_text
+        )
         with open(self._log, "wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -367,8 +425,10 @@ class RunningServer(ServerProcess):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.spec.name} exited at start: {self.log_tail()}")
             try:
-                with socket.create_connection((HOST, self.port), timeout=1.0):
-                    pass
+                for port in (self.port, self.web_port):
+                    if port is not None:
+                        with socket.create_connection((HOST, port), timeout=1.0):
+                            pass
             except OSError:
                 time.sleep(0.05)
                 continue
