@@ -16,7 +16,9 @@ import pytest
 from chatcli.server import store as store_module
 from chatcli.server.store import Outcome, Store, Stored, StoreError
 from tests.components import Postgres, free_port
+from tests.conftest import Client
 from tests.server import test_history, test_rooms
+from tests.server import test_store_failures as failures
 
 # The SQLite suite's fixtures, on a PostgreSQL database instead of a file (``db`` below).
 history_server = test_history.history_server
@@ -177,3 +179,36 @@ def test_a_restart_of_postgresql_fails_writes_then_they_resume_by_themselves(
         assert store.fatal is None
     finally:
         store.close()
+
+
+def test_while_postgresql_restarts_senders_are_warned_and_the_history_is_what_was_confirmed(
+    make_server, postgres: Postgres, pg_url, clients, monkeypatch
+):
+    """As on a full disk (test_store_failures): messages are delivered all the same, each
+    sender told of every one not kept, STATS d says the store is failing; then it is kept
+    again, by itself, and the history holds exactly what was confirmed."""
+    monkeypatch.setattr(store_module, "RETRY_MIN", 0.1)
+    monkeypatch.setattr(store_module, "RETRY_MAX", 0.2)
+    running = make_server(db=pg_url, operators=(failures.OPER,))
+    alice, bob, admin = Client(running.port), Client(running.port), Client(running.port)
+    clients.extend([alice, bob, admin])
+    alice.register("alice", failures.SENDER_CAPS)
+    bob.register("bob")
+    admin.register("admin", join=False)
+    admin.send("OPER admin s3cret")
+    admin.expect("381")
+    kept, lost = ["before"], []
+    assert failures.say(alice, "#lobby", "before")[0]
+    assert bob.expect("PRIVMSG", "#lobby").params[-1] == "before"
+    postgres.stop()
+    try:
+        confirmed, _ = failures.say(alice, "#lobby", "while down")
+        assert not confirmed
+        lost.append("while down")
+        assert bob.expect("PRIVMSG", "#lobby").params[-1] == "while down"  # delivered
+        assert failures.stats_store(admin).startswith("store failing since ")
+    finally:
+        postgres.start()
+    failures.say_until_kept(alice, "after", kept, lost, 10)
+    assert failures.stats_store(admin).startswith("store ok")
+    assert failures.history(running) == kept
