@@ -4,12 +4,12 @@ a PostgreSQL database that the nodes of a cluster share.
 This module owns the SQL of what the server keeps, written once for both engines; what
 differs between them (connecting, the schema and its versions, a lock file, which errors
 say the database is in trouble) is an engine's (:mod:`chatcli.server.sqldb`,
-:mod:`chatcli.server.postgres`). Writes from every connection thread go through one writer thread
-that commits what has gathered in one transaction (group commit): a message costs its
-sender a queue append and, where it must be durable before the server confirms it, a wait
-for the next commit. Reads use a connection of their own, under a lock.
+:mod:`chatcli.server.postgres`). Writes from every connection thread go through one
+writer thread that commits what has gathered in one transaction (group commit): a message
+costs its sender a queue append and, where it must be durable before the server confirms
+it, a wait for the next commit. Reads use a connection of their own, under a lock.
 
-The file is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
+A SQLite file is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
 server being killed (it is in the WAL, which the OS holds), though not a power cut in the
 next instant. The schema has a version (``PRAGMA user_version``); migrations run forward at
 start-up. A file that is locked, corrupt, of a newer version or not writable stops start-up
