@@ -189,6 +189,12 @@ def main() -> None:
 )
 @click.option("--no-db", is_flag=True, help="Keep nothing: no accounts, no history.")
 @click.option(
+    "--cluster",
+    metavar="URL",
+    help="Be one node of a cluster sharing this Redis (redis://host:port/db): one chat "
+    "across all its nodes.",
+)
+@click.option(
     "--history-lines",
     type=click.IntRange(min=0),
     default=ServerConfig.replay_lines,
@@ -258,6 +264,7 @@ def serve(
     flood_rate: float,
     db: str | None,
     no_db: bool,
+    cluster: str | None,
     history_lines: int,
     history_keep: int,
     history_days: float,
@@ -312,6 +319,7 @@ def serve(
             "tls_cert": ("tls_cert", tls_cert),
             "tls_key": ("tls_key", tls_key),
             "web_port": ("web_port", web_port),
+            "cluster": ("cluster", cluster),
             "flood_rate": ("flood_rate", flood_rate),
             "operators": ("operators", tuple(opers)),
             "history_lines": ("replay_lines", history_lines),
@@ -375,6 +383,8 @@ def serve(
         web_shown = f"[{web_host}]" if ":" in web_host else web_host
         base = f"{scheme}://{web_shown}:{web_port}"
         click.echo(f"web on port {web_port} - health: {base}/healthz, metrics: {base}/metrics")
+    if server.cluster is not None:
+        click.echo(f"node {server.cluster.node} of the cluster on {server.cluster.where}")
     if config.db:
         from chatcli.dburl import shown
 

@@ -42,6 +42,13 @@ class ServerConfig:
     #: is the last one in its X-Forwarded-For header. From anyone else that header is
     #: ignored. Empty: no proxy is believed.
     web_proxies: tuple[str, ...] = ()
+    #: Make this server one node of a cluster sharing this Redis (redis://host:port/db):
+    #: one set of people, nicks and rooms across all its nodes. Unset: a single server.
+    cluster: str | None = None
+    #: Seconds a node may be out of touch before it counts as gone: the others then have
+    #: its users quit and free their nicks, and a node cut off from Redis that long ends its
+    #: own clients' connections.
+    cluster_timeout: float = 10.0
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped
     #: The kernel's send buffer per client (SO_SNDBUF). Left to itself Linux lets it grow

@@ -1,5 +1,6 @@
 """The backbone is the one way deliveries and shared-state changes go: outside it (the
-in-process backbone, ``state.py``) and the person it delivers to (``connection.py``), no
+in-process backbone, ``state.py``; the cluster's, ``cluster.py``) and the person it
+delivers to (``connection.py``), no
 server module writes to another client's send queue, relays to a client, or changes the
 nick, room or connection tables by itself. (A cluster backbone then needs to implement
 only the backbone.)"""
@@ -15,7 +16,7 @@ from chatcli.server.state import World
 SERVER = Path(__file__).resolve().parents[2] / "src" / "chatcli" / "server"
 #: The backbone's implementation (the world and the rooms it keeps), and the client end of
 #: a delivery.
-INSIDE = {"state.py", "channel.py", "backbone.py", "connection.py"}
+INSIDE = {"state.py", "channel.py", "backbone.py", "cluster.py", "connection.py"}
 DELIVERIES = {"relay", "deliver", "relay_to", "broadcast"}
 TABLES = {"nicks", "channels", "connections", "members", "watchers"}
 

@@ -77,7 +77,8 @@ class Channel:
 
     def add(self, conn: Connection, prefixes: set[str]) -> None:
         self.members[conn] = prefixes
-        if self._audience is not None:  # grows in C, not rebuilt member by member
+        if self._audience is not None and conn.sendq is not None:  # (None: on another node)
+            # grows in C, not rebuilt member by member
             groups = list(self._audience)
             groups[conn.profile] += (conn.sendq,)
             self._audience = tuple(groups)
@@ -98,7 +99,8 @@ class Channel:
         if self._audience is None:
             groups: list[list[SendQueue]] = [[] for _ in range(PROFILES)]
             for member in self.members:
-                groups[member.profile].append(member.sendq)
+                if member.sendq is not None:  # (None: someone on another node of a cluster)
+                    groups[member.profile].append(member.sendq)
             self._audience = tuple(tuple(group) for group in groups)
         return self._audience
 

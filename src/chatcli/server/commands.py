@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message
 from chatcli.protocol import numerics as n
-from chatcli.server.errors import Fatal, IRCError, NeedMoreParams, NotRegistered
+from chatcli.server.errors import (
+    BackboneUnavailable,
+    Fatal,
+    IRCError,
+    NeedMoreParams,
+    NotRegistered,
+)
 from chatcli.server.store import StoreError
 
 if TYPE_CHECKING:
@@ -81,6 +87,13 @@ def dispatch(conn: Connection, msg: Message) -> None:
         conn.send_error(err)
     except Fatal as exc:
         conn.end(exc.reason)
+    except BackboneUnavailable as exc:  # a cluster's Redis is out of reach
+        log.warning("%s from %r not done: %s", msg.command, conn, exc)
+        conn.fail(
+            msg.command,
+            "TEMPORARILY_UNAVAILABLE",
+            "The server cannot reach the rest of the chat now; nothing was changed, try again",
+        )
     except StoreError as exc:  # the disk is full, say: nothing was changed; try later
         log.warning("%s from %r not done: %s", msg.command, conn, exc)
         conn.fail(

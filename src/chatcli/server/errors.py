@@ -78,3 +78,8 @@ NoPrivileges = _error(
     "NoPrivileges", n.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
 )
 NoOperHost = _error("NoOperHost", n.ERR_NOOPERHOST, "No O-lines for your host")
+
+
+class BackboneUnavailable(Exception):
+    """The other servers of a cluster cannot be reached now: what needed them (a nick's
+    claim) was not done. The client is told to try again later."""

@@ -55,6 +55,7 @@ from chatcli.server.tls_socket import TLSSocket
 from chatcli.server.transport import TRANSPORTS, PlainStream, Stream, listen_all
 
 if TYPE_CHECKING:
+    from chatcli.server.cluster import Cluster
     from chatcli.server.web import WebListener
 
 log = logging.getLogger("chatcli.server")
@@ -199,7 +200,18 @@ class Server:
         #: The time admission decisions are made at (the throttles: chatcli.server.admission).
         self.clock: Callable[[], float] = time.monotonic
         self.refusals = TLSRefusals(on_fatal=self.fatal)  #: refusals told over TLS
-        self.world = World(config.casemapping, self.flusher)
+        #: The cluster this server is a node of (``cluster``), once started in bind.
+        self.cluster: Cluster | None = None
+        if config.cluster:
+            from chatcli.server.cluster import Cluster, ClusterWorld  # (only for a cluster)
+
+            world = ClusterWorld(config.casemapping, self.flusher, config)
+            self.world: World = world
+            self.cluster = Cluster(
+                config.cluster, world, config, on_fatal=self.fatal, cut_off=self._cut_off
+            )
+        else:
+            self.world = World(config.casemapping, self.flusher)
         self.store: Store | None = None
         if config.db is not None:
             retention = Retention(config.history_per_target, config.history_days)
@@ -337,6 +349,8 @@ class Server:
             if self.config.replay_lines > 0:
                 for channel in self.world.channels.values():
                     history.prime(self.world, self.store, channel, self.config.replay_lines)
+        if self.cluster is not None and not self.cluster.started:
+            self.cluster.start()  # ClusterError: its Redis cannot be used
         config = self.config
         try:
             self.address = self._listen(config.port, secure=config.tls)
@@ -402,6 +416,8 @@ class Server:
                 self.web.stop()
             self.refusals.stop()
             self._end_all()
+            if self.cluster is not None:
+                self.cluster.stop()  # (after the QUITs: the other nodes hear of them)
             self.flusher.stop()
             self._stopped.set()
         self._raise_failure()
@@ -636,6 +652,16 @@ class Server:
         if stragglers:
             log.warning("threads still running at shutdown: %s", ", ".join(stragglers))
 
+    def _cut_off(self, reason: str) -> None:
+        """The cluster's Redis has been out of reach too long: end every client's
+        connection, saying why, rather than go on alone (see chatcli.server.cluster)."""
+        log.error("ending every connection: %s", reason)
+        with self.world.lock:
+            conns = list(self.world.connections)
+        for conn in conns:
+            conn.delivery.notice(reason)
+            conn.disconnect(reason)
+
     def close(self) -> None:
         """Close the listening sockets. Idempotent."""
         with self._state_lock:
@@ -648,6 +674,8 @@ class Server:
             self.web.close()
         self._wake_r.close()
         self._wake_w.close()
+        if self.cluster is not None:
+            self.cluster.stop()
         self.flusher.stop()
         if self.store is not None:
             self.store.close()

@@ -35,7 +35,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from threading import get_ident
 from typing import TYPE_CHECKING
@@ -104,13 +104,15 @@ class WorldLock:
     (:meth:`chatcli.server.sendq.Flusher.settle`), with the lock released, and so does one
     that queued writes while the store's writer was far behind (:meth:`Store.settle`)."""
 
-    __slots__ = ("_flusher", "_lock", "_owner", "store")
+    __slots__ = ("_flusher", "_lock", "_owner", "before_release", "store")
 
     def __init__(self, flusher: Flusher | None = None) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._flusher = flusher
         self.store: Store | None = None
+        #: Called, still held, before each release: a cluster queues what the hold changed.
+        self.before_release: Callable[[], None] | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = get_ident()
@@ -124,6 +126,8 @@ class WorldLock:
     def release(self) -> None:
         if self._owner != get_ident():
             raise RuntimeError("the world lock is released by a thread that does not hold it")
+        if self.before_release is not None:
+            self.before_release()
         self._owner = None
         self._lock.release()
         flusher = self._flusher
@@ -232,10 +236,28 @@ class World(Backbone):
             del self.nicks[conn.folded_nick]
         conn.nick, conn.folded_nick = None, ""
 
+    def reserve_nick(self, conn: Connection, nick: str) -> bool:
+        """Before the lock is taken to give ``conn`` the nick ``nick``: whether it was
+        claimed for it elsewhere (a cluster's Redis), to be let go of with
+        :meth:`unreserve_nick` if the change does not happen. A single server claims
+        nothing elsewhere."""
+        return False
+
+    def unreserve_nick(self, conn: Connection, nick: str) -> None:
+        """Let go of what :meth:`reserve_nick` claimed, unless ``conn`` has ``nick`` now."""
+
     def arrive(self, conn: Connection) -> None:
         """A new connection, not yet registered. Caller holds the lock."""
         self.assert_held()
         self.connections.add(conn)
+
+    def register(self, conn: Connection) -> None:
+        """``conn`` has completed registration: others may see it now. Caller holds the
+        lock."""
+        self.assert_held()
+        conn.registered = True
+        self.users += 1
+        self.max_users = max(self.max_users, self.users)
 
     def find_nick(self, nick: str) -> Connection | None:
         conn = self.nicks.get(self.fold(nick))

@@ -45,6 +45,13 @@ def new_msgid() -> str:
     return f"{_RUN}{next(_COUNTER):x}"
 
 
+def name_run(prefix: str) -> None:
+    """Make every msgid from now on start with ``prefix``: a cluster's node gives its own
+    id, which no other node of the cluster has, so that msgids are unique across it."""
+    global _RUN
+    _RUN = prefix
+
+
 def client_only(tags: Mapping[str, str]) -> str:
     """The client-only tags (``+name``) among ``tags``, serialised: what is relayed."""
     return ";".join(
@@ -112,6 +119,40 @@ class Relay:
         )
         self._account = "account=" + escape_tag_value(account) if account else ""
         self._forms: list[bytes | None] = [None] * PROFILES
+
+    def to_wire(self) -> dict[str, object]:
+        """This relay as JSON-able data, for another node of a cluster to relay the same
+        message, with the same time and msgid (:meth:`from_wire`)."""
+        wire: dict[str, object] = {"p": self._plain.decode("utf-8", "surrogateescape")}
+        if self._extended is not self._plain:
+            wire["e"] = self._extended.decode("utf-8", "surrogateescape")
+        wire.update(at=self.at, id=self.msgid, t=self._tags)
+        if self._account:
+            wire["a"] = self._account
+        if self.tags_only:
+            wire["o"] = 1
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, object]) -> Relay:
+        """The relay :meth:`to_wire` describes.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``wire`` is not such a description.
+        """
+        relay = cls.__new__(cls)
+        relay._plain = str(wire["p"]).encode("utf-8", "surrogateescape")
+        extended = wire.get("e")
+        relay._extended = (
+            relay._plain if extended is None else str(extended).encode("utf-8", "surrogateescape")
+        )
+        relay.at = int(wire["at"])  # type: ignore[call-overload]
+        relay.msgid = str(wire["id"])
+        relay._tags = str(wire["t"])
+        relay._account = str(wire.get("a", ""))
+        relay.tags_only = bool(wire.get("o"))
+        relay._forms = [None] * PROFILES
+        return relay
 
     def to(self, profile: int) -> bytes:
         """The bytes for a recipient of ``profile`` (empty: it gets nothing)."""

@@ -169,19 +169,24 @@ def nick(conn: Connection, msg: Message) -> None:
     holder = world.nicks.get(folded)
     if holder is not None and holder is not conn:
         holder.end_if_closed()
-    with world.lock:
-        holder = world.nicks.get(folded)
-        if (
-            holder is not None
-            and holder is not conn
-            and accounts.owns(conn, folded)
-            and not accounts.owns(holder, folded)
-        ):  # the owner takes its nick back
-            accounts.service_notice(holder.delivery, f"{new} is taken back by its owner.")
-            accounts.to_guest(holder, actor=conn)
-        rename(conn, new, actor=conn)
-        if changed:
-            accounts.hold(conn, owner)
+    reserved = world.reserve_nick(conn, new)  # (a cluster's claim: not under the lock)
+    try:
+        with world.lock:
+            holder = world.nicks.get(folded)
+            if (
+                holder is not None
+                and holder is not conn
+                and accounts.owns(conn, folded)
+                and not accounts.owns(holder, folded)
+            ):  # the owner takes its nick back
+                accounts.service_notice(holder.delivery, f"{new} is taken back by its owner.")
+                accounts.to_guest(holder, actor=conn)
+            rename(conn, new, actor=conn)
+            if changed:
+                accounts.hold(conn, owner)
+    finally:
+        if reserved:
+            world.unreserve_nick(conn, new)  # (unless it is ours now)
     if changed:
         accounts.warn_holder(conn, owner)
     if not conn.registered:
@@ -247,12 +252,10 @@ def try_register(conn: Connection) -> None:
             conn.send_error(err)
         return
     with world.lock:
-        conn.registered = True
+        world.register(conn)
         accounts.hold(conn, owner)  # before anyone can find it: see accounts.hold
         if conn.secure:
             conn.modes = conn.modes | {"Z"}
-        world.users += 1
-        world.max_users = max(world.max_users, world.users)
         monitor.announce(conn, online=True)
     welcome(conn)
     if conn.modes:

@@ -1,0 +1,995 @@
+"""Several ``chat serve`` nodes as one chat: the backbone on Redis (``--cluster URL``).
+
+Each node keeps the whole shared state in its :class:`ClusterWorld`, as a single server
+does in its :class:`~chatcli.server.state.World`: its own clients as Connections, everyone
+else's as :class:`Remote` people. What one node changes or says reaches the others as
+*events* on one Redis Stream, which every node reads in the same order.
+
+Why a stream: an entry stays after it is read, so a node whose connection to Redis drops
+for a moment reads on from the last entry it applied and misses nothing (PUB/SUB would
+drop what was published meanwhile); and its single order is the order every member of a
+room sees the room's lines in, on whichever node they are.
+
+* **Room lines are delivered in the stream's order, on every node, the sender's own
+  included**: :meth:`ClusterWorld.broadcast` publishes the line, and each node (the
+  sender's too) delivers it to its own members of the room when it reads it back. A
+  member on any node therefore sees one order. (The sender's echo, part of its command's
+  answer, is not held back.)
+* **State changes are applied at once where they are made, and replayed by the others**:
+  a join, a part, a nick change, a registration, a departure (:class:`Op`). Each event
+  carries its node and a per-node sequence number; a node applies each event once (a
+  duplicate, from a publish retried after a lost reply, is skipped) and never its own.
+* **Nicks are claimed in Redis, atomically** (:data:`CLAIM`, a Lua script), before the
+  world lock is taken (:meth:`ClusterWorld.reserve_nick`): two nodes can never both give
+  out one nick. A nick held by a node that is no longer alive may be taken.
+* **Liveness.** Each node keeps a key with a time to live (``cluster_timeout``, 10 s by
+  default) alive every fifth of it. When a node's key lapses (SIGKILL, power loss), the
+  first node to notice (a ``SET NX`` on a reaper key) publishes its end: every node has
+  that node's users quit, with the reason, and its nicks are free. A node that cannot
+  reach Redis for ``cluster_timeout`` ends its own clients' connections, saying why,
+  rather than carry on alone: a nick is never held twice.
+* **Coming in.** A node starting reads each live node's users (a hash each node keeps of
+  its own), then the stream from a little before the moment it read them: events are
+  idempotent, so the overlap does no harm and nothing falls between.
+* **Redis restarted empty**: each node notices (its ``epoch`` key is gone) and claims its
+  users' nicks and writes their records again.
+
+Threads (docs/concurrency.md): ``cluster publish`` writes what this node queued (in its
+order: queued under the world lock), ``cluster events`` reads the stream and applies it
+under the world lock, ``cluster beat`` keeps the node alive and reaps dead ones. None of
+them holds the world lock across a call to Redis.
+
+Not shared yet: room modes, topics, bans and invitations, away state, MONITOR, accounts
+and history (the PostgreSQL store), LUSERS and LIST over the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatcli.errors import ChatError, ExitStatus
+from chatcli.server import tags
+from chatcli.server.channel import Channel
+from chatcli.server.errors import BackboneUnavailable, NicknameInUse
+from chatcli.server.state import World
+
+if TYPE_CHECKING:
+    import redis
+
+    from chatcli.config import ServerConfig
+    from chatcli.protocol import CaseMapping
+    from chatcli.server.connection import Connection
+    from chatcli.server.sendq import Batch, Flusher
+    from chatcli.server.tags import Relay
+
+log = logging.getLogger("chatcli.server.cluster")
+
+#: The most events one read of the stream takes, and the stream's length kept (about).
+READ_COUNT = 500
+STREAM_LENGTH = 100_000
+#: How far back in the stream a starting node reads, in milliseconds, past the moment it
+#: read the users: more than any node takes to write a user's record after its event.
+CATCH_UP_MS = 30_000
+#: How long a read of the stream blocks waiting for an event (milliseconds).
+BLOCK_MS = 1_000
+#: Seconds any one call to Redis may take (past BLOCK_MS, for a read).
+CALL_TIMEOUT = 2.0
+
+#: Claim a nick: KEYS[1] the nick's key; ARGV[1] the claimant ("<node> <uid>"), ARGV[2]
+#: the prefix of the nodes' liveness keys. Free, the claimant's, or held by a node that is
+#: not alive: it is the claimant's (1). Held by someone alive: 0.
+CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  local node = string.match(holder, '^(%S+) ')
+  if node and redis.call('EXISTS', ARGV[2] .. node) == 1 then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+#: Let go of a nick, if the claimant still holds it: KEYS[1] the nick's key, ARGV[1] who.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+#: Let go of a nick if a node holds it: KEYS[1] the nick's key, ARGV[1] the node.
+RELEASE_NODE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and string.match(holder, '^(%S+) ') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
+class ClusterError(ChatError):
+    """The cluster's Redis cannot be reached or used at start-up (one line, exit 1)."""
+
+    exit_status = ExitStatus.ERROR
+
+
+# -- the people of other nodes -----------------------------------------------------------
+
+
+class Remote:
+    """Someone connected to another node: what a Connection shows of itself to others
+    (nick, user, host, real name, account, modes, rooms), read from that node's events.
+    Anything said to them is published for their node to deliver (:class:`ClusterWorld`).
+    Written under the world lock, like a Connection's identity."""
+
+    registered = True
+    sendq = None  # (a room's audience holds only this node's own send queues)
+    profile = 0
+    idle = True
+    secure = False
+    exempt = False
+    quit_reason = None
+    password = None
+    sasl = None
+    nick_deadline = None
+    monitoring = None
+    cap_negotiating = False
+    left = False
+
+    def __init__(self, world: ClusterWorld, uid: str, node: str) -> None:
+        self.world = world
+        self.config = world.config
+        self.uid = uid
+        self.node = node
+        self.nick: str | None = None
+        self.folded_nick = ""
+        self.user: str | None = None
+        self.host = ""
+        self.display_host = ""
+        self.realname = ""
+        self.account: str | None = None
+        self.account_id: int | None = None
+        self.away: str | None = None
+        self.modes: frozenset[str] = frozenset()
+        self.caps: frozenset[str] = frozenset()
+        self.channels: frozenset[Channel] = frozenset()
+        self.invited_to: set[Channel] | None = None
+        self.signon = 0
+        self.connected_at = self.last_seen = self.last_spoke = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.nick or '*'} on {self.node}>"
+
+    @property
+    def source(self) -> str:
+        return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
+
+    @property
+    def name(self) -> str:
+        return self.nick or "*"
+
+    @property
+    def delivery(self) -> Any:
+        from chatcli.server.connection import Delivery
+
+        return Delivery(self)  # type: ignore[arg-type]
+
+    def told_by(self, actor: object) -> Any:
+        return self.delivery
+
+    def end_if_closed(self) -> None:
+        """(Its own node notices a closed connection.)"""
+
+    def disconnect(self, reason: str) -> None:
+        """(Only its own node can end its connection.)"""
+
+    def update(self, record: dict[str, Any]) -> None:
+        """Take the identity in ``record`` (see :func:`record_of`)."""
+        self.user = record.get("user")
+        self.host = record.get("host", "")
+        self.display_host = record.get("shown", "")
+        self.realname = record.get("real", "")
+        self.account = record.get("account")
+        self.account_id = record.get("account_id")
+        self.away = record.get("away")
+        self.modes = frozenset(record.get("modes", ""))
+        self.caps = frozenset(record.get("caps", ()))
+        self.signon = int(record.get("signon", 0))
+
+
+def record_of(conn: Connection | Remote) -> dict[str, Any]:
+    """What others are shown of ``conn``, and its rooms, as JSON-able data."""
+    rooms = {}
+    for channel in conn.channels:
+        prefixes = channel.members.get(conn)  # type: ignore[call-overload]
+        rooms[channel.name] = "".join(sorted(prefixes or ()))
+    return {
+        "nick": conn.nick,
+        "user": conn.user,
+        "host": conn.host,
+        "shown": conn.display_host,
+        "real": conn.realname,
+        "account": conn.account,
+        "account_id": conn.account_id,
+        "away": conn.away,
+        "modes": "".join(sorted(conn.modes)),
+        "caps": sorted(conn.caps),
+        "signon": conn.signon,
+        "rooms": rooms,
+    }
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One thing queued for Redis by this node, in its order: an event for the stream
+    (``kind`` and ``data``), and what it changes in this node's records and claims."""
+
+    kind: str  #: user, gone, nick, join, part, room, relay, raw, down; "" for none
+    data: dict[str, Any]
+    record: tuple[str, str | None] | None = None  #: (uid, record JSON or None: delete)
+    release: tuple[str, str] | None = None  #: (nick key, claimant): let go of it
+
+
+class Entry:
+    """Ops queued together (one hold of the world lock): one entry of the stream, with
+    this node's sequence number once it is first sent."""
+
+    __slots__ = ("ops", "seq")
+
+    def __init__(self, ops: list[Op]) -> None:
+        self.ops = ops
+        self.seq: int | None = None
+
+
+class ClusterWorld(World):
+    """The shared state of one node of a cluster (see the module docstring): a World
+    whose changes and deliveries also go to the other nodes."""
+
+    def __init__(self, casemapping: CaseMapping, flusher: Flusher, config: ServerConfig) -> None:
+        super().__init__(casemapping, flusher)
+        self.config = config
+        self.node = secrets.token_hex(4)
+        self.cluster: Cluster | None = None  # set by Cluster
+        self._serial = itertools.count(1)
+        self.uids: dict[Connection | Remote, str] = {}  # this node's people and remotes
+        self.people: dict[str, Connection | Remote] = {}  # uid -> person
+        self._forgetting: Connection | None = None
+        self._group: list[Op] = []  # what the current hold of the world lock queued
+        self._registering: list[Connection] = []  # who registered in the current hold
+        self.lock.before_release = self._end_hold
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def uid(self, person: Connection | Remote) -> str:
+        return self.uids[person]
+
+    def claimant(self, conn: Connection) -> str:
+        return f"{self.node} {self.uids[conn]}"
+
+    def _queue(self, op: Op) -> None:
+        """Queue ``op`` for the other nodes: with what else this lock hold changes, if the
+        world lock is held (they are applied together elsewhere too: a KICK's line and the
+        removal it makes), else on its own."""
+        if self.cluster is None:
+            return
+        if self.lock.held():
+            self._group.append(op)
+        else:
+            self.cluster.queue([op])
+
+    def _end_hold(self) -> None:
+        """The world lock is about to be released: queue what its hold changed, as one."""
+        if self._registering:
+            arrived, self._registering = self._registering, []
+            for conn in arrived:  # first: whatever else the hold did is about them
+                op = Op(
+                    "user", {"uid": self.uids[conn], "rec": record_of(conn)}, self._record(conn)
+                )
+                self._group.insert(0, op)
+        if self._group:
+            group, self._group = self._group, []
+            if self.cluster is not None:
+                self.cluster.queue(group)
+
+    def _record(self, conn: Connection) -> tuple[str, str]:
+        return (self.uids[conn], json.dumps(record_of(conn)))
+
+    @staticmethod
+    def is_remote(person: object) -> bool:
+        return isinstance(person, Remote)
+
+    # -- nicks --------------------------------------------------------------------------
+
+    def reserve_nick(self, conn: Connection, nick: str) -> bool:
+        """Claim ``nick`` for ``conn`` in Redis, before taking the world lock; whether it
+        was newly claimed (to let go of it if the change does not happen after all).
+
+        Raises:
+            NicknameInUse: someone on a live node holds it.
+            BackboneUnavailable: Redis cannot be reached now.
+        """
+        self.assert_not_held()
+        cluster = self.cluster
+        folded = self.fold(nick)
+        if cluster is None or folded == conn.folded_nick or cluster.holds(folded, conn):
+            return False
+        if not cluster.claim(folded, self.claimant(conn)):
+            raise NicknameInUse(nick)
+        cluster.note_claim(folded, conn)
+        return True
+
+    def unreserve_nick(self, conn: Connection, nick: str) -> None:
+        """Let go of a claim :meth:`reserve_nick` made, unless ``conn`` has the nick now."""
+        folded = self.fold(nick)
+        if self.cluster is not None and folded != conn.folded_nick:
+            self.cluster.drop_claim(folded, conn)
+            self.cluster.release(folded, self.claimant(conn))
+
+    def claim_nick(self, conn: Connection, nick: str) -> None:
+        old = conn.folded_nick
+        had = conn.nick
+        folded = self.fold(nick)
+        cluster = self.cluster
+        fresh = False
+        if (
+            cluster is not None
+            and conn in self.uids
+            and folded != old
+            and not cluster.holds(folded, conn)
+        ):
+            # (Not claimed before the lock, as NICK does: a guest name, say. Claimed here,
+            # under the lock: rare, and bounded by CALL_TIMEOUT.)
+            try:
+                claimed = cluster.claim(folded, self.claimant(conn))
+            except BackboneUnavailable:
+                claimed = False
+            if not claimed:
+                raise NicknameInUse(nick)
+            fresh = True
+        try:
+            super().claim_nick(conn, nick)
+        except NicknameInUse:
+            if fresh and cluster is not None:
+                cluster.release(folded, self.claimant(conn))
+            raise
+        if cluster is None or conn not in self.uids:
+            return
+        cluster.set_claims(conn, {folded})
+        release = (old, self.claimant(conn)) if old and old != folded else None
+        if conn.registered:
+            self._queue(
+                Op(
+                    "nick",
+                    {"uid": self.uids[conn], "nick": nick, "was": had},
+                    self._record(conn),
+                    release,
+                )
+            )
+        elif release is not None:
+            self._queue(Op("", {}, release=release))
+
+    def release_nick(self, conn: Connection) -> None:
+        old = conn.folded_nick
+        super().release_nick(conn)
+        if old and conn in self.uids:
+            self._queue(Op("", {}, release=(old, self.claimant(conn))))
+
+    # -- people -------------------------------------------------------------------------
+
+    def arrive(self, conn: Connection) -> None:
+        super().arrive(conn)
+        uid = f"{self.node}.{next(self._serial):x}"
+        self.uids[conn] = uid
+        self.people[uid] = conn
+
+    def register(self, conn: Connection) -> None:
+        super().register(conn)
+        self._registering.append(conn)  # (told as this hold ends, as it is by then)
+
+    def forget(self, conn: Connection) -> set[Connection]:
+        self._forgetting = conn
+        try:
+            peers = super().forget(conn)
+        finally:
+            self._forgetting = None
+        uid = self.uids.pop(conn, None)
+        if uid is None:
+            return peers
+        self.people.pop(uid, None)
+        if self.cluster is not None:
+            self.cluster.forget_claims(conn)
+        release = (conn.folded_nick, f"{self.node} {uid}") if conn.folded_nick else None
+        if conn.registered:
+            self._queue(Op("gone", {"uid": uid}, (uid, None), release))
+        elif release is not None:
+            self._queue(Op("", {}, release=release))
+        return peers
+
+    # -- rooms --------------------------------------------------------------------------
+
+    def add_member(self, channel: Channel, conn: Connection, prefixes: set[str]) -> None:
+        super().add_member(channel, conn, prefixes)
+        if conn in self.uids and conn.registered:
+            data = {"uid": self.uids[conn], "room": channel.name, "prefixes": "".join(prefixes)}
+            self._queue(Op("join", data, self._record(conn)))
+
+    def remove_member(self, channel: Channel, conn: Connection) -> None:
+        super().remove_member(channel, conn)
+        if self._forgetting is conn or not conn.registered:
+            return  # (its departure says it all)
+        if isinstance(conn, Remote):
+            # Someone else's member (a KICK): every node, its own included, applies it;
+            # its node writes its record again.
+            self._queue(Op("part", {"uid": conn.uid, "room": channel.name}))
+        elif conn in self.uids:
+            data = {"uid": self.uids[conn], "room": channel.name}
+            self._queue(Op("part", data, self._record(conn)))
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> int:
+        """Publish ``relay`` for the room: every node, this one too, delivers it to its own
+        members when it reads it back, so that all see the room in one order."""
+        self.assert_held()
+        if self.cluster is None:
+            return super().broadcast(channel, relay, skip)
+        skipped = self.uids.get(skip) if skip is not None else None
+        data = {"room": channel.name, "skip": skipped, "relay": relay.to_wire()}
+        self._queue(Op("room", data))
+        return len(channel.members) - (skip is not None and skip in channel.members)
+
+    def relay_to(
+        self,
+        people: Iterable[Connection],
+        relay: Relay,
+        *,
+        actor: Connection | None,
+        batch: Batch | None = None,
+    ) -> None:
+        local: list[Connection] = []
+        remote: list[str] = []
+        for person in people:
+            if isinstance(person, Remote):
+                remote.append(person.uid)
+            else:
+                local.append(person)
+        if local:
+            super().relay_to(local, relay, actor=actor, batch=batch)
+        if remote:
+            self._publish_now(Op("relay", {"uids": remote, "relay": relay.to_wire()}))
+
+    def deliver(self, person: Connection, data: bytes) -> None:
+        if isinstance(person, Remote):
+            raw = data.decode("utf-8", "surrogateescape")
+            self._publish_now(Op("raw", {"uid": person.uid, "data": raw}))
+        else:
+            super().deliver(person, data)
+
+    def _publish_now(self, op: Op) -> None:
+        """Queue ``op`` from any thread (not only under the world lock: a direct message
+        is relayed after it)."""
+        self._queue(op)
+
+    # -- what the other nodes did (the ``cluster events`` thread, under the lock) ---------
+
+    def apply(self, origin: str, kind: str, data: dict[str, Any]) -> None:
+        """Apply one event of the stream. Caller holds the lock. Idempotent."""
+        self.assert_held()
+        mine = origin == self.node
+        catching_up = self.cluster is not None and not self.cluster.live
+        if catching_up and kind in ("room", "relay", "raw"):
+            return  # (catching up at start: what was said before is not ours to show)
+        if kind == "room":
+            self._deliver_room(data)
+        elif kind == "down":
+            if data["node"] != self.node:
+                self.node_down(data["node"], data.get("reason", "Its server left the chat"))
+        elif mine:
+            return  # (done already, as it was made)
+        elif kind == "user":
+            self._upsert(data["uid"], data["rec"])
+        elif kind == "gone":
+            self._remove(data["uid"])
+        elif kind == "nick":
+            self._rename(data["uid"], data["nick"])
+        elif kind == "join":
+            self._join(data["uid"], data["room"], data.get("prefixes", ""))
+        elif kind == "part":
+            self._part(data["uid"], data["room"])
+        elif kind == "relay":
+            self._relay(data["uids"], tags.Relay.from_wire(data["relay"]))
+        elif kind == "raw":
+            person = self.people.get(data["uid"])
+            if person is not None and not isinstance(person, Remote):
+                World.deliver(self, person, str(data["data"]).encode("utf-8", "surrogateescape"))
+
+    def _deliver_room(self, data: dict[str, Any]) -> None:
+        channel = self.find_channel(data["room"])
+        if channel is None:
+            return
+        skip = self.people.get(data["skip"]) if data.get("skip") else None
+        relay = tags.Relay.from_wire(data["relay"])
+        World.broadcast(self, channel, relay, None if isinstance(skip, Remote) else skip)  # type: ignore[arg-type]
+
+    def _relay(self, uids: list[str], relay: Relay) -> None:
+        local = [p for uid in uids if (p := self.people.get(uid)) and not isinstance(p, Remote)]
+        if local:
+            World.relay_to(self, local, relay, actor=None)  # type: ignore[arg-type]
+
+    def _upsert(self, uid: str, record: dict[str, Any]) -> None:
+        person = self.people.get(uid)
+        if person is None:
+            node = uid.split(".", 1)[0]
+            person = Remote(self, uid, node)
+            self.people[uid] = person
+            self.uids[person] = uid
+        if not isinstance(person, Remote):
+            return  # (our own, read back at start: never)
+        person.update(record)
+        self._rename(uid, record["nick"])
+        rooms = record.get("rooms", {})
+        for channel in list(person.channels):
+            if channel.name not in rooms and self.fold(channel.name) not in {
+                self.fold(r) for r in rooms
+            }:
+                World.remove_member(self, channel, person)  # type: ignore[arg-type]
+        for room, prefixes in rooms.items():
+            self._join(uid, room, prefixes)
+
+    def _rename(self, uid: str, nick: str) -> None:
+        person = self.people.get(uid)
+        if not isinstance(person, Remote) or nick is None:
+            return
+        folded = self.fold(nick)
+        if person.folded_nick and self.nicks.get(person.folded_nick) is person:
+            del self.nicks[person.folded_nick]
+        holder = self.nicks.get(folded)
+        if isinstance(holder, Remote) and holder is not person:
+            holder.folded_nick = ""  # (a stale copy: the claim in Redis decided)
+        self.nicks[folded] = person  # type: ignore[assignment]
+        person.nick, person.folded_nick = nick, folded
+
+    def _join(self, uid: str, room: str, prefixes: str) -> None:
+        person = self.people.get(uid)
+        if not isinstance(person, Remote):
+            return
+        channel = self.find_channel(room)
+        if channel is None:
+            channel = Channel(room, int(time.time()))
+            self.add_room(channel)
+        if person in channel.members:
+            channel.members[person] = set(prefixes)  # type: ignore[index]
+            return
+        World.add_member(self, channel, person, set(prefixes))  # type: ignore[arg-type]
+
+    def _part(self, uid: str, room: str) -> None:
+        person = self.people.get(uid)
+        channel = self.find_channel(room)
+        if person is None or channel is None or person not in channel.members:
+            return
+        if isinstance(person, Remote):
+            World.remove_member(self, channel, person)  # type: ignore[arg-type]
+        else:  # one of ours, removed by another node (a KICK): ours to record again
+            World.remove_member(self, channel, person)
+            self._queue(Op("", {}, self._record(person)))
+
+    def _remove(self, uid: str) -> set[Connection]:
+        person = self.people.pop(uid, None)
+        if not isinstance(person, Remote):
+            return set()
+        self.uids.pop(person, None)
+        peers = World.forget(self, person)  # type: ignore[arg-type]
+        return {p for p in peers if not isinstance(p, Remote)}
+
+    def node_down(self, node: str, reason: str) -> None:
+        """Every user of ``node`` quits, with ``reason``, as each node's own members see
+        it. Caller holds the lock."""
+        for uid, person in list(self.people.items()):
+            if isinstance(person, Remote) and person.node == node:
+                source = person.source
+                account = person.account
+                peers = self._remove(uid)
+                relay = tags.Relay(_quit(source, reason), account=account)
+                World.relay_to(self, peers, relay, actor=None)
+
+
+def _quit(source: str, reason: str) -> Any:
+    from chatcli.protocol import Message
+
+    return Message("QUIT", (reason,), source)
+
+
+# -- the node's link to Redis ------------------------------------------------------------
+
+
+class Cluster:
+    """This node's link to the cluster's Redis: its three threads (module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        world: ClusterWorld,
+        config: ServerConfig,
+        on_fatal: Callable[[str], None],
+        cut_off: Callable[[str], None],
+    ) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise ClusterError(
+                "a cluster needs the redis package: pip install 'chatcli-irc[cluster]'"
+            ) from None
+
+        self.url = url
+        #: Where its Redis is, for people: the URL without its password.
+        self.where = url.split("@")[-1].split("://")[-1]
+        self.world = world
+        self.config = config
+        self.timeout = config.cluster_timeout
+        self.prefix = f"chatcli:{config.network}:"
+        self.stream = self.prefix + "events"
+        self._fatal = on_fatal
+        self._cut_off = cut_off
+        self.redis: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=CALL_TIMEOUT + BLOCK_MS / 1000,
+            socket_connect_timeout=CALL_TIMEOUT,
+            decode_responses=True,
+        )
+        self._claim = self.redis.register_script(CLAIM)
+        self._release = self.redis.register_script(RELEASE)
+        self._release_node = self.redis.register_script(RELEASE_NODE)
+        self._ops: deque[Entry] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._seq = itertools.count(1)
+        self._claims: dict[Connection, set[str]] = {}  # what each of ours holds in Redis
+        self._claims_lock = threading.Lock()
+        self.last_id = "0-0"
+        self._seen: dict[str, int] = {}  # origin node -> the last sequence number applied
+        self._epoch = ""
+        self.alive_since = time.monotonic()  # the last time Redis answered the beat
+        self.cut = False
+        #: Whether events are read as they come (not caught up at start): only then are
+        #: their lines delivered.
+        self.live = False
+        self._live_from = 0  # the first stream id's milliseconds that are live
+        # Figures, for STATS and metrics.
+        self.published = 0
+        self.applied = 0
+        self.lag = 0.0  # seconds between an event's publication and its application here
+        self.started = False
+        self._stopped = False
+        world.cluster = self
+        tags.name_run(world.node)
+
+    # -- start and stop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Reach Redis, claim this node's id, read everyone, and start the threads.
+
+        Raises:
+            ClusterError: Redis cannot be reached or used (one line).
+        """
+        import redis
+
+        self.started = True
+        where = self.where
+        try:
+            self.redis.ping()
+            while not self.redis.set(
+                self._node_key(self.world.node), "1", nx=True, px=self._ttl_ms()
+            ):
+                self.world.node = secrets.token_hex(4)  # (taken: very unlikely)
+                tags.name_run(self.world.node)
+            self.redis.sadd(self.prefix + "nodes", self.world.node)
+            self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
+            self._epoch = self.redis.get(self.prefix + "epoch") or ""
+            self._load()
+        except redis.RedisError as exc:
+            raise ClusterError(f"cannot use the cluster's Redis at {where}: {exc}") from None
+        self._threads = [  # (the reader first: see stop)
+            threading.Thread(
+                target=self._guard,
+                args=("cluster events", self._events_loop),
+                name="cluster events",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._guard,
+                args=("cluster publish", self._publish_loop),
+                name="cluster publish",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._guard,
+                args=("cluster beat", self._beat_loop),
+                name="cluster beat",
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Publish what is queued (briefly), say this node is gone, stop the threads.
+        Idempotent."""
+        if not self.started or self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while self._ops and time.monotonic() < deadline and not self.cut:
+            time.sleep(0.01)
+        self._stop.set()
+        self._wake.set()
+        reader, *others = self._threads  # (the events thread first: see start)
+        for thread in others:
+            thread.join(CALL_TIMEOUT + 1)
+        with contextlib.suppress(Exception):
+            # The last entry: the others' users of ours quit (none are left, normally),
+            # and it wakes our own reader from its wait for the next entry.
+            down = Op("down", {"node": self.world.node, "reason": "Server shutting down"})
+            self._publish([Entry([down])])
+            self.redis.delete(self._node_key(self.world.node), self._users_key(self.world.node))
+            self.redis.srem(self.prefix + "nodes", self.world.node)
+        reader.join(CALL_TIMEOUT + BLOCK_MS / 1000 + 1)
+        with contextlib.suppress(Exception):
+            self.redis.close()
+
+    def _guard(self, name: str, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("the %s thread failed", name)
+            self._fatal(f"the {name} thread failed")
+
+    @property
+    def node(self) -> str:
+        """This node's id in the cluster (the start of its msgids)."""
+        return self.world.node
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _node_key(self, node: str) -> str:
+        return f"{self.prefix}node:{node}"
+
+    def _users_key(self, node: str) -> str:
+        return f"{self.prefix}users:{node}"
+
+    def _nick_key(self, folded: str) -> str:
+        return f"{self.prefix}nick:{folded}"
+
+    def _ttl_ms(self) -> int:
+        return int(self.timeout * 1000)
+
+    # -- claims (connection threads) ------------------------------------------------------
+
+    def claim(self, folded: str, claimant: str) -> bool:
+        """Claim a nick in Redis (see :data:`CLAIM`).
+
+        Raises:
+            ClusterUnavailable: Redis cannot be reached now, or this node is cut off.
+        """
+        import redis
+
+        if self.cut:
+            raise BackboneUnavailable("this server has lost the rest of the chat")
+        try:
+            return bool(
+                self._claim(keys=[self._nick_key(folded)], args=[claimant, self.prefix + "node:"])
+            )
+        except redis.RedisError as exc:
+            raise BackboneUnavailable(str(exc)) from None
+
+    def release(self, folded: str, claimant: str) -> None:
+        self.queue(Op("", {}, release=(folded, claimant)))
+
+    def holds(self, folded: str, conn: Connection) -> bool:
+        with self._claims_lock:
+            return folded in self._claims.get(conn, ())
+
+    def note_claim(self, folded: str, conn: Connection) -> None:
+        with self._claims_lock:
+            self._claims.setdefault(conn, set()).add(folded)
+
+    def drop_claim(self, folded: str, conn: Connection) -> None:
+        with self._claims_lock:
+            self._claims.get(conn, set()).discard(folded)
+
+    def set_claims(self, conn: Connection, claims: set[str]) -> None:
+        with self._claims_lock:
+            self._claims[conn] = claims
+
+    def forget_claims(self, conn: Connection) -> None:
+        with self._claims_lock:
+            self._claims.pop(conn, None)
+
+    # -- publishing (queued from any thread; sent by ``cluster publish``) ----------------
+
+    def queue(self, ops: list[Op]) -> None:
+        """Queue ``ops`` to be published as one entry of the stream (any thread)."""
+        self._ops.append(Entry(ops))
+        self._wake.set()
+
+    def _publish_loop(self) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            while self._ops and not self._stop.is_set():
+                batch = []
+                while self._ops and len(batch) < READ_COUNT:
+                    batch.append(self._ops.popleft())
+                try:
+                    self._publish(batch)
+                except redis.RedisError as exc:  # kept, and tried again: never lost
+                    log.warning("cannot publish to the cluster yet: %s", exc)
+                    self._ops.extendleft(reversed(batch))
+                    self._stop.wait(0.2)
+
+    def _publish(self, batch: list[Entry]) -> None:
+        """Send ``batch`` in one round trip. Each entry gets this node's next sequence
+        number once: an entry sent again (its answer lost) is skipped by the readers."""
+        pipe = self.redis.pipeline(transaction=False)
+        users = self._users_key(self.world.node)
+        for entry in batch:
+            events = [[op.kind, op.data] for op in entry.ops if op.kind]
+            if events:
+                if entry.seq is None:
+                    entry.seq = next(self._seq)
+                fields = {"o": self.world.node, "s": entry.seq, "d": json.dumps(events)}
+                pipe.xadd(self.stream, fields, maxlen=STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
+                self.published += 1
+            for op in entry.ops:
+                if op.record is not None:
+                    uid, record = op.record
+                    if record is None:
+                        pipe.hdel(users, uid)
+                    else:
+                        pipe.hset(users, uid, record)
+                if op.release is not None:
+                    folded, claimant = op.release
+                    key = self._nick_key(folded)
+                    self._release(keys=[key], args=[claimant], client=pipe)
+        # A connection error raises (the batch is sent again); an error of one command
+        # (a bug) must not hold up everything after it: told to the log, and passed.
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                log.error("the cluster's Redis refused a command: %s", result)
+
+    # -- reading the stream (``cluster events``) ----------------------------------------
+
+    def _load(self) -> None:
+        """Read every live node's users, then start the stream a little before now."""
+        seconds, micros = self.redis.time()  # (Redis's clock: the stream's ids are by it)
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        world = self.world
+        nodes = self.redis.smembers(self.prefix + "nodes")
+        with world.lock:
+            for node in nodes:
+                if node == world.node or not self.redis.exists(self._node_key(node)):
+                    continue
+                for uid, record in self.redis.hgetall(self._users_key(node)).items():
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        world.apply(node, "user", {"uid": uid, "rec": json.loads(record)})
+        self.last_id = f"{max(0, now_ms - CATCH_UP_MS)}-0"
+        self._live_from = now_ms
+
+    def _events_loop(self) -> None:
+        import redis
+
+        while not self._stop.is_set():
+            try:
+                got = self.redis.xread(
+                    {self.stream: self.last_id}, count=READ_COUNT, block=BLOCK_MS
+                )
+            except redis.RedisError as exc:
+                log.warning("cannot read the cluster's events: %s", exc)
+                self._stop.wait(0.2)
+                continue
+            for _, entries in got or ():
+                self._apply(entries)
+
+    def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        world = self.world
+        now = time.time()
+        with world.lock:
+            for entry_id, fields in entries:
+                self.last_id = entry_id
+                if not self.live and int(entry_id.split("-")[0]) >= self._live_from:
+                    self.live = True
+                try:
+                    origin, seq, events = fields["o"], int(fields["s"]), json.loads(fields["d"])
+                except (KeyError, ValueError, TypeError):
+                    log.warning("an entry of the cluster could not be read: %r", fields)
+                    continue
+                if seq <= self._seen.get(origin, 0):
+                    continue  # (published twice: a retried batch)
+                self._seen[origin] = seq
+                for kind, data in events:
+                    try:
+                        world.apply(origin, kind, data)
+                    except (KeyError, ValueError, TypeError):
+                        log.exception("an event of the cluster could not be applied: %r", data)
+                    self.applied += 1
+                with contextlib.suppress(ValueError):
+                    self.lag = max(0.0, now - int(entry_id.split("-")[0]) / 1000)
+
+    # -- liveness (``cluster beat``) ------------------------------------------------------
+
+    def _beat_loop(self) -> None:
+        import redis
+
+        interval = self.timeout / 5
+        while not self._stop.wait(interval):
+            try:
+                self._beat()
+                self.alive_since = time.monotonic()
+            except redis.RedisError as exc:
+                log.warning("cannot reach the cluster's Redis: %s", exc)
+                if not self.cut and time.monotonic() - self.alive_since >= self.timeout:
+                    self.cut = True
+                    self._cut_off("This server lost contact with the rest of the chat; reconnect")
+
+    def _beat(self) -> None:
+        node = self.world.node
+        self.redis.set(self._node_key(node), "1", px=self._ttl_ms())
+        if self.cut:  # back: take new connections again
+            self.cut = False
+        epoch = self.redis.get(self.prefix + "epoch")
+        if epoch != self._epoch:
+            self._restore()
+        self._reap()
+
+    def _restore(self) -> None:
+        """Redis lost what it held (restarted without its data): write ours again."""
+        log.warning("the cluster's Redis lost its data; writing this server's users again")
+        self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
+        self._epoch = self.redis.get(self.prefix + "epoch") or ""
+        self.redis.sadd(self.prefix + "nodes", self.world.node)
+        world = self.world
+        with world.lock:
+            ours = [
+                (c, world.claimant(c), c.folded_nick, json.dumps(record_of(c)), c.registered)
+                for c in world.connections
+                if c in world.uids
+            ]
+        pipe = self.redis.pipeline(transaction=False)
+        for conn, claimant, folded, record, registered in ours:
+            if folded:
+                pipe.set(self._nick_key(folded), claimant, nx=True)
+            if registered:
+                pipe.hset(self._users_key(self.world.node), world.uids.get(conn, ""), record)
+        pipe.execute()
+
+    def _reap(self) -> None:
+        """Publish the end of every node whose liveness key has lapsed (one node does)."""
+        for node in self.redis.smembers(self.prefix + "nodes"):
+            if node == self.world.node or self.redis.exists(self._node_key(node)):
+                continue
+            if not self.redis.set(
+                self.prefix + "reaping:" + node, self.world.node, nx=True, px=self._ttl_ms()
+            ):
+                continue
+            log.warning("cluster node %s is gone; its users quit", node)
+            users = self.redis.hgetall(self._users_key(node))
+            self._publish([Entry([Op("down", {"node": node, "reason": f"{node} left the chat"})])])
+            pipe = self.redis.pipeline(transaction=False)
+            for record in users.values():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    nick = json.loads(record)["nick"]
+                    if nick:
+                        key = self._nick_key(self.world.fold(nick))
+                        self._release_node(keys=[key], args=[node], client=pipe)
+            pipe.delete(self._users_key(node))
+            pipe.srem(self.prefix + "nodes", node)
+            pipe.execute()

@@ -1,0 +1,234 @@
+"""Several servers as one chat (``--cluster redis://...``): two nodes on a real
+``redis-server`` of the test's own, with real clients on each, see one set of people,
+nicks and rooms, and one order of each room's lines. Nodes are servers in this process
+(quick to start, and their state can be looked at), or ``chat serve`` processes where a
+node must die as a process dies (SIGKILL).
+(issue 16: several ``chat serve`` nodes as one chat, on Redis and PostgreSQL)
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.components import Redis
+from tests.conftest import TIMEOUT, Client, RunningServer
+from tests.serve import ChatServe
+
+pytestmark = pytest.mark.timeout(60)
+#: How long a node may be out of touch before it counts as gone (the tests' bound).
+LIVENESS = 2.0
+
+Nodes = tuple[RunningServer, RunningServer]
+
+
+@pytest.fixture
+def redis_url(redis_server: Redis) -> str:
+    """The session's redis-server, emptied: what one test left, the next does not see."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def nodes(make_server: Callable[..., RunningServer], redis_url: str) -> Nodes:
+    url = redis_url
+    return (
+        make_server(cluster=url, cluster_timeout=LIVENESS, name="a.chat"),
+        make_server(cluster=url, cluster_timeout=LIVENESS, name="b.chat"),
+    )
+
+
+def person(port: int, nick: str, clients: list[Client], caps: str = "") -> Client:
+    client = Client(port)
+    clients.append(client)
+    client.register(nick, caps)
+    return client
+
+
+def wait_until(done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not done():
+        assert time.monotonic() < deadline, "not within the timeout"
+        time.sleep(0.02)
+
+
+def joined(client: Client, nick: str) -> None:
+    """Wait until ``client`` sees ``nick`` come into a room it is in."""
+    while True:
+        msg = client.expect("JOIN")
+        if msg.source.split("!")[0] == nick:
+            return
+
+
+def test_a_room_and_direct_messages_go_both_ways_between_nodes(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    bob = person(b.port, "bob", clients)
+    joined(alice, "bob")
+    alice.send("PRIVMSG #lobby :hello from node a")
+    said = bob.expect("PRIVMSG")
+    assert (said.source.split("!")[0], said.params) == ("alice", ("#lobby", "hello from node a"))
+    bob.send("PRIVMSG #lobby :and back from b")
+    assert alice.expect("PRIVMSG").params == ("#lobby", "and back from b")
+    bob.send("PRIVMSG alice :just to you")
+    assert alice.expect("PRIVMSG").params == ("alice", "just to you")
+    alice.send("PRIVMSG bob :likewise")
+    assert bob.expect("PRIVMSG").params == ("bob", "likewise")
+
+
+def test_names_and_whois_see_people_on_the_other_node(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    person(b.port, "bob", clients)
+    joined(alice, "bob")
+    alice.send("NAMES #lobby")
+    names = alice.expect("353").params[-1].split()
+    assert {name.lstrip("@+") for name in names} == {"alice", "bob"}
+    alice.send("WHOIS bob")
+    whois = alice.expect("311")
+    assert whois.params[1:3] == ("bob", "~bob")
+    assert alice.expect("318")
+
+
+def test_a_nick_held_on_one_node_is_refused_on_the_other_until_it_is_free(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    other = Client(b.port)
+    clients.append(other)
+    other.send("NICK alice")
+    other.send("USER x 0 * :X")
+    assert other.expect("433").params[1] == "alice"
+    alice.send("QUIT :bye")
+    assert alice.closed()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # (the claim is let go of once node a has told Redis)
+        other.send("NICK alice")
+        reply = other.collect("001", "433")[-1]
+        if reply.command == "001":
+            break
+        assert time.monotonic() < deadline, "alice was never free again"
+        time.sleep(0.05)
+
+
+def test_of_many_racing_for_one_nick_on_two_nodes_exactly_one_wins(nodes, clients):
+    a, b = nodes
+    racers = []
+    for i in range(12):
+        racer = Client((a, b)[i % 2].port)
+        clients.append(racer)
+        racer.send(f"USER r{i} 0 * :Racer")
+        racers.append(racer)
+    start = threading.Barrier(len(racers))
+
+    def race(racer: Client) -> None:
+        start.wait(TIMEOUT)
+        racer.send("NICK prize")
+
+    threads = [threading.Thread(target=race, args=(r,)) for r in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    outcomes = [racer.collect("001", "433")[-1].command for racer in racers]
+    assert sorted(outcomes) == ["001"] + ["433"] * (len(racers) - 1)
+
+
+def test_a_nick_change_join_part_and_kick_are_seen_on_the_other_node(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    bob = person(b.port, "bob", clients)
+    joined(alice, "bob")
+    bob.send("NICK robert")
+    changed = alice.expect("NICK")
+    assert (changed.source.split("!")[0], changed.params) == ("bob", ("robert",))
+    alice.send("JOIN #team")
+    alice.expect("366")
+    bob.send("JOIN #team")
+    joined(alice, "robert")
+    bob.expect("366")
+    bob.send("NAMES #team")
+    assert {n.lstrip("@+") for n in bob.expect("353").params[-1].split()} == {"alice", "robert"}
+    alice.send("KICK #team robert :out you go")  # (alice made the room: she runs it)
+    kick = bob.expect("KICK")
+    assert kick.params == ("#team", "robert", "out you go")
+    alice.expect("KICK")
+    bob.send("PRIVMSG #team :am I still here?")
+    assert bob.expect("404").params[1] == "#team"  # (not a member: cannot send)
+    bob.send("JOIN #team")
+    joined(alice, "robert")
+    bob.send("PART #team :enough")
+    part = alice.expect("PART")
+    assert (part.source.split("!")[0], part.params) == ("robert", ("#team", "enough"))
+
+
+def test_every_member_on_either_node_sees_one_order_of_a_rooms_lines(nodes, clients):
+    a, b = nodes
+    senders = [person((a, b)[i % 2].port, f"s{i}", clients) for i in range(4)]
+    readers = [person((a, b)[i % 2].port, f"r{i}", clients) for i in range(2)]
+    wait_until(
+        lambda: all(len(node.server.world.find_channel("#lobby").members) == 6 for node in nodes)
+    )
+    per_sender = 25
+
+    def talk(sender: Client) -> None:
+        for i in range(per_sender):
+            sender.send(f"PRIVMSG #lobby :{sender.nick} {i}")
+
+    threads = [threading.Thread(target=talk, args=(s,)) for s in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    seen = []
+    for reader in readers:
+        lines = []
+        while len(lines) < per_sender * len(senders):
+            msg = reader.expect("PRIVMSG")
+            lines.append(msg.params[1])
+        seen.append(lines)
+    assert seen[0] == seen[1]
+    for sender in senders:  # each sender's own lines in the order it said them
+        own = [line for line in seen[0] if line.split()[0] == sender.nick]
+        assert own == [f"{sender.nick} {i}" for i in range(per_sender)]
+
+
+def test_when_a_node_dies_its_users_quit_everywhere_and_their_nicks_are_free(
+    make_server, redis_url: str, clients, tmp_path
+):
+    url = redis_url
+    a = make_server(cluster=url, cluster_timeout=LIVENESS)
+    settings = tmp_path / "node.toml"
+    settings.write_text(f'cluster = "{url}"\ncluster_timeout = {LIVENESS}\n')
+    with ChatServe("--config", str(settings), "--no-db", "--log-level", "error") as doomed:
+        carol = person(a.port, "carol", clients)
+        dave = person(doomed.port, "dave", clients)
+        joined(carol, "dave")
+        doomed.proc.send_signal(signal.SIGKILL)
+        doomed.proc.wait(5)
+        started = time.monotonic()
+        quit_ = carol.expect("QUIT", timeout=LIVENESS * 3 + 5)
+        assert time.monotonic() - started < LIVENESS * 3 + 2  # (its key lapses; then reaped)
+        assert quit_.source.split("!")[0] == "dave"
+        assert "left the chat" in quit_.params[0]
+        dave.close()
+        person(a.port, "dave", clients)  # the nick is free again
+
+
+def test_a_redis_that_cannot_be_reached_stops_start_up_with_one_line():
+    serve = [sys.executable, "-m", "chatcli", "serve", "--port", "0", "--no-db"]
+    done = subprocess.run(
+        [*serve, "--cluster", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("chat: cannot use the cluster's Redis at 127.0.0.1:1/0: ")
+    assert done.stderr.count("\n") == 1
