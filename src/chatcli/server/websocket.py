@@ -50,6 +50,9 @@ MAX_PENDING = 64 * 1024
 #: it holds this many.
 FRAME_CACHE = 1024
 _frames: dict[tuple[bool, bytes], bytes] = {}
+#: The same for what one send is given, many lines at once (up to MAX_BATCH_CACHED bytes).
+_batches: dict[tuple[bool, bytes], tuple[bytes, tuple[tuple[int, int], ...]]] = {}
+MAX_BATCH_CACHED = 64 * 1024
 
 
 def choose_subprotocol(
@@ -204,23 +207,48 @@ class WebSocketStream:
                 return taken + len(data)  # closing: nothing more goes out; drop it
             if not data:
                 return taken
-            framed = [(line, self._frame(line)) for line in data.splitlines(keepends=True)]
-            raw = b"".join(frame for _, frame in framed)
+            raw, sizes = self._framed(data)
             try:
                 sent = self._inner.send(raw)
             except (BlockingIOError, InterruptedError):
                 sent = 0
-            for line, frame in framed:
-                if sent >= len(frame):
-                    sent -= len(frame)
-                    taken += len(line)
+            if sent == len(raw):
+                return taken + len(data)
+            offset = 0  # (cut: count the lines whose frames went out whole)
+            for line_size, frame_size in sizes:
+                if sent >= frame_size:
+                    sent -= frame_size
+                    taken += line_size
+                    offset += frame_size
                     continue
                 if sent:  # cut: its tail first, and the line counts once that is out
-                    self._pending, self._owes_line = frame[sent:], True
+                    self._pending = raw[offset + sent : offset + frame_size]
+                    self._owes_line = True
                 break
             if not taken and not self._owes_line:
                 raise BlockingIOError("the socket takes nothing now")
             return taken
+
+    def _framed(self, data: bytes) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+        """``data``'s lines framed, one message each, and each line's size and its
+        frame's. A room's lines reach every member's queue as one and the same bytes
+        object (:meth:`Flusher._broadcast <chatcli.server.sendq.Flusher._broadcast>`),
+        whose hash Python keeps: they are framed once for all (see FRAME_CACHE)."""
+        key = (self.text, data)
+        known = _batches.get(key)
+        if known is not None:
+            return known
+        frames = [self._frame(line) for line in data.splitlines(keepends=True)]
+        sizes = tuple(
+            (len(line), len(frame))
+            for line, frame in zip(data.splitlines(keepends=True), frames, strict=True)
+        )
+        framed = (b"".join(frames), sizes)
+        if len(data) <= MAX_BATCH_CACHED:
+            if len(_batches) >= FRAME_CACHE:
+                _batches.clear()
+            _batches[key] = framed
+        return framed
 
     def _frame(self, line: bytes) -> bytes:
         """``line``'s message, framed (by the protocol object, once: see FRAME_CACHE)."""
