@@ -50,9 +50,12 @@ MAX_PENDING = 64 * 1024
 #: it holds this many.
 FRAME_CACHE = 1024
 _frames: dict[tuple[bool, bytes], bytes] = {}
-#: The same for what one send is given, many lines at once (up to MAX_BATCH_CACHED bytes).
+#: The same for what one send is given, many lines at once: a batch of up to
+#: MAX_BATCH_CACHED bytes, and BATCH_CACHE_BYTES of them in all (then emptied).
 _batches: dict[tuple[bool, bytes], tuple[bytes, tuple[tuple[int, int], ...]]] = {}
 MAX_BATCH_CACHED = 64 * 1024
+BATCH_CACHE_BYTES = 2 * 1024 * 1024
+_batch_bytes = [0]  # (what _batches holds, about: data and frames)
 
 
 def choose_subprotocol(
@@ -245,9 +248,11 @@ class WebSocketStream:
         )
         framed = (b"".join(frames), sizes)
         if len(data) <= MAX_BATCH_CACHED:
-            if len(_batches) >= FRAME_CACHE:
+            if len(_batches) >= FRAME_CACHE or _batch_bytes[0] > BATCH_CACHE_BYTES:
                 _batches.clear()
+                _batch_bytes[0] = 0
             _batches[key] = framed
+            _batch_bytes[0] += 2 * len(data) + 100
         return framed
 
     def _frame(self, line: bytes) -> bytes:
