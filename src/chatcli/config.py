@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from chatcli.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOM
@@ -42,6 +43,12 @@ class ServerConfig:
     #: is the last one in its X-Forwarded-For header. From anyone else that header is
     #: ignored. Empty: no proxy is believed.
     web_proxies: tuple[str, ...] = ()
+    #: TCP load balancers (addresses or networks, like "10.0.0.5") that begin every
+    #: connection with a PROXY protocol header, v1 or v2 (haproxy's send-proxy-v2), on
+    #: the IRC ports and the web port: the client's address is the one the header gives.
+    #: A connection from one of them without a valid header is closed; from anyone else
+    #: a header is never read. Empty: none.
+    proxy_protocol: tuple[str, ...] = ()
     #: Make this server one node of a cluster sharing this Redis (redis://host:port/db):
     #: one set of people, nicks and rooms across all its nodes. Unset: a single server.
     cluster: str | None = None
@@ -180,6 +187,11 @@ class ServerConfig:
             raise ConfigError(
                 f'nick_reservation must be "timeout" or "strict", not {self.nick_reservation!r}'
             )
+        for net in self.proxy_protocol:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"proxy_protocol: not an address or network: {net!r}") from None
         if self.account_limit < 0:
             raise ConfigError("account_limit must be 0 (no limit) or more")
         for what in (

@@ -109,7 +109,7 @@ def _convert(key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise TypeError('must be a list of origins, like ["https://chat.example.org"]')
         return tuple(value)
-    if key == "web_proxies":
+    if key in ("web_proxies", "proxy_protocol"):
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise TypeError('must be a list of addresses or networks, like ["127.0.0.1"]')
         for item in value:
@@ -175,7 +175,7 @@ def _toml_line(key: str, value: object) -> str:
         return f"# {key} = 8080"
     if value is None:
         return f'# {key} = ""'
-    if key in ("motd", "web_origins", "web_proxies"):
+    if key in ("motd", "web_origins", "web_proxies", "proxy_protocol"):
         return f"{key} = []"
     if isinstance(value, bool):
         return f"{key} = {'true' if value else 'false'}"

@@ -57,6 +57,7 @@ from chatcli.protocol import (
 )
 from chatcli.protocol import numerics as n
 from chatcli.server import cloaks, tags
+from chatcli.server import proxied as proxies
 from chatcli.server.commands import dispatch, log_exception
 from chatcli.server.errors import IRCError
 from chatcli.server.flood import ExcessFlood, FakeLag
@@ -271,6 +272,7 @@ class Connection(Speaker):
         "password",
         "ping_sent",
         "profile",
+        "proxied",
         "quit_reason",
         "realname",
         "registered",
@@ -285,18 +287,20 @@ class Connection(Speaker):
         "world",
     )
 
-    def __init__(self, server: Server, sock: Stream, address: tuple[str, int]) -> None:
+    def __init__(
+        self, server: Server, sock: Stream, address: tuple[str, int], *, proxied: bool = False
+    ) -> None:
         self.server = server
         self.world = server.world
         self.config = server.config
         self.sock = sock
+        # From a trusted proxy (proxy_protocol), until its PROXY header has given the
+        # client's address and that address was admitted: meanwhile the connection's
+        # address is the proxy's, not counted per address (see _unwrap_proxy).
+        self.proxied = proxied
         self.host = address[0]  # the real address: limits, logs, operators and the user
         # What everyone else sees: a cloak of it, unless cloak_hosts is off.
-        self.display_host = (
-            cloaks.cloak(self.host, self.world.cloak_key, self.config.network)
-            if self.config.cloak_hosts
-            else self.host
-        )
+        self.display_host = self._displayed(self.host)
         # Identity, written under the world lock once registered.
         self.nick: str | None = None
         self.folded_nick = ""
@@ -352,6 +356,12 @@ class Connection(Speaker):
 
     def __repr__(self) -> str:
         return f"<Connection {self.nick or '*'} from {self.host}>"
+
+    def _displayed(self, host: str) -> str:
+        """What others see of ``host``: its cloak, unless cloak_hosts is off."""
+        if self.config.cloak_hosts:
+            return cloaks.cloak(host, self.world.cloak_key, self.config.network)
+        return host
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -497,7 +507,11 @@ class Connection(Speaker):
         drained = False  # the last read took all the kernel had
         size = RECV_FIRST  # what the next read asks for
         try:
-            self._handshake(self.sock)
+            refused = self._unwrap_proxy() if self.proxied else ""
+            if self.quit_reason is None:
+                self._handshake(self.sock)
+            if refused:  # (told once TLS, if any, can carry it)
+                self.disconnect(refused)
             while self.quit_reason is None:
                 self._run_due()
                 if self.quit_reason is not None:
@@ -549,6 +563,39 @@ class Connection(Speaker):
             self.disconnect(self.sendq.failed or "Connection closed")
             self.idle = True  # no command runs any more
             self._teardown()
+
+    def _unwrap_proxy(self) -> str:
+        """Read the PROXY header a trusted proxy begins with, before anything else (TLS
+        included), and take the address it gives as this connection's, for everything
+        from now on (limits, cloak, operators, logs), once admitted by it: "" then, or
+        why the client is refused. No valid header in time: the connection ends (the
+        reason counted in the metrics), and the client is not served.
+
+        A header that names no client (v1 ``UNKNOWN``; v2 LOCAL, the proxy's health
+        check) leaves the proxy's own address, which is not held to the per-address
+        limits (:attr:`proxied` stays True: nothing was counted for it)."""
+        proxy = self.host
+        try:
+            header = proxies.read_header(
+                self.sock, proxies.HEADER_TIMEOUT, lambda: self.quit_reason is not None
+            )
+        except proxies.HeaderNotRead as exc:
+            if self.quit_reason is None:
+                log.warning("refused a connection from %s (a proxy): %s", proxy, exc)
+                self.server.count_refusal(proxies.NO_HEADER)
+                self.disconnect(proxies.NO_HEADER)
+            return ""
+        if header.source is None:
+            log.debug("a connection from %s (a proxy) for no client: %s", proxy, header)
+            return ""
+        self.host = header.source[0]
+        self.display_host = self._displayed(self.host)
+        self.thread.name = f"conn {self.host}"
+        log.debug("a connection from %s through %s", self.host, proxy)
+        refused = self.server.admit(self.host, in_all=False)
+        if not refused:
+            self.proxied = False  # (counted by address: released at the end, as any)
+        return refused
 
     def _handshake(self, sock: Stream) -> None:
         """Complete what the transport needs before a line is read (TLS's handshake). It

@@ -11,6 +11,10 @@ connection has its own thread, which reads and runs its commands; one flusher th
 writes to every client; and while there are refusals to tell over TLS, one thread tells
 them (:mod:`chatcli.server.refusals`).
 
+From a trusted proxy (``proxy_protocol``), a connection begins with a PROXY header: the
+accept loop only counts it in all (``max_clients``); its own thread reads the header and
+has the client's address admitted (:mod:`chatcli.server.proxied`).
+
 Every background loop (accepting, housekeeping, the flusher, the TLS refusals) is
 supervised (:mod:`chatcli.server.supervise`): after an unexpected exception it is logged
 and restarted, within a budget. Past it, or where a restart cannot be safe, or when the
@@ -46,6 +50,7 @@ from chatcli.server.channel import Channel
 from chatcli.server.commands import TracebackLimit
 from chatcli.server.connection import Connection, is_exempt
 from chatcli.server.handlers import accounts, rooms
+from chatcli.server.proxied import is_trusted
 from chatcli.server.refusals import TLSRefusals, hang_up
 from chatcli.server.sendq import SENDQ_EXCEEDED, Flusher
 from chatcli.server.state import World
@@ -474,12 +479,18 @@ class Server:
         sock.setblocking(False)  # the flusher writes without waiting; see sendq.py
         host = address[0]
         secure = listener in self._secure
-        refused = self._admit(host, self.clock())
+        # From a trusted proxy: only the bound in all applies now; the client behind it is
+        # admitted by its own address once its connection's thread has read the PROXY
+        # header (Connection.run; never here, where a slow header would stall accepting).
+        proxied = is_trusted(host, self.config.proxy_protocol)
+        refused = self._admit(host, self.clock(), by_address=not proxied)
         if refused:
-            with self._state_lock:
-                self._refused[refused] = self._refused.get(refused, 0) + 1
+            self.count_refusal(refused)
             log.warning("refused a connection from %s: %s", host, refused)
             line = Message("ERROR", (f"Closing link: {host} ({refused})",)).to_bytes()
+            if secure and proxied:  # (its TLS comes after a header: no refusal to tell)
+                hang_up(sock)
+                return
             if secure:
                 assert self.tls_context is not None
                 self.refusals.refuse(sock, line, self.tls_context)
@@ -500,25 +511,36 @@ class Server:
         except OSError as exc:  # gone already: a reset between accept and now
             log.info("lost %s before it started: %s", host, exc)
             sock.close()
-            self._release(host)
+            if not proxied:
+                self._release(host)
             return
-        self.start_connection(stream, address)
+        self.start_connection(stream, address, proxied=proxied)
 
-    def admit(self, host: str) -> str:
+    def admit(self, host: str, *, in_all: bool = True) -> str:
         """Count a new connection from ``host`` that another listener accepted (a
-        WebSocket); or return why it is refused (counted, as refusals here are)."""
-        refused = self._admit(host, self.clock())
+        WebSocket), or, with ``in_all`` False, the client a proxy's connection (counted in
+        all already) carries, once its PROXY header gives its address; or return why it
+        is refused (counted, as refusals here are)."""
+        refused = self._admit(host, self.clock(), in_all=in_all)
         if refused:
-            with self._state_lock:
-                self._refused[refused] = self._refused.get(refused, 0) + 1
+            self.count_refusal(refused)
             log.warning("refused a connection from %s: %s", host, refused)
         return refused
 
-    def start_connection(self, stream: Stream, address: tuple[str, int]) -> None:
+    def count_refusal(self, reason: str) -> None:
+        """Count a connection refused for ``reason`` (the metrics' refusals)."""
+        with self._state_lock:
+            self._refused[reason] = self._refused.get(reason, 0) + 1
+
+    def start_connection(
+        self, stream: Stream, address: tuple[str, int], *, proxied: bool = False
+    ) -> None:
         """Serve ``stream``, admitted (:meth:`admit`), as a client: its connection and
-        its thread. Any transport: TCP and TLS from here, WebSocket from the web listener."""
+        its thread. Any transport: TCP and TLS from here, WebSocket from the web listener.
+        With ``proxied``, from a trusted proxy and not yet admitted by address: its thread
+        reads the PROXY header first (:meth:`Connection.run`)."""
         host = address[0]
-        conn = Connection(self, stream, address[:2])
+        conn = Connection(self, stream, address[:2], proxied=proxied)
         with self.world.lock:
             self.world.arrive(conn)
         with self._state_lock:
@@ -537,18 +559,22 @@ class Server:
         finally:
             threading.stack_size(old)
 
-    def _admit(self, host: str, now: float) -> str:
+    def _admit(self, host: str, now: float, *, in_all: bool = True, by_address: bool = True) -> str:
         """Count a new connection from ``host`` at ``now``; or return why it is refused.
 
-        ``max_clients`` applies to everyone; ``max_per_ip`` and the throttle
-        (``throttle_connects`` in ``throttle_window``) not to loopback if
-        ``exempt_loopback``. A refused connection does not count against its address.
+        ``max_clients`` applies to everyone (unless not ``in_all``: counted already);
+        ``max_per_ip`` and the throttle (``throttle_connects`` in ``throttle_window``) not
+        to loopback if ``exempt_loopback``, nor (``by_address`` False) to a proxy's
+        connection before its header is read. A refused connection does not count against
+        its address.
         """
         config = self.config
         exempt = is_exempt(config, host)
         with self._state_lock:
-            if len(self._threads) >= config.max_clients:
+            if in_all and len(self._threads) >= config.max_clients:
                 return "Server full"
+            if not by_address:
+                return ""
             if not exempt and 0 < config.max_per_ip <= self._per_ip.get(host, 0):
                 return "Too many connections from your address"
             if (
@@ -569,7 +595,8 @@ class Server:
                 return
             del self._threads[conn.thread]
             self._ended.add(conn)
-        self._release(conn.host)
+        if not conn.proxied:  # (a proxy's, not admitted by address: nothing to release)
+            self._release(conn.host)
 
     def _release(self, host: str) -> None:
         """Count one connection from ``host`` less (one :meth:`_admit` counted)."""

@@ -28,6 +28,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from chatcli.server.proxied import NO_HEADER
+
 if TYPE_CHECKING:
     from chatcli.server.listener import Server
 
@@ -36,6 +38,7 @@ REFUSALS = {
     "Server full": "server_full",
     "Too many connections from your address": "per_address",
     "Connecting too fast": "throttle",
+    NO_HEADER: "proxy_header",  # from a proxy (proxy_protocol), no valid PROXY header
 }
 
 

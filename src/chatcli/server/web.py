@@ -10,6 +10,10 @@ a thread (``web <host>``) that reads one request, answers it and closes. Those a
 (more are told 503 and closed), a request must arrive whole within :data:`READ_TIMEOUT`
 seconds (a slow or silent client cannot hold a thread), and in :data:`MAX_REQUEST` bytes.
 At shutdown the listener stops accepting, wakes every connection's thread and joins it.
+A connection from a proxy in ``proxy_protocol`` begins with a PROXY header, read by its
+thread before TLS and the request (:meth:`WebListener._unwrap_proxy`): the client it
+names is the connection's peer, for the per-address bound and a WebSocket's address
+(X-Forwarded-For is believed only if that peer is in ``web_proxies``).
 
 Requests are parsed by the ``websockets`` package's sans-IO server protocol
 (:class:`websockets.server.ServerProtocol`), never by hand. An upgrade to a WebSocket at
@@ -55,7 +59,9 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from chatcli.server import metrics, websocket
+from chatcli.server import proxied as proxies
 from chatcli.server.connection import is_exempt
+from chatcli.server.proxied import is_trusted
 from chatcli.server.supervise import Supervisor
 from chatcli.server.tls_socket import TLSSocket
 from chatcli.server.transport import PlainStream, Stream, listen_all
@@ -332,9 +338,13 @@ class WebListener:
                 self._stop.wait(0.1)
             return
         host = address[0]
-        thread = threading.Thread(target=self._serve, args=(sock, host), name=f"web {host}")
+        thread = threading.Thread(target=self._serve, args=(sock, address[:2]), name=f"web {host}")
         config = self.server.config
-        bounded = not (is_exempt(config, host) or is_proxy(host, config.web_proxies))
+        bounded = not (
+            is_exempt(config, host)
+            or is_proxy(host, config.web_proxies)
+            or is_trusted(host, config.proxy_protocol)  # (bounded by the client's, once read)
+        )
         with self._lock:
             full = len(self._conns) >= MAX_CONNECTIONS or (
                 bounded and self._per_ip.get(host, 0) >= MAX_PER_IP
@@ -361,21 +371,33 @@ class WebListener:
     def _forget(self, thread: threading.Thread, host: str) -> None:
         with self._lock:
             self._conns.pop(thread, None)
-            left = self._per_ip.get(host, 1) - 1
-            if left > 0:
-                self._per_ip[host] = left
-            else:
-                self._per_ip.pop(host, None)
+            self._uncount(host)
+
+    def _uncount(self, host: str) -> None:
+        """One connection less from ``host`` in ``_per_ip``. Caller holds ``_lock``."""
+        left = self._per_ip.get(host, 1) - 1
+        if left > 0:
+            self._per_ip[host] = left
+        else:
+            self._per_ip.pop(host, None)
 
     # -- one connection (its own thread) ----------------------------------------------------
 
-    def _serve(self, sock: socket.socket, host: str) -> None:
+    def _serve(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         """Read one request from ``sock``, answer it, close; or, for a WebSocket upgrade to
-        ``/``, hand the connection over to the IRC server. Bounded in time and size."""
+        ``/``, hand the connection over to the IRC server. Bounded in time and size. From
+        a trusted proxy (``proxy_protocol``), its PROXY header first, which says who
+        ``peer`` is."""
         thread = threading.current_thread()
         stream: socket.socket | None = sock
+        host = peer[0]  # the address counted for this connection (_per_ip)
         try:
-            stream = self._answer(sock, thread)
+            if is_trusted(host, self.server.config.proxy_protocol):
+                client = self._unwrap_proxy(sock, thread, peer)
+                if client is None:
+                    return
+                peer, host = client, client[0]
+            stream = self._answer(sock, thread, peer)
         except (OSError, ValueError) as exc:  # gone, reset, timed out, a failed handshake
             log.debug("HTTP connection from %s: %s", host, exc)
         except Exception:
@@ -388,9 +410,52 @@ class WebListener:
                     sock.close()
             self._forget(thread, host)
 
-    def _answer(self, sock: socket.socket, thread: threading.Thread) -> socket.socket | None:
+    def _unwrap_proxy(
+        self, sock: socket.socket, thread: threading.Thread, proxy: tuple[str, int]
+    ) -> tuple[str, int] | None:
+        """Read the PROXY header that a connection from a trusted proxy begins with (before
+        TLS), within :data:`~chatcli.server.proxied.HEADER_TIMEOUT`; return the client's
+        address (the proxy's own for a header that names none: a health check), counted
+        in the proxy's stead, or None if the connection is refused: no valid header (a
+        refusal in the metrics), or too many from the client's address (503)."""
+        sock.settimeout(proxies.HEADER_TIMEOUT)
+        try:
+            header = proxies.read_header(proxies.SocketReader(sock), proxies.HEADER_TIMEOUT)
+        except proxies.HeaderNotRead as exc:
+            if not self._stop.is_set():
+                log.warning("refused an HTTP connection from %s (a proxy): %s", proxy[0], exc)
+                self.server.count_refusal(proxies.NO_HEADER)
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                sock.recv(MAX_REQUEST)  # what came already: closing on it would reset
+            return None
+        if header.source is None:
+            return proxy
+        client = header.source
+        config = self.server.config
+        bounded = not (is_exempt(config, client[0]) or is_proxy(client[0], config.web_proxies))
+        with self._lock:
+            full = bounded and self._per_ip.get(client[0], 0) >= MAX_PER_IP
+            if not full:  # counted as the client from now on, not as the proxy
+                self._uncount(proxy[0])
+                self._per_ip[client[0]] = self._per_ip.get(client[0], 0) + 1
+        if full:
+            log.warning("refused an HTTP connection from %s: too many at once", client[0])
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                if not self.secure:  # (over TLS a plain answer would be noise)
+                    sock.send(_BUSY)  # a fresh socket's buffer takes it whole
+                sock.recv(MAX_REQUEST)  # what came already: closing on it would reset
+            return None
+        thread.name = f"web {client[0]}"
+        return client
+
+    def _answer(
+        self, sock: socket.socket, thread: threading.Thread, peer: tuple[str, int]
+    ) -> socket.socket | None:
         """Read a request, send the response; return the socket as read (TLS-wrapped over
-        HTTPS), for the caller to close, or None once a WebSocket was handed over."""
+        HTTPS), for the caller to close, or None once a WebSocket was handed over. ``peer``
+        is who sent it (the PROXY header's client, from a trusted proxy)."""
         deadline = time.monotonic() + READ_TIMEOUT
         stream = sock
         if self.secure:
@@ -434,7 +499,7 @@ class WebListener:
             if events and isinstance(events[0], Request):
                 request = events[0]
                 if request.path.partition("?")[0] == "/" and is_websocket(request):
-                    return self._upgrade(stream, protocol, request)
+                    return self._upgrade(stream, protocol, request, peer)
                 self._send(stream, protocol, self.router.route(request))
                 return stream
 
@@ -470,12 +535,17 @@ class WebListener:
                 dropped += len(chunk)
 
     def _upgrade(
-        self, stream: socket.socket, protocol: ServerProtocol, request: Request
+        self,
+        stream: socket.socket,
+        protocol: ServerProtocol,
+        request: Request,
+        peer: tuple[str, int],
     ) -> socket.socket | None:
         """Accept ``request``'s upgrade to a WebSocket (from an allowed Origin: see
         :meth:`origins`) and hand the connection to the IRC server as a client; None once
-        handed over. Refused by the server's limits: 503, as an HTTP answer."""
-        address = client_address(stream.getpeername()[:2], request, self.server.config.web_proxies)
+        handed over. Refused by the server's limits: 503, as an HTTP answer. The client is
+        ``peer``, or whom its X-Forwarded-For names if ``peer`` is in ``web_proxies``."""
+        address = client_address(peer, request, self.server.config.web_proxies)
         protocol.origins = self.origins(request)  # type: ignore[assignment]
         response = protocol.accept(request)
         if response.status_code == 101:
