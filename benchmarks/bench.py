@@ -25,6 +25,15 @@ from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness.cluster import (
+    Nodes,
+    RedisServer,
+    cluster_direct,
+    cluster_fanout,
+    cluster_room,
+    find_redis,
+    node_spec,
+)
 from harness.loadgen import Generator
 from harness.machine import machine, raise_nofile
 from harness.profiling import PYTHON_SERVERS, find_py_spy, profiled
@@ -58,7 +67,7 @@ from harness.servers import (
 ALL_SERVERS = ("chatcli", "chatcli-history", "ngircd", "inspircd", "miniircd")
 ALL_SCENARIOS = ("connect", "fanout", "rate", "dm", "stall", "scale", "send")
 #: Scenarios run only when asked for by name (``--scenarios websocket``).
-EXTRA_SCENARIOS = ("websocket",)
+EXTRA_SCENARIOS = ("websocket", "cluster")
 
 
 def log(msg: str) -> None:
@@ -80,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios",
         default=",".join(ALL_SCENARIOS),
         help="any of " + ",".join(ALL_SCENARIOS + EXTRA_SCENARIOS) + " (default: all but "
-        "websocket)",
+        "websocket and cluster)",
     )
     p.add_argument("--members", type=int_list, help="room sizes N (default 100,1000)")
     p.add_argument("--senders", type=int_list, help="sender counts S (default 1,10)")
@@ -115,6 +124,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="websocket: text.ircv3.net (what chatcli's browser client asks for first; the "
         "default) or binary.ircv3.net",
     )
+    p.add_argument(
+        "--cluster-nodes",
+        type=int_list,
+        default=[1, 2, 3],
+        help="cluster: the node counts K to run, one after the other (default 1,2,3)",
+    )
+    p.add_argument(
+        "--cluster-members",
+        type=int,
+        help="cluster: members of the room, member i on node i mod K (default 1000; --quick 100)",
+    )
+    p.add_argument("--cluster-senders", type=int, default=10, help="cluster: senders (default 10)")
+    p.add_argument(
+        "--no-cluster-dm",
+        action="store_true",
+        help="cluster: skip the direct messages between nodes",
+    )
+    p.add_argument("--redis", help="cluster: the redis-server executable")
     p.add_argument("--send-reps", type=int, help="chat send repetitions (default 15)")
     p.add_argument(
         "--quiet-wait",
@@ -180,6 +207,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     st.ws_senders = args.ws_senders
     st.ws_subprotocol = args.ws_subprotocol
     st.max_clients = args.max_clients
+    st.cluster_nodes = args.cluster_nodes
+    st.cluster_members = small if args.cluster_members is None else args.cluster_members
+    st.cluster_senders = args.cluster_senders
+    st.cluster_dm = not args.no_cluster_dm
+    st.redis = args.redis
     if args.drain is not None:
         st.drain = args.drain
     QUIET_WAIT[0] = args.quiet_wait
@@ -228,6 +260,14 @@ def summary(r: Result) -> str:
             f" ms  lost {r['lost']}  gen CPU {r['gen_cpu_s']:.2f}s "
             f"srv CPU {r['server_cpu_s']:.2f}s"
         )
+    if k in ("cluster", "cluster-dm"):
+        return (
+            f"{r['deliveries_per_s']:,.0f}/s  {r['deliveries_per_cpu_s']:,.0f}/CPU-s (all)  "
+            f"same p99 {r.get('same_p99_ms', float('nan')):.2f} ms  cross p99 "
+            f"{r.get('cross_p99_ms', float('nan')):.2f} ms  lost {r['lost']}  nodes CPU "
+            f"{r.get('per_node_cpu', '')} s  Redis CPU {r.get('redis_cpu_s', 0.0):.2f} s  "
+            f"events {r.get('events', '-')}"
+        )
     if k in ("fanout-closed", "fanout-rate", "dm"):
         return (
             f"{r['deliveries_per_s']:,.0f}/s  {r['deliveries_per_cpu_s']:,.0f}/CPU-s  "
@@ -251,7 +291,7 @@ def summary(r: Result) -> str:
 
 
 #: Scenarios that can simply be run again (they leave the server as they found it).
-REPEATABLE = ("fanout-closed", "fanout-rate", "dm", "websocket")
+REPEATABLE = ("fanout-closed", "fanout-rate", "dm", "websocket", "cluster", "cluster-dm")
 
 
 def disturbed(r: Result) -> bool:
@@ -273,8 +313,9 @@ def guarded(
     """Run one scenario (profiled, with --profile); on failure record it as skipped. True if
     it ran."""
     out = None
-    if rec.profile_dir is not None and server in PYTHON_SERVERS:
-        out = rec.profile_dir / f"{server}-{scenario.replace('/', '-')}.txt"
+    if rec.profile_dir is not None and server.split(" ")[0] in PYTHON_SERVERS:
+        name = f"{server}-{scenario}".replace("/", "-").replace(" ", "-").replace("=", "")
+        out = rec.profile_dir / f"{name}.txt"
     try:
         with profiled(pid, out):
             result = fn()
@@ -375,6 +416,8 @@ def run_server(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> 
                 gen.close_all()
     if "websocket" in st.scenarios:
         run_websocket(spec, st, workdir, rec)
+    if "cluster" in st.scenarios and name == "chatcli":
+        run_cluster(spec, st, workdir, rec)
     if "send" in st.scenarios and name == "chatcli":
         with RunningServer(spec, workdir) as srv:
             guarded(
@@ -454,6 +497,112 @@ def run_websocket(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) 
                     log(f"  {name} died: {srv.log_tail()}")
             finally:
                 gen.close_all()
+
+
+def cluster_phases(
+    rec: Recorder,
+    label: str,
+    gen: Generator,
+    nodes: Nodes,
+    st: Settings,
+    base_per_cpu: float | None,
+) -> float | None:
+    """Fill the room over ``nodes``, then the closed-loop fan-out and the direct messages;
+    return the fan-out's deliveries per CPU second."""
+    n, s = st.cluster_members, st.cluster_senders
+    k = len(nodes.nodes)
+    scenario = f"cluster/N={n}/S={s}"
+    extra: Result = {"members": n, "senders": s, "nodes": k, "window": st.window}
+    room = cluster_room(gen, nodes, n)
+    members = room.pop("clients")
+    log(
+        f"  {label}: {room['joined']} of {n} joined in {room['connect_s']:.1f} s, settled "
+        f"after {room['settled_s']:.1f} s"
+    )
+    if len(members) < n:
+        why = f"only {len(members)} of {n} joined: {room['connect_error']}"
+        rec.skip("cluster", scenario, label, why[:160], extra)
+        return None
+    pool = SenderPool(members, max(s, min(len(members) - 20, 80)))
+    per_cpu: float | None = None
+
+    def phase() -> Result:
+        r = cluster_fanout(gen, nodes, members, pool.take(s), st)
+        r.update(room)
+        if base_per_cpu:
+            r["vs_k1"] = r["deliveries_per_cpu_s"] / base_per_cpu
+        return r
+
+    if guarded(rec, "cluster", scenario, label, extra, phase, pid=nodes.pid):
+        per_cpu = rec.results[-1]["deliveries_per_cpu_s"]
+        if base_per_cpu is None and label.endswith("K=1"):
+            rec.results[-1]["vs_k1"] = 1.0
+    if st.cluster_dm:
+        # Pairs among the members that did not send in the fan-out, if there are enough of
+        # them on every node (flood control is off: a sender may be used again).
+        spare = len(members) - len(pool.members)
+        used = set(pool.members) if spare >= 2 * (st.pairs + k) else set()
+        extra = {"pairs": st.pairs, "window": st.dm_window, "nodes": k}
+        guarded(
+            rec,
+            "cluster-dm",
+            "cluster-dm",
+            label,
+            extra,
+            partial(cluster_direct, gen, nodes, members, used, st),
+            pid=nodes.pid,
+        )
+    if not nodes.alive():
+        log(f"  a node died: {nodes.log_tail()}")
+    return per_cpu
+
+
+def run_cluster(spec: ServerSpec, st: Settings, workdir: Path, rec: Recorder) -> None:
+    """The same room on one ordinary ``chat serve`` (the baseline: what cluster mode costs),
+    then on K = 1, 2, 3 ``chat serve --cluster`` nodes sharing one Redis of the harness's
+    own (FLUSHALL between them); see "Several nodes on one Redis" in the README."""
+    redis_exe = find_redis(st.redis)
+    if redis_exe is None:
+        extra = {"members": st.cluster_members, "senders": st.cluster_senders}
+        why = "redis-server not found (apt-get install redis-server)"
+        rec.skip(
+            "cluster",
+            f"cluster/N={st.cluster_members}/S={st.cluster_senders}",
+            "chatcli",
+            why,
+            extra,
+        )
+        return
+    with RunningServer(spec, workdir) as srv:
+        gen = Generator(HOST, srv.port)
+        try:
+            cluster_phases(rec, "chatcli", gen, Nodes([srv], None), st, None)
+        finally:
+            gen.close_all()
+    with RedisServer(workdir, redis_exe) as redis:
+        base: float | None = None
+        for k in st.cluster_nodes:
+            label = f"chatcli K={k}"
+            rec.versions[label] = f"{spec.version}, {redis.version}"
+            redis.command("FLUSHALL")
+            member_spec = node_spec(spec, redis.url)
+            started: list[RunningServer] = []
+            gen = None
+            try:
+                for _ in range(k):
+                    node = RunningServer(member_spec, workdir)
+                    node.start()
+                    started.append(node)
+                nodes = Nodes(started, redis)
+                gen = Generator(HOST, started[0].port)
+                per_cpu = cluster_phases(rec, label, gen, nodes, st, base)
+                if k == 1 and per_cpu:
+                    base = per_cpu
+            finally:
+                if gen is not None:
+                    gen.close_all()
+                for node in started:
+                    node.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

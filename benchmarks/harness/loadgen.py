@@ -138,6 +138,7 @@ class Client:
         "heard",
         "index",
         "lat",
+        "lat_sid",
         "nbytes",
         "nick",
         "nickb",
@@ -145,6 +146,7 @@ class Client:
         "out",
         "parse",
         "pong",
+        "port",
         "rest",
         "seq",
         "sid",
@@ -171,6 +173,10 @@ class Client:
         self.count = 0
         self.nbytes = 0
         self.lat: list[int] | None = None
+        #: with ``lat``: the sender id of each latency sample, where asked (a cluster's
+        #: probes tell the sender's node from their own)
+        self.lat_sid: list[int] | None = None
+        self.port = 0  #: the server port it is connected to (a cluster: which node)
         self.acks: list[int] | None = None
         self.error: str | None = None
         self.closed = False
@@ -240,6 +246,7 @@ class Generator:
         for c in clients:
             c.count = 0
             c.lat = None
+            c.lat_sid = None
             c.acks = None
             c.parse = c.state != READY
             c.sid = -1
@@ -359,6 +366,8 @@ class Generator:
             c.acks[int(line[p : p + 4])] += 1
         if c.lat is not None:
             c.lat.append(now_us() - int(line[p + 14 : p + 27]))
+            if c.lat_sid is not None:
+                c.lat_sid.append(int(line[p : p + 4]))
 
     # -- WebSocket clients --------------------------------------------------------------------
 
@@ -577,6 +586,7 @@ class Generator:
         join: bool = True,
         stop_after_failures: int = 50,
         ws: bool = False,
+        ports: Sequence[int] = (),
     ) -> ConnectResult:
         """Open ``count`` clients; register each (NICK/USER, wait for 001) and, with ``join``,
         join #bench (wait for 366).
@@ -593,6 +603,9 @@ class Generator:
         ``accept_window`` handshakes are under way at once: chatcli's web listener serves
         only a few HTTP connections from one address at a time) and registers once it is
         answered.
+
+        With ``ports`` (the nodes of a cluster), client i connects to ``ports[i % len]``
+        instead of the generator's port.
         """
         self._join_after_register = join
         self.ready = 0
@@ -612,7 +625,8 @@ class Generator:
             ):
                 nick = f"{prefix}{opened:05d}"  # one width: every message line is as long
                 try:
-                    c = self._open(opened, nick, ws)
+                    port = ports[opened % len(ports)] if ports else None
+                    c = self._open(opened, nick, ws, port)
                 except OSError as exc:
                     self.first_error = self.first_error or f"socket: {exc.strerror or exc}"
                     stop_opening = True
@@ -633,8 +647,8 @@ class Generator:
         seconds = time.monotonic() - start
         return ConnectResult(made, self.ready, self.failed, seconds, self.first_error)
 
-    def _open(self, index: int, nick: str, ws: bool = False) -> Client:
-        port = self.port
+    def _open(self, index: int, nick: str, ws: bool = False, port: int | None = None) -> Client:
+        port = self.port if port is None else port
         if ws:
             if self.ws_port is None:
                 raise ValueError("WebSocket clients need the server's web port")
@@ -650,6 +664,7 @@ class Generator:
             sock.close()
             raise
         c = Client(sock, index, nick)
+        c.port = port
         if ws:
             c.ws = True
             c.out += ws_request(self.host, port, self.ws_subprotocol)

@@ -159,6 +159,50 @@ KINDS: dict[str, Kind] = {
             Headline("/CPU-s vs TCP only", "vs_tcp_only", True),
         ),
     ),
+    "cluster": Kind(
+        "Several nodes on one Redis: fan-out in one room, closed loop",
+        (
+            Column("nodes", "nodes", text),
+            Column("msgs", "messages", si),
+            Column("events", "events", si),
+            Column("deliv/s", "deliveries_per_s", si),
+            Column("deliv/CPU-s", "deliveries_per_cpu_s", si),
+            Column("vs K=1", "vs_k1", num(".2f")),
+            Column("CPU s", "server_cpu_s", num(".2f")),
+            Column("each node CPU s", "per_node_cpu", text),
+            Column("Redis CPU s", "redis_cpu_s", num(".2f")),
+            Column("Redis µs/event", "redis_us_per_event", num(".1f")),
+            Column("node µs/event", "node_us_per_event", num(".0f")),
+            Column("gen CPU s", "gen_cpu_s", num(".2f")),
+            Column("box busy", "box_busy", pct),
+            Column("same p50", "same_p50_ms", num(".2f")),
+            Column("same p99", "same_p99_ms", num(".2f")),
+            Column("cross p50", "cross_p50_ms", num(".2f")),
+            Column("cross p99", "cross_p99_ms", num(".2f")),
+            Column("lost", "lost", text),
+            Column("dup", "duplicated", text),
+        ),
+        (Headline("deliv/CPU-s", "deliveries_per_cpu_s", True),),
+    ),
+    "cluster-dm": Kind(
+        "Several nodes on one Redis: direct messages, each pair across two nodes",
+        (
+            Column("nodes", "nodes", text),
+            Column("msgs/s", "deliveries_per_s", si),
+            Column("msgs/CPU-s", "deliveries_per_cpu_s", si),
+            Column("CPU s", "server_cpu_s", num(".2f")),
+            Column("each node CPU s", "per_node_cpu", text),
+            Column("Redis CPU s", "redis_cpu_s", num(".2f")),
+            Column("Redis µs/event", "redis_us_per_event", num(".1f")),
+            Column("events", "events", si),
+            Column("gen CPU s", "gen_cpu_s", num(".2f")),
+            Column("same p99", "same_p99_ms", num(".2f")),
+            Column("cross p50", "cross_p50_ms", num(".2f")),
+            Column("cross p99", "cross_p99_ms", num(".2f")),
+            Column("lost", "lost", text),
+        ),
+        (Headline("msgs/CPU-s", "deliveries_per_cpu_s", True),),
+    ),
     "stall": Kind(
         "Stalled member: the others' delivery rate without and with one member not reading",
         (
@@ -217,6 +261,14 @@ def scenario_title(r: Result) -> str:
         return f"{kind.title}: {r['pairs']} pairs, {r['window']} in flight each"
     if r["kind"] == "stall":
         return f"{kind.title}, N={r['members']} S={r['senders']}"
+    if r["kind"] == "cluster":
+        return (
+            f"{kind.title}, N={r['members']} (member i on node i mod K) S={r['senders']} "
+            f"(window {r.get('window')}); the chatcli row: one ordinary chat serve; CPU: "
+            f"every node and Redis together"
+        )
+    if r["kind"] == "cluster-dm":
+        return f"{kind.title}: {r.get('pairs')} pairs, {r.get('window')} in flight each"
     if r["kind"] == "websocket":
         ws = r.get("ws_members") or 0
         room = f"{r['members'] - ws} TCP + {ws} WS" if ws else f"{r['members']} TCP only"

@@ -14,6 +14,7 @@ Accounting, the same for every server:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import time
@@ -63,6 +64,13 @@ class Settings:
     ws_members: int = 1000
     ws_senders: int = 10
     ws_subprotocol: str = "text"  #: "text" (what chatcli's browser client asks for) or "binary"
+    #: Several nodes on one Redis: the node counts K, the room's members (member i on node
+    #: i mod K) and senders; whether to run the direct messages between nodes too
+    cluster_nodes: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])
+    cluster_members: int = 1000
+    cluster_senders: int = 10
+    cluster_dm: bool = True
+    redis: str | None = None  #: the redis-server executable (None: looked for)
 
 
 gen_cpu = own_cpu  #: the load generator's CPU: this process's
@@ -100,10 +108,12 @@ class Meter:
         self.gen0 = gen_cpu()
         self.box0 = box_cpu()
         self.procs0 = process_cpu()
+        #: several processes measured as one (a cluster's nodes and its Redis): each's CPU
+        self.parts0: dict[str, float] = getattr(srv, "cpu_parts", dict)()
 
     def others(self) -> str:
         """The processes other than the server and this one that used the most CPU."""
-        skip = {self.srv.pid, os.getpid()}
+        skip = {*getattr(self.srv, "pids", (self.srv.pid,)), os.getpid()}
         used = []
         for pid, (name, cpu) in process_cpu().items():
             if pid not in skip:
@@ -119,7 +129,9 @@ class Meter:
         total = total1 - self.box0[1]
         server = self.srv.cpu() - self.cpu0
         gen = gen_cpu() - self.gen0
+        parts: dict[str, float] = getattr(self.srv, "cpu_parts", dict)()
         return {
+            **{f"{k}_cpu_s": v - self.parts0.get(k, 0.0) for k, v in parts.items()},
             "wall_s": wall,
             "server_cpu_s": server,
             "gen_cpu_s": gen,
@@ -275,6 +287,7 @@ def fanout(
         s.sid = i
     for p in probes:
         p.lat = []
+        p.lat_sid = []  # (who sent each: a cluster tells same-node from cross-node)
         p.parse = True
     acks = [0] * n_senders
     designated.acks = acks
