@@ -232,3 +232,81 @@ def test_a_redis_that_cannot_be_reached_stops_start_up_with_one_line():
     assert done.returncode == 1
     assert done.stderr.startswith("chat: cannot use the cluster's Redis at 127.0.0.1:1/0: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_topics_modes_and_ranks_set_on_one_node_hold_on_the_other(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    bob = person(b.port, "bob", clients)
+    alice.send("JOIN #team")
+    alice.expect("366")
+    wait_until(lambda: b.server.world.find_channel("#team") is not None)  # (see below)
+    bob.send("JOIN #team")
+    bob.expect("366")
+    joined(alice, "bob")
+    alice.send("TOPIC #team :ship it on friday")
+    alice.expect("TOPIC")
+    assert bob.expect("TOPIC").params == ("#team", "ship it on friday")
+    bob.send("TOPIC #team")
+    assert bob.expect("332").params[-1] == "ship it on friday"
+    bob.send("TOPIC #team :not allowed")  # (+t: only operators, and bob is none)
+    assert bob.expect("482").params[1] == "#team"
+    alice.send("MODE #team +m")
+    assert bob.expect("MODE").params == ("#team", "+m")
+    bob.send("PRIVMSG #team :can I talk?")
+    assert bob.expect("404").params[1] == "#team"
+    alice.send("MODE #team +o bob")
+    assert bob.expect("MODE").params == ("#team", "+o", "bob")
+    bob.send("TOPIC #team :ship it on monday")  # (an operator now, on his own node)
+    assert alice.expect("TOPIC").params == ("#team", "ship it on monday")
+    bob.send("PRIVMSG #team :and now I may talk")
+    assert alice.expect("PRIVMSG").params == ("#team", "and now I may talk")
+
+
+def test_away_monitor_and_invitations_reach_across_nodes(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    alice.send("MONITOR + bob")
+    alice.expect("731")  # (bob is offline)
+    bob = person(b.port, "bob", clients)
+    assert alice.expect("730").params[1].startswith("bob!")
+    bob.send("AWAY :at lunch")
+    bob.expect("306")
+    wait_until(lambda: getattr(a.server.world.find_nick("bob"), "away", None) == "at lunch")
+    alice.send("WHOIS bob")
+    assert alice.expect("301").params[-1] == "at lunch"
+    alice.send("JOIN #secret")
+    alice.expect("366")
+    alice.send("MODE #secret +i")
+    alice.expect("MODE")
+    secret = lambda: b.server.world.find_channel("#secret")  # noqa: E731
+    wait_until(lambda: secret() is not None and "i" in secret().modes)  # (a moment's lag)
+    bob.send("JOIN #secret")
+    assert bob.expect("473").params[1] == "#secret"
+    alice.send("INVITE bob #secret")
+    assert bob.expect("INVITE").params == ("bob", "#secret")
+    bob.send("JOIN #secret")
+    bob.expect("366")
+    joined(alice, "bob")
+    bob.send("QUIT :bye")
+    assert alice.expect("731").params[1] == "bob"
+
+
+def test_a_node_that_comes_later_sees_the_people_and_rooms_already_there(
+    make_server, redis_url: str, clients
+):
+    a = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
+    alice = person(a.port, "alice", clients)
+    alice.send("JOIN #early")
+    alice.expect("366")
+    alice.send("TOPIC #early :set before b came")
+    alice.expect("TOPIC")
+    wait_until(lambda: not a.server.cluster._ops)
+    b = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
+    bob = person(b.port, "bob", clients)
+    bob.send("JOIN #early")
+    assert bob.expect("332").params[-1] == "set before b came"
+    names = bob.expect("353").params[-1].split()
+    assert {name.lstrip("@+") for name in names} == {"alice", "bob"}
+    bob.send("NICK alice")
+    assert bob.expect("433").params[1] == "alice"

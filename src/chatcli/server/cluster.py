@@ -46,6 +46,7 @@ and history (the PostgreSQL store), LUSERS and LIST over the cluster.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -59,9 +60,10 @@ from typing import TYPE_CHECKING, Any
 
 from chatcli.errors import ChatError, ExitStatus
 from chatcli.server import tags
-from chatcli.server.channel import Channel
+from chatcli.server.channel import LIST_MODES, Channel
 from chatcli.server.errors import BackboneUnavailable, NicknameInUse
 from chatcli.server.state import World
+from chatcli.server.store import Stored
 
 if TYPE_CHECKING:
     import redis
@@ -234,6 +236,7 @@ class Op:
     data: dict[str, Any]
     record: tuple[str, str | None] | None = None  #: (uid, record JSON or None: delete)
     release: tuple[str, str] | None = None  #: (nick key, claimant): let go of it
+    room: tuple[str, str | None] | None = None  #: (folded room, its state JSON or None)
 
 
 class Entry:
@@ -261,6 +264,7 @@ class ClusterWorld(World):
         self.people: dict[str, Connection | Remote] = {}  # uid -> person
         self._forgetting: Connection | None = None
         self._group: list[Op] = []  # what the current hold of the world lock queued
+        self._applying = False  # an event of another node is being applied (events thread)
         self._registering: list[Connection] = []  # who registered in the current hold
         self.lock.before_release = self._end_hold
 
@@ -272,11 +276,12 @@ class ClusterWorld(World):
     def claimant(self, conn: Connection) -> str:
         return f"{self.node} {self.uids[conn]}"
 
-    def _queue(self, op: Op) -> None:
+    def _queue(self, op: Op, *, applying: bool = False) -> None:
         """Queue ``op`` for the other nodes: with what else this lock hold changes, if the
         world lock is held (they are applied together elsewhere too: a KICK's line and the
-        removal it makes), else on its own."""
-        if self.cluster is None:
+        removal it makes), else on its own. Nothing is queued while another node's event is
+        applied (what it changes, its node told already) unless ``applying`` says so."""
+        if self.cluster is None or (self._applying and not applying):
             return
         if self.lock.held():
             self._group.append(op)
@@ -431,6 +436,44 @@ class ClusterWorld(World):
             data = {"uid": self.uids[conn], "room": channel.name}
             self._queue(Op("part", data, self._record(conn)))
 
+    def room_changed(self, channel: Channel) -> None:
+        state = self._room_state(channel)
+        room = (self.fold(channel.name), json.dumps(state))
+        self._queue(Op("roomstate", {"room": channel.name, "state": state}, room=room))
+
+    def _room_state(self, channel: Channel) -> dict[str, Any]:
+        return {
+            "created": channel.created,
+            "topic": channel.topic,
+            "topic_by": channel.topic_by,
+            "topic_at": channel.topic_at,
+            "modes": "".join(sorted(channel.modes)),
+            "key": channel.key,
+            "limit": channel.limit,
+            "lists": {
+                mode: {mask: list(set_by) for mask, set_by in channel.mask_list(mode).items()}
+                for mode in LIST_MODES
+            },
+            "prefixes": {
+                uid: "".join(sorted(prefixes))
+                for member, prefixes in channel.members.items()
+                if (uid := self.uids.get(member)) is not None
+            },
+        }
+
+    def person_changed(self, conn: Connection) -> None:
+        if conn in self.uids and conn.registered and not isinstance(conn, Remote):
+            rec = record_of(conn)
+            self._queue(Op("user", {"uid": self.uids[conn], "rec": rec}, self._record(conn)))
+
+    def kept_in_room(self, channel: Channel, stored: Stored) -> None:
+        self._queue(Op("kept", {"room": channel.name, "stored": dataclasses.asdict(stored)}))
+
+    def invite(self, channel: Channel, conn: Connection) -> None:
+        super().invite(channel, conn)
+        if isinstance(conn, Remote):  # (its node must let it in)
+            self._queue(Op("invite", {"room": channel.name, "uid": conn.uid}))
+
     # -- deliveries ---------------------------------------------------------------------
 
     def broadcast(self, channel: Channel, relay: Relay, skip: Connection | None = None) -> int:
@@ -481,6 +524,13 @@ class ClusterWorld(World):
     def apply(self, origin: str, kind: str, data: dict[str, Any]) -> None:
         """Apply one event of the stream. Caller holds the lock. Idempotent."""
         self.assert_held()
+        self._applying = True
+        try:
+            self._apply(origin, kind, data)
+        finally:
+            self._applying = False
+
+    def _apply(self, origin: str, kind: str, data: dict[str, Any]) -> None:
         mine = origin == self.node
         catching_up = self.cluster is not None and not self.cluster.live
         if catching_up and kind in ("room", "relay", "raw"):
@@ -502,6 +552,17 @@ class ClusterWorld(World):
             self._join(data["uid"], data["room"], data.get("prefixes", ""))
         elif kind == "part":
             self._part(data["uid"], data["room"])
+        elif kind == "roomstate":
+            self._room_state_of(data["room"], data["state"])
+        elif kind == "kept":
+            channel = self.find_channel(data["room"])
+            if channel is not None and channel.recent is not None:
+                channel.recent.append(Stored(**data["stored"]))
+        elif kind == "invite":
+            channel = self.find_channel(data["room"])
+            person = self.people.get(data["uid"])
+            if channel is not None and person is not None:
+                World.invite(self, channel, person)  # type: ignore[arg-type]
         elif kind == "relay":
             self._relay(data["uids"], tags.Relay.from_wire(data["relay"]))
         elif kind == "raw":
@@ -524,6 +585,7 @@ class ClusterWorld(World):
 
     def _upsert(self, uid: str, record: dict[str, Any]) -> None:
         person = self.people.get(uid)
+        arrived = person is None
         if person is None:
             node = uid.split(".", 1)[0]
             person = Remote(self, uid, node)
@@ -533,6 +595,8 @@ class ClusterWorld(World):
             return  # (our own, read back at start: never)
         person.update(record)
         self._rename(uid, record["nick"])
+        if arrived:
+            _announce(person, online=True)
         rooms = record.get("rooms", {})
         for channel in list(person.channels):
             if channel.name not in rooms and self.fold(channel.name) not in {
@@ -547,13 +611,24 @@ class ClusterWorld(World):
         if not isinstance(person, Remote) or nick is None:
             return
         folded = self.fold(nick)
+        if folded == person.folded_nick and person.nick == nick:
+            return
         if person.folded_nick and self.nicks.get(person.folded_nick) is person:
             del self.nicks[person.folded_nick]
+            if person.nick and folded != person.folded_nick:
+                _announce(person, online=False, nick=person.nick)
+                announce_new = True
+            else:
+                announce_new = False
+        else:
+            announce_new = False
         holder = self.nicks.get(folded)
         if isinstance(holder, Remote) and holder is not person:
             holder.folded_nick = ""  # (a stale copy: the claim in Redis decided)
         self.nicks[folded] = person  # type: ignore[assignment]
         person.nick, person.folded_nick = nick, folded
+        if announce_new:
+            _announce(person, online=True)
 
     def _join(self, uid: str, room: str, prefixes: str) -> None:
         person = self.people.get(uid)
@@ -577,7 +652,7 @@ class ClusterWorld(World):
             World.remove_member(self, channel, person)  # type: ignore[arg-type]
         else:  # one of ours, removed by another node (a KICK): ours to record again
             World.remove_member(self, channel, person)
-            self._queue(Op("", {}, self._record(person)))
+            self._queue(Op("", {}, self._record(person)), applying=True)
 
     def _remove(self, uid: str) -> set[Connection]:
         person = self.people.pop(uid, None)
@@ -585,7 +660,36 @@ class ClusterWorld(World):
             return set()
         self.uids.pop(person, None)
         peers = World.forget(self, person)  # type: ignore[arg-type]
+        _announce(person, online=False)
         return {p for p in peers if not isinstance(p, Remote)}
+
+    def _room_state_of(self, room: str, state: dict[str, Any], *, create: bool = False) -> None:
+        """Take a room's topic, modes, lists and prefixes from another node."""
+        channel = self.find_channel(room)
+        if channel is None:
+            if not create:
+                return  # (nobody here knows it: it comes with its first member)
+            channel = Channel(room, int(state.get("created", time.time())))
+            self.add_room(channel)
+        channel.topic = state.get("topic", "")
+        channel.topic_by = state.get("topic_by", "")
+        channel.topic_at = int(state.get("topic_at", 0))
+        channel.modes = set(state.get("modes", ""))
+        channel.key = state.get("key")
+        channel.limit = state.get("limit")
+        for mode, masks in state.get("lists", {}).items():
+            if mode not in LIST_MODES:
+                continue
+            for mask in list(channel.mask_list(mode)):
+                if mask not in masks:
+                    channel.remove_mask(mode, mask)
+            for mask, (setter, when) in masks.items():
+                if channel.mask_list(mode).get(mask) != (setter, when):
+                    channel.add_mask(mode, mask, setter, int(when))
+        for uid, prefixes in state.get("prefixes", {}).items():
+            person = self.people.get(uid)
+            if person is not None and person in channel.members:
+                channel.members[person] = set(prefixes)  # type: ignore[index]
 
     def node_down(self, node: str, reason: str) -> None:
         """Every user of ``node`` quits, with ``reason``, as each node's own members see
@@ -597,6 +701,13 @@ class ClusterWorld(World):
                 peers = self._remove(uid)
                 relay = tags.Relay(_quit(source, reason), account=account)
                 World.relay_to(self, peers, relay, actor=None)
+
+
+def _announce(person: Remote, *, online: bool, nick: str | None = None) -> None:
+    """MONITOR: tell this node's watchers that ``person`` came or went."""
+    from chatcli.server.handlers import monitor
+
+    monitor.announce(person, online, nick)  # type: ignore[arg-type]
 
 
 def _quit(source: str, reason: str) -> Any:
@@ -790,7 +901,7 @@ class Cluster:
             raise BackboneUnavailable(str(exc)) from None
 
     def release(self, folded: str, claimant: str) -> None:
-        self.queue(Op("", {}, release=(folded, claimant)))
+        self.queue([Op("", {}, release=(folded, claimant))])
 
     def holds(self, folded: str, conn: Connection) -> bool:
         with self._claims_lock:
@@ -856,6 +967,12 @@ class Cluster:
                         pipe.hdel(users, uid)
                     else:
                         pipe.hset(users, uid, record)
+                if op.room is not None:
+                    folded_room, state = op.room
+                    if state is None:
+                        pipe.hdel(self.prefix + "rooms", folded_room)
+                    else:
+                        pipe.hset(self.prefix + "rooms", folded_room, state)
                 if op.release is not None:
                     folded, claimant = op.release
                     key = self._nick_key(folded)
@@ -982,7 +1099,8 @@ class Cluster:
                 continue
             log.warning("cluster node %s is gone; its users quit", node)
             users = self.redis.hgetall(self._users_key(node))
-            self._publish([Entry([Op("down", {"node": node, "reason": f"{node} left the chat"})])])
+            # (Queued, not sent from here: one thread sends, so entries keep their order.)
+            self.queue([Op("down", {"node": node, "reason": f"{node} left the chat"})])
             pipe = self.redis.pipeline(transaction=False)
             for record in users.values():
                 with contextlib.suppress(ValueError, KeyError, TypeError):

@@ -84,6 +84,7 @@ def record_room(
     stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags)
     if channel.recent is not None:
         channel.recent.append(stored)
+    conn.world.kept_in_room(channel, stored)
     return store.record(stored, on_lost=on_lost)
 
 

@@ -49,7 +49,7 @@ from chatcli.server.tags import PROFILES
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
     from chatcli.server.sendq import Batch, Flusher, SendQueue
-    from chatcli.server.store import Store
+    from chatcli.server.store import Store, Stored
     from chatcli.server.tags import Relay
 
 
@@ -245,6 +245,18 @@ class World(Backbone):
 
     def unreserve_nick(self, conn: Connection, nick: str) -> None:
         """Let go of what :meth:`reserve_nick` claimed, unless ``conn`` has ``nick`` now."""
+
+    def person_changed(self, conn: Connection) -> None:
+        """``conn``'s identity changed (away, modes, real name, account): a cluster tells
+        its other nodes. Caller holds the lock."""
+
+    def room_changed(self, channel: Channel) -> None:
+        """``channel``'s topic or modes (its members' prefixes too) changed: a cluster
+        tells its other nodes. Caller holds the lock."""
+
+    def kept_in_room(self, channel: Channel, stored: Stored) -> None:
+        """``stored`` is among ``channel``'s recent lines now (see history.record_room):
+        a cluster's other nodes keep it among theirs. Caller holds the lock."""
 
     def arrive(self, conn: Connection) -> None:
         """A new connection, not yet registered. Caller holds the lock."""

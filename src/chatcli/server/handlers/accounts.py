@@ -106,6 +106,7 @@ def set_account(conn: Connection, account: Account | None, *, actor: Connection)
         conn.account_id = account.id if account is not None else None
         if name is not None and world.fold(name) == conn.folded_nick:
             conn.nick_deadline = None
+        world.person_changed(conn)
         if conn.registered:
             relay = Relay(Message("ACCOUNT", (name or "*",), conn.source), account=name)
             peers = [peer for peer in world.neighbours(conn) if caps.ACCOUNT_NOTIFY in peer.caps]

@@ -214,6 +214,7 @@ def away(conn: Connection, msg: Message) -> None:
     world = conn.world
     with world.lock:
         conn.away = text or None
+        world.person_changed(conn)
         notify_neighbours(
             conn, caps.AWAY_NOTIFY, Message("AWAY", (text,) if text else (), conn.source)
         )

@@ -89,6 +89,7 @@ def user_mode(conn: Connection, nick: str, args: tuple[str, ...]) -> None:
 def _set_user_mode(conn: Connection, sign: str, ch: str) -> None:
     with conn.world.lock:
         conn.modes = conn.modes | {ch} if sign == "+" else conn.modes - {ch}
+        conn.world.person_changed(conn)
         if ch == "i":
             conn.world.invisible += 1 if sign == "+" else -1
         elif ch == "o":  # only ever taken away here; OPER gives it
@@ -122,6 +123,7 @@ def channel_mode(conn: Connection, name: str, args: tuple[str, ...]) -> None:
         if changes:
             flags = _compact("".join(sign + ch for sign, ch, _ in changes))
             params = [arg for _, _, arg in changes if arg is not None]
+            world.room_changed(channel)  # (before the line: other nodes apply it first)
             broadcast(conn, channel, Message("MODE", (channel.name, flags, *params), conn.source))
             rooms.save(world, channel)
 

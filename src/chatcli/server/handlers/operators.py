@@ -50,6 +50,7 @@ def oper(conn: Connection, msg: Message) -> None:
             return
         conn.modes = conn.modes | {"o"}
         conn.world.operators += 1
+        conn.world.person_changed(conn)
     conn.reply(n.RPL_YOUREOPER, "You are now an IRC operator")
     conn.send(Message("MODE", (conn.name, "+o"), conn.source))
 

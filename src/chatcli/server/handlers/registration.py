@@ -222,6 +222,7 @@ def setname(conn: Connection, msg: Message) -> None:
         return
     with conn.world.lock:
         conn.realname = realname
+        conn.world.person_changed(conn)
         relay = Relay(Message("SETNAME", (realname,), conn.source), account=conn.account)
         peers = [peer for peer in conn.world.neighbours(conn) if caps.SETNAME in peer.caps]
         conn.world.relay_to(peers, relay, actor=conn)
