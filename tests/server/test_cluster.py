@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from tests.components import Redis
 from tests.conftest import TIMEOUT, Client, RunningServer
@@ -302,6 +303,9 @@ def test_a_node_that_comes_later_sees_the_people_and_rooms_already_there(
     alice.send("TOPIC #early :set before b came")
     alice.expect("TOPIC")
     wait_until(lambda: not a.server.cluster._ops)
+    trim = redis.Redis.from_url(redis_url)  # (as if it were long ago: nothing to replay)
+    trim.xtrim("chatcli:chatcli:events", maxlen=0)
+    trim.close()
     b = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
     bob = person(b.port, "bob", clients)
     bob.send("JOIN #early")
@@ -310,3 +314,16 @@ def test_a_node_that_comes_later_sees_the_people_and_rooms_already_there(
     assert {name.lstrip("@+") for name in names} == {"alice", "bob"}
     bob.send("NICK alice")
     assert bob.expect("433").params[1] == "alice"
+
+
+def test_lusers_counts_everyone_on_every_node(nodes, clients):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    person(b.port, "bob", clients)
+    person(b.port, "carol", clients)
+    wait_until(lambda: a.server.world.others == 2 and a.server.world.servers == 2)
+    alice.send("LUSERS")
+    lines = {m.command: m.params[-1] for m in alice.collect("266")}
+    assert lines["251"] == "There are 3 users and 0 invisible on 2 servers"
+    assert lines["255"] == "I have 1 clients and 1 servers"
+    assert lines["266"].startswith("Current global users 3,")

@@ -337,6 +337,8 @@ class ClusterWorld(World):
             self.cluster.release(folded, self.claimant(conn))
 
     def claim_nick(self, conn: Connection, nick: str) -> None:
+        if isinstance(conn, Remote):  # (only its own node renames it)
+            raise NicknameInUse(nick)
         old = conn.folded_nick
         had = conn.nick
         folded = self.fold(nick)
@@ -443,6 +445,7 @@ class ClusterWorld(World):
 
     def _room_state(self, channel: Channel) -> dict[str, Any]:
         return {
+            "name": channel.name,
             "created": channel.created,
             "topic": channel.topic,
             "topic_by": channel.topic_by,
@@ -454,6 +457,9 @@ class ClusterWorld(World):
                 mode: {mask: list(set_by) for mask, set_by in channel.mask_list(mode).items()}
                 for mode in LIST_MODES
             },
+            "founder": channel.founder,
+            "op_accounts": sorted(channel.op_accounts),
+            "permanent": channel.permanent,
             "prefixes": {
                 uid: "".join(sorted(prefixes))
                 for member, prefixes in channel.members.items()
@@ -593,7 +599,10 @@ class ClusterWorld(World):
             self.uids[person] = uid
         if not isinstance(person, Remote):
             return  # (our own, read back at start: never)
+        if not arrived:
+            self._count(person, -1)
         person.update(record)
+        self._count(person, +1)
         self._rename(uid, record["nick"])
         if arrived:
             _announce(person, online=True)
@@ -605,6 +614,13 @@ class ClusterWorld(World):
                 World.remove_member(self, channel, person)  # type: ignore[arg-type]
         for room, prefixes in rooms.items():
             self._join(uid, room, prefixes)
+
+    def _count(self, person: Remote, sign: int) -> None:
+        """Count ``person`` in (+1) or out (-1) of the other nodes' users, for LUSERS."""
+        self.others += sign
+        self.others_invisible += sign * ("i" in person.modes)
+        self.others_operators += sign * ("o" in person.modes)
+        self.max_global = max(self.max_global, self.users + self.others)
 
     def _rename(self, uid: str, nick: str) -> None:
         person = self.people.get(uid)
@@ -659,6 +675,7 @@ class ClusterWorld(World):
         if not isinstance(person, Remote):
             return set()
         self.uids.pop(person, None)
+        self._count(person, -1)
         peers = World.forget(self, person)  # type: ignore[arg-type]
         _announce(person, online=False)
         return {p for p in peers if not isinstance(p, Remote)}
@@ -677,6 +694,10 @@ class ClusterWorld(World):
         channel.modes = set(state.get("modes", ""))
         channel.key = state.get("key")
         channel.limit = state.get("limit")
+        channel.founder = state.get("founder")
+        channel.op_accounts = set(state.get("op_accounts", ()))
+        lobby = self.fold(channel.name) == self.fold(self.config.room)
+        channel.permanent = bool(state.get("permanent")) or lobby
         for mode, masks in state.get("lists", {}).items():
             if mode not in LIST_MODES:
                 continue
@@ -998,6 +1019,10 @@ class Cluster:
                 for uid, record in self.redis.hgetall(self._users_key(node)).items():
                     with contextlib.suppress(ValueError, KeyError, TypeError):
                         world.apply(node, "user", {"uid": uid, "rec": json.loads(record)})
+            for state in self.redis.hgetall(self.prefix + "rooms").values():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    state = json.loads(state)
+                    world.apply("", "roomstate", {"room": state["name"], "state": state})
         self.last_id = f"{max(0, now_ms - CATCH_UP_MS)}-0"
         self._live_from = now_ms
 
@@ -1089,9 +1114,14 @@ class Cluster:
         pipe.execute()
 
     def _reap(self) -> None:
-        """Publish the end of every node whose liveness key has lapsed (one node does)."""
+        """Publish the end of every node whose liveness key has lapsed (one node does);
+        count those alive."""
+        alive = 1
         for node in self.redis.smembers(self.prefix + "nodes"):
-            if node == self.world.node or self.redis.exists(self._node_key(node)):
+            if node == self.world.node:
+                continue
+            if self.redis.exists(self._node_key(node)):
+                alive += 1
                 continue
             if not self.redis.set(
                 self.prefix + "reaping:" + node, self.world.node, nx=True, px=self._ttl_ms()
@@ -1111,3 +1141,4 @@ class Cluster:
             pipe.delete(self._users_key(node))
             pipe.srem(self.prefix + "nodes", node)
             pipe.execute()
+        self.world.servers = alive  # (an int: read by LUSERS and metrics at a glance)

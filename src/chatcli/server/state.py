@@ -174,6 +174,12 @@ class World(Backbone):
         self.operators = 0  # registered connections with user mode +o
         self.max_users = 0  # the most registered users at once, for LUSERS
         self.messages = MessageCounts()  # what was said and delivered, for metrics
+        # A cluster's other nodes (chatcli.server.cluster): their registered users, of them
+        # the invisible ones and the operators, how many nodes are alive (this one too),
+        # and the most users at once across them all, for LUSERS.
+        self.others = self.others_invisible = self.others_operators = 0
+        self.servers = 1
+        self.max_global = 0
         # The password throttles (chatcli.server.logins), each keyed "ip <host>",
         # "account <folded>" or "oper <name>": recent failed logins -> (count, monotonic
         # time of the last), and hash budgets -> the monotonic time each is whole again.
@@ -270,6 +276,7 @@ class World(Backbone):
         conn.registered = True
         self.users += 1
         self.max_users = max(self.max_users, self.users)
+        self.max_global = max(self.max_global, self.users + self.others)
 
     def find_nick(self, nick: str) -> Connection | None:
         conn = self.nicks.get(self.fold(nick))

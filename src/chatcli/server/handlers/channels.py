@@ -196,7 +196,6 @@ def topic(conn: Connection, msg: Message) -> None:
         channel.topic = msg.params[1][: conn.config.topic_len]
         channel.topic_by = conn.source
         channel.topic_at = int(time.time())
-        conn.world.room_changed(channel)
         rooms.save(conn.world, channel)
         broadcast(conn, channel, Message("TOPIC", (channel.name, channel.topic), conn.source))
 

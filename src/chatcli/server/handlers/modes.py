@@ -123,7 +123,6 @@ def channel_mode(conn: Connection, name: str, args: tuple[str, ...]) -> None:
         if changes:
             flags = _compact("".join(sign + ch for sign, ch, _ in changes))
             params = [arg for _, _, arg in changes if arg is not None]
-            world.room_changed(channel)  # (before the line: other nodes apply it first)
             broadcast(conn, channel, Message("MODE", (channel.name, flags, *params), conn.source))
             rooms.save(world, channel)
 

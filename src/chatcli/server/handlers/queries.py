@@ -284,25 +284,31 @@ def lusers(conn: Connection, msg: Message) -> None:
 def send_lusers(conn: Connection) -> None:
     world = conn.world
     with world.lock:
-        total = world.users
-        invisible = world.invisible
+        total = world.users  # (on this server; with a cluster's other nodes: everyone)
+        everyone = total + world.others
+        invisible = world.invisible + world.others_invisible
         unknown = len(world.connections) - total
         channels = len(world.channels)
         most = world.max_users
-        operators = world.operators
+        most_global = max(world.max_global, everyone)
+        operators = world.operators + world.others_operators
+        servers = world.servers
     conn.reply(
         n.RPL_LUSERCLIENT,
-        f"There are {total - invisible} users and {invisible} invisible on 1 servers",
+        f"There are {everyone - invisible} users and {invisible} invisible on {servers} servers",
     )
     if operators:
         conn.reply(n.RPL_LUSEROP, str(operators), "operator(s) online")
     if unknown:
         conn.reply(n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     conn.reply(n.RPL_LUSERCHANNELS, str(channels), "channels formed")
-    conn.reply(n.RPL_LUSERME, f"I have {total} clients and 0 servers")
+    conn.reply(n.RPL_LUSERME, f"I have {total} clients and {servers - 1} servers")
     conn.reply(n.RPL_LOCALUSERS, str(total), str(most), f"Current local users {total}, max {most}")
     conn.reply(
-        n.RPL_GLOBALUSERS, str(total), str(most), f"Current global users {total}, max {most}"
+        n.RPL_GLOBALUSERS,
+        str(everyone),
+        str(most_global),
+        f"Current global users {everyone}, max {most_global}",
     )
 
 

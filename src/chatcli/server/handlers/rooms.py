@@ -110,6 +110,7 @@ def _unregister(world: World, channel: Channel, store: Store, default_room: str)
     channel.founder = None
     channel.op_accounts.clear()
     channel.permanent = world.fold(channel.name) == world.fold(default_room)
+    world.room_changed(channel)
 
 
 def forget_account(world: World, account: Account, default_room: str) -> None:
@@ -148,10 +149,12 @@ def forget_account(world: World, account: Account, default_room: str) -> None:
 
 
 def save(world: World, channel: Channel, forgetting: str | None = None) -> None:
-    """Save a registered room's state (a no-op for others): who of its members is an
+    """A room's state changed: tell a cluster's other nodes (World.room_changed), and
+    save a registered room's state (a no-op for others): who of its members is an
     operator now (but ``forgetting``, an account being dropped), its topic and modes.
     Caller holds the world lock."""
     world.assert_held()
+    world.room_changed(channel)
     store = world.store
     if channel.founder is None or store is None:
         return
