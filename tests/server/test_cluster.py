@@ -13,11 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
+from chatcli.passwords import hash_password
 from tests.components import Redis
 from tests.conftest import TIMEOUT, Client, RunningServer
 from tests.serve import ChatServe
@@ -327,3 +330,36 @@ def test_lusers_counts_everyone_on_every_node(nodes, clients):
     assert lines["251"] == "There are 3 users and 0 invisible on 2 servers"
     assert lines["255"] == "I have 1 clients and 1 servers"
     assert lines["266"].startswith("Current global users 3,")
+
+
+def test_stats_c_and_the_metrics_show_the_cluster(make_server, redis_url: str, clients):
+    opers = (("admin", hash_password("s3cret")),)
+    a = make_server(cluster=redis_url, cluster_timeout=LIVENESS, web_port=0, operators=opers)
+    b = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
+    admin = person(a.port, "admin", clients)
+    person(b.port, "bob", clients)
+    person(b.port, "carol", clients)
+    wait_until(lambda: a.server.world.others == 2 and a.server.world.servers == 2)
+    admin.send("OPER admin s3cret")
+    admin.expect("381")
+    admin.send("STATS c")
+    lines = [m.params[-1] for m in admin.collect("219") if m.command == "249"]
+    assert f"node {a.server.cluster.node}, 2 nodes alive, lag" in lines[0]
+    assert sorted(lines[1:]) == sorted(
+        [
+            f"node {a.server.cluster.node} (this one): 1 users",
+            f"node {b.server.cluster.node}: 2 users",
+        ]
+    )
+    host, port = a.server.web_address
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=TIMEOUT) as answer:
+        text = answer.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples["chatcli_cluster_nodes", ()] == 2
+    assert samples["chatcli_cluster_users", (("node", b.server.cluster.node),)] == 2
+    assert samples["chatcli_cluster_connected", ()] == 1
+    assert samples["chatcli_cluster_events_applied_total", ()] > 0

@@ -740,6 +740,21 @@ def _quit(source: str, reason: str) -> Any:
 # -- the node's link to Redis ------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What :meth:`Cluster.view` shows."""
+
+    node: str  #: this node's id
+    where: str  #: its Redis, without a password
+    alive: int  #: nodes alive, this one included
+    users: dict[str, int]  #: registered users by node, this one's included
+    lag: float  #: seconds from an event's publication to its application here, lately
+    published: int  #: events this node has published
+    applied: int  #: events of other nodes (and its own room lines) applied here
+    backlog: int  #: entries queued here and not yet published
+    cut: bool  #: Redis has been out of reach for cluster_timeout
+
+
 class Cluster:
     """This node's link to the cluster's Redis: its three threads (module docstring)."""
 
@@ -887,6 +902,27 @@ class Cluster:
     def node(self) -> str:
         """This node's id in the cluster (the start of its msgids)."""
         return self.world.node
+
+    def view(self) -> ClusterView:
+        """A moment's view of the cluster, for STATS c and /metrics. Without the world
+        lock (the metrics never take it): glances, on the GIL (``list()`` of a dict's
+        values is one call that no other thread interleaves)."""
+        world = self.world
+        users = {world.node: world.users}
+        for person in list(world.people.values()):
+            if isinstance(person, Remote):
+                users[person.node] = users.get(person.node, 0) + 1
+        return ClusterView(
+            node=world.node,
+            where=self.where,
+            alive=world.servers,
+            users=users,
+            lag=self.lag,
+            published=self.published,
+            applied=self.applied,
+            backlog=len(self._ops),
+            cut=self.cut,
+        )
 
     # -- keys -----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from chatcli.server.proxied import NO_HEADER
 
 if TYPE_CHECKING:
+    from chatcli.server.cluster import ClusterView
     from chatcli.server.listener import Server
 
 #: The refusals' label values, by the reason a client is told (listener.Server._admit).
@@ -121,6 +122,9 @@ class ServerCollector(Collector):
             "Events queued for the thread that writes to clients, not yet applied",
             len(flusher._log),  # (a glance: len of a deque, on the GIL)
         )
+        cluster = server.cluster
+        if cluster is not None:
+            yield from _cluster_metrics(cluster.view())
         store = server.store
         if store is not None:
             counts_, total = store.commit_seconds.snapshot()
@@ -136,6 +140,34 @@ class ServerCollector(Collector):
                 buckets=buckets,
                 sum_value=total,
             )
+
+
+def _cluster_metrics(view: ClusterView) -> Iterator[Metric]:
+    """The cluster this server is a node of (see chatcli.server.cluster)."""
+    yield GaugeMetricFamily("chatcli_cluster_nodes", "Nodes of the cluster alive", view.alive)
+    users = GaugeMetricFamily(
+        "chatcli_cluster_users", "Registered users on each node of the cluster", labels=["node"]
+    )
+    for node, count in sorted(view.users.items()):
+        users.add_metric([node], count)
+    yield users
+    yield GaugeMetricFamily(
+        "chatcli_cluster_lag_seconds",
+        "From an event's publication to its application on this node, lately",
+        view.lag,
+    )
+    yield CounterMetricFamily(
+        "chatcli_cluster_events_published", "Events this node published", view.published
+    )
+    yield CounterMetricFamily(
+        "chatcli_cluster_events_applied", "Events applied on this node", view.applied
+    )
+    yield GaugeMetricFamily(
+        "chatcli_cluster_backlog", "Entries queued on this node, not yet published", view.backlog
+    )
+    yield GaugeMetricFamily(
+        "chatcli_cluster_connected", "1 while this node reaches Redis, else 0", 0 if view.cut else 1
+    )
 
 
 def make_registry(server: Server) -> CollectorRegistry:

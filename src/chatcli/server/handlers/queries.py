@@ -416,11 +416,32 @@ def stats_store(conn: Connection) -> None:
     conn.reply(RPL_STATSDEBUG, "d", f"{text} ({store.path})")
 
 
+def stats_cluster(conn: Connection) -> None:
+    """STATS c: the cluster this server is a node of (or that it is none): the nodes
+    alive, each one's users, how far behind this node reads, what it has published and
+    applied."""
+    cluster = conn.server.cluster
+    if cluster is None:
+        conn.reply(RPL_STATSDEBUG, "c", "not a cluster: a single server")
+        return
+    view = cluster.view()
+    state = "cut off from Redis" if view.cut else f"lag {view.lag:.3f} s"
+    conn.reply(
+        RPL_STATSDEBUG,
+        "c",
+        f"cluster on {view.where}: node {view.node}, {view.alive} nodes alive, {state}, "
+        f"{view.published} events published, {view.applied} applied, {view.backlog} queued",
+    )
+    for node, users in sorted(view.users.items()):
+        mark = " (this one)" if node == view.node else ""
+        conn.reply(RPL_STATSDEBUG, "c", f"node {node}{mark}: {users} users")
+
+
 @command("STATS", 1)
 def stats(conn: Connection, msg: Message) -> None:
     """STATS <query> [<server>] — server statistics: STATS u is the uptime; operators have
-    STATS l (connections), y (limits) and d (the store's health). Other queries have
-    nothing to report."""
+    STATS l (connections), y (limits), d (the store's health) and c (the cluster). Other
+    queries have nothing to report."""
     query = msg.params[0]
     if not query:
         raise NeedMoreParams("STATS")
@@ -435,6 +456,9 @@ def stats(conn: Connection, msg: Message) -> None:
     elif letter == "d":
         operators.require_oper(conn)
         stats_store(conn)
+    elif letter == "c":
+        operators.require_oper(conn)
+        stats_cluster(conn)
     elif letter in operators.OPER_STATS:
         operators.require_oper(conn)
         operators.OPER_STATS[letter](conn)
