@@ -42,9 +42,9 @@ def redis_url(redis_server: Redis) -> str:
 @pytest.fixture
 def nodes(make_server: Callable[..., RunningServer], redis_url: str) -> Nodes:
     url = redis_url
-    return (
-        make_server(cluster=url, cluster_timeout=LIVENESS, name="a.chat"),
-        make_server(cluster=url, cluster_timeout=LIVENESS, name="b.chat"),
+    return (  # (no flood control: some tests talk fast; it is the same on a cluster)
+        make_server(cluster=url, cluster_timeout=LIVENESS, name="a.chat", flood_rate=0),
+        make_server(cluster=url, cluster_timeout=LIVENESS, name="b.chat", flood_rate=0),
     )
 
 
@@ -363,3 +363,49 @@ def test_stats_c_and_the_metrics_show_the_cluster(make_server, redis_url: str, c
     assert samples["chatcli_cluster_users", (("node", b.server.cluster.node),)] == 2
     assert samples["chatcli_cluster_connected", ()] == 1
     assert samples["chatcli_cluster_events_applied_total", ()] > 0
+
+
+def test_a_redis_restarted_empty_in_mid_traffic_loses_and_repeats_nothing(
+    nodes, redis_server: Redis, clients
+):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    bob = person(b.port, "bob", clients)
+    joined(alice, "bob")
+    count = 150
+
+    def talk() -> None:
+        for i in range(count):
+            alice.send(f"PRIVMSG #lobby :m{i}")
+            time.sleep(0.006)
+
+    talker = threading.Thread(target=talk)
+    talker.start()
+    time.sleep(0.3)
+    redis_server.stop()  # (it keeps nothing: back empty, on the same port)
+    time.sleep(0.4)
+    redis_server.start()
+    talker.join(TIMEOUT)
+    got = [bob.expect("PRIVMSG", timeout=10).params[1] for _ in range(count)]
+    assert got == [f"m{i}" for i in range(count)]
+    assert not [m for m in bob.quiet(0.5) if m.command == "PRIVMSG"]  # (none twice)
+    assert a.server.cluster.republished > 0  # (what it had published lately, again)
+    alice.send("NICK bob")  # and the nicks are claimed again
+    assert alice.expect("433").params[1] == "bob"
+
+
+def test_nodes_cut_off_from_redis_too_long_end_their_clients_then_serve_again(
+    nodes, redis_server: Redis, clients
+):
+    a, b = nodes
+    alice = person(a.port, "alice", clients)
+    person(b.port, "bob", clients)
+    redis_server.stop()
+    try:
+        notice = alice.expect("NOTICE", timeout=LIVENESS * 4)
+        assert "lost contact with the rest of the chat" in notice.params[-1]
+        assert alice.expect("ERROR").params[-1].endswith("reconnect)")
+    finally:
+        redis_server.start()
+    wait_until(lambda: not a.server.cluster.cut)
+    person(a.port, "alice", clients)  # served again, the nick free

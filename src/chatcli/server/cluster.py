@@ -86,6 +86,10 @@ CATCH_UP_MS = 30_000
 BLOCK_MS = 1_000
 #: Seconds any one call to Redis may take (past BLOCK_MS, for a read).
 CALL_TIMEOUT = 2.0
+#: What a node keeps of what it published, to publish again if Redis comes back empty:
+#: the last RETAIN_SECONDS, at most RETAIN_ENTRIES entries.
+RETAIN_SECONDS = 10.0
+RETAIN_ENTRIES = 10_000
 
 #: Claim a nick: KEYS[1] the nick's key; ARGV[1] the claimant ("<node> <uid>"), ARGV[2]
 #: the prefix of the nodes' liveness keys. Free, the claimant's, or held by a node that is
@@ -783,11 +787,17 @@ class Cluster:
         self.stream = self.prefix + "events"
         self._fatal = on_fatal
         self._cut_off = cut_off
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         self.redis: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=CALL_TIMEOUT + BLOCK_MS / 1000,
             socket_connect_timeout=CALL_TIMEOUT,
             decode_responses=True,
+            # No retries, nor their backoff (seconds, growing), inside redis-py: each of
+            # our threads tries again itself, at its own pace, and tells of a failure.
+            retry=Retry(NoBackoff(), 0),
         )
         self._claim = self.redis.register_script(CLAIM)
         self._release = self.redis.register_script(RELEASE)
@@ -802,6 +812,10 @@ class Cluster:
         self.last_id = "0-0"
         self._seen: dict[str, int] = {}  # origin node -> the last sequence number applied
         self._epoch = ""
+        self._suspect = False  # a publish failed: check the epoch before the next
+        self._trouble: set[str] = set()  # what fails now, told once (see _failing)
+        self.republished = 0  # entries published again after Redis lost its data
+        self._retained: deque[tuple[float, Entry]] = deque()  # published lately
         self.alive_since = time.monotonic()  # the last time Redis answered the beat
         self.cut = False
         #: Whether events are read as they come (not caught up at start): only then are
@@ -993,16 +1007,53 @@ class Cluster:
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
+            if self._suspect:  # (Redis was away, or its epoch changed: see _beat)
+                try:
+                    self._check_epoch()
+                    self._suspect = False
+                except redis.RedisError:
+                    self._stop.wait(0.2)
+                    continue
             while self._ops and not self._stop.is_set():
                 batch = []
                 while self._ops and len(batch) < READ_COUNT:
                     batch.append(self._ops.popleft())
                 try:
+                    if self._suspect:  # (Redis was away: did it come back empty?)
+                        self._check_epoch()
+                        self._suspect = False
                     self._publish(batch)
                 except redis.RedisError as exc:  # kept, and tried again: never lost
-                    log.warning("cannot publish to the cluster yet: %s", exc)
+                    self._failing("publish to the cluster", exc)
                     self._ops.extendleft(reversed(batch))
+                    self._suspect = True
                     self._stop.wait(0.2)
+                    continue
+                self._failing("publish to the cluster", None)
+                self._retain(batch)
+
+    def _failing(self, what: str, error: Exception | None) -> None:
+        """Log that ``what`` fails (``error``), once until it works again (None), and
+        then that it does: a Redis away for a minute is two lines per thread, not hundreds."""
+        if error is not None:
+            if what not in self._trouble:
+                self._trouble.add(what)
+                log.warning("cannot %s: %s", what, error)
+        elif what in self._trouble:
+            self._trouble.discard(what)
+            log.warning("can %s again", what)
+
+    def _retain(self, batch: list[Entry]) -> None:
+        """Keep what was just published for a while (RETAIN_SECONDS, RETAIN_ENTRIES): if
+        Redis loses its data, it is published again (:meth:`_restore`), and each reader
+        applies what it had not read yet (what it had, its sequence number skips)."""
+        now = time.monotonic()
+        retained = self._retained
+        retained.extend((now, entry) for entry in batch if entry.seq is not None)
+        while retained and (
+            len(retained) > RETAIN_ENTRIES or now - retained[0][0] > RETAIN_SECONDS
+        ):
+            retained.popleft()
 
     def _publish(self, batch: list[Entry]) -> None:
         """Send ``batch`` in one round trip. Each entry gets this node's next sequence
@@ -1071,9 +1122,10 @@ class Cluster:
                     {self.stream: self.last_id}, count=READ_COUNT, block=BLOCK_MS
                 )
             except redis.RedisError as exc:
-                log.warning("cannot read the cluster's events: %s", exc)
+                self._failing("read the cluster's events", exc)
                 self._stop.wait(0.2)
                 continue
+            self._failing("read the cluster's events", None)
             for _, entries in got or ():
                 self._apply(entries)
 
@@ -1112,8 +1164,9 @@ class Cluster:
             try:
                 self._beat()
                 self.alive_since = time.monotonic()
+                self._failing("reach the cluster's Redis", None)
             except redis.RedisError as exc:
-                log.warning("cannot reach the cluster's Redis: %s", exc)
+                self._failing("reach the cluster's Redis", exc)
                 if not self.cut and time.monotonic() - self.alive_since >= self.timeout:
                     self.cut = True
                     self._cut_off("This server lost contact with the rest of the chat; reconnect")
@@ -1123,13 +1176,22 @@ class Cluster:
         self.redis.set(self._node_key(node), "1", px=self._ttl_ms())
         if self.cut:  # back: take new connections again
             self.cut = False
-        epoch = self.redis.get(self.prefix + "epoch")
-        if epoch != self._epoch:
-            self._restore()
+        if self.redis.get(self.prefix + "epoch") != self._epoch:
+            self._suspect = True  # (the publisher restores: it alone publishes, in order)
+            self._wake.set()
         self._reap()
 
+    def _check_epoch(self) -> None:
+        """If Redis lost what it held (restarted without its data; its ``epoch`` key is
+        gone or another), write ours again (:meth:`_restore`). On the publisher's thread
+        only: what it publishes again must go before anything newer."""
+        if self.redis.get(self.prefix + "epoch") != self._epoch:
+            self._restore()
+
     def _restore(self) -> None:
-        """Redis lost what it held (restarted without its data): write ours again."""
+        """Redis lost what it held (restarted without its data): write again our users,
+        their nicks, the rooms' state as this node knows it, and what this node published
+        lately (readers skip what they had). On the publisher's thread."""
         log.warning("the cluster's Redis lost its data; writing this server's users again")
         self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
         self._epoch = self.redis.get(self.prefix + "epoch") or ""
@@ -1141,13 +1203,23 @@ class Cluster:
                 for c in world.connections
                 if c in world.uids
             ]
+            rooms = {
+                world.fold(channel.name): json.dumps(world._room_state(channel))
+                for channel in world.channels.values()
+            }
         pipe = self.redis.pipeline(transaction=False)
         for conn, claimant, folded, record, registered in ours:
             if folded:
                 pipe.set(self._nick_key(folded), claimant, nx=True)
             if registered:
                 pipe.hset(self._users_key(self.world.node), world.uids.get(conn, ""), record)
+        for folded_room, state in rooms.items():
+            pipe.hsetnx(self.prefix + "rooms", folded_room, state)
         pipe.execute()
+        again = [entry for _, entry in self._retained]
+        if again:
+            self._publish(again)  # (with their sequence numbers: no reader applies twice)
+            self.republished += len(again)
 
     def _reap(self) -> None:
         """Publish the end of every node whose liveness key has lapsed (one node does);
