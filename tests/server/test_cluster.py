@@ -8,6 +8,7 @@ node must die as a process dies (SIGKILL).
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -409,3 +410,45 @@ def test_nodes_cut_off_from_redis_too_long_end_their_clients_then_serve_again(
         redis_server.start()
     wait_until(lambda: not a.server.cluster.cut)
     person(a.port, "alice", clients)  # served again, the nick free
+
+
+HISTORY = "draft/chathistory batch server-time message-tags"
+
+
+def test_on_a_shared_postgresql_accounts_history_and_waiting_messages_cross_nodes(
+    make_server, redis_url: str, pg_url: str, clients
+):
+    a = make_server(cluster=redis_url, cluster_timeout=LIVENESS, db=pg_url, flood_rate=0)
+    b = make_server(cluster=redis_url, cluster_timeout=LIVENESS, db=pg_url, flood_rate=0)
+    dave = person(a.port, "dave", clients)  # registers an account on node a...
+    dave.send("REGISTER * * :correct-horse")
+    dave.expect("REGISTER")
+    dave.send("QUIT")
+    assert dave.closed()
+    alice = person(a.port, "alice", clients, HISTORY)
+    alice.send("PRIVMSG #lobby :said on node a")
+    alice.send("PRIVMSG dave :for when you are back")  # (kept: dave is offline)
+    alice.expect("301")
+    alice.sync()
+    reader = person(b.port, "reader", clients, HISTORY)  # ...history read on node b
+    reader.send("CHATHISTORY LATEST #lobby * 10")
+    start = reader.expect("BATCH")
+    lines = reader.collect("BATCH")
+    assert start.params[1] == "chathistory"
+    assert [m.params[1] for m in lines if m.command == "PRIVMSG"] == ["said on node a"]
+    back = Client(b.port)  # ...and dave logs in on node b, with his waiting message
+    clients.append(back)
+    back.send("CAP REQ :sasl")
+    back.send("NICK dave")
+    back.send("USER dave 0 * :Dave")
+    back.expect("CAP")
+    back.send("AUTHENTICATE PLAIN")
+    back.expect("AUTHENTICATE")
+    back.send("AUTHENTICATE " + base64.b64encode(b"dave\0dave\0correct-horse").decode())
+    back.expect("903")
+    back.send("CAP END")
+    said = back.expect("PRIVMSG")
+    assert said.source.split("!")[0] == "alice"
+    assert said.params[1].endswith("] for when you are back")  # (its time, without server-time)
+    alice.send("WHOIS dave")
+    assert alice.expect("330").params[2] == "dave"  # (logged in, as seen from node a)
