@@ -89,11 +89,12 @@ if running "$dir/redis.pid" || running "$dir/postgres/postmaster.pid" \
 fi
 
 # -- Redis -------------------------------------------------------------------------------
-# Persistence on (an append-only file, written every second). The nodes survive a Redis
-# restarted empty: each notices and writes its users and their nicks again. But the
-# events still in the stream (lines said in the last moments, joins, parts) would be
-# gone, and a node restarting meanwhile would find nobody; with the file, a restarted
-# Redis has them back.
+# Persistence on (an append-only file, written every second): a restarted Redis comes
+# back with the stream of events and the nodes' records. Without it the nodes still
+# recover: each notices the empty Redis, writes its users, their nicks and its rooms'
+# state again, and publishes again what it published in the last 10 seconds. But that
+# is all there is then: events older than that, which a node that was lagging or is just
+# starting could still need, would be gone.
 mkdir -p "$dir/redis"
 say "Redis on 127.0.0.1:$REDIS_PORT"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir/redis" \
