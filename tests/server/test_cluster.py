@@ -452,3 +452,22 @@ def test_on_a_shared_postgresql_accounts_history_and_waiting_messages_cross_node
     assert said.params[1].endswith("] for when you are back")  # (its time, without server-time)
     alice.send("WHOIS dave")
     assert alice.expect("330").params[2] == "dave"  # (logged in, as seen from node a)
+
+
+def test_an_operator_kills_someone_on_the_other_node_and_whowas_remembers_them(
+    make_server, redis_url: str, clients
+):
+    opers = (("admin", hash_password("s3cret")),)
+    a = make_server(cluster=redis_url, cluster_timeout=LIVENESS, operators=opers)
+    b = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
+    admin = person(a.port, "admin", clients)
+    bob = person(b.port, "bob", clients)
+    joined(admin, "bob")
+    admin.send("OPER admin s3cret")
+    admin.expect("381")
+    admin.send("KILL bob :spamming")
+    assert bob.expect("ERROR").params[-1].startswith("Closing link")
+    quit_ = admin.expect("QUIT")
+    assert quit_.source.startswith("bob!") and "Killed (admin (spamming))" in quit_.params[0]
+    admin.send("WHOWAS bob")
+    assert admin.expect("314").params[1:3] == ("bob", "~bob")

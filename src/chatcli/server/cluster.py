@@ -190,7 +190,8 @@ class Remote:
         """(Its own node notices a closed connection.)"""
 
     def disconnect(self, reason: str) -> None:
-        """(Only its own node can end its connection.)"""
+        """End their connection (a KILL): their own node does it."""
+        self.world.end_remote(self, reason)
 
     def update(self, record: dict[str, Any]) -> None:
         """Take the identity in ``record`` (see :func:`record_of`)."""
@@ -524,6 +525,10 @@ class ClusterWorld(World):
         else:
             super().deliver(person, data)
 
+    def end_remote(self, person: Remote, reason: str) -> None:
+        """Have ``person``'s node end their connection with ``reason`` (any thread)."""
+        self._queue(Op("end", {"uid": person.uid, "reason": reason}))
+
     def _publish_now(self, op: Op) -> None:
         """Queue ``op`` from any thread (not only under the world lock: a direct message
         is relayed after it)."""
@@ -568,6 +573,10 @@ class ClusterWorld(World):
             channel = self.find_channel(data["room"])
             if channel is not None and channel.recent is not None:
                 channel.recent.append(Stored(**data["stored"]))
+        elif kind == "end":
+            person = self.people.get(data["uid"])
+            if person is not None and not isinstance(person, Remote):
+                person.disconnect(str(data["reason"]))
         elif kind == "invite":
             channel = self.find_channel(data["room"])
             person = self.people.get(data["uid"])
@@ -636,6 +645,7 @@ class ClusterWorld(World):
         if person.folded_nick and self.nicks.get(person.folded_nick) is person:
             del self.nicks[person.folded_nick]
             if person.nick and folded != person.folded_nick:
+                self.remember(person, person.nick)  # type: ignore[arg-type]  # (WHOWAS)
                 _announce(person, online=False, nick=person.nick)
                 announce_new = True
             else:
@@ -680,6 +690,7 @@ class ClusterWorld(World):
             return set()
         self.uids.pop(person, None)
         self._count(person, -1)
+        self.remember(person)  # type: ignore[arg-type]  # (WHOWAS: they were here)
         peers = World.forget(self, person)  # type: ignore[arg-type]
         _announce(person, online=False)
         return {p for p in peers if not isinstance(p, Remote)}
