@@ -98,6 +98,7 @@ def test_names_and_whois_see_people_on_the_other_node(nodes, clients):
     alice.send("WHOIS bob")
     whois = alice.expect("311")
     assert whois.params[1:3] == ("bob", "~bob")
+    assert alice.expect("312").params[2] == "b.chat"  # (the server bob is on)
     assert alice.expect("318")
 
 
@@ -209,7 +210,7 @@ def test_when_a_node_dies_its_users_quit_everywhere_and_their_nicks_are_free(
     url = redis_url
     a = make_server(cluster=url, cluster_timeout=LIVENESS)
     settings = tmp_path / "node.toml"
-    settings.write_text(f'cluster = "{url}"\ncluster_timeout = {LIVENESS}\n')
+    settings.write_text(f'cluster = "{url}"\ncluster_timeout = {LIVENESS}\nname = "doomed.chat"\n')
     with ChatServe("--config", str(settings), "--no-db", "--log-level", "error") as doomed:
         carol = person(a.port, "carol", clients)
         dave = person(doomed.port, "dave", clients)
@@ -220,7 +221,7 @@ def test_when_a_node_dies_its_users_quit_everywhere_and_their_nicks_are_free(
         quit_ = carol.expect("QUIT", timeout=LIVENESS * 3 + 5)
         assert time.monotonic() - started < LIVENESS * 3 + 2  # (its key lapses; then reaped)
         assert quit_.source.split("!")[0] == "dave"
-        assert "left the chat" in quit_.params[0]
+        assert quit_.params[0] == "doomed.chat left the chat"
         dave.close()
         person(a.port, "dave", clients)  # the nick is free again
 
@@ -403,12 +404,13 @@ def test_nodes_cut_off_from_redis_too_long_end_their_clients_then_serve_again(
     person(b.port, "bob", clients)
     redis_server.stop()
     try:
+        wait_until(lambda: a.server.cluster.health().startswith("not reaching Redis for"))
         notice = alice.expect("NOTICE", timeout=LIVENESS * 4)
         assert "lost contact with the rest of the chat" in notice.params[-1]
         assert alice.expect("ERROR").params[-1].endswith("reconnect)")
     finally:
         redis_server.start()
-    wait_until(lambda: not a.server.cluster.cut)
+    wait_until(lambda: not a.server.cluster.cut and a.server.cluster.health() == "ok")
     person(a.port, "alice", clients)  # served again, the nick free
 
 

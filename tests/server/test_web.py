@@ -103,7 +103,7 @@ def test_healthz_is_200_and_ok_when_every_part_works(with_db):
     assert status == 200
     assert json.loads(body) == {
         "status": "ok",
-        "checks": {"accept": "ok", "flusher": "ok", "store": "ok"},
+        "checks": {"accept": "ok", "flusher": "ok", "store": "ok", "cluster": "off"},
     }
     assert headers.items() >= SECURITY.items()
 
@@ -111,7 +111,7 @@ def test_healthz_is_200_and_ok_when_every_part_works(with_db):
 def test_healthz_without_a_database_says_the_store_is_off_and_is_still_ok(make_server):
     running = make_server(web_port=0)
     assert healthz(running) == (200, {"status": "ok", "checks": {
-        "accept": "ok", "flusher": "ok", "store": "off",
+        "accept": "ok", "flusher": "ok", "store": "off", "cluster": "off",
     }})  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def test_a_stopped_flusher_makes_healthz_503(make_server):
     assert status == 503
     assert body == {
         "status": "failing",
-        "checks": {"accept": "ok", "flusher": "stopped", "store": "off"},
+        "checks": {"accept": "ok", "flusher": "stopped", "store": "off", "cluster": "off"},
     }
 
 

@@ -164,6 +164,7 @@ class Remote:
         self.channels: frozenset[Channel] = frozenset()
         self.invited_to: set[Channel] | None = None
         self.signon = 0
+        self.server_name = node  # (its node's name, from its record)
         self.connected_at = self.last_seen = self.last_spoke = time.monotonic()
 
     def __repr__(self) -> str:
@@ -205,6 +206,7 @@ class Remote:
         self.modes = frozenset(record.get("modes", ""))
         self.caps = frozenset(record.get("caps", ()))
         self.signon = int(record.get("signon", 0))
+        self.server_name = str(record.get("server", self.server_name))
 
 
 def record_of(conn: Connection | Remote) -> dict[str, Any]:
@@ -225,6 +227,7 @@ def record_of(conn: Connection | Remote) -> dict[str, Any]:
         "modes": "".join(sorted(conn.modes)),
         "caps": sorted(conn.caps),
         "signon": conn.signon,
+        "server": conn.server_name,
         "rooms": rooms,
     }
 
@@ -862,6 +865,7 @@ class Cluster:
                 self.world.node = secrets.token_hex(4)  # (taken: very unlikely)
                 tags.name_run(self.world.node)
             self.redis.sadd(self.prefix + "nodes", self.world.node)
+            self.redis.hset(self.prefix + "names", self.world.node, self.config.name)
             self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
             self._epoch = self.redis.get(self.prefix + "epoch") or ""
             self._load()
@@ -927,6 +931,17 @@ class Cluster:
     def node(self) -> str:
         """This node's id in the cluster (the start of its msgids)."""
         return self.world.node
+
+    def health(self) -> str:
+        """For /healthz: "ok" while this node has reached Redis lately (within half of
+        ``cluster_timeout``), else how long it has not: a balancer should then send new
+        clients elsewhere (they could not claim a nick here)."""
+        if self.cut:
+            return "cut off from Redis: this node has ended its clients' connections"
+        away = time.monotonic() - self.alive_since
+        if away > self.timeout / 2:
+            return f"not reaching Redis for {away:.0f} s"
+        return "ok"
 
     def view(self) -> ClusterView:
         """A moment's view of the cluster, for STATS c and /metrics. Without the world
@@ -1207,6 +1222,7 @@ class Cluster:
         self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
         self._epoch = self.redis.get(self.prefix + "epoch") or ""
         self.redis.sadd(self.prefix + "nodes", self.world.node)
+        self.redis.hset(self.prefix + "names", self.world.node, self.config.name)
         world = self.world
         with world.lock:
             ours = [
@@ -1249,7 +1265,8 @@ class Cluster:
             log.warning("cluster node %s is gone; its users quit", node)
             users = self.redis.hgetall(self._users_key(node))
             # (Queued, not sent from here: one thread sends, so entries keep their order.)
-            self.queue([Op("down", {"node": node, "reason": f"{node} left the chat"})])
+            name = self.redis.hget(self.prefix + "names", node) or node
+            self.queue([Op("down", {"node": node, "reason": f"{name} left the chat"})])
             pipe = self.redis.pipeline(transaction=False)
             for record in users.values():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -1259,5 +1276,6 @@ class Cluster:
                         self._release_node(keys=[key], args=[node], client=pipe)
             pipe.delete(self._users_key(node))
             pipe.srem(self.prefix + "nodes", node)
+            pipe.hdel(self.prefix + "names", node)
             pipe.execute()
         self.world.servers = alive  # (an int: read by LUSERS and metrics at a glance)

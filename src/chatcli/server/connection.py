@@ -372,6 +372,12 @@ class Connection(Speaker):
         return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
 
     @property
+    def server_name(self) -> str:
+        """The name of the server this client is on (another node's, for a cluster's
+        :class:`~chatcli.server.cluster.Remote`)."""
+        return self.config.name
+
+    @property
     def exempt(self) -> bool:
         """Whether the per-address limits spare this client: :func:`is_exempt`."""
         return is_exempt(self.config, self.host)

@@ -222,12 +222,14 @@ class Router:
 
 def health(server: Server) -> tuple[bool, dict[str, str]]:
     """Whether the server is whole, and each part's state ("ok", "off", or what is wrong):
-    its accept loop, its flusher (the writer of outgoing queues) and its store (the writer
-    thread, failing writes, and whether a cheap read is answered)."""
+    its accept loop, its flusher (the writer of outgoing queues), its store (the writer
+    thread, failing writes, and whether a cheap read is answered) and, for a node of a
+    cluster, whether it reaches the cluster's Redis."""
     checks = {
         "accept": server.accept_health(),
         "flusher": server.flusher_health(),
         "store": server.store_health(),
+        "cluster": server.cluster.health() if server.cluster is not None else "off",
     }
     return all(state in ("ok", "off") for state in checks.values()), checks
 

@@ -136,7 +136,7 @@ def _who_row(conn: Connection, other: Connection, channel: Channel | None) -> tu
         channel.name if channel else "*",
         other.user or "~u",
         other.display_host,
-        conn.config.name,
+        other.server_name,
         other.name,
         _who_flags(conn, other, channel),
         f"0 {other.realname}",
@@ -154,7 +154,7 @@ def _whox_row(
         # Your own IP, and to server operators everyone's.
         "i": _ip_param(other.host) if other is conn or "o" in conn.modes else HIDDEN_IP,
         "h": other.display_host,
-        "s": conn.config.name,
+        "s": other.server_name,
         "n": other.name,
         "f": _who_flags(conn, other, channel),
         "d": "0",  # hops: one server
@@ -197,7 +197,7 @@ def whois(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_WHOISUSER, other.name, user, other.display_host, "*", other.realname)
     if rooms:
         conn.reply(n.RPL_WHOISCHANNELS, other.name, " ".join(sorted(rooms)))
-    conn.reply(n.RPL_WHOISSERVER, other.name, conn.config.name, conn.config.network)
+    conn.reply(n.RPL_WHOISSERVER, other.name, other.server_name, conn.config.network)
     if operator:
         conn.reply(n.RPL_WHOISOPERATOR, other.name, "is an IRC operator")
     if actually:  # the real address, behind the cloak: to operators and oneself (as Ergo)
