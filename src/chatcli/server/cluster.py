@@ -16,31 +16,44 @@ room sees the room's lines in, on whichever node they are.
   member on any node therefore sees one order. (The sender's echo, part of its command's
   answer, is not held back.)
 * **State changes are applied at once where they are made, and replayed by the others**:
-  a join, a part, a nick change, a registration, a departure (:class:`Op`). Each event
-  carries its node and a per-node sequence number; a node applies each event once (a
-  duplicate, from a publish retried after a lost reply, is skipped) and never its own.
+  registration and identity (a person's record: nick, user, host, real name, account,
+  away, modes, rooms with ranks), joins, parts and kicks, a room's state (topic, modes,
+  key, limit, lists, ranks, a registered room's founder and operators: with the MODE or
+  TOPIC line that changes it), invitations, departures, a KILL for someone on another
+  node, and the room's recent lines (for who joins elsewhere) (:class:`Op`). What one hold
+  of the world lock changes is one entry of the stream (:class:`Entry`), applied as one
+  elsewhere too. Each entry carries its node and a per-node sequence number; a node
+  applies each once (a duplicate, from a publish retried after a lost reply, is skipped)
+  and never its own.
 * **Nicks are claimed in Redis, atomically** (:data:`CLAIM`, a Lua script), before the
   world lock is taken (:meth:`ClusterWorld.reserve_nick`): two nodes can never both give
   out one nick. A nick held by a node that is no longer alive may be taken.
 * **Liveness.** Each node keeps a key with a time to live (``cluster_timeout``, 10 s by
   default) alive every fifth of it. When a node's key lapses (SIGKILL, power loss), the
   first node to notice (a ``SET NX`` on a reaper key) publishes its end: every node has
-  that node's users quit, with the reason, and its nicks are free. A node that cannot
-  reach Redis for ``cluster_timeout`` ends its own clients' connections, saying why,
-  rather than carry on alone: a nick is never held twice.
+  that node's users quit, with the reason, and its nicks are free. A node that has not
+  reached Redis for half of it fails /healthz; for ``cluster_timeout``, it ends its own
+  clients' connections, saying why, rather than carry on alone: a nick is never held
+  twice.
 * **Coming in.** A node starting reads each live node's users (a hash each node keeps of
-  its own), then the stream from a little before the moment it read them: events are
-  idempotent, so the overlap does no harm and nothing falls between.
-* **Redis restarted empty**: each node notices (its ``epoch`` key is gone) and claims its
-  users' nicks and writes their records again.
+  its own) and the rooms' state, then the stream from a little before the moment it read
+  them: events are idempotent, so the overlap does no harm and nothing falls between.
+* **Redis restarted empty**: each node notices (its ``epoch`` key is gone), claims its
+  users' nicks, writes their records and the rooms' state again, and publishes again
+  what it published in the last RETAIN_SECONDS: a reader applies only what it had not
+  read. (With Redis's own persistence on, nothing of this is needed.)
 
 Threads (docs/concurrency.md): ``cluster publish`` writes what this node queued (in its
 order: queued under the world lock), ``cluster events`` reads the stream and applies it
 under the world lock, ``cluster beat`` keeps the node alive and reaps dead ones. None of
 them holds the world lock across a call to Redis.
 
-Not shared yet: room modes, topics, bans and invitations, away state, MONITOR, accounts
-and history (the PostgreSQL store), LUSERS and LIST over the cluster.
+Accounts, registered rooms and history are shared through the store, PostgreSQL
+(``--db postgresql://``): each message is recorded once, by the node that took it.
+
+Not yet: an account's owner takes back its nick from someone on another node only when
+that node's nick enforcement renames them (after the grace period), not at once; two
+nodes that create the same room at the same instant both give its creator operator rank.
 """
 
 from __future__ import annotations
