@@ -145,6 +145,7 @@ class Remote:
     Written under the world lock, like a Connection's identity."""
 
     registered = True
+    idle_seconds = None  # (not known here: WHOIS says nothing of it)
     sendq = None  # (a room's audience holds only this node's own send queues)
     profile = 0
     idle = True

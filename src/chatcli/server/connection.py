@@ -372,6 +372,11 @@ class Connection(Speaker):
         return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
 
     @property
+    def idle_seconds(self) -> int | None:
+        """Seconds since this client last said something (WHOIS)."""
+        return int(time.monotonic() - self.last_spoke)
+
+    @property
     def server_name(self) -> str:
         """The name of the server this client is on (another node's, for a cluster's
         :class:`~chatcli.server.cluster.Remote`)."""
