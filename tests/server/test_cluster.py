@@ -208,20 +208,38 @@ def test_when_a_node_dies_its_users_quit_everywhere_and_their_nicks_are_free(
     make_server, redis_url: str, clients, tmp_path
 ):
     url = redis_url
-    a = make_server(cluster=url, cluster_timeout=LIVENESS)
+    a = make_server(cluster=url, cluster_timeout=LIVENESS, flood_rate=0)
     settings = tmp_path / "node.toml"
     settings.write_text(f'cluster = "{url}"\ncluster_timeout = {LIVENESS}\nname = "doomed.chat"\n')
     with ChatServe("--config", str(settings), "--no-db", "--log-level", "error") as doomed:
-        carol = person(a.port, "carol", clients)
+        carol = person(a.port, "carol", clients, "echo-message")
+        erin = person(a.port, "erin", clients)
         dave = person(doomed.port, "dave", clients)
         joined(carol, "dave")
+        sent = 60
+
+        def talk() -> None:  # (in mid-traffic)
+            for i in range(sent):
+                carol.send(f"PRIVMSG #lobby :n{i}")
+                time.sleep(0.005)
+
+        talker = threading.Thread(target=talk)
+        talker.start()
+        time.sleep(0.1)
         doomed.proc.send_signal(signal.SIGKILL)
         doomed.proc.wait(5)
         started = time.monotonic()
-        quit_ = carol.expect("QUIT", timeout=LIVENESS * 3 + 5)
+        talker.join(TIMEOUT)
+        seen = carol.collect("QUIT", timeout=LIVENESS * 3 + 5)
         assert time.monotonic() - started < LIVENESS * 3 + 2  # (its key lapses; then reaped)
+        quit_ = seen[-1]
         assert quit_.source.split("!")[0] == "dave"
         assert quit_.params[0] == "doomed.chat left the chat"
+        confirmed = [m.params[1] for m in seen if m.command == "PRIVMSG"]
+        confirmed += [m.params[1] for m in carol.quiet(0.3) if m.command == "PRIVMSG"]
+        assert confirmed == [f"n{i}" for i in range(sent)]  # (each echoed: confirmed)
+        got = [erin.expect("PRIVMSG").params[1] for _ in range(sent)]
+        assert got == confirmed  # nothing confirmed to a sender on a live node is lost
         dave.close()
         person(a.port, "dave", clients)  # the nick is free again
 
