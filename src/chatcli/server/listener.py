@@ -37,7 +37,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatcli import __version__, tls
@@ -220,7 +219,7 @@ class Server:
         self.store: Store | None = None
         if config.db is not None:
             retention = Retention(config.history_per_target, config.history_days)
-            self.store = Store(Path(config.db), retention)
+            self.store = Store(config.db, retention)  # (a path, or a URL: kept as given)
             self.store.on_fatal = self.fatal  # the writer cannot go on: stop
         self.version = config.version or f"chatcli-{__version__}"
         self.created = time.time()
