@@ -67,6 +67,13 @@ def test_rejoining_catches_up_after_the_last_msgid_in_order():
     assert timeline.log["#dev"] == [f"id{n}" for n in range(1, 7)]
 
 
+def test_rejoining_a_server_that_keeps_no_history_asks_it_for_none():
+    timeline = Timeline(isupport={"CASEMAPPING": "ascii"})  # (no CHATHISTORY=: --no-db)
+    feed_all(timeline, [chat(1), chat(2)])
+    shown, sent = feed_all(timeline, [Message("JOIN", ("#dev",), "me!u@h")])
+    assert (shown, sent) == (["JOIN"], [])
+
+
 def test_a_full_answer_is_followed_by_the_next_page():
     timeline = Timeline(limit=2)
     sent = timeline.fetch("#dev", "AFTER", "msgid=id0", 10)

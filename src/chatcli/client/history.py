@@ -87,6 +87,12 @@ class Timeline:
         self._fetching: dict[str, _Fetch] = {}
         self._older: set[str] = set()  # rooms with a /history request under way
 
+    def _keeps_history(self) -> bool:
+        """Whether the server keeps a history to catch up from: its ISUPPORT says
+        ``CHATHISTORY`` (a server run with ``--no-db`` does not); without its ISUPPORT to
+        go by (no session), assumed so."""
+        return not self._isupport or "CHATHISTORY" in self._isupport
+
     def busy(self) -> bool:
         """A history request is under way."""
         return bool(self._fetching or self._older)
@@ -147,7 +153,7 @@ class Timeline:
 
     def _catch_up(self, room: str) -> list[Message]:
         shown = self.log.get(room.lower())
-        if not shown or room.lower() in self._fetching:
+        if not shown or room.lower() in self._fetching or not self._keeps_history():
             return []
         return self.fetch(room, "AFTER", f"msgid={shown[-1]}", self.limit)
 
