@@ -365,6 +365,7 @@ def test_stats_c_and_the_metrics_show_the_cluster(make_server, redis_url: str, c
     admin.send("STATS c")
     lines = [m.params[-1] for m in admin.collect("219") if m.command == "249"]
     assert f"node {a.server.cluster.node}, 2 nodes alive, lag" in lines[0]
+    assert " events/s, " in lines[0]
     assert sorted(lines[1:]) == sorted(
         [
             f"node {a.server.cluster.node} (this one): 1 users",
@@ -382,6 +383,7 @@ def test_stats_c_and_the_metrics_show_the_cluster(make_server, redis_url: str, c
     assert samples["chatcli_cluster_nodes", ()] == 2
     assert samples["chatcli_cluster_users", (("node", b.server.cluster.node),)] == 2
     assert samples["chatcli_cluster_connected", ()] == 1
+    assert ("chatcli_cluster_events_per_second", ()) in samples
     assert samples["chatcli_cluster_events_applied_total", ()] > 0
 
 

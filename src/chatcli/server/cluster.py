@@ -781,6 +781,7 @@ class ClusterView:
     alive: int  #: nodes alive, this one included
     users: dict[str, int]  #: registered users by node, this one's included
     lag: float  #: seconds from an event's publication to its application here, lately
+    rate: float  #: events applied here per second, over the last beat
     published: int  #: events this node has published
     applied: int  #: events of other nodes (and its own room lines) applied here
     backlog: int  #: entries queued here and not yet published
@@ -854,6 +855,7 @@ class Cluster:
         self.published = 0
         self.applied = 0
         self.lag = 0.0  # seconds between an event's publication and its application here
+        self.rate = 0.0  # events applied here per second, over the last beat
         self.started = False
         self._stopped = False
         world.cluster = self
@@ -972,6 +974,7 @@ class Cluster:
             alive=world.servers,
             users=users,
             lag=self.lag,
+            rate=self.rate,
             published=self.published,
             applied=self.applied,
             backlog=len(self._ops),
@@ -1200,7 +1203,11 @@ class Cluster:
         import redis
 
         interval = self.timeout / 5
+        counted, at = self.applied, time.monotonic()
         while not self._stop.wait(interval):
+            now = time.monotonic()
+            self.rate = (self.applied - counted) / max(now - at, 1e-3)  # (events/s, lately)
+            counted, at = self.applied, now
             try:
                 self._beat()
                 self.alive_since = time.monotonic()

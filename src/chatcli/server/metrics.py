@@ -156,6 +156,11 @@ def _cluster_metrics(view: ClusterView) -> Iterator[Metric]:
         "From an event's publication to its application on this node, lately",
         view.lag,
     )
+    yield GaugeMetricFamily(
+        "chatcli_cluster_events_per_second",
+        "Events applied on this node per second, over the last liveness beat",
+        view.rate,
+    )
     yield CounterMetricFamily(
         "chatcli_cluster_events_published", "Events this node published", view.published
     )

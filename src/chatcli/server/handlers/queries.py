@@ -426,7 +426,7 @@ def stats_cluster(conn: Connection) -> None:
         conn.reply(RPL_STATSDEBUG, "c", "not a cluster: a single server")
         return
     view = cluster.view()
-    state = "cut off from Redis" if view.cut else f"lag {view.lag:.3f} s"
+    state = "cut off from Redis" if view.cut else f"lag {view.lag:.3f} s, {view.rate:.0f} events/s"
     conn.reply(
         RPL_STATSDEBUG,
         "c",
