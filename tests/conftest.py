@@ -18,6 +18,7 @@ from chatcli.config import ServerConfig
 from chatcli.protocol import LineBuffer, Message, parse_line
 from chatcli.server import Server
 from chatcli.server.store import Store
+from tests import clustered
 
 #: PostgreSQL and redis-server of the session's own: fixtures ``postgres``, ``pg_url``,
 #: ``redis_server``.
@@ -59,6 +60,10 @@ def no_leaks() -> Iterator[None]:
     """Every test must end with the threads and file descriptors it started with."""
     threads_before = set(threading.enumerate())
     fds_before = _fd_count()
+    if clustered.ENABLED and clustered.running():
+        # A cluster of the module's, started before the test: its nodes' Redis and
+        # PostgreSQL connection pools grow as they need to, whichever test that is.
+        fds_before = None
     yield
     deadline = time.monotonic() + 5.0
     while True:
@@ -94,13 +99,20 @@ class RunningServer:
         assert not self.thread.is_alive()
 
 
+def start_server(config: ServerConfig, request: pytest.FixtureRequest) -> RunningServer:
+    """A server with ``config``; under the cluster run, two nodes (tests/clustered.py)."""
+    if clustered.ENABLED and config.cluster is None:
+        return clustered.Nodes(config, RunningServer, request)  # type: ignore[return-value]
+    return RunningServer(config)
+
+
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., RunningServer]]:
+def make_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., RunningServer]]:
     """Start servers with config overrides: ``make_server(password="s3cret")``."""
     servers: list[RunningServer] = []
 
     def start(**overrides: object) -> RunningServer:
-        running = RunningServer(replace(TEST_CONFIG, **overrides))  # type: ignore[arg-type]
+        running = start_server(replace(TEST_CONFIG, **overrides), request)  # type: ignore[arg-type]
         servers.append(running)
         return running
 
@@ -145,8 +157,13 @@ class Client:
         self.buffer = LineBuffer(max_line=1 << 20)
         self.pending: list[Message] = []
         self.nick = "*"
+        self.port = port
+        if clustered.ENABLED:  # (the node's side of it: see clustered.gone)
+            self.address = self.sock.getsockname()
 
     def send(self, line: str | bytes) -> None:
+        if clustered.ENABLED:  # what was done before is known on every node
+            clustered.settle(self.port)
         data = line.encode() if isinstance(line, str) else line
         self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
 
@@ -212,6 +229,8 @@ class Client:
         self.send(f"PING {token}")
         before = self.collect("PONG")
         assert before[-1].params[-1] == token, f"unexpected PONG {before[-1]}"
+        if clustered.ENABLED:  # ...and on every node of the cluster
+            clustered.settle(self.port)
         return before[:-1]
 
     def register(self, nick: str, caps: str = "", join: bool = True) -> list[Message]:
@@ -226,7 +245,10 @@ class Client:
         if wanted:
             self.send("CAP END")
         self.nick = nick
-        return self.collect("366") if join else self.collect("376", "422")
+        burst = self.collect("366") if join else self.collect("376", "422")
+        if clustered.ENABLED:  # every node knows of the newcomer
+            clustered.settle(self.port)
+        return burst
 
     def closed(self, timeout: float = TIMEOUT) -> bool:
         """Read until the server closes; True if it did within ``timeout``."""
@@ -235,6 +257,8 @@ class Client:
                 pass
         except TimeoutError:
             return False
+        if clustered.ENABLED:  # ...and every node has seen it go
+            clustered.gone(self.port, self.address)
         return True
 
     def close(self) -> None:
@@ -295,5 +319,11 @@ def connect(server: RunningServer) -> Iterator[Callable[..., Client]]:
         client.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if clustered.ENABLED:
+        clustered.skip_single_server(items)
+
+
 def pytest_report_header() -> str:
-    return f"chatcli tests on {sys.platform}, Python {sys.version.split()[0]}"
+    cluster = ", every server a two-node cluster" if clustered.ENABLED else ""
+    return f"chatcli tests on {sys.platform}, Python {sys.version.split()[0]}{cluster}"

@@ -100,6 +100,7 @@ def test_registering_a_taken_account_fails(accounts_server, clients):
     assert bob.expect("FAIL").params[:3] == ("REGISTER", "ACCOUNT_EXISTS", "*")
 
 
+@pytest.mark.single_server("registrations per address are counted per node")
 def test_one_address_may_register_only_so_many_accounts(make_server, clients, tmp_path):
     limited = make_server(db=str(tmp_path / "chat.db"), account_limit=2, exempt_loopback=False)
     make_account(limited, clients, "first")
@@ -113,6 +114,7 @@ def test_one_address_may_register_only_so_many_accounts(make_server, clients, tm
     assert "Too many accounts" in third.expect("NOTICE").params[-1]
 
 
+@pytest.mark.single_server("registrations per address are counted per node")
 def test_registrations_at_once_from_one_address_are_held_to_the_limit(
     make_server, clients, tmp_path
 ):
@@ -131,6 +133,7 @@ def test_loopback_is_spared_the_account_limit_by_default(make_server, clients, t
         make_account(local, clients, nick)
 
 
+@pytest.mark.single_server("failed attempts per address are counted per node")
 def test_repeatedly_registering_a_taken_name_is_slowed_down(accounts_server, clients):
     """A name taken is a failed attempt, per address and per account, as a wrong password
     is: after a few, each attempt waits first."""

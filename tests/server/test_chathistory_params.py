@@ -11,17 +11,19 @@ from dataclasses import replace
 import pytest
 
 from chatcli.server.handlers.chathistory import MAX_LIMIT_DIGITS, MAX_MSGID_CHARS
-from tests.conftest import TEST_CONFIG, Client, RunningServer
+from tests.conftest import TEST_CONFIG, Client, RunningServer, start_server
 
 V = pytest.param
 CAPS = "draft/chathistory batch server-time message-tags"
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def running(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningServer]:
     """One server with a database for the whole module; #dev holds ten messages."""
     db = tmp_path_factory.mktemp("history") / "chat.db"
-    server = RunningServer(replace(TEST_CONFIG, db=str(db)))
+    server = start_server(replace(TEST_CONFIG, db=str(db)), request)
     writer = Client(server.port)
     try:
         writer.register("writer", join=False)

@@ -42,7 +42,7 @@ from chatcli.protocol import MAX_BODY_BYTES, Message
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import COMMANDS
 from chatcli.server.store import Store
-from tests.conftest import TEST_CONFIG, Client, RunningServer
+from tests.conftest import TEST_CONFIG, Client, RunningServer, start_server
 
 OPER_PASSWORD = "s3cret"
 OPER = "OPER admin " + OPER_PASSWORD
@@ -533,13 +533,14 @@ class Fuzzed:
     """The module's server, and what went wrong in it: what it logged at ERROR, and what
     escaped its threads."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, request: pytest.FixtureRequest) -> None:
         self.config = config
+        self.request = request
         self.errors = ErrorLog()
         self.server = self._start()
 
     def _start(self) -> RunningServer:
-        server = RunningServer(self.config)
+        server = start_server(self.config, self.request)
         first = Client(server.port)  # the server's own threads are all up once it answers
         try:
             first.register("first", join=False)
@@ -577,7 +578,9 @@ class Fuzzed:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Fuzzed]:
     """One server for the module, with a database and an operator, and nothing that would
     slow the test down on purpose: no flood control, no login backoff, no hash budget."""
     config = replace(
@@ -591,7 +594,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
         nick_grace=3600.0,
         replay_lines=0,
     )
-    fuzzed = Fuzzed(config)
+    fuzzed = Fuzzed(config, request)
     logger = logging.getLogger("chatcli")
     logger.addHandler(fuzzed.errors)
     try:

@@ -189,6 +189,7 @@ def test_a_paste_within_the_hard_limit_is_only_delayed(make_server):
         bob.close()
 
 
+@pytest.mark.single_server("connections are counted and throttled per node")
 def test_over_max_clients_is_server_full(make_server):
     running = make_server(max_clients=2)
     alice, bob = Client(running.port), Client(running.port)
@@ -205,6 +206,7 @@ def test_over_max_clients_is_server_full(make_server):
                 client.close()
 
 
+@pytest.mark.single_server("connections are counted and throttled per node")
 def test_over_max_per_ip_is_refused_unless_loopback_is_exempt(make_server):
     running = make_server(max_per_ip=2, exempt_loopback=False)
     alice, bob = Client(running.port), Client(running.port)
@@ -227,6 +229,7 @@ def test_over_max_per_ip_is_refused_unless_loopback_is_exempt(make_server):
                 client.close()
 
 
+@pytest.mark.single_server("connections are counted and throttled per node")
 def test_connecting_too_fast_is_throttled(make_server):
     running = make_server(throttle_connects=2, throttle_window=0.5, exempt_loopback=False)
     clock = running.server.clock = StoppedClock()
@@ -364,6 +367,7 @@ def test_failed_logins_wait_at_most_login_backoff_max(make_server, tmp_path):
         bob.close()
 
 
+@pytest.mark.single_server("registrations per address are counted per node")
 def test_the_account_limit_counts_only_the_last_account_window(make_server, tmp_path):
     running = make_server(
         db=str(tmp_path / "chat.db"), account_limit=1, account_window=0.3, exempt_loopback=False

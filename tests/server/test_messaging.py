@@ -3,6 +3,8 @@ online, help and quit (PRIVMSG, NOTICE, NAMES, WHO, LUSERS, HELP, AWAY)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.server.hosts import shown_host
 
 
@@ -87,6 +89,7 @@ def test_away_is_reported_to_whoever_messages_you(connect):
     assert alice.sync() == []
 
 
+@pytest.mark.single_server("LUSERS' 255 and 265 count the node's own clients")
 def test_names_who_and_lusers_list_who_is_online(server, connect):
     alice, _bob, _carol = three(connect)
     alice.send("NAMES #lobby")
@@ -169,6 +172,7 @@ def test_a_refused_nick_change_is_not_remembered_by_whowas(connect):
     alice.expect("406")
 
 
+@pytest.mark.single_server("LUSERS' 265 counts the node's own clients")
 def test_lusers_counts_follow_arrivals_departures_and_invisibility(connect):
     alice, bob, carol = three(connect)
     bob.send("MODE bob +i")

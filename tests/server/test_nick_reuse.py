@@ -236,6 +236,7 @@ def test_a_holder_closed_with_commands_still_held_runs_them_first(make_server, c
     assert answer in (n.RPL_WELCOME, n.ERR_NICKNAMEINUSE)
 
 
+@pytest.mark.single_server("a holder on the other node is gone once its node saw the drop")
 def test_a_nick_change_onto_a_dropped_holders_nick(make_server, clients):
     """NICK while registered, onto the nick of a connection just closed by its peer:
     never 433. The one changing nick, in the same room, sees the QUIT first. (No flood

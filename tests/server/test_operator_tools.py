@@ -58,6 +58,7 @@ def test_an_operator_can_notice_everyone_and_nobody_else_can(users):
     assert [m for m in bob.sync() if m.params[-1] == "me too"] == []
 
 
+@pytest.mark.single_server("STATS L lists the node's own connections")
 def test_stats_l_lists_every_connection_for_operators_only(users):
     admin, alice = users("admin", oper=True), users("alice")
     alice.send("PRIVMSG admin :" + "x" * 300)
@@ -85,6 +86,7 @@ def test_stats_l_lists_every_connection_for_operators_only(users):
         unregistered.close()
 
 
+@pytest.mark.single_server("STATS Y counts the node's own connections")
 def test_stats_y_shows_each_limit_and_how_close_it_is(users):
     admin = users("admin", oper=True)
     users("alice")
@@ -102,6 +104,7 @@ def test_stats_y_shows_each_limit_and_how_close_it_is(users):
     assert {"max_sendq", "max_recvq", "flood_kill", "ping_interval"} <= set(rows)
 
 
+@pytest.mark.single_server("a rehash reloads one node's settings")
 def test_rehash_applies_new_settings_and_names_those_that_take_a_restart(running, users):
     admin, alice = users("admin", oper=True), users("alice")
     alice.send("REHASH")
