@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatcli.passwords import hash_password
 from tests.components import Redis
-from tests.conftest import TIMEOUT, Client, RunningServer
+from tests.conftest import TIMEOUT, Client, RunningServer, register_account
 from tests.serve import ChatServe
 
 pytestmark = pytest.mark.timeout(60)
@@ -493,3 +493,66 @@ def test_an_operator_kills_someone_on_the_other_node_and_whowas_remembers_them(
     assert quit_.source.startswith("bob!") and "Killed (admin (spamming))" in quit_.params[0]
     admin.send("WHOWAS bob")
     assert admin.expect("314").params[1:3] == ("bob", "~bob")
+
+
+def test_a_kick_reaches_who_is_kicked_and_a_quit_keeps_its_place_among_room_lines(nodes, clients):
+    a, _ = nodes
+    op = person(a.port, "op", clients)
+    kicked = person(a.port, "kicked", clients)  # (on the kicker's own node)
+    watcher = person(a.port, "watcher", clients)
+    op.send("JOIN #one")
+    op.expect("366")
+    kicked.send("JOIN #one")
+    kicked.expect("366")
+    op.send("KICK #one kicked :out")
+    assert kicked.expect("KICK").params == ("#one", "kicked", "out")
+    watcher.send("MONITOR + brief")
+    watcher.expect("731")
+    brief = person(a.port, "brief", clients)  # joins #lobby, and leaves at once
+    brief.close()
+    seen = [m.command for m in watcher.collect("QUIT") if m.command in ("JOIN", "QUIT")]
+    assert seen == ["JOIN", "QUIT"]  # (its JOIN first, as the room saw it)
+
+
+def test_wallops_and_notices_to_everyone_reach_every_node_and_cloaks_agree(
+    make_server, redis_url: str, clients
+):
+    opers = (("admin", hash_password("s3cret")),)
+    a = make_server(cluster=redis_url, cluster_timeout=LIVENESS, operators=opers)
+    b = make_server(cluster=redis_url, cluster_timeout=LIVENESS)
+    admin = person(a.port, "admin", clients)
+    bob = person(b.port, "bob", clients)
+    bob.send("MODE bob +w")
+    bob.expect("MODE")
+    wait_until(lambda: "w" in getattr(a.server.world.find_nick("bob"), "modes", ""))
+    admin.send("OPER admin s3cret")
+    admin.expect("381")
+    admin.send("WALLOPS :maintenance at noon")
+    assert bob.expect("WALLOPS").params == ("maintenance at noon",)
+    admin.send("NOTICE $* :hello, everyone")
+    assert bob.expect("NOTICE").params == ("$*", "hello, everyone")
+    admin.send("WHO bob")
+    seen_from_a = admin.expect("352").params[3]
+    bob.send("WHO bob")
+    assert bob.expect("352").params[3] == seen_from_a  # one address, one cloak everywhere
+
+
+def test_an_accounts_owner_takes_its_nick_back_from_someone_on_another_node(
+    make_server, redis_url: str, pg_url: str, clients
+):
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS, "db": pg_url, "nick_grace": 30}
+    a, b = make_server(**config), make_server(**config)
+    register_account(a.port, "bob", "correct-horse")
+    squatter = person(b.port, "bob", clients)
+    owner = Client(a.port)
+    clients.append(owner)
+    owner.send("PASS bob:correct-horse")
+    owner.register("bob2")
+    owner.send("NICK bob")
+    changes = {m.source.split("!")[0]: m.params[0] for m in owner.collect("NICK", "NICK")}
+    while "bob2" not in changes:  # (the squatter's rename, then its own, or the other way)
+        msg = owner.expect("NICK")
+        changes[msg.source.split("!")[0]] = msg.params[0]
+    assert changes["bob2"] == "bob"
+    renamed = squatter.expect("NICK")
+    assert renamed.source.startswith("bob!") and renamed.params[0].startswith("Guest")

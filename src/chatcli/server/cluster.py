@@ -99,19 +99,23 @@ CATCH_UP_MS = 30_000
 BLOCK_MS = 1_000
 #: Seconds any one call to Redis may take (past BLOCK_MS, for a read).
 CALL_TIMEOUT = 2.0
+#: How long an account's owner waits for its nick to be taken back from someone on
+#: another node (their node renames them).
+RECLAIM_WAIT = 2.0
 #: What a node keeps of what it published, to publish again if Redis comes back empty:
 #: the last RETAIN_SECONDS, at most RETAIN_ENTRIES entries.
 RETAIN_SECONDS = 10.0
 RETAIN_ENTRIES = 10_000
 
 #: Claim a nick: KEYS[1] the nick's key; ARGV[1] the claimant ("<node> <uid>"), ARGV[2]
-#: the prefix of the nodes' liveness keys. Free, the claimant's, or held by a node that is
-#: not alive: it is the claimant's (1). Held by someone alive: 0.
+#: the prefix of the nodes' liveness keys, ARGV[3] a holder the claimant's node knows is
+#: gone (its release not yet published), or "". Free, the claimant's, held by that gone
+#: holder or by a node that is not alive: it is the claimant's (1). Else: who holds it.
 CLAIM = """
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
+if holder and holder ~= ARGV[1] and holder ~= ARGV[3] then
   local node = string.match(holder, '^(%S+) ')
-  if node and redis.call('EXISTS', ARGV[2] .. node) == 1 then return 0 end
+  if node and redis.call('EXISTS', ARGV[2] .. node) == 1 then return holder end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
@@ -154,7 +158,6 @@ class Remote:
     quit_reason = None
     password = None
     sasl = None
-    nick_deadline = None
     monitoring = None
     cap_negotiating = False
     left = False
@@ -178,6 +181,7 @@ class Remote:
         self.channels: frozenset[Channel] = frozenset()
         self.invited_to: set[Channel] | None = None
         self.signon = 0
+        self.nick_deadline: float | None = None
         self.server_name = node  # (its node's name, from its record)
         self.connected_at = self.last_seen = self.last_spoke = time.monotonic()
 
@@ -221,6 +225,8 @@ class Remote:
         self.caps = frozenset(record.get("caps", ()))
         self.signon = int(record.get("signon", 0))
         self.server_name = str(record.get("server", self.server_name))
+        # (For accounts.holds_for_another: the nick is held for its owner's account.)
+        self.nick_deadline = 0.0 if record.get("held") else None
 
 
 def record_of(conn: Connection | Remote) -> dict[str, Any]:
@@ -242,6 +248,7 @@ def record_of(conn: Connection | Remote) -> dict[str, Any]:
         "caps": sorted(conn.caps),
         "signon": conn.signon,
         "server": conn.server_name,
+        "held": conn.nick_deadline is not None,
         "rooms": rooms,
     }
 
@@ -346,10 +353,28 @@ class ClusterWorld(World):
         folded = self.fold(nick)
         if cluster is None or folded == conn.folded_nick or cluster.holds(folded, conn):
             return False
-        if not cluster.claim(folded, self.claimant(conn)):
+        claimant = self.claimant(conn)
+        holder = cluster.claim(folded, claimant)
+        if holder is not None and self._gone(holder):  # ours, gone: its release is on its way
+            holder = cluster.claim(folded, claimant, gone=holder)
+        if holder is not None and conn.account is not None and self.fold(conn.account) == folded:
+            # The account's owner, logged in, takes its nick back from someone on another
+            # node: their node renames them; meanwhile this waits, a moment at most.
+            self._queue(Op("reclaim", {"uid": holder.partition(" ")[2], "nick": nick}))
+            deadline = time.monotonic() + RECLAIM_WAIT
+            while holder is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                holder = cluster.claim(folded, claimant)
+        if holder is not None:
             raise NicknameInUse(nick)
         cluster.note_claim(folded, conn)
         return True
+
+    def _gone(self, holder: str) -> bool:
+        """Whether ``holder`` ("<node> <uid>") is one of this node's that is no longer
+        here (a glance, without the lock)."""
+        node, _, uid = holder.partition(" ")
+        return node == self.node and uid not in self.people
 
     def unreserve_nick(self, conn: Connection, nick: str) -> None:
         """Let go of a claim :meth:`reserve_nick` made, unless ``conn`` has the nick now."""
@@ -375,7 +400,7 @@ class ClusterWorld(World):
             # (Not claimed before the lock, as NICK does: a guest name, say. Claimed here,
             # under the lock: rare, and bounded by CALL_TIMEOUT.)
             try:
-                claimed = cluster.claim(folded, self.claimant(conn))
+                claimed = cluster.claim(folded, self.claimant(conn)) is None
             except BackboneUnavailable:
                 claimed = False
             if not claimed:
@@ -457,8 +482,12 @@ class ClusterWorld(World):
             # its node writes its record again.
             self._queue(Op("part", {"uid": conn.uid, "room": channel.name}))
         elif conn in self.uids:
-            data = {"uid": self.uids[conn], "room": channel.name}
-            self._queue(Op("part", data, self._record(conn)))
+            uid = self.uids[conn]
+            for op in self._group:  # its room's line of this hold (a KICK) still reaches it
+                same_room = op.kind == "room" and op.data["room"] == channel.name
+                if same_room and op.data.get("skip") != uid:
+                    op.data.setdefault("also", []).append(uid)
+            self._queue(Op("part", {"uid": uid, "room": channel.name}, self._record(conn)))
 
     def room_changed(self, channel: Channel) -> None:
         state = self._room_state(channel)
@@ -523,28 +552,49 @@ class ClusterWorld(World):
         actor: Connection | None,
         batch: Batch | None = None,
     ) -> None:
+        """Under the world lock (a QUIT, a NICK, an away-notify), this node's people get
+        it as the room's lines come, when it is read back from the stream, so that it keeps
+        its place among them (the actor's copy, its command's answer, at once). Outside the
+        lock (a direct message), at once, and to other nodes through the stream."""
         local: list[Connection] = []
         remote: list[str] = []
         for person in people:
             if isinstance(person, Remote):
                 remote.append(person.uid)
-            else:
+            elif person is actor or not self._in_order():
                 local.append(person)
+            else:
+                remote.append(self.uids[person])  # (read back here, in the stream's order)
         if local:
             super().relay_to(local, relay, actor=actor, batch=batch)
         if remote:
             self._publish_now(Op("relay", {"uids": remote, "relay": relay.to_wire()}))
 
+    def share_cloak_key(self, key: bytes) -> None:
+        """Cloak with the cluster's key (without a store to keep one): the same address
+        gets the same cloak on every node, so a ban on it holds on all."""
+        self._cloak_key = key
+
+    def _in_order(self) -> bool:
+        """Whether a delivery to this node's own people goes through the stream: under
+        the world lock, not while applying another node's event."""
+        return self.cluster is not None and self.lock.held() and not self._applying
+
     def deliver(self, person: Connection, data: bytes) -> None:
-        if isinstance(person, Remote):
+        if isinstance(person, Remote) or (self._in_order() and person in self.uids):
             raw = data.decode("utf-8", "surrogateescape")
-            self._publish_now(Op("raw", {"uid": person.uid, "data": raw}))
+            self._publish_now(Op("raw", {"uid": self.uids[person], "data": raw}))
         else:
             super().deliver(person, data)
 
     def end_remote(self, person: Remote, reason: str) -> None:
         """Have ``person``'s node end their connection with ``reason`` (any thread)."""
         self._queue(Op("end", {"uid": person.uid, "reason": reason}))
+
+    def registered(self) -> Iterable[Connection]:
+        """Everyone registered, on every node (WALLOPS, ``NOTICE $*``)."""
+        yield from super().registered()
+        yield from (p for p in list(self.people.values()) if isinstance(p, Remote))  # type: ignore[misc]
 
     def _publish_now(self, op: Op) -> None:
         """Queue ``op`` from any thread (not only under the world lock: a direct message
@@ -569,6 +619,12 @@ class ClusterWorld(World):
             return  # (catching up at start: what was said before is not ours to show)
         if kind == "room":
             self._deliver_room(data)
+        elif kind == "relay":
+            self._relay(data["uids"], tags.Relay.from_wire(data["relay"]))
+        elif kind == "raw":
+            person = self.people.get(data["uid"])
+            if person is not None and not isinstance(person, Remote):
+                World.deliver(self, person, str(data["data"]).encode("utf-8", "surrogateescape"))
         elif kind == "down":
             if data["node"] != self.node:
                 self.node_down(data["node"], data.get("reason", "Its server left the chat"))
@@ -594,17 +650,13 @@ class ClusterWorld(World):
             person = self.people.get(data["uid"])
             if person is not None and not isinstance(person, Remote):
                 person.disconnect(str(data["reason"]))
+        elif kind == "reclaim":
+            self._reclaim(data["uid"], str(data["nick"]))
         elif kind == "invite":
             channel = self.find_channel(data["room"])
             person = self.people.get(data["uid"])
             if channel is not None and person is not None:
                 World.invite(self, channel, person)  # type: ignore[arg-type]
-        elif kind == "relay":
-            self._relay(data["uids"], tags.Relay.from_wire(data["relay"]))
-        elif kind == "raw":
-            person = self.people.get(data["uid"])
-            if person is not None and not isinstance(person, Remote):
-                World.deliver(self, person, str(data["data"]).encode("utf-8", "surrogateescape"))
 
     def _deliver_room(self, data: dict[str, Any]) -> None:
         channel = self.find_channel(data["room"])
@@ -613,6 +665,8 @@ class ClusterWorld(World):
         skip = self.people.get(data["skip"]) if data.get("skip") else None
         relay = tags.Relay.from_wire(data["relay"])
         World.broadcast(self, channel, relay, None if isinstance(skip, Remote) else skip)  # type: ignore[arg-type]
+        if data.get("also"):  # (members of ours who left it in the same hold: a KICK)
+            self._relay(data["also"], relay)
 
     def _relay(self, uids: list[str], relay: Relay) -> None:
         local = [p for uid in uids if (p := self.people.get(uid)) and not isinstance(p, Remote)]
@@ -711,6 +765,24 @@ class ClusterWorld(World):
         peers = World.forget(self, person)  # type: ignore[arg-type]
         _announce(person, online=False)
         return {p for p in peers if not isinstance(p, Remote)}
+
+    def _reclaim(self, uid: str, nick: str) -> None:
+        """An account's owner, on another node, takes back its nick from one of ours who
+        holds it without being logged in to it: renamed, as on a single server."""
+        from chatcli.server.handlers import accounts
+
+        person = self.people.get(uid)
+        folded = self.fold(nick)
+        if person is None or isinstance(person, Remote) or person.folded_nick != folded:
+            return
+        if person.account is not None and self.fold(person.account) == folded:
+            return  # (the owner itself: nothing to take back)
+        accounts.service_notice(person.delivery, f"{nick} is taken back by its owner.")
+        self._applying = False  # (the rename is this node's own change: the others hear it)
+        try:
+            accounts.to_guest(person, actor=None)
+        finally:
+            self._applying = True
 
     def _room_state_of(self, room: str, state: dict[str, Any], *, create: bool = False) -> None:
         """Take a room's topic, modes, lists and prefixes from another node."""
@@ -884,6 +956,9 @@ class Cluster:
             self.redis.hset(self.prefix + "names", self.world.node, self.config.name)
             self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
             self._epoch = self.redis.get(self.prefix + "epoch") or ""
+            if self.world.store is None:  # (with a store, its secret is the cluster's)
+                self.redis.set(self.prefix + "cloak", secrets.token_hex(32), nx=True)
+                self.world.share_cloak_key(bytes.fromhex(self.redis.get(self.prefix + "cloak")))
             self._load()
         except redis.RedisError as exc:
             raise ClusterError(f"cannot use the cluster's Redis at {where}: {exc}") from None
@@ -997,22 +1072,25 @@ class Cluster:
 
     # -- claims (connection threads) ------------------------------------------------------
 
-    def claim(self, folded: str, claimant: str) -> bool:
-        """Claim a nick in Redis (see :data:`CLAIM`).
+    def claim(self, folded: str, claimant: str, gone: str = "") -> str | None:
+        """Claim a nick in Redis (see :data:`CLAIM`); None if it is the claimant's now,
+        else who holds it ("<node> <uid>"). ``gone``: a holder of this node's that has
+        left, whose release may not be published yet (it does not count).
 
         Raises:
-            ClusterUnavailable: Redis cannot be reached now, or this node is cut off.
+            BackboneUnavailable: Redis cannot be reached now, or this node is cut off.
         """
         import redis
 
         if self.cut:
             raise BackboneUnavailable("this server has lost the rest of the chat")
         try:
-            return bool(
-                self._claim(keys=[self._nick_key(folded)], args=[claimant, self.prefix + "node:"])
+            got = self._claim(
+                keys=[self._nick_key(folded)], args=[claimant, self.prefix + "node:", gone]
             )
         except redis.RedisError as exc:
             raise BackboneUnavailable(str(exc)) from None
+        return None if got == 1 else str(got)
 
     def release(self, folded: str, claimant: str) -> None:
         self.queue([Op("", {}, release=(folded, claimant))])

@@ -335,6 +335,7 @@ def hold(conn: Connection, owner: Account | None) -> None:
     conn.world.assert_held()
     owned = owner is not None and conn.registered and not owns(conn, conn.folded_nick)
     conn.nick_deadline = time.monotonic() + conn.config.nick_grace if owned else None
+    conn.world.person_changed(conn)  # (a cluster's other nodes hold messages for it too)
 
 
 def holds_for_another(conn: Connection) -> bool:
@@ -376,6 +377,7 @@ def enforce(conn: Connection, now: float) -> None:
             service_notice(conn.delivery, text)
             to_guest(conn, actor=None)
         conn.nick_deadline = None
+        conn.world.person_changed(conn)
 
 
 def to_guest(conn: Connection, *, actor: Connection | None) -> None:
@@ -389,6 +391,7 @@ def to_guest(conn: Connection, *, actor: Connection | None) -> None:
             break
     rename(conn, guest, actor=actor)
     conn.nick_deadline = None  # no account is named Guest<n>: see create()
+    world.person_changed(conn)
 
 
 # -- NickServ -------------------------------------------------------------------------------
