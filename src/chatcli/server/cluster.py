@@ -149,7 +149,6 @@ class Remote:
     Written under the world lock, like a Connection's identity."""
 
     registered = True
-    idle_seconds = None  # (not known here: WHOIS says nothing of it)
     sendq = None  # (a room's audience holds only this node's own send queues)
     profile = 0
     idle = True
@@ -191,6 +190,12 @@ class Remote:
     @property
     def source(self) -> str:
         return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
+
+    @property
+    def idle_seconds(self) -> int:
+        """Seconds since they last said something in a room (every node reads every
+        room's lines), or since this node learned of them."""
+        return int(time.monotonic() - self.last_spoke)
 
     @property
     def name(self) -> str:
@@ -663,6 +668,11 @@ class ClusterWorld(World):
         if channel is None:
             return
         skip = self.people.get(data["skip"]) if data.get("skip") else None
+        if isinstance(skip, Remote) and str(data["relay"]["p"]).split(" ", 2)[1:2] in (
+            ["PRIVMSG"],
+            ["NOTICE"],
+        ):
+            skip.last_spoke = time.monotonic()  # (their message: the sender is skipped)
         relay = tags.Relay.from_wire(data["relay"])
         World.broadcast(self, channel, relay, None if isinstance(skip, Remote) else skip)  # type: ignore[arg-type]
         if data.get("also"):  # (members of ours who left it in the same hold: a KICK)

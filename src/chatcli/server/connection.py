@@ -372,7 +372,7 @@ class Connection(Speaker):
         return f"{self.nick}!{self.user or '~u'}@{self.display_host}"
 
     @property
-    def idle_seconds(self) -> int | None:
+    def idle_seconds(self) -> int:
         """Seconds since this client last said something (WHOIS)."""
         return int(time.monotonic() - self.last_spoke)
 

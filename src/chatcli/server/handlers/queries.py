@@ -210,11 +210,13 @@ def whois(conn: Connection, msg: Message) -> None:
         conn.reply(n.RPL_WHOISACCOUNT, other.name, account, "is logged in as")
     if away is not None:
         conn.reply(n.RPL_AWAY, other.name, away)
-    idle = other.idle_seconds  # (None: on another node of a cluster, not known here)
-    if idle is not None:
-        conn.reply(
-            n.RPL_WHOISIDLE, other.name, str(idle), str(other.signon), "seconds idle, signon time"
-        )
+    conn.reply(
+        n.RPL_WHOISIDLE,
+        other.name,
+        str(other.idle_seconds),
+        str(other.signon),
+        "seconds idle, signon time",
+    )
     conn.reply(n.RPL_ENDOFWHOIS, other.name, "End of /WHOIS list")
 
 
