@@ -37,7 +37,7 @@ def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
     app = connected(server.port, "ada")
 
     async def run_before(pilot) -> None:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # (generous: the suite runs files side by side)
         while app.buffers.get("#lobby") is None and time.monotonic() < deadline:
             await pilot.pause(0.05)
         await pilot.press(*"/join #dev", "enter")
@@ -57,6 +57,8 @@ def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
             ):
                 await pilot.pause(0.05)
         await pilot.press(*"half a reply")
+        while app.query_one("#input").value != "half a reply" and time.monotonic() < deadline:
+            await pilot.pause(0.05)
         await pilot.pause(0.3)
 
     try:
