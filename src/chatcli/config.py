@@ -52,9 +52,9 @@ class ServerConfig:
     #: Make this server one node of a cluster sharing this Redis (redis://host:port/db):
     #: one set of people, nicks and rooms across all its nodes. Unset: a single server.
     cluster: str | None = None
-    #: Seconds a node may be out of touch before it counts as gone: the others then have
-    #: its users quit and free their nicks, and a node cut off from Redis that long ends its
-    #: own clients' connections.
+    #: Seconds within which a node that is gone counts as gone: the others have its users
+    #: quit and free their nicks. A node cut off from Redis ends its own clients'
+    #: connections before that (at 0.6 of it), so that no nick is ever held twice.
     cluster_timeout: float = 10.0
     casemapping: CaseMapping = CaseMapping.ASCII
     max_sendq: int = 1 << 20  #: bytes queued to one client before it is dropped

@@ -231,7 +231,8 @@ def test_when_a_node_dies_its_users_quit_everywhere_and_their_nicks_are_free(
         started = time.monotonic()
         talker.join(TIMEOUT)
         seen = carol.collect("QUIT", timeout=LIVENESS * 3 + 5)
-        assert time.monotonic() - started < LIVENESS * 3 + 2  # (its key lapses; then reaped)
+        took = time.monotonic() - started
+        assert took < LIVENESS + 1  # (its key lapses, it is reaped: within the timeout)
         quit_ = seen[-1]
         assert quit_.source.split("!")[0] == "dave"
         assert quit_.params[0] == "doomed.chat left the chat"

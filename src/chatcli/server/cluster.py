@@ -28,13 +28,14 @@ room sees the room's lines in, on whichever node they are.
 * **Nicks are claimed in Redis, atomically** (:data:`CLAIM`, a Lua script), before the
   world lock is taken (:meth:`ClusterWorld.reserve_nick`): two nodes can never both give
   out one nick. A nick held by a node that is no longer alive may be taken.
-* **Liveness.** Each node keeps a key with a time to live (``cluster_timeout``, 10 s by
-  default) alive every fifth of it. When a node's key lapses (SIGKILL, power loss), the
-  first node to notice (a ``SET NX`` on a reaper key) publishes its end: every node has
-  that node's users quit, with the reason, and its nicks are free. A node that has not
-  reached Redis for half of it fails /healthz; for ``cluster_timeout``, it ends its own
-  clients' connections, saying why, rather than carry on alone: a nick is never held
-  twice.
+* **Liveness.** Each node renews a key with a time to live every fifth of
+  ``cluster_timeout`` (10 s by default; the key lives :data:`LIVENESS_TTL` of it). When a
+  node's key lapses (SIGKILL, power loss), the first node to notice (a ``SET NX`` on a
+  reaper key) publishes its end: every node has that node's users quit, with the reason,
+  and its nicks are free, all within ``cluster_timeout``. A node that has not reached
+  Redis for half of it fails /healthz; for :data:`CUT_OFF` of it, it ends its own
+  clients' connections, saying why, rather than carry on alone: always before its key
+  can lapse, so a nick is never held twice.
 * **Coming in.** A node starting reads each live node's users (a hash each node keeps of
   its own) and the rooms' state, then the stream from a little before the moment it read
   them: events are idempotent, so the overlap does no harm and nothing falls between.
@@ -99,6 +100,12 @@ CATCH_UP_MS = 30_000
 BLOCK_MS = 1_000
 #: Seconds any one call to Redis may take (past BLOCK_MS, for a read).
 CALL_TIMEOUT = 2.0
+#: Of ``cluster_timeout``: a node's liveness key lives LIVENESS_TTL of it after each
+#: beat (every fifth of it), and a node that has not renewed it for CUT_OFF of it ends
+#: its clients' connections: always before its key can lapse and the others free its
+#: nicks (no nick is ever held twice), and the others reap it within the timeout.
+LIVENESS_TTL = 0.8
+CUT_OFF = 0.6
 #: How long an account's owner waits for its nick to be taken back from someone on
 #: another node (their node renames them).
 RECLAIM_WAIT = 2.0
@@ -867,7 +874,7 @@ class ClusterView:
     published: int  #: events this node has published
     applied: int  #: events of other nodes (and its own room lines) applied here
     backlog: int  #: entries queued here and not yet published
-    cut: bool  #: Redis has been out of reach for cluster_timeout
+    cut: bool  #: Redis has been out of reach long enough to end its clients (CUT_OFF)
 
 
 class Cluster:
@@ -1035,8 +1042,8 @@ class Cluster:
 
     def health(self) -> str:
         """For /healthz: "ok" while this node has reached Redis lately (within half of
-        ``cluster_timeout``), else how long it has not: a balancer should then send new
-        clients elsewhere (they could not claim a nick here)."""
+        ``cluster_timeout``: before it cuts itself off, CUT_OFF), else how long it has
+        not: a balancer should then send new clients elsewhere."""
         if self.cut:
             return "cut off from Redis: this node has ended its clients' connections"
         away = time.monotonic() - self.alive_since
@@ -1078,7 +1085,9 @@ class Cluster:
         return f"{self.prefix}nick:{folded}"
 
     def _ttl_ms(self) -> int:
-        return int(self.timeout * 1000)
+        """The liveness key's time to live: LIVENESS_TTL of the timeout, so that with the
+        reapers' check every fifth of it a dead node's users are gone within the timeout."""
+        return int(self.timeout * LIVENESS_TTL * 1000)
 
     # -- claims (connection threads) ------------------------------------------------------
 
@@ -1302,7 +1311,8 @@ class Cluster:
                 self._failing("reach the cluster's Redis", None)
             except redis.RedisError as exc:
                 self._failing("reach the cluster's Redis", exc)
-                if not self.cut and time.monotonic() - self.alive_since >= self.timeout:
+                away = time.monotonic() - self.alive_since
+                if not self.cut and away >= self.timeout * CUT_OFF:
                     self.cut = True
                     self._cut_off("This server lost contact with the rest of the chat; reconnect")
 
