@@ -54,7 +54,9 @@ Accounts, registered rooms and history are shared through the store, PostgreSQL
 
 Not yet: an account's owner takes back its nick from someone on another node only when
 that node's nick enforcement renames them (after the grace period), not at once; two
-nodes that create the same room at the same instant both give its creator operator rank.
+nodes that create the same room at the same instant both give its creator operator rank;
+the limits per address (max_per_ip, the throttle, account registrations, failed logins)
+are counted by each node for itself.
 """
 
 from __future__ import annotations
