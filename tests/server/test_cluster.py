@@ -557,3 +557,22 @@ def test_an_accounts_owner_takes_its_nick_back_from_someone_on_another_node(
     assert changes["bob2"] == "bob"
     renamed = squatter.expect("NICK")
     assert renamed.source.startswith("bob!") and renamed.params[0].startswith("Guest")
+
+
+def test_failed_logins_on_one_node_slow_down_guesses_on_the_other(
+    make_server, redis_url: str, pg_url: str, clients
+):
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS, "db": pg_url}
+    config |= {"login_backoff": 0.2, "login_backoff_max": 1.0}
+    a, b = make_server(**config), make_server(**config)
+    register_account(a.port, "dave", "correct-horse")
+    guesser = person(a.port, "guesser", clients)
+    for _ in range(4):  # (three are free; the fourth is counted and waited for)
+        guesser.send("PRIVMSG NickServ :IDENTIFY dave wrong-guess")
+        guesser.expect("NOTICE")
+    assert b.server.world.shared_failures(("account dave",)) == 4
+    elsewhere = person(b.port, "elsewhere", clients)
+    started = time.monotonic()
+    elsewhere.send("PRIVMSG NickServ :IDENTIFY dave another-guess")
+    elsewhere.expect("NOTICE", timeout=10)
+    assert time.monotonic() - started >= 0.9 * a.config.login_backoff * 2  # (waited there)

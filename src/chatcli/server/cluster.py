@@ -55,8 +55,8 @@ Accounts, registered rooms and history are shared through the store, PostgreSQL
 Not yet: an account's owner takes back its nick from someone on another node only when
 that node's nick enforcement renames them (after the grace period), not at once; two
 nodes that create the same room at the same instant both give its creator operator rank;
-the limits per address (max_per_ip, the throttle, account registrations, failed logins)
-are counted by each node for itself.
+the limits per address (max_per_ip, the throttle, account registrations) are counted by
+each node for itself (failed logins are counted in Redis, by all: :meth:`Cluster.failures`).
 """
 
 from __future__ import annotations
@@ -583,6 +583,15 @@ class ClusterWorld(World):
             super().relay_to(local, relay, actor=actor, batch=batch)
         if remote:
             self._publish_now(Op("relay", {"uids": remote, "relay": relay.to_wire()}))
+
+    def shared_failures(self, keys: tuple[str, ...]) -> int:
+        """Failed logins under ``keys`` counted by every node (Redis); 0 when Redis does
+        not answer (this node's own count still holds)."""
+        return self.cluster.failures(keys) if self.cluster is not None else 0
+
+    def note_shared_failures(self, keys: tuple[str, ...], *, failed: bool) -> None:
+        if self.cluster is not None:
+            self.cluster.note_failures(keys, failed=failed)
 
     def share_cloak_key(self, key: bytes) -> None:
         """Cloak with the cluster's key (without a store to keep one): the same address
@@ -1112,6 +1121,39 @@ class Cluster:
         except redis.RedisError as exc:
             raise BackboneUnavailable(str(exc)) from None
         return None if got == 1 else str(got)
+
+    def failures(self, keys: tuple[str, ...]) -> int:
+        """The most failed logins counted under any of ``keys`` by the cluster's nodes
+        (keys that live FAILURE_MEMORY after the last); 0 if Redis does not answer."""
+        import redis
+
+        if not keys:
+            return 0
+        try:
+            counts = self.redis.mget([self._failure_key(key) for key in keys])
+        except redis.RedisError:
+            return 0
+        return max((int(count) for count in counts if count is not None), default=0)
+
+    def note_failures(self, keys: tuple[str, ...], *, failed: bool) -> None:
+        """Count a failed login under each of ``keys``, for every node to see, or forget
+        them after a success. (Redis not answering: this node's own count holds.)"""
+        import redis
+
+        from chatcli.server.logins import FAILURE_MEMORY
+
+        with contextlib.suppress(redis.RedisError):  # (told by the beat thread's log)
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                if failed:
+                    pipe.incr(self._failure_key(key))
+                    pipe.expire(self._failure_key(key), int(FAILURE_MEMORY))
+                else:
+                    pipe.delete(self._failure_key(key))
+            pipe.execute()
+
+    def _failure_key(self, key: str) -> str:
+        return f"{self.prefix}failed:{key}"
 
     def release(self, folded: str, claimant: str) -> None:
         self.queue([Op("", {}, release=(folded, claimant))])

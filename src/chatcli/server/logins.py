@@ -7,7 +7,10 @@ throttles, each keyed per address and per account (or operator name):
 
 * **Failures.** After :data:`FREE_FAILURES` recent failures under any of its keys, an
   attempt first waits, twice as long with each further failure, up to
-  ``ServerConfig.login_backoff_max`` seconds. A success forgets its keys' failures.
+  ``ServerConfig.login_backoff_max`` seconds. A success forgets its keys' failures. On a
+  cluster's node the failures are counted in Redis too, by every node
+  (``World.shared_failures``): guessing a password over several nodes is slowed as on
+  one.
 * **Hashes.** Every key may spend ``ServerConfig.hash_burst`` hashes at once, then one
   each ``hash_interval`` seconds, successes included (a generic cell rate: each key keeps
   the time at which its budget is whole again). Past it, the attempt waits for its turn. This
@@ -70,8 +73,9 @@ def guarded(
     world, config = conn.world, conn.config
     now = time.monotonic()
     budgeted = tuple(k for k in keys if not (conn.exempt and k == address_key(conn)))
+    shared = world.shared_failures(keys)  # (a cluster's, counted by all its nodes)
     with world.lock:
-        failures = _failures(world.failed_logins, keys, now)
+        failures = max(shared, _failures(world.failed_logins, keys, now))
         turn = _spend(
             world.hash_budget, budgeted, now, hashes, config.hash_burst, config.hash_interval
         )
@@ -88,6 +92,7 @@ def note(world: World, keys: tuple[str, ...], *, failed: bool, now: float | None
     (monotonic seconds; default: now), without hashing anything: a name taken is slowed
     down as a wrong password is."""
     now = time.monotonic() if now is None else now
+    world.note_shared_failures(keys, failed=failed)
     with world.lock:
         counts = world.failed_logins
         for key in keys:
@@ -105,8 +110,9 @@ def wait_after_failures(conn: Connection, keys: tuple[str, ...]) -> bool:
     """Wait as :func:`guarded` would after recent failures, for work that hashes nothing;
     False if the connection ended meanwhile."""
     config = conn.config
+    shared = conn.world.shared_failures(keys)
     with conn.world.lock:
-        failures = _failures(conn.world.failed_logins, keys, time.monotonic())
+        failures = max(shared, _failures(conn.world.failed_logins, keys, time.monotonic()))
     wait = login_delay(failures, config.login_backoff, config.login_backoff_max)
     return _pause(conn, wait) if wait else True
 

@@ -252,6 +252,15 @@ class World(Backbone):
     def unreserve_nick(self, conn: Connection, nick: str) -> None:
         """Let go of what :meth:`reserve_nick` claimed, unless ``conn`` has ``nick`` now."""
 
+    def shared_failures(self, keys: tuple[str, ...]) -> int:
+        """Failed logins under ``keys`` that other servers counted (a cluster's nodes):
+        the most under any. Not under the lock (it may ask Redis). A single server: 0."""
+        return 0
+
+    def note_shared_failures(self, keys: tuple[str, ...], *, failed: bool) -> None:
+        """Count a failed login under ``keys`` where other servers see it (or forget
+        them, after a success). Not under the lock. A single server: nothing."""
+
     def person_changed(self, conn: Connection) -> None:
         """``conn``'s identity changed (away, modes, real name, account): a cluster tells
         its other nodes. Caller holds the lock."""
