@@ -143,6 +143,41 @@ def test_follow_prints_new_messages_until_the_duration_ends(history):
     assert [r["text"] for r in records(first + out)] == ["a notice", "live one"]
 
 
+def test_following_as_json_says_what_a_message_answers_and_shows_reactions(history):
+    server, alice = history
+    proc = subprocess.Popen(
+        [*TAIL, str(server.port), "--json", "--last", "1", "--follow", "--duration", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = records(proc.stdout.readline())[0]  # "a notice", with its msgid
+        alice.send(f"@+draft/reply={first['msgid']} PRIVMSG #dev :noted")
+        alice.send(f"@+draft/react=\U0001f44d;+draft/reply={first['msgid']} TAGMSG #dev")
+        alice.send("@+typing=active TAGMSG #dev")  # (no reaction: not printed)
+        alice.sync()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert (proc.returncode, err) == (0, "")
+    answer, reaction = records(out)
+    assert (answer["kind"], answer["text"], answer["reply_to"]) == (
+        "message",
+        "noted",
+        first["msgid"],
+    )
+    assert (reaction["kind"], reaction["text"], reaction["reply_to"]) == (
+        "reaction",
+        "\U0001f44d",
+        first["msgid"],
+    )
+    assert first["reply_to"] is None
+
+
 def test_a_closed_output_ends_it_quietly(history):
     """`chat tail -f | head -1`: once head has gone, the next line ends tail, silently."""
     server, alice = history

@@ -78,15 +78,28 @@ def parse_since(text: str, now: datetime) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
+#: The client tags (IRCv3 drafts) of a reply and of a reaction: the msgid answered, and
+#: the reaction (an emoji, say), on a TAGMSG.
+REPLY = "+draft/reply"
+REACT = "+draft/react"
+
+
 def as_record(msg: Message) -> dict[str, str | None] | None:
-    """A PRIVMSG or NOTICE as ``--json`` prints it; None for CTCP requests and replies."""
-    text = msg.params[1]
-    kind = "notice" if msg.command == "NOTICE" else "message"
-    if text.startswith("\x01"):
-        verb, _, rest = text.strip("\x01").partition(" ")
-        if verb.upper() != "ACTION":
+    """A PRIVMSG, NOTICE or reaction (a TAGMSG with ``+draft/react``) as ``--json`` prints
+    it, with the msgid it answers (``reply_to``), if any; None for CTCP requests and
+    replies, and other TAGMSGs (typing notices)."""
+    if msg.command == "TAGMSG":
+        if not msg.tags.get(REACT) or not msg.params:
             return None
-        kind, text = "action", rest
+        kind, text = "reaction", msg.tags[REACT]
+    else:
+        text = msg.params[1]
+        kind = "notice" if msg.command == "NOTICE" else "message"
+        if text.startswith("\x01"):
+            verb, _, rest = text.strip("\x01").partition(" ")
+            if verb.upper() != "ACTION":
+                return None
+            kind, text = "action", rest
     return {
         "time": msg.tags.get("time") or server_time(time.time()),
         "msgid": msg.tags.get("msgid"),
@@ -94,6 +107,7 @@ def as_record(msg: Message) -> dict[str, str | None] | None:
         "to": msg.params[0],
         "kind": kind,
         "text": text,
+        "reply_to": msg.tags.get(REPLY) or None,
     }
 
 
@@ -273,6 +287,8 @@ class _Resume:
 
         def shown(msg: Message) -> None:
             show(msg)
+            if msg.command == "TAGMSG":
+                return  # (a reaction is not kept in the history: no place to resume from)
             if msgid := msg.tags.get("msgid"):
                 self.ref = f"msgid={msgid}"
             elif when := msg.tags.get("time"):
@@ -382,5 +398,6 @@ def _read(
             session.send(request)
         for each in shown:
             chat = each.command in ("PRIVMSG", "NOTICE") and len(each.params) >= 2
-            if chat and chat_key(each, session.nick) == key:
+            reaction = each.command == "TAGMSG" and bool(each.params) and REACT in each.tags
+            if (chat or reaction) and chat_key(each, session.nick) == key:
                 show(each)
