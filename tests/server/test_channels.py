@@ -171,6 +171,22 @@ def test_key_and_limit(connect):
     assert carol.expect("324").params[3] == "*"  # the key is not shown to outsiders
 
 
+@pytest.mark.parametrize(
+    ("change", "mode", "text"),
+    [("+k :two words", "k", "Invalid key"), ("+l :1 2", "l", "Invalid limit")],
+)
+def test_a_refused_parameter_with_a_space_is_echoed_as_a_star(connect, change, mode, text):
+    """'ERR_INVALIDMODEPARAM (696) <client> <target chan/user> <mode char> <parameter>
+    :<description>': a parameter with a space in it cannot be sent back as one; "*" stands
+    for it (as irctest expects of a key), and the room is unchanged."""
+    alice = connect("alice")
+    alice.send("JOIN #k")
+    alice.send(f"MODE #k {change}")
+    assert alice.expect("696").params == ("alice", "#k", mode, "*", text)
+    alice.send("MODE #k")
+    assert alice.expect("324").params[2:] == ("+nt",)
+
+
 def test_moderated_room_and_voice(connect):
     alice, bob = connect("alice"), connect("bob")
     shared_room("#m", alice, bob)

@@ -187,7 +187,7 @@ def _change(
     if ch == "k":
         if adding:
             if not arg or "," in arg or " " in arg:
-                raise InvalidModeParam(channel.name, "k", arg or "*", text="Invalid key")
+                raise InvalidModeParam(channel.name, "k", _echo(arg), text="Invalid key")
             channel.key = arg
             return sign, ch, arg
         if channel.key is None:
@@ -198,7 +198,7 @@ def _change(
         if adding:
             limit = number(arg or "")
             if limit is None or not 0 < limit <= MAX_LIMIT:
-                raise InvalidModeParam(channel.name, "l", arg or "*", text="Invalid limit")
+                raise InvalidModeParam(channel.name, "l", _echo(arg), text="Invalid limit")
             channel.limit = limit
             return sign, ch, arg
         if channel.limit is None:
@@ -209,6 +209,14 @@ def _change(
         return None
     (channel.modes.add if adding else channel.modes.discard)(ch)
     return sign, ch, None
+
+
+def _echo(arg: str | None) -> str:
+    """A refused mode parameter as ERR_INVALIDMODEPARAM sends it back: "*" for one that
+    cannot be a middle parameter (empty, with a space, or starting with ":")."""
+    if not arg or " " in arg or arg.startswith(":"):
+        return "*"
+    return arg
 
 
 #: The largest user limit (+l) a room takes: more than any server holds, and small enough
