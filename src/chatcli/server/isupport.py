@@ -47,6 +47,7 @@ def isupport(config: ServerConfig) -> list[str]:
         f"NETWORK={config.network}",
         f"NICKLEN={config.nick_len}",
         "PREFIX=({}){}".format("".join(PREFIXES), "".join(PREFIXES.values())),
+        "STATUSMSG=" + "".join(PREFIXES.values()),
         f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
         f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:{config.max_targets},"
         f"NAMES:{config.max_targets},LIST:,WHOIS:1,"

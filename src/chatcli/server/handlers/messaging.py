@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, caps, is_channel, is_valid_nick
 from chatcli.protocol import numerics as n
 from chatcli.server import history, tags
+from chatcli.server.channel import PREFIXES
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     CannotSendToChan,
@@ -100,6 +101,9 @@ def _deliver_one(
     if target.startswith("$") and not tags_only:
         operators.to_everyone(conn, msg, target)
         return
+    if target[:1] in STATUS and is_channel(target[1:]):
+        _to_status(conn, msg, target, client_tags, tags_only)
+        return
     with world.lock:
         if is_channel(target):
             channel = world.find_channel(target)
@@ -166,6 +170,41 @@ def _deliver_one(
         conn.echo(relay)
     if away is not None and not notice and not tags_only:
         conn.reply(n.RPL_AWAY, *away)
+
+
+#: STATUSMSG: a room's name after one of these goes to its members of that rank or
+#: higher (``@#room``: its operators; ``+#room``: its voiced members and operators).
+STATUS = {sym: mode for mode, sym in PREFIXES.items()}
+
+
+def _to_status(
+    conn: Connection, msg: Message, target: str, client_tags: str, tags_only: bool
+) -> None:
+    """PRIVMSG/NOTICE/TAGMSG ``@#room`` (STATUSMSG): to the room's members of that rank or
+    higher, as ``@#room``; the sender must be able to speak in the room. Not kept in the
+    history (a room's history is for all its members)."""
+    world = conn.world
+    ranks = "".join(PREFIXES)  # highest first
+    enough = set(ranks[: ranks.index(STATUS[target[0]]) + 1])
+    with world.lock:
+        channel = world.find_channel(target[1:])
+        if channel is None:
+            raise NoSuchChannel(target[1:])
+        if not channel.can_speak(conn):
+            raise CannotSendToChan(channel.name)
+        status = target[0] + channel.name
+        out = Message.unchecked(msg.command, (status, *msg.params[1:2]), conn.source, {})
+        relay = Relay(
+            out,
+            client_tags=client_tags,
+            bot="B" in conn.modes,
+            tags_only=tags_only,
+            account=conn.account,
+        )
+        told = [m for m, has in channel.members.items() if m is not conn and has & enough]
+        world.relay_to(told, relay, actor=conn)
+    if caps.ECHO_MESSAGE in conn.caps:
+        conn.echo(relay)
 
 
 def not_kept(conn: Connection, command: str, target: str) -> Callable[[str], None]:
