@@ -126,6 +126,39 @@ def test_plain_who_is_unchanged(server, connect):
     alice.expect("315")
 
 
+# -- invisible users (+i) -------------------------------------------------------------------
+
+
+def invisible_stranger(connect):
+    """alice, and bob with user mode +i in no room with her."""
+    alice, bob = connect("alice", join=False), connect("bob", join=False)
+    bob.send("MODE bob +i")
+    bob.expect("MODE")
+    return alice
+
+
+def who_nicks(client, line):
+    """The nicks of the RPL_WHOREPLY rows WHO ``line`` answers."""
+    client.send(line)
+    return [m.params[5] for m in client.collect("315") if m.command == "352"]
+
+
+@pytest.mark.parametrize("nick", ["bob", "BOB"])
+def test_an_invisible_user_is_found_by_their_exact_nick(connect, nick):
+    """Invisibility hides someone from masks (RFC 2812 3.6.1 'WHO ... visible users'),
+    not from whoever already knows their nick: WHO <nick> answers as WHOIS <nick> does."""
+    alice = invisible_stranger(connect)
+    assert who_nicks(alice, f"WHO {nick}") == ["bob"]
+    assert whox(alice, f"WHO {nick} %n")[0] == [("bob",)]
+
+
+@pytest.mark.parametrize("mask", ["b*", "bo?", "*", "0"])
+def test_an_invisible_user_is_hidden_from_masks(connect, mask):
+    alice = invisible_stranger(connect)
+    assert "bob" not in who_nicks(alice, f"WHO {mask}")
+    assert ("bob",) not in whox(alice, f"WHO {mask} %n")[0]
+
+
 # -- bots -----------------------------------------------------------------------------------
 
 

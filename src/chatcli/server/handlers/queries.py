@@ -65,9 +65,9 @@ def who(conn: Connection, msg: Message) -> None:
     idle seconds, account, op level, real name."""
     mask = msg.params[0] if msg.params else "*"
     options = WhoOptions.parse(msg.params[1]) if len(msg.params) > 1 else WhoOptions()
-    named = None if is_channel(mask) else _nicks_matching(conn, "*" if mask == "0" else mask)
+    named, exact = (None, False) if is_channel(mask) else _nicks_matching(conn, mask)
     with conn.world.lock:
-        found = _who_targets(conn, mask, named)
+        found = _who_targets(conn, mask, named, exact)
         if options.opers_only:
             found = [(other, channel) for other, channel in found if "o" in other.modes]
         if options.fields is None:
@@ -80,27 +80,30 @@ def who(conn: Connection, msg: Message) -> None:
     conn.reply(n.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
-def _nicks_matching(conn: Connection, mask: str) -> list[tuple[str, Connection]]:
-    """The connections whose nick matches ``mask``, each with its folded nick, as they
-    were a moment ago: the world lock is held only to copy the table of nicks, and the
-    matching (linear in the mask and the nick, but once per nick) happens outside it."""
+def _nicks_matching(conn: Connection, mask: str) -> tuple[list[tuple[str, Connection]], bool]:
+    """The connections whose nick matches ``mask`` ("0": everyone), each with its folded
+    nick, as they were a moment ago, and whether ``mask`` is one exact nick (no wildcard).
+    The world lock is held only to copy the table of nicks, and the matching (linear in
+    the mask and the nick, but once per nick) happens outside it."""
     world = conn.world
-    matcher = Mask.compile(mask, world.casemapping)  # once, and outside the lock
+    matcher = Mask.compile("*" if mask == "0" else mask, world.casemapping)  # outside the lock
     literal = matcher.literal
     with world.lock:
         if literal is not None:  # one nick, the usual WHO: no need to look at the others
             holder = world.nicks.get(literal)
-            return [] if holder is None else [(literal, holder)]
+            return ([] if holder is None else [(literal, holder)]), True
         nicks = list(world.nicks.items())
-    return [(folded, other) for folded, other in nicks if matcher.matches(folded)]
+    return [(folded, other) for folded, other in nicks if matcher.matches(folded)], False
 
 
 def _who_targets(
-    conn: Connection, mask: str, named: list[tuple[str, Connection]] | None
+    conn: Connection, mask: str, named: list[tuple[str, Connection]] | None, exact: bool
 ) -> list[tuple[Connection, Channel | None]]:
     """Whom WHO ``mask`` shows ``conn``, each with the room to show: for a nick mask,
     those of ``named`` (from :func:`_nicks_matching`) who still have that nick and whom
-    ``conn`` may see. Caller holds the lock."""
+    ``conn`` may see. Invisibility (+i) hides someone who shares no room with ``conn``
+    from masks, not from ``exact``, their own nick (as WHOIS does not either). Caller
+    holds the lock."""
     conn.world.assert_held()
     world = conn.world
     if named is None:
@@ -109,13 +112,13 @@ def _who_targets(
             return []
         joined = conn in channel.members
         return [(m, channel) for m in channel.members if joined or "i" not in m.modes]
-    shared = world.neighbours(conn)
+    shared = set() if exact else world.neighbours(conn)  # (an exact nick needs none)
     return [
         (other, None)
         for folded, other in named
         if world.nicks.get(folded) is other
         and other.registered
-        and ("i" not in other.modes or other in shared)
+        and (exact or "i" not in other.modes or other in shared)
     ]
 
 
