@@ -90,23 +90,34 @@ def test_a_plain_client_gets_the_time_in_the_text(join):
     assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d UTC\] hello", text)
 
 
-def test_a_room_made_again_and_the_default_room_after_a_restart_replay_their_lines(make_server, db):
-    """Joining shows the lines kept on disk, though the room was gone (empty) or the
-    server restarted since; they are read before the join, never under the world lock."""
+def test_the_default_room_after_a_restart_replays_its_lines_a_room_made_again_none(make_server, db):
+    """Joining the default room shows the lines kept on disk, though the server restarted
+    since (read before the join, never under the world lock). An unregistered room that
+    emptied is gone: one made again by the same name is a new room, and shows nothing of
+    the old one's on JOIN; CHATHISTORY, asked for, has all (each line with its time)."""
     first = make_server(db=db, replay_lines=2)
     alice = Client(first.port)
     alice.register("alice", join=True)
     alice.send("JOIN #dev")
     say(alice, "#dev", "one", "two", "three")
     say(alice, "#lobby", "hello lobby")
-    alice.send("PART #dev")  # empty: the room is gone, its history stays
+    alice.send("PART #dev")  # empty: the room is gone
     alice.sync()
     bob = Client(first.port)
     bob.register("bob", "batch server-time", join=False)
     bob.send("JOIN #dev")
-    assert [m.params[1] for m in batch_of(bob)[0]] == ["two", "three"]
-    alice.close()
-    bob.close()
+    bob.expect("366")
+    assert [m for m in bob.sync() if m.command in ("BATCH", "PRIVMSG")] == []
+    bob.send("PRIVMSG #dev :new room")
+    bob.sync()
+    fetcher = Client(first.port)
+    fetcher.register("fetcher", HISTORY, join=False)
+    fetcher.send("JOIN #dev")
+    fetcher.expect("366")
+    fetcher.send("CHATHISTORY LATEST #dev * 10")
+    assert [m.params[1] for m in batch_of(fetcher)[0]] == ["one", "two", "three", "new room"]
+    for client in (alice, bob, fetcher):
+        client.close()
     first.stop()
 
     second = make_server(db=db, replay_lines=2)
@@ -114,7 +125,8 @@ def test_a_room_made_again_and_the_default_room_after_a_restart_replay_their_lin
     carol.register("carol", "batch server-time", join=True)  # the default room
     assert [m.params[1] for m in batch_of(carol)[0]] == ["hello lobby"]
     carol.send("JOIN #dev")
-    assert [m.params[1] for m in batch_of(carol)[0]] == ["two", "three"]
+    carol.expect("366")
+    assert [m for m in carol.sync() if m.command in ("BATCH", "PRIVMSG")] == []
     carol.close()
 
 

@@ -26,3 +26,7 @@ ACCOUNT_TAG = "account-tag"
 ACCOUNT_NOTIFY = "account-notify"
 ACCOUNT_REGISTRATION = "draft/account-registration"
 CHATHISTORY = "draft/chathistory"
+#: IRCv3 draft/message-redaction: REDACT, to take back a message.
+REDACTION = "draft/message-redaction"
+#: IRCv3 draft/read-marker: MARKREAD, what an account has read, shared by its clients.
+READ_MARKER = "draft/read-marker"

@@ -70,6 +70,10 @@ class Channel:
     #: shown (see chatcli.server.history.replay), from memory, so that joining reads
     #: nothing from the disk under the world lock. None: not read from the store yet.
     recent: deque[Stored] | None = field(default=None, repr=False)
+    #: When (unix ms) the room was made on this server, if it knows to the millisecond
+    #: (0: it does not; ``created`` says to the second): where an unregistered room's own
+    #: history begins (chatcli.server.history.since).
+    born: int = 0
     op_accounts: set[str] = field(default_factory=set)
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
     #: list mode -> its masks compiled; absent until needed and after a change.

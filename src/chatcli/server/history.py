@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, caps
+from chatcli.protocol import Message, caps, server_time
 from chatcli.server import tags
 from chatcli.server.store import Stored, identity_of
 
@@ -136,6 +136,25 @@ def send_history(
     send_batch(conn, "chathistory", (target,), lines)
 
 
+class Preloaded(list[Stored]):
+    """What :func:`preload` read: the room's latest lines (when it has none in memory), and
+    the joiner's read marker of the room (IRCv3 draft/read-marker), if it is to be sent."""
+
+    marker: Message | None = None
+
+
+def since(channel: Channel) -> int | None:
+    """From when (unix ms) ``channel``'s history is its own, as a JOIN replays it: an
+    unregistered room that emptied and was made again is a new room, and what was said in
+    the old one (by other people, maybe behind a key) is not replayed as if said in it;
+    None for a room that keeps its history (a registered room, the default room).
+    CHATHISTORY, which a client asks for and which stamps every line with its time, still
+    reads all that is kept."""
+    if channel.permanent:
+        return None
+    return channel.born or channel.created * 1000
+
+
 def prime(world: World, store: Store, channel: Channel, count: int) -> None:
     """Read ``channel``'s latest ``count`` lines into its recent lines, at start-up (for
     the rooms there are then, before anyone can join them)."""
@@ -147,29 +166,56 @@ def preload(conn: Connection, name: str) -> list[Stored] | None:
     (a room being made again): read before joining, without the world lock. None: nothing
     to read."""
     store, count, world = conn.server.store, conn.config.replay_lines, conn.world
-    if store is None or count <= 0:
+    if store is None:
         return None
+    marker = None
+    if caps.READ_MARKER in conn.caps and conn.account_id is not None:
+        marker = marker_line(conn, name, store.read_marker(conn.account_id, world.fold(name)))
     channel = world.channels.get(world.fold(name))  # a glance: the join checks again
-    if channel is not None and channel.recent is not None:
-        return None
-    return store.latest(world.fold(name), count)
+    if channel is None:  # a new room (a registered one is always there): none of the old's
+        found = Preloaded()
+    elif count <= 0 or channel.recent is not None:
+        if marker is None:
+            return None
+        found = Preloaded()  # (no lines: the room has its own, or none are replayed)
+    else:  # (a room of a cluster's other nodes, new to this one)
+        found = Preloaded(store.latest(world.fold(name), count))
+    found.marker = marker
+    return found
 
 
 def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -> None:
     """The room's latest lines, for who just joined it, from its recent lines (made from
-    ``preloaded``, the :func:`preload` of the room, if it has none yet). Not for bots (user
+    ``preloaded``, the :func:`preload` of the room, if it has none yet: of an unregistered
+    room, only its own, see :func:`since`); before them, the joiner's read marker of the
+    room, if :func:`preload` read one. Not for bots (user
     mode +B), nor for clients that fetch history themselves (draft/chathistory). Caller
     holds the world lock: no message to the room can come between these lines and the
     ones that follow them."""
     conn.world.assert_held()
+    if isinstance(preloaded, Preloaded) and preloaded.marker is not None:
+        conn.send(preloaded.marker)  # (draft/read-marker: the room's marker after its JOIN)
     count = conn.config.replay_lines
     if conn.server.store is None or count <= 0:
         return
     if channel.recent is None:  # (or made again since the glance: then it starts empty)
+        start = since(channel)
+        if start is not None and channel.members.keys() == {conn}:
+            preloaded = None  # made by this JOIN: a new room, nothing of the old one's
+            channel.born = int(time.time() * 1000)  # (nothing said in it yet: the lock)
+        elif start is not None:  # (a room of a cluster's other nodes: its own lines only)
+            preloaded = [s for s in preloaded or () if s.at >= start]
         channel.recent = deque(preloaded or (), maxlen=count)
     if "B" in conn.modes or caps.CHATHISTORY in conn.caps or not channel.recent:
         return
     send_history(conn, channel.name, list(channel.recent), plain_time=True)
+
+
+def marker_line(conn: Connection, target: str, at: int | None) -> Message:
+    """``MARKREAD <target> timestamp=<at>`` (IRCv3 draft/read-marker; ``*`` when there is
+    no marker)."""
+    stamp = "*" if at is None else "timestamp=" + server_time(at / 1000)
+    return Message("MARKREAD", (target, stamp), conn.config.name)
 
 
 def deliver_pending(conn: Connection) -> None:

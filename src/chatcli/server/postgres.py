@@ -14,8 +14,9 @@ in groups, reads on a connection of their own); this module is what differs
 - a lost connection (PostgreSQL restarted, a failover) is made again when next used: the
   writes of the moment are not kept and their senders told (the store is *failing*, as on
   a full disk), and writing resumes by itself once the database answers;
-- the schema is made at once at the current version; its version is the one row of
-  ``chatcli_schema``; nodes starting together make it once (an advisory lock);
+- the schema is made at once at the current version, or brought to it from an older one
+  (:data:`UPGRADES`); its version is the one row of ``chatcli_schema``; nodes starting
+  together make it once (an advisory lock);
 - ids come from identity columns, so any number of nodes may write at once; a message is
   recorded once, by the node that took it.
 
@@ -59,6 +60,18 @@ DEFAULTS: dict[str, Any] = {
 }
 #: The advisory lock held while the schema is checked and made (any number, chatcli's).
 MIGRATION_LOCK = 0x63686174
+
+#: Schema 4: IRCv3 draft/read-marker, what each account has read (made by SCHEMA too).
+READ_MARKERS = (
+    """CREATE TABLE read_markers (
+        account BIGINT NOT NULL,        -- accounts.id
+        target TEXT NOT NULL,           -- folded room or nick, as the client names it
+        at BIGINT NOT NULL,             -- unix milliseconds of the last message read
+        PRIMARY KEY (account, target)
+    )""",
+)
+#: What takes a database made at a version to the next one: version -> statements.
+UPGRADES: dict[int, tuple[str, ...]] = {3: READ_MARKERS}
 
 #: The schema at :data:`~chatcli.server.sqldb.SCHEMA_VERSION`, as SQLite's migrations
 #: leave it (see :data:`~chatcli.server.sqldb.MIGRATIONS`), in PostgreSQL's types.
@@ -108,6 +121,7 @@ SCHEMA = (
         value BYTEA NOT NULL
     )""",
     "CREATE TABLE chatcli_schema (version INTEGER NOT NULL)",  # one row
+    *READ_MARKERS,
 )
 
 
@@ -224,8 +238,9 @@ class PostgresEngine:
         return PostgresConnection(self)
 
     def migrate(self, db: Connection) -> None:
-        """Make the schema if the database has none (nodes that start together: one makes
-        it, under an advisory lock, and the others find it made)."""
+        """Make the schema if the database has none, or bring an older one to the current
+        version (nodes that start together: one does it, under an advisory lock, and the
+        others find it done)."""
         db.begin()
         try:
             db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
@@ -241,6 +256,12 @@ class PostgresEngine:
                     db.execute(statement)
                 db.execute("INSERT INTO chatcli_schema (version) VALUES (?)", (SCHEMA_VERSION,))
                 log.info("database %s made at schema %d", self.name, SCHEMA_VERSION)
+            elif version < SCHEMA_VERSION:
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in UPGRADES[number]:
+                        db.execute(statement)
+                db.execute("UPDATE chatcli_schema SET version = ?", (SCHEMA_VERSION,))
+                log.info("database %s migrated to schema %d", self.name, SCHEMA_VERSION)
             db.commit()
         except BaseException:
             with contextlib.suppress(Exception):

@@ -188,6 +188,14 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     );
     """,
     lambda db: _stable_identities(db),
+    """
+    CREATE TABLE read_markers (         -- IRCv3 draft/read-marker: what each account has read
+        account INTEGER NOT NULL,       -- accounts.id
+        target TEXT NOT NULL,           -- folded room or nick, as the client names it
+        at INTEGER NOT NULL,            -- unix milliseconds of the last message read
+        PRIMARY KEY (account, target)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

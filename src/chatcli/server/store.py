@@ -869,6 +869,21 @@ class Store:
         )
         return [Stored(*row) for row in reversed(rows)]
 
+    def message(self, msgid: str) -> Stored | None:
+        """The message ``msgid``, if it is kept."""
+        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE msgid = ?", (msgid,))
+        return Stored(*rows[0]) if rows else None
+
+    def redact(self, msgid: str, target: str) -> int:
+        """Queue the deletion of the message ``msgid`` of ``target`` (IRCv3
+        draft/message-redaction: a redacted message is gone from the history, and from the
+        offline accounts' waiting messages with it); return the ticket of the write."""
+        return self.write(
+            lambda db: db.execute(
+                "DELETE FROM messages WHERE msgid = ? AND target = ?", (msgid, target)
+            )
+        )
+
     def row_of(self, msgid: str) -> tuple[int, int] | None:
         """The (row id, unix ms) of the message ``msgid``, if it is kept."""
         rows = self._read("SELECT id, at FROM messages WHERE msgid = ?", (msgid,))
@@ -1036,6 +1051,28 @@ class Store:
 
         self._must(self.write(job))
         return bool(erased and erased[0])
+
+    # -- read markers -----------------------------------------------------------------------
+
+    def read_marker(self, account_id: int, target: str) -> int | None:
+        """When (unix ms) the account ``account_id`` last read ``target`` (folded), if it
+        said (IRCv3 draft/read-marker)."""
+        rows = self._read(
+            "SELECT at FROM read_markers WHERE account = ? AND target = ?", (account_id, target)
+        )
+        return int(rows[0][0]) if rows else None
+
+    def mark_read(self, account_id: int, target: str, at: int) -> int:
+        """Queue moving the account's read marker of ``target`` (folded) to ``at`` (unix
+        ms), if that is later than where it is; return the ticket of the write."""
+        return self.write(
+            lambda db: db.execute(
+                "INSERT INTO read_markers (account, target, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (account, target) DO UPDATE SET at = excluded.at "
+                "WHERE excluded.at > read_markers.at",
+                (account_id, target, at),
+            )
+        )
 
     # -- registered rooms -------------------------------------------------------------------
 

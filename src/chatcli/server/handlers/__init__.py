@@ -9,6 +9,8 @@ from chatcli.server.handlers import (
     monitor,
     operators,
     queries,
+    readmarker,
+    redaction,
     registration,
     rooms,
 )
@@ -22,6 +24,8 @@ __all__ = [
     "monitor",
     "operators",
     "queries",
+    "readmarker",
+    "redaction",
     "registration",
     "rooms",
 ]

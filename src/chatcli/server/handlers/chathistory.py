@@ -139,7 +139,9 @@ def _other_side(key: str, me: str) -> str | None:
 
 
 def _key(conn: Connection, sub: str, target: str) -> str | None:
-    """Where ``target``'s history is kept, if ``conn`` may read it."""
+    """Where ``target``'s history is kept, if ``conn`` may read it. All of it: for a room
+    made again, the lines of its earlier lives too (each with its time, in a chathistory
+    batch), unlike a JOIN's replay (see :func:`chatcli.server.history.since`)."""
     world = conn.world
     if is_channel(target):
         with world.lock:
@@ -204,12 +206,18 @@ def _timestamp(sub: str, text: str) -> int:
         HistoryFail: INVALID_PARAMS, unless ``text`` has that form in ASCII digits and
             names a real date and time.
     """
-    kind, _, value = text.partition("=")
-    found = _TIMESTAMP.match(value) if kind == "timestamp" else None
-    millis = _unix_ms(found.group(1), found.group(2)) if found is not None else None
+    millis = parse_timestamp(text)
     if millis is None:
         raise HistoryFail("INVALID_PARAMS", sub, "Timestamps look like timestamp=" + _EXAMPLE)
     return millis
+
+
+def parse_timestamp(text: str) -> int | None:
+    """The Unix time, in milliseconds, of ``timestamp=YYYY-MM-DDThh:mm:ss[.fff]Z``; None
+    unless ``text`` has that form in ASCII digits and names a real date and time."""
+    kind, _, value = text.partition("=")
+    found = _TIMESTAMP.match(value) if kind == "timestamp" else None
+    return _unix_ms(found.group(1), found.group(2)) if found is not None else None
 
 
 def _unix_ms(when: str, fraction: str | None) -> int | None:

@@ -55,6 +55,8 @@ CAPABILITIES: dict[str, str] = {
     caps.LABELED_RESPONSE: "",
     caps.MESSAGE_TAGS: "",
     caps.MULTI_PREFIX: "",
+    caps.READ_MARKER: "",
+    caps.REDACTION: "",
     caps.SASL: "PLAIN",
     caps.SERVER_TIME: "",
     caps.SETNAME: "",
@@ -66,7 +68,7 @@ REALNAME_LEN = 100
 
 
 #: Capabilities that need the database.
-NEED_STORE = frozenset({caps.CHATHISTORY})
+NEED_STORE = frozenset({caps.CHATHISTORY, caps.READ_MARKER, caps.REDACTION})
 #: Capabilities fixed once registered: a client that joined rooms quietly must not leave
 #: them loudly, nor one that joined loudly leave without a word (a ghost in every list).
 BEFORE_REGISTRATION_ONLY = frozenset({caps.QUIET})

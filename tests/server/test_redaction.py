@@ -1,0 +1,145 @@
+"""REDACT (IRCv3 draft/message-redaction): own messages, a room's operators, direct
+conversations, errors, and the history that forgets what was redacted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Client, RunningServer, register_account
+
+CAPS = "draft/message-redaction message-tags echo-message server-time batch"
+
+
+@pytest.fixture
+def history_server(make_server: Callable[..., RunningServer], tmp_path) -> RunningServer:
+    return make_server(db=str(tmp_path / "chat.db"), replay_lines=5)
+
+
+@pytest.fixture
+def open_client(history_server: RunningServer, clients: list[Client]):
+    def open_one(nick: str, caps: str = CAPS, room: str | None = "#dev") -> Client:
+        client = Client(history_server.port)
+        clients.append(client)
+        client.register(nick, caps, join=False)
+        if room is not None:
+            client.send(f"JOIN {room}")
+            client.expect("366")
+        return client
+
+    return open_one
+
+
+def say(client: Client, target: str, text: str) -> str:
+    """Send ``text`` to ``target``; return its msgid (from the echo)."""
+    client.send(f"PRIVMSG {target} :{text}")
+    return client.expect("PRIVMSG", target, text).tags["msgid"]
+
+
+def texts(client: Client, target: str) -> list[str]:
+    client.send(f"CHATHISTORY LATEST {target} * 50")
+    start = client.expect("BATCH")
+    found = []
+    while (msg := client.recv()) is not None and msg.command != "BATCH":
+        found.append(msg.params[-1])
+    assert start.params[1] == "chathistory"
+    return found
+
+
+def test_cap_is_offered(open_client) -> None:
+    alice = open_client("alice", caps="", room=None)
+    alice.send("CAP LS 302")
+    offered = alice.expect("CAP").params[-1].split()
+    assert "draft/message-redaction" in offered
+
+
+def test_own_message_in_a_room_is_redacted_for_all_and_forgotten(open_client) -> None:
+    alice = open_client("alice")
+    bob = open_client("bob")
+    alice.expect("JOIN", "#dev")
+    kept = say(alice, "#dev", "stays")
+    gone = say(alice, "#dev", "oops")
+    bob.expect("PRIVMSG", "#dev", "oops")
+    alice.send(f"REDACT #dev {gone} :typo")
+    echo = alice.expect("REDACT")
+    assert echo.params == ("#dev", gone, "typo")
+    assert echo.source.startswith("alice!")
+    seen = bob.expect("REDACT")
+    assert seen.params == ("#dev", gone, "typo")
+    assert "msgid" in seen.tags
+    history = texts(bob, "#dev")
+    assert "oops" not in history and "stays" in history
+    assert kept
+    carol = open_client("carol", caps="", room=None)  # no chathistory: replayed on JOIN
+    carol.send("JOIN #dev")
+    replayed = [m.params[-1] for m in carol.collect("366")]
+    replayed += [m.params[-1] for m in carol.quiet() if m.command == "PRIVMSG"]
+    assert any("stays" in text for text in replayed)
+    assert not any("oops" in text for text in replayed)
+
+
+def test_someone_elses_message_is_refused(open_client) -> None:
+    alice = open_client("alice")
+    bob = open_client("bob")
+    msgid = say(alice, "#dev", "mine")
+    bob.expect("PRIVMSG", "#dev", "mine")
+    bob.send(f"REDACT #dev {msgid}")
+    fail = bob.expect("FAIL")
+    assert fail.params[:4] == ("REDACT", "REDACT_FORBIDDEN", "#dev", msgid)
+    assert "mine" in texts(alice, "#dev")
+
+
+def test_a_room_operator_may_redact_anyones(open_client) -> None:
+    op = open_client("op")  # who makes the room runs it
+    spammer = open_client("spammer")
+    op.expect("JOIN", "#dev")
+    msgid = say(spammer, "#dev", "spam")
+    op.expect("PRIVMSG", "#dev", "spam")
+    op.send(f"REDACT #dev {msgid} :spam")
+    assert op.expect("REDACT").params == ("#dev", msgid, "spam")
+    assert spammer.expect("REDACT").params == ("#dev", msgid, "spam")
+    assert "spam" not in texts(op, "#dev")
+
+
+def test_unknown_msgid_and_not_a_member(open_client) -> None:
+    alice = open_client("alice")
+    alice.send("REDACT #dev nosuchid")
+    assert alice.expect("FAIL").params[:4] == ("REDACT", "UNKNOWN_MSGID", "#dev", "nosuchid")
+    msgid = say(alice, "#dev", "here")
+    alice.send(f"REDACT #elsewhere {msgid}")
+    assert alice.expect("FAIL").params[:3] == ("REDACT", "INVALID_TARGET", "#elsewhere")
+    alice.send("JOIN #other")
+    alice.expect("366")
+    alice.send(f"REDACT #other {msgid}")  # a message of another room: not found there
+    assert alice.expect("FAIL").params[:2] == ("REDACT", "UNKNOWN_MSGID")
+
+
+def test_direct_message_redaction(history_server: RunningServer, open_client) -> None:
+    register_account(history_server.port, "alice", "hunter22")
+    register_account(history_server.port, "bob", "hunter22")
+    alice = open_client("alice", room=None)
+    bob = open_client("bob", room=None)
+    for client in (alice, bob):
+        client.send(f"PRIVMSG NickServ :IDENTIFY {client.nick} hunter22")
+        client.expect("900")
+    msgid = say(alice, "bob", "psst")
+    bob.expect("PRIVMSG", "bob", "psst")
+    bob.send(f"REDACT alice {msgid}")  # not bob's
+    assert bob.expect("FAIL").params[:2] == ("REDACT", "REDACT_FORBIDDEN")
+    alice.send(f"REDACT bob {msgid}")
+    assert alice.expect("REDACT").params == ("bob", msgid)
+    assert bob.expect("REDACT").params == ("bob", msgid)
+    assert "psst" not in texts(bob, "alice")
+
+
+def test_without_the_cap_no_redact_line(open_client) -> None:
+    alice = open_client("alice")
+    plain = open_client("plain", caps="")
+    msgid = say(alice, "#dev", "oops")
+    plain.expect("PRIVMSG", "#dev", "oops")
+    alice.send(f"REDACT #dev {msgid}")
+    alice.expect("REDACT")
+    plain.send("PING done")
+    before = plain.collect("PONG")
+    assert not [m for m in before if m.command in ("REDACT", "NOTICE")]
