@@ -576,3 +576,23 @@ def test_failed_logins_on_one_node_slow_down_guesses_on_the_other(
     elsewhere.send("PRIVMSG NickServ :IDENTIFY dave another-guess")
     elsewhere.expect("NOTICE", timeout=10)
     assert time.monotonic() - started >= 0.9 * a.config.login_backoff * 2  # (waited there)
+
+
+def test_a_message_redacted_on_one_node_is_not_replayed_on_the_other(
+    make_server, redis_url: str, pg_url: str, clients
+):
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS, "db": pg_url}
+    a, b = make_server(**config), make_server(**config)
+    caps = "draft/message-redaction message-tags echo-message"
+    alice = person(a.port, "alice", clients, caps)
+    alice.send("PRIVMSG #lobby :oops, a password")
+    msgid = alice.expect("PRIVMSG").tags["msgid"]
+    alice.send("PRIVMSG #lobby :kept")
+    alice.expect("PRIVMSG")
+    wait_until(lambda: len(b.server.world.find_channel("#lobby").recent or ()) == 2)
+    alice.send(f"REDACT #lobby {msgid}")
+    alice.expect("REDACT")
+    wait_until(lambda: len(b.server.world.find_channel("#lobby").recent or ()) == 1)
+    late = person(b.port, "late", clients)  # joins #lobby on node b: its replay
+    replayed = [m.params[-1] for m in late.quiet(0.5) if m.command == "PRIVMSG"]
+    assert [line.endswith("] kept") for line in replayed] == [True]  # (with its time)

@@ -540,6 +540,10 @@ class ClusterWorld(World):
     def kept_in_room(self, channel: Channel, stored: Stored) -> None:
         self._queue(Op("kept", {"room": channel.name, "stored": dataclasses.asdict(stored)}))
 
+    def unkeep_in_room(self, channel: Channel, msgid: str) -> None:
+        super().unkeep_in_room(channel, msgid)
+        self._queue(Op("unkept", {"room": channel.name, "msgid": msgid}))
+
     def invite(self, channel: Channel, conn: Connection) -> None:
         super().invite(channel, conn)
         if isinstance(conn, Remote):  # (its node must let it in)
@@ -673,6 +677,10 @@ class ClusterWorld(World):
             person = self.people.get(data["uid"])
             if person is not None and not isinstance(person, Remote):
                 person.disconnect(str(data["reason"]))
+        elif kind == "unkept":
+            channel = self.find_channel(data["room"])
+            if channel is not None:
+                World.unkeep_in_room(self, channel, str(data["msgid"]))
         elif kind == "reclaim":
             self._reclaim(data["uid"], str(data["nick"]))
         elif kind == "invite":

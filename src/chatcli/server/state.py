@@ -273,6 +273,15 @@ class World(Backbone):
         """``stored`` is among ``channel``'s recent lines now (see history.record_room):
         a cluster's other nodes keep it among theirs. Caller holds the lock."""
 
+    def unkeep_in_room(self, channel: Channel, msgid: str) -> None:
+        """The message ``msgid`` is gone from ``channel``'s recent lines (redacted): a
+        cluster's other nodes drop it from theirs too. Caller holds the lock."""
+        self.assert_held()
+        if channel.recent is not None and any(s.msgid == msgid for s in channel.recent):
+            kept = [s for s in channel.recent if s.msgid != msgid]
+            channel.recent.clear()
+            channel.recent.extend(kept)
+
     def arrive(self, conn: Connection) -> None:
         """A new connection, not yet registered. Caller holds the lock."""
         self.assert_held()

@@ -109,10 +109,7 @@ def _announce(conn: Connection, target: str, msgid: str, reason: str | None, roo
             channel = world.find_channel(target)
             if channel is not None:
                 name = channel.name
-                if channel.recent is not None and any(s.msgid == msgid for s in channel.recent):
-                    kept = [s for s in channel.recent if s.msgid != msgid]
-                    channel.recent.clear()
-                    channel.recent.extend(kept)
+                world.unkeep_in_room(channel, msgid)
                 told = [m for m in channel.members if m is not conn and caps.REDACTION in m.caps]
         else:
             other = world.find_nick(target)
