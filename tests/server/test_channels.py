@@ -112,6 +112,48 @@ def test_list_shows_rooms_sizes_and_topics(connect):
     assert rows == {"#lobby": ("1", ""), "#dev": ("1", "dev talk")}
 
 
+def listed(client, line="LIST"):
+    """{room: (users, topic)} from a LIST."""
+    client.send(line)
+    return {m.params[1]: m.params[2:] for m in client.collect("323") if m.command == "322"}
+
+
+def rooms_formed(client):
+    """LUSERS' count of rooms: 'RPL_LUSERCHANNELS (254) <client> <channels> :channels
+    formed'."""
+    client.send("LUSERS")
+    return {m.command: m.params[1] for m in client.collect("266")}["254"]
+
+
+def test_an_empty_default_room_is_not_listed_counted_or_named(connect):
+    """The default room stays when nobody is in it (and keeps its topic), but a room with
+    nobody in it is not one that LIST shows, LUSERS counts or NAMES names anyone in: it
+    answers as a room that does not exist would."""
+    alice = connect("alice", join=False)
+    assert listed(alice) == {}
+    assert listed(alice, "LIST <1") == {}
+    assert listed(alice, "LIST #lobby") == {}
+    assert rooms_formed(alice) == "0"
+    alice.send("NAMES #lobby")
+    assert [m.params for m in alice.collect("366")] == [("alice", "#lobby", "End of /NAMES list")]
+    alice.send("NAMES")
+    assert [m.command for m in alice.collect("366")] == ["366"]
+
+
+def test_whoever_joins_the_empty_default_room_finds_its_topic(connect):
+    bob = connect("bob")
+    bob.send("TOPIC #lobby :Welcome, all")
+    bob.expect("TOPIC")
+    bob.send("PART #lobby")
+    bob.expect("PART")
+    alice = connect("alice", join=False)
+    assert listed(alice) == {}
+    alice.send("JOIN #lobby")
+    assert alice.expect("332").params[1:] == ("#lobby", "Welcome, all")
+    assert listed(alice) == {"#lobby": ("1", "Welcome, all")}
+    assert rooms_formed(alice) == "1"
+
+
 def test_kick_needs_an_operator(connect):
     alice, bob = connect("alice"), connect("bob")
     shared_room("#dev", alice, bob)

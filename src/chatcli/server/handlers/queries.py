@@ -294,7 +294,8 @@ def send_lusers(conn: Connection) -> None:
         everyone = total + world.others
         invisible = world.invisible + world.others_invisible
         unknown = len(world.connections) - total
-        channels = len(world.channels)
+        # (a permanent room with nobody in it, the default one, is kept but not "formed")
+        channels = sum(1 for channel in world.channels.values() if channel.members)
         most = world.max_users
         most_global = max(world.max_global, everyone)
         operators = world.operators + world.others_operators
@@ -502,7 +503,8 @@ class ListFilter:
 @command("LIST")
 def list_(conn: Connection, msg: Message) -> None:
     """LIST [<room>{,<room>}] [<filter>{,<filter>}] — the rooms, their sizes and topics.
-    Filters: >N rooms with more than N people, <N with fewer than N."""
+    Filters: >N rooms with more than N people, <N with fewer than N. A room with nobody in
+    it (the default room or a registered one, kept when empty) is not listed."""
     names: list[str] = []
     where = ListFilter()
     for item in ",".join(msg.params).split(","):
@@ -519,7 +521,7 @@ def list_(conn: Connection, msg: Message) -> None:
         rows = [
             (c.name, str(len(c.members)), c.topic)
             for c in channels
-            if not c.hidden_from(conn) and where.admits(len(c.members))
+            if c.members and not c.hidden_from(conn) and where.admits(len(c.members))
         ]
     conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
     for name, count, text in rows:
