@@ -146,10 +146,10 @@ class Preloaded(list[Stored]):
 def since(channel: Channel) -> int | None:
     """From when (unix ms) ``channel``'s history is its own, as a JOIN replays it: an
     unregistered room that emptied and was made again is a new room, and what was said in
-    the old one (by other people, maybe behind a key) is not replayed as if said in it;
-    None for a room that keeps its history (a registered room, the default room).
-    CHATHISTORY, which a client asks for and which stamps every line with its time, still
-    reads all that is kept."""
+    the old one is replayed only after a notice saying so (as ``chat send`` to an empty
+    room leaves its line for who comes next); None for a room that keeps its history (a
+    registered room, the default room). CHATHISTORY, which a client asks for and which
+    stamps every line with its time, reads all that is kept."""
     if channel.permanent:
         return None
     return channel.born or channel.created * 1000
@@ -172,8 +172,10 @@ def preload(conn: Connection, name: str) -> list[Stored] | None:
     if caps.READ_MARKER in conn.caps and conn.account_id is not None:
         marker = marker_line(conn, name, store.read_marker(conn.account_id, world.fold(name)))
     channel = world.channels.get(world.fold(name))  # a glance: the join checks again
-    if channel is None:  # a new room (a registered one is always there): none of the old's
+    if count <= 0 and channel is None:
         found = Preloaded()
+    elif channel is None:  # made again (a registered one is always there): the old lines
+        found = Preloaded(store.latest(world.fold(name), count))
     elif count <= 0 or channel.recent is not None:
         if marker is None:
             return None
@@ -198,17 +200,17 @@ def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -
     count = conn.config.replay_lines
     if conn.server.store is None or count <= 0:
         return
-    if channel.recent is None:  # (or made again since the glance: then it starts empty)
-        start = since(channel)
-        if start is not None and channel.members.keys() == {conn}:
-            preloaded = None  # made by this JOIN: a new room, nothing of the old one's
-            channel.born = int(time.time() * 1000)  # (nothing said in it yet: the lock)
-        elif start is not None:  # (a room of a cluster's other nodes: its own lines only)
-            preloaded = [s for s in preloaded or () if s.at >= start]
+    if channel.recent is None:  # (made again since the glance: its lines read then)
+        if since(channel) is not None and channel.members.keys() == {conn}:
+            channel.born = int(time.time() * 1000)  # made by this JOIN (under the lock)
         channel.recent = deque(preloaded or (), maxlen=count)
     if "B" in conn.modes or caps.CHATHISTORY in conn.caps or not channel.recent:
         return
-    send_history(conn, channel.name, list(channel.recent), plain_time=True)
+    lines = list(channel.recent)
+    start = since(channel)
+    if start is not None and lines[0].at < start:  # said in the room of the same name before
+        conn.notice(f"{channel.name} was empty: the lines below were said before it was made again")
+    send_history(conn, channel.name, lines, plain_time=True)
 
 
 def marker_line(conn: Connection, target: str, at: int | None) -> Message:
