@@ -72,6 +72,9 @@ def test_join_sends_the_rooms_marker(marker_server, clients) -> None:
     one.expect("MARKREAD")
     one.send("JOIN #dev")
     one.expect("JOIN")
+    after = [m.command for m in one.collect("366")]
+    assert after.index("MARKREAD") < after.index("366")  # (before the end of NAMES)
+    one.send("MARKREAD #dev")
     assert one.expect("MARKREAD").params == ("#dev", WHEN)
 
 

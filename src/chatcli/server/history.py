@@ -188,15 +188,12 @@ def preload(conn: Connection, name: str) -> list[Stored] | None:
 
 def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -> None:
     """The room's latest lines, for who just joined it, from its recent lines (made from
-    ``preloaded``, the :func:`preload` of the room, if it has none yet: of an unregistered
-    room, only its own, see :func:`since`); before them, the joiner's read marker of the
-    room, if :func:`preload` read one. Not for bots (user
+    ``preloaded``, the :func:`preload` of the room, if it has none yet; see :func:`since`).
+    Not for bots (user
     mode +B), nor for clients that fetch history themselves (draft/chathistory). Caller
     holds the world lock: no message to the room can come between these lines and the
     ones that follow them."""
     conn.world.assert_held()
-    if isinstance(preloaded, Preloaded) and preloaded.marker is not None:
-        conn.send(preloaded.marker)  # (draft/read-marker: the room's marker after its JOIN)
     count = conn.config.replay_lines
     if conn.server.store is None or count <= 0:
         return
@@ -211,6 +208,13 @@ def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -
     if start is not None and lines[0].at < start:  # said in the room of the same name before
         conn.notice(f"{channel.name} was empty: the lines below were said before it was made again")
     send_history(conn, channel.name, lines, plain_time=True)
+
+
+def send_marker(conn: Connection, preloaded: list[Stored] | None) -> None:
+    """The joiner's read marker of the room, if :func:`preload` read one (IRCv3
+    draft/read-marker: after the JOIN, before the end of NAMES)."""
+    if isinstance(preloaded, Preloaded) and preloaded.marker is not None:
+        conn.send(preloaded.marker)
 
 
 def marker_line(conn: Connection, target: str, at: int | None) -> Message:

@@ -153,6 +153,7 @@ def _join_locked(
         world.relay_to(told, away, actor=conn)
     if channel.topic:
         send_topic(conn, channel)
+    history.send_marker(conn, preloaded)  # (draft/read-marker: before the end of NAMES)
     send_names(conn, channel)
     history.replay(conn, channel, preloaded)
 
