@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,50 +121,50 @@ def test_parse_since():
         parse_since("yesterday", now)
 
 
-def test_follow_prints_new_messages_until_the_duration_ends(history):
-    server, alice = history
+def follow_json(port: int, meanwhile: Callable[[dict], None]) -> tuple[dict, list[dict]]:
+    """``chat tail --json --last 1 --follow --duration 3``: its first record (the history),
+    then, once ``meanwhile`` (given that record) has run, the records it printed until it
+    ended, which it must do with status 0 and nothing on stderr."""
     proc = subprocess.Popen(
-        [*TAIL, str(server.port), "--json", "--last", "1", "--follow", "--duration", "3"],
+        [*TAIL, str(port), "--json", "--last", "1", "--follow", "--duration", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # the history has been printed: now follow
-        alice.send("PRIVMSG #dev :live one")
-        alice.sync()
+        first = records(proc.stdout.readline())[0]  # the history is printed: now follow
+        meanwhile(first)
         out, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert (proc.returncode, err) == (0, "")
-    assert [r["text"] for r in records(first + out)] == ["a notice", "live one"]
+    return first, records(out)
+
+
+def test_follow_prints_new_messages_until_the_duration_ends(history):
+    server, alice = history
+
+    def say(_: dict) -> None:
+        alice.send("PRIVMSG #dev :live one")
+        alice.sync()
+
+    first, later = follow_json(server.port, say)
+    assert [r["text"] for r in [first, *later]] == ["a notice", "live one"]
 
 
 def test_following_as_json_says_what_a_message_answers_and_shows_reactions(history):
     server, alice = history
-    proc = subprocess.Popen(
-        [*TAIL, str(server.port), "--json", "--last", "1", "--follow", "--duration", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = records(proc.stdout.readline())[0]  # "a notice", with its msgid
+
+    def answer_and_react(first: dict) -> None:
         alice.send(f"@+draft/reply={first['msgid']} PRIVMSG #dev :noted")
         alice.send(f"@+draft/react=\U0001f44d;+draft/reply={first['msgid']} TAGMSG #dev")
         alice.send("@+typing=active TAGMSG #dev")  # (no reaction: not printed)
         alice.sync()
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert (proc.returncode, err) == (0, "")
-    answer, reaction = records(out)
+
+    first, (answer, reaction) = follow_json(server.port, answer_and_react)
     assert (answer["kind"], answer["text"], answer["reply_to"]) == (
         "message",
         "noted",
