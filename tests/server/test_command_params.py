@@ -120,6 +120,7 @@ WHO_OPTIONS = [
     "%tcuihsnfdlaorxyz", "%%%",
 ]  # fmt: skip
 LIST_FILTERS = [">1", "<²", ">-1", "<99999999999999999999", ">", "<", ">٣", "<0", ">1,<5"]
+LIST_FILTERS += ["C>1", "T<x", "C<", "!#*", "#l*", "!", "*,*,*,*,*", "#a*,!#b?,C<9,T>0"]
 NICKSERV = [
     "HELP", "REGISTER hunter22", "REGISTER", "IDENTIFY hunter22", "IDENTIFY {nick} hunter22",
     "IDENTIFY a b c", "LOGIN {nick} wrong", "INFO", "INFO {peer}", "INFO ²", "INFO " + "a" * 300,

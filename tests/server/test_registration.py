@@ -69,7 +69,7 @@ def test_isupport_is_truthful(connect):
         "NETWORK=chatcli",
         "UTF8ONLY",
         "BOT=B",
-        "ELIST=U",
+        "ELIST=CMNTU",
         "EXCEPTS=e",
         "EXTBAN=,m",
         "INVEX=I",

@@ -35,7 +35,7 @@ def isupport(config: ServerConfig) -> list[str]:
         f"CHANMODES={LIST_MODES},{PARAM_MODES},{SET_PARAM_MODES},{FLAG_MODES}",
         f"CHANNELLEN={config.channel_len}",
         "CHANTYPES=#",
-        "ELIST=U",
+        "ELIST=CMNTU",
         "EXCEPTS=e",
         "EXTBAN=,m",  # mutes: +b m:<mask> (no prefix character, as on Ergo)
         "INVEX=I",

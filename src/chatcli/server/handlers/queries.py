@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Mask, Message, is_channel, mask_match, number
@@ -19,6 +19,7 @@ from chatcli.server.errors import (
     UnknownError,
 )
 from chatcli.server.handlers import operators
+from chatcli.server.handlers.modes import MAX_MASK_LEN
 from chatcli.server.isupport import isupport, send_isupport
 
 if TYPE_CHECKING:
@@ -475,54 +476,144 @@ def stats(conn: Connection, msg: Message) -> None:
 # -- LIST -----------------------------------------------------------------------------------
 
 
+#: The time conditions of LIST (ELIST C and T): the letter -> the room's time it bounds.
+TIME_CONDITIONS = ("C", "T")
+
+
 @dataclass(frozen=True)
 class ListFilter:
-    """LIST's user-count conditions (``ELIST=U``): ``>N`` more than N, ``<N`` fewer."""
+    """LIST's conditions (``ELIST=CMNTU``), all of which a room must meet: ``>N`` / ``<N``
+    more / fewer than N people (U); ``C>N`` / ``C<N`` made more / less than N minutes ago
+    (C); ``T>N`` / ``T<N`` its topic set more / less than N minutes ago (T: a room without
+    a topic meets neither); ``!<mask>`` its name not matching the mask (N). The masks
+    (``<mask>``, M) that name rooms to list are targets, as plain names are: see
+    :func:`list_`. Times are in unix seconds."""
 
     more_than: int = -1
     fewer_than: int | None = None
+    created_before: float | None = None  #: C>N: made before this time
+    created_after: float | None = None  #: C<N: made after it
+    topic_before: float | None = None  #: T>N
+    topic_after: float | None = None  #: T<N
+    not_matching: tuple[Mask, ...] = ()  #: N: !<mask>
 
     def admits(self, users: int) -> bool:
         return users > self.more_than and (self.fewer_than is None or users < self.fewer_than)
 
-    def narrowed(self, condition: str) -> ListFilter:
-        """This filter and ``condition`` (``>N`` or ``<N``) both.
+    def admits_room(
+        self, folded: str, users: int, created: float, topic: str, topic_at: float
+    ) -> bool:
+        """Whether a room (its name folded under the masks' casemapping) meets every
+        condition."""
+        if not self.admits(users):
+            return False
+        if self.created_before is not None and not created < self.created_before:
+            return False
+        if self.created_after is not None and not created > self.created_after:
+            return False
+        if self.topic_before is not None or self.topic_after is not None:
+            if not topic:
+                return False
+            if self.topic_before is not None and not topic_at < self.topic_before:
+                return False
+            if self.topic_after is not None and not topic_at > self.topic_after:
+                return False
+        return not any(mask.matches(folded) for mask in self.not_matching)
+
+    def narrowed(self, condition: str, now: float | None = None) -> ListFilter:
+        """This filter and ``condition`` (``>N``, ``<N``, ``C>N``, ``C<N``, ``T>N`` or
+        ``T<N``) both; ``now`` the time the minutes count back from.
 
         Raises:
             UnknownError: N is not a number.
         """
-        value = condition[1:]
-        if not (value.isascii() and value.isdigit()):
-            raise UnknownError("LIST", text=f"Bad filter {condition}: use >N or <N users")
-        if condition[0] == ">":
-            return ListFilter(max(self.more_than, int(value)), self.fewer_than)
-        fewer = int(value) if self.fewer_than is None else min(self.fewer_than, int(value))
-        return ListFilter(self.more_than, fewer)
+        timed = condition[:1] in TIME_CONDITIONS
+        sign, value = condition[timed], condition[timed + 1 :]
+        if not (value.isascii() and value.isdigit()) or len(value) > MAX_NUMBER_DIGITS:
+            raise UnknownError(
+                "LIST", text=f"Bad filter {condition}: use >N or <N users, C>N, C<N, T>N, T<N"
+            )
+        if not timed:
+            if sign == ">":
+                return replace(self, more_than=max(self.more_than, int(value)))
+            fewer = int(value) if self.fewer_than is None else min(self.fewer_than, int(value))
+            return replace(self, fewer_than=fewer)
+        when = (time.time() if now is None else now) - int(value) * 60
+        field = ("created_" if condition[0] == "C" else "topic_") + (
+            "before" if sign == ">" else "after"
+        )
+        old = getattr(self, field)
+        if old is not None:  # two bounds of one side: the narrower
+            when = min(old, when) if sign == ">" else max(old, when)
+        return replace(self, **{field: when})
+
+    def excluding(self, mask: Mask) -> ListFilter:
+        """This filter and "not matching ``mask``" (N) both."""
+        return replace(self, not_matching=(*self.not_matching, mask))
+
+
+#: The digits a LIST condition's number may have (some 19 centuries of minutes).
+MAX_NUMBER_DIGITS = 9
+
+
+def _is_condition(item: str) -> bool:
+    """Whether a LIST item is a U, C or T condition (not a room name nor a mask)."""
+    return item[:1] in ("<", ">") or (item[:1] in TIME_CONDITIONS and item[1:2] in ("<", ">"))
 
 
 @command("LIST")
 def list_(conn: Connection, msg: Message) -> None:
-    """LIST [<room>{,<room>}] [<filter>{,<filter>}] — the rooms, their sizes and topics.
-    Filters: >N rooms with more than N people, <N with fewer than N. A room with nobody in
-    it (the default room or a registered one, kept when empty) is not listed."""
+    """LIST [<room>{,<room>}] [<condition>{,<condition>}] — the rooms, their sizes and
+    topics. A <room> may be a mask (#dev*): the rooms matching it. Conditions, all of
+    which a room must meet: >N rooms with more than N people, <N with fewer than N; C>N
+    made more than N minutes ago, C<N less; T>N topic set more than N minutes ago, T<N
+    less; !<mask> a name not matching the mask. A room with nobody in it (the default
+    room or a registered one, kept when empty) is not listed."""
+    casemapping = conn.world.casemapping
     names: list[str] = []
+    masks: list[Mask] = []  # M: rooms to list, with the names (any of them)
     where = ListFilter()
+    now = time.time()
     for item in ",".join(msg.params).split(","):
-        if item[:1] in ("<", ">"):
-            where = where.narrowed(item)
+        if _is_condition(item):
+            where = where.narrowed(item, now)
+        elif item.startswith("!") or "*" in item or "?" in item:
+            if len(masks) + len(where.not_matching) >= conn.config.max_targets:
+                raise UnknownError(
+                    "LIST", text=f"Too many masks (at most {conn.config.max_targets})"
+                )
+            mask = item.removeprefix("!")
+            if not mask or len(mask) > MAX_MASK_LEN:
+                raise UnknownError(
+                    "LIST", text=f"Bad mask {item[:MAX_MASK_LEN]} (1 to {MAX_MASK_LEN} characters)"
+                )
+            compiled = Mask.compile(mask, casemapping)  # (outside the lock)
+            if item.startswith("!"):
+                where = where.excluding(compiled)
+            else:
+                masks.append(compiled)
         elif item:
             names.append(item)
-    with conn.world.lock:
-        if names:
-            found = (conn.world.find_channel(name) for name in names)
+    world = conn.world
+    named = {casemapping.fold(name) for name in names} if masks else set()
+    with world.lock:  # a copy of what is needed; the matching is done outside the lock
+        if names and not masks:
+            found = (world.find_channel(name) for name in names)
             channels = [c for c in found if c is not None]
         else:
-            channels = list(conn.world.channels.values())
-        rows = [
-            (c.name, str(len(c.members)), c.topic)
+            channels = list(world.channels.values())
+        copied = [
+            (c.name, len(c.members), c.topic, c.created, c.topic_at)
             for c in channels
-            if c.members and not c.hidden_from(conn) and where.admits(len(c.members))
+            if c.members and not c.hidden_from(conn)
         ]
+    rows = []
+    for name, users, topic, created, topic_at in copied:
+        folded = casemapping.fold(name)
+        if masks and folded not in named and not any(m.matches(folded) for m in masks):
+            continue
+        if where.admits_room(folded, users, created, topic, topic_at):
+            rows.append((name, str(users), topic))
     conn.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
     for name, count, text in rows:
         conn.reply(n.RPL_LIST, name, count, text)
