@@ -21,6 +21,9 @@ CAP_NOTIFY = "cap-notify"
 AWAY_NOTIFY = "away-notify"
 INVITE_NOTIFY = "invite-notify"
 SETNAME = "setname"
+#: IRCv3 extended-monitor: who MONITORs a nick is told of its AWAY, ACCOUNT and SETNAME
+#: (with those caps) as if sharing a room with it.
+EXTENDED_MONITOR = "extended-monitor"
 SASL = "sasl"
 ACCOUNT_TAG = "account-tag"
 ACCOUNT_NOTIFY = "account-notify"

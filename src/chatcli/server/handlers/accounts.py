@@ -41,6 +41,7 @@ from chatcli.server import history, logins
 from chatcli.server.admission import give_back, take_slot
 from chatcli.server.commands import command
 from chatcli.server.errors import NicknameInUse
+from chatcli.server.handlers import monitor
 from chatcli.server.handlers.rooms import forget_account
 from chatcli.server.logins import account_key, address_key, guarded
 from chatcli.server.nicks import rename
@@ -109,7 +110,7 @@ def set_account(conn: Connection, account: Account | None, *, actor: Connection)
         world.person_changed(conn)
         if conn.registered:
             relay = Relay(Message("ACCOUNT", (name or "*",), conn.source), account=name)
-            peers = [peer for peer in world.neighbours(conn) if caps.ACCOUNT_NOTIFY in peer.caps]
+            peers = monitor.told_of(conn, caps.ACCOUNT_NOTIFY)
             world.relay_to(peers, relay, actor=actor)
     told = conn.told_by(actor)
     if name is not None:

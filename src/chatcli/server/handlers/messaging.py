@@ -36,7 +36,7 @@ from chatcli.server.errors import (
     NoTextToSend,
     TooManyTargets,
 )
-from chatcli.server.handlers import accounts, operators
+from chatcli.server.handlers import accounts, monitor, operators
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -264,9 +264,10 @@ def away(conn: Connection, msg: Message) -> None:
 
 
 def notify_neighbours(conn: Connection, cap: str, msg: Message) -> None:
-    """Relay ``msg`` about ``conn`` to everyone else sharing a room with it who has ``cap``.
+    """Relay ``msg`` about ``conn`` to everyone else sharing a room with it who has ``cap``,
+    and to who MONITORs it with extended-monitor and ``cap`` (each once).
     Caller holds the world lock."""
     conn.world.assert_held()
     relay = Relay(msg, account=conn.account)
-    peers = [peer for peer in conn.world.neighbours(conn) if peer is not conn and cap in peer.caps]
+    peers = [peer for peer in monitor.told_of(conn, cap) if peer is not conn]
     conn.world.relay_to(peers, relay, actor=conn)

@@ -3,13 +3,17 @@
 A client keeps a list of nicks; the server answers with who of them is online now
 (RPL_MONONLINE, with their full source) and who is not (RPL_MONOFFLINE), then sends the same
 numerics whenever one of them registers, quits or changes nick.
+
+With IRCv3 extended-monitor, a watcher is also told of a watched nick's AWAY, ACCOUNT and
+SETNAME (for the caps it has of away-notify, account-notify and setname) as if it shared a
+room with it: :func:`told_of`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_valid_nick
+from chatcli.protocol import Message, caps, is_valid_nick
 from chatcli.protocol import numerics as n
 from chatcli.server.commands import command
 
@@ -113,3 +117,17 @@ def announce(conn: Connection, online: bool, nick: str | None = None) -> None:
     head, tail = f":{conn.config.name} {numeric} ", f" :{about}\r\n"
     for watcher in watchers:
         conn.world.deliver(watcher, f"{head}{watcher.name}{tail}".encode())
+
+
+def told_of(conn: Connection, cap: str) -> list[Connection]:
+    """Who is told of a change of ``conn``'s under ``cap`` (away-notify, account-notify,
+    setname): who shares a room with it (``conn`` included) and who MONITORs its nick with
+    extended-monitor, having ``cap``; each once. Caller holds the world lock."""
+    world = conn.world
+    world.assert_held()
+    told = {peer: None for peer in world.neighbours(conn) if cap in peer.caps}
+    if conn.nick is not None:
+        for watcher in world.watchers.get(world.fold(conn.nick), ()):
+            if cap in watcher.caps and caps.EXTENDED_MONITOR in watcher.caps:
+                told.setdefault(watcher, None)
+    return list(told)

@@ -51,6 +51,7 @@ CAPABILITIES: dict[str, str] = {
     caps.CAP_NOTIFY: "",
     caps.ECHO_MESSAGE: "",
     caps.EXTENDED_JOIN: "",
+    caps.EXTENDED_MONITOR: "",
     caps.INVITE_NOTIFY: "",
     caps.LABELED_RESPONSE: "",
     caps.MESSAGE_TAGS: "",
@@ -226,7 +227,7 @@ def setname(conn: Connection, msg: Message) -> None:
         conn.realname = realname
         conn.world.person_changed(conn)
         relay = Relay(Message("SETNAME", (realname,), conn.source), account=conn.account)
-        peers = [peer for peer in conn.world.neighbours(conn) if caps.SETNAME in peer.caps]
+        peers = monitor.told_of(conn, caps.SETNAME)
         conn.world.relay_to(peers, relay, actor=conn)
 
 
