@@ -163,6 +163,7 @@ SHAPES: dict[str, list[st.SearchStrategy[str]]] = {
     "JOIN": [ROOM, ATOM],
     "KICK": [ROOM, NICK, TEXT],
     "KILL": [NICK, TEXT],
+    "LINKS": [ATOM, ATOM],
     "LIST": [ROOM | one(LIST_FILTERS), one(LIST_FILTERS)],
     "LUSERS": [ATOM],
     "MODE": [ROOM | NICK, one(MODES), NICK | ATOM, NUMBER, one(MASKS), ATOM, ATOM],
@@ -246,6 +247,7 @@ SWEEP: dict[str, list[str]] = {
     "KICK": ["KICK {x} {peer}", "KICK {room} {x}", "KICK {room} {peer} {x}", "KICK {x} {x}"],
     "KILL": ["KILL {x}", OPER + "||KILL {x}", OPER + "||KILL {peer} {x}"],
     "LIST": ["LIST {x}", "LIST >{x}", "LIST <{x}", "LIST {room} {x}", "LIST {x},>{x}"],
+    "LINKS": ["LINKS {x}", "LINKS {x} {x}"],
     "LUSERS": ["LUSERS {x}"],
     "MODE": [
         "MODE {x}",

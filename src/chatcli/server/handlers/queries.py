@@ -1,5 +1,5 @@
 """Questions about the server and its users: WHO (and WHOX), WHOIS, WHOWAS, ISON, USERHOST,
-LUSERS, MOTD, VERSION, TIME, INFO, ADMIN, STATS, LIST and HELP."""
+LUSERS, MOTD, VERSION, TIME, INFO, ADMIN, STATS, LINKS, LIST and HELP."""
 
 from __future__ import annotations
 
@@ -471,6 +471,41 @@ def stats(conn: Connection, msg: Message) -> None:
         operators.require_oper(conn)
         operators.OPER_STATS[letter](conn)
     conn.reply(n.RPL_ENDOFSTATS, letter, "End of /STATS report")
+
+
+# -- LINKS ----------------------------------------------------------------------------------
+
+#: LINKS's replies (RFC 2812 5.1; not in chatcli.protocol.numerics).
+RPL_LINKS = "364"
+RPL_ENDOFLINKS = "365"
+#: What LINKS says of each server.
+SERVER_INFO = "chatcli IRC server"
+
+
+@command("LINKS")
+def links(conn: Connection, msg: Message) -> None:
+    """LINKS [[<server>] <mask>] — the servers of this network (matching the mask): this
+    one, and on a cluster the other nodes that have people on them."""
+    mask = msg.params[-1] if msg.params and msg.params[-1] else "*"
+    if len(msg.params) > 1:
+        check_target(conn, msg.params[0])
+    if len(mask) > MAX_MASK_LEN:
+        raise UnknownError("LINKS", text=f"Mask too long (at most {MAX_MASK_LEN} characters)")
+    world = conn.world
+    me = conn.config.name
+    others: set[str] = set()
+    if conn.server.cluster is not None:
+        # The nodes this one knows of are those of the people it knows: a node alive with
+        # nobody on it is not listed (the cluster's own table of nodes is Redis's).
+        with world.lock:
+            people = list(world.nicks.values())
+        others = {person.server_name for person in people} - {me}
+    matcher = Mask.compile(mask, world.casemapping)
+    fold = world.casemapping.fold
+    for name, hops in [(me, 0), *((other, 1) for other in sorted(others))]:
+        if matcher.matches(fold(name)):
+            conn.reply(RPL_LINKS, name, me, f"{hops} {SERVER_INFO}")
+    conn.reply(RPL_ENDOFLINKS, mask, "End of /LINKS list")
 
 
 # -- LIST -----------------------------------------------------------------------------------
