@@ -58,7 +58,7 @@ def test_isupport_is_truthful(connect):
     assert {
         "CASEMAPPING=ascii",
         "CHANTYPES=#",
-        "CHANMODES=beI,k,l,imnpst",
+        "CHANMODES=beI,k,l,Cimnpst",
         "PREFIX=(ov)@+",
         "NICKLEN=30",
         "CHANNELLEN=64",
@@ -163,6 +163,7 @@ def test_cap_negotiation_holds_registration_until_end(connect):
         "chatcli.local/quiet",
         "echo-message",
         "extended-join",
+        "extended-monitor",
         "invite-notify",
         "labeled-response",
         "message-tags",

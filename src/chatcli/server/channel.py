@@ -43,7 +43,8 @@ MAX_LIST_ENTRIES = 100
 MUTE = "m:"
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
-FLAG_MODES = "imnpst"
+#: ``C``: no CTCP but ACTION to the room (as on InspIRCd and Ergo).
+FLAG_MODES = "Cimnpst"
 
 
 @dataclass(eq=False)

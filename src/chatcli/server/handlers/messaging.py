@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, caps, is_channel, is_valid_nick
 from chatcli.protocol import numerics as n
 from chatcli.server import history, tags
-from chatcli.server.channel import PREFIXES
+from chatcli.server.channel import PREFIXES, Channel
 from chatcli.server.commands import command
 from chatcli.server.errors import (
     CannotSendToChan,
@@ -111,6 +111,7 @@ def _deliver_one(
                 raise NoSuchChannel(target)
             if not channel.can_speak(conn):
                 raise CannotSendToChan(channel.name)
+            _check_ctcp(channel, rest)
             # All parts are checked already: the text is a parsed parameter, the room's
             # name and our source were validated when they were made.
             out = Message.unchecked(msg.command, (channel.name, *rest), conn.source, {})
@@ -172,6 +173,14 @@ def _deliver_one(
         conn.reply(n.RPL_AWAY, *away)
 
 
+def _check_ctcp(channel: Channel, rest: tuple[str, ...]) -> None:
+    """+C: a CTCP other than ACTION (``/me``) may not be sent to the room."""
+    text = rest[0] if rest else ""
+    verb = text[1:].split(" ", 1)[0].rstrip("\x01").upper()
+    if "C" in channel.modes and text.startswith("\x01") and verb != "ACTION":
+        raise CannotSendToChan(channel.name, text="Cannot send CTCP to channel (+C)")
+
+
 #: STATUSMSG: a room's name after one of these goes to its members of that rank or
 #: higher (``@#room``: its operators; ``+#room``: its voiced members and operators).
 STATUS = {sym: mode for mode, sym in PREFIXES.items()}
@@ -192,6 +201,7 @@ def _to_status(
             raise NoSuchChannel(target[1:])
         if not channel.can_speak(conn):
             raise CannotSendToChan(channel.name)
+        _check_ctcp(channel, msg.params[1:2])
         status = target[0] + channel.name
         out = Message.unchecked(msg.command, (status, *msg.params[1:2]), conn.source, {})
         relay = Relay(
