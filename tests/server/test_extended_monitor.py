@@ -3,15 +3,12 @@ the caps for them) as if it shared a room with it, and only once if it does."""
 
 from __future__ import annotations
 
-import pytest
-
 from chatcli.protocol import numerics as n
 from tests.conftest import Client, register_account
 
 NOTIFY = "extended-monitor away-notify account-notify setname"
 #: A node knows only its own clients' MONITOR lists: a watcher on another node than the
 #: watched is not told (yet) of anything but MONONLINE/MONOFFLINE.
-PER_NODE = pytest.mark.single_server("MONITOR lists are known only to the watcher's node")
 
 
 def _watch(client, nick):
@@ -26,7 +23,6 @@ def test_the_cap_is_offered(connect):
     assert "extended-monitor" in offered.split()
 
 
-@PER_NODE
 def test_a_watcher_outside_the_rooms_hears_away_and_setname(connect):
     bob = connect("bob", caps="setname")
     watcher = connect("watcher", caps=NOTIFY, join=False)
@@ -43,7 +39,6 @@ def test_a_watcher_outside_the_rooms_hears_away_and_setname(connect):
     assert watcher.expect("SETNAME").params == ("Robert",)
 
 
-@PER_NODE
 def test_a_watcher_hears_of_a_login(make_server, tmp_path, clients):
     server = make_server(db=str(tmp_path / "chat.db"))
     register_account(server.port, "bob", "bobs-password")
@@ -72,7 +67,6 @@ def test_without_extended_monitor_nothing_is_told(connect):
     assert [m for m in watcher.quiet() if m.command in ("AWAY", "SETNAME")] == []
 
 
-@PER_NODE
 def test_a_watcher_sharing_a_room_is_told_once(connect):
     bob = connect("bob")
     watcher = connect("watcher", caps=NOTIFY)

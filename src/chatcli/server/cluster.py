@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatcli.errors import ChatError, ExitStatus
+from chatcli.protocol import Message, caps
 from chatcli.server import tags
 from chatcli.server.channel import LIST_MODES, Channel
 from chatcli.server.errors import BackboneUnavailable, NicknameInUse
@@ -721,11 +722,14 @@ class ClusterWorld(World):
             return  # (our own, read back at start: never)
         if not arrived:
             self._count(person, -1)
+        before = (person.away, person.realname, person.account)
         person.update(record)
         self._count(person, +1)
         self._rename(uid, record["nick"])
         if arrived:
             _announce(person, online=True)
+        else:
+            self._tell_watchers(person, before)
         rooms = record.get("rooms", {})
         for channel in list(person.channels):
             if channel.name not in rooms and self.fold(channel.name) not in {
@@ -734,6 +738,34 @@ class ClusterWorld(World):
                 World.remove_member(self, channel, person)  # type: ignore[arg-type]
         for room, prefixes in rooms.items():
             self._join(uid, room, prefixes)
+
+    def _tell_watchers(self, person: Remote, before: tuple[Any, ...]) -> None:
+        """extended-monitor: this node's watchers of ``person`` who share no room with
+        them hear of a change of their away message, real name or account here (those who
+        do share one were told by ``person``'s node, as neighbours)."""
+        watching = self.watchers.get(person.folded_nick)
+        if not watching:
+            return
+        away, realname, account = before
+        changes = []
+        if person.away != away:
+            params = (person.away,) if person.away else ()
+            changes.append((caps.AWAY_NOTIFY, Message("AWAY", params, person.source)))
+        if person.realname != realname:
+            changes.append((caps.SETNAME, Message("SETNAME", (person.realname,), person.source)))
+        if person.account != account:
+            name = person.account or "*"
+            changes.append((caps.ACCOUNT_NOTIFY, Message("ACCOUNT", (name,), person.source)))
+        neighbours = {m for channel in person.channels for m in channel.members}
+        for cap, line in changes:
+            told = [
+                w
+                for w in watching
+                if cap in w.caps and caps.EXTENDED_MONITOR in w.caps and w not in neighbours
+            ]
+            if told:
+                relay = tags.Relay(line, account=person.account)
+                World.relay_to(self, told, relay, actor=None)
 
     def _count(self, person: Remote, sign: int) -> None:
         """Count ``person`` in (+1) or out (-1) of the other nodes' users, for LUSERS."""
@@ -872,8 +904,6 @@ def _announce(person: Remote, *, online: bool, nick: str | None = None) -> None:
 
 
 def _quit(source: str, reason: str) -> Any:
-    from chatcli.protocol import Message
-
     return Message("QUIT", (reason,), source)
 
 
