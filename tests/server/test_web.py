@@ -83,13 +83,19 @@ def healthz(running: RunningServer) -> tuple[int, dict]:
 
 
 def wait_for_health(running: RunningServer, status: int) -> dict:
-    """Ask /healthz until it answers ``status`` (within TIMEOUT); its body."""
+    """Ask /healthz until it answers ``status`` (within TIMEOUT); its body. (A 503 with no
+    body is the listener saying it is busy, its connections just closed not yet let go
+    of: asked again.)"""
     deadline = time.monotonic() + TIMEOUT
     while True:
-        got, body = healthz(running)
-        if got == status:
-            return body
-        assert time.monotonic() < deadline, f"/healthz still {got}: {body}"
+        got, headers, raw = get(running, "/healthz")
+        busy = got == 503 and "Content-Type" not in headers
+        if not busy:
+            assert headers["Content-Type"] == "application/json"
+            body = json.loads(raw)
+            if got == status:
+                return body
+        assert time.monotonic() < deadline, f"/healthz still {got}: {raw!r}"
         time.sleep(0.05)
 
 
