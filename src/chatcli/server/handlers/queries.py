@@ -667,21 +667,52 @@ INTRO = [
 ]
 
 
+#: HELP's topics besides the commands: what each room mode and user mode means.
+TOPICS = {
+    "CMODES": (
+        "Room modes (MODE #room +<mode> [<parameter>], by its operators):",
+        "  o <nick>  operator: runs the room;  v <nick>  voice: may speak when +m",
+        "  b <mask>  ban (b m:<mask>: mute);  e <mask>  ban exception;  I <mask>  may join +i",
+        "  k <key>  a key to join;  l <n>  at most n members",
+        "  i  invite only;  m  moderated: only o and v speak;  n  no messages from outside",
+        "  p  private;  s  secret: not listed;  t  only operators set the topic",
+        "  C  no CTCP but ACTION (/me)",
+    ),
+    "UMODES": (
+        "User modes (MODE <your nick> +<mode>):",
+        "  i  invisible: hidden from WHO masks and from NAMES of rooms you are not in",
+        "  w  wallops: receive WALLOPS;  B  bot: your messages carry the bot tag",
+        "  o  server operator (given by OPER);  Z  connected over TLS (set by the server)",
+    ),
+}
+
+
 @command("HELP", before_registration=True)
 def help_(conn: Connection, msg: Message) -> None:
-    """HELP [<command>] — the list of commands, or help on one."""
+    """HELP [<command>|CMODES|UMODES] — the list of commands, help on one, or the room or
+    user modes."""
     if not msg.params:
         names = sorted(COMMANDS)
         lines = list(INTRO)
         lines += ["  " + " ".join(names[i : i + 8]) for i in range(0, len(names), 8)]
+        lines.append("Topics: HELP CMODES (room modes), HELP UMODES (user modes)")
         subject = "*"
     else:
         subject = msg.params[0].upper()
         cmd = COMMANDS.get(subject)
-        if cmd is None:
+        if subject in TOPICS:
+            lines = list(TOPICS[subject])
+        elif cmd is None:
             raise HelpNotFound(subject)
-        lines = cmd.help
+        else:
+            lines = cmd.help
     conn.reply(n.RPL_HELPSTART, subject, lines[0])
     for line in lines[1:]:
         conn.reply(n.RPL_HELPTXT, subject, line)
     conn.reply(n.RPL_ENDOFHELP, subject, "End of /HELP")
+
+
+@command("HELPOP", before_registration=True)
+def helpop(conn: Connection, msg: Message) -> None:
+    """HELPOP [<command>|CMODES|UMODES] — the same as HELP (as InspIRCd names it)."""
+    help_(conn, msg)
