@@ -314,9 +314,6 @@ class ClusterWorld(World):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def uid(self, person: Connection | Remote) -> str:
-        return self.uids[person]
-
     def claimant(self, conn: Connection) -> str:
         return f"{self.node} {self.uids[conn]}"
 
@@ -337,10 +334,7 @@ class ClusterWorld(World):
         if self._registering:
             arrived, self._registering = self._registering, []
             for conn in arrived:  # first: whatever else the hold did is about them
-                op = Op(
-                    "user", {"uid": self.uids[conn], "rec": record_of(conn)}, self._record(conn)
-                )
-                self._group.insert(0, op)
+                self._group.insert(0, self._user_op(conn))
         if self._group:
             group, self._group = self._group, []
             if self.cluster is not None:
@@ -349,9 +343,10 @@ class ClusterWorld(World):
     def _record(self, conn: Connection) -> tuple[str, str]:
         return (self.uids[conn], json.dumps(record_of(conn)))
 
-    @staticmethod
-    def is_remote(person: object) -> bool:
-        return isinstance(person, Remote)
+    def _user_op(self, conn: Connection) -> Op:
+        """``conn``'s whole record, for the others to take, and for its node's hash."""
+        uid, rec = self.uids[conn], record_of(conn)
+        return Op("user", {"uid": uid, "rec": rec}, (uid, json.dumps(rec)))
 
     # -- nicks --------------------------------------------------------------------------
 
@@ -535,8 +530,7 @@ class ClusterWorld(World):
 
     def person_changed(self, conn: Connection) -> None:
         if conn in self.uids and conn.registered and not isinstance(conn, Remote):
-            rec = record_of(conn)
-            self._queue(Op("user", {"uid": self.uids[conn], "rec": rec}, self._record(conn)))
+            self._queue(self._user_op(conn))
 
     def kept_in_room(self, channel: Channel, stored: Stored) -> None:
         self._queue(Op("kept", {"room": channel.name, "stored": dataclasses.asdict(stored)}))
@@ -587,7 +581,7 @@ class ClusterWorld(World):
         if local:
             super().relay_to(local, relay, actor=actor, batch=batch)
         if remote:
-            self._publish_now(Op("relay", {"uids": remote, "relay": relay.to_wire()}))
+            self._queue(Op("relay", {"uids": remote, "relay": relay.to_wire()}))
 
     def shared_failures(self, keys: tuple[str, ...]) -> int:
         """Failed logins under ``keys`` counted by every node (Redis); 0 when Redis does
@@ -611,7 +605,7 @@ class ClusterWorld(World):
     def deliver(self, person: Connection, data: bytes) -> None:
         if isinstance(person, Remote) or (self._in_order() and person in self.uids):
             raw = data.decode("utf-8", "surrogateescape")
-            self._publish_now(Op("raw", {"uid": self.uids[person], "data": raw}))
+            self._queue(Op("raw", {"uid": self.uids[person], "data": raw}))
         else:
             super().deliver(person, data)
 
@@ -623,11 +617,6 @@ class ClusterWorld(World):
         """Everyone registered, on every node (WALLOPS, ``NOTICE $*``)."""
         yield from super().registered()
         yield from (p for p in list(self.people.values()) if isinstance(p, Remote))  # type: ignore[misc]
-
-    def _publish_now(self, op: Op) -> None:
-        """Queue ``op`` from any thread (not only under the world lock: a direct message
-        is relayed after it)."""
-        self._queue(op)
 
     # -- what the other nodes did (the ``cluster events`` thread, under the lock) ---------
 
