@@ -38,27 +38,32 @@ def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
 
     async def run_before(pilot) -> None:
         deadline = time.monotonic() + 30  # (generous: the suite runs files side by side)
-        while app.buffers.get("#lobby") is None and time.monotonic() < deadline:
-            await pilot.pause(0.05)
-        await pilot.press(*"/join #dev", "enter")
-        while app.buffers.current.name != "#dev" and time.monotonic() < deadline:
-            await pilot.pause(0.05)
-        said = [
-            (bob, "PRIVMSG #dev :ada: can you review the \x02parser\x02 change?", "#dev"),
-            (carol, "PRIVMSG #dev :I had a look, \x0304two\x03 small things", "#dev"),
-            (carol, "PRIVMSG #lobby :lunch anyone?", "#lobby"),
-            (bob, "PRIVMSG ada :psst, the demo is at 3", "bob"),
-        ]
-        for person, line, where in said:  # one at a time: always in this order
-            count = len(app.buffers.get(where).lines) if app.buffers.get(where) else 0
-            person.send(line)
-            while time.monotonic() < deadline and (
-                app.buffers.get(where) is None or len(app.buffers.get(where).lines) == count
-            ):
+
+        def shown(where: str, text: str) -> bool:
+            buffer = app.buffers.get(where)
+            return buffer is not None and any(text in line.plain for line in buffer.lines)
+
+        async def until(condition) -> None:
+            while not condition() and time.monotonic() < deadline:
                 await pilot.pause(0.05)
+
+        await until(lambda: app.buffers.get("#lobby") is not None)
+        await pilot.press(*"/join #dev", "enter")
+        dev = lambda: app.buffers.get("#dev")  # noqa: E731
+        # the whole join (topic and names) is in before anyone speaks
+        await until(lambda: app.buffers.current.name == "#dev" and len(dev().members) == 3)
+        await until(lambda: dev().topic != "")
+        said = [
+            (bob, "PRIVMSG #dev :ada: can you review the \x02parser\x02 change?", "#dev", "review"),
+            (carol, "PRIVMSG #dev :I had a look, \x0304two\x03 small things", "#dev", "small"),
+            (carol, "PRIVMSG #lobby :lunch anyone?", "#lobby", "lunch anyone?"),
+            (bob, "PRIVMSG ada :psst, the demo is at 3", "bob", "the demo is at 3"),
+        ]
+        for person, line, where, text in said:  # one at a time: always in this order
+            person.send(line)
+            await until(lambda: shown(where, text))  # noqa: B023
         await pilot.press(*"half a reply")
-        while app.query_one("#input").value != "half a reply" and time.monotonic() < deadline:
-            await pilot.pause(0.05)
+        await until(lambda: app.query_one("#input").value == "half a reply")
         await pilot.pause(0.3)
 
     try:
