@@ -106,9 +106,12 @@ CLIENT_FILES = {
 }
 #: The client's pages run and style only what this listener serves, open connections
 #: only back to it (its WebSocket included), and may not be framed by another site.
+#: Images alone may come from elsewhere, over http or https: the avatars people set
+#: (IRCv3 metadata), which the client shows only when their address is a web address.
 CLIENT_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "img-src 'self' data: https: http:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"

@@ -6,6 +6,8 @@
 import {
   actionText,
   buildLine,
+  buildTagged,
+  capTokens,
   duration,
   fold,
   fullMask,
@@ -15,8 +17,13 @@ import {
   modeChanges,
   parseLine,
   plainText,
+  safeColour,
+  safeDisplayName,
+  safeImageUrl,
   saslPlain,
   setCasemapping,
+  splitBytes,
+  utf8Length,
 } from "./irc.js";
 
 // The capabilities this client can use, when the server offers them.
@@ -31,6 +38,10 @@ const WANTED_CAPS = [
   "account-tag",
   "multi-prefix",
   "chatcli.local/autojoin",
+  "draft/multiline",
+  "draft/message-redaction",
+  "draft/read-marker",
+  "draft/metadata-2",
 ];
 const HISTORY_PAGE = 50; // lines asked for at a time (CHATHISTORY limit)
 const MAX_LINES = 2000; // kept per conversation; older ones are dropped from the page
@@ -38,6 +49,16 @@ const BACKOFF_FIRST = 1000; // ms before the first reconnection, doubled up to B
 const BACKOFF_MAX = 30000;
 const HISTORY_SHOWN = 20; // lines /history loads without a number
 const IGNORES_KEY = "chatcli.ignores"; // where the ignore list is kept (localStorage)
+const MULTILINE_PIECE = 350; // bytes of text in one line of a multiline batch (at most)
+const MULTILINE_BATCH_LINES = 500; // lines of one received multiline message kept (at most)
+const PASTE_PACE = 125; // ms between the lines of a paste sent one message each
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"]; // offered by a message's menu
+const MAX_REACTION = 32; // characters of a reaction (a longer one is not shown)
+const MAX_REACTION_KINDS = 20; // different reactions shown under one message
+const MAX_REACTORS = 500; // people counted for one reaction of one message
+const META_KEYS = ["display-name", "color", "avatar", "status"]; // subscribed to
+const MAX_META_PEOPLE = 5000; // people whose metadata is kept
+const MAX_META_VALUE = 2048; // characters of one value kept
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,6 +98,14 @@ const state = {
   gathered: new Map(), // kind ("who", "list", "367"...) -> lines so far
   awayTold: new Map(), // folded nick -> the away message shown last
   quietUntil: 0, // (performance.now()) no fetching on scroll before then: /history's lines
+  loggedIn: false, // signed in to an account (read markers are an account's)
+  replyTo: null, // the line the next message answers: {conv, line}
+  meta: new Map(), // folded nick -> {display-name, color, avatar, status}, checked
+  metaAsked: new Set(), // keys of our own that METADATA SET was sent for
+  menu: null, // the message menu open: {line, node}
+  pasteQueue: [], // lines of a paste waiting to go, one message each: [target, text]
+  pasteTimer: null,
+  nextBatch: 1, // the reference of the next multiline batch sent
 };
 
 /** A room or a direct conversation, and everything the page shows of it. */
@@ -84,8 +113,9 @@ function newConv(name) {
   return {
     name,
     isRoom: isChannel(name, state.chantypes),
-    lines: [], // {msgid, time, nick, text, kind}, oldest first
-    msgids: new Set(), // seen already: history and live lines never show twice
+    // {msgid, time, nick, text, kind, own, reply, redacted, reactions}, oldest first
+    lines: [],
+    msgids: new Map(), // msgid -> its line: history and live lines never show twice
     unread: 0,
     mentions: 0,
     topic: "",
@@ -97,6 +127,9 @@ function newConv(name) {
     cleared: false, // /clear: earlier lines come back only on /history
     lastSeen: null, // the msgid of the last line cleared away (to catch up from)
     reveal: false, // /history asked: show the earlier lines when they come
+    readAt: null, // the account's read marker (an ISO time), as the server last said
+    readSent: null, // the time last sent in a MARKREAD (not sent again)
+    newFrom: null, // lines after this time are below the "unread" divider
   };
 }
 
@@ -130,6 +163,7 @@ function connect() {
   state.whois = new Map();
   state.namesAsked = new Map();
   state.gathered = new Map();
+  state.loggedIn = false;
   setStatus("Connecting…");
   const ws = new WebSocket(socketUrl(), ["text.ircv3.net", "binary.ircv3.net"]);
   ws.binaryType = "arraybuffer";
@@ -336,7 +370,10 @@ const HANDLERS = {
   AUTHENTICATE: (m) => {
     if (m.params[0] === "+") send("AUTHENTICATE", saslPlain(state.account, state.password));
   },
-  903: () => send("CAP", "END"), // logged in
+  903: () => {
+    state.loggedIn = true;
+    send("CAP", "END"); // logged in
+  },
   904: (m) => failSignIn(m, "Wrong alias or password."),
   905: (m) => failSignIn(m, "Wrong alias or password."),
   906: () => send("CAP", "END"),
@@ -347,6 +384,12 @@ const HANDLERS = {
   BATCH: onBatch,
   PRIVMSG: onMessage,
   NOTICE: onMessage,
+  TAGMSG: onTagmsg,
+  REDACT: onRedact,
+  MARKREAD: onMarkread,
+  METADATA: (m) => setMeta(m.params[0], m.params[1], m.params.length > 3 ? m.params[3] : null),
+  761: (m) => onKeyValue(m.params[1], m.params[2], m.params.length > 4 ? m.params[4] : null),
+  766: (m) => onKeyValue(m.params[1], m.params[2], null),
   JOIN: onJoin,
   PART: (m) => onLeave(m.nick, m.params[0], "left"),
   KICK: onKick,
@@ -450,6 +493,7 @@ function onWelcome(m) {
   setStatus("");
   $("me").textContent = state.nick;
   if (state.create && state.password) registerAccount(state.password);
+  if (has("draft/metadata-2")) send("METADATA", "*", "SUB", ...META_KEYS);
   // Back after a lost connection: into the same rooms, and what was missed in the
   // conversations (the rooms' comes when they are joined again).
   const rooms = [...state.convs.values()].filter((c) => c.isRoom).map((c) => c.name);
@@ -482,12 +526,25 @@ function setRanks(value) {
 function onBatch(m) {
   const ref = m.params[0] || "";
   if (ref.startsWith("+")) {
-    state.batches.set(ref.slice(1), { type: m.params[1], target: m.params[2], lines: [] });
+    // (A multiline message keeps what its opening line says: who, its msgid, time and
+    // tags, and the batch it is itself in, a page of history perhaps.)
+    state.batches.set(ref.slice(1), { type: m.params[1], target: m.params[2], lines: [], m });
     return;
   }
   const batch = state.batches.get(ref.slice(1));
   state.batches.delete(ref.slice(1));
   if (batch?.type === "chathistory") endHistory(batch);
+  if (batch?.type === "draft/multiline") endMultiline(batch);
+}
+
+/** A multiline message is complete: its lines joined (with a line break, or none after a
+ *  line marked draft/multiline-concat) and taken as one message. */
+function endMultiline(batch) {
+  const { m, lines } = batch;
+  if (!lines.length) return;
+  const text = lines.map((l, i) => (i === 0 || l.concat ? "" : "\n") + l.text).join("");
+  const command = lines[0].command;
+  onMessage({ ...m, command, params: [batch.target || lines[0].target, text] });
 }
 
 /** A page of history is in: put its lines in place, and show them at once. A batch no one
@@ -513,6 +570,9 @@ function endHistory(batch) {
   }
   // A whole page of what was missed: there may be more after it.
   if (asked === "after" && batch.lines.length >= HISTORY_PAGE) fetchMissed(c);
+  // What the account has not read yet (on any device) counts as unread.
+  if (c && asked && fold(c.name) !== state.selected) countUnread(c);
+  if (c) markRead(c);
   renderTargets();
   if (!batch.lines.some((item) => fold(item.into.name) === state.selected)) return;
   // The reader stays where they were: at the end for what was missed, at the same line
@@ -538,6 +598,14 @@ function showTop() {
 function onMessage(m) {
   const [target, text = ""] = m.params;
   const batch = state.batches.get(m.tags.batch);
+  if (batch?.type === "draft/multiline") {
+    // One line of a message in several: kept until the batch ends (endMultiline).
+    if (batch.lines.length < MULTILINE_BATCH_LINES) {
+      const concat = "draft/multiline-concat" in m.tags;
+      batch.lines.push({ text, concat, command: m.command, target });
+    }
+    return;
+  }
   const fromHistory = batch?.type === "chathistory";
   if (!m.source.includes("!") && (!state.registered || m.source === state.server)) {
     note(null, text, "server"); // the server's own notices: no person, no conversation
@@ -555,9 +623,13 @@ function onMessage(m) {
     nick: m.nick,
     text: action ?? text,
     kind: action !== null ? "action" : m.command === "NOTICE" ? "notice" : "message",
+    own,
+    reply: m.tags["+draft/reply"] || m.tags["+reply"] || null,
+    redacted: false,
+    reactions: new Map(), // reaction -> Map(folded nick -> nick)
   };
   if (fromHistory) {
-    batch.lines.push({ into: c, line: { ...line, own } }); // placed when it ends (onBatch)
+    batch.lines.push({ into: c, line }); // placed when it ends (onBatch)
     return;
   }
   if (!addLine(c, line)) return;
@@ -568,13 +640,165 @@ function onMessage(m) {
 
 const ignored = (source) => state.ignores.some((mask) => maskMatches(mask, source));
 
+/** The conversation a line from ``nick`` to ``target`` belongs to (a direct conversation is
+ *  named after the other person, whoever spoke), if it is open. */
+function convOf(nick, target) {
+  const own = fold(nick) === fold(state.nick);
+  return conv(isChannel(target, state.chantypes) || own ? target : nick, false);
+}
+
+/** A line shown in ``c`` by its msgid. */
+const lineById = (c, msgid) => (c && msgid ? c.msgids.get(msgid) : undefined);
+
+/** TAGMSG: a reaction (+draft/react) to a message, or one taken back (+draft/unreact). */
+function onTagmsg(m) {
+  const reply = m.tags["+draft/reply"] || m.tags["+reply"];
+  const added = m.tags["+draft/react"];
+  const removed = m.tags["+draft/unreact"];
+  const reaction = added || removed;
+  if (!reply || !reaction || [...reaction].length > MAX_REACTION) return;
+  if (fold(m.nick) !== fold(state.nick) && ignored(m.source)) return;
+  const line = lineById(convOf(m.nick, m.params[0] || ""), reply);
+  if (!line || line.redacted) return;
+  const who = line.reactions.get(reaction) || new Map();
+  if (added) {
+    if (!line.reactions.has(reaction) && line.reactions.size >= MAX_REACTION_KINDS) return;
+    if (who.size >= MAX_REACTORS) return;
+    who.set(fold(m.nick), m.nick);
+    line.reactions.set(reaction, who);
+  } else {
+    who.delete(fold(m.nick));
+    if (!who.size) line.reactions.delete(reaction);
+  }
+  redraw(line);
+}
+
+/** REDACT: a message taken back; shown as deleted wherever it is shown. */
+function onRedact(m) {
+  const [target = "", msgid = ""] = m.params;
+  const line = lineById(convOf(m.nick, target), msgid);
+  if (!line) return;
+  line.redacted = true;
+  line.text = "";
+  line.reactions = new Map();
+  if (state.replyTo?.line === line) setReplyTo(null);
+  redraw(line);
+}
+
+/** MARKREAD: the account's read marker of a conversation moved (here, or on another of its
+ *  devices): what is unread is counted from it, and the divider moves with it. */
+function onMarkread(m) {
+  const [target = "", stamp = ""] = m.params;
+  const c = conv(target, false);
+  const at = stamp.startsWith("timestamp=") ? stamp.slice("timestamp=".length) : null;
+  if (!c || !at || Number.isNaN(Date.parse(at))) return;
+  if (c.readAt && at <= c.readAt) return;
+  c.readAt = at;
+  const ours = c.readSent && at <= c.readSent;
+  if (!ours || fold(c.name) !== state.selected) c.newFrom = at;
+  countUnread(c);
+  renderTargets();
+  if (fold(c.name) === state.selected) renderLog();
+}
+
+/** Whether ``line`` counts as unread news: someone else's message, kept by the server. */
+const isNews = (line) =>
+  !line.own && line.msgid && ["message", "action", "notice"].includes(line.kind);
+
+/** The unread count of ``c`` from its read marker and the lines it has. */
+function countUnread(c) {
+  if (!c.readAt) return;
+  const news = c.lines.filter((l) => isNews(l) && l.time > c.readAt);
+  c.unread = news.length;
+  c.mentions = news.filter((l) => !c.isRoom || mentions(l.text, state.nick)).length;
+}
+
+/** The conversation shown has been read, to its last line: tell the server (and so the
+ *  account's other devices), once per line. */
+function markRead(c) {
+  if (!c || !has("draft/read-marker") || !state.loggedIn || !connected()) return;
+  if (document.hidden || fold(c.name) !== state.selected) return;
+  const last = [...c.lines].reverse().find((l) => l.msgid)?.time;
+  if (!last || (c.readAt && last <= c.readAt) || (c.readSent && last <= c.readSent)) return;
+  c.readSent = last;
+  send("MARKREAD", c.name, `timestamp=${last}`);
+}
+
+// -- metadata (IRCv3 draft/metadata-2): display names, colours, avatars ----------------------
+
+/** What the page shows of someone: their display name, colour and avatar, each checked. */
+const metaOf = (nick) => state.meta.get(fold(nick)) || {};
+
+/** The name to show for ``nick``: their display name, if they set one. */
+const shownName = (nick) => metaOf(nick).name || nick;
+
+/** A METADATA value for a person (a room's are not used): kept only once checked. */
+function setMeta(target, key, value) {
+  if (!target || isChannel(target, state.chantypes) || target === "*") return;
+  const known = state.meta.get(fold(target));
+  if (!known && state.meta.size >= MAX_META_PEOPLE) return;
+  const entry = known || {};
+  const raw = typeof value === "string" && value.length <= MAX_META_VALUE ? value : null;
+  const k = (key || "").toLowerCase();
+  if (k === "display-name") entry.name = raw === null ? undefined : safeDisplayName(raw);
+  else if (k === "color") entry.colour = raw === null ? undefined : safeColour(raw.trim());
+  else if (k === "avatar") entry.avatar = raw === null ? undefined : safeImageUrl(raw.trim());
+  else if (k === "status") entry.status = raw === null ? undefined : safeDisplayName(raw);
+  else return;
+  state.meta.set(fold(target), entry);
+  metaChanged(target);
+}
+
+/** A key's value (RPL_KEYVALUE), or its absence (ERR_KEYNOTSET): our own answers are told. */
+function onKeyValue(target, key, value) {
+  setMeta(target, key, value);
+  const k = (key || "").toLowerCase();
+  if (fold(target || "") !== fold(state.nick) || !state.metaAsked.has(k)) return;
+  state.metaAsked.delete(k);
+  const what = { "display-name": "display name", color: "colour" }[k] || k;
+  note(null, value === null ? `Your ${what} is cleared.` : `Your ${what} is now ${value}.`);
+}
+
+const metaRedraws = new Set(); // folded nicks whose lines are to be drawn again
+let metaTimer = null;
+
+/** Someone's metadata changed: their lines and the lists are drawn again (once for many
+ *  changes together, as on joining a room). */
+function metaChanged(nick) {
+  metaRedraws.add(fold(nick));
+  if (metaTimer) return;
+  metaTimer = setTimeout(() => {
+    metaTimer = null;
+    const c = state.convs.get(state.selected);
+    for (const line of c?.lines || []) if (metaRedraws.has(fold(line.nick))) redraw(line);
+    metaRedraws.clear();
+    $("me").textContent = shownName(state.nick);
+    renderMembers();
+    renderTargets();
+  }, 0);
+}
+
+/** /displayname, /color, /avatar, /status: one of our own keys set (no value: cleared). */
+function setOwnMeta(key, value) {
+  if (!has("draft/metadata-2")) return "This server keeps no display names, colours or avatars.";
+  if (value && key === "color" && !safeColour(value)) {
+    return "A colour is written #rrggbb (or #rgb), such as #1e90ff.";
+  }
+  if (value && key === "avatar" && !safeImageUrl(value)) {
+    return "An avatar is the web address (https or http) of an image.";
+  }
+  state.metaAsked.add(key);
+  if (value) send("METADATA", "*", "SET", key, value);
+  else send("METADATA", "*", "SET", key);
+}
+
 /** Add ``line`` at the end of ``c``, or after the last line not later than it (lines
  *  fetched after a reconnection may come after newer live ones). False when it was there
  *  already (the same msgid). */
 function addLine(c, line) {
   if (line.msgid) {
     if (c.msgids.has(line.msgid)) return false;
-    c.msgids.add(line.msgid);
+    c.msgids.set(line.msgid, line);
   }
   let at = c.lines.length;
   while (at > 0 && c.lines[at - 1].time > line.time) at -= 1;
@@ -591,7 +815,7 @@ function addLine(c, line) {
  *  equal, so they are not sorted by them). */
 function prependLines(c, lines) {
   const fresh = lines.filter((l) => !l.msgid || !c.msgids.has(l.msgid));
-  for (const l of fresh) if (l.msgid) c.msgids.add(l.msgid);
+  for (const l of fresh) if (l.msgid) c.msgids.set(l.msgid, l);
   c.lines.unshift(...fresh);
 }
 
@@ -636,10 +860,22 @@ function note(name, text, kind = "note") {
   refresh(c, true);
 }
 
+const FAILED = {
+  REDACT: "The message could not be deleted",
+  METADATA: "That could not be set",
+  BATCH: "The message was not sent",
+};
+
 function onFail(m) {
   const [command, code] = m.params;
   if (command === "CHATHISTORY") {
     for (const c of state.convs.values()) c.loading = false;
+    return;
+  }
+  if (command === "MARKREAD") return; // (read markers are a convenience: nothing to say)
+  if (command in FAILED) {
+    if (command === "METADATA") state.metaAsked.clear();
+    note(null, `${FAILED[command]}: ${plainText(m.params.at(-1) || code)}`, "error");
     return;
   }
   if (command === "REGISTER") {
@@ -662,6 +898,7 @@ function onRegistered(m) {
   state.account = m.params[1] || state.nick;
   state.password = state.newPassword || state.password;
   state.newPassword = "";
+  state.loggedIn = true;
   note(null, `Account ${state.account} created.`);
 }
 
@@ -719,7 +956,7 @@ function loadEarlier(c, count) {
 function clearConv(c) {
   c.lastSeen = [...c.lines].reverse().find((l) => l.msgid)?.msgid || c.lastSeen;
   c.lines = [];
-  c.msgids = new Set();
+  c.msgids = new Map();
   c.cleared = true;
   c.complete = false;
   renderLog();
@@ -776,9 +1013,14 @@ function onQuit(m) {
 function onNick(m) {
   const [after] = m.params;
   const own = fold(m.nick) === fold(state.nick);
+  const meta = state.meta.get(fold(m.nick));
+  if (meta) {
+    state.meta.delete(fold(m.nick));
+    state.meta.set(fold(after), meta);
+  }
   if (own) {
     state.nick = after;
-    $("me").textContent = after;
+    $("me").textContent = shownName(after);
   }
   for (const c of state.convs.values()) {
     const member = c.members.get(fold(m.nick));
@@ -1025,6 +1267,32 @@ const COMMANDS = {
     offline: true,
     run: () => reconnect(),
   },
+  delete: {
+    use: "/delete",
+    help: "delete your last message in this conversation",
+    run: () => deleteLast(),
+  },
+  displayname: {
+    use: "/displayname [name]",
+    help: "the name others see for you (none: your alias)",
+    run: (_, rest) => setOwnMeta("display-name", rest),
+  },
+  color: {
+    use: "/color [#rrggbb]",
+    help: "the colour of your name (none: the usual one)",
+    also: "colour",
+    run: ([value]) => setOwnMeta("color", value),
+  },
+  avatar: {
+    use: "/avatar [image address]",
+    help: "your picture, from a web address (none: no picture)",
+    run: ([value]) => setOwnMeta("avatar", value),
+  },
+  status: {
+    use: "/status [text]",
+    help: "a few words others see beside your name (none: cleared)",
+    run: (_, rest) => setOwnMeta("status", rest),
+  },
   register: {
     use: "/register <password>",
     help: "make your alias an account (sign in with it next time)",
@@ -1059,13 +1327,17 @@ const COMMAND_NAMED = new Map(
 );
 
 function submitInput(text) {
-  if (text.startsWith("/") && !text.startsWith("//")) {
+  // Several lines are a message, never a command (as a paste in the terminal client).
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  if (lines.length === 1 && text.startsWith("/") && !text.startsWith("//")) {
     runCommand(text.slice(1));
     return;
   }
   const c = current();
   if (!c) return;
-  say(c.name, text.startsWith("//") ? text.slice(1) : text);
+  const body = text.startsWith("//") ? text.slice(1) : text;
+  if (lines.length > 1) sayLines(c.name, body);
+  else say(c.name, body);
 }
 
 function runCommand(line) {
@@ -1085,15 +1357,132 @@ function showHelp() {
   note(null, [...lines, "Alt+Up and Alt+Down change conversation; //text sends /text."], "detail");
 }
 
+/** The tags a message sent now carries: the message it answers, if any (then forgotten). */
+function replyTags(target) {
+  const to = state.replyTo;
+  if (!to || fold(to.conv.name) !== fold(target) || !has("message-tags")) return {};
+  setReplyTo(null);
+  return { "+draft/reply": to.line.msgid };
+}
+
 /** Send a message; without echo-message the server does not send it back, so show it. */
 function say(target, text) {
-  if (!send("PRIVMSG", target, text)) {
+  const tags = replyTags(target);
+  if (!sendLine(buildTagged(tags, "PRIVMSG", target, text))) {
     note(null, "Not connected: the message was not sent.", "error");
     return;
   }
+  showOwn(target, text, tags);
+}
+
+/** Our own message, shown as sent when the server will not echo it. */
+function showOwn(target, text, tags) {
   if (has("echo-message")) return;
   const source = `${state.nick}!me@here`;
-  onMessage({ tags: {}, source, nick: state.nick, command: "PRIVMSG", params: [target, text] });
+  onMessage({ tags, source, nick: state.nick, command: "PRIVMSG", params: [target, text] });
+}
+
+/** The limits of one multiline message, from the server's draft/multiline value. */
+function multilineLimits() {
+  const tokens = capTokens(state.offered.get("draft/multiline"));
+  const bytes = Number(tokens["max-bytes"]);
+  const lines = Number(tokens["max-lines"]);
+  return {
+    bytes: Number.isInteger(bytes) && bytes > 0 ? bytes : 4096,
+    lines: Number.isInteger(lines) && lines > 0 ? lines : Infinity,
+  };
+}
+
+/**
+ * Several lines of text (typed with Shift+Enter, or pasted). With draft/multiline, one
+ * message: a batch of lines, a long line in pieces joined by draft/multiline-concat; text
+ * over the server's limits goes as several such messages, and the user is told. Without
+ * it, each line that is not blank is a message of its own, sent at a pace the server
+ * accepts.
+ */
+function sayLines(target, text) {
+  const lines = text.split("\n");
+  while (lines.length && !lines.at(-1).trim()) lines.pop();
+  while (lines.length && !lines[0].trim()) lines.shift();
+  if (!lines.length) return;
+  if (!(has("draft/multiline") && has("batch"))) {
+    const tags = replyTags(target); // (the first line answers)
+    const first = lines.findIndex((l) => l.trim());
+    lines.forEach((line, i) => {
+      if (line.trim()) state.pasteQueue.push([target, line, i === first ? tags : {}]);
+    });
+    sendPaced();
+    return;
+  }
+  const limits = multilineLimits();
+  // A line too long for one message by itself is cut into lines that fit.
+  const most = Math.min(limits.bytes, MULTILINE_PIECE * Math.min(limits.lines, 1000));
+  const fitting = lines.flatMap((line) => splitBytes(line, most));
+  const messages = [];
+  let pieces = []; // [{text, concat}] of the message being made
+  let bytes = 0;
+  for (const line of fitting) {
+    const parts = splitBytes(line, MULTILINE_PIECE);
+    const size = utf8Length(line);
+    const over = bytes + 1 + size > limits.bytes || pieces.length + parts.length > limits.lines;
+    if (pieces.length && over) {
+      messages.push(pieces);
+      pieces = [];
+    }
+    bytes = pieces.length ? bytes + 1 + size : size;
+    parts.forEach((part, i) => pieces.push({ text: part, concat: i > 0 }));
+  }
+  if (pieces.length) messages.push(pieces);
+  // (No message of blank lines only: the specification forbids them.)
+  messages.splice(0, messages.length, ...messages.filter((p) => p.some((l) => l.text.trim())));
+  const tags = replyTags(target);
+  for (const [i, message] of messages.entries()) {
+    if (!sendMultiline(target, message, i === 0 ? tags : {})) {
+      note(null, "Not connected: the message was not sent.", "error");
+      return;
+    }
+  }
+  if (messages.length > 1) {
+    const orLines = limits.lines === Infinity ? "" : ` or ${limits.lines} lines`;
+    note(
+      null,
+      `That was too long for one message (this server takes ${limits.bytes} bytes${orLines}): ` +
+        `it went as ${messages.length} messages.`,
+    );
+  }
+}
+
+/** One multiline message: BATCH +ref draft/multiline target, its lines, BATCH -ref. */
+function sendMultiline(target, pieces, tags) {
+  const ref = `ml${state.nextBatch++}`;
+  if (!sendLine(buildTagged(tags, "BATCH", `+${ref}`, "draft/multiline", target))) return false;
+  for (const { text, concat } of pieces) {
+    const lineTags = concat ? { batch: ref, "draft/multiline-concat": "" } : { batch: ref };
+    // (An empty line needs its ":"; buildLine adds it.)
+    sendLine(buildTagged(lineTags, "PRIVMSG", target, text));
+  }
+  sendLine(buildLine("BATCH", `-${ref}`));
+  const joined = pieces.map((p, i) => (i && !p.concat ? "\n" : "") + p.text).join("");
+  showOwn(target, joined, tags);
+  return true;
+}
+
+/** The lines of a paste, one message each, a few a second (the server's flood limit). */
+function sendPaced() {
+  if (state.pasteTimer) return;
+  const next = state.pasteQueue.shift();
+  if (!next) return;
+  const [target, text, tags] = next;
+  if (!sendLine(buildTagged(tags, "PRIVMSG", target, text))) {
+    state.pasteQueue = [];
+    note(null, "Not connected: the message was not sent.", "error");
+    return;
+  }
+  showOwn(target, text, tags);
+  state.pasteTimer = setTimeout(() => {
+    state.pasteTimer = null;
+    sendPaced();
+  }, PASTE_PACE);
 }
 
 /** /msg: the message sent, and its conversation shown (if it is a person). */
@@ -1187,6 +1576,29 @@ function loadHistory(n) {
   if (!has("draft/chathistory")) return "This server keeps no history.";
   if (c.loading) return "Earlier lines are on their way.";
   loadEarlier(c, count);
+}
+
+/** Whether we may delete ``line`` of ``c``: our own message, or any in a room we run. */
+function canDelete(c, line) {
+  if (!has("draft/message-redaction") || !line.msgid || line.redacted) return false;
+  if (!["message", "action", "notice"].includes(line.kind)) return false;
+  return line.own || (c.isRoom && /[~&@]/.test(c.members.get(fold(state.nick))?.prefix || ""));
+}
+
+/** Ask the server to delete ``line`` of ``c`` (REDACT); it answers with REDACT, or FAIL. */
+function deleteLine(c, line) {
+  if (!canDelete(c, line)) return "That message cannot be deleted.";
+  send("REDACT", c.name, line.msgid);
+}
+
+/** /delete: our last message in the conversation shown. */
+function deleteLast() {
+  const c = current();
+  if (!c) return "Open a conversation first.";
+  if (!has("draft/message-redaction")) return "This server cannot delete messages.";
+  const line = [...c.lines].reverse().find((l) => l.own && l.msgid && !l.redacted);
+  if (!line) return "You have no message here to delete.";
+  return deleteLine(c, line);
 }
 
 function closeNamed(name) {
@@ -1320,9 +1732,15 @@ function setStatus(text, problem = false) {
 }
 
 function select(name) {
+  closeMenu(false);
+  if (state.replyTo && fold(state.replyTo.conv.name) !== fold(name || "")) setReplyTo(null);
   state.selected = name ? fold(name) : null;
   const c = state.convs.get(state.selected);
   if (c) {
+    // The divider goes above what had not been read: from the read marker, or the count.
+    const news = c.lines.filter(isNews);
+    const first = c.unread ? news[news.length - c.unread] : null;
+    c.newFrom = c.readAt || (first ? new Date(Date.parse(first.time) - 1).toISOString() : null);
     c.unread = 0;
     c.mentions = 0;
   }
@@ -1332,6 +1750,7 @@ function select(name) {
   renderAll();
   scrollToEnd();
   if (c) fillView();
+  markRead(c);
 }
 
 /** After a change to ``c``: redraw what shows it, keeping the reader at the end if they
@@ -1344,6 +1763,7 @@ function refresh(c, appended) {
   renderLog();
   renderMembers();
   if (appended && atEnd) scrollToEnd();
+  markRead(c);
 }
 
 function renderAll() {
@@ -1401,8 +1821,10 @@ function renderHeading() {
   $("log").setAttribute("aria-label", c ? `Messages in ${c.name}` : "Messages");
 }
 
-const lineNodes = new WeakMap(); // a line -> its <li>, made once
+const lineNodes = new WeakMap(); // a line -> its <li>, made once (again when it changes)
 const beginning = marker("The beginning of the room's history.");
+const divider = marker("New since you last read");
+divider.classList.add("divider");
 
 /** Show the selected conversation's lines. Only what is new is added, and only what went
  *  is removed: a screen reader reads out what is added to a role="log", so the log must
@@ -1411,6 +1833,10 @@ function renderLog() {
   const c = state.convs.get(state.selected);
   const log = $("log");
   const wanted = (c?.lines || []).map(nodeOf);
+  if (c?.newFrom) {
+    const at = c.lines.findIndex((l) => isNews(l) && l.time > c.newFrom);
+    if (at >= 0) wanted.splice(at, 0, divider);
+  }
   if (c?.isRoom && c.complete) wanted.unshift(beginning);
   const keep = new Set(wanted);
   for (const child of [...log.children]) if (!keep.has(child)) child.remove();
@@ -1435,27 +1861,279 @@ function marker(text) {
   return item;
 }
 
+/** ``line`` changed (deleted, reacted to, its sender's name or colour): drawn again if it
+ *  is shown, else when it next is. */
+function redraw(line) {
+  const old = lineNodes.get(line);
+  if (!old) return;
+  lineNodes.delete(line);
+  if (!old.isConnected) return;
+  const focused = old.contains(document.activeElement) ? document.activeElement : null;
+  if (state.menu?.line === line) closeMenu(false);
+  const fresh = nodeOf(line);
+  old.replaceWith(fresh);
+  // The same control keeps the focus (a reaction just pressed, say).
+  const again = focused?.dataset.control
+    ? fresh.querySelector(`[data-control="${CSS.escape(focused.dataset.control)}"]`)
+    : null;
+  if (again) again.focus();
+  else if (focused) fresh.focus();
+}
+
+/** Who said a line: their display name (their alias on hover), colour and avatar. */
+function nickNode(line) {
+  const { colour, avatar, status } = metaOf(line.nick);
+  const who = document.createElement("span");
+  who.className = "nick";
+  const name = shownName(line.nick);
+  who.textContent = line.kind === "action" ? `* ${name}` : name;
+  const hover = name !== line.nick ? [line.nick] : [];
+  if (status) hover.push(status);
+  if (hover.length) who.title = hover.join(" — ");
+  if (colour) who.style.color = colour; // (checked: a hex colour, nothing else)
+  if (!avatar) return [who];
+  const picture = document.createElement("img");
+  picture.className = "avatar";
+  picture.alt = "";
+  picture.width = 18;
+  picture.height = 18;
+  picture.loading = "lazy";
+  picture.decoding = "async";
+  picture.referrerPolicy = "no-referrer";
+  picture.addEventListener("error", () => picture.remove());
+  picture.src = avatar; // (checked: an http or https address)
+  return [picture, who];
+}
+
+/** A message's first words, for a quote. */
+const snippet = (text) => {
+  const plain = plainText(text).replace(/\s+/g, " ").trim();
+  return plain.length > 80 ? `${plain.slice(0, 79)}…` : plain;
+};
+
 function lineItem(line) {
+  const c = current();
   const item = document.createElement("li");
   item.className = `line ${line.kind}`;
   if (line.msgid) item.dataset.msgid = line.msgid;
+  item.tabIndex = -1; // (a reply's quote brings the focus here)
+  if (line.reply) item.append(quoteNode(c, line.reply));
   const time = document.createElement("time");
   time.dateTime = line.time;
   const clock = { hour: "2-digit", minute: "2-digit" };
   time.textContent = new Date(line.time).toLocaleTimeString([], clock);
   item.append(time, " ");
-  if (line.nick) {
-    const who = document.createElement("span");
-    who.className = "nick";
-    who.textContent = line.kind === "action" ? `* ${line.nick}` : line.nick;
-    item.append(who, " ");
-  }
+  if (line.nick) item.append(...nickNode(line), " ");
   const text = document.createElement("span");
   text.className = "text";
-  text.textContent = plainText(line.text);
-  if (line.kind === "message" && mentions(line.text, state.nick)) item.classList.add("mention");
+  if (line.redacted) {
+    item.classList.add("redacted");
+    text.textContent = "message deleted";
+  } else {
+    text.textContent = plainText(line.text);
+    if (line.text.includes("\n")) item.classList.add("multiline");
+  }
+  if (line.kind === "message" && !line.redacted && mentions(line.text, state.nick)) {
+    item.classList.add("mention");
+  }
   item.append(text);
+  if (line.reactions?.size) item.append(reactionsNode(c, line));
+  if (c && hasActions(c, line)) item.append(menuButton(c, line));
   return item;
+}
+
+/** The quote of the message a reply answers: its sender and first words; pressed, the
+ *  log goes to it (if it is shown). */
+function quoteNode(c, msgid) {
+  const original = lineById(c, msgid);
+  const quote = document.createElement("button");
+  quote.type = "button";
+  quote.className = "quote";
+  quote.dataset.control = "quote";
+  if (!original) {
+    quote.textContent = "↪ a message not shown here";
+    quote.disabled = true;
+    return quote;
+  }
+  const what = original.redacted ? "message deleted" : snippet(original.text);
+  quote.textContent = `↪ ${shownName(original.nick)}: ${what}`;
+  quote.setAttribute("aria-label", `In reply to ${original.nick}: ${what}. Go to it.`);
+  quote.addEventListener("click", () => goTo(original));
+  return quote;
+}
+
+/** Scroll to a line and show which it is for a moment. */
+function goTo(line) {
+  const node = lineNodes.get(line);
+  if (!node?.isConnected) return;
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("flash");
+  node.focus({ preventScroll: true });
+  setTimeout(() => node.classList.remove("flash"), 1500);
+}
+
+/** The reactions under a message, counted: each a button that adds or takes back ours. */
+function reactionsNode(c, line) {
+  const box = document.createElement("div");
+  box.className = "reactions";
+  for (const [reaction, who] of line.reactions) {
+    const mine = who.has(fold(state.nick));
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "reaction";
+    button.dataset.control = `reaction:${reaction}`;
+    button.setAttribute("aria-pressed", String(mine));
+    button.textContent = `${reaction} ${who.size}`;
+    const names = [...who.values()].map(shownName).join(", ");
+    button.title = names;
+    button.setAttribute(
+      "aria-label",
+      `${reaction} ${who.size}: ${names}. ` + (mine ? "Take yours back." : "React so too."),
+    );
+    button.disabled = !c || !has("message-tags");
+    button.addEventListener("click", () => toggleReaction(c, line, reaction));
+    box.append(button);
+  }
+  return box;
+}
+
+/** Whether a line has a menu: a message the server keeps, with something to do to it. */
+function hasActions(c, line) {
+  if (!line.msgid || line.redacted || !["message", "action", "notice"].includes(line.kind)) {
+    return false;
+  }
+  return has("message-tags") || canDelete(c, line);
+}
+
+function menuButton(c, line) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "more";
+  button.dataset.control = "more";
+  button.textContent = "⋯";
+  button.setAttribute("aria-label", `Actions for the message from ${line.nick}`);
+  button.setAttribute("aria-haspopup", "menu");
+  button.setAttribute("aria-expanded", "false");
+  button.addEventListener("click", (event) => {
+    event.stopPropagation();
+    if (state.menu?.line === line) closeMenu(true);
+    else openMenu(c, line, button);
+  });
+  return button;
+}
+
+/** A message's menu: reply, react (then which reaction), delete. Arrow keys move in it;
+ *  Escape closes it, back to its button. */
+function openMenu(c, line, button) {
+  closeMenu(false);
+  const menu = document.createElement("div");
+  menu.className = "menu";
+  menu.setAttribute("role", "menu");
+  menu.setAttribute("aria-label", `Actions for the message from ${line.nick}`);
+  const item = (label, action, aria) => {
+    const entry = document.createElement("button");
+    entry.type = "button";
+    entry.setAttribute("role", "menuitem");
+    entry.textContent = label;
+    if (aria) entry.setAttribute("aria-label", aria);
+    entry.addEventListener("click", (event) => {
+      event.stopPropagation();
+      action();
+    });
+    return entry;
+  };
+  const actions = () => {
+    const entries = [];
+    if (has("message-tags")) {
+      entries.push(
+        item("↩ Reply", () => {
+          closeMenu(false);
+          setReplyTo({ conv: c, line });
+        }),
+        item("☺ React", () => {
+          menu.replaceChildren(...reactions());
+          menu.querySelector("button")?.focus();
+        }),
+      );
+    }
+    if (canDelete(c, line)) {
+      entries.push(
+        item("🗑 Delete", () => {
+          closeMenu(true);
+          const problem = deleteLine(c, line);
+          if (problem) note(null, problem, "error");
+        }),
+      );
+    }
+    return entries;
+  };
+  const reactions = () =>
+    REACTIONS.map((r) =>
+      item(
+        r,
+        () => {
+          closeMenu(true);
+          if (!line.reactions.get(r)?.has(fold(state.nick))) toggleReaction(c, line, r);
+        },
+        `React with ${r}`,
+      ),
+    );
+  menu.append(...actions());
+  menu.addEventListener("keydown", (event) => {
+    const entries = [...menu.querySelectorAll("button")];
+    const at = entries.indexOf(document.activeElement);
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      closeMenu(true);
+    } else if (event.key === "ArrowDown" || event.key === "ArrowRight") {
+      event.preventDefault();
+      entries[(at + 1) % entries.length]?.focus();
+    } else if (event.key === "ArrowUp" || event.key === "ArrowLeft") {
+      event.preventDefault();
+      entries[(at - 1 + entries.length) % entries.length]?.focus();
+    } else if (event.key === "Tab") {
+      closeMenu(false);
+    }
+  });
+  button.setAttribute("aria-expanded", "true");
+  button.after(menu);
+  state.menu = { line, node: menu, button };
+  menu.querySelector("button")?.focus();
+}
+
+function closeMenu(refocus) {
+  const open = state.menu;
+  if (!open) return;
+  state.menu = null;
+  open.node.remove();
+  open.button.setAttribute("aria-expanded", "false");
+  if (refocus && open.button.isConnected) open.button.focus();
+}
+
+/** Add our ``reaction`` to a message, or take it back if it is there (TAGMSG). */
+function toggleReaction(c, line, reaction) {
+  if (!c || !line.msgid || !has("message-tags")) return;
+  const mine = line.reactions.get(reaction)?.has(fold(state.nick));
+  const tags = { [mine ? "+draft/unreact" : "+draft/react"]: reaction, "+draft/reply": line.msgid };
+  if (!sendLine(buildTagged(tags, "TAGMSG", c.name))) {
+    note(null, "Not connected: the reaction was not sent.", "error");
+    return;
+  }
+  if (!has("echo-message")) {
+    onTagmsg({ tags, source: state.nick, nick: state.nick, command: "TAGMSG", params: [c.name] });
+  }
+}
+
+/** The message the next one answers (null: none), shown above the input. */
+function setReplyTo(to) {
+  state.replyTo = to;
+  const bar = $("reply-bar");
+  bar.hidden = !to;
+  if (!to) return;
+  const what = snippet(to.line.text);
+  $("reply-text").textContent = `Replying to ${shownName(to.line.nick)}: ${what}`;
+  $("input").focus();
 }
 
 function renderMembers() {
@@ -1472,14 +2150,35 @@ function memberItem(member) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = member.away ? "target away" : "target";
-  button.textContent = member.prefix + member.nick;
+  const { name, colour, status } = metaOf(member.nick);
+  const label = document.createElement("span");
+  label.className = "name";
+  label.textContent = member.prefix + (name || member.nick);
+  if (colour) label.style.color = colour; // (checked: a hex colour, nothing else)
+  button.append(label);
+  if (name && name !== member.nick) {
+    const alias = document.createElement("span");
+    alias.className = "alias";
+    alias.textContent = member.nick;
+    button.append(alias);
+  }
+  if (status) button.title = status;
   button.setAttribute(
     "aria-label",
-    `Message ${member.nick} directly` + (member.away ? " (away)" : ""),
+    `Message ${member.nick}` +
+      (name && name !== member.nick ? ` (${name})` : "") +
+      " directly" +
+      (member.away ? " (away)" : ""),
   );
   button.addEventListener("click", () => openDirect(member.nick));
   item.append(button);
   return item;
+}
+
+/** The input grows with its lines, up to a few (then it scrolls). */
+function fitInput() {
+  const input = $("input");
+  input.rows = Math.min(8, Math.max(1, input.value.split("\n").length));
 }
 
 function scrollToEnd() {
@@ -1554,6 +2253,7 @@ function start() {
     const text = input.value;
     if (!text.trim()) return;
     input.value = "";
+    fitInput();
     submitInput(text);
   });
   $("join").addEventListener("submit", (event) => {
@@ -1581,6 +2281,25 @@ function start() {
       c.mentions = 0;
       renderTargets();
     }
+    markRead(c);
+  });
+  // Enter sends; Shift+Enter starts a new line of the same message.
+  $("input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("send").requestSubmit();
+    } else if (event.key === "Escape" && state.replyTo) {
+      event.preventDefault();
+      setReplyTo(null);
+    }
+  });
+  $("input").addEventListener("input", fitInput);
+  $("reply-cancel").addEventListener("click", () => {
+    setReplyTo(null);
+    $("input").focus();
+  });
+  document.addEventListener("click", (event) => {
+    if (state.menu && !state.menu.node.contains(event.target)) closeMenu(false);
   });
   $("alias").focus();
 }

@@ -162,3 +162,92 @@ export function duration(seconds) {
   if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
+
+const TAG_SPECIALS = { ";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n" };
+
+/** A tag value escaped for the wire (IRCv3 message-tags). */
+export function escapeTag(value) {
+  return String(value).replace(/[; \\\r\n]/g, (c) => TAG_SPECIALS[c]);
+}
+
+/** A line with client tags in front: ``tags`` an object of name -> value ("" for none).
+ *  Names that are not tag names are left out, so that no input can break the line. */
+export function buildTagged(tags, command, ...params) {
+  const parts = Object.entries(tags)
+    .filter(([name]) => /^\+?[A-Za-z0-9./-]+$/.test(name))
+    .map(([name, value]) => (value === "" ? name : `${name}=${escapeTag(value)}`));
+  const line = buildLine(command, ...params);
+  return parts.length ? `@${parts.join(";")} ${line}` : line;
+}
+
+/** The number of bytes ``text`` takes in UTF-8. */
+export function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/**
+ * A line of text cut into pieces of at most ``max`` bytes of UTF-8, between words where it
+ * can (the space stays at the end of a piece), never inside a character. Joined again
+ * without separators, the pieces are the line.
+ */
+export function splitBytes(text, max) {
+  const pieces = [];
+  let rest = text;
+  while (utf8Length(rest) > max) {
+    let cut = 0;
+    let bytes = 0;
+    for (const char of rest) {
+      const size = utf8Length(char);
+      if (bytes + size > max) break;
+      bytes += size;
+      cut += char.length;
+    }
+    const space = rest.lastIndexOf(" ", cut - 1);
+    if (space > 0 && space + 1 > cut / 2) cut = space + 1;
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+  }
+  pieces.push(rest);
+  return pieces;
+}
+
+/** A capability's value as its tokens: "max-bytes=4096,max-lines=24" -> {max-bytes: "4096",
+ *  max-lines: "24"}. */
+export function capTokens(value) {
+  const tokens = {};
+  for (const item of (value || "").split(",")) {
+    const eq = item.indexOf("=");
+    if (item) tokens[eq < 0 ? item : item.slice(0, eq)] = eq < 0 ? "" : item.slice(eq + 1);
+  }
+  return tokens;
+}
+
+/** A colour from the network, if it is a plain hex colour (#rgb or #rrggbb); else null.
+ *  Nothing else is ever given to the page's styles. */
+export function safeColour(value) {
+  return typeof value === "string" && /^#(?:[0-9a-fA-F]{3}){1,2}$/.test(value) ? value : null;
+}
+
+const MAX_URL = 2048;
+
+/** An avatar's address from the network, if it is a web address (http or https, no
+ *  user name or password in it, not too long); else null. */
+export function safeImageUrl(value) {
+  if (typeof value !== "string" || value.length > MAX_URL || /[\s\0-\x1f]/.test(value)) return null;
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return null;
+  if (url.username || url.password || !url.hostname) return null;
+  return url.href;
+}
+
+/** A display name from the network as it may be shown: plain text, one line, bounded. */
+export function safeDisplayName(value) {
+  if (typeof value !== "string") return null;
+  const text = plainText(value).replace(/\s+/g, " ").trim();
+  return text ? [...text].slice(0, 64).join("") : null;
+}
