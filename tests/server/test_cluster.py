@@ -596,3 +596,40 @@ def test_a_message_redacted_on_one_node_is_not_replayed_on_the_other(
     late = person(b.port, "late", clients)  # joins #lobby on node b: its replay
     replayed = [m.params[-1] for m in late.quiet(0.5) if m.command == "PRIVMSG"]
     assert [line.endswith("] kept") for line in replayed] == [True]  # (with its time)
+
+
+def test_a_room_renamed_on_one_node_is_renamed_on_every_node_for_who_comes_later_too(
+    make_server, redis_url: str, clients
+):
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS}
+    a, b = make_server(**config), make_server(**config)
+    alice = person(a.port, "alice", clients, "draft/channel-rename")
+    bob = person(b.port, "bob", clients, "draft/channel-rename")
+    carol = person(b.port, "carol", clients)  # (without the capability: the fallback)
+    alice.send("JOIN #bar")
+    alice.expect("366")
+    for member in (bob, carol):
+        member.send("JOIN #bar")
+        member.expect("366")
+    alice.send("TOPIC #bar :the plan")
+    carol.expect("TOPIC")
+    alice.send("RENAME #bar #qux :a better name")
+    assert alice.expect("RENAME").params == ("#bar", "#qux", "a better name")
+    assert bob.expect("RENAME").params == ("#bar", "#qux", "a better name")
+    assert carol.expect("PART").params == ("#bar", "a better name")
+    assert carol.expect("JOIN").params == ("#qux",)
+    assert carol.expect("332").params[-1] == "the plan"
+    bob.send("PRIVMSG #qux :said under the new name")
+    assert alice.expect("PRIVMSG").params == ("#qux", "said under the new name")
+    wait_until(lambda: not a.server.cluster._ops and not b.server.cluster._ops)
+    trim = redis.Redis.from_url(redis_url)  # (a node that comes long after: no replay)
+    trim.xtrim("chatcli:chatcli:events", maxlen=0)
+    trim.close()
+    c = make_server(**config)
+    dave = person(c.port, "dave", clients)
+    dave.send("JOIN #qux")
+    assert dave.expect("332").params[-1] == "the plan"
+    names = dave.expect("353").params[-1].split()
+    assert {name.lstrip("@+") for name in names} == {"alice", "bob", "carol", "dave"}
+    dave.send("JOIN #bar")  # the old name is free: a new room
+    assert dave.expect("353").params[-1] == "@dave"

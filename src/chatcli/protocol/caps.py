@@ -33,3 +33,5 @@ CHATHISTORY = "draft/chathistory"
 REDACTION = "draft/message-redaction"
 #: IRCv3 draft/read-marker: MARKREAD, what an account has read, shared by its clients.
 READ_MARKER = "draft/read-marker"
+#: IRCv3 draft/channel-rename: RENAME, a room's new name.
+CHANNEL_RENAME = "draft/channel-rename"

@@ -76,6 +76,8 @@ class Channel:
     #: history begins (chatcli.server.history.since).
     born: int = 0
     op_accounts: set[str] = field(default_factory=set)
+    #: When (monotonic) the room was last renamed (0: never), for RENAME's cooldown.
+    renamed_at: float = 0.0
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)
     #: list mode -> its masks compiled; absent until needed and after a change.
     _compiled: dict[str, MaskSet] = field(default_factory=dict, repr=False)

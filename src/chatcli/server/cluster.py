@@ -539,6 +539,36 @@ class ClusterWorld(World):
         super().unkeep_in_room(channel, msgid)
         self._queue(Op("unkept", {"room": channel.name, "msgid": msgid}))
 
+    def rename_room(self, channel: Channel, name: str) -> None:
+        old = channel.name
+        super().rename_room(channel, name)
+        if self.fold(old) != self.fold(name):
+            self._queue(Op("", {}, room=(self.fold(old), None)))
+        room = (self.fold(name), json.dumps(self._room_state(channel)))
+        self._queue(Op("rename", {"old": old, "new": name}, room=room))
+
+    def tell_renamed(
+        self,
+        channel: Channel,
+        line: Message,
+        account: str | None,
+        skip: Connection | None = None,
+    ) -> None:
+        """Every node, this one too, tells its own members when it reads this back: in
+        the room's order, as its lines."""
+        if self.cluster is None:
+            super().tell_renamed(channel, line, account, skip)
+            return
+        skipped = self.uids.get(skip) if skip is not None else None
+        data = {
+            "room": channel.name,
+            "skip": skipped,
+            "source": line.source,
+            "params": list(line.params),
+            "account": account,
+        }
+        self._queue(Op("renamed", data))
+
     def invite(self, channel: Channel, conn: Connection) -> None:
         super().invite(channel, conn)
         if isinstance(conn, Remote):  # (its node must let it in)
@@ -632,7 +662,7 @@ class ClusterWorld(World):
     def _apply(self, origin: str, kind: str, data: dict[str, Any]) -> None:
         mine = origin == self.node
         catching_up = self.cluster is not None and not self.cluster.live
-        if catching_up and kind in ("room", "relay", "raw"):
+        if catching_up and kind in ("room", "relay", "raw", "renamed"):
             return  # (catching up at start: what was said before is not ours to show)
         if kind == "room":
             self._deliver_room(data)
@@ -642,6 +672,8 @@ class ClusterWorld(World):
             person = self.people.get(data["uid"])
             if person is not None and not isinstance(person, Remote):
                 World.deliver(self, person, str(data["data"]).encode("utf-8", "surrogateescape"))
+        elif kind == "renamed":
+            self._renamed(data)
         elif kind == "down":
             if data["node"] != self.node:
                 self.node_down(data["node"], data.get("reason", "Its server left the chat"))
@@ -673,6 +705,10 @@ class ClusterWorld(World):
                 World.unkeep_in_room(self, channel, str(data["msgid"]))
         elif kind == "reclaim":
             self._reclaim(data["uid"], str(data["nick"]))
+        elif kind == "rename":
+            channel = self.find_channel(data["old"])
+            if channel is not None and self.find_channel(data["new"]) in (None, channel):
+                World.rename_room(self, channel, str(data["new"]))
         elif kind == "invite":
             channel = self.find_channel(data["room"])
             person = self.people.get(data["uid"])
@@ -693,6 +729,23 @@ class ClusterWorld(World):
         World.broadcast(self, channel, relay, None if isinstance(skip, Remote) else skip)  # type: ignore[arg-type]
         if data.get("also"):  # (members of ours who left it in the same hold: a KICK)
             self._relay(data["also"], relay)
+
+    def _renamed(self, data: dict[str, Any]) -> None:
+        """A room renamed (on any node): this node's members of it are told, and their
+        records, which name their rooms, written again."""
+        from chatcli.server.handlers import rename
+
+        channel = self.find_channel(data["room"])
+        if channel is None:
+            return
+        skip = self.people.get(data["skip"]) if data.get("skip") else None
+        ours = [m for m in channel.members if not isinstance(m, Remote)]
+        line = Message("RENAME", tuple(data["params"]), data["source"])
+        told = [m for m in ours if m is not skip]
+        rename.tell(self, channel, line, data.get("account"), told)
+        for member in ours:
+            if member in self.uids:
+                self._queue(Op("", {}, self._record(member)), applying=True)
 
     def _relay(self, uids: list[str], relay: Relay) -> None:
         local = [p for uid in uids if (p := self.people.get(uid)) and not isinstance(p, Remote)]

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from threading import get_ident
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,7 @@ from chatcli.server.errors import NicknameInUse
 from chatcli.server.tags import PROFILES
 
 if TYPE_CHECKING:
+    from chatcli.protocol import Message
     from chatcli.server.connection import Connection
     from chatcli.server.sendq import Batch, Flusher, SendQueue
     from chatcli.server.store import Store, Stored
@@ -281,6 +282,34 @@ class World(Backbone):
             kept = [s for s in channel.recent if s.msgid != msgid]
             channel.recent.clear()
             channel.recent.extend(kept)
+
+    def rename_room(self, channel: Channel, name: str) -> None:
+        """``channel`` is called ``name`` from now on (IRCv3 draft/channel-rename), its recent
+        lines too. Caller holds the lock."""
+        self.assert_held()
+        if self.channels.get(self.fold(channel.name)) is channel:
+            del self.channels[self.fold(channel.name)]
+        channel.name = name
+        self.channels[self.fold(name)] = channel
+        if channel.recent is not None:
+            key = self.fold(name)
+            moved = [replace(s, target=key, recipient=name) for s in channel.recent]
+            channel.recent.clear()
+            channel.recent.extend(moved)
+
+    def tell_renamed(
+        self,
+        channel: Channel,
+        line: Message,
+        account: str | None,
+        skip: Connection | None = None,
+    ) -> None:
+        """Tell ``channel``'s members (but ``skip``) of its rename, ``line``, or its fallback
+        (:func:`chatcli.server.handlers.rename.tell`). Caller holds the lock."""
+        from chatcli.server.handlers import rename  # (the handlers sit above the world)
+
+        members = [m for m in channel.members if m is not skip]
+        rename.tell(self, channel, line, account, members)
 
     def arrive(self, conn: Connection) -> None:
         """A new connection, not yet registered. Caller holds the lock."""

@@ -1076,6 +1076,29 @@ class Store:
 
     # -- registered rooms -------------------------------------------------------------------
 
+    def rename_room(self, old: str, new: str, name: str) -> int:
+        """Queue moving a room's history, read markers and registration from the folded
+        name ``old`` to ``new`` (shown as ``name``: IRCv3 draft/channel-rename); what was
+        kept under ``new`` before (a room of that name, since emptied) is deleted first, so
+        that it is not taken for this room's. Return the ticket of the write."""
+
+        def job(db: Connection) -> None:
+            if new != old:
+                db.execute("DELETE FROM messages WHERE target = ?", (new,))
+                db.execute("DELETE FROM read_markers WHERE target = ?", (new,))
+                db.execute("DELETE FROM rooms WHERE name = ?", (new,))
+                db.execute("UPDATE read_markers SET target = ? WHERE target = ?", (new, old))
+            db.execute(
+                "UPDATE messages SET target = ?, recipient = ? WHERE target = ?", (new, name, old)
+            )
+            db.execute("UPDATE rooms SET name = ?, display = ? WHERE name = ?", (new, name, old))
+            moved = self._touched.pop(old, 0)  # (new's own, if any, were deleted)
+            self._touched.pop(new, None)
+            if moved:
+                self._touched[new] = moved
+
+        return self.write(job)
+
     def rooms(self) -> list[RoomRecord]:
         rows = self._read(
             "SELECT display, founder, created, topic, topic_by, topic_at, modes, key, "

@@ -12,6 +12,7 @@ from chatcli.server.handlers import (
     readmarker,
     redaction,
     registration,
+    rename,
     rooms,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "readmarker",
     "redaction",
     "registration",
+    "rename",
     "rooms",
 ]

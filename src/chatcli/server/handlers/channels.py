@@ -26,7 +26,7 @@ from chatcli.server.handlers import rooms
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
-    from chatcli.server.connection import Connection
+    from chatcli.server.connection import Connection, Speaker
     from chatcli.server.store import Stored
 
 
@@ -248,8 +248,11 @@ def _targets(conn: Connection, command: str, param: str, *, once: bool = True) -
     return targets
 
 
-def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
-    """RPL_NAMREPLY lines, each within the line limit, then RPL_ENDOFNAMES."""
+def send_names(
+    conn: Connection, channel: Channel, *, end: bool = True, out: Speaker | None = None
+) -> None:
+    """RPL_NAMREPLY lines, each within the line limit, then RPL_ENDOFNAMES; sent by
+    ``out`` if given (``conn.delivery``: not as ``conn``'s own command's output)."""
     multi = "multi-prefix" in conn.caps
     full = "userhost-in-names" in conn.caps
     visible = conn in channel.members
@@ -282,7 +285,7 @@ def send_names(conn: Connection, channel: Channel, *, end: bool = True) -> None:
             ).to_bytes()
         )
     if lines:
-        conn.send_bytes(b"".join(lines))
+        (out or conn).send_bytes(b"".join(lines))
 
 
 # -- KICK, INVITE ---------------------------------------------------------------------------

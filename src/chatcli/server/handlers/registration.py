@@ -49,6 +49,7 @@ CAPABILITIES: dict[str, str] = {
     caps.BATCH: "",
     caps.CHATHISTORY: "",
     caps.CAP_NOTIFY: "",
+    caps.CHANNEL_RENAME: "",
     caps.ECHO_MESSAGE: "",
     caps.EXTENDED_JOIN: "",
     caps.EXTENDED_MONITOR: "",
