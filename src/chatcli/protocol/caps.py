@@ -35,3 +35,5 @@ REDACTION = "draft/message-redaction"
 READ_MARKER = "draft/read-marker"
 #: IRCv3 draft/channel-rename: RENAME, a room's new name.
 CHANNEL_RENAME = "draft/channel-rename"
+#: IRCv3 draft/multiline: a message of several lines, sent and received as one batch.
+MULTILINE = "draft/multiline"
