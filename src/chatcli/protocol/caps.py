@@ -35,5 +35,8 @@ REDACTION = "draft/message-redaction"
 READ_MARKER = "draft/read-marker"
 #: IRCv3 draft/channel-rename: RENAME, a room's new name.
 CHANNEL_RENAME = "draft/channel-rename"
+#: IRCv3 draft/metadata-2: METADATA, keys and values on users and rooms (display-name,
+#: avatar, color, status...), and notifications of their changes to subscribers.
+METADATA = "draft/metadata-2"
 #: IRCv3 draft/multiline: a message of several lines, sent and received as one batch.
 MULTILINE = "draft/multiline"

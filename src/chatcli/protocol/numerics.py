@@ -148,3 +148,11 @@ ERR_SASLTOOLONG = "905"
 ERR_SASLABORTED = "906"
 ERR_SASLALREADY = "907"
 RPL_SASLMECHS = "908"
+
+# IRCv3 draft/metadata-2 (METADATA; its failures are FAIL METADATA <code>).
+RPL_KEYVALUE = "761"  # <target> <key> <visibility> :<value>
+RPL_KEYNOTSET = "766"  # <target> <key> :key not set
+RPL_METADATASUBOK = "770"  # <key> [<key>...]
+RPL_METADATAUNSUBOK = "771"  # <key> [<key>...]
+RPL_METADATASUBS = "772"  # <key> [<key>...]
+RPL_METADATASYNCLATER = "774"  # <target> [<retry after, seconds>]

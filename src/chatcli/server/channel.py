@@ -28,6 +28,7 @@ from chatcli.server.tags import PROFILES
 
 if TYPE_CHECKING:
     from chatcli.server.connection import Connection
+    from chatcli.server.metadata import Metadata
     from chatcli.server.sendq import SendQueue
     from chatcli.server.store import Stored
 
@@ -76,6 +77,8 @@ class Channel:
     #: history begins (chatcli.server.history.since).
     born: int = 0
     op_accounts: set[str] = field(default_factory=set)
+    #: IRCv3 draft/metadata-2: the room's keys and values, once it has any.
+    metadata: Metadata | None = field(default=None, repr=False)
     #: When (monotonic) the room was last renamed (0: never), for RENAME's cooldown.
     renamed_at: float = 0.0
     _audience: tuple[tuple[SendQueue, ...], ...] | None = field(default=None, repr=False)

@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     from chatcli.config import ServerConfig
     from chatcli.protocol import CaseMapping
     from chatcli.server.connection import Connection
+    from chatcli.server.metadata import Metadata
     from chatcli.server.sendq import Batch, Flusher
     from chatcli.server.tags import Relay
 
@@ -170,6 +171,9 @@ class Remote:
     monitoring = None
     cap_negotiating = False
     left = False
+    #: IRCv3 draft/metadata-2: their keys and subscriptions, from their record.
+    metadata: Metadata | None = None
+    meta_subs: frozenset[str] = frozenset()
 
     def __init__(self, world: ClusterWorld, uid: str, node: str) -> None:
         self.world = world

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from chatcli.config import ServerConfig
     from chatcli.server.channel import Channel
     from chatcli.server.listener import Server
+    from chatcli.server.metadata import Metadata
     from chatcli.server.transport import Stream
 
 log = logging.getLogger("chatcli.server")
@@ -265,6 +266,8 @@ class Connection(Speaker):
         "last_spoke",
         "left",
         "lines_received",
+        "meta_subs",
+        "metadata",
         "modes",
         "monitoring",
         "nick",
@@ -324,6 +327,10 @@ class Connection(Speaker):
         self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
         self.channels: set[Channel] | frozenset[Channel] = _NONE  # (as caps)
         self.invited_to: set[Channel] | None = None  # rooms it may join uninvited, once used
+        # IRCv3 draft/metadata-2 (chatcli.server.metadata): its keys, once it has any
+        # (shared with its account's other connections), and the keys it subscribed to.
+        self.metadata: Metadata | None = None
+        self.meta_subs: frozenset[str] = _NONE
         # Liveness, in time.monotonic() seconds; signon in wall-clock seconds.
         now = time.monotonic()
         self.connected_at = now

@@ -70,8 +70,17 @@ READ_MARKERS = (
         PRIMARY KEY (account, target)
     )""",
 )
+#: Schema 5: IRCv3 draft/metadata-2, the keys and values accounts and registered rooms keep.
+METADATA = (
+    """CREATE TABLE metadata (
+        owner TEXT NOT NULL,            -- @<account id>, or a registered room (folded)
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (owner, key)
+    )""",
+)
 #: What takes a database made at a version to the next one: version -> statements.
-UPGRADES: dict[int, tuple[str, ...]] = {3: READ_MARKERS}
+UPGRADES: dict[int, tuple[str, ...]] = {3: READ_MARKERS, 4: METADATA}
 
 #: The schema at :data:`~chatcli.server.sqldb.SCHEMA_VERSION`, as SQLite's migrations
 #: leave it (see :data:`~chatcli.server.sqldb.MIGRATIONS`), in PostgreSQL's types.
@@ -122,6 +131,7 @@ SCHEMA = (
     )""",
     "CREATE TABLE chatcli_schema (version INTEGER NOT NULL)",  # one row
     *READ_MARKERS,
+    *METADATA,
 )
 
 

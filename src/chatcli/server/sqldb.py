@@ -196,6 +196,14 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
         PRIMARY KEY (account, target)
     );
     """,
+    """
+    CREATE TABLE metadata (             -- IRCv3 draft/metadata-2: what accounts and rooms keep
+        owner TEXT NOT NULL,            -- @<account id>, or a registered room (folded)
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (owner, key)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

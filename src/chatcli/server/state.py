@@ -266,6 +266,11 @@ class World(Backbone):
         """``conn``'s identity changed (away, modes, real name, account): a cluster tells
         its other nodes. Caller holds the lock."""
 
+    def account_metadata_changed(self, account_id: int, key: str, value: str | None) -> None:
+        """An account's metadata ``key`` changed to ``value`` (None: removed), and with it
+        that of every connection logged in to it: a cluster tells its other nodes, which
+        change theirs. Caller holds the lock."""
+
     def room_changed(self, channel: Channel) -> None:
         """``channel``'s topic or modes (its members' prefixes too) changed: a cluster
         tells its other nodes. Caller holds the lock."""

@@ -1030,6 +1030,7 @@ class Store:
                 (int(time.time()), account_id),
             )
             db.execute("DELETE FROM pending WHERE account = ?", (account_id,))
+            db.execute("DELETE FROM metadata WHERE owner = ?", (identity_of(account_id),))
             db.execute(
                 "DELETE FROM messages WHERE target LIKE ? ESCAPE '\\' OR target LIKE ? ESCAPE '\\'",
                 (f"dm:{mine}\x00%", f"dm:%\x00{mine}"),
@@ -1073,6 +1074,42 @@ class Store:
                 (account_id, target, at),
             )
         )
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def metadata_of(self, owner: str) -> dict[str, str]:
+        """The keys and values ``owner`` keeps (IRCv3 draft/metadata-2): an account's
+        (``@<id>``) or a registered room's (its folded name), by key."""
+        rows = self._read("SELECT key, value FROM metadata WHERE owner = ? ORDER BY key", (owner,))
+        return {str(key): str(value) for key, value in rows}
+
+    def set_metadata(self, owner: str, key: str, value: str | None) -> int:
+        """Queue setting ``owner``'s ``key`` to ``value`` (None: removing it); return the
+        ticket of the write."""
+        if value is None:
+            return self.write(
+                lambda db: db.execute(
+                    "DELETE FROM metadata WHERE owner = ? AND key = ?", (owner, key)
+                )
+            )
+        return self.write(
+            lambda db: db.execute(
+                "INSERT INTO metadata (owner, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                (owner, key, value),
+            )
+        )
+
+    def replace_metadata(self, owner: str, items: Iterable[tuple[str, str]]) -> int:
+        """Queue making ``items`` all that ``owner`` keeps; return the ticket."""
+        rows = [(owner, key, value) for key, value in items]
+
+        def job(db: Connection) -> None:
+            db.execute("DELETE FROM metadata WHERE owner = ?", (owner,))
+            if rows:
+                db.executemany("INSERT INTO metadata (owner, key, value) VALUES (?, ?, ?)", rows)
+
+        return self.write(job)
 
     # -- registered rooms -------------------------------------------------------------------
 
@@ -1132,7 +1169,11 @@ class Store:
         )
 
     def drop_room(self, folded: str) -> None:
-        self.write(lambda db: db.execute("DELETE FROM rooms WHERE name = ?", (folded,)))
+        def job(db: Connection) -> None:
+            db.execute("DELETE FROM rooms WHERE name = ?", (folded,))
+            db.execute("DELETE FROM metadata WHERE owner = ?", (folded,))
+
+        self.write(job)
 
 
 def _never() -> bool:

@@ -41,7 +41,7 @@ from chatcli.server import history, logins
 from chatcli.server.admission import give_back, take_slot
 from chatcli.server.commands import command
 from chatcli.server.errors import NicknameInUse
-from chatcli.server.handlers import monitor
+from chatcli.server.handlers import metadata, monitor
 from chatcli.server.handlers.rooms import forget_account
 from chatcli.server.logins import account_key, address_key, guarded
 from chatcli.server.nicks import rename
@@ -112,6 +112,7 @@ def set_account(conn: Connection, account: Account | None, *, actor: Connection)
             relay = Relay(Message("ACCOUNT", (name or "*",), conn.source), account=name)
             peers = monitor.told_of(conn, caps.ACCOUNT_NOTIFY)
             world.relay_to(peers, relay, actor=actor)
+    metadata.account_changed(conn)
     told = conn.told_by(actor)
     if name is not None:
         told.reply(

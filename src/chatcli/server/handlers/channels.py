@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_channel
 from chatcli.protocol import numerics as n
-from chatcli.server import history
+from chatcli.server import history, metadata
 from chatcli.server.channel import Channel
 from chatcli.server.commands import command
 from chatcli.server.errors import (
@@ -155,6 +155,7 @@ def _join_locked(
         send_topic(conn, channel)
     history.send_marker(conn, preloaded)  # (draft/read-marker: before the end of NAMES)
     send_names(conn, channel)
+    metadata.join_burst(conn, channel)  # (draft/metadata-2)
     history.replay(conn, channel, preloaded)
 
 

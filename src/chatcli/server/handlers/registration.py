@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, caps, is_valid_nick, number
 from chatcli.protocol import numerics as n
 from chatcli.server import history, tags
+from chatcli.server import metadata as meta
 from chatcli.server.channel import (
     FLAG_MODES,
     LIST_MODES,
@@ -30,6 +31,7 @@ from chatcli.server.errors import (
     NoNicknameGiven,
 )
 from chatcli.server.handlers import accounts, channels, monitor, queries
+from chatcli.server.handlers import metadata as metadata_handler
 from chatcli.server.handlers.modes import USER_MODES
 from chatcli.server.isupport import isupport, send_isupport
 from chatcli.server.nicks import rename
@@ -57,6 +59,7 @@ CAPABILITIES: dict[str, str] = {
     caps.LABELED_RESPONSE: "",
     caps.MESSAGE_TAGS: "",
     caps.MULTI_PREFIX: "",
+    caps.METADATA: meta.cap_value(),
     caps.READ_MARKER: "",
     caps.REDACTION: "",
     caps.SASL: "PLAIN",
@@ -263,6 +266,7 @@ def try_register(conn: Connection) -> None:
             conn.modes = conn.modes | {"Z"}
         monitor.announce(conn, online=True)
     welcome(conn)
+    metadata_handler.connected(conn)
     if conn.modes:
         conn.send(Message("MODE", (conn.name, "+" + "".join(sorted(conn.modes))), conn.source))
     if caps.AUTOJOIN in conn.caps:

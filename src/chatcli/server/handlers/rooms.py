@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, is_channel
-from chatcli.server import history
+from chatcli.server import history, metadata
 from chatcli.server.channel import Channel
 from chatcli.server.services import NO_DATABASE, service_notice
 from chatcli.server.store import RoomRecord
@@ -94,6 +94,7 @@ def _register(conn: Connection, channel: Channel, store: Store) -> None:
         channel.founder = history.identity(conn)
         channel.permanent = True
         save(conn.world, channel)
+        store.replace_metadata(conn.world.fold(channel.name), metadata.items_of(channel))
         service_notice(conn, f"{channel.name} is registered to {conn.account}.", SOURCE)
 
 
@@ -196,6 +197,8 @@ def load(world: World, store: Store) -> None:
             founder=record.founder,
             op_accounts=set(record.operators),
         )
+        if kept := store.metadata_of(world.fold(record.name)):
+            channel.metadata = metadata.Metadata(kept)
         world.add_room(channel)
 
 

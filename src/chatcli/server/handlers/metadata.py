@@ -1,0 +1,372 @@
+"""METADATA (IRCv3 draft/metadata-2): keys and values on users and rooms.
+
+    METADATA <target> GET <key> [<key>...]   the values of keys (a ``metadata`` batch)
+    METADATA <target> LIST                   every key and value (a ``metadata`` batch)
+    METADATA <target> SET <key> [:<value>]   set a key, or remove it (no value)
+    METADATA <target> CLEAR                  remove every key
+    METADATA * SUB <key> [<key>...]          be told of changes of these keys
+    METADATA * UNSUB <key> [<key>...]        no longer
+    METADATA * SUBS                          the keys subscribed to
+    METADATA <target> SYNC                   the subscribed keys of a user, or of a room
+                                             and its members (a ``metadata`` batch)
+
+``<target>`` is ``*`` (yourself), a nick or a room. Anyone may read a user's metadata, and
+a room's, but a secret or private room's only its members (to anyone else it does not
+exist). Only the user may change their own; a room's, only its operators. Answers:
+``761 RPL_KEYVALUE <target> <key> * :<value>`` for a value (a SET's answer too),
+``766 RPL_KEYNOTSET <target> <key>`` for a key without one (a removal's answer too), and
+the failures ``FAIL METADATA <code>``: ``NEED_MORE_PARAMS``, ``SUBCOMMAND_INVALID``,
+``INVALID_TARGET <target>``, ``KEY_INVALID <key>``, ``KEY_NO_PERMISSION <target> <key>``,
+``KEY_NOT_SET <target> <key>``, ``VALUE_INVALID``, ``LIMIT_REACHED <target>``,
+``TOO_MANY_SUBS <key>``. Limits, notifications and bursts: :mod:`chatcli.server.metadata`.
+
+It works before registration too, with the capability (its value says ``before-connect``):
+what is set then applies once connected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chatcli.protocol import Message, caps, is_valid_channel
+from chatcli.protocol import numerics as n
+from chatcli.server import history
+from chatcli.server import metadata as meta
+from chatcli.server.commands import command
+from chatcli.server.errors import NotRegistered
+
+if TYPE_CHECKING:
+    from chatcli.server.channel import Channel
+    from chatcli.server.connection import Connection
+
+#: How many keys one 770/771/772 line names.
+KEYS_PER_LINE = 10
+
+
+class Failed(Exception):
+    """A FAIL METADATA reply: its code and context (the text last)."""
+
+    def __init__(self, code: str, *params: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+@command("METADATA", 0, before_registration=True)
+def metadata(conn: Connection, msg: Message) -> None:
+    """METADATA <target> GET|LIST|SET|CLEAR|SUB|UNSUB|SUBS|SYNC [<key>...] [:<value>] —
+    keys and values on users (* is you) and rooms: display-name, avatar, color, status."""
+    if not conn.registered and caps.METADATA not in conn.caps:
+        raise NotRegistered()
+    params = msg.params
+    if len(params) < 2 or not params[0]:
+        conn.fail("METADATA", "NEED_MORE_PARAMS", "Missing parameters")
+        return
+    target, sub, args = params[0], params[1].upper(), list(params[2:])
+    handler = SUBCOMMANDS.get(sub)
+    if handler is None:
+        conn.fail("METADATA", "SUBCOMMAND_INVALID", params[1], "Unknown METADATA subcommand")
+        return
+    try:
+        handler(conn, target, args)
+    except Failed as failed:
+        conn.fail("METADATA", failed.code, *failed.params)
+
+
+# -- targets --------------------------------------------------------------------------------
+
+
+def _find(conn: Connection, target: str) -> tuple[str, Any, Channel | None]:
+    """The target's name as answers show it, its holder (a person or a room), and the
+    room if it is one. Caller holds the world lock.
+
+    Raises:
+        Failed: INVALID_TARGET, for no such nick or room, or one hidden from ``conn``.
+    """
+    world = conn.world
+    if target == "*" or (conn.nick is not None and world.fold(target) == conn.folded_nick):
+        return conn.name, conn, None
+    if not conn.registered:
+        raise Failed("INVALID_TARGET", target, "Only * is a target before registration")
+    if is_valid_channel(target, conn.config.channel_len):
+        channel = world.find_channel(target)
+        if channel is None or channel.hidden_from(conn):
+            raise Failed("INVALID_TARGET", target, "No such nick or room")
+        return channel.name, channel, channel
+    person = world.find_nick(target)
+    if person is None:
+        raise Failed("INVALID_TARGET", target, "No such nick or room")
+    return person.name, person, None
+
+
+def _check_key(key: str) -> None:
+    if not meta.valid_key(key):
+        raise Failed("KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+
+
+def _may_change(
+    conn: Connection, name: str, holder: Any, channel: Channel | None, key: str
+) -> None:
+    """Raises Failed (KEY_NO_PERMISSION) unless ``conn`` may change ``holder``'s keys."""
+    if channel is not None:
+        if not channel.is_op(conn):
+            raise Failed("KEY_NO_PERMISSION", name, key, "Only the room's operators may")
+    elif holder is not conn:
+        raise Failed("KEY_NO_PERMISSION", name, key, "You may only change your own")
+
+
+def _keyvalue(conn: Connection, name: str, key: str, value: str | None) -> bytes:
+    """761 (a value) or 766 (none), for ``conn``."""
+    server = conn.config.name
+    if value is None:
+        return Message(n.RPL_KEYNOTSET, (conn.name, name, key, "key not set"), server).to_bytes()
+    return Message(n.RPL_KEYVALUE, (conn.name, name, key, meta.VISIBLE, value), server).to_bytes()
+
+
+def _fail_line(conn: Connection, code: str, *params: str) -> bytes:
+    from chatcli.server.connection import standard_reply
+
+    return standard_reply("FAIL", "METADATA", code, *params, server=conn.config.name).to_bytes()
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def _get(conn: Connection, target: str, keys: list[str]) -> None:
+    if not keys:
+        raise Failed("NEED_MORE_PARAMS", "GET needs at least one key")
+    if len(keys) > meta.MAX_GET_KEYS:
+        raise Failed("LIMIT_REACHED", target, f"At most {meta.MAX_GET_KEYS} keys per GET")
+    with conn.world.lock:
+        name, holder, _ = _find(conn, target)
+        values = dict(meta.items_of(holder))
+    lines = [
+        _keyvalue(conn, name, key, values.get(key))
+        if meta.valid_key(key)
+        else _fail_line(conn, "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+        for key in keys
+    ]
+    history.send_batch(conn, "metadata", (), lines)
+
+
+def _list(conn: Connection, target: str, args: list[str]) -> None:
+    with conn.world.lock:
+        name, holder, _ = _find(conn, target)
+        items = meta.items_of(holder)
+    lines = [_keyvalue(conn, name, key, value) for key, value in items]
+    history.send_batch(conn, "metadata", (), lines)
+
+
+def _sync(conn: Connection, target: str, args: list[str]) -> None:
+    with conn.world.lock:
+        name, holder, channel = _find(conn, target)
+        holders = meta.room_targets(channel) if channel is not None else [(name, holder)]
+        meta.send_sync(conn, name, holders)
+
+
+# -- changing ---------------------------------------------------------------------------------
+
+
+def _set(conn: Connection, target: str, args: list[str]) -> None:
+    if not args:
+        raise Failed("NEED_MORE_PARAMS", "SET needs a key")
+    key = args[0]
+    value = args[1] if len(args) > 1 and args[1] else None
+    _check_key(key)
+    if value is not None and (problem := meta.value_problem(value)) is not None:
+        raise Failed("VALUE_INVALID", problem)
+    world = conn.world
+    with world.lock:
+        name, holder, channel = _find(conn, target)
+        _may_change(conn, name, holder, channel, key)
+        if value is None:
+            if not meta.items_of(holder) or holder.metadata.get(key) is None:
+                raise Failed("KEY_NOT_SET", name, key, "key not set")
+        elif holder.metadata is not None and holder.metadata.get(key) == value:
+            conn.send_bytes(_keyvalue(conn, name, key, value))  # (nothing changes)
+            return
+        try:
+            change(conn, holder, channel, key, value)
+        except meta.LimitReached:
+            raise Failed("LIMIT_REACHED", name, f"At most {meta.MAX_KEYS} keys") from None
+        conn.send_bytes(_keyvalue(conn, name, key, value))
+
+
+def _clear(conn: Connection, target: str, args: list[str]) -> None:
+    world = conn.world
+    with world.lock:
+        name, holder, channel = _find(conn, target)
+        _may_change(conn, name, holder, channel, "*")
+        keys = [key for key, _ in meta.items_of(holder)]
+        for key in keys:
+            change(conn, holder, channel, key, None)
+        lines = [_keyvalue(conn, name, key, None) for key in keys]
+        history.send_batch(conn, "metadata", (), lines)
+
+
+def change(
+    conn: Connection, holder: Any, channel: Channel | None, key: str, value: str | None
+) -> None:
+    """Set (or, with None, remove) ``key`` of ``holder`` (``conn`` itself, or the room
+    ``channel``): everywhere it is kept (the account's other connections, the store, a
+    cluster's other nodes), and tell the subscribers. Caller holds the world lock.
+
+    Raises:
+        LimitReached: a new key, and the target has as many as it may.
+    """
+    world = conn.world
+    world.assert_held()
+    store = conn.server.store
+    if channel is not None:
+        target = meta.of(channel)
+        if value is None:
+            target.delete(key)
+        else:
+            target.set(key, value)
+        if channel.founder is not None and store is not None:
+            store.set_metadata(world.fold(channel.name), key, value)
+        world.room_changed(channel)
+        if conn.registered:
+            meta.notify_room(world, conn, channel, key, value)
+        return
+    holders = meta.sharing(world, conn)
+    first = meta.of(conn)
+    if value is None:
+        first.delete(key)
+    else:
+        first.set(key, value)  # (raises before anything changed)
+    for other in holders:
+        if other is not conn and (kept := meta.of(other)) is not first:
+            if value is None:
+                kept.delete(key)
+            else:
+                kept.merge(meta.Metadata({key: value}))
+    if conn.account_id is not None and store is not None:
+        store.set_metadata(history.identity(conn), key, value)
+    for other in holders:
+        if other.sendq is not None:  # (this node's own: its record goes to the others)
+            world.person_changed(other)
+    if conn.account_id is not None:
+        world.account_metadata_changed(conn.account_id, key, value)
+    meta.notify_user(world, conn, holders, key, value)
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+def _sub(conn: Connection, target: str, keys: list[str]) -> None:
+    if not keys:
+        raise Failed("NEED_MORE_PARAMS", "SUB needs at least one key")
+    subs = set(conn.meta_subs)
+    done: list[str] = []
+    refused = None  # the first key past the limit: it and those after it are not done
+    for key in keys:
+        if not meta.valid_key(key):
+            conn.fail("METADATA", "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+            continue
+        if key not in subs and len(subs) >= meta.MAX_SUBS:
+            refused = key
+            break
+        subs.add(key)
+        if key not in done:
+            done.append(key)
+    _set_subs(conn, subs)
+    _keys_reply(conn, n.RPL_METADATASUBOK, done)
+    if refused is not None:
+        raise Failed("TOO_MANY_SUBS", refused, f"At most {meta.MAX_SUBS} subscriptions")
+
+
+def _unsub(conn: Connection, target: str, keys: list[str]) -> None:
+    if not keys:
+        raise Failed("NEED_MORE_PARAMS", "UNSUB needs at least one key")
+    subs = set(conn.meta_subs)
+    done: list[str] = []
+    for key in keys:
+        if not meta.valid_key(key):
+            conn.fail("METADATA", "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+            continue
+        subs.discard(key)
+        if key not in done:
+            done.append(key)
+    _set_subs(conn, subs)
+    _keys_reply(conn, n.RPL_METADATAUNSUBOK, done)
+
+
+def _subs(conn: Connection, target: str, args: list[str]) -> None:
+    _keys_reply(conn, n.RPL_METADATASUBS, sorted(conn.meta_subs))
+
+
+def _set_subs(conn: Connection, subs: set[str]) -> None:
+    with conn.world.lock:
+        if subs != conn.meta_subs:
+            conn.meta_subs = frozenset(subs)
+            conn.world.person_changed(conn)
+
+
+def _keys_reply(conn: Connection, numeric: str, keys: list[str]) -> None:
+    """``numeric`` naming ``keys``, :data:`KEYS_PER_LINE` a line (none: no line)."""
+    for i in range(0, len(keys), KEYS_PER_LINE):
+        conn.reply(numeric, *keys[i : i + KEYS_PER_LINE])
+
+
+SUBCOMMANDS = {
+    "GET": _get,
+    "LIST": _list,
+    "SET": _set,
+    "CLEAR": _clear,
+    "SUB": _sub,
+    "UNSUB": _unsub,
+    "SUBS": _subs,
+    "SYNC": _sync,
+}
+
+
+# -- connection and login ---------------------------------------------------------------------
+
+
+def connected(conn: Connection) -> None:
+    """Once registered, with the capability: a ``metadata`` batch of the client's own
+    metadata (what it set before connecting, or its account keeps), maybe empty."""
+    if caps.METADATA not in conn.caps:
+        return
+    with conn.world.lock:
+        items = meta.items_of(conn)
+    name = conn.name
+    server = conn.config.name
+    lines = [meta.change_line(server, name, key, value).to_bytes() for key, value in items]
+    history.send_batch(conn, "metadata", (), lines)
+
+
+def account_changed(conn: Connection) -> None:
+    """``conn`` logged in or out. Logged in: its metadata becomes the account's, shared
+    with the account's other connections here (or read from the store), with what it set
+    before logging in written over it (and kept). Logged out: it keeps a copy of its own."""
+    world = conn.world
+    store = conn.server.store
+    account_id = conn.account_id
+    if account_id is None:
+        with world.lock:
+            if conn.account_id is None and conn.metadata is not None:
+                conn.metadata = meta.Metadata(conn.metadata.to_wire())
+                world.person_changed(conn)
+        return
+    identity = history.identity(conn)
+    stored = store.metadata_of(identity) if store is not None else {}  # (not under the lock)
+    with world.lock:
+        if conn.account_id != account_id:
+            return
+        others = [p for p in world.connections if p is not conn and p.account_id == account_id]
+        shared = next((p.metadata for p in others if p.metadata is not None), None)
+        kept = shared if shared is not None else meta.Metadata(stored)
+        for key, value in meta.items_of(conn):
+            if kept.get(key) != value:
+                try:
+                    kept.set(key, value)
+                except meta.LimitReached:
+                    continue
+                if store is not None:
+                    store.set_metadata(identity, key, value)
+        conn.metadata = kept
+        for other in others:
+            other.metadata = kept
+        world.person_changed(conn)
