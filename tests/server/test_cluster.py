@@ -633,3 +633,33 @@ def test_a_room_renamed_on_one_node_is_renamed_on_every_node_for_who_comes_later
     assert {name.lstrip("@+") for name in names} == {"alice", "bob", "carol", "dave"}
     dave.send("JOIN #bar")  # the old name is free: a new room
     assert dave.expect("353").params[-1] == "@dave"
+
+
+def test_a_read_marker_moved_on_one_node_reaches_the_accounts_connection_on_the_other(
+    make_server, redis_url: str, pg_url: str, clients
+):
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS, "db": pg_url}
+    a, b = make_server(**config), make_server(**config)
+    laptop = person(a.port, "ada", clients, "draft/read-marker")
+    laptop.send("REGISTER * * :correct-horse")
+    laptop.expect("REGISTER")
+    phone = Client(b.port)  # the same account, logged in on node b under another nick
+    clients.append(phone)
+    phone.send("CAP REQ :sasl draft/read-marker")
+    phone.send("NICK ada_phone")
+    phone.send("USER ada 0 * :Ada")
+    phone.expect("CAP")
+    phone.send("AUTHENTICATE PLAIN")
+    phone.expect("AUTHENTICATE")
+    phone.send("AUTHENTICATE " + base64.b64encode(b"ada\0ada\0correct-horse").decode())
+    phone.expect("903")
+    phone.send("CAP END")
+    phone.expect("001")
+    phone.sync()
+    wait_until(lambda: a.server.world.find_nick("ada_phone") is not None)
+    laptop.send("MARKREAD #lobby timestamp=2026-01-31T12:00:00.000Z")
+    assert laptop.expect("MARKREAD").params == ("#lobby", "timestamp=2026-01-31T12:00:00.000Z")
+    moved = phone.expect("MARKREAD")
+    assert moved.params == ("#lobby", "timestamp=2026-01-31T12:00:00.000Z")
+    phone.send("MARKREAD #lobby")  # asked on node b: the shared store's answer
+    assert phone.expect("MARKREAD").params[1] == "timestamp=2026-01-31T12:00:00.000Z"
