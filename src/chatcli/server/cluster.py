@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatcli.errors import ChatError, ExitStatus
 from chatcli.protocol import Message, caps
+from chatcli.server import metadata as meta
 from chatcli.server import tags
 from chatcli.server.channel import LIST_MODES, Channel
 from chatcli.server.errors import BackboneUnavailable, NicknameInUse
@@ -246,6 +247,7 @@ class Remote:
         self.server_name = str(record.get("server", self.server_name))
         # (For accounts.holds_for_another: the nick is held for its owner's account.)
         self.nick_deadline = 0.0 if record.get("held") else None
+        meta.from_record(self, record)
 
 
 def record_of(conn: Connection | Remote) -> dict[str, Any]:
@@ -269,6 +271,7 @@ def record_of(conn: Connection | Remote) -> dict[str, Any]:
         "server": conn.server_name,
         "held": conn.nick_deadline is not None,
         "rooms": rooms,
+        **meta.to_record(conn),
     }
 
 
@@ -525,6 +528,7 @@ class ClusterWorld(World):
             "founder": channel.founder,
             "op_accounts": sorted(channel.op_accounts),
             "permanent": channel.permanent,
+            "meta": meta.items_of(channel),
             "prefixes": {
                 uid: "".join(sorted(prefixes))
                 for member, prefixes in channel.members.items()
@@ -718,6 +722,31 @@ class ClusterWorld(World):
             person = self.people.get(data["uid"])
             if channel is not None and person is not None:
                 World.invite(self, channel, person)  # type: ignore[arg-type]
+        elif kind == "accmeta":
+            self._account_metadata(int(data["account"]), str(data["key"]), data.get("value"))
+
+    def account_metadata_changed(self, account_id: int, key: str, value: str | None) -> None:
+        self._queue(Op("accmeta", {"account": account_id, "key": key, "value": value}))
+
+    def _account_metadata(self, account_id: int, key: str, value: str | None) -> None:
+        """Another node changed an account's metadata ``key``: so do the account's
+        connections here (their records are written again) and its people of other nodes
+        here. Its node told the subscribers."""
+        if not meta.valid_key(key) or (value is not None and not isinstance(value, str)):
+            return
+        changed: set[int] = set()
+        for person in list(self.people.values()):
+            if person.account_id != account_id:
+                continue
+            kept = meta.of(person)
+            if id(kept) not in changed:
+                changed.add(id(kept))
+                if value is None:
+                    kept.delete(key)
+                else:
+                    kept.merge(meta.Metadata({key: value}))
+            if not isinstance(person, Remote):
+                self._queue(self._user_op(person), applying=True)
 
     def _deliver_room(self, data: dict[str, Any]) -> None:
         channel = self.find_channel(data["room"])
@@ -914,6 +943,8 @@ class ClusterWorld(World):
         channel.limit = state.get("limit")
         channel.founder = state.get("founder")
         channel.op_accounts = set(state.get("op_accounts", ()))
+        kept = [(str(k), str(v)) for k, v in state.get("meta") or ()][: meta.MAX_KEYS]
+        channel.metadata = meta.Metadata(dict(kept)) if kept else None
         lobby = self.fold(channel.name) == self.fold(self.config.room)
         channel.permanent = bool(state.get("permanent")) or lobby
         for mode, masks in state.get("lists", {}).items():

@@ -259,18 +259,19 @@ def sharing(world: World, person: Any) -> list[Any]:
 def notify_user(world: World, origin: Any, holders: list[Any], key: str, value: str | None) -> None:
     """``key`` of the user ``holders`` (one person, or the connections of one account)
     changed to ``value`` (None: removed), by ``origin`` (not told: its command's answer
-    says it). Everyone subscribed to ``key`` who shares a room with one of them, and they
-    themselves, are told, once each, naming the holder they know. Caller holds the world
-    lock."""
+    says it; None: by no command). Everyone subscribed to ``key`` who shares a room with
+    one of them, and they themselves, are told, once each, naming the holder they know.
+    Caller holds the world lock."""
     world.assert_held()
     told: set[Any] = {origin}
+    server = holders[0].config.name
     for holder in holders:
         if holder.nick is None or not holder.registered:
             continue
         audience = [p for p in world.neighbours(holder) if p not in told and subscribed(p, key)]
         told.update(audience)
         if audience:
-            relay = Relay(change_line(origin.config.name, holder.nick, key, value))
+            relay = Relay(change_line(server, holder.nick, key, value))
             world.relay_to(audience, relay, actor=None)
 
 

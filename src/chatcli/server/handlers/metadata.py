@@ -358,7 +358,8 @@ def account_changed(conn: Connection) -> None:
         others = [p for p in world.connections if p is not conn and p.account_id == account_id]
         shared = next((p.metadata for p in others if p.metadata is not None), None)
         kept = shared if shared is not None else meta.Metadata(stored)
-        for key, value in meta.items_of(conn):
+        before = dict(meta.items_of(conn))
+        for key, value in before.items():  # (what it set before logging in)
             if kept.get(key) != value:
                 try:
                     kept.set(key, value)
@@ -366,7 +367,14 @@ def account_changed(conn: Connection) -> None:
                     continue
                 if store is not None:
                     store.set_metadata(identity, key, value)
+                world.account_metadata_changed(account_id, key, value)
+                if others:
+                    meta.notify_user(world, conn, others, key, value)
         conn.metadata = kept
         for other in others:
             other.metadata = kept
         world.person_changed(conn)
+        if conn.registered:  # (its own keys as its account has them: to whoever reads them)
+            for key in {*before, *kept}:
+                if before.get(key) != kept.get(key):
+                    meta.notify_user(world, None, [conn], key, kept.get(key))
