@@ -216,14 +216,14 @@ def test_missing_parameters(person):
     assert alice.expect("461").params[1] == "RENAME"
 
 
-def test_a_registered_room_keeps_its_registration_under_the_new_name(
+def test_a_registered_room_keeps_its_registration_and_metadata_under_the_new_name(
     make_server, tmp_path, clients
 ):
     db = str(tmp_path / "chat.db")
     first = make_server(db=db)
     alice = Client(first.port)
     clients.append(alice)
-    alice.register("alice", RENAME, join=False)
+    alice.register("alice", f"{RENAME} draft/metadata-2 batch", join=False)
     alice.send("REGISTER * * :correct-horse")
     alice.expect("REGISTER")
     alice.send("JOIN #team")
@@ -231,6 +231,8 @@ def test_a_registered_room_keeps_its_registration_under_the_new_name(
     alice.send("PRIVMSG ChanServ :REGISTER #team")
     assert "registered" in alice.expect("NOTICE").params[-1]
     alice.send("TOPIC #team :kept")
+    alice.send("METADATA #team SET color :#0000ff")
+    alice.expect("761")
     alice.send("RENAME #team #crew")
     alice.expect("RENAME")
     alice.sync()
@@ -240,7 +242,9 @@ def test_a_registered_room_keeps_its_registration_under_the_new_name(
     second = make_server(db=db)
     guest = Client(second.port)
     clients.append(guest)
-    guest.register("guest", join=False)
+    guest.register("guest", "draft/metadata-2 batch", join=False)
+    guest.send("METADATA #crew GET color")
+    assert guest.expect("761").params[2:] == ("color", "*", "#0000ff")
     guest.send("JOIN #crew")
     assert guest.expect("332").params[-1] == "kept"
     guest.expect("366")

@@ -1114,8 +1114,8 @@ class Store:
     # -- registered rooms -------------------------------------------------------------------
 
     def rename_room(self, old: str, new: str, name: str) -> int:
-        """Queue moving a room's history, read markers and registration from the folded
-        name ``old`` to ``new`` (shown as ``name``: IRCv3 draft/channel-rename); what was
+        """Queue moving a room's history, read markers, registration and metadata from the
+        folded name ``old`` to ``new`` (shown as ``name``: IRCv3 draft/channel-rename); what was
         kept under ``new`` before (a room of that name, since emptied) is deleted first, so
         that it is not taken for this room's. Return the ticket of the write."""
 
@@ -1124,7 +1124,9 @@ class Store:
                 db.execute("DELETE FROM messages WHERE target = ?", (new,))
                 db.execute("DELETE FROM read_markers WHERE target = ?", (new,))
                 db.execute("DELETE FROM rooms WHERE name = ?", (new,))
+                db.execute("DELETE FROM metadata WHERE owner = ?", (new,))
                 db.execute("UPDATE read_markers SET target = ? WHERE target = ?", (new, old))
+                db.execute("UPDATE metadata SET owner = ? WHERE owner = ?", (new, old))
             db.execute(
                 "UPDATE messages SET target = ?, recipient = ? WHERE target = ?", (new, name, old)
             )
