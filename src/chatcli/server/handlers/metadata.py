@@ -357,6 +357,9 @@ def account_changed(conn: Connection) -> None:
             return
         others = [p for p in world.connections if p is not conn and p.account_id == account_id]
         shared = next((p.metadata for p in others if p.metadata is not None), None)
+        if shared is None:  # (the freshest: a cluster's other node's, else the store's)
+            copies = [p for p in meta.sharing(world, conn) if p.sendq is None and p.metadata]
+            stored = copies[0].metadata.to_wire() if copies else stored
         kept = shared if shared is not None else meta.Metadata(stored)
         before = dict(meta.items_of(conn))
         for key, value in before.items():  # (what it set before logging in)
