@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from chatcli.server.channel import Channel
     from chatcli.server.listener import Server
     from chatcli.server.metadata import Metadata
+    from chatcli.server.multiline import Multiline
     from chatcli.server.transport import Stream
 
 log = logging.getLogger("chatcli.server")
@@ -270,6 +271,7 @@ class Connection(Speaker):
         "metadata",
         "modes",
         "monitoring",
+        "multiline",
         "nick",
         "nick_deadline",
         "password",
@@ -327,6 +329,9 @@ class Connection(Speaker):
         self.monitoring: set[str] | None = None  # MONITOR list (folded nicks), once used
         self.channels: set[Channel] | frozenset[Channel] = _NONE  # (as caps)
         self.invited_to: set[Channel] | None = None  # rooms it may join uninvited, once used
+        # IRCv3 draft/multiline: the multiline message it is sending, while its batch is
+        # open (chatcli.server.multiline); it goes with the connection.
+        self.multiline: Multiline | None = None
         # IRCv3 draft/metadata-2 (chatcli.server.metadata): its keys, once it has any
         # (shared with its account's other connections), and the keys it subscribed to.
         self.metadata: Metadata | None = None

@@ -12,6 +12,13 @@ behind a client is: the connection keeps reading while it holds commands (its
 or whose held lines pass ``max_bytes``, keeps flooding past any paste: it is disconnected
 (:class:`ExcessFlood`, "Excess Flood" as IRC servers say). Both bounds also bound the
 memory a flooder costs.
+
+A line of a multiline message (IRCv3 draft/multiline: one tagged ``batch``) takes
+:data:`BATCHED_COST` of a token, not a whole one: a message of 100 lines, the most one may
+have (:data:`chatcli.server.multiline.MAX_LINES`), then costs its two BATCH commands and
+20 tokens, a short wait after a burst, not an "Excess Flood". It stays bounded: such a
+line is delivered only within an open batch, whose lines and bytes are limited, and a
+batch's text is at most 4096 bytes, what eight full lines carry.
 """
 
 from __future__ import annotations
@@ -23,6 +30,20 @@ class ExcessFlood(Exception):
     """A client is too far behind its flood allowance: disconnect it."""
 
 
+#: The share of a token a line tagged ``batch`` (a line of a multiline message) takes.
+BATCHED_COST = 0.2
+
+
+def cost(line: bytes) -> float:
+    """The tokens ``line`` takes: :data:`BATCHED_COST` if it has a ``batch`` tag, else 1."""
+    if line[:1] != b"@":
+        return 1.0
+    tag_part = line[1 : line.find(b" ")]
+    if tag_part.startswith(b"batch=") or b";batch=" in tag_part:
+        return BATCHED_COST
+    return 1.0
+
+
 class FakeLag:
     __slots__ = ("burst", "rate", "stamp", "tokens")
 
@@ -32,13 +53,13 @@ class FakeLag:
         self.tokens = float(burst)
         self.stamp = now
 
-    def delay(self, now: float) -> float:
-        """Take a token at ``now``; return how long to wait before running the command."""
+    def delay(self, now: float, tokens: float = 1.0) -> float:
+        """Take ``tokens`` at ``now``; return how long to wait before running the command."""
         if self.rate <= 0:
             return 0.0
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        self.tokens -= 1.0
+        self.tokens -= tokens
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
@@ -66,12 +87,12 @@ class Backlog:
         return len(self.lines) if self.lines is not None else 0
 
     def add(self, line: bytes, *, lagged: bool, now: float) -> None:
-        """Hold ``line``, read at ``now``; a ``lagged`` one takes a token.
+        """Hold ``line``, read at ``now``; a ``lagged`` one takes its :func:`cost`.
 
         Raises:
             ExcessFlood: the client is more than ``kill`` seconds or ``max_bytes`` behind.
         """
-        wait = self.lag.delay(now) if lagged else 0.0
+        wait = self.lag.delay(now, cost(line)) if lagged else 0.0
         # In order: a line is never due before the one read ahead of it.
         lines = self.lines
         if lines is None:

@@ -6,6 +6,17 @@ sides' identities (their account's stable ``@<id>``, or ``~`` and the nick of wh
 logged in), so that each side reads the same conversation and a nick or an account name
 taken later by someone else does not inherit it: only messages between logged-in accounts
 are offered back by CHATHISTORY, and dropping an account deletes its conversations.
+
+A multiline message (IRCv3 draft/multiline) is kept as one message: its lines joined by
+line feeds, and among its tags ``draft/multiline=<indexes>``, the lines that continue the
+one before them (see :class:`~chatcli.server.tags.MultilineRelay`); it is replayed as a
+``draft/multiline`` batch (nested in the history's batch) to who has the capability, as
+its lines one by one to anyone else.
+
+A reaction (a TAGMSG with ``+draft/react`` and ``+draft/reply``) is kept too, its text
+being the msgid it replies to (so that redacting that message can delete its reactions:
+:meth:`Store.redact <chatcli.server.store.Store.redact>`). It is replayed only to clients
+with message-tags; no other TAGMSG (a typing notice) is ever kept.
 """
 
 from __future__ import annotations
@@ -45,6 +56,24 @@ def conversation(one: str, other: str) -> str:
     return f"dm:{first}\x00{second}"
 
 
+#: The client-only tags of a reaction (IRCv3 draft/react), and of the message it refers to.
+REACT = "+draft/react"
+REPLY = "+draft/reply"
+#: The longest msgid a kept reaction may refer to (longer: relayed, not kept).
+MAX_REPLY_CHARS = 64
+
+
+def reaction_to(msg: Message) -> str | None:
+    """The msgid a TAGMSG reacts to, if it is a reaction that history keeps (it has
+    ``+draft/react`` and ``+draft/reply``); None for any other (a typing notice...). Its
+    tags are bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept
+    reaction costs no more than a message."""
+    if msg.command != "TAGMSG" or not msg.tags.get(REACT):
+        return None
+    reply = msg.tags.get(REPLY, "")
+    return reply if 0 < len(reply) <= MAX_REPLY_CHARS else None
+
+
 def record(
     conn: Connection,
     key: str,
@@ -53,14 +82,17 @@ def record(
     client_tags: str,
     pending_for: tuple[int, ...] = (),
     on_lost: Callable[[str], None] | None = None,
+    text: str | None = None,
 ) -> int | None:
-    """Keep ``msg`` (a PRIVMSG or NOTICE from ``conn``, as relayed) under ``key``; return
-    the ticket of the write, or None when the server keeps no history. If the write is not
-    kept, ``on_lost`` is told why (see :meth:`Store.write`)."""
+    """Keep ``msg`` (a PRIVMSG or NOTICE from ``conn``, as relayed, or a reaction whose
+    ``text`` is the msgid it refers to) under ``key``; return the ticket of the write, or
+    None when the server keeps no history. If the write is not kept, ``on_lost`` is told
+    why (see :meth:`Store.write`)."""
     store = conn.server.store
     if store is None:
         return None
-    return store.record(_stored(conn, key, msg, relay, client_tags), pending_for, on_lost)
+    stored = _stored(conn, key, msg, relay, client_tags, text)
+    return store.record(stored, pending_for, on_lost)
 
 
 def record_room(
@@ -70,6 +102,7 @@ def record_room(
     relay: tags.Relay,
     client_tags: str,
     on_lost: Callable[[str], None] | None = None,
+    text: str | None = None,
 ) -> int | None:
     """:func:`record` for a room's message, which is also kept among its recent lines.
     Caller holds the world lock (the order of the recent lines is the room's).
@@ -81,7 +114,7 @@ def record_room(
     store = conn.server.store
     if store is None:
         return None
-    stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags)
+    stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags, text)
     if channel.recent is not None:
         channel.recent.append(stored)
     conn.world.kept_in_room(channel, stored)
@@ -89,8 +122,15 @@ def record_room(
 
 
 def _stored(
-    conn: Connection, key: str, msg: Message, relay: tags.Relay, client_tags: str
+    conn: Connection,
+    key: str,
+    msg: Message,
+    relay: tags.Relay,
+    client_tags: str,
+    text: str | None = None,
 ) -> Stored:
+    if isinstance(relay, tags.MultilineRelay):
+        text, client_tags = relay.text, relay.stored_tags()
     return Stored(
         id=0,
         msgid=relay.msgid,
@@ -100,21 +140,50 @@ def _stored(
         source=conn.source,
         account=conn.account,
         recipient=msg.params[0],
-        text=msg.params[-1],
+        text=msg.params[-1] if text is None else text,
         tags=client_tags,
     )
 
 
 def line(stored: Stored, profile: int, plain_time: bool = False) -> bytes:
-    """``stored`` as a line for a client of ``profile``. With ``plain_time``, a client
+    """``stored`` as a line for a client of ``profile`` (several for a multiline message;
+    none for a reaction to a client without message-tags). With ``plain_time``, a client
     that does not read server-time sees the time in the text."""
+    client_tags, concat = tags.split_stored(stored.tags)
+    if stored.command == "TAGMSG":
+        msg = Message.unchecked("TAGMSG", (stored.recipient,), stored.source, {})
+        relay = tags.Relay(
+            msg,
+            client_tags=client_tags,
+            account=stored.account,
+            at=stored.at,
+            msgid=stored.msgid,
+            tags_only=True,
+        )
+        return relay.to(profile)
     text = stored.text
     if plain_time and not profile & tags.TIME:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(stored.at / 1000))
         text = f"[{stamp} UTC] {text}"
+    if concat is not None:
+        # (PostgreSQL's store reads a line feed back as NUL, which no line can hold: see
+        # chatcli.server.postgres. Either separates the lines.)
+        lines = tuple(text.replace("\x00", "\n").split("\n"))
+        relay: tags.Relay = tags.MultilineRelay(
+            stored.command,
+            stored.source,
+            stored.recipient,
+            lines,
+            concat,
+            client_tags=client_tags,
+            account=stored.account,
+            at=stored.at,
+            msgid=stored.msgid,
+        )
+        return relay.to(profile)
     msg = Message.unchecked(stored.command, (stored.recipient, text), stored.source, {})
     relay = tags.Relay(
-        msg, client_tags=stored.tags, account=stored.account, at=stored.at, msgid=stored.msgid
+        msg, client_tags=client_tags, account=stored.account, at=stored.at, msgid=stored.msgid
     )
     return relay.to(profile)
 
@@ -132,7 +201,7 @@ def send_history(
     conn: Connection, target: str, found: list[Stored], *, plain_time: bool = False
 ) -> None:
     """Messages from history, for ``target``, in a ``chathistory`` batch."""
-    lines = [line(s, conn.profile, plain_time) for s in found]
+    lines = [data for s in found if (data := line(s, conn.profile, plain_time))]
     send_batch(conn, "chathistory", (target,), lines)
 
 
@@ -204,6 +273,10 @@ def replay(conn: Connection, channel: Channel, preloaded: list[Stored] | None) -
     if "B" in conn.modes or caps.CHATHISTORY in conn.caps or not channel.recent:
         return
     lines = list(channel.recent)
+    if not conn.profile & tags.TAGS:  # (reactions are for who reads tags)
+        lines = [s for s in lines if s.command != "TAGMSG"]
+        if not lines:
+            return
     start = since(channel)
     if start is not None and lines[0].at < start:  # said in the room of the same name before
         conn.notice(f"{channel.name} was empty: the lines below were said before it was made again")

@@ -157,6 +157,13 @@ class Session:
         self._label = self._labeled = None
         self._emit(tags.labeled_response(label, sent, tags.new_msgid(), server))
 
+    def take_label(self) -> str | None:
+        """The running command's label, which the command answers itself later (a
+        multiline message's opening BATCH, answered with the message's echo once the batch
+        is closed): no labeled response is made for it when it ends."""
+        label, self._label, self._labeled = self._label, None, None
+        return label
+
     def write(self, data: bytes) -> None:
         """What the running command says to its own client (whole lines)."""
         if self._labeled is not None:

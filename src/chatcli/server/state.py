@@ -280,11 +280,18 @@ class World(Backbone):
         a cluster's other nodes keep it among theirs. Caller holds the lock."""
 
     def unkeep_in_room(self, channel: Channel, msgid: str) -> None:
-        """The message ``msgid`` is gone from ``channel``'s recent lines (redacted): a
-        cluster's other nodes drop it from theirs too. Caller holds the lock."""
+        """The message ``msgid`` is gone from ``channel``'s recent lines (redacted), and the
+        reactions to it with it: a cluster's other nodes drop them from theirs too. Caller
+        holds the lock."""
         self.assert_held()
-        if channel.recent is not None and any(s.msgid == msgid for s in channel.recent):
-            kept = [s for s in channel.recent if s.msgid != msgid]
+        if channel.recent is not None and any(
+            s.msgid == msgid or (s.command == "TAGMSG" and s.text == msgid) for s in channel.recent
+        ):
+            kept = [
+                s
+                for s in channel.recent
+                if s.msgid != msgid and not (s.command == "TAGMSG" and s.text == msgid)
+            ]
             channel.recent.clear()
             channel.recent.extend(kept)
 

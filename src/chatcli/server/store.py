@@ -877,12 +877,17 @@ class Store:
     def redact(self, msgid: str, target: str) -> int:
         """Queue the deletion of the message ``msgid`` of ``target`` (IRCv3
         draft/message-redaction: a redacted message is gone from the history, and from the
-        offline accounts' waiting messages with it); return the ticket of the write."""
-        return self.write(
-            lambda db: db.execute(
-                "DELETE FROM messages WHERE msgid = ? AND target = ?", (msgid, target)
+        offline accounts' waiting messages with it), and of the reactions to it (kept as
+        TAGMSGs whose text is the msgid they refer to); return the ticket of the write."""
+
+        def job(db: Connection) -> None:
+            db.execute("DELETE FROM messages WHERE msgid = ? AND target = ?", (msgid, target))
+            db.execute(
+                "DELETE FROM messages WHERE target = ? AND command = 'TAGMSG' AND text = ?",
+                (target, msgid),
             )
-        )
+
+        return self.write(job)
 
     def row_of(self, msgid: str) -> tuple[int, int] | None:
         """The (row id, unix ms) of the message ``msgid``, if it is kept."""

@@ -1,10 +1,12 @@
 """What the server adds to the messages it relays, per recipient: IRCv3 tags and variants.
 
 A message relayed to many (a room's PRIVMSG, a JOIN, a QUIT) is serialised once per *form*,
-never once per recipient. A recipient's form is its :func:`profile`, four bits of the
+never once per recipient. A recipient's form is its :func:`profile`, five bits of the
 capabilities it has: ``server-time`` (a ``time`` tag), ``message-tags`` (``msgid``, the
 sender's client-only ``+tags`` and ``bot``), ``extended-join`` (JOIN with account and
-real name) and ``account-tag`` (the sender's ``account``, if logged in). A :class:`Relay`
+real name), ``account-tag`` (the sender's ``account``, if logged in) and
+``draft/multiline`` with ``batch`` (a multiline message as one batch, see
+:class:`MultilineRelay`; every other message is the same with it or without). A :class:`Relay`
 makes the bytes of each form on demand; a room keeps its members' send queues grouped by
 profile (:attr:`Channel.audience <chatcli.server.channel.Channel.audience>`), so a
 broadcast costs a few serialisations and O(1) per recipient.
@@ -23,7 +25,14 @@ TIME = 1  #: the recipient has server-time
 TAGS = 2  #: the recipient has message-tags
 EXTENDED_JOIN = 4  #: the recipient has extended-join
 ACCOUNT = 8  #: the recipient has account-tag
-PROFILES = 16  #: how many profiles there are (every combination of the bits)
+MULTILINE = 16  #: the recipient has draft/multiline and batch
+PROFILES = 32  #: how many profiles there are (every combination of the bits)
+#: The bits an ordinary :class:`Relay` is made for (all but MULTILINE).
+PLAIN_BITS = MULTILINE - 1
+#: IRCv3 draft/multiline: the batch's type, and the tag of a line that continues the one
+#: before it without a line break.
+MULTILINE_BATCH = "draft/multiline"
+MULTILINE_CONCAT = "draft/multiline-concat"
 
 # msgids: unique within a run by the counter, across runs by the random prefix.
 _RUN = os.urandom(4).hex()
@@ -38,6 +47,7 @@ def profile(enabled: Iterable[str]) -> int:
         | (TAGS if caps.MESSAGE_TAGS in have else 0)
         | (EXTENDED_JOIN if caps.EXTENDED_JOIN in have else 0)
         | (ACCOUNT if caps.ACCOUNT_TAG in have else 0)
+        | (MULTILINE if caps.MULTILINE in have and caps.BATCH in have else 0)
     )
 
 
@@ -118,7 +128,7 @@ class Relay:
             part for part in (f"msgid={self.msgid}", client_tags, "bot" if bot else "") if part
         )
         self._account = "account=" + escape_tag_value(account) if account else ""
-        self._forms: list[bytes | None] = [None] * PROFILES
+        self._forms: list[bytes | None] = [None] * (PLAIN_BITS + 1)
 
     def to_wire(self) -> dict[str, object]:
         """This relay as JSON-able data, for another node of a cluster to relay the same
@@ -140,6 +150,8 @@ class Relay:
         Raises:
             KeyError, TypeError, ValueError: ``wire`` is not such a description.
         """
+        if "m" in wire:
+            return MultilineRelay.from_wire(wire)
         relay = cls.__new__(cls)
         relay._plain = str(wire["p"]).encode("utf-8", "surrogateescape")
         extended = wire.get("e")
@@ -151,11 +163,12 @@ class Relay:
         relay._tags = str(wire["t"])
         relay._account = str(wire.get("a", ""))
         relay.tags_only = bool(wire.get("o"))
-        relay._forms = [None] * PROFILES
+        relay._forms = [None] * (PLAIN_BITS + 1)
         return relay
 
     def to(self, profile: int) -> bytes:
         """The bytes for a recipient of ``profile`` (empty: it gets nothing)."""
+        profile &= PLAIN_BITS  # (the same with draft/multiline or without)
         form = self._forms[profile]
         if form is None:
             form = self._forms[profile] = self._make(profile)
@@ -188,11 +201,185 @@ def batch(
     ref: str | None = None,
     start_tags: str = "",
 ) -> bytes:
-    """``lines`` (serialised messages, one each) in an IRCv3 batch of ``kind``."""
+    """``lines`` (serialised messages; an item may hold several, a nested batch among
+    them) in an IRCv3 batch of ``kind``. A line that is in a batch already (a nested
+    batch's own lines, which begin ``@batch=``) stays in its batch: only the nested batch's
+    ``BATCH +`` and ``BATCH -`` are tagged with this one, as IRCv3 batch nests them."""
     ref = ref or new_msgid()
     start = with_tags(Message("BATCH", ("+" + ref, kind, *params), server).to_bytes(), start_tags)
     end = Message("BATCH", ("-" + ref,), server).to_bytes()
-    return b"".join([start, *(with_tags(line, f"batch={ref}") for line in lines), end])
+    tag = f"batch={ref}"
+    body = [start]
+    for chunk in lines:
+        if chunk.count(b"\n") == 1:  # (one line: the usual case)
+            body.append(with_tags(chunk, tag))
+            continue
+        for line in chunk.split(b"\r\n"):
+            if line:
+                body.append(
+                    line + b"\r\n"
+                    if line.startswith(b"@batch=")
+                    else with_tags(line + b"\r\n", tag)
+                )
+    body.append(end)
+    return b"".join(body)
+
+
+class MultilineRelay(Relay):
+    """One multiline message (IRCv3 draft/multiline) as relayed: a recipient with
+    draft/multiline and batch (:data:`MULTILINE`) gets one ``draft/multiline`` batch, its
+    ``BATCH +`` carrying the message's tags (time, msgid, account, client-only tags, bot)
+    and its lines only ``batch`` and ``draft/multiline-concat``; any other recipient gets
+    each line that is not blank as a message of its own (the specification's fallback),
+    every one with the message's tags but the msgid, which only the first has.
+
+    Args:
+        command: PRIVMSG or NOTICE.
+        source: the sender's ``nick!user@host``.
+        target: the lines' target, as relayed.
+        lines: the lines' texts, as sent (at least one not blank).
+        concat: the indexes of the lines sent with ``draft/multiline-concat`` (each
+            continues the one before it without a line break).
+        client_tags, bot, account, at, msgid: as for :class:`Relay`.
+    """
+
+    __slots__ = ("_bot", "_client_tags", "_ref", "command", "concat", "lines", "source", "target")
+
+    def __init__(
+        self,
+        command: str,
+        source: str,
+        target: str,
+        lines: tuple[str, ...],
+        concat: frozenset[int],
+        *,
+        client_tags: str = "",
+        bot: bool = False,
+        account: str | None = None,
+        at: int | None = None,
+        msgid: str | None = None,
+    ) -> None:
+        first = Message.unchecked(command, (target, lines[0]), source, {})
+        super().__init__(
+            first, client_tags=client_tags, bot=bot, account=account, at=at, msgid=msgid
+        )
+        self._forms = [None] * PROFILES
+        self.command = command
+        self.source = source
+        self.target = target
+        self.lines = lines
+        self.concat = concat
+        self._client_tags = client_tags
+        self._bot = bot
+        self._ref = ""
+
+    @property
+    def text(self) -> str:
+        """The lines as the history keeps them: joined by line feeds (see
+        :func:`stored_tags` for which of them are continuations)."""
+        return "\n".join(self.lines)
+
+    def stored_tags(self) -> str:
+        """The tags the history keeps with the message: the client-only tags, and
+        ``draft/multiline=<indexes of the continued lines>`` (see :func:`split_stored`)."""
+        mark = MULTILINE_BATCH
+        if self.concat:
+            mark += "=" + ",".join(str(i) for i in sorted(self.concat))
+        return ";".join(part for part in (self._client_tags, mark) if part)
+
+    def to_wire(self) -> dict[str, object]:
+        wire = super().to_wire()
+        wire["m"] = {
+            "c": self.command,
+            "s": self.source,
+            "r": self.target,
+            "l": list(self.lines),
+            "k": sorted(self.concat),
+            "t": self._client_tags,
+            "b": int(self._bot),
+        }
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, object]) -> MultilineRelay:
+        """The multiline relay :meth:`to_wire` describes.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``wire`` is not such a description.
+        """
+        parts = wire["m"]
+        if not isinstance(parts, dict):
+            raise TypeError("not a multiline message")
+        lines = tuple(str(text) for text in parts["l"])
+        if not lines:
+            raise ValueError("a multiline message without lines")
+        relay = cls(
+            str(parts["c"]),
+            str(parts["s"]),
+            str(parts["r"]),
+            lines,
+            frozenset(int(i) for i in parts["k"]),
+            client_tags=str(parts["t"]),
+            bot=bool(parts["b"]),
+            at=int(wire["at"]),  # type: ignore[call-overload]
+            msgid=str(wire["id"]),
+        )
+        relay._account = str(wire.get("a", ""))
+        return relay
+
+    def to(self, profile: int) -> bytes:
+        form = self._forms[profile]
+        if form is None:
+            form = self._forms[profile] = self._make(profile)
+        return form
+
+    def _line(self, text: str) -> bytes:
+        return Message.unchecked(self.command, (self.target, text), self.source, {}).to_bytes()
+
+    def _make(self, profile: int) -> bytes:
+        common = []
+        if profile & TIME:
+            common.append(f"time={server_time(self.at / 1000)}")
+        if profile & ACCOUNT and self._account:
+            common.append(self._account)
+        if profile & MULTILINE:
+            if not self._ref:
+                self._ref = new_msgid()
+            ref = self._ref
+            head = [*common, self._tags] if profile & TAGS else common
+            start = Message.unchecked(
+                "BATCH", ("+" + ref, MULTILINE_BATCH, self.target), self.source, {}
+            )
+            out = [with_tags(start.to_bytes(), ";".join(head))]
+            for i, text in enumerate(self.lines):
+                tag = f"batch={ref};{MULTILINE_CONCAT}" if i in self.concat else f"batch={ref}"
+                out.append(with_tags(self._line(text), tag))
+            out.append(Message.unchecked("BATCH", ("-" + ref,), self.source, {}).to_bytes())
+            return b"".join(out)
+        own = [self._client_tags, "bot" if self._bot else ""] if profile & TAGS else []
+        rest = ";".join(part for part in (*common, *own) if part)
+        first = ";".join(part for part in (*common, self._tags) if part) if profile & TAGS else rest
+        out = []
+        for text in self.lines:
+            if text:  # (no blank line to who reads them one by one)
+                out.append(with_tags(self._line(text), rest if out else first))
+        return b"".join(out)
+
+
+def split_stored(stored_tags: str) -> tuple[str, frozenset[int] | None]:
+    """The tags the history keeps with a message, as the client-only tags, and the indexes
+    of the continued lines if it is a multiline message (None if it is not); see
+    :meth:`MultilineRelay.stored_tags`."""
+    if MULTILINE_BATCH not in stored_tags:
+        return stored_tags, None
+    kept, concat = [], None
+    for part in stored_tags.split(";"):
+        key, _, value = part.partition("=")
+        if key == MULTILINE_BATCH:
+            concat = frozenset(int(i) for i in value.split(",") if i.isdigit())
+        elif part:
+            kept.append(part)
+    return ";".join(kept), concat
 
 
 def labeled_response(label: str, sent: list[bytes], batch_id: str, server: str) -> bytes:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_nick, number
 from chatcli.protocol import numerics as n
-from chatcli.server import history, tags
+from chatcli.server import history, multiline, tags
 from chatcli.server import metadata as meta
 from chatcli.server.channel import (
     FLAG_MODES,
@@ -59,6 +59,7 @@ CAPABILITIES: dict[str, str] = {
     caps.LABELED_RESPONSE: "",
     caps.MESSAGE_TAGS: "",
     caps.MULTI_PREFIX: "",
+    caps.MULTILINE: multiline.CAP_VALUE,  # (its limits: chatcli.server.multiline)
     caps.METADATA: meta.cap_value(),
     caps.READ_MARKER: "",
     caps.REDACTION: "",
