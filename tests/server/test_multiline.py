@@ -379,3 +379,37 @@ def test_redacting_it_deletes_it_whole(open_client) -> None:
     seen = bob.collect("366") + bob.quiet()
     said = [m.params[-1] for m in seen if m.command == "PRIVMSG"]
     assert len(said) == 1 and said[0].endswith("keep me")
+
+
+def test_over_websocket_both_ways(make_server: Callable[..., RunningServer], clients) -> None:
+    from tests.server.test_websocket import TEXT, lines, open_ws
+
+    running = make_server(web_port=0)
+    tcp = Client(running.port)
+    clients.append(tcp)
+    tcp.register("tcpuser", CAPS)
+    with open_ws(running, TEXT) as ws:
+        for line in (
+            f"CAP REQ :{CAPS} chatcli.local/autojoin",
+            "NICK webuser",
+            "USER webuser 0 * :W",
+            "CAP END",
+        ):
+            ws.send(line)
+        lines(ws, "366")
+        tcp.expect("JOIN")
+        ws.send("BATCH +w draft/multiline #lobby")
+        ws.send("@batch=w PRIVMSG #lobby :from the")
+        ws.send("@batch=w;draft/multiline-concat PRIVMSG #lobby : browser")
+        ws.send("BATCH -w")
+        start, got = read_batch(tcp)
+        assert start.source.startswith("webuser!")
+        assert [m.params[-1] for m in got] == ["from the", " browser"]
+        send_batch(tcp, "#lobby", "and from", "a terminal")
+        seen = lines(ws, "BATCH")  # (its echo first)
+        seen += lines(ws, "BATCH")
+        seen += lines(ws, "BATCH")
+        seen += lines(ws, "BATCH")
+        batch = [m for m in seen if m.source and m.source.startswith("tcpuser!")]
+        assert [m.command for m in batch] == ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"]
+        assert [m.params[-1] for m in batch[1:3]] == ["and from", "a terminal"]
