@@ -26,11 +26,16 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 NOON = datetime(2026, 1, 2, 12, 0)
 #: What the client asks for, less server-time (its lines show NOON).
 STEADY_CAPS = tuple(cap for cap in WANTED_CAPS if cap != caps.SERVER_TIME)
+#: The same, without draft/multiline: what a paste does on a server without it.
+NO_MULTILINE = tuple(cap for cap in STEADY_CAPS if cap != caps.MULTILINE)
 
 
-def connected(port: int, alias: str, **options: object) -> ChatApp:
-    """The app for ``alias``, connected to the server at ``port`` as ``chat join`` does."""
-    session = ClientSession("127.0.0.1", port, alias, timeout=5, caps=STEADY_CAPS)
+def connected(
+    port: int, alias: str, caps: tuple[str, ...] = STEADY_CAPS, **options: object
+) -> ChatApp:
+    """The app for ``alias``, connected to the server at ``port`` as ``chat join`` does,
+    asking for ``caps``."""
+    session = ClientSession("127.0.0.1", port, alias, timeout=5, caps=caps)
     session.alias_tries = ALIAS_TRIES
     burst = session.connect()
     return ChatApp(session, ChatView(session, None), burst, clock=lambda: NOON, **options)  # type: ignore[arg-type]
@@ -214,30 +219,32 @@ async def test_tab_completes_an_alias_a_command_and_a_room(server, connect):
         assert field.value == "/join #lobby "
 
 
-async def test_a_paste_of_three_lines_is_sent_as_three_messages_in_order(server, connect):
+async def test_without_multiline_a_paste_of_three_lines_is_three_messages_in_order(server, connect):
     watcher = connect()
     watcher.register("watcher")
-    async with running(server.port) as (app, pilot):
+    async with running(server.port, caps=NO_MULTILINE) as (app, pilot):
         app.query_one(ChatInput).post_message(events.Paste("one\ntwo\n/three\n"))
         assert await heard(pilot, watcher, 3) == ["one", "two", "/three"]
         assert app.query_one(ChatInput).value == ""
 
 
-async def test_a_paste_of_thirty_lines_asks_first_then_sends_them_all_in_order(server, connect):
+async def test_without_multiline_a_paste_of_thirty_lines_asks_first_then_sends_them_all(
+    server, connect
+):
     watcher = connect()
     watcher.register("watcher")
     lines = [f"line {i}" for i in range(1, 31)]
-    async with running(server.port) as (app, pilot):
+    async with running(server.port, caps=NO_MULTILINE) as (app, pilot):
         app.query_one(ChatInput).post_message(events.Paste("\n".join(lines)))
         await until(pilot, lambda: isinstance(app.screen, Confirm))
         await pilot.press("y")
         assert await heard(pilot, watcher, 30, timeout=20) == lines
 
 
-async def test_a_paste_refused_at_the_question_sends_nothing(server, connect):
+async def test_without_multiline_a_paste_refused_at_the_question_sends_nothing(server, connect):
     watcher = connect()
     watcher.register("watcher")
-    async with running(server.port) as (app, pilot):
+    async with running(server.port, caps=NO_MULTILINE) as (app, pilot):
         app.query_one(ChatInput).post_message(events.Paste("\n".join("x" * 8)))
         await until(pilot, lambda: isinstance(app.screen, Confirm))
         await pilot.press("n")

@@ -38,13 +38,18 @@ from rich.console import Console
 from rich.text import Text
 
 from chatcli import __version__
-from chatcli.client.history import Timeline
+from chatcli.client.history import MULTILINE, Timeline, chat_key
 from chatcli.client.input import HELP, Action, InputError, Local, parse_input
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
-from chatcli.client.session import ClientSession, WrongAccountPassword, says_registered
+from chatcli.client.session import (
+    METADATA,
+    ClientSession,
+    WrongAccountPassword,
+    says_registered,
+)
 from chatcli.client.trust import Verified
 from chatcli.errors import AliasRejected, ChatError, ConnectError, ExitStatus, Untrusted
-from chatcli.protocol import Message, is_channel, split_source
+from chatcli.protocol import Message, caps, is_channel, split_source
 from chatcli.protocol import numerics as n
 
 if TYPE_CHECKING:
@@ -141,6 +146,10 @@ class ChatView:
         self.queue_lock = threading.Lock()
         self.down = False
         self.queue: deque[Action] = deque()
+        #: Under ``lock``, by conversation (a folded room or alias): the msgid of the last
+        #: message there, and of our own last (for /react and /delete).
+        self.last_msgid: dict[str, str] = {}
+        self.own_msgid: dict[str, str] = {}
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -159,11 +168,31 @@ class ChatView:
             return False
         return "!" in msg.source and self.config.ignores.matches(msg.source)
 
+    def _said(self, msg: Message, mine: bool) -> None:
+        """Keep the msgid of a live message (or multiline batch), ours or anyone's."""
+        msgid = msg.tags.get("msgid")
+        if not msgid or "batch" in msg.tags or "!" not in (msg.source or ""):
+            return
+        key = chat_key(Message("PRIVMSG", msg.params[-2:], msg.source), self.nick)
+        if len(self.last_msgid) > 1000:
+            self.last_msgid.clear()
+        self.last_msgid[key] = msgid
+        if mine:
+            self.own_msgid[key] = msgid
+
     def observe(self, msg: Message) -> None:
         """Follow our own joins, parts and nick changes, and who wrote to us last."""
         nick = split_source(msg.source or "")[0]
         with self.lock:
             mine = nick.lower() == self.nick.lower()
+            if msg.command in ("PRIVMSG", "NOTICE") and len(msg.params) == 2:
+                self._said(msg, mine)
+            elif msg.command == "BATCH" and msg.params[1:2] == (MULTILINE,) and len(msg.params) > 2:
+                self._said(Message("PRIVMSG", (msg.params[2], ""), msg.source, msg.tags), mine)
+            elif msg.command == "REDACT" and len(msg.params) > 1:
+                for known in (self.last_msgid, self.own_msgid):
+                    for key in [k for k, v in known.items() if v == msg.params[1]]:
+                        del known[key]
             if (
                 msg.command == "PRIVMSG"
                 and len(msg.params) == 2
@@ -378,6 +407,7 @@ def _reconnect(
         with view.lock:
             rooms = list(view.rooms)
         with contextlib.suppress(ConnectError):
+            subscribe(session)
             for room in rooms:  # the default room is joined again already (autojoin)
                 key = view.keys.get(room.lower())
                 session.send(Message("JOIN", (room, key) if key else (room,)))
@@ -505,6 +535,68 @@ def _clear(session: ClientSession, view: ChatView, action: Action, show: Show) -
     show(note("/clear clears the full-screen client's buffer; here, your terminal's"))
 
 
+def subscribe(session: ClientSession) -> None:
+    """Ask for people's display names and colours (IRCv3 draft/metadata-2), if offered."""
+    if METADATA in session.caps:
+        session.send(Message("METADATA", ("*", "SUB", "display-name", "color")))
+
+
+def _last(view: ChatView, table: dict[str, str], show: Show) -> tuple[str, str] | None:
+    """The current conversation and a msgid of ``table`` for it; None (said) if none."""
+    with view.lock:
+        room = view.room
+        msgid = table.get(room.lower()) if room is not None else None
+    if room is None:
+        show(Text("you are in no conversation", style=STYLE_ERROR))
+        return None
+    if msgid is None:
+        mine = table is view.own_msgid
+        show(
+            Text(
+                f"no {'message of yours' if mine else 'message'} in {room} to act on yet",
+                style=STYLE_ERROR,
+            )
+        )
+        return None
+    return room, msgid
+
+
+def _delete(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/delete``: take back our last message in the current conversation (REDACT)."""
+    if caps.REDACTION not in session.caps:
+        show(Text("this server cannot delete messages", style=STYLE_ERROR))
+        return
+    found = _last(view, view.own_msgid, show)
+    if found is not None:
+        session.send(Message("REDACT", found))
+
+
+def _react(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/react <text>``: react to the last message in the current conversation."""
+    if caps.MESSAGE_TAGS not in session.caps:
+        show(Text("this server cannot carry reactions", style=STYLE_ERROR))
+        return
+    found = _last(view, view.last_msgid, show)
+    if found is not None:
+        session.send(reaction(found[0], found[1], action.text))
+
+
+def reaction(target: str, msgid: str, text: str) -> Message:
+    """The TAGMSG that reacts with ``text`` to the message ``msgid`` in ``target``."""
+    return Message("TAGMSG", (target,), tags={"+draft/react": text, "+draft/reply": msgid})
+
+
+def _metadata(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
+    """``/displayname`` and ``/color``: set (or unset) our own metadata key."""
+    if METADATA not in session.caps:
+        show(Text("this server keeps no display names or colours", style=STYLE_ERROR))
+        return
+    value = (action.text,) if action.text else ()
+    session.send(Message("METADATA", ("*", "SET", action.target, *value)))
+    what = action.target.replace("-", " ")
+    show(note(f"your {what} is now {action.text}" if action.text else f"your {what} is unset"))
+
+
 Show = Callable[[Text], None]
 #: What the local commands do, in line mode (the full-screen client has its own for some).
 _LOCAL: dict[Local, Callable[[ClientSession, ChatView, Action, Show], None]] = {
@@ -516,6 +608,9 @@ _LOCAL: dict[Local, Callable[[ClientSession, ChatView, Action, Show], None]] = {
     Local.QUERY: _talk_to,
     Local.CLOSE: _close,
     Local.CLEAR: _clear,
+    Local.DELETE: _delete,
+    Local.REACT: _react,
+    Local.METADATA: _metadata,
 }
 
 
@@ -659,10 +754,13 @@ def run_line_editor(
 
 
 class Typed(NamedTuple):
-    """A line typed in a given place: a room, a person, or none (the server's buffer)."""
+    """A line typed in a given place: a room, a person, or none (the server's buffer); or,
+    with ``action``, what to do there instead of what the line says (``line`` is then
+    what to show if it must wait for a reconnection)."""
 
     line: str
     room: str | None
+    action: Action | None = None
 
 
 def chat_loop(
@@ -705,6 +803,7 @@ def chat_loop(
     try:
         for each in [*rooms, *([room] if room is not None else [])]:
             _perform(session, view, parse_input(f"/join {each}", None), show)
+        subscribe(session)
         session.send(Message("PING", (view.ready_token,)))
         view.ready.wait(session.timeout)
         while not lost.is_set():
@@ -718,12 +817,13 @@ def chat_loop(
                 if not lost.is_set():
                     session.send_quit()
                 break
+            action = None
             if isinstance(typed, Typed):
                 with view.lock:
                     view.room = typed.room
-                typed = typed.line
+                typed, action = typed.line, typed.action
             try:
-                handled = _submit(session, view, typed, show, queue=not batch)
+                handled = _submit(session, view, typed, show, queue=not batch, action=action)
             except ConnectError as exc:  # reconnecting, maybe: the reader says how it goes
                 show(Text(f"not sent: {exc}", style=STYLE_ERROR))
                 handled = False
@@ -743,15 +843,17 @@ def _submit(
     show: Callable[[Text], None],
     *,
     queue: bool = False,
+    action: Action | None = None,
 ) -> bool | None:
-    """Act on one typed line: True if done (or, with ``queue``, queued while the connection
-    is down), False if it could not be, None on quit.
+    """Act on one typed line (or on ``action``, made of it already): True if done (or,
+    with ``queue``, queued while the connection is down), False if it could not be, None
+    on quit.
 
     Raises:
         ConnectError: without ``queue``, the connection is gone.
     """
     try:
-        action = parse_input(typed, view.room)
+        action = parse_input(typed, view.room) if action is None else action
     except InputError as exc:
         show(Text(str(exc), style=STYLE_ERROR))
         return False

@@ -10,6 +10,13 @@ A line counts as unread only in a buffer that is not in view; a mention is a lin
 someone else's that names us as a word, or any direct message. Joins, parts and the like
 are "activity", shown but not counted. :meth:`Buffers.switch` reads the buffer (its counts
 go to zero) and leaves a read marker in the one left: the index of the first line not seen.
+
+Each person's message shown keeps an :class:`Entry` beside its line: its msgid, what it
+answers (``+draft/reply``), the reactions to it (``+draft/react``) and whether it was
+deleted (``REDACT``), so that those can change the line after it is shown. A ``MARKREAD``
+(IRCv3 draft/read-marker) from another device of the account counts again what is unread
+after its time. People's display names and colours (IRCv3 draft/metadata-2) are kept in
+:attr:`Buffers.people`.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
 from rich.text import Text
 
 from chatcli.client.formatting import strip_formatting
-from chatcli.client.history import EARLIER, NOTHING_EARLIER
+from chatcli.client.history import EARLIER, NOTHING_EARLIER, message_lines
 from chatcli.protocol import Message, is_channel, split_source
 from chatcli.protocol import numerics as n
 
@@ -33,6 +41,22 @@ SERVER = "server"
 #: The membership prefixes assumed until the server says (ISUPPORT PREFIX).
 DEFAULT_PREFIX = "(ov)@+"
 _CHAT = ("PRIVMSG", "NOTICE")
+#: Client tags of IRCv3 message-tags: what a message answers, and a reaction's text.
+REPLY_TAG = "+draft/reply"
+REACT_TAG = "+draft/react"
+#: Different reactions kept per message, and people per reaction: more are not counted.
+MOST_REACTIONS = 20
+MOST_REACTORS = 100
+#: The longest reaction kept (in characters); a longer one is dropped.
+REACTION_CHARS = 32
+#: People whose display name or colour is kept; past this, the first known is forgotten.
+MOST_PEOPLE = 5000
+#: The longest display name kept (in characters): longer ones are cut.
+DISPLAY_NAME_CHARS = 32
+#: The metadata keys the client subscribes to and shows.
+METADATA_KEYS = ("display-name", "color")
+#: A colour a person may choose: ``#rgb`` or ``#rrggbb``; nothing else reaches a style.
+SAFE_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 #: What registration brings (welcome, server counts, message of the day): the server's.
 _WELCOME = {
     n.RPL_WELCOME, n.RPL_YOURHOST, n.RPL_CREATED, n.RPL_MYINFO, n.RPL_ISUPPORT,
@@ -64,6 +88,61 @@ class Member:
     away: bool = False
 
 
+def message_time(msg: Message) -> datetime | None:
+    """The ``time`` tag (IRCv3 server-time) of ``msg``, if it has a valid one."""
+    stamp = msg.tags.get("time")
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+@dataclass
+class Entry:
+    """A person's message shown in a buffer, and what has happened to it since."""
+
+    msg: Message
+    nick: str
+    mention: bool = False
+    #: Reactions, each with who reacted, in the order they first came.
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    deleted: bool = False
+
+    @property
+    def msgid(self) -> str | None:
+        return self.msg.tags.get("msgid") or None
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.msg.tags.get(REPLY_TAG) or None
+
+    @property
+    def when(self) -> datetime | None:
+        return message_time(self.msg)
+
+    @property
+    def text(self) -> str:
+        """The whole text (a multiline message's lines, joined by line breaks)."""
+        return "\n".join(message_lines(self.msg))
+
+    def react(self, text: str, nick: str) -> bool:
+        """Count ``nick``'s reaction ``text``; False if nothing changed."""
+        if not text or len(text) > REACTION_CHARS:
+            return False
+        who = self.reactions.get(text)
+        if who is None:
+            if len(self.reactions) >= MOST_REACTIONS:
+                return False
+            who = self.reactions[text] = []
+        if any(n.lower() == nick.lower() for n in who) or len(who) >= MOST_REACTORS:
+            return False
+        who.append(nick)
+        return True
+
+
 @dataclass
 class Buffer:
     """One conversation: the server, a room or a person."""
@@ -71,6 +150,8 @@ class Buffer:
     name: str
     kind: Kind
     lines: list[Text] = field(default_factory=list)
+    #: Beside each line: its message's :class:`Entry`, or None (events, notes).
+    entries: list[Entry | None] = field(default_factory=list)
     unread: int = 0
     mentions: int = 0
     activity: Activity = Activity.NONE
@@ -81,26 +162,71 @@ class Buffer:
     marker: int | None = None
     #: The server has no earlier history for it (so scrolling up asks no more).
     history_done: bool = False
+    #: Read up to this time (IRCv3 draft/read-marker: said by the server, or sent by us).
+    read_at: datetime | None = None
 
     @property
     def key(self) -> str:
         return self.name.lower()
 
-    def add(self, line: Text) -> None:
+    def add(self, line: Text, entry: Entry | None = None) -> None:
         self.lines.append(line)
+        self.entries.append(entry)
         if len(self.lines) > SCROLLBACK:
             cut = len(self.lines) - SCROLLBACK
             del self.lines[:cut]
+            del self.entries[:cut]
             if self.marker is not None:
                 self.marker = max(0, self.marker - cut)
 
-    def prepend(self, lines: list[Text]) -> None:
+    def prepend(self, lines: list[Text], entries: list[Entry | None] | None = None) -> None:
         """Put earlier lines (from history) before the first."""
         room = max(0, SCROLLBACK - len(self.lines))
+        beside = entries if entries is not None else [None] * len(lines)
         lines = lines[len(lines) - room :] if room else []
+        beside = beside[len(beside) - len(lines) :] if lines else []
         self.lines[:0] = lines
+        self.entries[:0] = beside
         if self.marker is not None:
             self.marker += len(lines)
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self.entries.clear()
+        self.marker = None
+
+    def find(self, msgid: str) -> int | None:
+        """The index of the line of the message ``msgid``, latest first; None if not shown."""
+        for index in range(len(self.entries) - 1, -1, -1):
+            entry = self.entries[index]
+            if entry is not None and entry.msgid == msgid:
+                return index
+        return None
+
+    def latest_time(self) -> datetime | None:
+        """The server time of the latest message shown that has one."""
+        for entry in reversed(self.entries):
+            if entry is not None and (when := entry.when) is not None:
+                return when
+        return None
+
+    def count_unread(self, me: str) -> None:
+        """Count again what is unread: the messages of others after :attr:`read_at`."""
+        self.unread = self.mentions = 0
+        for entry in self.entries:
+            if entry is None or entry.nick.lower() == me.lower() or entry.deleted:
+                continue
+            when = entry.when
+            if when is not None and self.read_at is not None and when <= self.read_at:
+                continue
+            self.unread += 1
+            self.mentions += entry.mention
+        if self.mentions:
+            self.activity = Activity.MENTION
+        elif self.unread:
+            self.activity = max(self.activity, Activity.MESSAGES, key=lambda a: a.value)
+        else:
+            self.activity = Activity.NONE
 
     def sorted_members(self, prefix_order: str) -> list[Member]:
         """Operators first, then voiced..., each group by alias."""
@@ -150,6 +276,8 @@ class Buffers:
         self._names: dict[str, dict[str, Member]] = {}  # NAMES replies being gathered
         #: Who last sent us a direct message (for /r).
         self.last_direct: str | None = None
+        #: People's metadata (display-name, color), by folded alias.
+        self.people: dict[str, dict[str, str]] = {}
 
     # -- the list ---------------------------------------------------------------------------
 
@@ -219,17 +347,124 @@ class Buffers:
         buffer.unread = buffer.mentions = 0
         buffer.activity = Activity.NONE
 
-    def note(self, buffer: Buffer, line: Text, activity: Activity = Activity.EVENTS) -> None:
+    def note(
+        self,
+        buffer: Buffer,
+        line: Text,
+        activity: Activity = Activity.EVENTS,
+        entry: Entry | None = None,
+    ) -> None:
         """Add a line to a buffer, counted as ``activity`` if it is not in view."""
-        buffer.add(line)
+        buffer.add(line, entry)
         if buffer is self.current:
             return
+        when = entry.when if entry is not None else None
+        if when is not None and buffer.read_at is not None and when <= buffer.read_at:
+            return  # read on another device already
         if activity is Activity.MENTION:
             buffer.mentions += 1
         if activity.value >= Activity.MESSAGES.value:
             buffer.unread += 1
         if activity.value > buffer.activity.value:
             buffer.activity = activity
+
+    # -- what changes lines shown, and counts ---------------------------------------------
+
+    def about(self, target: str, nick: str, me: str) -> Buffer | None:
+        """The buffer of a message to ``target`` from ``nick``: the room's, or the other
+        person's."""
+        if is_channel(target):
+            return self.get(target)
+        return self.get(nick if target.lower() == me.lower() else target)
+
+    def locate(self, msgid: str, first: Buffer | None) -> tuple[Buffer, int] | None:
+        """Where the message ``msgid`` is shown: in ``first`` if there, else anywhere."""
+        for buffer in [first, *self._order] if first is not None else self._order:
+            if buffer is None:
+                continue
+            index = buffer.find(msgid)
+            if index is not None:
+                return buffer, index
+        return None
+
+    def redacted(self, msg: Message, me: str) -> tuple[Buffer, int] | None:
+        """``REDACT <target> <msgid> [reason]``: mark the message deleted; where it is."""
+        if len(msg.params) < 2:
+            return None
+        nick = split_source(msg.source or "")[0]
+        found = self.locate(msg.params[1], self.about(msg.params[0], nick, me))
+        if found is None:
+            return None
+        entry = found[0].entries[found[1]]
+        assert entry is not None
+        entry.deleted = True
+        entry.reactions.clear()
+        return found
+
+    def reacted(self, msg: Message, me: str) -> tuple[Buffer, int] | None:
+        """A TAGMSG (or message) with ``+draft/react`` to a message shown: count it."""
+        text, msgid = msg.tags.get(REACT_TAG), msg.tags.get(REPLY_TAG)
+        if not text or not msgid or not msg.params:
+            return None
+        nick = split_source(msg.source or "")[0]
+        found = self.locate(msgid, self.about(msg.params[0], nick, me))
+        if found is None:
+            return None
+        entry = found[0].entries[found[1]]
+        assert entry is not None
+        if entry.deleted or not entry.react(text, nick):
+            return None
+        return found
+
+    def marked_read(self, msg: Message, me: str) -> Buffer | None:
+        """``MARKREAD <target> timestamp=<time>``: the account read ``target`` up to then
+        (here or on another device); its unread lines are counted again."""
+        if len(msg.params) < 2 or not msg.params[1].startswith("timestamp="):
+            return None
+        buffer = self.get(msg.params[0])
+        try:
+            when = datetime.fromisoformat(
+                msg.params[1].removeprefix("timestamp=").replace("Z", "+00:00")
+            )
+        except ValueError:
+            return None
+        if buffer is None or when.tzinfo is None:
+            return None
+        if buffer.read_at is None or when > buffer.read_at:
+            buffer.read_at = when
+        if buffer is not self.current:
+            buffer.count_unread(me)
+        return buffer
+
+    def metadata(self, target: str, key: str, value: str | None) -> bool:
+        """A person's metadata ``key`` is now ``value`` (None: unset); True if it changed
+        what is shown. Only the keys shown are kept, and only safe values."""
+        if key not in METADATA_KEYS or is_channel(target) or not target or target == "*":
+            return False
+        if value is not None and key == "color" and not SAFE_COLOUR.fullmatch(value):
+            value = None
+        if value is not None and key == "display-name":
+            value = " ".join(strip_formatting(value).split())[:DISPLAY_NAME_CHARS] or None
+        folded = target.lower()
+        known = self.people.get(folded, {})
+        if known.get(key) == value:
+            return False
+        if value is None:
+            known.pop(key, None)
+        else:
+            known[key] = value
+        if known and folded not in self.people:
+            if len(self.people) >= MOST_PEOPLE:
+                del self.people[next(iter(self.people))]
+            self.people[folded] = known
+        elif not known:
+            self.people.pop(folded, None)
+        return True
+
+    def shown_name(self, nick: str) -> tuple[str, str | None]:
+        """How ``nick`` is shown: the display name (or the alias), and the chosen colour."""
+        known = self.people.get(nick.lower(), {})
+        return known.get("display-name", nick), known.get("color")
 
     # -- where a message goes ---------------------------------------------------------------
 
@@ -291,7 +526,7 @@ class Buffers:
         return self._numeric(msg)
 
     def _chat(self, msg: Message, nick: str, mine: bool, me: str) -> list[Shown]:
-        target, text = msg.params[0], msg.params[1]
+        target, text = msg.params[0], "\n".join(message_lines(msg))
         if is_channel(target):
             room = self.get(target)
             if room is None:  # e.g. a message to a room we are not in, echoed
@@ -329,6 +564,9 @@ class Buffers:
             shown.append(Shown(buffer))
         if self.last_direct is not None and self.last_direct.lower() == old.lower():
             self.last_direct = new
+        known = self.people.pop(old.lower(), None)
+        if known is not None:
+            self.people[new.lower()] = known
         return shown
 
     def _modes(self, room: Buffer, args: tuple[str, ...]) -> None:

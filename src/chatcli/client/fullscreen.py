@@ -12,6 +12,15 @@ arrives back as Textual messages (``post_message`` is thread-safe), so the loop 
 touches the screen. Reconnecting, queueing what is typed meanwhile, catching up on what
 was missed: all as in line mode.
 
+Messages: a paste of several lines goes as one message where the server takes IRCv3
+draft/multiline (several, each as big as it allows, if it is too big for one); a
+message's lines are shown together under one header. Up on an empty input line picks a
+message (the latest; Up/Down move): R replies to it, D deletes it (after a yes), 1-6 or E
+react to it, Esc is done. A reply shows first what it answers; reactions are counted under
+their message; a deleted message says so. A buffer in view is marked read on the server
+(IRCv3 draft/read-marker), and one read on another device of the account loses its
+unread count. People's display names and colours (IRCv3 draft/metadata-2) are shown.
+
 Keys: Alt-1..9 a buffer, Ctrl-N/Ctrl-P the next/previous, Alt-A the next with activity
 (mentions first); PageUp/PageDown scroll, and scrolling up past the top fetches earlier
 history; Tab completes aliases, commands and rooms; Ctrl-F searches the loaded scrollback;
@@ -46,16 +55,42 @@ from chatcli.client.app import (
     Typed,
     chat_loop,
     paste_lines,
+    reaction,
     tls_marker,
 )
-from chatcli.client.buffers import Activity, Buffer, Buffers, Kind, prefix_modes
+from chatcli.client.buffers import (
+    REPLY_TAG,
+    Activity,
+    Buffer,
+    Buffers,
+    Entry,
+    Kind,
+    prefix_modes,
+)
 from chatcli.client.formatting import clean, strip_formatting
 from chatcli.client.history import EARLIER, NOTHING_EARLIER
-from chatcli.client.input import Action, InputError, Local, command_names, parse_input
-from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, nick_style, note, render
+from chatcli.client.input import (
+    Action,
+    InputError,
+    Local,
+    Multiline,
+    command_names,
+    multiline_batches,
+    parse_input,
+)
+from chatcli.client.render import (
+    STYLE_ERROR,
+    STYLE_MENTION,
+    STYLE_SYSTEM,
+    compose,
+    gist,
+    nick_style,
+    note,
+    render,
+)
 from chatcli.client.session import ClientSession
 from chatcli.errors import ExitStatus
-from chatcli.protocol import Message, split_source
+from chatcli.protocol import Message, caps, split_source
 
 #: Messages asked for each time scrolling up passes the top of a buffer.
 HISTORY_PAGE = 50
@@ -67,7 +102,23 @@ LAG_EVERY = 30.0
 LAG_SHOWN = 1.0
 #: Columns below which the member list starts hidden.
 NARROW = 100
-STYLE_MENTION = "on #3a2540"
+#: The reactions 1 to 6 send on a message picked.
+QUICK_REACTIONS = ("👍", "❤", "😂", "😮", "😢", "🎉")
+#: The style of the message picked.
+STYLE_PICKED = "reverse"
+#: Seconds a buffer in view waits before saying it is read (MARKREAD), so that a burst of
+#: lines is one marker.
+MARK_READ_AFTER = 1.0
+#: What the status line says while a message is picked.
+PICKING = (
+    "↑↓ move · R reply · D delete · 1-6 react "
+    + " ".join(QUICK_REACTIONS)
+    + " · E other reaction · Esc done"
+)
+#: METADATA numerics (IRCv3 draft/metadata-2): a key's value, a key not set, and the
+#: answers to SUB, UNSUB and SUBS and a sync put off, none of them shown.
+RPL_KEYVALUE, RPL_KEYNOTSET = "761", "766"
+_METADATA_QUIET = {"770", "771", "772", "774"}
 MARKER = Text("──── new since you left ────", style="red")
 
 
@@ -111,7 +162,7 @@ class Finished(UIMessage):
 
 
 class Pasted(UIMessage):
-    """Several lines were pasted into the input line."""
+    """Several lines were pasted into the input line (blank ones too)."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__()
@@ -164,11 +215,25 @@ class ChatInput(Input):
             return
         text = self.value[: self.cursor_position] + event.text + self.value[self.cursor_position :]
         self.value = ""
-        self.post_message(Pasted([line for line in paste_lines(text) if line.strip()]))
+        self.post_message(Pasted(paste_lines(text)))
 
 
 class Scrollback(RichLog):
-    """The current buffer's lines; scrolling up past the top asks for earlier history."""
+    """The current buffer's lines; scrolling up past the top asks for earlier history.
+    While a message is picked, it has the focus and these keys act on that message."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "app.pick(-1)", "previous", show=False),
+        Binding("down,j", "app.pick(1)", "next", show=False),
+        Binding("r", "app.pick_reply", "reply", show=False),
+        Binding("d,delete", "app.pick_delete", "delete", show=False),
+        Binding("e,plus", "app.pick_react", "react", show=False),
+        *(
+            Binding(str(i), f"app.pick_quick({i})", show=False)
+            for i in range(1, len(QUICK_REACTIONS) + 1)
+        ),
+        Binding("escape,q,enter", "app.pick_done", "done", show=False),
+    ]
 
     class AtTop(UIMessage):
         pass
@@ -221,6 +286,7 @@ class ChatApp(App[ExitStatus]):
         Binding("ctrl+f", "search", show=False, priority=True),
         Binding("escape", "end_search", show=False),
         Binding("f7", "members", show=False, priority=True),
+        Binding("up", "pick_start", show=False),
     ]
 
     def __init__(
@@ -246,7 +312,8 @@ class ChatApp(App[ExitStatus]):
         self.alerts: list[tuple[str, str]] = []  #: notifications raised (title, text)
         self._typed: queue.Queue[Typed | None] = queue.Queue()
         self._loop_thread: threading.Thread | None = None
-        self._paste: list[tuple[str, str | None]] = []  # pasted lines still to send
+        # Pasted lines (or multiline batches) still to send.
+        self._paste: list[tuple[str, str | None, Action | None]] = []
         self._interrupted = float("-inf")
         self._completion: Completion | None = None
         #: A room asked for (typed, or given to chat join): show it once joined.
@@ -258,6 +325,11 @@ class ChatApp(App[ExitStatus]):
         self._searching = ""
         self._dirty = False
         self._width = NARROW  # the terminal's, at the last resize
+        self._picked: Entry | None = None  #: the message picked, in the current buffer
+        #: A reply (or a reaction) being typed: what to, and to which message.
+        self._composing: tuple[str, Entry] | None = None
+        self._mark_due = False  # a MARKREAD for the buffer in view is to be sent
+        self._picked_y: int | None = None  # the log's row of the message picked, drawn
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -289,7 +361,8 @@ class ChatApp(App[ExitStatus]):
             self.buffers.server,
             note(
                 "Alt-1..9 or Ctrl-N/P: buffers · Alt-A: where something happened · PgUp: "
-                "history · Tab: complete · Ctrl-F: search · F7: members · /help · Ctrl-D: quit",
+                "history · Tab: complete · Ctrl-F: search · F7: members · ↑: pick a message "
+                "(reply, react, delete) · /help · Ctrl-D: quit",
                 self.clock(),
             ),
         )
@@ -351,16 +424,24 @@ class ChatApp(App[ExitStatus]):
         if msg.command == "PONG" and msg.params and msg.params[-1] in self._ping_sent:
             self._lag = time.monotonic() - self._ping_sent.pop(msg.params[-1])
             return
+        if self._changes(msg, me):
+            return
         shown = self.buffers.route(msg, me)
-        line = render(msg, me, self.clock(), rooms_named=False)
+        line = render(msg, me, self.clock(), rooms_named=False, names=self.buffers.shown_name)
         if msg.command == NOTHING_EARLIER and shown and line is not None:
             shown[0].buffer.prepend([line])
             if shown[0].buffer is self.buffers.current:
                 self._redraw()
             return
+        said = _said(msg)
         for where in shown:
             if line is None:
                 break
+            if said is not None:
+                entry = Entry(msg, said, mention=where.mention)
+                line = self._compose(where.buffer, entry)
+                self._add(where.buffer, line, where.mention, where.chat, entry)
+                continue
             self._add(where.buffer, line.copy(), where.mention, where.chat)
         joined = msg.command == "JOIN" and msg.params and split_source(msg.source or "")[0]
         if not joined or joined.lower() != me.lower():
@@ -373,12 +454,85 @@ class ChatApp(App[ExitStatus]):
             if found is not None:
                 self._switch(found)
 
-    def _add(self, buffer: Buffer, line: Text, mention: bool, chat: bool) -> None:
-        if mention:
+    def _changes(self, msg: Message, me: str) -> bool:
+        """Follow what changes lines shown, counts or names (a deletion, a reaction, a
+        read marker, metadata); True if ``msg`` is nothing more to show."""
+        cmd, params, buffers = msg.command, msg.params, self.buffers
+        if cmd == "REDACT":
+            if (found := buffers.redacted(msg, me)) is not None:
+                if self._picked is found[0].entries[found[1]]:
+                    self._pick_done()
+                self._changed(*found)
+            return True
+        if cmd == "TAGMSG":
+            if (found := buffers.reacted(msg, me)) is not None:
+                self._changed(*found)
+            return True
+        if cmd == "MARKREAD":
+            buffers.marked_read(msg, me)
+            self._later()
+            return True
+        if cmd == "METADATA" and len(params) >= 3:
+            self._metadata(params[0], params[1], params[3] if len(params) > 3 else None)
+            return True
+        if cmd in (RPL_KEYVALUE, RPL_KEYNOTSET) and len(params) >= 3:
+            value = params[4] if cmd == RPL_KEYVALUE and len(params) > 4 else None
+            self._metadata(params[1], params[2], value)
+            return True
+        return cmd in _METADATA_QUIET
+
+    def _metadata(self, target: str, key: str, value: str | None) -> None:
+        """Someone's display name or colour changed: their lines are drawn again."""
+        if not self.buffers.metadata(target, key, value):
+            return
+        folded = target.lower()
+        for buffer in self.buffers:
+            for index, entry in enumerate(buffer.entries):
+                if entry is not None and entry.nick.lower() == folded:
+                    buffer.lines[index] = self._compose(buffer, entry)
+        self._redraw_in_place()
+        self._later()
+
+    def _compose(self, buffer: Buffer, entry: Entry) -> Text:
+        """The line of a person's message, with what it answers (if shown in ``buffer``)."""
+        parent = None
+        if entry.reply_to is not None and (index := buffer.find(entry.reply_to)) is not None:
+            parent = buffer.entries[index]
+        with self.view.lock:
+            me = self.view.nick
+        return compose(entry, me, self.clock(), parent=parent, names=self.buffers.shown_name)
+
+    def _changed(self, buffer: Buffer, index: int) -> None:
+        """The message at ``index`` changed (deleted, reacted to): draw it again, and the
+        replies to it."""
+        entry = buffer.entries[index]
+        assert entry is not None
+        buffer.lines[index] = self._compose(buffer, entry)
+        for at in range(index + 1, len(buffer.entries)):
+            other = buffer.entries[at]
+            if other is not None and entry.msgid and other.reply_to == entry.msgid:
+                buffer.lines[at] = self._compose(buffer, other)
+        if buffer is self.buffers.current:
+            self._redraw_in_place()
+
+    def _redraw_in_place(self) -> None:
+        """Draw the current buffer again where it is scrolled to (at its end if there)."""
+        log = self._log
+        y, end = log.scroll_y, log.scroll_y >= log.max_scroll_y - 1
+        self._redraw(bottom=end)
+        if not end:
+            log.scroll_to(y=y, animate=False, immediate=True)
+
+    def _add(
+        self, buffer: Buffer, line: Text, mention: bool, chat: bool, entry: Entry | None = None
+    ) -> None:
+        if mention and entry is None:
             line.stylize(STYLE_MENTION)
         activity = Activity.MENTION if mention else Activity.MESSAGES if chat else Activity.EVENTS
-        self.buffers.note(buffer, line, activity)
+        self.buffers.note(buffer, line, activity, entry)
         if buffer is self.buffers.current:
+            if entry is not None:
+                self._mark_read_soon()
             if not self._searching:
                 log = self._log  # (followed only by a reader at the end of it)
                 log.write(line, scroll_end=log.scroll_y >= log.max_scroll_y - 1)
@@ -391,14 +545,21 @@ class ChatApp(App[ExitStatus]):
         if buffer is None:
             return
         when = self.clock()
-        lines = [
-            line
-            for msg in messages
-            if (line := render(msg, me, when, rooms_named=False)) is not None
-        ]
+        lines: list[Text] = []
+        entries: list[Entry | None] = []
+        for msg in messages:
+            line = render(msg, me, when, rooms_named=False, names=self.buffers.shown_name)
+            if line is None:
+                continue
+            said = _said(msg)
+            lines.append(line)
+            entries.append(Entry(msg, said) if said is not None else None)
         log = self._log
         after = len(log.lines) - int(log.scroll_y)  # rows from the top line shown to the end
-        buffer.prepend(lines)
+        buffer.prepend(lines, entries)
+        for index, entry in enumerate(buffer.entries[: len(lines)]):
+            if entry is not None:
+                buffer.lines[index] = self._compose(buffer, entry)
         if buffer is self.buffers.current:
             self._redraw(bottom=False)
             # The same lines stay in view; the new ones are above, to scroll up to.
@@ -443,6 +604,9 @@ class ChatApp(App[ExitStatus]):
         typed = event.value
         event.input.value = ""
         self._completion = None
+        if self._composing is not None:
+            self._send_composed(typed)
+            return
         self._submit(typed)
 
     def _here(self) -> str | None:
@@ -488,8 +652,8 @@ class ChatApp(App[ExitStatus]):
             self._switched()
             return True
         if action.local is Local.CLEAR:
-            buffers.current.lines.clear()
-            buffers.current.marker = None
+            buffers.current.clear()
+            self._picked = None
             self._redraw()
             return True
         if action.local is Local.HISTORY:
@@ -504,7 +668,12 @@ class ChatApp(App[ExitStatus]):
         return False
 
     def on_pasted(self, event: Pasted) -> None:
-        lines, here = event.lines, self._here()
+        here = self._here()
+        limits = Multiline.parse(self.session.cap_values.get(caps.MULTILINE, ""))
+        if here is not None and limits is not None and caps.MULTILINE in self.session.caps:
+            self._paste_multiline(event.lines, here, limits)
+            return
+        lines = [line for line in event.lines if line.strip()]
         if not lines:
             return
         if len(lines) <= PASTE_ASK:
@@ -519,11 +688,55 @@ class ChatApp(App[ExitStatus]):
 
         self.push_screen(Confirm(f"Send the {len(lines)} lines pasted, one a message?"), answered)
 
+    def _paste_multiline(self, lines: list[str], here: str, limits: Multiline) -> None:
+        """A paste as one multiline message (IRCv3 draft/multiline), a reply if one is
+        being typed; if the server's limits cannot hold it, as several, once the user says
+        yes."""
+        tags = self._reply_tags()
+        refs = iter(range(1, 1_000_000))
+        stamp = time.monotonic_ns()
+        batches = multiline_batches(here, lines, limits, lambda: f"ml{stamp}x{next(refs)}", tags)
+        if not batches:
+            return
+        count = len([line for line in lines if line.strip()])
+        heading = f"(paste of {count} lines)"
+        actions = [(heading, here, Action(messages=batch)) for batch in batches]
+        if len(batches) == 1:
+            self._send_paste_actions(actions)
+            return
+        most = f"{limits.max_bytes} bytes" + (
+            f" or {limits.max_lines} lines" if limits.max_lines else ""
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._send_paste_actions(actions)
+            else:
+                self._show_line(self.buffers.current, note("paste not sent"))
+
+        self.push_screen(
+            Confirm(
+                f"The server takes at most {most} in one message. "
+                f"Send the {count} lines pasted as {len(batches)} messages?"
+            ),
+            answered,
+        )
+
+    def _send_paste_actions(self, actions: list[tuple[str, str | None, Action | None]]) -> None:
+        start = not self._paste
+        self._paste.extend(actions)
+        if self._composing is not None and self._composing[0] == "reply":
+            self._compose_done()
+        if start:
+            self._paste_next()
+
     def _send_paste(self, lines: list[str], here: str | None) -> None:
         """Send a paste's lines in order, paced under the server's flood limit; pasted
         text is text: a "/" in it runs no command."""
         start = not self._paste
-        self._paste.extend(("/" + line if line.startswith("/") else line, here) for line in lines)
+        self._paste.extend(
+            ("/" + line if line.startswith("/") else line, here, None) for line in lines
+        )
         if start:
             self._paste_next()
 
@@ -531,8 +744,11 @@ class ChatApp(App[ExitStatus]):
         if not self._paste:
             self._refresh_panels()
             return
-        line, here = self._paste.pop(0)
-        self._submit(line, here, pasted=True)
+        line, here, action = self._paste.pop(0)
+        if action is not None:
+            self._typed.put(Typed(line, here, action))
+        else:
+            self._submit(line, here, pasted=True)
         self._refresh_panels()
         self.set_timer(PASTE_PACE, self._paste_next)
 
@@ -602,6 +818,9 @@ class ChatApp(App[ExitStatus]):
 
     def action_end_search(self) -> None:
         search = self._search
+        if self._composing is not None and not search.has_class("shown"):
+            self._compose_done()
+            return
         if not search.has_class("shown"):
             return
         search.value = ""
@@ -669,9 +888,192 @@ class ChatApp(App[ExitStatus]):
         self._switched()
 
     def _switched(self) -> None:
+        if self._picked is not None:
+            self._pick_done()
+        if self._composing is not None:
+            self._compose_done()
         self._place_members()
         self._redraw()
         self._refresh_panels()
+        self._mark_read_soon()
+
+    # -- read markers -----------------------------------------------------------------------
+
+    def _mark_read_soon(self) -> None:
+        """The buffer in view is read: say so to the server shortly (IRCv3 read-marker)."""
+        if self._mark_due or caps.READ_MARKER not in self.session.caps:
+            return
+        if self.session.account is None:  # (markers are an account's)
+            return
+        self._mark_due = True
+        self.set_timer(MARK_READ_AFTER, self._mark_read)
+
+    def _mark_read(self) -> None:
+        self._mark_due = False
+        buffer = self.buffers.current
+        if buffer.kind is Kind.SERVER or self.finished:
+            return
+        latest = next(
+            (e for e in reversed(buffer.entries) if e is not None and e.when is not None), None
+        )
+        if latest is None or latest.when is None:
+            return
+        if buffer.read_at is not None and latest.when <= buffer.read_at:
+            return
+        buffer.read_at = latest.when
+        stamp = latest.msg.tags["time"]
+        with contextlib.suppress(Exception):
+            self.session.send(Message("MARKREAD", (buffer.name, f"timestamp={stamp}")))
+
+    # -- a message picked -------------------------------------------------------------------
+
+    def _pickable(self) -> list[Entry]:
+        """The messages of the buffer in view that can be acted on (with a msgid)."""
+        return [
+            e for e in self.buffers.current.entries if e is not None and e.msgid and not e.deleted
+        ]
+
+    def action_pick_start(self) -> None:
+        """Up on an empty input line: pick the latest message of the buffer in view."""
+        if self.focused is not self._input or self._input.value or self._searching:
+            return
+        pickable = self._pickable()
+        if not pickable:
+            self._show_line(self.buffers.current, note("no message here to pick"))
+            return
+        self._picked = pickable[-1]
+        self._log.can_focus = True
+        self._log.focus()
+        self._show_picked()
+
+    def action_pick(self, by: int) -> None:
+        pickable = self._pickable()
+        if self._picked is None or self._picked not in pickable:
+            self._pick_done()
+            return
+        index = pickable.index(self._picked) + by
+        if index >= len(pickable):
+            self._pick_done()
+            return
+        self._picked = pickable[max(0, index)]
+        self._show_picked()
+
+    def _show_picked(self) -> None:
+        self._redraw(bottom=False)
+        log = self._log
+        y = self._picked_y
+        if y is not None:
+            log.scroll_to(y=max(0, y - log.size.height // 2), animate=False, immediate=True)
+        self._statusbar.update(self._status())
+
+    def action_pick_done(self) -> None:
+        self._pick_done()
+
+    def _pick_done(self) -> None:
+        had = self._picked is not None
+        self._picked = None
+        self._log.can_focus = False
+        if had:
+            self._input.focus()
+            self._redraw()
+            self._statusbar.update(self._status())
+
+    def action_pick_reply(self) -> None:
+        self._start_composing("reply")
+
+    def action_pick_react(self) -> None:
+        self._start_composing("react")
+
+    def _start_composing(self, what: str) -> None:
+        """Type a reply to (or a reaction to) the message picked, on the input line."""
+        picked = self._picked
+        if picked is None:
+            return
+        self._pick_done()
+        self._composing = (what, picked)
+        to = f"{picked.nick}: {gist(picked.text, 40)}"
+        self._input.placeholder = (
+            f"reply to {to} (Esc: cancel)" if what == "reply" else f"react to {to} (Esc: cancel)"
+        )
+        self._statusbar.update(self._status())
+
+    def _compose_done(self) -> None:
+        self._composing = None
+        self._input.placeholder = "type a message, /help"
+        self._statusbar.update(self._status())
+
+    def _reply_tags(self) -> dict[str, str] | None:
+        """The tag that makes what is sent now a reply, if one is being typed."""
+        if self._composing is None or self._composing[0] != "reply":
+            return None
+        msgid = self._composing[1].msgid
+        return {REPLY_TAG: msgid} if msgid else None
+
+    def _send_composed(self, typed: str) -> None:
+        """Enter while a reply or reaction is typed: send it as that."""
+        assert self._composing is not None
+        what, entry = self._composing
+        here = self._here()
+        if not typed.strip():
+            return
+        if what == "react":
+            self._compose_done()
+            self._react(entry, typed.strip()[:32])
+            return
+        tags = self._reply_tags()
+        self._compose_done()
+        if typed.startswith("/") and not typed.startswith("//"):
+            self._submit(typed)  # a command: not a reply
+            return
+        try:
+            action = parse_input(typed, here)
+        except InputError:
+            self._submit(typed)  # (the connection's loop says what is wrong)
+            return
+        tagged = tuple(
+            Message(m.command, m.params, m.source, {**m.tags, **(tags or {})})
+            if m.command == "PRIVMSG"
+            else m
+            for m in action.messages
+        )
+        self._typed.put(Typed(typed, here, Action(messages=tagged)))
+
+    def action_pick_quick(self, number: int) -> None:
+        picked = self._picked
+        if picked is None or not 1 <= number <= len(QUICK_REACTIONS):
+            return
+        self._react(picked, QUICK_REACTIONS[number - 1])
+        self._pick_done()
+
+    def _react(self, entry: Entry, text: str) -> None:
+        buffer = self.buffers.current
+        if caps.MESSAGE_TAGS not in self.session.caps or entry.msgid is None:
+            self._show_line(buffer, note("this server cannot carry reactions"))
+            return
+        action = Action(messages=(reaction(buffer.name, entry.msgid, text),))
+        self._typed.put(Typed(f"(reaction {text})", buffer.name, action))
+
+    def action_pick_delete(self) -> None:
+        picked, buffer = self._picked, self.buffers.current
+        if picked is None or picked.msgid is None:
+            return
+        if caps.REDACTION not in self.session.caps:
+            self._show_line(buffer, note("this server cannot delete messages"))
+            return
+        msgid = picked.msgid
+        with self.view.lock:
+            mine = picked.nick.lower() == self.view.nick.lower()
+        whose = "your message" if mine else f"{picked.nick}'s message"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                action = Action(messages=(Message("REDACT", (buffer.name, msgid)),))
+                self._typed.put(Typed("(delete)", buffer.name, action))
+            self._pick_done()
+
+        self.push_screen(
+            Confirm(f"Delete {whose} “{gist(picked.text, 40)}” for everyone?"), answered
+        )
 
     def _fetch_earlier(self, count: int) -> None:
         buffer = self.buffers.current
@@ -710,9 +1112,15 @@ class ChatApp(App[ExitStatus]):
                 log.write(line, scroll_end=False)
             return
         marker = buffer.marker
+        picked = self._picked
+        self._picked_y = None
         for index, line in enumerate(buffer.lines):
             if index == marker:
                 log.write(MARKER, scroll_end=False)
+            if picked is not None and buffer.entries[index] is picked:
+                self._picked_y = len(log.lines)
+                line = line.copy()
+                line.stylize(STYLE_PICKED)
             log.write(line, scroll_end=False)
         if bottom:
             log.scroll_end(animate=False, immediate=True)
@@ -743,18 +1151,22 @@ class ChatApp(App[ExitStatus]):
         _, order = prefix_modes(self.session.isupport)
         members.add_options(
             [
-                Option(
-                    Text(
-                        f"{m.prefixes[:1] or ' '}{m.nick}",
-                        style="dim" if m.away else nick_style(m.nick),
-                    ),
-                    id=m.nick,
-                )
+                Option(self._member(m.prefixes, m.nick, m.away), id=m.nick)
                 for m in current.sorted_members(order)
             ]
         )
         self._statusbar.update(self._status())
         self._place_members()
+
+    def _member(self, prefixes: str, nick: str, away: bool) -> Text:
+        """A member in the list: their display name in their colour, then the alias
+        (dimmed) where the two differ."""
+        shown, colour = self.buffers.shown_name(nick)
+        line = Text(prefixes[:1] or " ")
+        line.append(clean(shown), style="dim" if away else colour or nick_style(nick))
+        if shown != nick:
+            line.append(f" {nick}", style="dim")
+        return line
 
     def _entry(self, number: int, buffer: Buffer) -> Text:
         style = {
@@ -771,6 +1183,12 @@ class ChatApp(App[ExitStatus]):
         return entry
 
     def _status(self) -> Text:
+        if self._picked is not None:
+            return Text(PICKING, style="bold")
+        if self._composing is not None:
+            what, entry = self._composing
+            doing = "replying to" if what == "reply" else "reacting to"
+            return Text(f"{doing} {entry.nick} · Enter: send · Esc: cancel", style="bold")
         with self.view.lock:
             nick = self.view.nick
         with self.view.queue_lock:
@@ -789,6 +1207,16 @@ class ChatApp(App[ExitStatus]):
         if (current := self.buffers.current).kind is Kind.ROOM:
             line.append(f" · {current.name} ({len(current.members)})")
         return line
+
+
+def _said(msg: Message) -> str | None:
+    """The alias of whoever said ``msg``, if it is a person's message (not an event, nor
+    the server's or a service's notice)."""
+    if msg.command not in ("PRIVMSG", "NOTICE") or len(msg.params) < 2:
+        return None
+    if msg.source is None or "!" not in msg.source:
+        return None
+    return split_source(msg.source)[0]
 
 
 def run_full_screen(

@@ -17,6 +17,11 @@ Theory of operation:
   ``AFTER`` answer that fills the limit is followed by the next page before any is shown.
 * Joining a room again (after a reconnect) catches up with ``CHATHISTORY AFTER`` the last
   msgid shown there.
+* A ``draft/multiline`` batch, live or inside a history batch, is held until its end and
+  becomes one PRIVMSG: its first line as the text, all its lines in :data:`LINES_TAG`
+  (read them with :func:`message_lines`), and the tags of the batch's opening line (msgid,
+  time, reply...). What one batch may hold is bounded (:data:`MULTILINE_MOST_LINES`,
+  :data:`MULTILINE_MOST_BYTES`); the rest is dropped.
 * A ``/history`` answer comes after one local message, :data:`EARLIER`, that heads it;
   with nothing not shown yet it is told as one local message, :data:`NOTHING_EARLIER`:
   the user asked, and silence would look like a hang.
@@ -25,6 +30,7 @@ Theory of operation:
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +48,49 @@ NOTHING_EARLIER = "NOTHINGEARLIER"
 #: form: no source, the room as its parameter, never sent).
 EARLIER = "EARLIERIN"
 _tokens = itertools.count(1)
+#: The batch type of IRCv3 draft/multiline, and its tag for a line joined to the previous.
+MULTILINE = "draft/multiline"
+CONCAT = "draft/multiline-concat"
+#: The tag, the client's own (never sent), that holds a multiline message's lines as JSON.
+LINES_TAG = "chatcli.local/lines"
+#: What one received multiline message may hold: more is dropped.
+MULTILINE_MOST_LINES = 1000
+MULTILINE_MOST_BYTES = 64 * 1024
+#: Multiline batches open at once, at most: the oldest is dropped for a new one.
+MULTILINE_OPEN = 16
+
+
+def message_lines(msg: Message) -> list[str]:
+    """The lines of a PRIVMSG or NOTICE: those of a multiline message, or its one text."""
+    held = msg.tags.get(LINES_TAG)
+    if held:
+        try:
+            lines = json.loads(held)
+        except ValueError:
+            lines = None
+        if isinstance(lines, list) and lines and all(isinstance(x, str) for x in lines):
+            return [line.replace("\n", " ") if "\n" in line else line for line in lines]
+    return [msg.params[1]] if len(msg.params) > 1 else [""]
+
+
+def joined_multiline(opening: Message, lines: list[Message]) -> Message | None:
+    """One message for a whole multiline batch (its opening ``BATCH`` and its lines), or
+    None if it holds no line."""
+    if not lines or len(opening.params) < 3:
+        return None
+    texts: list[str] = []
+    for line in lines:
+        text = line.params[1] if len(line.params) > 1 else ""
+        if CONCAT in line.tags and texts:
+            texts[-1] += text
+        else:
+            texts.append(text)
+    tags = {k: v for k, v in opening.tags.items() if k not in ("batch", LINES_TAG)}
+    tags[LINES_TAG] = json.dumps(texts)
+    first = lines[0]
+    return Message(
+        first.command, (opening.params[2], texts[0]), first.source or opening.source, tags
+    )
 
 
 def chat_key(msg: Message, me: str) -> str:
@@ -84,6 +133,8 @@ class Timeline:
         self.log: dict[str, list[str]] = {}
         self._seen: set[str] = set()
         self._batches: dict[str, tuple[str, list[Message]]] = {}
+        #: Multiline batches open: their opening line, their lines, and the bytes so far.
+        self._multiline: dict[str, tuple[Message, list[Message], list[int]]] = {}
         self._fetching: dict[str, _Fetch] = {}
         self._older: set[str] = set()  # rooms with a /history request under way
 
@@ -105,11 +156,34 @@ class Timeline:
         """
         if msg.command == "BATCH" and msg.params:
             ref = msg.params[0]
-            if ref.startswith("+") and msg.params[1:2] == ("chathistory",) and len(msg.params) > 2:
+            if ref.startswith("+") and msg.params[1:2] == (MULTILINE,) and len(msg.params) > 2:
+                if len(self._multiline) >= MULTILINE_OPEN:
+                    del self._multiline[next(iter(self._multiline))]
+                self._multiline[ref[1:]] = (msg, [], [0])
+            elif ref.startswith("-") and ref[1:] in self._multiline:
+                opening, lines, _ = self._multiline.pop(ref[1:])
+                whole = joined_multiline(opening, lines)
+                outer = self._batches.get(opening.tags.get("batch", ""))
+                if whole is None:
+                    return [], []
+                if outer is not None:
+                    outer[1].append(whole)
+                    return [], []
+                return self.feed(whole, me)
+            elif (
+                ref.startswith("+") and msg.params[1:2] == ("chathistory",) and len(msg.params) > 2
+            ):
                 self._batches[ref[1:]] = (msg.params[2], [])
             elif ref.startswith("-") and ref[1:] in self._batches:
                 target, lines = self._batches.pop(ref[1:])
                 return self._history(target, lines, me), []
+            return [], []
+        multiline = self._multiline.get(msg.tags.get("batch", ""))
+        if multiline is not None:
+            held, size = multiline[1], multiline[2]
+            size[0] += len(msg.params[-1].encode()) + 1 if msg.params else 1
+            if len(held) < MULTILINE_MOST_LINES and size[0] <= MULTILINE_MOST_BYTES:
+                held.append(msg)
             return [], []
         batch = self._batches.get(msg.tags.get("batch", ""))
         if batch is not None:

@@ -33,6 +33,9 @@ class Local(Enum):
     IGNORE = "ignore"  #: ignore the mask ``target`` ("": list the ignores)
     UNIGNORE = "unignore"  #: stop ignoring the mask ``target``
     RECONNECT = "reconnect"  #: drop the connection and connect again
+    DELETE = "delete"  #: delete (REDACT) our last message in the current conversation
+    REACT = "react"  #: react with ``text`` to the last message in the current conversation
+    METADATA = "metadata"  #: set our metadata key ``target`` to ``text`` ("": unset it)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ HELP = [
     ("/voice <alias>...", "give voice (/devoice: take)"),
     ("/mode [target] <modes>", "change or show modes"),
     ("/history [N]", "show N (20) earlier messages of the room"),
+    ("/delete", "delete your last message here"),
+    ("/react <emoji>", "react to the last message here"),
+    ("/displayname [name]", "the name others see (none: your alias)"),
+    ("/color [#rrggbb]", "the colour of your name (none: the usual)"),
     ("/close [buffer]", "close a conversation or room view"),
     ("/clear", "clear the screen"),
     ("/ignore [mask]", "ignore someone (no mask: list)"),
@@ -358,6 +365,127 @@ def _help(rest: str, room: str | None) -> Action:
     return Action(local=Local.HELP)
 
 
+def _delete(rest: str, room: str | None) -> Action:
+    return Action(local=Local.DELETE)
+
+
+def _react(rest: str, room: str | None) -> Action:
+    text = _need(rest, "/react <emoji or word>")
+    if len(text) > REACTION_CHARS:
+        raise InputError(f"a reaction is at most {REACTION_CHARS} characters")
+    return Action(local=Local.REACT, text=_checked(text))
+
+
+def _display_name(rest: str, room: str | None) -> Action:
+    if len(rest) > DISPLAY_NAME_CHARS:
+        raise InputError(f"a display name is at most {DISPLAY_NAME_CHARS} characters")
+    return Action(local=Local.METADATA, target="display-name", text=_checked(rest))
+
+
+def _colour(rest: str, room: str | None) -> Action:
+    if rest and not SAFE_COLOUR.fullmatch(rest):
+        raise InputError("usage: /color #rrggbb (or #rgb), e.g. /color #3a7bd5; none: the usual")
+    return Action(local=Local.METADATA, target="color", text=rest)
+
+
+#: Reactions at most this long (in characters) are sent.
+REACTION_CHARS = 32
+#: The longest display name sent.
+DISPLAY_NAME_CHARS = 32
+#: A colour of one's name: ``#rgb`` or ``#rrggbb``.
+SAFE_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+#: IRCv3 draft/multiline: the batch type, and the tag of a line joined to the previous.
+MULTILINE = "draft/multiline"
+CONCAT = "draft/multiline-concat"
+
+
+@dataclass(frozen=True)
+class Multiline:
+    """The limits of IRCv3 draft/multiline, from the capability's value."""
+
+    max_bytes: int
+    max_lines: int | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> Multiline | None:
+        """From ``max-bytes=4096,max-lines=100``; None without a valid max-bytes."""
+        tokens = dict(token.partition("=")[::2] for token in value.split(",") if token)
+        most = number(tokens.get("max-bytes", ""))
+        lines = number(tokens.get("max-lines", ""))
+        if not most or most < 0:
+            return None
+        return cls(most, lines if lines and lines > 0 else None)
+
+
+def _pieces(text: str, most: int) -> list[str]:
+    """``text`` cut into pieces of at most ``most`` UTF-8 bytes that join back into it
+    exactly: after a space where possible (the space stays at the end of its piece),
+    never inside a character."""
+    pieces: list[str] = []
+    while len(text.encode("utf-8")) > most:
+        cut = len(text.encode("utf-8")[:most].decode("utf-8", "ignore"))
+        space = text.rfind(" ", 0, cut)
+        if space >= cut // 2:
+            cut = space + 1
+        pieces.append(text[: max(cut, 1)])
+        text = text[max(cut, 1) :]
+    return [*pieces, text] if text or not pieces else pieces
+
+
+def multiline_batches(
+    target: str,
+    lines: list[str],
+    limits: Multiline,
+    refs: Callable[[], str],
+    tags: dict[str, str] | None = None,
+) -> list[tuple[Message, ...]]:
+    """The IRCv3 draft/multiline batches that send ``lines`` to ``target``: one if they
+    fit the server's limits, else as few as they fit in, each line whole where it can be.
+    A line longer than a protocol line goes in pieces joined with ``draft/multiline-concat``.
+    Blank lines at the start and end are left out; ``tags`` (a reply...) go on the first
+    batch's opening. ``refs`` gives each batch's reference tag."""
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    # Each line as its protocol lines: (text, joined to the previous), and its bytes.
+    units: list[list[tuple[str, bool]]] = []
+    for line in lines:
+        for chunk in _pieces(line, limits.max_bytes) if line else [""]:
+            parts = _pieces(chunk, MAX_TEXT_BYTES) if chunk else [""]
+            units.append([(part, i > 0) for i, part in enumerate(parts)])
+    batches: list[list[list[tuple[str, bool]]]] = []
+    size = count = 0
+    for unit in units:
+        cost = sum(len(text.encode("utf-8")) for text, _ in unit)
+        over_bytes = size + 1 + cost > limits.max_bytes
+        over_lines = limits.max_lines is not None and count + len(unit) > limits.max_lines
+        if not batches or over_bytes or over_lines:
+            batches.append([])
+            size, count = cost, 0
+        else:
+            size += 1 + cost
+        batches[-1].append(unit)
+        count += len(unit)
+    out = []
+    for number_, batch in enumerate(batches):
+        ref = refs()
+        opening = Message(
+            "BATCH", (f"+{ref}", MULTILINE, target), tags=tags if number_ == 0 else None
+        )
+        body = [
+            Message(
+                "PRIVMSG", (target, text), tags={"batch": ref, **({CONCAT: ""} if joined else {})}
+            )
+            for unit in batch
+            for text, joined in unit
+        ]
+        if all(not m.params[1].strip() for m in body):
+            continue
+        out.append((opening, *body, Message("BATCH", (f"-{ref}",))))
+    return out
+
+
 _COMMANDS = {
     "msg": _msg,
     "dm": _msg,
@@ -403,6 +531,12 @@ _COMMANDS = {
     "quit": _quit,
     "exit": _quit,
     "help": _help,
+    "delete": _delete,
+    "del": _delete,
+    "react": _react,
+    "displayname": _display_name,
+    "color": _colour,
+    "colour": _colour,
 }
 
 

@@ -16,14 +16,29 @@ other control character is shown as U+FFFD.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from chatcli.client.formatting import clean, formatted, strip_formatting
-from chatcli.client.history import EARLIER, NOTHING_EARLIER
+from chatcli.client.history import EARLIER, NOTHING_EARLIER, message_lines
 from chatcli.protocol import Message, is_channel, split_source
 from chatcli.protocol import numerics as n
+
+if TYPE_CHECKING:
+    from chatcli.client.buffers import Entry
+
+#: How a person is shown, by alias: the name to show, and a colour of their choice (or None).
+Names = Callable[[str], tuple[str, str | None]]
+#: Where a message's further lines (and its reactions, and what it answers) start.
+INDENT = "      "
+#: How a deleted message is shown, and its style.
+DELETED = "message deleted"
+STYLE_DELETED = "dim italic"
+#: The longest start of a message shown before its reply.
+GIST_CHARS = 60
 
 NICK_COLOURS = (
     "cyan", "green", "yellow", "blue", "magenta", "bright_cyan", "bright_green",
@@ -34,6 +49,7 @@ STYLE_SYSTEM = "dim italic"
 STYLE_DIRECT = "bold magenta"
 STYLE_ERROR = "bold red"
 STYLE_INFO = "yellow"
+STYLE_MENTION = "on #3a2540"
 
 # Numerics that carry nothing a person needs to read.
 _HIDDEN = {
@@ -58,6 +74,14 @@ def _stamp(when: datetime) -> Text:
 
 def _nick(nick: str) -> Text:
     return Text(nick, style=nick_style(nick))
+
+
+def _person(nick: str, names: Names | None) -> Text:
+    """A person in a message line: their display name and colour, if they chose them."""
+    if names is None:
+        return _nick(nick)
+    shown, colour = names(nick)
+    return Text(clean(shown), style=colour or nick_style(nick))
 
 
 def _system(when: datetime, *parts: str | Text) -> Text:
@@ -88,7 +112,12 @@ __all__ = ["clean", "ctcp", "formatted", "note", "render"]
 
 
 def render(
-    msg: Message, me: str, when: datetime | None = None, *, rooms_named: bool = True
+    msg: Message,
+    me: str,
+    when: datetime | None = None,
+    *,
+    rooms_named: bool = True,
+    names: Names | None = None,
 ) -> Text | None:
     """The line to show for ``msg``, seen by the user whose alias is ``me``. Without
     ``rooms_named`` (where each room has a buffer of its own), a room's messages do not
@@ -102,7 +131,7 @@ def render(
     raw = msg.params
     p = tuple(strip_formatting(param) for param in raw)
     if cmd in ("PRIVMSG", "NOTICE") and len(p) >= 2:
-        return _chat(
+        line = _chat(
             when,
             cmd,
             nick,
@@ -111,7 +140,16 @@ def render(
             me,
             server=msg.source is not None and "!" not in msg.source,
             room_named=rooms_named,
+            names=names,
         )
+        direct = not is_channel(p[0])
+        for more in message_lines(msg)[1:]:  # a multiline message's further lines
+            line.append(f"\n{INDENT}").append_text(formatted(more, "magenta" if direct else ""))
+        return line
+    if cmd == "REDACT" and len(p) >= 2:  # (the full-screen client shows the line deleted)
+        return _system(when, _nick(nick), " deleted a message")
+    if cmd == "TAGMSG" and msg.tags.get("+draft/react") and p:
+        return _system(when, _nick(nick), f" reacted {clean(msg.tags['+draft/react'])}")
     if cmd == "JOIN" and p:
         return _system(when, _nick(nick), f" joined {p[0]}")
     if cmd == "PART" and p:
@@ -141,7 +179,8 @@ def render(
     if cmd == "REGISTER" and len(p) >= 2 and p[0] == "SUCCESS":
         return _system(when, f"the account {p[1]} is registered; you are logged in to it")
     if cmd == "FAIL" and len(p) >= 3:
-        return _line(when, f"{p[0]} failed: {p[-1]}", STYLE_ERROR)
+        what = _FAILED.get(p[0], f"{p[0]} failed")
+        return _line(when, f"{what}: {p[-1]}", STYLE_ERROR)
     if cmd == "WARN" and len(p) >= 3:  # e.g. a message delivered but not kept in history
         return _line(when, f"warning: {p[-1]}", STYLE_INFO)
     if cmd == NOTHING_EARLIER and msg.source is None and p:  # our own: see Timeline.older
@@ -151,6 +190,15 @@ def render(
     if cmd.isdigit():
         return _numeric(when, cmd, p, raw)
     return None  # PING, PONG, CAP and the like
+
+
+#: What a FAIL of these commands means to the user.
+_FAILED = {
+    "REDACT": "could not delete the message",
+    "MARKREAD": "could not mark as read",
+    "METADATA": "could not do that (display name, colour)",
+    "BATCH": "the message of several lines was refused",
+}
 
 
 def _styled(text: str) -> Text:
@@ -197,6 +245,7 @@ def _chat(
     *,
     server: bool,
     room_named: bool = True,
+    names: Names | None = None,
 ) -> Text:
     """A PRIVMSG or NOTICE; ``text`` as sent, with its formatting and any control."""
     line = _stamp(when)
@@ -216,10 +265,10 @@ def _chat(
         if room_named:
             line.append(f"{target} ", style="dim")
         if action:
-            line.append("* ").append_text(_nick(nick)).append(" ")
+            line.append("* ").append_text(_person(nick, names)).append(" ")
         else:
             brackets = ("-", "-") if cmd == "NOTICE" else ("<", ">")
-            line.append(brackets[0]).append_text(_nick(nick)).append(f"{brackets[1]} ")
+            line.append(brackets[0]).append_text(_person(nick, names)).append(f"{brackets[1]} ")
         return line.append_text(formatted(text))
     # A direct message: to me from someone, or (echoed) from me to someone; or an
     # operator's to everyone on the server ($*).
@@ -305,3 +354,46 @@ def _numeric(
     if code in (n.RPL_MOTD, n.RPL_HELPTXT, n.RPL_HELPSTART):
         return _stamp(when).append_text(formatted(raw[-1] if raw else "", "dim"))
     return _line(when, " ".join(p[-1:]), STYLE_INFO) if p else None
+
+
+def gist(text: str, most: int = GIST_CHARS) -> str:
+    """The start of a message, on one line: its first words, cut with an ellipsis."""
+    flat = " ".join(clean(strip_formatting(text)).split())
+    return flat if len(flat) <= most else flat[: most - 1].rstrip() + "…"
+
+
+def compose(
+    entry: Entry,
+    me: str,
+    when: datetime,
+    *,
+    parent: Entry | None = None,
+    names: Names | None = None,
+) -> Text:
+    """The line of a person's message in its buffer (as :func:`render` without room
+    names): what it answers first (``parent``, when shown; dimmed), then the message with
+    all its lines (or "message deleted" once deleted), then its reactions, counted."""
+    msg = entry.msg
+    out = Text()
+    if entry.reply_to is not None:
+        if parent is None:
+            out.append(f"{INDENT}↪ a message not shown\n", style="dim")
+        else:
+            shown = names(parent.nick)[0] if names is not None else parent.nick
+            said = DELETED if parent.deleted else gist(parent.text)
+            out.append(f"{INDENT}↪ {clean(shown)}: {said}\n", style="dim")
+    if entry.deleted:
+        line = _stamp(message_time(msg, when)).append_text(_person(entry.nick, names))
+        line.append(f" {DELETED}", style=STYLE_DELETED)
+    else:
+        line = render(msg, me, when, rooms_named=False, names=names) or Text()
+    if entry.mention:
+        line.stylize(STYLE_MENTION)
+    out.append_text(line)
+    if entry.reactions:
+        out.append(f"\n{INDENT}")
+        for i, (text, who) in enumerate(entry.reactions.items()):
+            mine = any(nick.lower() == me.lower() for nick in who)
+            out.append("  " if i else "")
+            out.append(f"{clean(text)} {len(who)}", style="bold" if mine else "dim")
+    return out

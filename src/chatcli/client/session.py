@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from chatcli.client.tls_stream import TLSStream
     from chatcli.client.trust import TLSInfo, TLSPolicy
 
+#: IRCv3 draft/metadata-2 (as :data:`chatcli.protocol.caps` names it).
+METADATA = "draft/metadata-2"
 #: Capabilities the client asks for when the server offers them.
 WANTED_CAPS = (
     caps.AUTOJOIN,
@@ -42,6 +44,10 @@ WANTED_CAPS = (
     caps.AWAY_NOTIFY,
     caps.BATCH,  # history comes in batches, with
     caps.MESSAGE_TAGS,  # the msgids that say what was seen
+    caps.REDACTION,  # deleted messages shown as such
+    caps.READ_MARKER,  # what another device of the account has read
+    caps.MULTILINE,  # a paste of several lines as one message
+    METADATA,  # display names and colours
 )
 #: IRCv3 SASL: a payload is sent in pieces of this many bytes.
 SASL_CHUNK = 400
@@ -119,6 +125,8 @@ class ClientSession:
         self.wanted_caps = tuple(caps)
         self.timeout = timeout
         self.caps: set[str] = set()
+        #: The values of the capabilities the server offers (``max-bytes=4096,...``), by name.
+        self.cap_values: dict[str, str] = {}
         self.isupport: dict[str, str] = {}  #: the server's ISUPPORT tokens, read so far
         self.server_name = ""
         self.tls = tls
@@ -217,8 +225,12 @@ class ClientSession:
         cmd = msg.command
         if cmd == "CAP" and len(msg.params) >= 3:
             sub = msg.params[1]
+            if sub == "LS":
+                for offer in msg.params[-1].split():
+                    name, _, value = offer.partition("=")
+                    self.cap_values[name] = value
             if sub == "LS" and msg.params[2] != "*":  # the last (or only) LS line
-                offered = {c.split("=")[0] for c in msg.params[-1].split()}
+                offered = set(self.cap_values)
                 wanted = [c for c in self.wanted_caps if c in offered]
                 if self.account_password is not None and caps.SASL in offered:
                     wanted.append(caps.SASL)
@@ -319,6 +331,7 @@ class ClientSession:
         self._buffer = LineBuffer()
         self._pending.clear()
         self.caps = set()
+        self.cap_values = {}
         self.isupport.clear()  # (the same dict: a Timeline reads it)
         self.account = None
         self._alias_registered = False
