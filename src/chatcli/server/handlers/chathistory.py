@@ -157,10 +157,11 @@ def _key(conn: Connection, sub: str, target: str) -> str | None:
     if theirs is None or not history.is_account(theirs):
         store = conn.server.store
         account = store.account(world.fold(target)) if store is not None else None
-        if account is None or account.dropped is not None:
-            return None
-        theirs = account.identity
-    return history.conversation(history.identity(conn), theirs)
+        if account is not None and account.dropped is None:
+            theirs = account.identity
+    # With someone not logged in, an account reads back what it said with whoever held
+    # that nick: it was one side of all of it. (The nick's side never reads it back.)
+    return history.conversation(history.identity(conn), theirs or "~" + world.fold(target))
 
 
 def _limit(conn: Connection, sub: str, text: str) -> int:
