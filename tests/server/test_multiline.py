@@ -413,3 +413,13 @@ def test_over_websocket_both_ways(make_server: Callable[..., RunningServer], cli
         batch = [m for m in seen if m.source and m.source.startswith("tcpuser!")]
         assert [m.command for m in batch] == ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"]
         assert [m.params[-1] for m in batch[1:3]] == ["and from", "a terminal"]
+
+
+def test_a_room_without_ctcp_refuses_a_ctcp_on_any_line(open_client) -> None:
+    alice = open_client("alice")  # (the room's operator)
+    bob = open_client("bob")
+    alice.send("MODE #dev +C")
+    bob.expect("MODE")
+    send_batch(bob, "#dev", "hello", "\x01VERSION\x01")
+    assert bob.expect("404", "bob", "#dev").params[-1] == "Cannot send CTCP to channel (+C)"
+    assert not [m for m in alice.sync() if m.command in ("BATCH", "PRIVMSG")]

@@ -123,7 +123,8 @@ def _deliver_one(
                 raise NoSuchChannel(target)
             if not channel.can_speak(conn):
                 raise CannotSendToChan(channel.name)
-            _check_ctcp(channel, rest)
+            for text in multiline.texts if multiline is not None else rest:
+                _check_ctcp(channel, (text,))
             # All parts are checked already: the text is a parsed parameter, the room's
             # name and our source were validated when they were made.
             out = Message.unchecked(msg.command, (channel.name, *rest), conn.source, {})
@@ -268,7 +269,8 @@ def _to_status(
             raise NoSuchChannel(target[1:])
         if not channel.can_speak(conn):
             raise CannotSendToChan(channel.name)
-        _check_ctcp(channel, msg.params[1:2])
+        for text in multiline.texts if multiline is not None else msg.params[1:2]:
+            _check_ctcp(channel, (text,))
         status = target[0] + channel.name
         out = Message.unchecked(msg.command, (status, *msg.params[1:2]), conn.source, {})
         relay = _relay(conn, out, client_tags, tags_only, multiline)
