@@ -57,13 +57,23 @@ def known(server: RunningServer, nick: str, key: str, value: str | None) -> Call
     return check
 
 
+def subscribed(server: RunningServer, nick: str, key: str) -> Callable[[], bool]:
+    """Whether ``server``'s node knows ``nick`` subscribed to ``key``."""
+
+    def check() -> bool:
+        found = server.server.world.find_nick(nick)
+        return found is not None and key in found.meta_subs
+
+    return check
+
+
 def test_a_persons_keys_are_read_and_notified_on_the_other_node(nodes, clients) -> None:
     a, b = nodes
     alice = person(a.port, "alice", clients)
     bob = person(b.port, "bob", clients)
     bob.send("METADATA * SUB display-name")  # (subscribed on node b: node a must know)
     bob.expect("770")
-    wait_until(lambda: "display-name" in a.server.world.find_nick("bob").meta_subs)
+    wait_until(subscribed(a, "bob", "display-name"))
     alice.send("METADATA * SET display-name :Alice A.")
     alice.expect("761")
     assert bob.expect("METADATA").params == ("alice", "display-name", "*", "Alice A.")
@@ -88,6 +98,7 @@ def test_a_rooms_keys_and_the_join_burst_across_nodes(nodes, clients) -> None:
     bob = person(b.port, "bob", clients)
     bob.send("METADATA * SUB color")
     bob.expect("770")
+    assert metadata_lines(batch_of(bob)) == [("alice", "color", "*", "#ff0000")]  # (#lobby)
     bob.send("JOIN #den")
     bob.expect("366")
     assert sorted(metadata_lines(batch_of(bob))) == [
@@ -157,8 +168,7 @@ def test_an_accounts_keys_are_shared_by_its_connections_on_both_nodes(
     assert metadata_lines(batch_of(phone)) == [("ada_phone", "display-name", "*", "Ada L.")]
     phone.send("METADATA * SUB color")
     phone.expect("770")
-    wait_until(lambda: a.server.world.find_nick("ada_phone") is not None)
-    wait_until(lambda: "color" in a.server.world.find_nick("ada_phone").meta_subs)
+    wait_until(subscribed(a, "ada_phone", "color"))
     laptop.send("METADATA * SET color :#336699")
     laptop.expect("761")
     assert phone.expect("METADATA").params == ("ada_phone", "color", "*", "#336699")

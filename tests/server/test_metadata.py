@@ -365,6 +365,10 @@ def test_sync_of_a_user_and_of_a_room(people) -> None:
     alice.sync()
     bob.send("METADATA * SUB color")
     bob.expect("770")
+    assert sorted(metadata_lines(batch_of(bob))) == [  # (what it subscribed to, as it is)
+        ("#den", "color", "*", "#00aa00"),
+        ("alice", "color", "*", "#aa0000"),
+    ]
     bob.send("METADATA alice SYNC")
     assert metadata_lines(batch_of(bob)) == [("alice", "color", "*", "#aa0000")]
     bob.send("METADATA #den SYNC")
@@ -575,3 +579,30 @@ def test_an_unregistered_rooms_metadata_goes_with_the_room(people) -> None:
     bob.expect("366")
     bob.send("METADATA #brief LIST")
     assert batch_of(bob) == []
+
+
+def test_the_capability_asked_for_once_connected_sends_the_own_keys(connect) -> None:
+    client = connect("carol", "batch")
+    client.send("CAP REQ :draft/metadata-2")
+    client.expect("CAP", None, "ACK")
+    assert batch_of(client) == []
+    client.send("METADATA * SET color :#010203")
+    client.expect("761")
+    client.send("CAP REQ :-draft/metadata-2")
+    client.send("CAP REQ :draft/metadata-2")
+    assert metadata_lines(batch_of(client)) == [("carol", "color", "*", "#010203")]
+
+
+def test_subscribing_past_the_burst_bound_says_sync_later(people) -> None:
+    alice, bob = people
+    alice.send("METADATA * SET k1 :v")
+    alice.send("METADATA * SET k2 :v")
+    alice.sync()
+    limit = meta.MAX_SYNC_LINES
+    meta.MAX_SYNC_LINES = 1
+    try:
+        bob.send("METADATA * SUB k1 k2")
+        bob.expect("770")
+        assert bob.expect("774").params[1:] == ("#lobby", str(meta.SYNC_RETRY))
+    finally:
+        meta.MAX_SYNC_LINES = limit

@@ -202,6 +202,35 @@ def send_sync(conn: Connection, target: str, holders: Iterable[tuple[str, Any]])
     history.send_batch(conn, "metadata", (), lines)
 
 
+def send_current(conn: Connection, keys: set[str]) -> None:
+    """After ``conn`` subscribed to ``keys``: their values on itself, its rooms and their
+    members, in a ``metadata`` batch (none if there are none); past
+    :data:`MAX_SYNC_LINES` lines, RPL_METADATASYNCLATER for each of its rooms instead.
+    Caller holds the world lock."""
+    conn.world.assert_held()
+    server = conn.config.name
+    seen: set[Any] = set()
+    lines: list[bytes] = []
+    holders: list[tuple[str, Any]] = [(conn.name, conn)]
+    for channel in conn.channels:
+        holders.extend(room_targets(channel))
+    for name, holder in holders:
+        if holder in seen:
+            continue
+        seen.add(holder)
+        for key, value in items_of(holder):
+            if key in keys:
+                if len(lines) >= MAX_SYNC_LINES:
+                    for room in conn.channels:
+                        conn.reply(n.RPL_METADATASYNCLATER, room.name, str(SYNC_RETRY))
+                    return
+                lines.append(change_line(server, name, key, value).to_bytes())
+    if lines:
+        from chatcli.server import history
+
+        history.send_batch(conn, "metadata", (), lines)
+
+
 def join_burst(conn: Connection, channel: Channel) -> None:
     """After ``conn``'s JOIN: the room's metadata and its members' (the keys ``conn``
     subscribed to; RPL_METADATASYNCLATER if too much); and to members who subscribed to

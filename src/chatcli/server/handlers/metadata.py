@@ -270,10 +270,14 @@ def _sub(conn: Connection, target: str, keys: list[str]) -> None:
         subs.add(key)
         if key not in done:
             done.append(key)
+    new = [key for key in done if key not in conn.meta_subs]
     _set_subs(conn, subs)
     _keys_reply(conn, n.RPL_METADATASUBOK, done)
     if refused is not None:
-        raise Failed("TOO_MANY_SUBS", refused, f"At most {meta.MAX_SUBS} subscriptions")
+        conn.fail("METADATA", "TOO_MANY_SUBS", refused, f"At most {meta.MAX_SUBS} subscriptions")
+    if new and conn.registered:
+        with conn.world.lock:
+            meta.send_current(conn, set(new))
 
 
 def _unsub(conn: Connection, target: str, keys: list[str]) -> None:

@@ -121,6 +121,7 @@ def cap(conn: Connection, msg: Message) -> None:
         if not changes or any(name not in offered or name in fixed for _, name in changes):
             _cap_reply(conn, "NAK", wanted)
             return
+        had_metadata = caps.METADATA in conn.caps
         with conn.world.lock:
             for remove, name in changes:
                 conn.caps = conn.caps - {name} if remove else conn.caps | {name}
@@ -129,6 +130,8 @@ def cap(conn: Connection, msg: Message) -> None:
                 for channel in conn.channels:
                     channel.regroup()
         _cap_reply(conn, "ACK", wanted)
+        if conn.registered and not had_metadata and caps.METADATA in conn.caps:
+            metadata_handler.connected(conn)  # (its own keys, as on connecting)
     elif sub == "END":
         if conn.cap_negotiating:
             conn.cap_negotiating = False
