@@ -66,3 +66,77 @@ def test_the_nick_side_never_reads_the_conversation_back(db_server, clients):
     assert guest.closed()
     owner = account(db_server, clients, "guest", HISTORY_CAPS)
     assert latest(owner, "alice") == []
+
+
+# -- IRCv3 account-extban: list-mode masks that name an account --------------------------
+
+
+def isupport(client: Client) -> dict[str, str]:
+    client.send("VERSION")
+    tokens: dict[str, str] = {}
+    for msg in client.sync():
+        if msg.command == "005":
+            for token in msg.params[1:-1]:
+                name, _, value = token.partition("=")
+                tokens[name] = value
+    return tokens
+
+
+def room_of(server: RunningServer, clients: list[Client], room: str, *modes: str) -> Client:
+    """An operator who made ``room`` and set each of ``modes`` on it."""
+    chanop = connect(server, clients, "chanop")
+    chanop.send(f"JOIN {room}")
+    chanop.expect("366")
+    for mode in modes:
+        chanop.send(f"MODE {room} {mode}")
+        chanop.expect("MODE", room)
+    return chanop
+
+
+def test_account_masks_are_advertised_as_an_extban(db_server, clients):
+    """ACCOUNTEXTBAN names the type, and EXTBAN (no prefix) lists it."""
+    tokens = isupport(connect(db_server, clients, "asker"))
+    assert tokens["ACCOUNTEXTBAN"] == "a"
+    prefix, _, types = tokens["EXTBAN"].partition(",")
+    assert prefix == ""
+    assert "a" in types
+
+
+def test_a_ban_on_an_account_keeps_it_out_until_lifted(db_server, clients):
+    chanop = room_of(db_server, clients, "#den", "+b A:bob")
+    chanop.send("MODE #den +b")
+    assert chanop.expect("367").params[2] == "a:bob"
+    bob = account(db_server, clients, "bob")
+    bob.send("JOIN #den")
+    assert bob.expect("474").params[1] == "#den"
+    chanop.send("MODE #den -b a:BOB")
+    assert chanop.expect("MODE").params == ("#den", "-b", "a:bob")
+    bob.send("JOIN #den")
+    bob.expect("JOIN", "#den")
+
+
+def test_a_ban_on_an_account_spares_a_nick_of_that_name_not_logged_in(db_server, clients):
+    room_of(db_server, clients, "#den", "+b a:bob")
+    bob = connect(db_server, clients, "bob")
+    bob.send("JOIN #den")
+    bob.expect("JOIN", "#den")
+
+
+def test_an_account_exception_lets_its_owner_past_a_ban_on_everyone(db_server, clients):
+    room_of(db_server, clients, "#den", "+b *!*@*", "+e a:bob")
+    carol = connect(db_server, clients, "carol")
+    carol.send("JOIN #den")
+    carol.expect("474")
+    bob = account(db_server, clients, "bob")
+    bob.send("JOIN #den")
+    bob.expect("JOIN", "#den")
+
+
+def test_an_account_invite_exception_lets_its_owner_into_an_invite_only_room(db_server, clients):
+    room_of(db_server, clients, "#den", "+i", "+I a:b*")
+    carol = connect(db_server, clients, "carol")
+    carol.send("JOIN #den")
+    carol.expect("473")
+    bob = account(db_server, clients, "bob")
+    bob.send("JOIN #den")
+    bob.expect("JOIN", "#den")

@@ -42,6 +42,10 @@ MAX_LIST_ENTRIES = 100
 #: The prefix of a mute in the ban list: ``+b m:<mask>`` lets who matches it stay in the
 #: room and read, but not speak (``EXTBAN=,m``, as Ergo and InspIRCd have it).
 MUTE = "m:"
+#: The prefix of an account's mask in a list mode: ``+b a:<account>`` bans whoever is
+#: logged in to an account matching ``<account>`` (IRCv3 account-extban,
+#: ``ACCOUNTEXTBAN=a``); ``+e a:...`` and ``+I a:...`` except or invite them.
+ACCOUNT = "a:"
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
 #: ``C``: no CTCP but ACTION to the room (as on InspIRCd and Ergo).
@@ -164,14 +168,14 @@ class Channel:
 
     def _invex_matches(self, conn: Connection) -> bool:
         """Whether an invite exception (``+I <mask>``) matches ``conn``."""
-        return bool(self.invex) and self._masks("I", conn).matches(_identities(conn))
+        return bool(self.invex) and self._masks("I", conn).matches(_identities(conn), conn)
 
     def _banned(self, conn: Connection, identities: tuple[str, ...]) -> bool:
         """:meth:`is_banned`, given ``conn``'s folded :func:`_identities`."""
         bans = self._masks("b", conn)
-        if not bans.matches(identities):
+        if not bans.matches(identities, conn):
             return False
-        return not (self.excepts and self._masks("e", conn).matches(identities))
+        return not (self.excepts and self._masks("e", conn).matches(identities, conn))
 
     def _muted(self, conn: Connection, identities: tuple[str, ...]) -> bool:
         """:meth:`is_muted`, given ``conn``'s folded :func:`_identities`."""
@@ -181,7 +185,7 @@ class Channel:
         if not self.excepts:
             return True
         excepts = self._masks("e", conn)
-        return not (excepts.matches(identities) or excepts.mutes_match(identities))
+        return not (excepts.matches(identities, conn) or excepts.mutes_match(identities))
 
     def can_speak(self, conn: Connection) -> bool:
         """Whether ``conn`` may send to the room (+n, +m, bans and mutes)."""
@@ -236,22 +240,33 @@ class MaskSet:
     casemapping: CaseMapping
     plain: tuple[Mask, ...]  #: the masks that name whom they ban, except or invite
     mutes: tuple[Mask, ...]  #: the masks of mutes, ``m:<mask>``, without the ``m:``
+    accounts: tuple[Mask, ...] = ()  #: the masks of accounts, ``a:<mask>``, without ``a:``
 
     @classmethod
     def compile(cls, masks: Iterable[str], casemapping: CaseMapping) -> MaskSet:
-        """``masks`` as a list mode holds them (mutes with their :data:`MUTE` prefix)."""
+        """``masks`` as a list mode holds them (mutes with their :data:`MUTE` prefix,
+        accounts with :data:`ACCOUNT`)."""
         plain: list[Mask] = []
         mutes: list[Mask] = []
+        accounts: list[Mask] = []
         for mask in masks:
             if mask.startswith(MUTE):
                 mutes.append(Mask.compile(mask[len(MUTE) :], casemapping))
+            elif mask.startswith(ACCOUNT):
+                accounts.append(Mask.compile(mask[len(ACCOUNT) :], casemapping))
             else:
                 plain.append(Mask.compile(mask, casemapping))
-        return cls(casemapping, tuple(plain), tuple(mutes))
+        return cls(casemapping, tuple(plain), tuple(mutes), tuple(accounts))
 
-    def matches(self, identities: tuple[str, ...]) -> bool:
-        """Whether a plain mask matches one of ``identities`` (folded)."""
-        return any(mask.matches(who) for mask in self.plain for who in identities)
+    def matches(self, identities: tuple[str, ...], conn: Connection | None = None) -> bool:
+        """Whether a plain mask matches one of ``identities`` (folded), or an account's
+        mask matches the account ``conn`` is logged in to."""
+        if any(mask.matches(who) for mask in self.plain for who in identities):
+            return True
+        if not self.accounts or conn is None or conn.account is None:
+            return False
+        account = conn.world.fold(conn.account)
+        return any(mask.matches(account) for mask in self.accounts)
 
     def mutes_match(self, identities: tuple[str, ...]) -> bool:
         """Whether a mute's mask matches one of ``identities`` (folded)."""

@@ -28,6 +28,7 @@ def isupport(config: ServerConfig) -> list[str]:
         history = []
     return [
         *history,
+        "ACCOUNTEXTBAN=a",  # +b a:<account>: see chatcli.server.channel.ACCOUNT
         f"AWAYLEN={config.away_len}",
         "BOT=B",
         f"CASEMAPPING={config.casemapping}",
@@ -37,7 +38,7 @@ def isupport(config: ServerConfig) -> list[str]:
         "CHANTYPES=#",
         "ELIST=CMNTU",
         "EXCEPTS=e",
-        "EXTBAN=,m",  # mutes: +b m:<mask> (no prefix character, as on Ergo)
+        "EXTBAN=,am",  # accounts, +b a:<account>; mutes, +b m:<mask> (no prefix, as Ergo)
         "INVEX=I",
         f"KICKLEN={config.kick_len}",
         f"MAXLIST={LIST_MODES}:{MAX_LIST_ENTRIES}",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, is_channel, number
 from chatcli.protocol import numerics as n
 from chatcli.server.channel import (
+    ACCOUNT,
     FLAG_MODES,
     LIST_MODES,
     MAX_LIST_ENTRIES,
@@ -259,9 +260,11 @@ def _change_list(
 
 def _normal_mask(mask: str) -> str:
     """Complete a ban mask to nick!user@host form: 'bob' -> 'bob!*@*', and a mute's mask
-    likewise: 'M:bob' -> 'm:bob!*@*'."""
+    likewise: 'M:bob' -> 'm:bob!*@*'. An account's mask stays as it is: 'A:bob' -> 'a:bob'."""
     if mask[:2].lower() == MUTE:
         return MUTE + _normal_mask(mask[2:] or "*")
+    if mask[:2].lower() == ACCOUNT:  # an account's name (or a mask of names), as it is
+        return ACCOUNT + (mask[2:] or "*")
     if "!" not in mask and "@" not in mask:
         return mask + "!*@*"
     if "!" not in mask:

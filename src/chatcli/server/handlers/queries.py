@@ -673,6 +673,7 @@ TOPICS = {
         "Room modes (MODE #room +<mode> [<parameter>], by its operators):",
         "  o <nick>  operator: runs the room;  v <nick>  voice: may speak when +m",
         "  b <mask>  ban (b m:<mask>: mute);  e <mask>  ban exception;  I <mask>  may join +i",
+        "  (a mask a:<account> names who is logged in to that account: b a:bob, e a:bob...)",
         "  k <key>  a key to join;  l <n>  at most n members",
         "  i  invite only;  m  moderated: only o and v speak;  n  no messages from outside",
         "  p  private;  s  secret: not listed;  t  only operators set the topic",
