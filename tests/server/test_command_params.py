@@ -49,7 +49,7 @@ OPER = "OPER admin " + OPER_PASSWORD
 CAPS = (
     "batch labeled-response message-tags draft/chathistory echo-message server-time "
     "extended-join multi-prefix userhost-in-names account-notify away-notify invite-notify "
-    "setname account-tag cap-notify"
+    "setname account-tag cap-notify draft/multiline"
 )
 REPLY_TIMEOUT = 15.0  # password hashing (scrypt) is slow on purpose; a busy machine, slower
 
@@ -153,6 +153,7 @@ SHAPES: dict[str, list[st.SearchStrategy[str]]] = {
     "ADMIN": [NICK],
     "AUTHENTICATE": [one(SASL)],
     "AWAY": [TEXT],
+    "BATCH": [one(["+b", "-b", "+", "-", "b", "+" + "r" * 80]), one(["draft/multiline"]), ROOM],
     "CAP": [one(CAP_SUBS), one(CAP_ARGS)],
     "CHATHISTORY": [one(HISTORY_SUBS), ROOM | NICK, one(TIMES), one(TIMES) | NUMBER, NUMBER],
     "HELP": [one(sorted(COMMANDS))],
@@ -231,6 +232,16 @@ SWEEP: dict[str, list[str]] = {
     "ADMIN": ["ADMIN {x}"],
     "AUTHENTICATE": ["AUTHENTICATE {x}", "AUTHENTICATE PLAIN|AUTHENTICATE {x}"],
     "AWAY": ["AWAY {x}", "AWAY :{x}"],
+    "BATCH": [
+        "BATCH {x}",
+        "BATCH +b {x}",
+        "BATCH +b draft/multiline {x}",
+        "BATCH -{x}",
+        "BATCH +b draft/multiline {room}|@batch=b PRIVMSG {room} :{x}|BATCH -b",
+        "BATCH +b draft/multiline {peer}|@batch=b;draft/multiline-concat PRIVMSG {peer} {x}|"
+        "BATCH -b",
+        "@batch={x} PRIVMSG {room} :hi",
+    ],
     "CAP": ["CAP {x}", "CAP LS {x}", "CAP REQ {x}", "CAP LIST {x}", "CAP END {x}", "CAP {x} {x}"],
     "CHATHISTORY": [
         "CHATHISTORY {x}",

@@ -102,7 +102,8 @@ const state = {
   replyTo: null, // the line the next message answers: {conv, line}
   meta: new Map(), // folded nick -> {display-name, color, avatar, status}, checked
   metaAsked: new Set(), // keys of our own that METADATA SET was sent for
-  menu: null, // the message menu open: {line, node}
+  menu: null, // the message menu open: {line, node, button}
+  metaSynced: false, // the rooms joined before subscribing were asked for their metadata
   pasteQueue: [], // lines of a paste waiting to go, one message each: [target, text]
   pasteTimer: null,
   nextBatch: 1, // the reference of the next multiline batch sent
@@ -164,6 +165,7 @@ function connect() {
   state.namesAsked = new Map();
   state.gathered = new Map();
   state.loggedIn = false;
+  state.metaSynced = false;
   setStatus("Connecting…");
   const ws = new WebSocket(socketUrl(), ["text.ircv3.net", "binary.ircv3.net"]);
   ws.binaryType = "arraybuffer";
@@ -390,6 +392,7 @@ const HANDLERS = {
   METADATA: (m) => setMeta(m.params[0], m.params[1], m.params.length > 3 ? m.params[3] : null),
   761: (m) => onKeyValue(m.params[1], m.params[2], m.params.length > 4 ? m.params[4] : null),
   766: (m) => onKeyValue(m.params[1], m.params[2], null),
+  770: onSubscribed,
   JOIN: onJoin,
   PART: (m) => onLeave(m.nick, m.params[0], "left"),
   KICK: onKick,
@@ -776,6 +779,14 @@ function metaChanged(nick) {
     renderMembers();
     renderTargets();
   }, 0);
+}
+
+/** Subscribed (RPL_METADATASUBOK): the rooms joined before (the default one, on signing in)
+ *  are asked for their members' values; those joined from now on come with them. */
+function onSubscribed() {
+  if (state.metaSynced) return;
+  state.metaSynced = true;
+  for (const c of state.convs.values()) if (c.isRoom && c.joined) send("METADATA", c.name, "SYNC");
 }
 
 /** /displayname, /color, /avatar, /status: one of our own keys set (no value: cleared). */
