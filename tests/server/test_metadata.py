@@ -4,6 +4,7 @@ notifications, the bursts on connection and JOIN, and what is kept for accounts 
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -606,3 +607,27 @@ def test_subscribing_past_the_burst_bound_says_sync_later(people) -> None:
         assert bob.expect("774").params[1:] == ("#lobby", str(meta.SYNC_RETRY))
     finally:
         meta.MAX_SYNC_LINES = limit
+
+
+@pytest.mark.single_server("the failing disk is one node's store, as the test reaches it")
+def test_a_change_the_store_could_not_keep_is_warned_of(
+    make_server: Callable[..., RunningServer],
+    tmp_path,
+    clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = make_server(db=str(tmp_path / "chat.db"))
+    register_account(server.port, "alice", "hunter22")
+    one = login(server, clients, "alice")
+    batch_of(one)
+    store = server.server.store
+
+    def full_disk(db: sqlite3.Connection, jobs: list) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_run", full_disk)
+    one.send("METADATA * SET status :not kept")
+    assert one.expect("WARN", skip=False).params[:4] == ("METADATA", "NOT_KEPT", "alice", "status")
+    assert one.expect("761", skip=False).params[-1] == "not kept"  # (it holds meanwhile)
+    one.send("METADATA * GET status")
+    assert [m.params[-1] for m in batch_of(one)] == ["not kept"]

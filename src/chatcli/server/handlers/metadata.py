@@ -18,7 +18,10 @@ exist). Only the user may change their own; a room's, only its operators. Answer
 the failures ``FAIL METADATA <code>``: ``NEED_MORE_PARAMS``, ``SUBCOMMAND_INVALID``,
 ``INVALID_TARGET <target>``, ``KEY_INVALID <key>``, ``KEY_NO_PERMISSION <target> <key>``,
 ``KEY_NOT_SET <target> <key>``, ``VALUE_INVALID``, ``LIMIT_REACHED <target>``,
-``TOO_MANY_SUBS <key>``. Limits, notifications and bursts: :mod:`chatcli.server.metadata`.
+``TOO_MANY_SUBS <key>``. A change the store was to keep (a logged-in user's, a registered
+room's) is answered once written; if it could not be, ``WARN METADATA NOT_KEPT <target>
+<key>`` comes first (the change holds in memory meanwhile). Limits, notifications and
+bursts: :mod:`chatcli.server.metadata`.
 
 It works before registration too, with the capability (its value says ``before-connect``):
 what is set then applies once connected.
@@ -34,6 +37,7 @@ from chatcli.server import history
 from chatcli.server import metadata as meta
 from chatcli.server.commands import command
 from chatcli.server.errors import NotRegistered
+from chatcli.server.store import Outcome
 
 if TYPE_CHECKING:
     from chatcli.server.channel import Channel
@@ -186,10 +190,11 @@ def _set(conn: Connection, target: str, args: list[str]) -> None:
             conn.send_bytes(_keyvalue(conn, name, key, value))  # (nothing changes)
             return
         try:
-            change(conn, holder, channel, key, value)
+            ticket = change(conn, holder, channel, key, value)
         except meta.LimitReached:
             raise Failed("LIMIT_REACHED", name, f"At most {meta.MAX_KEYS} keys") from None
-        conn.send_bytes(_keyvalue(conn, name, key, value))
+    _kept(conn, ticket, name, key)
+    conn.send_bytes(_keyvalue(conn, name, key, value))
 
 
 def _clear(conn: Connection, target: str, args: list[str]) -> None:
@@ -198,18 +203,30 @@ def _clear(conn: Connection, target: str, args: list[str]) -> None:
         name, holder, channel = _find(conn, target)
         _may_change(conn, name, holder, channel, "*")
         keys = [key for key, _ in meta.items_of(holder)]
-        for key in keys:
-            change(conn, holder, channel, key, None)
-        lines = [_keyvalue(conn, name, key, None) for key in keys]
-        history.send_batch(conn, "metadata", (), lines)
+        tickets = [change(conn, holder, channel, key, None) for key in keys]
+    _kept(conn, max((t for t in tickets if t is not None), default=None), name, "*")
+    lines = [_keyvalue(conn, name, key, None) for key in keys]
+    history.send_batch(conn, "metadata", (), lines)
+
+
+def _kept(conn: Connection, ticket: int | None, name: str, key: str) -> None:
+    """Wait for the store's write ``ticket`` (not under the world lock); if it was not
+    kept, say so: ``WARN METADATA NOT_KEPT <target> <key>`` (the change holds until the
+    server restarts, or the account's last connection ends)."""
+    store = conn.server.store
+    if ticket is None or store is None or store.outcome(ticket) is Outcome.KEPT:
+        return
+    conn.warn("METADATA", "NOT_KEPT", name, key, "Changed, but the server could not keep it")
 
 
 def change(
     conn: Connection, holder: Any, channel: Channel | None, key: str, value: str | None
-) -> None:
+) -> int | None:
     """Set (or, with None, remove) ``key`` of ``holder`` (``conn`` itself, or the room
     ``channel``): everywhere it is kept (the account's other connections, the store, a
-    cluster's other nodes), and tell the subscribers. Caller holds the world lock.
+    cluster's other nodes), and tell the subscribers. Caller holds the world lock. Returns
+    the ticket of the store's write, if there is one (a logged-in user's, a registered
+    room's).
 
     Raises:
         LimitReached: a new key, and the target has as many as it may.
@@ -217,6 +234,7 @@ def change(
     world = conn.world
     world.assert_held()
     store = conn.server.store
+    ticket = None
     if channel is not None:
         target = meta.of(channel)
         if value is None:
@@ -224,11 +242,11 @@ def change(
         else:
             target.set(key, value)
         if channel.founder is not None and store is not None:
-            store.set_metadata(world.fold(channel.name), key, value)
+            ticket = store.set_metadata(world.fold(channel.name), key, value)
         world.room_changed(channel)
         if conn.registered:
             meta.notify_room(world, conn, channel, key, value)
-        return
+        return ticket
     holders = meta.sharing(world, conn)
     first = meta.of(conn)
     if value is None:
@@ -242,13 +260,14 @@ def change(
             else:
                 kept.merge(meta.Metadata({key: value}))
     if conn.account_id is not None and store is not None:
-        store.set_metadata(history.identity(conn), key, value)
+        ticket = store.set_metadata(history.identity(conn), key, value)
     for other in holders:
         if other.sendq is not None:  # (this node's own: its record goes to the others)
             world.person_changed(other)
     if conn.account_id is not None:
         world.account_metadata_changed(conn.account_id, key, value)
     meta.notify_user(world, conn, holders, key, value)
+    return ticket
 
 
 # -- subscriptions ----------------------------------------------------------------------------
