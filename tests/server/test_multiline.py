@@ -423,3 +423,21 @@ def test_a_room_without_ctcp_refuses_a_ctcp_on_any_line(open_client) -> None:
     send_batch(bob, "#dev", "hello", "\x01VERSION\x01")
     assert bob.expect("404", "bob", "#dev").params[-1] == "Cannot send CTCP to channel (+C)"
     assert not [m for m in alice.sync() if m.command in ("BATCH", "PRIVMSG")]
+
+
+def test_a_label_on_the_closing_batch_nests_the_echo_in_the_labeled_response(
+    open_client,
+) -> None:
+    alice = open_client("alice")
+    alice.sync()
+    alice.send("BATCH +c draft/multiline #dev")
+    alice.send("@batch=c PRIVMSG #dev :one")
+    alice.send("@batch=c PRIVMSG #dev :two")
+    alice.send("@label=L3 BATCH -c")
+    outer = alice.expect("BATCH")
+    assert outer.params[1] == "labeled-response" and outer.tags["label"] == "L3"
+    ref = outer.params[0][1:]
+    start, lines = read_batch(alice)
+    assert start.tags["batch"] == ref
+    assert [m.params[-1] for m in lines] == ["one", "two"]
+    assert alice.expect("BATCH").params == ("-" + ref,)

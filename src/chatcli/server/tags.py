@@ -212,7 +212,7 @@ def batch(
     body = [start]
     for chunk in lines:
         if chunk.count(b"\n") == 1:  # (one line: the usual case)
-            body.append(with_tags(chunk, tag))
+            body.append(chunk if chunk.startswith(b"@batch=") else with_tags(chunk, tag))
             continue
         for line in chunk.split(b"\r\n"):
             if line:

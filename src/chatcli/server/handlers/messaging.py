@@ -13,6 +13,20 @@ nowhere else to wait: if it is not kept it is lost, and that is a
 ``FAIL <command> MESSAGE_NOT_KEPT <target> :<why>`` (instead of RPL_AWAY and the echo).
 A NOTICE gets the WARN too: it is no automatic reply to the notice's text (which the rule
 of no replies to a NOTICE is about), but the server's word on its own storage.
+
+A multiline message (IRCv3 draft/multiline, :mod:`chatcli.server.multiline`) is gathered
+by BATCH and the lines tagged with its batch, and delivered when its batch closes as any
+message is, to one target, as a :class:`~chatcli.server.tags.MultilineRelay`. Its errors
+are ``FAIL BATCH <code>``: MULTILINE_MAX_BYTES and MULTILINE_MAX_LINES (past a limit),
+MULTILINE_INVALID_TARGET (a line for another target than the batch's, or a batch for
+several or for ``$`` masks) and MULTILINE_INVALID (anything else: no such batch open, a
+second one opened, PRIVMSG and NOTICE mixed, a blank line marked as continuing the one
+before, nothing but blank lines, no capability). Once a batch has failed, the rest of its
+lines and its end are dropped without a word. A failed delivery (no such room...) is
+answered as a PRIVMSG's would be.
+
+A reaction (a TAGMSG with ``+draft/react`` and ``+draft/reply``) is kept in the history;
+no other TAGMSG is (see :mod:`chatcli.server.history`).
 """
 
 from __future__ import annotations
