@@ -259,8 +259,14 @@ def test_lines_typed_or_pasted_together_go_as_one_multiline_message(
     page.sign_in("poet")
     peer.expect("JOIN")
 
-    # Shift+Enter: one message of two lines, one batch on the wire.
-    type_lines(page, "roses are red", "violets are blue")
+    # Shift+Enter: a new line in the message box, which grows with them; Enter sends it all
+    # as one message of two lines, one batch on the wire.
+    field = page.driver.find_element(By.ID, "input")
+    field.send_keys("roses are red", Keys.SHIFT, Keys.ENTER, Keys.SHIFT, "violets are blue")
+    assert field.get_attribute("value") == "roses are red\nviolets are blue"
+    assert field.get_attribute("rows") == "2"
+    page.driver.save_screenshot(str(shots(tmp_path) / "composing.png"))
+    field.send_keys(Keys.ENTER)
     opened = peer.expect("BATCH")
     assert opened.params[1:] == ("draft/multiline", "#lobby")
     first, second = peer.expect("PRIVMSG"), peer.expect("PRIVMSG")
@@ -378,6 +384,7 @@ def test_replies_quote_what_they_answer_and_reactions_are_counted_and_toggled(
     # React from the menu: the reactions offered, the one chosen sent.
     menu_action(page, "lunch at noon?", "React")
     page.until(lambda: page.driver.switch_to.active_element.text == "👍", "the reactions")
+    page.driver.save_screenshot(str(shots(tmp_path) / "menu.png"))
     page.driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
     page.driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
     page.driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
