@@ -404,3 +404,13 @@ async def test_displayname_and_color_set_your_own(db_server, clients):
         assert (change.params[1], change.params[-1]) == ("color", "#3a7bd5")
         await type_line(pilot, "/color red")
         await until(pilot, lambda: lines_with(app, "usage: /color"))
+
+
+async def test_help_lists_the_new_commands_and_the_keys_to_pick_a_message(db_server):
+    async with app_for(db_server.port) as (app, pilot):
+        await type_line(pilot, "/help")
+        await until(pilot, lambda: lines_with(app, "Keys:"))
+        [help_shown] = lines_with(app, "Keys:")
+        for wanted in ("/delete", "/react <emoji>", "/displayname", "/color", "pick a message"):
+            assert wanted in help_shown
+        assert "D or Delete" in help_shown and "reply to it" in help_shown

@@ -22,13 +22,20 @@ from rich.text import Text
 
 from chatcli.client.app import Backoff, ChatView, chat_loop, paste_lines
 from chatcli.client.join import run_join
-from chatcli.client.session import ClientSession, WrongAccountPassword, alternative_alias
+from chatcli.client.session import (
+    WANTED_CAPS,
+    ClientSession,
+    WrongAccountPassword,
+    alternative_alias,
+)
 from chatcli.errors import ExitStatus
 from tests.conftest import Client, register_account
 
 pytestmark = pytest.mark.timeout(30)
 
 PASSWORD = "s3cret-pass"
+#: What chat join asks for, less draft/multiline: a paste on a server without it.
+NO_MULTILINE = tuple(cap for cap in WANTED_CAPS if cap != "draft/multiline")
 
 
 def join(
@@ -38,12 +45,15 @@ def join(
     *,
     account_password: Callable[[str], str | None] | None = None,
     ask_password: Callable[[str], str | None] | None = None,
+    caps: tuple[str, ...] = WANTED_CAPS,
 ) -> tuple[ExitStatus, str, ClientSession]:
-    """Run `chat join` as ``alias`` at a terminal where ``keys`` are typed; its exit
-    status, what it showed, and its session."""
+    """Run `chat join` as ``alias`` (asking for ``caps``) at a terminal where ``keys`` are
+    typed; its exit status, what it showed, and its session."""
     screen = io.StringIO()
     console = Console(file=screen, width=200, highlight=False)
-    session = ClientSession("127.0.0.1", port, alias, timeout=5, account_password=account_password)
+    session = ClientSession(
+        "127.0.0.1", port, alias, timeout=5, account_password=account_password, caps=caps
+    )
     with create_pipe_input() as keyboard:
         keyboard.send_text(keys)
         status = run_join(
@@ -158,10 +168,10 @@ def paste(text: str) -> str:
     return f"\x1b[200~{text}\x1b[201~"
 
 
-def test_a_paste_of_three_lines_is_sent_as_three_messages_in_order(server, connect):
+def test_without_multiline_a_paste_of_three_lines_is_three_messages_in_order(server, connect):
     watcher = connect("watcher")
     keys = paste("one\ntwo\nthree\n") + "\x04"
-    status, shown, _ = join(server.port, "paster", keys)
+    status, shown, _ = join(server.port, "paster", keys, caps=NO_MULTILINE)
     assert status == ExitStatus.OK
     assert said(watcher, 3) == [("paster", "one"), ("paster", "two"), ("paster", "three")]
     assert "line breaks" not in shown
@@ -171,7 +181,7 @@ def test_pasted_lines_are_text_even_when_they_start_with_a_slash(server, connect
     """A paste of a shell session or a path must not run /quit or /nick."""
     watcher = connect("watcher")
     keys = paste("/quit now\n/usr/bin/env\n") + "still here\r\x04"
-    status, _, _ = join(server.port, "paster", keys)
+    status, _, _ = join(server.port, "paster", keys, caps=NO_MULTILINE)
     assert status == ExitStatus.OK
     assert said(watcher, 3) == [
         ("paster", "/quit now"),
@@ -188,11 +198,11 @@ def test_one_pasted_line_loses_its_line_break_and_waits_for_enter(server, connec
     assert said(watcher, 1) == [("paster", "I said: hello again")]
 
 
-def test_a_paste_of_more_than_five_lines_is_sent_only_if_the_user_says_yes(server, connect):
+def test_without_multiline_a_paste_of_more_than_five_lines_asks_first(server, connect):
     watcher = connect("watcher")
     six = "".join(f"line {i}\n\n" for i in range(6))  # the empty lines are skipped
     keys = paste(six) + "n\r" + paste(six) + "y\r" + "done\r\x04"
-    status, shown, _ = join(server.port, "paster", keys)
+    status, shown, _ = join(server.port, "paster", keys, caps=NO_MULTILINE)
     assert status == ExitStatus.OK
     assert "-- paste not sent" in shown
     expected = [("paster", f"line {i}") for i in range(6)] + [("paster", "done")]
@@ -301,3 +311,17 @@ def test_lines_typed_while_down_are_listed_when_reconnecting_ends_for_good(make_
         assert "  alice: see you tomorrow" in shown
     finally:
         chat.end(None)
+
+
+def test_a_paste_of_several_lines_is_one_multiline_message(server, clients):
+    watcher = Client(server.port)
+    clients.append(watcher)
+    watcher.register("watcher", "batch draft/multiline message-tags")
+    keys = paste("first\n\n/third, a path\n") + "\x04"
+    status, shown, _ = join(server.port, "paster", keys)
+    assert status == ExitStatus.OK
+    opening = watcher.expect("BATCH")
+    assert opening.params[1:] == ("draft/multiline", "#lobby")
+    assert [m.params[1] for m in watcher.collect("BATCH")[:-1]] == ["first", "", "/third, a path"]
+    # Its echo is shown as one message: one header, then its lines.
+    assert "<paster> first\n      \n      /third, a path" in shown

@@ -14,7 +14,8 @@ a KILL by an operator or a server whose TLS certificate is refused.
 
 At connection, an alias that is taken is replaced by ``alias_`` (``alias__``, ...), and
 on a terminal a wrong account password is asked again. At the prompt, Ctrl-C clears the
-line (twice on an empty line: quit), and a paste of several lines sends each as a message.
+line (twice on an empty line: quit), and a paste of several lines sends each as a message,
+or, where the server takes IRCv3 draft/multiline, all as one (:func:`multiline_paste`).
 
 Over TLS, the prompt starts with ``[TLS]`` (``[TLS unverified]`` with ``--insecure``), and
 a line after connecting says how the certificate was checked.
@@ -39,7 +40,15 @@ from rich.text import Text
 
 from chatcli import __version__
 from chatcli.client.history import MULTILINE, Timeline, chat_key
-from chatcli.client.input import HELP, Action, InputError, Local, parse_input
+from chatcli.client.input import (
+    HELP,
+    Action,
+    InputError,
+    Local,
+    Multiline,
+    multiline_batches,
+    parse_input,
+)
 from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
 from chatcli.client.session import (
     METADATA,
@@ -656,6 +665,31 @@ def run_lines(
     )
 
 
+_batch_refs = itertools.count(1)
+
+
+def multiline_limits(session: ClientSession) -> Multiline | None:
+    """The server's limits on a multiline message, if it takes them (IRCv3 draft/multiline)."""
+    if caps.MULTILINE not in session.caps or caps.BATCH not in session.caps:
+        return None
+    return Multiline.parse(session.cap_values.get(caps.MULTILINE, ""))
+
+
+def multiline_paste(
+    session: ClientSession,
+    target: str | None,
+    lines: list[str],
+    tags: dict[str, str] | None = None,
+) -> list[Action] | None:
+    """A paste of ``lines`` to ``target`` as multiline messages: one, or as few as the
+    server's limits allow; None where the server takes none (or there is no target)."""
+    limits = multiline_limits(session)
+    if limits is None or target is None:
+        return None
+    batches = multiline_batches(target, lines, limits, lambda: f"ml{next(_batch_refs)}", tags)
+    return [Action(messages=batch) for batch in batches]
+
+
 def paste_lines(data: str) -> list[str]:
     """What a paste holds, line by line: its line breaks (``\r\n``, ``\r`` or ``\n``)
     split it, and the one after its last line is dropped."""
@@ -678,7 +712,8 @@ def run_line_editor(
     from prompt_toolkit.keys import Keys
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    pasted: deque[str] = deque()  # lines of a paste, still to be sent
+    pasted: deque[str | Typed] = deque()  # lines (or messages) of a paste, still to be sent
+    raw: list[str] = []  # the last paste's lines, blank ones too
     interrupted = [float("-inf")]  # when Ctrl-C was last pressed on an empty line
     paste = "\0paste"  # what the prompt returns after a paste of several lines
     bindings = KeyBindings()
@@ -703,7 +738,8 @@ def run_line_editor(
             buffer.insert_text(lines[0])
             return
         buffer.insert_text("\n".join(lines))
-        pasted.extend(line for line in paste_lines(buffer.text) if line.strip())
+        raw[:] = paste_lines(buffer.text)
+        pasted.extend(line for line in raw if line.strip())
         buffer.reset()
         event.app.exit(result=paste)
 
@@ -722,7 +758,7 @@ def run_line_editor(
         except (EOFError, KeyboardInterrupt):
             return False
 
-    def read_line() -> str | None:
+    def read_line() -> str | Typed | None:
         while not pasted:
             try:
                 typed = prompt.prompt(view.prompt)
@@ -730,12 +766,28 @@ def run_line_editor(
                 return None
             if typed != paste:
                 return typed
+            with view.lock:
+                room = view.room
+            actions = multiline_paste(session, room, raw)
+            if actions is not None:
+                pasted.clear()
+                count = len([line for line in raw if line.strip()])
+                if len(actions) > 1 and not confirm(
+                    f"the server takes fewer lines in one message: send the {count} lines "
+                    f"pasted as {len(actions)} messages? (y/N) "
+                ):
+                    show(note("paste not sent"))
+                    continue
+                pasted.extend(Typed(f"(paste of {count} lines)", room, a) for a in actions)
+                continue
             if len(pasted) > PASTE_ASK and not confirm(
                 f"send the {len(pasted)} lines pasted, one a message? (y/N) "
             ):
                 pasted.clear()
                 show(note("paste not sent"))
         line = pasted.popleft()  # pasted text is text: a "/" in it runs no command
+        if isinstance(line, Typed):
+            return line
         return "/" + line if line.startswith("/") else line
 
     def stop_prompt() -> None:

@@ -54,6 +54,9 @@ from chatcli.client.app import (
     ChatView,
     Typed,
     chat_loop,
+    help_text,
+    multiline_limits,
+    multiline_paste,
     paste_lines,
     reaction,
     tls_marker,
@@ -75,7 +78,6 @@ from chatcli.client.input import (
     Local,
     Multiline,
     command_names,
-    multiline_batches,
     parse_input,
 )
 from chatcli.client.render import (
@@ -115,6 +117,22 @@ PICKING = (
     + " ".join(QUICK_REACTIONS)
     + " · E other reaction · Esc done"
 )
+#: The keys of the full-screen client, as /help lists them.
+KEYS = [
+    ("Alt-1..9, Ctrl-N/P", "go to a buffer, the next, the previous"),
+    ("Alt-A", "the next buffer where something happened (mentions first)"),
+    ("PageUp/PageDown", "scroll (past the top: earlier history)"),
+    ("Tab", "complete an alias, a /command, a #room"),
+    ("Ctrl-F", "search the scrollback"),
+    ("F7", "show or hide the member list"),
+    ("↑ (empty line)", "pick a message: ↑↓ move, then"),
+    ("  R", "reply to it (type the reply, Enter)"),
+    ("  D or Delete", "delete it (after a yes)"),
+    ("  1-6", "react " + " ".join(QUICK_REACTIONS)),
+    ("  E", "react with anything (type it, Enter)"),
+    ("  Esc", "done"),
+    ("Ctrl-C, Ctrl-D", "clear the line; on an empty line, quit"),
+]
 #: METADATA numerics (IRCv3 draft/metadata-2): a key's value, a key not set, and the
 #: answers to SUB, UNSUB and SUBS and a sync put off, none of them shown.
 RPL_KEYVALUE, RPL_KEYNOTSET = "761", "766"
@@ -659,6 +677,12 @@ class ChatApp(App[ExitStatus]):
         if action.local is Local.HISTORY:
             self._fetch_earlier(action.count)
             return True
+        if action.local is Local.HELP:
+            keys = Text("Keys:\n", style=STYLE_SYSTEM)
+            for key, what in KEYS:
+                keys.append(f"  {key:<24}", style="bold").append(f"{what}\n")
+            self._show_line(buffers.current, help_text().append_text(keys))
+            return True
         if action.room is not None:
             found = buffers.get(action.room)
             if found is not None and found.joined:
@@ -669,8 +693,8 @@ class ChatApp(App[ExitStatus]):
 
     def on_pasted(self, event: Pasted) -> None:
         here = self._here()
-        limits = Multiline.parse(self.session.cap_values.get(caps.MULTILINE, ""))
-        if here is not None and limits is not None and caps.MULTILINE in self.session.caps:
+        limits = multiline_limits(self.session)
+        if here is not None and limits is not None:
             self._paste_multiline(event.lines, here, limits)
             return
         lines = [line for line in event.lines if line.strip()]
@@ -692,15 +716,14 @@ class ChatApp(App[ExitStatus]):
         """A paste as one multiline message (IRCv3 draft/multiline), a reply if one is
         being typed; if the server's limits cannot hold it, as several, once the user says
         yes."""
-        tags = self._reply_tags()
-        refs = iter(range(1, 1_000_000))
-        stamp = time.monotonic_ns()
-        batches = multiline_batches(here, lines, limits, lambda: f"ml{stamp}x{next(refs)}", tags)
+        batches = multiline_paste(self.session, here, lines, self._reply_tags()) or []
         if not batches:
             return
         count = len([line for line in lines if line.strip()])
         heading = f"(paste of {count} lines)"
-        actions = [(heading, here, Action(messages=batch)) for batch in batches]
+        actions: list[tuple[str, str | None, Action | None]] = [
+            (heading, here, batch) for batch in batches
+        ]
         if len(batches) == 1:
             self._send_paste_actions(actions)
             return
