@@ -63,3 +63,36 @@ def test_a_multiline_message_reaches_the_other_node_as_one(nodes, clients) -> No
     start, lines = read_batch(alice)
     assert start.params[2] == "alice"
     assert [m.params for m in lines] == [("alice", "just"), ("alice", "for you")]
+
+
+def test_the_other_node_replays_it_whole_and_forgets_it_when_redacted(
+    make_server: Callable[..., RunningServer], redis_server: Redis, pg_url: str, clients
+) -> None:
+    redis_server.flush()
+    config = {"cluster": redis_server.url, "cluster_timeout": LIVENESS, "db": pg_url}
+    a, b = make_server(**config), make_server(**config)
+    caps = CAPS + " draft/message-redaction"
+    alice = person(a.port, "alice", clients, caps=caps)
+    send_batch(alice, "#lobby", "said on", "node a")
+    start, _ = read_batch(alice)
+    send_batch(alice, "#lobby", "and this", "too", ref="b2")
+    second, _ = read_batch(alice)
+    bob = Client(b.port)  # (joins on b: the room's lines replayed)
+    clients.append(bob)
+    bob.send("CAP REQ :" + CAPS + " chatcli.local/autojoin")
+    bob.send("NICK bob")
+    bob.send("USER bob 0 * :Bob")
+    bob.send("CAP END")
+    assert bob.expect("BATCH").params[1] == "chathistory"
+    replayed, lines = read_batch(bob)
+    assert replayed.tags["msgid"] == start.tags["msgid"]
+    assert [m.params[-1] for m in lines] == ["said on", "node a"]
+    read_batch(bob)
+    alice.send(f"REDACT #lobby {second.tags['msgid']}")
+    alice.expect("REDACT")
+    alice.sync()
+    carol = Client(b.port)
+    clients.append(carol)
+    burst = carol.register("carol") + carol.quiet(0.5)
+    said = [m.params[-1] for m in burst if m.command == "PRIVMSG"]
+    assert len(said) == 2 and said[0].endswith("said on") and said[1] == "node a"

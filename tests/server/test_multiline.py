@@ -441,3 +441,14 @@ def test_a_label_on_the_closing_batch_nests_the_echo_in_the_labeled_response(
     assert start.tags["batch"] == ref
     assert [m.params[-1] for m in lines] == ["one", "two"]
     assert alice.expect("BATCH").params == ("-" + ref,)
+
+
+def test_a_line_of_a_batch_costs_a_fifth_of_a_flood_token() -> None:
+    from chatcli.server.flood import BATCHED_COST, cost
+
+    assert BATCHED_COST == 0.2
+    assert cost(b"@batch=b1 PRIVMSG #dev :hi") == BATCHED_COST
+    assert cost(b"@+x=1;batch=b1;draft/multiline-concat PRIVMSG #dev :hi") == BATCHED_COST
+    assert cost(b"@+batch=b1 PRIVMSG #dev :hi") == 1.0  # (a client-only tag of that name)
+    assert cost(b"PRIVMSG #dev :batch=b1") == 1.0
+    assert cost(b"BATCH +b1 draft/multiline #dev") == 1.0
