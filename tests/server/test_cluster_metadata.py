@@ -175,3 +175,21 @@ def test_an_accounts_keys_are_shared_by_its_connections_on_both_nodes(
     phone.send("METADATA * GET color display-name")
     assert [m.params[-1] for m in batch_of(phone)] == ["#336699", "Ada L."]
     wait_until(known(a, "ada_phone", "color", "#336699"))  # (its copy on node a too)
+
+
+def test_a_watcher_on_one_node_hears_of_a_monitored_user_on_the_other(nodes, clients) -> None:
+    a, b = nodes
+    alice = Client(a.port)
+    clients.append(alice)
+    alice.register("alice", CAP, join=False)
+    carol = Client(b.port)
+    clients.append(carol)
+    carol.register("carol", "draft/metadata-2 draft/metadata-notify-2 batch", join=False)
+    carol.send("METADATA * SUB status")
+    carol.expect("770")
+    carol.send("MONITOR + alice")
+    carol.expect("730")
+    alice.send("METADATA * SET status :away from keyboard")
+    alice.expect("761")
+    assert carol.expect("METADATA").params == ("alice", "status", "*", "away from keyboard")
+    assert metadata_lines(carol.sync()) == []  # (once)

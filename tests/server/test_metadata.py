@@ -631,3 +631,45 @@ def test_a_change_the_store_could_not_keep_is_warned_of(
     assert one.expect("761", skip=False).params[-1] == "not kept"  # (it holds meanwhile)
     one.send("METADATA * GET status")
     assert [m.params[-1] for m in batch_of(one)] == ["not kept"]
+
+
+# -- draft/metadata-notify-2: MONITORed users ---------------------------------------------------
+
+NOTIFY = "draft/metadata-2 draft/metadata-notify-2 batch"
+
+
+def test_a_watcher_with_metadata_notify_hears_of_a_monitored_users_keys(connect) -> None:
+    alice = connect("alice", CAP, join=False)
+    carol = connect("carol", NOTIFY, join=False)  # (no room shared with alice)
+    plain = connect("dave", CAP, join=False)  # (MONITORs without metadata-notify-2)
+    alice.send("METADATA * SET display-name :Alice A.")
+    alice.expect("761")
+    for watcher in (carol, plain):
+        watcher.send("METADATA * SUB display-name status")
+        watcher.expect("770")
+    carol.send("MONITOR + alice")
+    carol.expect("730")
+    assert metadata_lines(batch_of(carol)) == [("alice", "display-name", "*", "Alice A.")]
+    plain.send("MONITOR + alice")
+    plain.expect("730")
+    alice.send("METADATA * SET status :lunch")
+    alice.expect("761")
+    assert carol.expect("METADATA").params == ("alice", "status", "*", "lunch")
+    assert metadata_lines(plain.sync()) == []
+
+
+def test_a_monitored_user_coming_online_brings_its_keys(connect) -> None:
+    carol = connect("carol", NOTIFY, join=False)
+    carol.send("METADATA * SUB color")
+    carol.expect("770")
+    carol.send("MONITOR + early")
+    carol.expect("731")
+    early = connect()
+    early.send("CAP REQ :draft/metadata-2 batch")
+    early.send("METADATA * SET color :#ffffff")
+    early.send("NICK early")
+    early.send("USER early 0 * :Early")
+    early.send("CAP END")
+    early.expect("376")
+    carol.expect("730")
+    assert carol.expect("METADATA").params == ("early", "color", "*", "#ffffff")

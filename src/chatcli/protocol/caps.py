@@ -38,5 +38,7 @@ CHANNEL_RENAME = "draft/channel-rename"
 #: IRCv3 draft/metadata-2: METADATA, keys and values on users and rooms (display-name,
 #: avatar, color, status...), and notifications of their changes to subscribers.
 METADATA = "draft/metadata-2"
+#: IRCv3 draft/metadata-notify-2: with draft/metadata-2, a MONITORed user's keys too.
+METADATA_NOTIFY = "draft/metadata-notify-2"
 #: IRCv3 draft/multiline: a message of several lines, sent and received as one batch.
 MULTILINE = "draft/multiline"

@@ -731,20 +731,23 @@ class ClusterWorld(World):
     def _account_metadata(self, account_id: int, key: str, value: str | None) -> None:
         """Another node changed an account's metadata ``key``: so do the account's
         connections here (their records are written again) and its people of other nodes
-        here. Its node told the subscribers."""
+        here. Its node told the subscribers who share a room with them; this node's
+        watchers (draft/metadata-notify-2) are told here."""
         if not meta.valid_key(key) or (value is not None and not isinstance(value, str)):
             return
+        holders = [p for p in list(self.people.values()) if p.account_id == account_id]
+        before = [(person, dict(meta.items_of(person))) for person in holders]
         changed: set[int] = set()
-        for person in list(self.people.values()):
-            if person.account_id != account_id:
-                continue
+        for person in holders:
             kept = meta.of(person)
-            if id(kept) not in changed:
+            if id(kept) not in changed:  # (an account's connections here share theirs)
                 changed.add(id(kept))
                 if value is None:
                     kept.delete(key)
                 else:
                     kept.merge(meta.Metadata({key: value}))
+        for person, had in before:
+            meta.tell_watchers(self, person, had)  # (draft/metadata-notify-2)
             if not isinstance(person, Remote):
                 self._queue(self._user_op(person), applying=True)
 
@@ -798,6 +801,7 @@ class ClusterWorld(World):
         if not arrived:
             self._count(person, -1)
         before = (person.away, person.realname, person.account)
+        had = dict(meta.items_of(person))
         person.update(record)
         self._count(person, +1)
         self._rename(uid, record["nick"])
@@ -805,6 +809,7 @@ class ClusterWorld(World):
             _announce(person, online=True)
         else:
             self._tell_watchers(person, before)
+            meta.tell_watchers(self, person, had)
         rooms = record.get("rooms", {})
         for channel in list(person.channels):
             if channel.name not in rooms and self.fold(channel.name) not in {

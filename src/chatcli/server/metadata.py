@@ -14,6 +14,10 @@ Keys our own clients use (any valid key is accepted; every key is public, visibi
 * ``color`` — the colour to draw the nick in, ``#rrggbb``;
 * ``status`` — a short line about what one is doing.
 
+With draft/metadata-notify-2 too, a client that MONITORs a user is told of that user's
+keys as if it shared a room with them: the current ones when it MONITORs them or they come
+online, and each change.
+
 Lifetime: a user's metadata lives with their connection. The connections logged in to one
 account share one :class:`Metadata` (the same object), kept in the store (owner
 ``@<account id>``), so that it survives reconnects and restarts and every connection of
@@ -164,6 +168,18 @@ def subscribed(person: Any, key: str) -> bool:
     return caps.METADATA in person.caps and key in person.meta_subs
 
 
+def watching(world: World, person: Any) -> list[Any]:
+    """This node's watchers (MONITOR) of ``person`` who read its metadata notifications
+    (draft/metadata-notify-2). Caller holds the world lock."""
+    if person.nick is None:
+        return []
+    return [
+        w
+        for w in world.watchers.get(world.fold(person.nick), ())
+        if caps.METADATA_NOTIFY in w.caps and caps.METADATA in w.caps
+    ]
+
+
 def sync_lines(conn: Connection, targets: Iterable[tuple[str, Any]]) -> list[bytes] | None:
     """The ``METADATA`` lines of ``targets`` (name, holder) for the keys ``conn``
     subscribed to; None if they would be more than :data:`MAX_SYNC_LINES`."""
@@ -297,11 +313,61 @@ def notify_user(world: World, origin: Any, holders: list[Any], key: str, value: 
     for holder in holders:
         if holder.nick is None or not holder.registered:
             continue
-        audience = [p for p in world.neighbours(holder) if p not in told and subscribed(p, key)]
+        near = [*world.neighbours(holder), *watching(world, holder)]
+        audience = list({p: None for p in near if p not in told and subscribed(p, key)})
         told.update(audience)
         if audience:
             relay = Relay(change_line(server, holder.nick, key, value))
             world.relay_to(audience, relay, actor=None)
+
+
+def tell_watchers(world: World, person: Any, before: dict[str, str]) -> None:
+    """``person`` (of a cluster's other node, or an account's connection changed by
+    another node) had the keys ``before`` and has its keys now: this node's watchers of it
+    who share no room with it (who do were told by the node that made the change) are
+    told of each key that changed. Caller holds the world lock."""
+    world.assert_held()
+    watchers = watching(world, person)
+    if not watchers:
+        return
+    after = dict(items_of(person))
+    neighbours = world.neighbours(person)
+    for key in {*before, *after}:
+        if before.get(key) == after.get(key):
+            continue
+        told = [w for w in watchers if w not in neighbours and key in w.meta_subs]
+        if told:
+            relay = Relay(change_line(told[0].config.name, person.nick, key, after.get(key)))
+            world.relay_to(told, relay, actor=None)
+
+
+def send_watched(conn: Connection, people: Iterable[Any]) -> None:
+    """After ``conn`` MONITORed ``people`` (online), with draft/metadata-notify-2: their
+    subscribed keys, in a ``metadata`` batch (none if there are none). Caller holds the
+    world lock."""
+    if caps.METADATA_NOTIFY not in conn.caps or caps.METADATA not in conn.caps:
+        return
+    lines = sync_lines(conn, [(p.nick, p) for p in people if p.nick is not None])
+    if lines:
+        from chatcli.server import history
+
+        history.send_batch(conn, "metadata", (), lines)
+
+
+def online(person: Any) -> None:
+    """``person`` came online: its watchers with draft/metadata-notify-2 are sent its
+    subscribed keys (each a METADATA line). Caller holds the world lock."""
+    world = person.world
+    mine = items_of(person)
+    if not mine:
+        return
+    for watcher in watching(world, person):
+        if watcher is person or not watcher.meta_subs:
+            continue
+        for key, value in mine:
+            if key in watcher.meta_subs:
+                line = change_line(watcher.config.name, person.nick, key, value)
+                world.deliver(watcher, line.to_bytes())
 
 
 def notify_room(world: World, origin: Any, channel: Channel, key: str, value: str | None) -> None:

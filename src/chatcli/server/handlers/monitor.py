@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from chatcli.protocol import Message, caps, is_valid_nick
 from chatcli.protocol import numerics as n
+from chatcli.server import metadata
 from chatcli.server.commands import command
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def _add(conn: Connection, world: World, names: list[str]) -> None:
         watching = conn.monitoring or set()
         added.append(name)
     _status(conn, world, added)
+    metadata.send_watched(conn, [p for name in added if (p := world.find_nick(name))])
 
 
 def _names(conn: Connection, world: World) -> list[str]:
@@ -117,6 +119,8 @@ def announce(conn: Connection, online: bool, nick: str | None = None) -> None:
     head, tail = f":{conn.config.name} {numeric} ", f" :{about}\r\n"
     for watcher in watchers:
         conn.world.deliver(watcher, f"{head}{watcher.name}{tail}".encode())
+    if online:
+        metadata.online(conn)  # (draft/metadata-notify-2: its keys)
 
 
 def told_of(conn: Connection, cap: str) -> list[Connection]:

@@ -61,6 +61,7 @@ CAPABILITIES: dict[str, str] = {
     caps.MULTI_PREFIX: "",
     caps.MULTILINE: multiline.CAP_VALUE,  # (its limits: chatcli.server.multiline)
     caps.METADATA: meta.cap_value(),
+    caps.METADATA_NOTIFY: "",
     caps.READ_MARKER: "",
     caps.REDACTION: "",
     caps.SASL: "PLAIN",
