@@ -26,8 +26,8 @@ room name); an unregistered room's lives while the room does.
 
 Every cost is bounded: :data:`MAX_KEYS` keys per target, :data:`MAX_VALUE_BYTES` per
 value, :data:`MAX_SUBS` subscriptions per connection, :data:`MAX_GET_KEYS` keys per GET,
-and a burst (a JOIN's, a SYNC's) of at most :data:`MAX_SYNC_LINES` lines, past which the
-client is told to SYNC later (``RPL_METADATASYNCLATER``).
+and a burst (a JOIN's, a SYNC's, a new subscription's) of at most :data:`MAX_SYNC_LINES`
+lines, past which the client is told to SYNC later (``RPL_METADATASYNCLATER``).
 """
 
 from __future__ import annotations
@@ -403,23 +403,3 @@ def from_record(person: Any, record: dict[str, Any]) -> None:
         person.metadata.values = values
     subs = record.get("subs") or ()
     person.meta_subs = frozenset(str(k) for k in list(subs)[:MAX_SUBS])
-
-
-__all__ = [
-    "MAX_GET_KEYS",
-    "MAX_KEYS",
-    "MAX_SUBS",
-    "MAX_SYNC_LINES",
-    "MAX_VALUE_BYTES",
-    "WELL_KNOWN",
-    "LimitReached",
-    "Metadata",
-    "cap_value",
-    "change_line",
-    "join_burst",
-    "notify_room",
-    "notify_user",
-    "send_sync",
-    "valid_key",
-    "value_problem",
-]
