@@ -162,6 +162,7 @@ def test_cap_negotiation_holds_registration_until_end(connect):
         "cap-notify",
         "chatcli.local/autojoin",
         "chatcli.local/quiet",
+        "draft/channel-rename",
         "draft/metadata-2=before-connect,max-subs=50,max-keys=20,max-value-bytes=300",
         "draft/metadata-notify-2",
         "draft/multiline=max-bytes=4096,max-lines=100",
