@@ -361,14 +361,13 @@ def test_replies_quote_what_they_answer_and_reactions_are_counted_and_toggled(
     peer.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
     other.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
     other.send(f"@+draft/react=🎉;+draft/reply={msgid} TAGMSG #lobby")
-    item = line_of(page, "lunch at noon?")
 
     def reactions() -> list[tuple[str, str]]:
         found = line_of(page, "lunch at noon?").find_elements(By.CSS_SELECTOR, ".reaction")
         return [(b.text, b.get_attribute("aria-pressed")) for b in found]
 
     page.until(lambda: reactions() == [("👍 2", "false"), ("🎉 1", "false")], "2 and 1")
-    page.driver.execute_script("arguments[0].scrollIntoView()", item)
+    page.driver.execute_script("arguments[0].scrollIntoView()", line_of(page, "lunch at noon?"))
     line_of(page, "lunch at noon?").find_element(By.CSS_SELECTOR, ".reaction").click()
     sent = expect_from(peer, "TAGMSG", "talker")
     assert sent.tags["+draft/react"] == "👍" and sent.tags["+draft/reply"] == msgid
@@ -400,6 +399,18 @@ def test_replies_quote_what_they_answer_and_reactions_are_counted_and_toggled(
     assert len(reactions()) == 2
     page.driver.execute_script("arguments[0].scrollIntoView()", line_of(page, "lunch at noon?"))
     page.driver.save_screenshot(str(shots(tmp_path) / "reactions.png"))
+
+    # The question deleted: its reactions go, and the reply's quote says so.
+    peer.send(f"REDACT #lobby {msgid}")
+    page.until(lambda: "lunch at noon?" not in page.texts(), "the question deleted")
+    assert not page.css("#log .reaction")
+    page.until(
+        lambda: (
+            line_of(page, "yes, see you there").find_element(By.CSS_SELECTOR, ".quote").text
+            == "↪ peer: message deleted"
+        ),
+        "the quote follows",
+    )
     assert page.driver.execute_script("return window.__pwned") is None
     assert page.errors() == []
 
@@ -544,7 +555,6 @@ def test_display_names_colours_and_avatars_from_metadata(
     page.sign_in("viewer")
     peer.expect("JOIN")
     peer.send("PRIVMSG #lobby :hello with a name")
-    item = line_of(page, "hello with a name")
 
     def nick() -> tuple[str, str, str]:
         who = line_of(page, "hello with a name").find_element(By.CSS_SELECTOR, ".nick")
@@ -559,7 +569,7 @@ def test_display_names_colours_and_avatars_from_metadata(
         lambda: page.driver.execute_script("return arguments[0].naturalWidth", picture) == 16,
         "the avatar loaded",
     )
-    assert item.find_element(By.CSS_SELECTOR, "img.avatar").get_attribute("alt") == ""
+    assert picture.get_attribute("alt") == ""
     members = page.driver.find_element(By.ID, "members")
     page.until(lambda: "Pat the Peer" in members.text and "peer" in members.text, "members")
 

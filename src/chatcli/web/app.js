@@ -51,6 +51,7 @@ const HISTORY_SHOWN = 20; // lines /history loads without a number
 const IGNORES_KEY = "chatcli.ignores"; // where the ignore list is kept (localStorage)
 const MULTILINE_PIECE = 350; // bytes of text in one line of a multiline batch (at most)
 const MULTILINE_BATCH_LINES = 500; // lines of one received multiline message kept (at most)
+const MAX_OPEN_BATCHES = 100; // batches open at once (more are not followed)
 const PASTE_PACE = 125; // ms between the lines of a paste sent one message each
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"]; // offered by a message's menu
 const MAX_REACTION = 32; // characters of a reaction (a longer one is not shown)
@@ -529,6 +530,7 @@ function setRanks(value) {
 function onBatch(m) {
   const ref = m.params[0] || "";
   if (ref.startsWith("+")) {
+    if (state.batches.size >= MAX_OPEN_BATCHES) return; // (their lines count as unbatched)
     // (A multiline message keeps what its opening line says: who, its msgid, time and
     // tags, and the batch it is itself in, a page of history perhaps.)
     state.batches.set(ref.slice(1), { type: m.params[1], target: m.params[2], lines: [], m });
@@ -686,6 +688,9 @@ function onRedact(m) {
   line.reactions = new Map();
   if (state.replyTo?.line === line) setReplyTo(null);
   redraw(line);
+  // (The replies to it quote it: as deleted now.)
+  const c = convOf(m.nick, target);
+  for (const other of c.lines) if (other.reply === msgid) redraw(other);
 }
 
 /** MARKREAD: the account's read marker of a conversation moved (here, or on another of its
