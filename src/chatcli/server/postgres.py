@@ -21,8 +21,10 @@ in groups, reads on a connection of their own); this module is what differs
   recorded once, by the node that took it.
 
 PostgreSQL's ``text`` cannot hold NUL, which the key of a direct conversation does
-(``dm:<a>\\0<b>``, :mod:`chatcli.server.history`). No text the server keeps can hold a line
-feed (IRC is made of lines), so NUL is kept as a line feed, and turned back when read.
+(``dm:<a>\\0<b>``, :mod:`chatcli.server.history`), so NUL is kept as a line feed, and every
+line feed read back is NUL. A line feed is in no key, and in no text but a multiline
+message's, between its lines: those come back separated by NUL, which
+:func:`chatcli.server.history.line` takes for a line break as it takes a line feed.
 """
 
 from __future__ import annotations
