@@ -591,6 +591,23 @@ def test_display_names_colours_and_avatars_from_metadata(
         ),
         "our own name shown",
     )
+
+    # Someone in no room with us: watched (MONITOR) once a direct conversation is open, their
+    # display name shown there and in the list of conversations.
+    hermit = Client(running.port)
+    clients.append(hermit)
+    hermit.register("hermit", MODERN + " draft/metadata-2", join=False)
+    hermit.send("METADATA * SET display-name :The Hermit")
+    hermit.sync()
+    hermit.send("PRIVMSG viewer :psst")
+    page.until(lambda: page.target("hermit").text.startswith("The Hermit"), "the name listed")
+    page.select("hermit")
+    page.until(
+        lambda: line_of(page, "psst").find_element(By.CSS_SELECTOR, ".nick").text == "The Hermit",
+        "the name in the conversation",
+    )
+    page.driver.save_screenshot(str(shots(tmp_path) / "metadata-direct.png"))
+    page.select("#lobby")
     page.driver.save_screenshot(str(shots(tmp_path) / "metadata.png"))
 
     # Hostile values change nothing but the text: no style from a colour that is not one,

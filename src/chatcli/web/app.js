@@ -42,6 +42,7 @@ const WANTED_CAPS = [
   "draft/message-redaction",
   "draft/read-marker",
   "draft/metadata-2",
+  "draft/metadata-notify-2",
 ];
 const HISTORY_PAGE = 50; // lines asked for at a time (CHATHISTORY limit)
 const MAX_LINES = 2000; // kept per conversation; older ones are dropped from the page
@@ -141,8 +142,16 @@ function conv(name, create = true) {
   if (!found && create) {
     found = newConv(name);
     state.convs.set(key, found);
+    if (!found.isRoom && connected()) watch([found.name], "+");
   }
   return found;
+}
+
+/** The people of direct conversations, watched (MONITOR) so that their display names,
+ *  colours and avatars come without sharing a room (draft/metadata-notify-2). */
+function watch(nicks, how) {
+  if (!has("draft/metadata-2") || !has("draft/metadata-notify-2")) return;
+  for (let i = 0; i < nicks.length; i += 20) send("MONITOR", how, nicks.slice(i, i + 20).join(","));
 }
 
 const has = (cap) => state.caps.has(cap);
@@ -503,6 +512,7 @@ function onWelcome(m) {
   const rooms = [...state.convs.values()].filter((c) => c.isRoom).map((c) => c.name);
   if (rooms.length) send("JOIN", rooms.join(","));
   for (const c of state.convs.values()) if (!c.isRoom) fetchMissed(c);
+  watch([...state.convs.values()].filter((c) => !c.isRoom).map((c) => c.name), "+");
 }
 
 function onIsupport(m) {
@@ -1705,6 +1715,7 @@ function openDirect(nick) {
 
 function closeConv(c) {
   state.convs.delete(fold(c.name));
+  if (!c.isRoom && connected()) watch([c.name], "-");
   if (state.selected !== fold(c.name)) {
     renderTargets();
     return;
@@ -1813,9 +1824,10 @@ function targetItem(c) {
   button.dataset.name = c.name;
   const label = document.createElement("span");
   label.className = "name";
-  label.textContent = c.name;
+  label.textContent = c.isRoom ? c.name : shownName(c.name);
+  if (!c.isRoom && label.textContent !== c.name) label.title = c.name;
   button.append(label);
-  let description = c.name;
+  let description = c.isRoom || label.textContent === c.name ? c.name : `${label.textContent} (${c.name})`;
   if (c.unread) {
     const badge = document.createElement("span");
     badge.className = c.mentions ? "badge mention" : "badge";
