@@ -53,7 +53,8 @@ async def app_for(
     )
     session.alias_tries = ALIAS_TRIES
     burst = session.connect()
-    app = ChatApp(session, ChatView(session, None), burst, clock=lambda: NOON)
+    # (#lobby named, as with --room: the test needs no autojoin)
+    app = ChatApp(session, ChatView(session, None), burst, room="#lobby", clock=lambda: NOON)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.buffers.current.name == "#lobby")
         yield app, pilot

@@ -1185,7 +1185,7 @@ class ChatApp(App[ExitStatus]):
         """A member in the list: their display name in their colour, then the alias
         (dimmed) where the two differ."""
         shown, colour = self.buffers.shown_name(nick)
-        line = Text(prefixes[:1] or " ")
+        line = Text(prefixes[:1] or " ", no_wrap=True, overflow="ellipsis")
         line.append(clean(shown), style="dim" if away else colour or nick_style(nick))
         if shown != nick:
             line.append(f" {nick}", style="dim")

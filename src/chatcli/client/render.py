@@ -358,7 +358,7 @@ def _numeric(
 
 def gist(text: str, most: int = GIST_CHARS) -> str:
     """The start of a message, on one line: its first words, cut with an ellipsis."""
-    flat = " ".join(clean(strip_formatting(text)).split())
+    flat = clean(strip_formatting(" ".join(text.split())))
     return flat if len(flat) <= most else flat[: most - 1].rstrip() + "…"
 
 
@@ -375,7 +375,7 @@ def compose(
     all its lines (or "message deleted" once deleted), then its reactions, counted."""
     msg = entry.msg
     out = Text()
-    if entry.reply_to is not None:
+    if entry.reply_to is not None and not entry.deleted:
         if parent is None:
             out.append(f"{INDENT}↪ a message not shown\n", style="dim")
         else:
