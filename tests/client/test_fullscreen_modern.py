@@ -18,6 +18,7 @@ from textual import events
 from chatcli.client.app import ALIAS_TRIES, ChatView
 from chatcli.client.buffers import Buffers
 from chatcli.client.fullscreen import ChatApp, ChatInput, Confirm
+from chatcli.client.render import gist, render
 from chatcli.client.session import WANTED_CAPS, ClientSession, sasl_plain
 from chatcli.protocol import Message, server_time
 from tests.client.test_fullscreen import NOON, STEADY_CAPS, shown, type_line, until
@@ -415,3 +416,17 @@ async def test_help_lists_the_new_commands_and_the_keys_to_pick_a_message(db_ser
         for wanted in ("/delete", "/react <emoji>", "/displayname", "/color", "pick a message"):
             assert wanted in help_shown
         assert "D or Delete" in help_shown and "reply to it" in help_shown
+
+
+async def test_a_reply_quotes_the_start_of_a_multiline_message_on_one_line():
+    assert gist("def hello():\n    print('hi')\n\nhello()") == "def hello(): print('hi') hello()"
+    assert gist("\x02bold\x02 " + "word " * 30).startswith("bold word")
+    assert gist("word " * 30).endswith("…") and len(gist("word " * 30)) == 60
+
+
+async def test_in_the_line_client_deletions_and_reactions_are_said():
+    source = "bob!b@h"
+    redact = Message("REDACT", ("#lobby", "abc"), source)
+    react = Message("TAGMSG", ("#lobby",), source, {"+draft/react": "👍", "+draft/reply": "abc"})
+    assert render(redact, "ada", NOON).plain == "12:00 -- bob deleted a message"
+    assert render(react, "ada", NOON).plain == "12:00 -- bob reacted 👍"

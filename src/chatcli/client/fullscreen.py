@@ -347,6 +347,7 @@ class ChatApp(App[ExitStatus]):
         #: A reply (or a reaction) being typed: what to, and to which message.
         self._composing: tuple[str, Entry] | None = None
         self._mark_due = False  # a MARKREAD for the buffer in view is to be sent
+        self._redraw_due = False  # the buffer in view is to be drawn again
         self._picked_y: int | None = None  # the log's row of the message picked, drawn
 
     # -- layout -----------------------------------------------------------------------------
@@ -508,7 +509,8 @@ class ChatApp(App[ExitStatus]):
             for index, entry in enumerate(buffer.entries):
                 if entry is not None and entry.nick.lower() == folded:
                     buffer.lines[index] = self._compose(buffer, entry)
-        self._redraw_in_place()
+                    if buffer is self.buffers.current:
+                        self._redraw_soon()
         self._later()
 
     def _compose(self, buffer: Buffer, entry: Entry) -> Text:
@@ -531,10 +533,18 @@ class ChatApp(App[ExitStatus]):
             if other is not None and entry.msgid and other.reply_to == entry.msgid:
                 buffer.lines[at] = self._compose(buffer, other)
         if buffer is self.buffers.current:
-            self._redraw_in_place()
+            self._redraw_soon()
+
+    def _redraw_soon(self) -> None:
+        """Draw the current buffer again once the messages waiting are handled (a burst
+        of reactions or of names is one drawing)."""
+        if not self._redraw_due:
+            self._redraw_due = True
+            self.call_later(self._redraw_in_place)
 
     def _redraw_in_place(self) -> None:
         """Draw the current buffer again where it is scrolled to (at its end if there)."""
+        self._redraw_due = False
         log = self._log
         y, end = log.scroll_y, log.scroll_y >= log.max_scroll_y - 1
         self._redraw(bottom=end)
