@@ -140,3 +140,86 @@ def test_an_account_invite_exception_lets_its_owner_into_an_invite_only_room(db_
     bob = account(db_server, clients, "bob")
     bob.send("JOIN #den")
     bob.expect("JOIN", "#den")
+
+
+# -- IRCv3 draft/event-playback: topic changes and TAGMSGs in CHATHISTORY ------------------
+
+EVENTS = HISTORY_CAPS + " draft/event-playback"
+
+
+def history_lines(client: Client, request: str) -> list[tuple[str, str, str]]:
+    """(command, msgid, last parameter) of each line of the batch answering ``request``."""
+    client.send(request)
+    opened = client.expect("BATCH")
+    assert opened.params[0].startswith("+")
+    lines = client.collect("BATCH")[:-1]
+    return [(m.command, m.tags["msgid"], m.params[-1]) for m in lines]
+
+
+def test_event_playback_is_offered(db_server, clients):
+    client = Client(db_server.port)
+    clients.append(client)
+    client.send("CAP LS 302")
+    offered = client.expect("CAP").params[-1].split()
+    assert "draft/event-playback" in offered
+
+
+def test_topic_changes_come_back_in_order_with_event_playback_only(db_server, clients):
+    alice = connect(db_server, clients, "alice", EVENTS)
+    alice.send("JOIN #den")
+    alice.expect("366")
+    seen = []
+    for i in range(2):
+        alice.send(f"TOPIC #den :topic {i}")
+        topic = alice.expect("TOPIC")
+        alice.send(f"PRIVMSG #den :line {i}")
+        line = alice.expect("PRIVMSG")
+        seen += [
+            ("TOPIC", topic.tags["msgid"], f"topic {i}"),
+            ("PRIVMSG", line.tags["msgid"], f"line {i}"),
+        ]
+    assert history_lines(alice, "CHATHISTORY LATEST #den * 10") == seen
+    assert history_lines(alice, "CHATHISTORY LATEST #den * 2") == seen[2:]
+    bob = connect(db_server, clients, "bob", HISTORY_CAPS)
+    bob.send("JOIN #den")
+    bob.expect("366")
+    # Without the capability: the messages only, and the limit counts messages.
+    assert history_lines(bob, "CHATHISTORY LATEST #den * 2") == [seen[1], seen[3]]
+    assert history_lines(bob, f"CHATHISTORY BEFORE #den msgid={seen[3][1]} 1") == [seen[1]]
+
+
+def test_a_join_replays_messages_but_no_topic_changes(db_server, clients):
+    alice = connect(db_server, clients, "alice")
+    alice.send("JOIN #den")
+    alice.expect("366")
+    alice.send("TOPIC #den :a topic")
+    alice.send("PRIVMSG #den :hello")
+    alice.sync()
+    carol = connect(db_server, clients, "carol")
+    carol.send("JOIN #den")
+    carol.expect("366")
+    replayed = carol.quiet()
+    assert [m.command for m in replayed] == ["PRIVMSG"]
+    assert replayed[0].params[-1].endswith("hello")
+
+
+def test_tagmsgs_with_client_tags_are_kept_for_event_playback_but_typing_is_not(db_server, clients):
+    alice = connect(db_server, clients, "alice", EVENTS)
+    bob = connect(db_server, clients, "bob", HISTORY_CAPS)
+    for client in (alice, bob):
+        client.send("JOIN #den")
+        client.expect("366")
+    bob.send("@+example/pin=yes TAGMSG #den")
+    kept = bob.expect("TAGMSG")
+    assert kept.tags["+example/pin"] == "yes"
+    bob.send("@+typing=active TAGMSG #den")
+    bob.expect("TAGMSG")
+    bob.send("PRIVMSG #den :after")
+    after = bob.expect("PRIVMSG")
+    assert history_lines(alice, "CHATHISTORY LATEST #den * 10") == [
+        ("TAGMSG", kept.tags["msgid"], "#den"),
+        ("PRIVMSG", after.tags["msgid"], "after"),
+    ]
+    assert history_lines(bob, "CHATHISTORY LATEST #den * 10") == [
+        ("PRIVMSG", after.tags["msgid"], "after")
+    ]

@@ -163,6 +163,7 @@ def test_cap_negotiation_holds_registration_until_end(connect):
         "chatcli.local/autojoin",
         "chatcli.local/quiet",
         "draft/channel-rename",
+        "draft/event-playback",
         "draft/metadata-2=before-connect,max-subs=50,max-keys=20,max-value-bytes=300",
         "draft/metadata-notify-2",
         "draft/multiline=max-bytes=4096,max-lines=100",

@@ -29,6 +29,8 @@ ACCOUNT_TAG = "account-tag"
 ACCOUNT_NOTIFY = "account-notify"
 ACCOUNT_REGISTRATION = "draft/account-registration"
 CHATHISTORY = "draft/chathistory"
+#: IRCv3 draft/event-playback: CHATHISTORY gives topic changes and kept TAGMSGs too.
+EVENT_PLAYBACK = "draft/event-playback"
 #: IRCv3 draft/message-redaction: REDACT, to take back a message.
 REDACTION = "draft/message-redaction"
 #: IRCv3 draft/read-marker: MARKREAD, what an account has read, shared by its clients.

@@ -16,7 +16,9 @@ its lines one by one to anyone else.
 A reaction (a TAGMSG with ``+draft/react`` and ``+draft/reply``) is kept too, its text
 being the msgid it replies to (so that redacting that message can delete its reactions:
 :meth:`Store.redact <chatcli.server.store.Store.redact>`). It is replayed only to clients
-with message-tags; no other TAGMSG (a typing notice) is ever kept.
+with message-tags. Another TAGMSG with client-only tags, but a typing notice, is kept too,
+as is a topic change: these "events" are given back only to clients with
+draft/event-playback (see :func:`is_event`).
 """
 
 from __future__ import annotations
@@ -63,15 +65,32 @@ REPLY = "+draft/reply"
 MAX_REPLY_CHARS = 64
 
 
+#: The client-only tags of a typing notice, which history never keeps.
+TYPING = ("+typing", "+draft/typing")
+
+
 def reaction_to(msg: Message) -> str | None:
-    """The msgid a TAGMSG reacts to, if it is a reaction that history keeps (it has
-    ``+draft/react`` and ``+draft/reply``); None for any other (a typing notice...). Its
-    tags are bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept
-    reaction costs no more than a message."""
-    if msg.command != "TAGMSG" or not msg.tags.get(REACT):
+    """The text to keep for a TAGMSG that history keeps: the msgid it reacts to, for a
+    reaction (it has ``+draft/react`` and ``+draft/reply``); "" for another with
+    client-only tags, which only clients with draft/event-playback are given back. None
+    for one not kept: a typing notice, or one without client-only tags. Its tags are
+    bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept TAGMSG costs
+    no more than a message."""
+    if msg.command != "TAGMSG":
         return None
-    reply = msg.tags.get(REPLY, "")
-    return reply if 0 < len(reply) <= MAX_REPLY_CHARS else None
+    if msg.tags.get(REACT):
+        reply = msg.tags.get(REPLY, "")
+        return reply if 0 < len(reply) <= MAX_REPLY_CHARS else None
+    client_tags = [key for key in msg.tags if key.startswith("+")]
+    if not client_tags or any(key in TYPING for key in client_tags):
+        return None
+    return ""
+
+
+def is_event(stored: Stored) -> bool:
+    """Whether ``stored`` is given back only to clients with draft/event-playback: a topic
+    change, or a kept TAGMSG that is not a reaction."""
+    return stored.command == "TOPIC" or (stored.command == "TAGMSG" and not stored.text)
 
 
 def record(
@@ -200,7 +219,11 @@ def send_batch(conn: Connection, kind: str, params: tuple[str, ...], lines: list
 def send_history(
     conn: Connection, target: str, found: list[Stored], *, plain_time: bool = False
 ) -> None:
-    """Messages from history, for ``target``, in a ``chathistory`` batch."""
+    """Messages from history, for ``target``, in a ``chathistory`` batch. Events (see
+    :func:`is_event`) only to who has draft/event-playback, and never in a JOIN's replay."""
+    events = caps.EVENT_PLAYBACK in conn.caps and not plain_time
+    if not events:
+        found = [s for s in found if not is_event(s)]
     lines = [data for s in found if (data := line(s, conn.profile, plain_time))]
     send_batch(conn, "chathistory", (target,), lines)
 

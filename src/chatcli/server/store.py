@@ -902,10 +902,15 @@ class Store:
         before: tuple[int, int] | None = None,
         limit: int,
         newest_first: bool = False,
+        events: bool = True,
     ) -> list[Stored]:
         """Messages of ``target`` strictly after ``after`` and before ``before``, each an
-        (id, at) bound where either part may be used: an id of -1 means "by time"."""
+        (id, at) bound where either part may be used: an id of -1 means "by time". Without
+        ``events``, no topic changes nor kept TAGMSGs but reactions
+        (:func:`chatcli.server.history.is_event`)."""
         where, params = ["target = ?"], [target]
+        if not events:
+            where.append("NOT (command = 'TOPIC' OR (command = 'TAGMSG' AND text = ''))")
         for bound, op in ((after, ">"), (before, "<")):
             if bound is None:
                 continue

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def broadcast(
     conn: Connection, channel: Channel, msg: Message, extended: Message | None = None
-) -> None:
+) -> Relay:
     """Relay ``msg``, which ``conn`` caused, to every member of ``channel``: serialised
     once per form (``extended``: the form for extended-join). ``conn``'s own copy is sent
     apart, as part of its response to the command."""
@@ -40,6 +40,7 @@ def broadcast(
     conn.world.broadcast(channel, relay, skip=conn)
     if conn in channel.members:
         conn.echo(relay)
+    return relay
 
 
 def announce(
@@ -199,7 +200,10 @@ def topic(conn: Connection, msg: Message) -> None:
         channel.topic_by = conn.source
         channel.topic_at = int(time.time())
         rooms.save(conn.world, channel)
-        broadcast(conn, channel, Message("TOPIC", (channel.name, channel.topic), conn.source))
+        change = Message("TOPIC", (channel.name, channel.topic), conn.source)
+        relay = broadcast(conn, channel, change)
+        # (kept for CHATHISTORY with draft/event-playback: see history.is_event)
+        history.record(conn, conn.world.fold(channel.name), change, relay, "")
 
 
 def send_topic(conn: Connection, channel: Channel) -> None:

@@ -20,11 +20,12 @@ client sends can make the command fail otherwise.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chatcli.protocol import Message, is_channel, number, server_time
+from chatcli.protocol import Message, caps, is_channel, number, server_time
 from chatcli.server import history
 from chatcli.server.commands import command
 from chatcli.server.store import Store
@@ -81,26 +82,28 @@ def _messages(conn: Connection, store: Store, sub: str, args: tuple[str, ...]) -
         history.send_history(conn, target, [])
         return
     store.sync()  # what this client was shown is in the history before it is read
+    events = caps.EVENT_PLAYBACK in conn.caps  # (topic changes... : see history.is_event)
+    between = functools.partial(store.between, key, events=events)
     first = None if sub == "LATEST" and args[1] == "*" else _ref(store, sub, args[1])
     if sub == "LATEST":
-        found = store.between(key, after=first, limit=limit, newest_first=True)
+        found = between(after=first, limit=limit, newest_first=True)
     elif sub == "BEFORE":
-        found = store.between(key, before=first, limit=limit, newest_first=True)
+        found = between(before=first, limit=limit, newest_first=True)
     elif sub == "AFTER":
-        found = store.between(key, after=first, limit=limit)
+        found = between(after=first, limit=limit)
     elif sub == "AROUND":
         assert first is not None
-        older = store.between(key, before=first, limit=limit // 2, newest_first=True)
+        older = between(before=first, limit=limit // 2, newest_first=True)
         at_and_after = (first[0] - 1, first[1]) if first[0] >= 0 else (-1, first[1] - 1)
-        newer = store.between(key, after=at_and_after, limit=limit - len(older))
+        newer = between(after=at_and_after, limit=limit - len(older))
         found = older + newer
     else:  # BETWEEN: from the first reference towards the second
         second = _ref(store, sub, args[2])
         assert first is not None
         if _before(first, second):
-            found = store.between(key, after=first, before=second, limit=limit)
+            found = between(after=first, before=second, limit=limit)
         else:
-            found = store.between(key, after=second, before=first, limit=limit, newest_first=True)
+            found = between(after=second, before=first, limit=limit, newest_first=True)
     history.send_history(conn, target, found)
 
 

@@ -53,6 +53,7 @@ CAPABILITIES: dict[str, str] = {
     caps.CAP_NOTIFY: "",
     caps.CHANNEL_RENAME: "",
     caps.ECHO_MESSAGE: "",
+    caps.EVENT_PLAYBACK: "",
     caps.EXTENDED_JOIN: "",
     caps.EXTENDED_MONITOR: "",
     caps.INVITE_NOTIFY: "",
