@@ -58,6 +58,7 @@ const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"]; // offered
 const MAX_REACTION = 32; // characters of a reaction (a longer one is not shown)
 const MAX_REACTION_KINDS = 20; // different reactions shown under one message
 const MAX_REACTORS = 500; // people counted for one reaction of one message
+const MAX_PENDING = 1000; // messages not shown yet whose reactions are kept, per conversation
 const META_KEYS = ["display-name", "color", "avatar", "status"]; // subscribed to
 const MAX_META_PEOPLE = 5000; // people whose metadata is kept
 const MAX_META_VALUE = 2048; // characters of one value kept
@@ -130,6 +131,7 @@ function newConv(name) {
     cleared: false, // /clear: earlier lines come back only on /history
     lastSeen: null, // the msgid of the last line cleared away (to catch up from)
     reveal: false, // /history asked: show the earlier lines when they come
+    pending: new Map(), // msgid of a message not shown yet -> the reactions to it (TAGMSG)
     readAt: null, // the account's read marker (an ISO time), as the server last said
     readSent: null, // the time last sent in a MARKREAD (not sent again)
     newFrom: null, // lines after this time are below the "unread" divider
@@ -543,7 +545,8 @@ function onBatch(m) {
     if (state.batches.size >= MAX_OPEN_BATCHES) return; // (their lines count as unbatched)
     // (A multiline message keeps what its opening line says: who, its msgid, time and
     // tags, and the batch it is itself in, a page of history perhaps.)
-    state.batches.set(ref.slice(1), { type: m.params[1], target: m.params[2], lines: [], m });
+    const batch = { type: m.params[1], target: m.params[2], lines: [], tagmsgs: [], m };
+    state.batches.set(ref.slice(1), batch);
     return;
   }
   const batch = state.batches.get(ref.slice(1));
@@ -571,9 +574,10 @@ function endHistory(batch) {
   if (c) c.loading = false;
   const reveal = c?.reveal && asked === "before";
   if (c) c.reveal = false;
+  const count = batch.lines.length + batch.tagmsgs.length; // (what the page held)
   if (c && asked === "before") {
     prependLines(c, batch.lines.map((item) => item.line));
-    if (batch.lines.length === 0) c.complete = true;
+    if (count === 0) c.complete = true;
     if (reveal && batch.lines.length === 0) note(c.name, "There is nothing earlier.");
   } else {
     for (const { into, line } of batch.lines) {
@@ -583,8 +587,9 @@ function endHistory(batch) {
       }
     }
   }
+  for (const m of batch.tagmsgs) onTagmsg({ ...m, tags: { ...m.tags, batch: undefined } });
   // A whole page of what was missed: there may be more after it.
-  if (asked === "after" && batch.lines.length >= HISTORY_PAGE) fetchMissed(c);
+  if (asked === "after" && count >= HISTORY_PAGE) fetchMissed(c);
   // What the account has not read yet (on any device) counts as unread.
   if (c && asked && fold(c.name) !== state.selected) countUnread(c);
   if (c) markRead(c);
@@ -667,13 +672,29 @@ const lineById = (c, msgid) => (c && msgid ? c.msgids.get(msgid) : undefined);
 
 /** TAGMSG: a reaction (+draft/react) to a message, or one taken back (+draft/unreact). */
 function onTagmsg(m) {
+  const batch = state.batches.get(m.tags.batch);
+  if (batch?.type === "chathistory") {
+    // A reaction kept in the history: applied once the page's lines are in place.
+    if (batch.tagmsgs.length < MAX_LINES) batch.tagmsgs.push(m);
+    return;
+  }
   const reply = m.tags["+draft/reply"] || m.tags["+reply"];
   const added = m.tags["+draft/react"];
   const removed = m.tags["+draft/unreact"];
   const reaction = added || removed;
   if (!reply || !reaction || [...reaction].length > MAX_REACTION) return;
   if (fold(m.nick) !== fold(state.nick) && ignored(m.source)) return;
-  const line = lineById(convOf(m.nick, m.params[0] || ""), reply);
+  const c = convOf(m.nick, m.params[0] || "");
+  const line = lineById(c, reply);
+  if (c && !line) {
+    // For a message not here (yet): history pages come newest first, so a message's
+    // reactions can come before it. Kept, a few, until it comes.
+    const waiting = c.pending.get(reply) || [];
+    if (waiting.length < MAX_REACTION_KINDS && (waiting.length || c.pending.size < MAX_PENDING)) {
+      c.pending.set(reply, [...waiting, m]);
+    }
+    return;
+  }
   if (!line || line.redacted) return;
   const who = line.reactions.get(reaction) || new Map();
   if (added) {
@@ -829,6 +850,7 @@ function addLine(c, line) {
   let at = c.lines.length;
   while (at > 0 && c.lines[at - 1].time > line.time) at -= 1;
   c.lines.splice(at, 0, line);
+  reactionsWaiting(c, line);
   if (c.lines.length > MAX_LINES) {
     // The oldest go, and are forgotten: scrolling back up fetches them again.
     for (const old of c.lines.splice(0, c.lines.length - MAX_LINES)) c.msgids.delete(old.msgid);
@@ -837,12 +859,21 @@ function addLine(c, line) {
   return true;
 }
 
+/** The reactions that came before ``line`` itself, now given to it. */
+function reactionsWaiting(c, line) {
+  const waiting = line.msgid && c.pending.get(line.msgid);
+  if (!waiting) return;
+  c.pending.delete(line.msgid);
+  for (const m of waiting) onTagmsg(m);
+}
+
 /** Earlier lines, a page of them in order: before everything there is (timestamps may be
  *  equal, so they are not sorted by them). */
 function prependLines(c, lines) {
   const fresh = lines.filter((l) => !l.msgid || !c.msgids.has(l.msgid));
   for (const l of fresh) if (l.msgid) c.msgids.set(l.msgid, l);
   c.lines.unshift(...fresh);
+  for (const l of fresh) reactionsWaiting(c, l);
 }
 
 /** Count a new line as unread (and maybe a mention), and tell the user if they are away
