@@ -16,10 +16,13 @@ from tests.conftest import Client, RunningServer, register_account
 CAP = "draft/metadata-2 batch"
 
 
-def batch_of(client: Client) -> list[Message]:
-    """The lines of the next ``metadata`` batch (the BATCH lines left out)."""
+def batch_of(client: Client, target: str | None = None) -> list[Message]:
+    """The lines of the next ``metadata`` batch (the BATCH lines left out), whose one
+    parameter is its target (``target``, if given)."""
     start = client.expect("BATCH")
     assert start.params[0].startswith("+") and start.params[1] == "metadata", start
+    assert len(start.params) == 3, start
+    assert target is None or start.params[2] == target, start
     ref = start.params[0][1:]
     lines = []
     while (msg := client.recv()) is not None:
@@ -66,7 +69,7 @@ def test_connecting_with_the_capability_sends_an_empty_batch(connect) -> None:
     client.send("USER carol 0 * :Carol")
     client.send("CAP END")
     client.expect("376")
-    assert batch_of(client) == []
+    assert batch_of(client, "carol") == []
 
 
 def test_without_the_capability_metadata_needs_registration(connect) -> None:
@@ -98,6 +101,23 @@ def test_set_then_get_and_list(people, target: str) -> None:
     ]
 
 
+def test_each_answers_batch_names_its_target(people) -> None:
+    alice, bob = people
+    alice.send("JOIN #den")
+    alice.expect("366")
+    alice.send("METADATA #den SET color :#0a0b0c")
+    alice.expect("761")
+    for target, name in [("*", "bob"), ("Alice", "alice"), ("#DEN", "#den")]:
+        bob.send(f"METADATA {target} GET color")
+        batch_of(bob, name)
+        bob.send(f"METADATA {target} LIST")
+        batch_of(bob, name)
+        bob.send(f"METADATA {target} SYNC")
+        batch_of(bob, name)
+    alice.send("METADATA * CLEAR")
+    batch_of(alice, "alice")
+
+
 def test_anyone_reads_a_users_metadata(people) -> None:
     alice, bob = people
     alice.send("METADATA * SET avatar :https://example.org/a.png")
@@ -124,10 +144,17 @@ def test_set_without_a_value_removes_the_key(people) -> None:
     assert [m.command for m in batch_of(bob)] == ["766"]
 
 
-def test_removing_a_key_not_set_fails(people) -> None:
-    alice, _ = people
+def test_removing_a_key_not_set_is_err_keynotset(people) -> None:
+    alice, bob = people
+    bob.send("METADATA * SUB status")
+    bob.expect("770")
     alice.send("METADATA * SET status")
-    assert fails(alice) == ("KEY_NOT_SET", "alice", "status")
+    assert alice.expect("768").params[:3] == ("alice", "alice", "status")
+    alice.send("JOIN #den")
+    alice.expect("366")
+    alice.send("METADATA #den SET status")
+    assert alice.expect("768").params[:3] == ("alice", "#den", "status")
+    assert bob.quiet() == []
 
 
 def test_clear_removes_every_key(people) -> None:
@@ -169,7 +196,7 @@ def test_too_few_parameters(people) -> None:
 def test_unknown_subcommand(people) -> None:
     alice, _ = people
     alice.send("METADATA * FROB x")
-    assert fails(alice) == ("SUBCOMMAND_INVALID", "FROB")
+    assert fails(alice) == ("INVALID_SUBCOMMAND", "FROB")
 
 
 @pytest.mark.parametrize("sub", ["LIST", "GET status", "SET status :x", "SYNC"])
@@ -180,15 +207,59 @@ def test_no_such_target(people, sub: str) -> None:
     assert alice.quiet() == []
 
 
-@pytest.mark.parametrize("key", ["Display-Name", "a=b", "key:x", "é", "x" * 65, "*"])
+@pytest.mark.parametrize("key", ["a=b", "é", "K\u212a", "x" * 65, "*", "a$b"])
 def test_invalid_keys(people, key: str) -> None:
     alice, _ = people
     alice.send(f"METADATA * SET {key} :v")
-    code, *_ = fails(alice)
-    assert code == "KEY_INVALID"
+    assert fails(alice) == ("INVALID_KEY", key)
     alice.send(f"METADATA * GET {key} status")
-    lines = batch_of(alice)
-    assert [(m.command, m.params[1]) for m in lines] == [("FAIL", "KEY_INVALID"), ("766", "alice")]
+    lines = batch_of(alice, "alice")
+    assert [(m.command, m.params[1]) for m in lines] == [("FAIL", "INVALID_KEY"), ("766", "alice")]
+    alice.send(f"METADATA * SUB {key} status")
+    assert fails(alice) == ("INVALID_KEY", key)
+    assert alice.expect("770").params[1:] == ("status",)
+
+
+def test_a_key_may_not_start_with_a_colon(people) -> None:
+    alice, _ = people
+    alice.send("METADATA * SET ::status")  # (as the last parameter: the key ":status")
+    assert fails(alice) == ("INVALID_KEY", "*")  # (it could not be a middle parameter)
+    alice.send("METADATA * SUB ::status")
+    assert fails(alice) == ("INVALID_KEY", "*")
+    alice.send("METADATA * GET ::status")
+    assert [m.params[:3] for m in batch_of(alice, "alice")] == [("METADATA", "INVALID_KEY", "*")]
+    assert alice.quiet() == []
+
+
+@pytest.mark.parametrize("subcommand", [":", "::X"])
+def test_a_subcommand_that_is_no_middle_parameter_is_shown_as_a_star(people, subcommand) -> None:
+    alice, _ = people
+    alice.send(f"METADATA * {subcommand}")
+    assert fails(alice) == ("INVALID_SUBCOMMAND", "*")
+
+
+def test_keys_are_letters_digits_and_some_punctuation(people) -> None:
+    alice, _ = people
+    for key in ["a", "x" * 64, "im.xmpp", "chat:web", "a/b_c-d.e", "0"]:
+        alice.send(f"METADATA * SET {key} :v")
+        assert alice.expect("761").params[2] == key
+
+
+def test_keys_are_case_insensitive(people) -> None:
+    alice, bob = people
+    bob.send("METADATA * SUB Display-NAME")
+    assert bob.expect("770").params[1:] == ("display-name",)
+    alice.send("METADATA * SET Display-Name :Alice A.")
+    assert alice.expect("761").params[1:] == ("alice", "display-name", "*", "Alice A.")
+    assert bob.expect("METADATA").params == ("alice", "display-name", "*", "Alice A.")
+    bob.send("METADATA alice GET DISPLAY-NAME")
+    assert [m.params[1:] for m in batch_of(bob, "alice")] == [
+        ("alice", "display-name", "*", "Alice A.")
+    ]
+    bob.send("METADATA * UNSUB display-NAME")
+    assert bob.expect("771").params[1:] == ("display-name",)
+    alice.send("METADATA * SET DISPLAY-name")
+    assert alice.expect("766").params[1:3] == ("alice", "display-name")
 
 
 def test_anothers_metadata_may_not_be_set(people) -> None:
@@ -261,8 +332,8 @@ def test_bad_input_never_stops_the_server(people, connect) -> None:
 
 def test_sub_unsub_and_subs(people) -> None:
     alice, _ = people
-    alice.send("METADATA * SUB display-name avatar Bad-Key color")
-    assert fails(alice) == ("KEY_INVALID", "Bad-Key")
+    alice.send("METADATA * SUB display-name avatar Bad=Key color")
+    assert fails(alice) == ("INVALID_KEY", "Bad=Key")
     assert alice.expect("770").params[1:] == ("display-name", "avatar", "color")
     alice.send("METADATA * SUBS")
     assert alice.expect("772").params[1:] == ("avatar", "color", "display-name")
@@ -371,9 +442,9 @@ def test_sync_of_a_user_and_of_a_room(people) -> None:
         ("alice", "color", "*", "#aa0000"),
     ]
     bob.send("METADATA alice SYNC")
-    assert metadata_lines(batch_of(bob)) == [("alice", "color", "*", "#aa0000")]
+    assert metadata_lines(batch_of(bob, "alice")) == [("alice", "color", "*", "#aa0000")]
     bob.send("METADATA #den SYNC")
-    assert sorted(metadata_lines(batch_of(bob))) == [
+    assert sorted(metadata_lines(batch_of(bob, "#den"))) == [
         ("#den", "color", "*", "#00aa00"),
         ("alice", "color", "*", "#aa0000"),
     ]
@@ -394,7 +465,7 @@ def test_join_burst_has_the_room_and_its_members(people, connect) -> None:
     bob.expect("770")
     bob.send("JOIN #den")
     bob.expect("366")
-    assert sorted(metadata_lines(batch_of(bob))) == [
+    assert sorted(metadata_lines(batch_of(bob, "#den"))) == [
         ("#den", "color", "*", "#00ff00"),
         ("alice", "display-name", "*", "Alice A."),
     ]
@@ -457,7 +528,9 @@ def test_metadata_set_before_connecting_applies(connect) -> None:
     client.send("USER early 0 * :Early")
     client.send("CAP END")
     client.expect("376")
-    assert metadata_lines(batch_of(client)) == [("early", "display-name", "*", "Early Bird")]
+    assert metadata_lines(batch_of(client, "early")) == [
+        ("early", "display-name", "*", "Early Bird")
+    ]
     assert bob.expect("METADATA").params == ("early", "display-name", "*", "Early Bird")
     bob.send("METADATA early GET display-name")
     assert [m.params[-1] for m in batch_of(bob)] == ["Early Bird"]
@@ -649,7 +722,7 @@ def test_a_watcher_with_metadata_notify_hears_of_a_monitored_users_keys(connect)
         watcher.expect("770")
     carol.send("MONITOR + alice")
     carol.expect("730")
-    assert metadata_lines(batch_of(carol)) == [("alice", "display-name", "*", "Alice A.")]
+    assert metadata_lines(batch_of(carol, "alice")) == [("alice", "display-name", "*", "Alice A.")]
     plain.send("MONITOR + alice")
     plain.expect("730")
     alice.send("METADATA * SET status :lunch")

@@ -152,6 +152,7 @@ RPL_SASLMECHS = "908"
 # IRCv3 draft/metadata-2 (METADATA; its failures are FAIL METADATA <code>).
 RPL_KEYVALUE = "761"  # <target> <key> <visibility> :<value>
 RPL_KEYNOTSET = "766"  # <target> <key> :key not set
+ERR_KEYNOTSET = "768"  # <target> <key> :key not set (a removal of a key with no value)
 RPL_METADATASUBOK = "770"  # <key> [<key>...]
 RPL_METADATAUNSUBOK = "771"  # <key> [<key>...]
 RPL_METADATASUBS = "772"  # <key> [<key>...]

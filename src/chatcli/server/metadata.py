@@ -64,8 +64,13 @@ WELL_KNOWN = ("display-name", "avatar", "color", "status")
 #: The visibility of every key: public.
 VISIBLE = "*"
 
-#: A valid key: lower-case letters, digits and ``_./-`` (as Ergo has it).
-_KEY = re.compile(r"[a-z0-9_./-]+")
+#: A valid key: letters, digits and ``_.:/-``, not starting with ``:`` (it could not be a
+#: middle parameter). The specification's set is letters, digits and ``_.:-``, case
+#: insensitive; ``/`` is taken too, as Ergo and the newer drafts of the specification have
+#: it. Keys are compared and kept in lower case (:func:`key_of`).
+_KEY = re.compile(r"[a-z0-9_./-][a-z0-9_.:/-]*")
+#: What an invalid key's failure says.
+KEY_RULE = "Keys are letters, digits and _.:/- (not : first), at most 64"
 
 
 def cap_value() -> str:
@@ -75,9 +80,18 @@ def cap_value() -> str:
     )
 
 
+def key_of(name: str) -> str | None:
+    """The key ``name`` names, in lower case (keys are case insensitive); None if it is
+    not a valid key name."""
+    if len(name) > MAX_KEY_LEN or not name.isascii():
+        return None
+    key = name.lower()
+    return key if _KEY.fullmatch(key) is not None else None
+
+
 def valid_key(key: str) -> bool:
-    """Whether ``key`` is a valid key name."""
-    return len(key) <= MAX_KEY_LEN and _KEY.fullmatch(key) is not None
+    """Whether ``key`` is a valid key as kept: a valid key name, in lower case."""
+    return key_of(key) == key
 
 
 def value_problem(value: str) -> str | None:
@@ -215,7 +229,7 @@ def send_sync(conn: Connection, target: str, holders: Iterable[tuple[str, Any]])
     if lines is None:
         conn.reply(n.RPL_METADATASYNCLATER, target, str(SYNC_RETRY))
         return
-    history.send_batch(conn, "metadata", (), lines)
+    history.send_batch(conn, "metadata", (target,), lines)
 
 
 def send_current(conn: Connection, keys: set[str]) -> None:
@@ -244,7 +258,7 @@ def send_current(conn: Connection, keys: set[str]) -> None:
     if lines:
         from chatcli.server import history
 
-        history.send_batch(conn, "metadata", (), lines)
+        history.send_batch(conn, "metadata", (conn.name,), lines)
 
 
 def join_burst(conn: Connection, channel: Channel) -> None:
@@ -261,7 +275,7 @@ def join_burst(conn: Connection, channel: Channel) -> None:
         elif lines:
             from chatcli.server import history
 
-            history.send_batch(conn, "metadata", (), lines)
+            history.send_batch(conn, "metadata", (channel.name,), lines)
     mine = items_of(conn)
     if not mine or caps.QUIET in conn.caps:
         return
@@ -343,15 +357,15 @@ def tell_watchers(world: World, person: Any, before: dict[str, str]) -> None:
 
 def send_watched(conn: Connection, people: Iterable[Any]) -> None:
     """After ``conn`` MONITORed ``people`` (online), with draft/metadata-notify-2: their
-    subscribed keys, in a ``metadata`` batch (none if there are none). Caller holds the
-    world lock."""
+    subscribed keys, in a ``metadata`` batch for each (none for one with none). Caller
+    holds the world lock."""
     if caps.METADATA_NOTIFY not in conn.caps or caps.METADATA not in conn.caps:
         return
-    lines = sync_lines(conn, [(p.nick, p) for p in people if p.nick is not None])
-    if lines:
-        from chatcli.server import history
+    from chatcli.server import history
 
-        history.send_batch(conn, "metadata", (), lines)
+    for person in people:
+        if person.nick is not None and (lines := sync_lines(conn, [(person.nick, person)])):
+            history.send_batch(conn, "metadata", (person.nick,), lines)
 
 
 def online(person: Any) -> None:

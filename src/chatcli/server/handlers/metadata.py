@@ -14,14 +14,17 @@
 a room's, but a secret or private room's only its members (to anyone else it does not
 exist). Only the user may change their own; a room's, only its operators. Answers:
 ``761 RPL_KEYVALUE <target> <key> * :<value>`` for a value (a SET's answer too),
-``766 RPL_KEYNOTSET <target> <key>`` for a key without one (a removal's answer too), and
-the failures ``FAIL METADATA <code>``: ``NEED_MORE_PARAMS``, ``SUBCOMMAND_INVALID``,
-``INVALID_TARGET <target>``, ``KEY_INVALID <key>``, ``KEY_NO_PERMISSION <target> <key>``,
-``KEY_NOT_SET <target> <key>``, ``VALUE_INVALID``, ``LIMIT_REACHED <target>``,
-``TOO_MANY_SUBS <key>``. A change the store was to keep (a logged-in user's, a registered
-room's) is answered once written; if it could not be, ``WARN METADATA NOT_KEPT <target>
-<key>`` comes first (the change holds in memory meanwhile). Limits, notifications and
-bursts: :mod:`chatcli.server.metadata`.
+``766 RPL_KEYNOTSET <target> <key>`` for a key without one (a removal's answer too),
+``768 ERR_KEYNOTSET <target> <key>`` for the removal of a key that has no value, and the
+failures ``FAIL METADATA <code>``: ``NEED_MORE_PARAMS``, ``INVALID_SUBCOMMAND
+<subcommand>``, ``INVALID_TARGET <target>``, ``INVALID_KEY <key>``, ``KEY_NO_PERMISSION
+<target> <key>``, ``VALUE_INVALID``, ``LIMIT_REACHED <target>``, ``TOO_MANY_SUBS <key>``.
+Every batch's parameter is its target (a room's for a JOIN's, the client's own nick for
+the one on connection). Keys are case insensitive: ``Display-Name`` is ``display-name``,
+and answers name keys in lower case. A change the store was to keep (a logged-in user's,
+a registered room's) is answered once written; if it could not be, ``WARN METADATA
+NOT_KEPT <target> <key>`` comes first (the change holds in memory meanwhile). Limits,
+notifications and bursts: :mod:`chatcli.server.metadata`.
 
 It works before registration too, with the capability (its value says ``before-connect``):
 what is set then applies once connected.
@@ -69,7 +72,9 @@ def metadata(conn: Connection, msg: Message) -> None:
     target, sub, args = params[0], params[1].upper(), list(params[2:])
     handler = SUBCOMMANDS.get(sub)
     if handler is None:
-        conn.fail("METADATA", "SUBCOMMAND_INVALID", params[1], "Unknown METADATA subcommand")
+        conn.fail(
+            "METADATA", "INVALID_SUBCOMMAND", _shown(params[1]), "Unknown METADATA subcommand"
+        )
         return
     try:
         handler(conn, target, args)
@@ -103,9 +108,22 @@ def _find(conn: Connection, target: str) -> tuple[str, Any, Channel | None]:
     return person.name, person, None
 
 
-def _check_key(key: str) -> None:
-    if not meta.valid_key(key):
-        raise Failed("KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+def _shown(param: str) -> str:
+    """``param`` as a failure's middle parameter names it: itself, or ``*`` if it could not
+    be one (empty, or starting with ``:``, as only a last parameter may be)."""
+    return param if param and not param.startswith(":") and " " not in param else "*"
+
+
+def _check_key(name: str) -> str:
+    """The key ``name`` names (in lower case).
+
+    Raises:
+        Failed: INVALID_KEY, if it is not a valid key name.
+    """
+    key = meta.key_of(name)
+    if key is None:
+        raise Failed("INVALID_KEY", _shown(name), meta.KEY_RULE)
+    return key
 
 
 def _may_change(
@@ -146,11 +164,11 @@ def _get(conn: Connection, target: str, keys: list[str]) -> None:
         values = dict(meta.items_of(holder))
     lines = [
         _keyvalue(conn, name, key, values.get(key))
-        if meta.valid_key(key)
-        else _fail_line(conn, "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
-        for key in keys
+        if (key := meta.key_of(asked)) is not None
+        else _fail_line(conn, "INVALID_KEY", _shown(asked), meta.KEY_RULE)
+        for asked in keys
     ]
-    history.send_batch(conn, "metadata", (), lines)
+    history.send_batch(conn, "metadata", (name,), lines)
 
 
 def _list(conn: Connection, target: str, args: list[str]) -> None:
@@ -158,7 +176,7 @@ def _list(conn: Connection, target: str, args: list[str]) -> None:
         name, holder, _ = _find(conn, target)
         items = meta.items_of(holder)
     lines = [_keyvalue(conn, name, key, value) for key, value in items]
-    history.send_batch(conn, "metadata", (), lines)
+    history.send_batch(conn, "metadata", (name,), lines)
 
 
 def _sync(conn: Connection, target: str, args: list[str]) -> None:
@@ -174,9 +192,8 @@ def _sync(conn: Connection, target: str, args: list[str]) -> None:
 def _set(conn: Connection, target: str, args: list[str]) -> None:
     if not args:
         raise Failed("NEED_MORE_PARAMS", "SET needs a key")
-    key = args[0]
+    key = _check_key(args[0])
     value = args[1] if len(args) > 1 and args[1] else None
-    _check_key(key)
     if value is not None and (problem := meta.value_problem(value)) is not None:
         raise Failed("VALUE_INVALID", problem)
     world = conn.world
@@ -185,7 +202,8 @@ def _set(conn: Connection, target: str, args: list[str]) -> None:
         _may_change(conn, name, holder, channel, key)
         if value is None:
             if not meta.items_of(holder) or holder.metadata.get(key) is None:
-                raise Failed("KEY_NOT_SET", name, key, "key not set")
+                conn.reply(n.ERR_KEYNOTSET, name, key, "key not set")
+                return
         elif holder.metadata is not None and holder.metadata.get(key) == value:
             conn.send_bytes(_keyvalue(conn, name, key, value))  # (nothing changes)
             return
@@ -206,7 +224,7 @@ def _clear(conn: Connection, target: str, args: list[str]) -> None:
         tickets = [change(conn, holder, channel, key, None) for key in keys]
     _kept(conn, max((t for t in tickets if t is not None), default=None), name, "*")
     lines = [_keyvalue(conn, name, key, None) for key in keys]
-    history.send_batch(conn, "metadata", (), lines)
+    history.send_batch(conn, "metadata", (name,), lines)
 
 
 def _kept(conn: Connection, ticket: int | None, name: str, key: str) -> None:
@@ -279,12 +297,13 @@ def _sub(conn: Connection, target: str, keys: list[str]) -> None:
     subs = set(conn.meta_subs)
     done: list[str] = []
     refused = None  # the first key past the limit: it and those after it are not done
-    for key in keys:
-        if not meta.valid_key(key):
-            conn.fail("METADATA", "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+    for asked in keys:
+        key = meta.key_of(asked)
+        if key is None:
+            conn.fail("METADATA", "INVALID_KEY", _shown(asked), meta.KEY_RULE)
             continue
         if key not in subs and len(subs) >= meta.MAX_SUBS:
-            refused = key
+            refused = asked
             break
         subs.add(key)
         if key not in done:
@@ -304,9 +323,10 @@ def _unsub(conn: Connection, target: str, keys: list[str]) -> None:
         raise Failed("NEED_MORE_PARAMS", "UNSUB needs at least one key")
     subs = set(conn.meta_subs)
     done: list[str] = []
-    for key in keys:
-        if not meta.valid_key(key):
-            conn.fail("METADATA", "KEY_INVALID", key, "Keys are a-z, 0-9 and _./-, at most 64")
+    for asked in keys:
+        key = meta.key_of(asked)
+        if key is None:
+            conn.fail("METADATA", "INVALID_KEY", _shown(asked), meta.KEY_RULE)
             continue
         subs.discard(key)
         if key not in done:
@@ -357,7 +377,7 @@ def connected(conn: Connection) -> None:
     name = conn.name
     server = conn.config.name
     lines = [meta.change_line(server, name, key, value).to_bytes() for key, value in items]
-    history.send_batch(conn, "metadata", (), lines)
+    history.send_batch(conn, "metadata", (name,), lines)
 
 
 def account_changed(conn: Connection) -> None:
