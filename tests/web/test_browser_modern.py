@@ -297,11 +297,22 @@ def test_lines_typed_or_pasted_together_go_as_one_multiline_message(
     )
     page.wait_line("\n".join(f"verse {i}" for i in range(most, most + 3)))
 
-    # From history too: a page opened later shows the message whole.
+    # From history too: a page opened later shows the message whole (and the topic's
+    # changes where they were, the room's topic the last of them).
+    peer.send("TOPIC #lobby :the old topic")
+    peer.send("TOPIC #lobby :the new topic")
+    peer.sync()
     page.driver.get("about:blank")
     page.open(running)
     page.sign_in("reader")
     page.wait_line("roses are red\nviolets are blue")
+    page.wait_line("peer set the topic: the new topic")
+    assert page.texts()[-2:] == [
+        "peer set the topic: the old topic",
+        "peer set the topic: the new topic",
+    ]
+    topic = page.driver.find_element(By.ID, "room-topic")
+    assert topic.text == "the new topic"
     assert page.errors() == []
 
 

@@ -43,6 +43,7 @@ const WANTED_CAPS = [
   "draft/read-marker",
   "draft/metadata-2",
   "draft/metadata-notify-2",
+  "draft/event-playback", // (reactions and topic changes in the history too)
 ];
 const HISTORY_PAGE = 50; // lines asked for at a time (CHATHISTORY limit)
 const MAX_LINES = 2000; // kept per conversation; older ones are dropped from the page
@@ -410,7 +411,7 @@ const HANDLERS = {
   KICK: onKick,
   QUIT: onQuit,
   NICK: onNick,
-  TOPIC: (m) => setTopic(m.params[0], m.params[1] || "", m.nick),
+  TOPIC: onTopic,
   332: (m) => setTopic(m.params[1], m.params[2] || ""),
   331: (m) => setTopic(m.params[1], ""),
   353: onNames,
@@ -1123,6 +1124,29 @@ function onNamesEnd(m) {
   state.namesAsked.delete(fold(room));
   if (asked?.length) note(null, `In ${room} (${asked.length}): ${asked.join(", ")}`);
   else if (asked) note(null, `No one in ${room}.`);
+}
+
+/** TOPIC: the room's topic changed; one from the history is shown where it was, as a line,
+ *  and is not the room's topic now. */
+function onTopic(m) {
+  const [room = "", topic = ""] = m.params;
+  const batch = state.batches.get(m.tags.batch);
+  if (batch?.type !== "chathistory") {
+    setTopic(room, topic, m.nick);
+    return;
+  }
+  const c = conv(room, false);
+  if (!c) return;
+  const line = {
+    msgid: m.tags.msgid || null,
+    time: m.tags.time || new Date().toISOString(),
+    nick: "",
+    text: `${m.nick} set the topic: ${topic}`,
+    kind: "event",
+    own: false,
+    reactions: new Map(),
+  };
+  batch.lines.push({ into: c, line });
 }
 
 function setTopic(room, topic, by) {
