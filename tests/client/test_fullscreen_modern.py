@@ -16,7 +16,7 @@ import pytest
 from textual import events
 
 from chatcli.client.app import ALIAS_TRIES, ChatView
-from chatcli.client.buffers import Buffers
+from chatcli.client.buffers import Activity, Buffers, Entry
 from chatcli.client.fullscreen import ChatApp, ChatInput, Confirm
 from chatcli.client.render import gist, render
 from chatcli.client.session import WANTED_CAPS, ClientSession, sasl_plain
@@ -430,3 +430,37 @@ async def test_in_the_line_client_deletions_and_reactions_are_said():
     react = Message("TAGMSG", ("#lobby",), source, {"+draft/react": "👍", "+draft/reply": "abc"})
     assert render(redact, "ada", NOON).plain == "12:00 -- bob deleted a message"
     assert render(react, "ada", NOON).plain == "12:00 -- bob reacted 👍"
+
+
+async def test_a_marker_from_another_device_moves_new_since_you_left_after_what_was_read():
+    buffers = Buffers()
+    room = buffers.open("#dev")
+    buffers.switch(room)
+    buffers.switch(buffers.server)  # left: "new since you left" at the end
+    for second in (1, 2, 3):
+        msg = Message(
+            "PRIVMSG",
+            ("#dev", f"line {second}"),
+            "bob!b@h",
+            {"time": f"2026-01-02T12:00:0{second}.000Z", "msgid": f"m{second}"},
+        )
+        buffers.note(room, render(msg, "ada", NOON), Activity.MESSAGES, Entry(msg, "bob"))
+    assert (room.marker, room.unread) == (0, 3)
+    buffers.marked_read(Message("MARKREAD", ("#dev", "timestamp=2026-01-02T12:00:02.000Z")), "ada")
+    assert (room.marker, room.unread) == (2, 1)  # before line 3, the one not read
+    buffers.marked_read(Message("MARKREAD", ("#dev", "timestamp=2026-01-02T12:00:09.000Z")), "ada")
+    assert (room.marker, room.unread, room.activity) == (3, 0, Activity.NONE)
+
+
+async def test_escape_gives_up_a_reply_being_typed(db_server, clients):
+    bob = person(db_server.port, "bob", clients)
+    async with app_for(db_server.port) as (app, pilot):
+        said(bob, "question?")
+        await until(pilot, lambda: lines_with(app, "question?"))
+        await pilot.press("up", "r")
+        assert app._composing is not None
+        await pilot.press("escape")
+        assert app._composing is None
+        await type_line(pilot, "not a reply")
+        sent = await received(pilot, bob, "PRIVMSG")
+        assert sent.params[1] == "not a reply" and "+draft/reply" not in sent.tags

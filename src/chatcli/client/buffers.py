@@ -434,6 +434,18 @@ class Buffers:
             buffer.read_at = when
         if buffer is not self.current:
             buffer.count_unread(me)
+            if buffer.marker is not None:  # "new since you left": after what was read
+                buffer.marker = next(
+                    (
+                        index
+                        for index, entry in enumerate(buffer.entries)
+                        if index >= buffer.marker
+                        and entry is not None
+                        and (at := entry.when) is not None
+                        and at > buffer.read_at
+                    ),
+                    len(buffer.lines),
+                )
         return buffer
 
     def metadata(self, target: str, key: str, value: str | None) -> bool:

@@ -348,6 +348,7 @@ class ChatApp(App[ExitStatus]):
         self._composing: tuple[str, Entry] | None = None
         self._mark_due = False  # a MARKREAD for the buffer in view is to be sent
         self._redraw_due = False  # the buffer in view is to be drawn again
+        self._focused = True  # the terminal has the focus (where it says)
         self._picked_y: int | None = None  # the log's row of the message picked, drawn
 
     # -- layout -----------------------------------------------------------------------------
@@ -941,10 +942,18 @@ class ChatApp(App[ExitStatus]):
         self._mark_due = True
         self.set_timer(MARK_READ_AFTER, self._mark_read)
 
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        """The terminal lost the focus (where it says so): lines in view are not read."""
+        self._focused = False
+
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self._focused = True
+        self._mark_read_soon()
+
     def _mark_read(self) -> None:
         self._mark_due = False
         buffer = self.buffers.current
-        if buffer.kind is Kind.SERVER or self.finished:
+        if buffer.kind is Kind.SERVER or self.finished or not self._focused:
             return
         latest = next(
             (e for e in reversed(buffer.entries) if e is not None and e.when is not None), None
