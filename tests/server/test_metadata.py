@@ -667,6 +667,22 @@ def test_the_capability_asked_for_once_connected_sends_the_own_keys(connect) -> 
     assert metadata_lines(batch_of(client)) == [("carol", "color", "*", "#010203")]
 
 
+def test_dropping_the_capability_ends_the_subscriptions(people) -> None:
+    alice, bob = people
+    bob.send("METADATA * SUB color status")
+    bob.expect("770")
+    bob.send("CAP REQ :-draft/metadata-2")
+    bob.expect("CAP", None, "ACK")
+    bob.send("CAP REQ :draft/metadata-2")
+    bob.expect("CAP", None, "ACK")
+    batch_of(bob, "bob")
+    bob.send("METADATA * SUBS")
+    assert [m for m in bob.sync() if m.command == "772"] == []
+    alice.send("METADATA * SET color :#101010")
+    alice.expect("761")
+    assert metadata_lines(bob.sync()) == []
+
+
 def test_subscribing_past_the_burst_bound_says_sync_later(people) -> None:
     alice, bob = people
     alice.send("METADATA * SET k1 :v")

@@ -380,6 +380,12 @@ def connected(conn: Connection) -> None:
     history.send_batch(conn, "metadata", (name,), lines)
 
 
+def capability_dropped(conn: Connection) -> None:
+    """``conn`` removed the capability (CAP REQ -draft/metadata-2): its subscriptions end,
+    so that asking for it again starts with none, as on connecting."""
+    _set_subs(conn, set())
+
+
 def account_changed(conn: Connection) -> None:
     """``conn`` logged in or out. Logged in: its metadata becomes the account's, shared
     with the account's other connections here (or read from the store), with what it set

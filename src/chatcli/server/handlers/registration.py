@@ -134,6 +134,8 @@ def cap(conn: Connection, msg: Message) -> None:
         _cap_reply(conn, "ACK", wanted)
         if conn.registered and not had_metadata and caps.METADATA in conn.caps:
             metadata_handler.connected(conn)  # (its own keys, as on connecting)
+        elif had_metadata and caps.METADATA not in conn.caps:
+            metadata_handler.capability_dropped(conn)  # (its subscriptions end)
     elif sub == "END":
         if conn.cap_negotiating:
             conn.cap_negotiating = False
