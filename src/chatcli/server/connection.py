@@ -279,6 +279,7 @@ class Connection(Speaker):
         "profile",
         "proxied",
         "quit_reason",
+        "read_markers",
         "realname",
         "registered",
         "sasl",
@@ -332,6 +333,10 @@ class Connection(Speaker):
         # IRCv3 draft/multiline: the multiline message it is sending, while its batch is
         # open (chatcli.server.multiline); it goes with the connection.
         self.multiline: Multiline | None = None
+        # IRCv3 draft/read-marker, not logged in: its own read markers (folded target to
+        # unix ms), once it sets one; they go with the connection
+        # (chatcli.server.handlers.readmarker).
+        self.read_markers: dict[str, int] | None = None
         # IRCv3 draft/metadata-2 (chatcli.server.metadata): its keys, once it has any
         # (shared with its account's other connections), and the keys it subscribed to.
         self.metadata: Metadata | None = None

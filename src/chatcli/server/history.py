@@ -261,8 +261,12 @@ def preload(conn: Connection, name: str) -> list[Stored] | None:
     if store is None:
         return None
     marker = None
-    if caps.READ_MARKER in conn.caps and conn.account_id is not None:
-        marker = marker_line(conn, name, store.read_marker(conn.account_id, world.fold(name)))
+    if caps.READ_MARKER in conn.caps:
+        key = world.fold(name)
+        if conn.account_id is not None:
+            marker = marker_line(conn, name, store.read_marker(conn.account_id, key))
+        else:  # (not logged in: the connection's own markers)
+            marker = marker_line(conn, name, (conn.read_markers or {}).get(key))
     channel = world.channels.get(world.fold(name))  # a glance: the join checks again
     if count <= 0 and channel is None:
         found = Preloaded()

@@ -3,13 +3,14 @@
     RENAME <room> <new name> [:<reason>]
 
 A room's operator renames it; its members, topic, modes, lists, invitations and ranks
-stay, its history and read markers follow it to the new name, and so does its
-registration. Members who negotiated the capability are sent ``:<who> RENAME <old> <new>
-:<reason>`` (the reason may be empty); the others, as the specification's fallback, a
-PART of the old name (with the reason), then a JOIN of the new one with its topic and
-names, as on joining it, unless only the name's case changed (then they are told
-nothing: for them it is the same room). The old name is free at once: who joins it makes
-a new room (no redirection, which the specification leaves to the server).
+stay, its history and read markers (those of clients not logged in too) follow it to the
+new name, and so does its registration. Members who negotiated the capability are sent
+``:<who> RENAME <old> <new> :<reason>`` (the reason may be empty); the others, as the
+specification's fallback, a PART of the old name (with the reason), then a JOIN of the
+new one with its topic and names, as on joining it, unless only the name's case changed
+(then they are told nothing: for them it is the same room). The old name is free at
+once: who joins it makes a new room (no redirection, which the specification leaves to
+the server).
 
 Refusals: not in the room (ERR_NOTONCHANNEL), not its operator (ERR_CHANOPRIVSNEEDED), no
 such room (ERR_NOSUCHCHANNEL), and ``FAIL RENAME CHANNEL_NAME_IN_USE`` (another room has
@@ -104,6 +105,9 @@ def tell(
     relay = Relay(line, account=account)
     same = world.fold(old) == world.fold(channel.name)
     for person in people:
+        kept = person.read_markers  # (not logged in: its own marker follows the room too)
+        if kept and not same and world.fold(old) in kept:
+            kept[world.fold(channel.name)] = kept.pop(world.fold(old))
         out = person if person is actor else person.delivery
         if caps.CHANNEL_RENAME in person.caps:
             out.send_bytes(relay.to(person.profile) or b"")
