@@ -20,7 +20,7 @@ from chatcli.client.buffers import Activity, Buffers, Entry
 from chatcli.client.fullscreen import ChatApp, ChatInput, Confirm
 from chatcli.client.render import gist, render
 from chatcli.client.session import WANTED_CAPS, ClientSession, sasl_plain
-from chatcli.protocol import Message, server_time
+from chatcli.protocol import Message, parse_line, server_time
 from tests.client.test_fullscreen import NOON, STEADY_CAPS, shown, type_line, until
 from tests.conftest import Client, register_account
 
@@ -464,3 +464,14 @@ async def test_escape_gives_up_a_reply_being_typed(db_server, clients):
         await type_line(pilot, "not a reply")
         sent = await received(pilot, bob, "PRIVMSG")
         assert sent.params[1] == "not a reply" and "+draft/reply" not in sent.tags
+
+
+async def test_in_the_line_client_metadata_answers_are_not_shown_as_lines():
+    for line in (
+        ":s 770 ada display-name color",
+        ":s 761 ada bob display-name * :Bobby",
+        ":s 766 ada bob color :key not set",
+    ):
+        assert render(parse_line(line), "ada", NOON) is None
+    told = render(parse_line(":s 768 ada ada color :key not set"), "ada", NOON)
+    assert told.plain == "12:00 -- color was not set"

@@ -137,7 +137,7 @@ class Entry:
             if len(self.reactions) >= MOST_REACTIONS:
                 return False
             who = self.reactions[text] = []
-        if any(n.lower() == nick.lower() for n in who) or len(who) >= MOST_REACTORS:
+        if any(other.lower() == nick.lower() for other in who) or len(who) >= MOST_REACTORS:
             return False
         who.append(nick)
         return True

@@ -93,6 +93,7 @@ from chatcli.client.render import (
 from chatcli.client.session import ClientSession
 from chatcli.errors import ExitStatus
 from chatcli.protocol import Message, caps, split_source
+from chatcli.protocol import numerics as n
 
 #: Messages asked for each time scrolling up passes the top of a buffer.
 HISTORY_PAGE = 50
@@ -133,10 +134,11 @@ KEYS = [
     ("  Esc", "done"),
     ("Ctrl-C, Ctrl-D", "clear the line; on an empty line, quit"),
 ]
-#: METADATA numerics (IRCv3 draft/metadata-2): a key's value, a key not set, and the
-#: answers to SUB, UNSUB and SUBS and a sync put off, none of them shown.
-RPL_KEYVALUE, RPL_KEYNOTSET = "761", "766"
-_METADATA_QUIET = {"770", "771", "772", "774"}
+#: METADATA numerics (IRCv3 draft/metadata-2): the answers to SUB, UNSUB and SUBS and a
+#: sync put off, none of them shown.
+_METADATA_QUIET = {
+    n.RPL_METADATASUBOK, n.RPL_METADATAUNSUBOK, n.RPL_METADATASUBS, n.RPL_METADATASYNCLATER,
+}  # fmt: skip
 MARKER = Text("──── new since you left ────", style="red")
 
 
@@ -495,8 +497,8 @@ class ChatApp(App[ExitStatus]):
         if cmd == "METADATA" and len(params) >= 3:
             self._metadata(params[0], params[1], params[3] if len(params) > 3 else None)
             return True
-        if cmd in (RPL_KEYVALUE, RPL_KEYNOTSET) and len(params) >= 3:
-            value = params[4] if cmd == RPL_KEYVALUE and len(params) > 4 else None
+        if cmd in (n.RPL_KEYVALUE, n.RPL_KEYNOTSET) and len(params) >= 3:
+            value = params[4] if cmd == n.RPL_KEYVALUE and len(params) > 4 else None
             self._metadata(params[1], params[2], value)
             return True
         return cmd in _METADATA_QUIET

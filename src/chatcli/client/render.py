@@ -58,7 +58,8 @@ _HIDDEN = {
     n.RPL_LISTSTART, n.RPL_LISTEND, n.RPL_ENDOFHELP, n.RPL_ENDOFMOTD, n.RPL_MOTDSTART,
     n.RPL_LUSEROP, n.RPL_LUSERUNKNOWN, n.RPL_LUSERCHANNELS, n.RPL_LUSERME,
     n.RPL_LOCALUSERS, n.RPL_GLOBALUSERS, n.RPL_ENDOFBANLIST, n.RPL_LUSERCLIENT, n.ERR_NOMOTD,
-    n.RPL_ENDOFWHOWAS,
+    n.RPL_ENDOFWHOWAS, n.RPL_KEYVALUE, n.RPL_KEYNOTSET, n.RPL_METADATASUBOK,
+    n.RPL_METADATAUNSUBOK, n.RPL_METADATASUBS, n.RPL_METADATASYNCLATER,
 }  # fmt: skip
 
 
@@ -346,6 +347,8 @@ def _numeric(
         )
     if code == n.RPL_LIST and len(p) >= 3:
         return _system(when, f"{p[0]} ({p[1]} here) {p[2]}")
+    if code == n.ERR_KEYNOTSET and len(p) >= 2:  # METADATA SET of nothing, to unset
+        return _system(when, f"{p[1].replace('-', ' ')} was not set")
     if code == n.RPL_INVITING and len(p) >= 2:
         return _system(when, f"invited {p[0]} to {p[1]}")
     if code[0] in "45":
