@@ -1435,7 +1435,16 @@ function runCommand(line) {
 function showHelp() {
   const lines = Object.values(COMMANDS).map((command) => `${command.use} — ${command.help}`);
   note(null, "Commands:");
-  note(null, [...lines, "Alt+Up and Alt+Down change conversation; //text sends /text."], "detail");
+  note(
+    null,
+    [
+      ...lines,
+      "Alt+Up and Alt+Down change conversation; //text sends /text.",
+      "Enter sends; Shift+Enter starts a new line of the same message.",
+      "A message's ⋯ button (or Tab to it): reply, react, delete.",
+    ],
+    "detail",
+  );
 }
 
 /** The tags a message sent now carries: the message it answers, if any (then forgotten). */
