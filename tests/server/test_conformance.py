@@ -46,9 +46,11 @@ def test_an_account_reads_back_its_conversation_with_someone_not_logged_in(db_se
     guest = connect(db_server, clients, "guest", HISTORY_CAPS)
     alice.send("PRIVMSG guest :hello guest")
     guest.expect("PRIVMSG")
+    assert latest(alice, "guest") == ["hello guest"]
     guest.send("PRIVMSG alice :hello alice")
     alice.expect("PRIVMSG", "alice")
-    alice.sync()
+    # (The guest reads nothing back; asking, it waits for its own line to be kept.)
+    assert latest(guest, "alice") == []
     assert latest(alice, "guest") == ["hello guest", "hello alice"]
     assert latest(alice, "GUEST") == ["hello guest", "hello alice"]
 
@@ -216,10 +218,56 @@ def test_tagmsgs_with_client_tags_are_kept_for_event_playback_but_typing_is_not(
     bob.expect("TAGMSG")
     bob.send("PRIVMSG #den :after")
     after = bob.expect("PRIVMSG")
+    assert history_lines(bob, "CHATHISTORY LATEST #den * 10") == [
+        ("PRIVMSG", after.tags["msgid"], "after")
+    ]
     assert history_lines(alice, "CHATHISTORY LATEST #den * 10") == [
         ("TAGMSG", kept.tags["msgid"], "#den"),
         ("PRIVMSG", after.tags["msgid"], "after"),
     ]
-    assert history_lines(bob, "CHATHISTORY LATEST #den * 10") == [
-        ("PRIVMSG", after.tags["msgid"], "after")
+
+
+# -- WHOWAS of several nicks ----------------------------------------------------------------
+
+
+def left(server: RunningServer, clients: list[Client], nick: str, user: str) -> None:
+    """``nick`` (with user name ``user``) comes and goes."""
+    client = Client(server.port)
+    clients.append(client)
+    client.send(f"NICK {nick}")
+    client.send(f"USER {user} 0 * :Real {nick}")
+    client.expect("001")
+    client.send("QUIT :bye")
+    assert client.closed()
+
+
+def test_whowas_of_several_nicks_gives_the_latest_first_then_one_end(server, clients):
+    asker = connect(server, clients, "asker")
+    left(server, clients, "dora", "first")
+    left(server, clients, "emil", "second")
+    left(server, clients, "dora", "third")
+    asker.send("WHOWAS emil,dora,nobody")
+    replies = asker.collect("369")
+    assert [(m.params[1], m.params[2]) for m in replies if m.command == "314"] == [
+        ("dora", "~third"),
+        ("emil", "~second"),
+        ("dora", "~first"),
     ]
+    assert [m.params[1] for m in replies if m.command == "406"] == ["nobody"]
+    assert replies[-1].params[1] == "emil,dora,nobody"
+
+
+def test_whowas_count_bounds_the_entries_of_each_nick(server, clients):
+    asker = connect(server, clients, "asker")
+    for user in ("one", "two", "three"):
+        left(server, clients, "dora", user)
+    left(server, clients, "emil", "four")
+    asker.send("WHOWAS dora,emil 2")
+    replies = asker.collect("369")
+    assert [m.params[2] for m in replies if m.command == "314"] == ["~four", "~three", "~two"]
+
+
+def test_targmax_says_how_many_nicks_whowas_takes(server, clients):
+    tokens = isupport(connect(server, clients, "asker"))
+    limits = dict(pair.split(":") for pair in tokens["TARGMAX"].split(","))
+    assert int(limits["WHOWAS"]) > 1

@@ -51,7 +51,7 @@ def isupport(config: ServerConfig) -> list[str]:
         "STATUSMSG=" + "".join(PREFIXES.values()),
         f"TARGMAX=PRIVMSG:{config.max_targets},NOTICE:{config.max_targets},"
         f"TAGMSG:{config.max_targets},JOIN:,PART:,KICK:{config.max_targets},"
-        f"NAMES:{config.max_targets},LIST:,WHOIS:1,"
+        f"NAMES:{config.max_targets},LIST:,WHOIS:1,WHOWAS:{config.max_targets},"
         f"MONITOR:{config.max_monitor}",
         f"TOPICLEN={config.topic_len}",
         "UTF8ONLY",

@@ -232,17 +232,24 @@ def _reply_actually(conn: Connection, nick: str, user: str, ip: str) -> None:
 
 @command("WHOWAS", 1)
 def whowas(conn: Connection, msg: Message) -> None:
-    """WHOWAS <nick> [<count>] — who used a nick that is no longer online."""
-    nick = msg.params[0].split(",")[0]
+    """WHOWAS <nick>{,<nick>} [<count>] — who used these nicks that are no longer online:
+    the latest first, at most ``count`` of each nick when it is positive. At most
+    ``max_targets`` nicks are looked up (``TARGMAX=...,WHOWAS:<n>``)."""
+    nicks = [nick for nick in msg.params[0].split(",") if nick][: conn.config.max_targets]
     count = (number(msg.params[1]) if len(msg.params) > 1 else None) or 0
     world = conn.world
+    wanted = {world.fold(nick): nick for nick in nicks}
+    shown = dict.fromkeys(wanted, 0)  # entries found of each nick
+    found = []
     with world.lock:
-        folded = world.fold(nick)
-        found = [d for d in reversed(world.whowas) if world.fold(d.nick) == folded]
-    if count > 0:
-        found = found[:count]
-    if not found:
-        conn.reply(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+        for departed in reversed(world.whowas):
+            folded = world.fold(departed.nick)
+            if folded in shown and (count <= 0 or shown[folded] < count):
+                shown[folded] += 1
+                found.append(departed)
+    for folded, nick in wanted.items():
+        if not shown[folded]:
+            conn.reply(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
     operator = "o" in conn.modes
     for departed in found:
         conn.reply(
@@ -252,7 +259,7 @@ def whowas(conn: Connection, msg: Message) -> None:
             _reply_actually(conn, departed.nick, departed.user, departed.ip)
         left = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(departed.left_at))
         conn.reply(n.RPL_WHOISSERVER, departed.nick, conn.config.name, left)
-    conn.reply(n.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
+    conn.reply(n.RPL_ENDOFWHOWAS, msg.params[0], "End of WHOWAS")
 
 
 @command("ISON", 1)
