@@ -143,3 +143,57 @@ def test_without_the_cap_no_redact_line(open_client) -> None:
     plain.send("PING done")
     before = plain.collect("PONG")
     assert not [m for m in before if m.command in ("REDACT", "NOTICE")]
+
+
+def test_someone_outside_a_conversation_is_told_the_message_is_unknown(
+    history_server: RunningServer, open_client
+) -> None:
+    for name in ("alice", "bob", "carol"):
+        register_account(history_server.port, name, "hunter22")
+    people = [open_client(name, room=None) for name in ("alice", "bob", "carol")]
+    for client in people:
+        client.send(f"PRIVMSG NickServ :IDENTIFY {client.nick} hunter22")
+        client.expect("900")
+    alice, bob, carol = people
+    msgid = say(alice, "bob", "between us")
+    bob.expect("PRIVMSG", "bob", "between us")
+    for target in ("alice", "bob"):  # (the same answer as for a msgid that never was)
+        carol.send(f"REDACT {target} {msgid}")
+        assert carol.expect("FAIL").params[:4] == ("REDACT", "UNKNOWN_MSGID", target, msgid)
+    assert [m for m in alice.sync() + bob.sync() if m.command == "REDACT"] == []
+    assert "between us" in texts(bob, "alice")
+
+
+def test_an_operator_of_another_room_is_no_operator_here(open_client) -> None:
+    bob = open_client("bob", room="#bobs")  # bob runs #bobs
+    alice = open_client("alice", room="#alices")  # alice runs #alices...
+    alice.send("JOIN #bobs")  # ...and is only a member of #bobs
+    alice.expect("366")
+    mine = say(alice, "#bobs", "from alice")
+    alice.send(f"REDACT #bobs {mine}")  # her own: yes
+    assert alice.expect("REDACT").params == ("#bobs", mine)
+    assert bob.expect("REDACT").params == ("#bobs", mine)
+    theirs = say(bob, "#bobs", "from bob")
+    alice.expect("PRIVMSG", "#bobs", "from bob")
+    alice.send(f"REDACT #bobs {theirs}")
+    assert alice.expect("FAIL").params[:4] == ("REDACT", "REDACT_FORBIDDEN", "#bobs", theirs)
+    alice.send(f"REDACT #alices {theirs}")  # not a message of the room she runs
+    assert alice.expect("FAIL").params[:4] == ("REDACT", "UNKNOWN_MSGID", "#alices", theirs)
+    assert [m for m in bob.sync() if m.command == "REDACT"] == []
+
+
+def test_a_reaction_is_redacted_and_a_tagmsg_not_kept_is_unknown(open_client) -> None:
+    alice = open_client("alice")
+    bob = open_client("bob")
+    msgid = say(bob, "#dev", "nice")
+    alice.expect("PRIVMSG", "#dev", "nice")
+    alice.send(f"@+draft/react=x;+draft/reply={msgid} TAGMSG #dev")
+    reaction = alice.expect("TAGMSG", "#dev").tags["msgid"]
+    bob.expect("TAGMSG", "#dev")
+    alice.send(f"REDACT #dev {reaction}")
+    assert alice.expect("REDACT").params == ("#dev", reaction)
+    assert bob.expect("REDACT").params == ("#dev", reaction)
+    alice.send("@+typing=active TAGMSG #dev")  # a typing notice is not kept
+    typing = alice.expect("TAGMSG", "#dev").tags["msgid"]
+    alice.send(f"REDACT #dev {typing}")
+    assert alice.expect("FAIL").params[:4] == ("REDACT", "UNKNOWN_MSGID", "#dev", typing)
