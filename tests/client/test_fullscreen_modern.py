@@ -475,3 +475,16 @@ async def test_in_the_line_client_metadata_answers_are_not_shown_as_lines():
         assert render(parse_line(line), "ada", NOON) is None
     told = render(parse_line(":s 768 ada ada color :key not set"), "ada", NOON)
     assert told.plain == "12:00 -- color was not set"
+
+
+async def test_a_reaction_sent_to_another_room_does_not_touch_a_message(db_server, clients):
+    bob = person(db_server.port, "bob", clients)
+    bob.send("JOIN #elsewhere")
+    bob.expect("366")
+    async with app_for(db_server.port) as (app, pilot):
+        msgid = said(bob, "only here")
+        await until(pilot, lambda: lines_with(app, "only here"))
+        bob.send(f"@+draft/react=💩;+draft/reply={msgid} TAGMSG #elsewhere")
+        bob.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
+        await until(pilot, lambda: any("👍 1" in line for line in lines_with(app, "only here")))
+        assert not any("💩" in line for line in lines_with(app, "only here"))

@@ -377,15 +377,11 @@ class Buffers:
             return self.get(target)
         return self.get(nick if target.lower() == me.lower() else target)
 
-    def locate(self, msgid: str, first: Buffer | None) -> tuple[Buffer, int] | None:
-        """Where the message ``msgid`` is shown: in ``first`` if there, else anywhere."""
-        for buffer in [first, *self._order] if first is not None else self._order:
-            if buffer is None:
-                continue
-            index = buffer.find(msgid)
-            if index is not None:
-                return buffer, index
-        return None
+    def locate(self, msgid: str, buffer: Buffer | None) -> tuple[Buffer, int] | None:
+        """Where the message ``msgid`` is shown in ``buffer`` (the conversation a deletion
+        or reaction was sent to: one sent to another cannot touch it)."""
+        index = buffer.find(msgid) if buffer is not None else None
+        return None if buffer is None or index is None else (buffer, index)
 
     def redacted(self, msg: Message, me: str) -> tuple[Buffer, int] | None:
         """``REDACT <target> <msgid> [reason]``: mark the message deleted; where it is."""
