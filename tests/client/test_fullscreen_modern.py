@@ -488,3 +488,13 @@ async def test_a_reaction_sent_to_another_room_does_not_touch_a_message(db_serve
         bob.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
         await until(pilot, lambda: any("👍 1" in line for line in lines_with(app, "only here")))
         assert not any("💩" in line for line in lines_with(app, "only here"))
+
+
+async def test_in_the_line_client_a_reply_is_shown_after_a_quote_of_what_it_answers():
+    view = ChatView(ClientSession("127.0.0.1", 1, "ada"), "#lobby")
+    asked = parse_line("@msgid=a1 :ada!a@h PRIVMSG #lobby :lunch at noon?")
+    answer = parse_line("@msgid=b1;+draft/reply=a1 :bob!b@h PRIVMSG #lobby :sure")
+    stray = parse_line("@msgid=c1;+draft/reply=zz :bob!b@h PRIVMSG #lobby :what?")
+    assert view.quoted(asked) is None
+    assert view.quoted(answer).plain == "      ↪ ada: lunch at noon?"
+    assert view.quoted(stray).plain == "      ↪ a message not shown"

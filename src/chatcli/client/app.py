@@ -39,7 +39,9 @@ from rich.console import Console
 from rich.text import Text
 
 from chatcli import __version__
-from chatcli.client.history import MULTILINE, Timeline, chat_key
+from chatcli.client.buffers import REPLY_TAG
+from chatcli.client.formatting import clean
+from chatcli.client.history import MULTILINE, Timeline, chat_key, message_lines
 from chatcli.client.input import (
     HELP,
     Action,
@@ -49,7 +51,7 @@ from chatcli.client.input import (
     multiline_batches,
     parse_input,
 )
-from chatcli.client.render import STYLE_ERROR, STYLE_SYSTEM, ctcp, note, render
+from chatcli.client.render import INDENT, STYLE_ERROR, STYLE_SYSTEM, ctcp, gist, note, render
 from chatcli.client.session import (
     METADATA,
     ClientSession,
@@ -77,6 +79,8 @@ QUEUE_LIMIT = 100
 PASTE_ASK = 5
 #: Seconds within which a second Ctrl-C on an empty line quits.
 QUIT_WINDOW = 2.0
+#: Messages kept (line mode) to quote before a reply to one of them.
+RECENT = 500
 
 
 def ctcp_answer(msg: Message, me: str) -> Message | None:
@@ -159,6 +163,29 @@ class ChatView:
         #: message there, and of our own last (for /react and /delete).
         self.last_msgid: dict[str, str] = {}
         self.own_msgid: dict[str, str] = {}
+        #: The latest messages shown (their sender and text), by msgid, for the quote
+        #: before a reply to one of them (line mode).
+        self.recent: dict[str, tuple[str, str]] = {}
+
+    def quoted(self, msg: Message) -> Text | None:
+        """What a reply answers (``↪ bob: first words…``), dimmed, if it was shown; and
+        ``msg`` kept to be quoted in its turn. Line mode: the full-screen client shows
+        its own."""
+        if msg.command not in ("PRIVMSG", "NOTICE") or len(msg.params) < 2:
+            return None
+        nick = split_source(msg.source or "")[0]
+        msgid = msg.tags.get("msgid")
+        if msgid and "!" in (msg.source or ""):
+            if len(self.recent) >= RECENT:
+                del self.recent[next(iter(self.recent))]
+            self.recent[msgid] = (nick, "\n".join(message_lines(msg)))
+        answered = msg.tags.get(REPLY_TAG)
+        if not answered:
+            return None
+        if answered not in self.recent:
+            return Text(f"{INDENT}↪ a message not shown", style="dim")
+        who, text = self.recent[answered]
+        return Text(f"{INDENT}↪ {clean(who)}: {gist(text)}", style="dim")
 
     def notes(self, msg: Message) -> Text | None:
         """A line to show for what the server left unsaid: a NAMES with nobody in it."""
@@ -316,7 +343,7 @@ def _start_reader(
 
     def shown(messages: list[Message]) -> None:
         for msg in messages:
-            for line in (render(msg, view.nick), view.notes(msg)):
+            for line in (view.quoted(msg), render(msg, view.nick), view.notes(msg)):
                 if line is not None:
                     show(line)
 
