@@ -271,3 +271,18 @@ def test_targmax_says_how_many_nicks_whowas_takes(server, clients):
     tokens = isupport(connect(server, clients, "asker"))
     limits = dict(pair.split(":") for pair in tokens["TARGMAX"].split(","))
     assert int(limits["WHOWAS"]) > 1
+
+
+def test_kept_tagmsgs_take_no_place_among_the_lines_a_join_replays(make_server, tmp_path, clients):
+    server = make_server(db=str(tmp_path / "chat.db"), replay_lines=2)
+    alice = connect(server, clients, "alice", "message-tags")
+    alice.send("JOIN #den")
+    alice.expect("366")
+    alice.send("PRIVMSG #den :one")
+    alice.send("PRIVMSG #den :two")
+    alice.send("@+example/pin=yes TAGMSG #den")
+    alice.sync()
+    carol = connect(server, clients, "carol")
+    carol.send("JOIN #den")
+    carol.expect("366")
+    assert [m.params[-1].rpartition(" ")[2] for m in carol.quiet()] == ["one", "two"]

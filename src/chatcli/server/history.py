@@ -134,6 +134,8 @@ def record_room(
     if store is None:
         return None
     stored = _stored(conn, conn.world.fold(channel.name), msg, relay, client_tags, text)
+    if is_event(stored):  # (never replayed on JOIN: it would only take a line's place)
+        return store.record(stored, on_lost=on_lost)
     if channel.recent is not None:
         channel.recent.append(stored)
     conn.world.kept_in_room(channel, stored)
