@@ -511,6 +511,13 @@ def test_read_markers_are_shared_with_the_accounts_other_devices(
     page.wait_line("news 3")
     assert "New since you last read" not in [li.text for li in page.css("#log .line")]
 
+    # A direct conversation too: read on the phone, it is read here.
+    talker.send("PRIVMSG reader :just to you")
+    page.until(lambda: page.badge("talker") == "1 (@1)", "the direct message counted")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    phone.send(f"MARKREAD talker timestamp={now.replace('+00:00', 'Z')}")
+    page.until(lambda: page.badge("talker") == "", "read on the phone")
+
     # A hidden tab reads nothing: no marker moves until it is back in view.
     page.hide()
     talker.send("PRIVMSG #news :while hidden")

@@ -59,6 +59,7 @@ const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"]; // offered
 const MAX_REACTION = 32; // characters of a reaction (a longer one is not shown)
 const MAX_REACTION_KINDS = 20; // different reactions shown under one message
 const MAX_REACTORS = 500; // people counted for one reaction of one message
+const READ_PACE = 1000; // ms between two MARKREADs of a conversation (at least)
 const MAX_PENDING = 1000; // messages not shown yet whose reactions are kept, per conversation
 const META_KEYS = ["display-name", "color", "avatar", "status"]; // subscribed to
 const MAX_META_PEOPLE = 5000; // people whose metadata is kept
@@ -145,7 +146,10 @@ function conv(name, create = true) {
   if (!found && create) {
     found = newConv(name);
     state.convs.set(key, found);
-    if (!found.isRoom && connected()) watch([found.name], "+");
+    if (!found.isRoom && connected()) {
+      watch([found.name], "+");
+      askMarker(found);
+    }
   }
   return found;
 }
@@ -515,7 +519,9 @@ function onWelcome(m) {
   const rooms = [...state.convs.values()].filter((c) => c.isRoom).map((c) => c.name);
   if (rooms.length) send("JOIN", rooms.join(","));
   for (const c of state.convs.values()) if (!c.isRoom) fetchMissed(c);
-  watch([...state.convs.values()].filter((c) => !c.isRoom).map((c) => c.name), "+");
+  const direct = [...state.convs.values()].filter((c) => !c.isRoom);
+  watch(direct.map((c) => c.name), "+");
+  for (const c of direct) askMarker(c);
 }
 
 function onIsupport(m) {
@@ -736,7 +742,7 @@ function onMarkread(m) {
   c.readAt = at;
   const ours = c.readSent && at <= c.readSent;
   if (!ours || fold(c.name) !== state.selected) c.newFrom = at;
-  countUnread(c);
+  if (fold(c.name) !== state.selected || document.hidden) countUnread(c);
   renderTargets();
   if (fold(c.name) === state.selected) renderLog();
 }
@@ -756,12 +762,23 @@ function countUnread(c) {
 /** The conversation shown has been read, to its last line: tell the server (and so the
  *  account's other devices), once per line. */
 function markRead(c) {
-  if (!c || !has("draft/read-marker") || !state.loggedIn || !connected()) return;
-  if (document.hidden || fold(c.name) !== state.selected) return;
-  const last = [...c.lines].reverse().find((l) => l.msgid)?.time;
-  if (!last || (c.readAt && last <= c.readAt) || (c.readSent && last <= c.readSent)) return;
-  c.readSent = last;
-  send("MARKREAD", c.name, `timestamp=${last}`);
+  if (!c || !has("draft/read-marker") || !state.loggedIn || c.readTimer) return;
+  // (At most one a second: a busy room read as it goes is not a MARKREAD per line.)
+  const wait = Math.max(0, (c.readLast || -Infinity) + READ_PACE - performance.now());
+  c.readTimer = setTimeout(() => {
+    c.readTimer = null;
+    if (!connected() || document.hidden || fold(c.name) !== state.selected) return;
+    const last = [...c.lines].reverse().find((l) => l.msgid)?.time;
+    if (!last || (c.readAt && last <= c.readAt) || (c.readSent && last <= c.readSent)) return;
+    c.readSent = last;
+    c.readLast = performance.now();
+    send("MARKREAD", c.name, `timestamp=${last}`);
+  }, wait);
+}
+
+/** A direct conversation's read marker, asked for (a room's comes on joining it). */
+function askMarker(c) {
+  if (!c.isRoom && has("draft/read-marker") && state.loggedIn) send("MARKREAD", c.name);
 }
 
 // -- metadata (IRCv3 draft/metadata-2): display names, colours, avatars ----------------------
