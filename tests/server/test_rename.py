@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Client, RunningServer
+from tests.conftest import Client, RunningServer, register_account
 
 RENAME = "draft/channel-rename"
 MODERN = "message-tags server-time batch echo-message"
@@ -83,6 +83,30 @@ def test_members_without_the_capability_part_the_old_name_and_join_the_new(perso
     assert join.params == ("#qux",)
     assert lines[2].params[1:] == ("#qux", "the plan")
     assert set(lines[4].params[-1].split()) == {"@alice", "carol"}
+
+
+def test_the_fallback_join_is_followed_by_the_read_marker_before_the_end_of_names(
+    history_server: RunningServer, person
+):
+    register_account(history_server.port, "erin", "hunter22")
+    alice = person("alice")
+    erin = person("erin", caps="draft/read-marker")  # an account's marker
+    erin.send("PRIVMSG NickServ :IDENTIFY erin hunter22")
+    erin.expect("900")
+    frank = person("frank", caps="draft/read-marker")  # not logged in: its own
+    when = "timestamp=2026-01-31T12:00:00.000Z"
+    earlier = "timestamp=2026-01-30T12:00:00.000Z"
+    for reader in (erin, frank):
+        reader.send(f"MARKREAD #bar {when}")
+        assert reader.expect("MARKREAD").params == ("#bar", when)
+    alice.send("RENAME #bar #qux")
+    alice.expect("RENAME")
+    for reader in (erin, frank):
+        lines = reader.collect("366")
+        assert [m.command for m in lines] == ["PART", "JOIN", "MARKREAD", "353", "366"]
+        assert lines[2].params == ("#qux", when)
+        reader.send(f"MARKREAD #qux {earlier}")  # the room's marker under its new name...
+        assert reader.expect("MARKREAD").params == ("#qux", when)  # ...does not go back
 
 
 def test_the_fallback_join_is_in_extended_join_form_for_who_asked(person):

@@ -561,11 +561,12 @@ class ClusterWorld(World):
         line: Message,
         account: str | None,
         skip: Connection | None = None,
+        markers: dict[int, int | None] | None = None,
     ) -> None:
         """Every node, this one too, tells its own members when it reads this back: in
         the room's order, as its lines."""
         if self.cluster is None:
-            super().tell_renamed(channel, line, account, skip)
+            super().tell_renamed(channel, line, account, skip, markers)
             return
         skipped = self.uids.get(skip) if skip is not None else None
         data = {
@@ -574,6 +575,7 @@ class ClusterWorld(World):
             "source": line.source,
             "params": list(line.params),
             "account": account,
+            "markers": [[key, at] for key, at in (markers or {}).items()],
         }
         self._queue(Op("renamed", data))
 
@@ -778,7 +780,8 @@ class ClusterWorld(World):
         ours = [m for m in channel.members if not isinstance(m, Remote)]
         line = Message("RENAME", tuple(data["params"]), data["source"])
         told = [m for m in ours if m is not skip]
-        rename.tell(self, channel, line, data.get("account"), told)
+        markers = {int(key): at for key, at in data.get("markers") or ()}  # (read-marker)
+        rename.tell(self, channel, line, data.get("account"), told, markers=markers)
         for member in ours:
             if member in self.uids:
                 self._queue(Op("", {}, self._record(member)), applying=True)

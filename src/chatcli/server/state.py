@@ -315,13 +315,15 @@ class World(Backbone):
         line: Message,
         account: str | None,
         skip: Connection | None = None,
+        markers: dict[int, int | None] | None = None,
     ) -> None:
         """Tell ``channel``'s members (but ``skip``) of its rename, ``line``, or its fallback
-        (:func:`chatcli.server.handlers.rename.tell`). Caller holds the lock."""
+        (:func:`chatcli.server.handlers.rename.tell`, with ``markers``). Caller holds the
+        lock."""
         from chatcli.server.handlers import rename  # (the handlers sit above the world)
 
         members = [m for m in channel.members if m is not skip]
-        rename.tell(self, channel, line, account, members)
+        rename.tell(self, channel, line, account, members, markers=markers)
 
     def arrive(self, conn: Connection) -> None:
         """A new connection, not yet registered. Caller holds the lock."""

@@ -32,6 +32,7 @@ from chatcli.protocol import Message, caps, is_valid_channel
 from chatcli.server.commands import command
 from chatcli.server.errors import ChanOPrivsNeeded
 from chatcli.server.handlers.channels import member_channel, send_names, send_topic
+from chatcli.server.history import marker_line
 from chatcli.server.tags import Relay
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def rename(conn: Connection, msg: Message) -> None:
     new = msg.params[1]
     reason = msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else ""
     world = conn.world
+    markers = _markers_before(conn, msg.params[0])  # (reads the database: not under the lock)
     with world.lock:
         channel = member_channel(conn, msg.params[0])
         old = channel.name
@@ -69,8 +71,32 @@ def rename(conn: Connection, msg: Message) -> None:
         if store is not None:  # the history, read markers and registration follow it
             store.rename_room(world.fold(old), world.fold(new), new)
         line = Message("RENAME", (old, new, reason), conn.source)
-        tell(world, channel, line, conn.account, [conn], actor=conn)  # (our copy: our answer)
-        world.tell_renamed(channel, line, conn.account, skip=conn)
+        tell(world, channel, line, conn.account, [conn], actor=conn, markers=markers)
+        world.tell_renamed(channel, line, conn.account, skip=conn, markers=markers)
+
+
+def _markers_before(conn: Connection, name: str) -> dict[int, int | None]:
+    """The read markers of the room ``name`` of the accounts of its members who will be
+    told of its rename by the fallback and have draft/read-marker: the fallback's JOIN is
+    followed by the marker, as any JOIN (account id to unix ms, None for no marker). Read
+    before the rename, without the world lock, from a glance at the room's members (who
+    joins meanwhile is told no marker); only for an operator of the room that may rename
+    it now, so that a refused RENAME reads nothing."""
+    world, store = conn.world, conn.server.store
+    channel = world.channels.get(world.fold(name))  # a glance: the rename checks again
+    if store is None or channel is None or not channel.is_op(conn):
+        return {}
+    if channel.renamed_at and time.monotonic() - channel.renamed_at < RENAME_COOLDOWN:
+        return {}
+    wanted = {
+        member.account_id
+        for member in list(channel.members)
+        if member.account_id is not None
+        and caps.READ_MARKER in member.caps
+        and caps.CHANNEL_RENAME not in member.caps
+    }
+    key = world.fold(channel.name)
+    return {account_id: store.read_marker(account_id, key) for account_id in wanted}
 
 
 def _refusal(conn: Connection, channel: Channel, new: str) -> tuple[str, str] | None:
@@ -94,20 +120,24 @@ def tell(
     people: Iterable[Connection],
     *,
     actor: Connection | None = None,
+    markers: dict[int, int | None] | None = None,
 ) -> None:
     """Tell ``people`` (this server's own connections, members of ``channel``) of its
     rename, ``line`` (``RENAME <old> <new> <reason>``, from who renamed it, logged in to
     ``account``): as such to those with the capability, as a PART and a JOIN (the
-    fallback) to the others. ``actor``, who renamed it, gets its copy as its command's
+    fallback) to the others, with the room's read marker before the end of NAMES for who
+    has draft/read-marker (an account's from ``markers``, read before the rename; one
+    not logged in, its own). ``actor``, who renamed it, gets its copy as its command's
     output. Caller holds the lock."""
     world.assert_held()
     old, _, reason = line.params
     relay = Relay(line, account=account)
-    same = world.fold(old) == world.fold(channel.name)
+    new = world.fold(channel.name)
+    same = world.fold(old) == new
     for person in people:
-        kept = person.read_markers  # (not logged in: its own marker follows the room too)
-        if kept and not same and world.fold(old) in kept:
-            kept[world.fold(channel.name)] = kept.pop(world.fold(old))
+        own = person.read_markers  # (not logged in: its own marker follows the room too)
+        if own and not same and world.fold(old) in own:
+            own[new] = own.pop(world.fold(old))
         out = person if person is actor else person.delivery
         if caps.CHANNEL_RENAME in person.caps:
             out.send_bytes(relay.to(person.profile) or b"")
@@ -121,4 +151,10 @@ def tell(
         out.send_bytes((Relay(part).to(person.profile) or b"") + (join.to(person.profile) or b""))
         if channel.topic:
             send_topic(out, channel)  # type: ignore[arg-type]
+        if caps.READ_MARKER in person.caps:
+            kept = markers or {}
+            if person.account_id is None:
+                out.send(marker_line(person, channel.name, (person.read_markers or {}).get(new)))
+            elif person.account_id in kept:
+                out.send(marker_line(person, channel.name, kept[person.account_id]))
         send_names(person, channel, out=out)
