@@ -660,3 +660,64 @@ def test_display_names_colours_and_avatars_from_metadata(
     page.until(lambda: nick()[0] == "peer", "the name cleared")
     assert page.driver.execute_script("return window.__pwned") is None
     assert page.errors() == []
+
+
+# -- the checks, one by one (irc.js, in the page) ----------------------------------------------
+
+
+def irc_js(page: Page, name: str, *calls: list) -> list:
+    """irc.js's export ``name`` called in the page with each of ``calls`` (its arguments)."""
+    return page.driver.execute_async_script(
+        "const [name, calls, done] = arguments;"
+        "import('/static/irc.js').then((irc) => done(calls.map((args) => irc[name](...args))))"
+        ".catch((e) => done(String(e)));",
+        name,
+        calls,
+    )
+
+
+def test_colours_addresses_names_and_tags_from_the_network_are_checked(make_server, page):
+    running = make_server(web_port=0)
+    page.open(running)
+    page.until(lambda: page.css("#alias"), "the page")
+    colours = ["#d14", "#DD1144", "red", "#d14;x:y", "#12345", "url(x)", "#fff\n", "", "#abcd"]
+    assert irc_js(page, "safeColour", *([c] for c in colours)) == [
+        "#d14",
+        "#DD1144",
+        *[None] * 7,
+    ]
+    addresses = [
+        "https://example.org/a.png",
+        "http://127.0.0.1:8/a.png",
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "https://user:pw@example.org/a.png",
+        "//example.org/a.png",
+        "https://example.org/a b.png",
+        "https://example.org/" + "x" * 3000,
+    ]
+    assert irc_js(page, "safeImageUrl", *([a] for a in addresses)) == [
+        "https://example.org/a.png",
+        "http://127.0.0.1:8/a.png",
+        *[None] * 6,
+    ]
+    names = ["Pat", "  two\nlines\t", "\x02bold\x02", "x" * 100, "   "]
+    assert irc_js(page, "safeDisplayName", *([n] for n in names)) == [
+        "Pat",
+        "two lines",
+        "bold",
+        "x" * 64,
+        None,
+    ]
+    # A tag value cannot end the tags or the line; a name that is not a tag name is left out.
+    tags = {"+draft/react": "a; b\\\r\nQUIT", "bad name": "x", "batch": "r1"}
+    assert irc_js(page, "buildTagged", [tags, "TAGMSG", "#room"]) == [
+        "@+draft/react=a\\:\\sb\\\\\\r\\nQUIT;batch=r1 TAGMSG #room"
+    ]
+    # Long lines are cut between words, never inside a character, and join back whole.
+    text = "héllo wörld " * 60 + "🙂" * 200
+    (pieces,) = irc_js(page, "splitBytes", [text, 100])
+    assert "".join(pieces) == text
+    assert all(len(p.encode()) <= 100 for p in pieces)
+    assert pieces[0].endswith(" ")
+    assert page.errors() == []
