@@ -4,8 +4,9 @@ CHATHISTORY, and held for accounts that were offline.
 Rooms' history is keyed by the folded room name. A direct conversation is keyed by both
 sides' identities (their account's stable ``@<id>``, or ``~`` and the nick of who is not
 logged in), so that each side reads the same conversation and a nick or an account name
-taken later by someone else does not inherit it: only messages between logged-in accounts
-are offered back by CHATHISTORY, and dropping an account deletes its conversations.
+taken later by someone else does not inherit it: CHATHISTORY offers a conversation back
+only to a logged-in side (with someone not logged in, all that was said with whoever held
+that nick), and dropping an account deletes its conversations.
 
 A multiline message (IRCv3 draft/multiline) is kept as one message: its lines joined by
 line feeds, and among its tags ``draft/multiline=<indexes>``, the lines that continue the
