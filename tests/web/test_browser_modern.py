@@ -645,6 +645,25 @@ def test_display_names_colours_and_avatars_from_metadata(
     page.select("#lobby")
     page.driver.save_screenshot(str(shots(tmp_path) / "metadata.png"))
 
+    # The profile form: it shows ours; what is changed there is set, an emptied field cleared.
+    page.driver.find_element(By.CSS_SELECTOR, "#profile summary").click()
+    name = page.driver.find_element(By.ID, "profile-name")
+    assert name.get_attribute("value") == "Vee Viewer"
+    assert page.driver.find_element(By.ID, "profile-colour").get_attribute("value") == "#22aa77"
+    name.clear()
+    name.send_keys("Vera")
+    page.driver.find_element(By.ID, "profile-avatar").send_keys(avatar_url)
+    page.driver.save_screenshot(str(shots(tmp_path) / "profile.png"))
+    page.driver.find_element(By.CSS_SELECTOR, "#profile-form button").click()
+    page.wait_line("Your display name is now Vera.")
+    page.wait_line(f"Your avatar is now {avatar_url}.")
+    said = [t for t in page.texts() if t.startswith("Your colour is now")]
+    assert said == ["Your colour is now #2a7."]  # (unchanged: not sent again)
+    page.driver.find_element(By.ID, "profile-no-colour").click()
+    page.driver.find_element(By.CSS_SELECTOR, "#profile-form button").click()
+    page.wait_line("Your colour is cleared.")
+    page.until(lambda: page.driver.find_element(By.ID, "me").text == "Vera", "signed in as Vera")
+
     # Hostile values change nothing but the text: no style from a colour that is not one,
     # no picture from an address that is not a web one, markup shown as text.
     peer.send(f"METADATA * SET display-name :{INJECTION}")

@@ -514,6 +514,7 @@ function onWelcome(m) {
   $("me").textContent = state.nick;
   if (state.create && state.password) registerAccount(state.password);
   if (has("draft/metadata-2")) send("METADATA", "*", "SUB", ...META_KEYS);
+  fillProfile();
   // Back after a lost connection: into the same rooms, and what was missed in the
   // conversations (the rooms' comes when they are joined again).
   const rooms = [...state.convs.values()].filter((c) => c.isRoom).map((c) => c.name);
@@ -828,11 +829,49 @@ function metaChanged(nick) {
     metaTimer = null;
     const c = state.convs.get(state.selected);
     for (const line of c?.lines || []) if (metaRedraws.has(fold(line.nick))) redraw(line);
+    if (metaRedraws.has(fold(state.nick))) fillProfile();
     metaRedraws.clear();
     $("me").textContent = shownName(state.nick);
     renderMembers();
     renderTargets();
   }, 0);
+}
+
+/** The profile form shows what the server has of ours (when it keeps metadata). */
+function fillProfile() {
+  $("profile").hidden = !has("draft/metadata-2");
+  const { name, colour, avatar } = metaOf(state.nick);
+  $("profile-name").value = name || "";
+  $("profile-no-colour").checked = !colour;
+  if (colour) $("profile-colour").value = fullHex(colour);
+  $("profile-avatar").value = avatar || "";
+}
+
+/** "#d14" -> "#dd1144" (what a colour input takes). */
+const fullHex = (colour) =>
+  colour.length === 4 ? `#${[...colour.slice(1)].map((d) => d + d).join("")}` : colour;
+
+/** The profile form sent: what changed is set (an empty field: cleared). */
+function saveProfile() {
+  const { name, colour, avatar } = metaOf(state.nick);
+  const wanted = {
+    "display-name": $("profile-name").value.trim(),
+    color: $("profile-no-colour").checked ? "" : $("profile-colour").value,
+    avatar: $("profile-avatar").value.trim(),
+  };
+  const had = {
+    "display-name": name || "",
+    color: colour ? fullHex(colour) : "",
+    avatar: avatar || "",
+  };
+  let changed = false;
+  for (const [key, value] of Object.entries(wanted)) {
+    if (value.toLowerCase() === had[key].toLowerCase()) continue;
+    changed = true;
+    const problem = setOwnMeta(key, value);
+    if (problem) note(null, problem, "error");
+  }
+  if (!changed) note(null, "Nothing to change in your profile.");
 }
 
 /** Subscribed (RPL_METADATASUBOK): the rooms joined before (the default one, on signing in)
@@ -1908,7 +1947,8 @@ function targetItem(c) {
   label.textContent = c.isRoom ? c.name : shownName(c.name);
   if (!c.isRoom && label.textContent !== c.name) label.title = c.name;
   button.append(label);
-  let description = c.isRoom || label.textContent === c.name ? c.name : `${label.textContent} (${c.name})`;
+  const shown = label.textContent;
+  let description = c.isRoom || shown === c.name ? c.name : `${shown} (${c.name})`;
   if (c.unread) {
     const badge = document.createElement("span");
     badge.className = c.mentions ? "badge mention" : "badge";
@@ -2403,6 +2443,12 @@ function start() {
     }
   });
   $("input").addEventListener("input", fitInput);
+  $("profile-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (connected()) saveProfile();
+    else note(null, "Not connected: try again once back.", "error");
+  });
+  $("profile-colour").addEventListener("input", () => ($("profile-no-colour").checked = false));
   $("reply-cancel").addEventListener("click", () => {
     setReplyTo(null);
     $("input").focus();
