@@ -95,7 +95,8 @@ def line_of(page: Page, text: str):
 
 
 def menu_action(page: Page, text: str, action: str) -> None:
-    """Open a message's menu from the keyboard (Tab to its button, Enter) and choose."""
+    """Open a message's menu from the keyboard (its button focused, as Tab reaches it, then
+    Enter), move to ``action`` with the arrow keys, and choose it with Enter."""
     item = line_of(page, text)
     button = item.find_element(By.CSS_SELECTOR, "button.more")
     page.driver.execute_script("arguments[0].focus()", button)
