@@ -177,6 +177,12 @@ def test_messages_are_deleted_from_their_menu_and_with_slash_delete(
     page.type("a regrettable line")
     said = peer.expect("PRIVMSG")
     line_of(page, "a regrettable line")
+    # (Tab from the log reaches the message's menu button, which says what it is for.)
+    page.driver.execute_script("document.getElementById('log').focus()")
+    page.driver.switch_to.active_element.send_keys(Keys.TAB)
+    reached = page.driver.switch_to.active_element
+    assert reached.get_attribute("class") == "more"
+    assert reached.get_attribute("aria-label") == "Actions for the message from author"
     menu_action(page, "a regrettable line", "Delete")
     deleted = peer.expect("REDACT")
     assert deleted.params == ("#lobby", said.tags["msgid"])
