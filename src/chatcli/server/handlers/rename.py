@@ -51,7 +51,7 @@ def rename(conn: Connection, msg: Message) -> None:
     new = msg.params[1]
     reason = msg.params[2][: conn.config.kick_len] if len(msg.params) > 2 else ""
     world = conn.world
-    markers = _markers_before(conn, msg.params[0])  # (reads the database: not under the lock)
+    markers = _markers_before(conn, msg.params[0], new)  # (reads the database: not locked)
     with world.lock:
         channel = member_channel(conn, msg.params[0])
         old = channel.name
@@ -75,18 +75,19 @@ def rename(conn: Connection, msg: Message) -> None:
         world.tell_renamed(channel, line, conn.account, skip=conn, markers=markers)
 
 
-def _markers_before(conn: Connection, name: str) -> dict[int, int | None]:
+def _markers_before(conn: Connection, name: str, new: str) -> dict[int, int | None]:
     """The read markers of the room ``name`` of the accounts of its members who will be
     told of its rename by the fallback and have draft/read-marker: the fallback's JOIN is
     followed by the marker, as any JOIN (account id to unix ms, None for no marker). Read
     before the rename, without the world lock, from a glance at the room's members (who
-    joins meanwhile is told no marker); only for an operator of the room that may rename
-    it now, so that a refused RENAME reads nothing."""
+    joins meanwhile is told no marker); only for a rename that the glance finds allowed
+    (by an operator of the room, to a free valid name, past the cooldown), so that a
+    refused RENAME reads nothing and a room's members are read at most once a cooldown."""
     world, store = conn.world, conn.server.store
     channel = world.channels.get(world.fold(name))  # a glance: the rename checks again
     if store is None or channel is None or not channel.is_op(conn):
         return {}
-    if channel.renamed_at and time.monotonic() - channel.renamed_at < RENAME_COOLDOWN:
+    if world.fold(name) == world.fold(conn.config.room) or _refusal(conn, channel, new):
         return {}
     wanted = {
         member.account_id
