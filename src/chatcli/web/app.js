@@ -714,7 +714,7 @@ function onTagmsg(m) {
     who.delete(fold(m.nick));
     if (!who.size) line.reactions.delete(reaction);
   }
-  redraw(line);
+  redrawReactions(line);
 }
 
 /** REDACT: a message taken back; shown as deleted wherever it is shown. */
@@ -2027,6 +2027,26 @@ function redraw(line) {
     : null;
   if (again) again.focus();
   else if (focused) fresh.focus();
+}
+
+/** Only the reactions under ``line`` drawn again: a screen reader reads out what is added
+ *  to the log, and should hear "👍 2", not the whole message again. */
+function redrawReactions(line) {
+  const node = lineNodes.get(line);
+  if (!node?.isConnected) {
+    lineNodes.delete(line); // (drawn afresh when next shown)
+    return;
+  }
+  const control = node.contains(document.activeElement)
+    ? document.activeElement.dataset.control
+    : null;
+  node.querySelector(".reactions")?.remove();
+  if (line.reactions.size) {
+    node.insertBefore(reactionsNode(current(), line), node.querySelector(".more"));
+  }
+  const again = control && node.querySelector(`[data-control="${CSS.escape(control)}"]`);
+  if (again) again.focus();
+  else if (control?.startsWith("reaction:")) node.focus();
 }
 
 /** Who said a line: their display name (their alias on hover), colour and avatar. */
