@@ -71,3 +71,61 @@ def test_the_layout_of_a_room_with_people_talking(server, snap_compare, size):
     finally:
         for person in people:
             person.close()
+
+
+@pytest.fixture
+def db_server(make_server, tmp_path):
+    return make_server(db=str(tmp_path / "chat.db"))
+
+
+def test_the_look_of_replies_reactions_deletions_and_display_names(db_server, snap_compare):
+    """A message of several lines, a reply to it, reactions, a deleted message, someone
+    with a display name and colour, and a message picked (the status line says the keys)."""
+    caps = "batch draft/multiline message-tags echo-message draft/message-redaction"
+    bob, carol = Client(db_server.port), Client(db_server.port)
+    bob.register("bob", caps + " draft/metadata-2")
+    carol.register("carol", caps)
+    bob.send("METADATA * SET display-name :Bob Builder")
+    bob.send("METADATA * SET color #e07a5f")
+    bob.sync()
+    app = connected(db_server.port, "ada", room="#lobby")  # (as chat join does)
+
+    async def run_before(pilot) -> None:
+        deadline = time.monotonic() + 30
+        lobby = lambda: app.buffers.get("#lobby")  # noqa: E731
+
+        def shown(text: str) -> bool:
+            return lobby() is not None and any(text in line.plain for line in lobby().lines)
+
+        async def until(condition) -> None:
+            while not condition():
+                assert time.monotonic() < deadline, "the app never got there"
+                await pilot.pause(0.05)
+
+        await until(lambda: lobby() is not None and len(lobby().members) == 3)
+        await until(lambda: app.buffers.shown_name("bob")[0] == "Bob Builder")
+        bob.send("BATCH +p draft/multiline #lobby")
+        for line in ("release checklist:", "- tests green", "- changelog written"):
+            bob.send(f"@batch=p PRIVMSG #lobby :{line}")
+        bob.send("BATCH -p")
+        checklist = bob.expect("BATCH", None, "draft/multiline")
+        await until(lambda: shown("changelog written"))
+        carol.send("PRIVMSG #lobby :sorry, wrong window")
+        oops = carol.expect("PRIVMSG", "#lobby", "sorry, wrong window").tags["msgid"]
+        await until(lambda: shown("wrong window"))
+        carol.send(f"REDACT #lobby {oops}")
+        await until(lambda: shown("message deleted"))
+        msgid = checklist.tags["msgid"]
+        carol.send(f"@+draft/reply={msgid} PRIVMSG #lobby :tests are green here too")
+        await until(lambda: shown("green here too"))
+        for who, emoji in ((carol, "👍"), (bob, "👍"), (carol, "🎉")):
+            who.send(f"@+draft/react={emoji};+draft/reply={msgid} TAGMSG #lobby")
+        await until(lambda: shown("🎉 1"))
+        await pilot.press("up", "up")  # the checklist, picked
+        await pilot.pause(0.3)
+
+    try:
+        assert snap_compare(app, terminal_size=(100, 24), run_before=run_before)
+    finally:
+        bob.close()
+        carol.close()

@@ -375,7 +375,9 @@ async def test_display_names_and_colours_are_shown_with_the_alias_kept(db_server
         entry = app.buffers.get("#lobby").lines[-1]
         assert any(str(span.style) == "#ff8800" for span in entry.spans)
         members = [str(o.prompt) for o in app._members._options]
-        assert " Bobby Tables bob" in members
+        assert " Bobby Tables" in members  # (the alias too where the list has room)
+        await type_line(pilot, "/whois bob")
+        await until(pilot, lambda: lines_with(app, "shown as Bobby Tables"))
 
 
 async def test_a_colour_that_is_not_a_plain_colour_is_not_used():

@@ -105,6 +105,8 @@ LAG_EVERY = 30.0
 LAG_SHOWN = 1.0
 #: Columns below which the member list starts hidden.
 NARROW = 100
+#: The columns of a name in the member list (its width, less border, scrollbar, padding).
+MEMBER_COLUMNS = 14
 #: The reactions 1 to 6 send on a message picked.
 QUICK_REACTIONS = ("👍", "❤", "😂", "😮", "😢", "🎉")
 #: The style of the message picked.
@@ -359,7 +361,8 @@ class ChatApp(App[ExitStatus]):
         # Kept: the main screen's widgets (a question on top is a screen of its own).
         self._list = OptionList(id="buffers")
         self._topic = Static(id="topic")
-        self._log = Scrollback(id="log", wrap=True, markup=False, highlight=False)
+        # (min_width: RichLog's own, 78 columns, would cut lines in a narrower log)
+        self._log = Scrollback(id="log", wrap=True, markup=False, highlight=False, min_width=1)
         self._search = Input(id="search", placeholder="search the scrollback (Esc: done)")
         self._members = OptionList(id="members")
         self._statusbar = Static(id="status")
@@ -721,7 +724,7 @@ class ChatApp(App[ExitStatus]):
             if yes:
                 self._send_paste(lines, here)
             else:
-                self._show_line(self.buffers.current, note("paste not sent"))
+                self._show_line(self.buffers.current, note("paste not sent", self.clock()))
 
         self.push_screen(Confirm(f"Send the {len(lines)} lines pasted, one a message?"), answered)
 
@@ -748,7 +751,7 @@ class ChatApp(App[ExitStatus]):
             if yes:
                 self._send_paste_actions(actions)
             else:
-                self._show_line(self.buffers.current, note("paste not sent"))
+                self._show_line(self.buffers.current, note("paste not sent", self.clock()))
 
         self.push_screen(
             Confirm(
@@ -983,7 +986,7 @@ class ChatApp(App[ExitStatus]):
             return
         pickable = self._pickable()
         if not pickable:
-            self._show_line(self.buffers.current, note("no message here to pick"))
+            self._show_line(self.buffers.current, note("no message here to pick", self.clock()))
             return
         self._picked = pickable[-1]
         self._log.can_focus = True
@@ -1092,7 +1095,7 @@ class ChatApp(App[ExitStatus]):
     def _react(self, entry: Entry, text: str) -> None:
         buffer = self.buffers.current
         if caps.MESSAGE_TAGS not in self.session.caps or entry.msgid is None:
-            self._show_line(buffer, note("this server cannot carry reactions"))
+            self._show_line(buffer, note("this server cannot carry reactions", self.clock()))
             return
         action = Action(messages=(reaction(buffer.name, entry.msgid, text),))
         self._typed.put(Typed(f"(reaction {text})", buffer.name, action))
@@ -1102,7 +1105,7 @@ class ChatApp(App[ExitStatus]):
         if picked is None or picked.msgid is None:
             return
         if caps.REDACTION not in self.session.caps:
-            self._show_line(buffer, note("this server cannot delete messages"))
+            self._show_line(buffer, note("this server cannot delete messages", self.clock()))
             return
         msgid = picked.msgid
         with self.view.lock:
@@ -1206,10 +1209,11 @@ class ChatApp(App[ExitStatus]):
         """A member in the list: their display name in their colour, then the alias
         (dimmed) where the two differ."""
         shown, colour = self.buffers.shown_name(nick)
-        line = Text(prefixes[:1] or " ", no_wrap=True, overflow="ellipsis")
+        line = Text(prefixes[:1] or " ")
         line.append(clean(shown), style="dim" if away else colour or nick_style(nick))
-        if shown != nick:
+        if shown != nick and len(line) + 1 + len(nick) <= MEMBER_COLUMNS:
             line.append(f" {nick}", style="dim")
+        line.truncate(MEMBER_COLUMNS, overflow="ellipsis")
         return line
 
     def _entry(self, number: int, buffer: Buffer) -> Text:

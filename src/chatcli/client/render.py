@@ -188,6 +188,12 @@ def render(
         return _system(when, f"nothing earlier in {p[0]}")
     if cmd == EARLIER and msg.source is None and p:  # (the same)
         return _system(when, f"earlier in {p[0]}:")
+    if cmd == n.RPL_WHOISUSER and len(p) >= 6 and names is not None:
+        line = _numeric(when, cmd, p, raw)
+        shown = names(p[1])[0]
+        if line is not None and shown != p[1]:
+            line.append(f" · shown as {clean(shown)}", style=STYLE_SYSTEM)
+        return line
     if cmd.isdigit():
         return _numeric(when, cmd, p, raw)
     return None  # PING, PONG, CAP and the like
