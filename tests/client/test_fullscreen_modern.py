@@ -500,3 +500,17 @@ async def test_in_the_line_client_a_reply_is_shown_after_a_quote_of_what_it_answ
     assert view.quoted(asked) is None
     assert view.quoted(answer).plain == "      ↪ ada: lunch at noon?"
     assert view.quoted(stray).plain == "      ↪ a message not shown"
+
+
+async def test_reactions_kept_in_the_history_are_counted_under_their_message(db_server, clients):
+    bob = person(db_server.port, "bob", clients)
+    carol = person(db_server.port, "carol", clients)
+    msgid = said(bob, "said before you came")
+    carol.send(f"@+draft/react=👀;+draft/reply={msgid} TAGMSG #lobby")
+    carol.sync()
+    async with app_for(db_server.port) as (app, pilot):
+        await type_line(pilot, "/history 10")
+        await until(pilot, lambda: lines_with(app, "said before you came"))
+        [line] = lines_with(app, "said before you came")
+        assert line.endswith("said before you came\n      👀 1")
+        assert not lines_with(app, "reacted")

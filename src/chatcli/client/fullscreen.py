@@ -581,7 +581,11 @@ class ChatApp(App[ExitStatus]):
         when = self.clock()
         lines: list[Text] = []
         entries: list[Entry | None] = []
+        reactions = []  # counted under their messages once those are in
         for msg in messages:
+            if msg.command in ("TAGMSG", "REDACT"):
+                reactions.append(msg)
+                continue
             line = render(msg, me, when, rooms_named=False, names=self.buffers.shown_name)
             if line is None:
                 continue
@@ -591,6 +595,8 @@ class ChatApp(App[ExitStatus]):
         log = self._log
         after = len(log.lines) - int(log.scroll_y)  # rows from the top line shown to the end
         buffer.prepend(lines, entries)
+        for msg in reactions:
+            self.buffers.reacted(msg, me)
         for index, entry in enumerate(buffer.entries[: len(lines)]):
             if entry is not None:
                 buffer.lines[index] = self._compose(buffer, entry)
