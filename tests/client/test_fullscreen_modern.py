@@ -514,3 +514,15 @@ async def test_reactions_kept_in_the_history_are_counted_under_their_message(db_
         [line] = lines_with(app, "said before you came")
         assert line.endswith("said before you came\n      👀 1")
         assert not lines_with(app, "reacted")
+
+
+async def test_a_click_on_the_input_line_ends_the_pick(db_server, clients):
+    bob = person(db_server.port, "bob", clients)
+    async with app_for(db_server.port) as (app, pilot):
+        said(bob, "pick me")
+        await until(pilot, lambda: lines_with(app, "pick me"))
+        await pilot.press("up")
+        assert app._picked is not None
+        await pilot.click("#input")
+        assert app._picked is None and app.focused is app.query_one(ChatInput)
+        assert "connected" in str(app._status())

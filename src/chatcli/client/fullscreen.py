@@ -1022,6 +1022,11 @@ class ChatApp(App[ExitStatus]):
     def action_pick_done(self) -> None:
         self._pick_done()
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """A click elsewhere (the input line...) while a message is picked ends the pick."""
+        if self._picked is not None and event.widget is not self._log:
+            self._pick_done()
+
     def _pick_done(self) -> None:
         had = self._picked is not None
         self._picked = None
