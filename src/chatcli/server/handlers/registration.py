@@ -145,7 +145,20 @@ def cap(conn: Connection, msg: Message) -> None:
 
 
 def _cap_reply(conn: Connection, sub: str, text: str) -> None:
-    conn.send(Message("CAP", (conn.name, sub, text), conn.config.name))
+    """``CAP <nick> <sub> :<text>``; a ``text`` too long for one line goes over several,
+    each but the last marked ``*`` (CAP 302's continuation), cut between words."""
+    server = conn.config.name
+    room = 510 - len(f":{server} CAP {conn.name} {sub} * :".encode())
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(f"{lines[-1]} {word}".encode()) <= room:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    lines = lines or [""]
+    for line in lines[:-1]:
+        conn.send(Message("CAP", (conn.name, sub, "*", line), server))
+    conn.send(Message("CAP", (conn.name, sub, lines[-1]), server))
 
 
 # -- PASS, NICK, USER -----------------------------------------------------------------------
