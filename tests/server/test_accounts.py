@@ -180,6 +180,32 @@ def test_sasl_plain_logs_in_before_registration(accounts_server, clients):
     assert not notices  # the owner is not warned about its own nick
 
 
+def test_a_client_logging_in_with_sasl_is_not_told_its_nick_is_registered(accounts_server, clients):
+    make_account(accounts_server, clients, "bob")
+    bob = open_client(accounts_server, clients)
+    bob.send("CAP LS 302")
+    bob.send("CAP REQ :sasl")
+    bob.send("NICK bob")
+    bob.send("USER bob 0 * :Bob")
+    bob.send("AUTHENTICATE PLAIN")
+    said = bob.collect("AUTHENTICATE")
+    bob.send(f"AUTHENTICATE {plain('bob', PASSWORD)}")
+    said += bob.collect("903")
+    bob.send("CAP END")
+    said += bob.collect("001") + bob.sync()
+    assert not [m for m in said if m.command == "NOTICE" and "NickServ" in (m.source or "")]
+
+
+def test_a_client_without_sasl_is_told_at_once_how_to_log_in(accounts_server, clients):
+    make_account(accounts_server, clients, "bob")
+    bob = open_client(accounts_server, clients)
+    bob.send("CAP LS 302")
+    bob.send("NICK bob")
+    bob.send("USER bob 0 * :Bob")
+    told = bob.expect("NOTICE")
+    assert told.source.startswith("NickServ") and "PASS bob:<password>" in told.params[-1]
+
+
 def test_sasl_payload_of_exactly_400_bytes_ends_with_plus(accounts_server, clients):
     """SASL 3.1: a payload of exactly 400 bytes is followed by 'AUTHENTICATE +'."""
     password = "p" * (300 - len("\0bob\0bob"))

@@ -352,6 +352,8 @@ def warn_holder(conn: Connection, owner: Account | None) -> None:
     if owner is None or conn.nick is None or owns(conn, conn.folded_nick):
         return
     if not conn.registered:  # in time to log in with SASL or PASS; the clock starts later
+        if caps.SASL in conn.caps:
+            return  # (it is about to log in; if it does not, it is told once registered)
         service_notice(
             conn,
             f"{conn.nick} is a registered account: log in with SASL, or with "
