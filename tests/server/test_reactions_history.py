@@ -151,3 +151,23 @@ def test_a_reaction_can_be_redacted_itself(open_client) -> None:
     alice.send(f"REDACT #dev {reaction}")
     alice.expect("REDACT")
     assert [m.command for m in history(alice, "#dev")] == ["PRIVMSG"]
+
+
+def test_a_reaction_taken_back_is_kept_after_it_so_the_history_ends_without_it(
+    open_client,
+) -> None:
+    alice = open_client("alice")
+    bob = open_client("bob")
+    msgid = say(alice, "#dev", "ship it?")
+    react(bob, "#dev", msgid)
+    bob.send(f"@+draft/unreact=👍;+draft/reply={msgid} TAGMSG #dev")
+    bob.expect("TAGMSG", "#dev")
+    kept = [m for m in history(alice, "#dev") if m.command == "TAGMSG"]
+    assert [("+draft/react" in m.tags, "+draft/unreact" in m.tags) for m in kept] == [
+        (True, False),
+        (False, True),
+    ]
+    assert all(m.tags["+draft/reply"] == msgid for m in kept)
+    alice.send(f"REDACT #dev {msgid}")  # the message goes, and what was said of it
+    alice.expect("REDACT")
+    assert [m for m in history(alice, "#dev") if m.command == "TAGMSG"] == []

@@ -14,7 +14,8 @@ one before them (see :class:`~chatcli.server.tags.MultilineRelay`); it is replay
 ``draft/multiline`` batch (nested in the history's batch) to who has the capability, as
 its lines one by one to anyone else.
 
-A reaction (a TAGMSG with ``+draft/react`` and ``+draft/reply``) is kept too, its text
+A reaction (a TAGMSG with ``+draft/react`` and ``+draft/reply``), or one taken back
+(``+draft/unreact``), is kept too, its text
 being the msgid it replies to (so that redacting that message can delete its reactions:
 :meth:`Store.redact <chatcli.server.store.Store.redact>`). It is replayed only to clients
 with message-tags. Another TAGMSG with client-only tags, but a typing notice, is kept too,
@@ -59,8 +60,10 @@ def conversation(one: str, other: str) -> str:
     return f"dm:{first}\x00{second}"
 
 
-#: The client-only tags of a reaction (IRCv3 draft/react), and of the message it refers to.
+#: The client-only tags of a reaction (IRCv3 draft/react), of one taken back, and of the
+#: message it refers to.
 REACT = "+draft/react"
+UNREACT = "+draft/unreact"
 REPLY = "+draft/reply"
 #: The longest msgid a kept reaction may refer to (longer: relayed, not kept).
 MAX_REPLY_CHARS = 64
@@ -72,14 +75,15 @@ TYPING = ("+typing", "+draft/typing")
 
 def reaction_to(msg: Message) -> str | None:
     """The text to keep for a TAGMSG that history keeps: the msgid it reacts to, for a
-    reaction (it has ``+draft/react`` and ``+draft/reply``); "" for another with
+    reaction or one taken back (it has ``+draft/react`` or ``+draft/unreact``, and
+    ``+draft/reply``: replayed in order, they leave the reactions as they are); "" for another with
     client-only tags, which only clients with draft/event-playback are given back. None
     for one not kept: a typing notice, or one without client-only tags. Its tags are
     bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept TAGMSG costs
     no more than a message."""
     if msg.command != "TAGMSG":
         return None
-    if msg.tags.get(REACT):
+    if msg.tags.get(REACT) or msg.tags.get(UNREACT):
         reply = msg.tags.get(REPLY, "")
         return reply if 0 < len(reply) <= MAX_REPLY_CHARS else None
     client_tags = [key for key in msg.tags if key.startswith("+")]
