@@ -76,11 +76,11 @@ TYPING = ("+typing", "+draft/typing")
 def reaction_to(msg: Message) -> str | None:
     """The text to keep for a TAGMSG that history keeps: the msgid it reacts to, for a
     reaction or one taken back (it has ``+draft/react`` or ``+draft/unreact``, and
-    ``+draft/reply``: replayed in order, they leave the reactions as they are); "" for another with
-    client-only tags, which only clients with draft/event-playback are given back. None
-    for one not kept: a typing notice, or one without client-only tags. Its tags are
-    bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept TAGMSG costs
-    no more than a message."""
+    ``+draft/reply``: replayed in order, they leave the reactions as they are); "" for
+    another with client-only tags, which only clients with draft/event-playback are given
+    back. None for one not kept: a typing notice, or one without client-only tags. Its
+    tags are bounded by the parser (IRCv3's 4096 bytes of a client's tags), so a kept
+    TAGMSG costs no more than a message."""
     if msg.command != "TAGMSG":
         return None
     if msg.tags.get(REACT) or msg.tags.get(UNREACT):
