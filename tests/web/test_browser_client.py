@@ -453,6 +453,16 @@ def test_a_wrong_password_is_told_on_the_sign_in_form(make_server, page, tmp_pat
     assert page.driver.find_element(By.ID, "chat-view").get_attribute("hidden") is not None
 
 
+def test_signing_in_to_an_account_opens_no_conversation_with_nickserv(make_server, page, tmp_path):
+    running = make_server(web_port=0, db=str(tmp_path / "chat.db"))
+    register_account(running.port, "owner", "passphrase")
+    page.open(running)
+    page.sign_in("owner", password="passphrase")  # (in #lobby: past the welcome)
+    names = [b.get_attribute("data-name") for b in page.css("#sidebar .target")]
+    assert "NickServ" not in names
+    assert page.errors() == []
+
+
 def test_a_room_operator_asks_and_acts_with_the_terminals_commands(
     make_server, page, clients, tmp_path
 ):

@@ -635,7 +635,12 @@ function onMessage(m) {
     return;
   }
   const fromHistory = batch?.type === "chathistory";
-  if (!m.source.includes("!") && (!state.registered || m.source === state.server)) {
+  // Before the welcome, a service may say the nick is an account's: we are logging in to
+  // it with a password (SASL), so that is no news; anything else said then is the
+  // server's, not a conversation's.
+  const sasl = state.password && !state.create && state.offered.has("sasl");
+  if (!state.registered && m.command === "NOTICE" && sasl) return;
+  if (!state.registered || (!m.source.includes("!") && m.source === state.server)) {
     note(null, text, "server"); // the server's own notices: no person, no conversation
     return;
   }
