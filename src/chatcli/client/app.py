@@ -467,8 +467,23 @@ def _flush(session: ClientSession, view: ChatView, show: Callable[[Text], None])
 
 
 def _perform(
-    session: ClientSession, view: ChatView, action: Action, show: Callable[[Text], None]
+    session: ClientSession,
+    view: ChatView,
+    action: Action,
+    show: Callable[[Text], None],
+    *,
+    switched_note: bool = True,
 ) -> None:
+    """Do what was typed. ``switched_note``: a /join of a room we are in says so (not for
+    the rooms joined on starting, which the server may have put us in already)."""
+    already = None
+    if action.room is not None:  # (before the JOIN goes: its answer may come at once)
+        with view.lock:
+            already = next((r for r in view.rooms if r.lower() == action.room.lower()), None)
+            if already is None:
+                view.wanted = action.room  # switch once the server says we are in
+            else:
+                view.room = already
     for msg in action.messages:
         if msg.command == "JOIN" and len(msg.params) > 1:  # a key: needed again to rejoin
             with view.lock:
@@ -478,15 +493,8 @@ def _perform(
             line = render(Message(msg.command, msg.params, f"{view.nick}!me@local"), view.nick)
             if line is not None:
                 show(line)
-    if action.room is not None:
-        with view.lock:
-            already = next((r for r in view.rooms if r.lower() == action.room.lower()), None)
-            if already is None:
-                view.wanted = action.room  # switch once the server says we are in
-            else:
-                view.room = already
-        if already is not None:
-            show(note(f"now talking in {already}"))
+    if already is not None and switched_note:
+        show(note(f"now talking in {already}"))
     if action.local is not None and action.local in _LOCAL:
         _LOCAL[action.local](session, view, action, show)
     if action.local is Local.HISTORY:
@@ -881,7 +889,8 @@ def chat_loop(
     status = ExitStatus.OK
     try:
         for each in [*rooms, *([room] if room is not None else [])]:
-            _perform(session, view, parse_input(f"/join {each}", None), show)
+            action = parse_input(f"/join {each}", None)
+            _perform(session, view, action, show, switched_note=False)
         subscribe(session)
         session.send(Message("PING", (view.ready_token,)))
         view.ready.wait(session.timeout)
