@@ -643,9 +643,11 @@ def trust_prompt(server: str, fingerprint: str, why: str) -> bool:
 
 def account_password(path: Path | None) -> Callable[[str], str | None]:
     """Where an account password comes from: the file, else CHAT_ACCOUNT_PASSWORD, else a
-    prompt on a terminal. Asked only once the server says the alias is a registered account."""
+    prompt on a terminal. Asked only once the server says the alias is a registered account,
+    or, never with a prompt, when the alias is taken (by one's own other device, maybe: the
+    session logs in to the account of that name under another alias)."""
 
-    def ask(alias: str) -> str | None:
+    def ask(alias: str, sure: bool = True) -> str | None:
         if path is not None:
             try:
                 secret = path.read_text(encoding="utf-8").strip() or None
@@ -660,7 +662,7 @@ def account_password(path: Path | None) -> Callable[[str], str | None]:
             return secret
         if secret := os.environ.get("CHAT_ACCOUNT_PASSWORD"):
             return secret
-        if sys.stdin is not None and sys.stdin.isatty():
+        if sure and sys.stdin is not None and sys.stdin.isatty():
             prompt = f"{alias} is a registered account; password (empty: don't log in)"
             return click.prompt(prompt, hide_input=True, default="", show_default=False) or None
         return None

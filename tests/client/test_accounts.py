@@ -70,6 +70,50 @@ def test_session_logs_in_to_its_alias_where_the_server_keeps_nicks_strictly(make
     without.close()
 
 
+def test_a_second_device_on_the_same_alias_logs_in_to_the_account_under_another(
+    accounts_server,
+):
+    """Two `chat join --alias bob` with bob's password, on two machines: the second is
+    bob_, logged in to bob's account all the same (its read markers are bob's), and its
+    password was had without a prompt."""
+    first = ClientSession(
+        "127.0.0.1", accounts_server.port, "bob", account_password=lambda n: PASSWORD
+    )
+    first.connect()
+    asked: list[tuple[str, bool]] = []
+
+    def quietly(alias: str, sure: bool = True) -> str:
+        asked.append((alias, sure))
+        return PASSWORD
+
+    second = ClientSession("127.0.0.1", accounts_server.port, "bob", account_password=quietly)
+    second.alias_tries = 3
+    second.connect()
+    try:
+        assert (second.nick, second.account) == ("bob_", "bob")
+        assert asked == [("bob", False)]
+    finally:
+        second.quit()
+        first.quit()
+
+
+def test_an_alias_taken_by_someone_else_is_no_login_and_no_error(accounts_server, clients):
+    from tests.conftest import Client
+
+    holder = Client(accounts_server.port)  # "carol": no account
+    clients.append(holder)
+    holder.register("carol", join=False)
+    session = ClientSession(
+        "127.0.0.1", accounts_server.port, "carol", account_password=lambda n, sure=True: "any"
+    )
+    session.alias_tries = 3
+    session.connect()
+    try:
+        assert (session.nick, session.account) == ("carol_", None)
+    finally:
+        session.quit()
+
+
 def test_session_with_a_wrong_password_is_refused_clearly(accounts_server):
     session = ClientSession(
         "127.0.0.1", accounts_server.port, "bob", account_password=lambda nick: "wrong"

@@ -50,7 +50,7 @@ async def app_for(
         alias,
         timeout=5,
         caps=caps,
-        account_password=(lambda nick: password) if password else None,
+        account_password=(lambda nick, sure=True: password) if password else None,
     )
     session.alias_tries = ALIAS_TRIES
     burst = session.connect()

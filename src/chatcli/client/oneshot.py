@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from chatcli.client.session import ClientSession
+from chatcli.client.session import AccountPassword, ClientSession
 from chatcli.defaults import MAX_TEXT_BYTES, default_alias
 from chatcli.errors import (
     AliasRejected,
@@ -94,7 +94,7 @@ def connect_as(
     password: str | None,
     timeout: float,
     wanted_caps: Iterable[str] = SEND_CAPS,
-    account_password: Callable[[str], str | None] | None = None,
+    account_password: AccountPassword | None = None,
     tls: TLSPolicy | None = None,
 ) -> ClientSession:
     """Register as ``alias`` or, without one, as ``<login name>-<role>``, trying

@@ -14,7 +14,8 @@ import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
 from chatcli.protocol import (
@@ -53,6 +54,15 @@ WANTED_CAPS = (
 SASL_CHUNK = 400
 #: The longest alias assumed when the server has not said (NICKLEN).
 DEFAULT_NICKLEN = 30
+
+
+class AccountPassword(Protocol):
+    """Where a session gets an account's password: called with the alias when the server
+    said it is a registered account (``sure``), or, with ``sure`` False, when the alias
+    was taken (by our own other device, maybe): then it answers without asking anyone if
+    it can, else None. None or empty: do not log in."""
+
+    def __call__(self, alias: str, sure: bool = True, /) -> str | None: ...
 
 
 class WrongAccountPassword(Refused):
@@ -97,8 +107,9 @@ class ClientSession:
         caps: capabilities to request when offered.
         timeout: seconds allowed to connect and register.
         account_password: asked for the alias's account password when the server says the
-            alias is a registered account (None from it: do not log in). The session then
-            logs in with SASL PLAIN before registering.
+            alias is a registered account (None from it: do not log in), and, without
+            asking anyone, when the alias is taken (see :class:`AccountPassword`). The
+            session then logs in with SASL PLAIN before registering.
         tls: connect with TLS, checking the certificate as this says; None: plaintext.
             Only the first connection may ask the user: reconnecting never does.
     """
@@ -114,7 +125,7 @@ class ClientSession:
         realname: str = "chatcli user",
         caps: Iterable[str] = WANTED_CAPS,
         timeout: float = 10.0,
-        account_password: Callable[[str], str | None] | None = None,
+        account_password: AccountPassword | None = None,
         tls: TLSPolicy | None = None,
     ) -> None:
         self.host, self.port = host, port
@@ -138,7 +149,11 @@ class ClientSession:
         self.account_password = account_password
         self.account: str | None = None  #: the account logged in to (900)
         self._alias_registered = False  # NickServ said so, during registration
+        #: The alias asked for, taken by someone (our own other device, maybe): logged in
+        #: to as an account if we have its password (a failure is no error then).
+        self._login_as: str | None = None
         self._sasl: list[str] = []  # AUTHENTICATE pieces still to send
+        self._trying = False  # logging in to _login_as: its failure is no error
         self._secret: str | None = None  # the account password, once given: asked once
         #: How many other aliases (``alias_``, ``alias__``, ...) to try when the alias is
         #: taken at connection; 0: none, the connection fails (AliasRejected).
@@ -253,6 +268,9 @@ class ClientSession:
             self.account = msg.params[2]
         elif cmd in (n.RPL_SASLSUCCESS, n.ERR_SASLALREADY):
             self.send(Message("CAP", ("END",)))
+        elif cmd in (n.ERR_SASLFAIL, n.ERR_SASLTOOLONG, n.ERR_SASLABORTED) and self._trying:
+            self._trying = False  # (not our account, or not that password: go on without)
+            self.send(Message("CAP", ("END",)))
         elif cmd in (n.ERR_SASLFAIL, n.ERR_SASLTOOLONG, n.ERR_SASLABORTED):
             raise WrongAccountPassword(
                 f"wrong password for {self.nick!r}: that alias is a registered account "
@@ -271,6 +289,7 @@ class ClientSession:
                 )
             elif cmd == n.ERR_NICKNAMEINUSE and self._tries_left > 0:
                 self.taken = self.taken or self.nick
+                self._login_as = self.taken if self.account_password is not None else None
                 attempt = self.alias_tries - self._tries_left + 1
                 self._tries_left -= 1
                 nicklen = number(self.isupport.get("NICKLEN", "")) or DEFAULT_NICKLEN
@@ -285,15 +304,21 @@ class ClientSession:
         return False
 
     def _start_login(self) -> bool:
-        """Begin SASL PLAIN if the alias is a registered account and we have its password."""
-        if caps.SASL not in self.caps or not self._alias_registered:
+        """Begin SASL PLAIN if the alias is a registered account and we have its password;
+        or, the alias taken (by our other device, say), as the account of that name if we
+        have a password for it without asking."""
+        sure = self._alias_registered
+        account = self.nick if sure else self._login_as
+        if caps.SASL not in self.caps or account is None:
             return False
         if self._secret is None and self.account_password is not None:
-            self._secret = self.account_password(self.nick) or ""
+            asked = self.account_password
+            self._secret = (asked(account) if sure else asked(account, False)) or ""
         password = self._secret
         if not password:
             return False
-        self._sasl = sasl_plain(self.nick, password)
+        self._trying = not sure
+        self._sasl = sasl_plain(account, password)
         self.send(Message("AUTHENTICATE", ("PLAIN",)))
         return True
 
@@ -335,6 +360,8 @@ class ClientSession:
         self.isupport.clear()  # (the same dict: a Timeline reads it)
         self.account = None
         self._alias_registered = False
+        self._login_as = None
+        self._trying = False
         self._sasl = []
         self.closed = False
         if self.tls is not None:  # no one to ask now: a new certificate is refused

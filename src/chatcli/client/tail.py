@@ -26,7 +26,7 @@ from chatcli.client.history import (
     timestamp,
 )
 from chatcli.client.oneshot import connect_as, enter_room, raise_for, tls_policy
-from chatcli.client.session import ClientSession
+from chatcli.client.session import AccountPassword, ClientSession
 from chatcli.errors import (
     AliasRejected,
     ChatError,
@@ -169,7 +169,7 @@ def run_tail(
     follow: bool,
     duration: float | None,
     as_json: bool,
-    account_password: Callable[[str], str | None] | None = None,
+    account_password: AccountPassword | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     tls: TLSPolicy | None = None,
