@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from chatcli.client.session import AccountPassword, ClientSession
+from chatcli.client.session import ClientSession
 from chatcli.defaults import MAX_TEXT_BYTES, default_alias
 from chatcli.errors import (
     AliasRejected,
@@ -43,6 +43,7 @@ from chatcli.protocol import numerics as n
 # take any name TYPE_CHECKING as true).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from chatcli.client.session import AccountPassword
     from chatcli.client.trust import Ask, TLSPolicy
 
 #: What ``chat send`` asks for: labeled responses, so that an error says which message it

@@ -15,7 +15,6 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
 
 from chatcli.errors import AliasRejected, ChatError, ConnectError, Refused
 from chatcli.protocol import (
@@ -31,8 +30,19 @@ from chatcli.protocol import numerics as n
 
 TYPE_CHECKING = False  # (importing typing costs chat send's start-up some 5 ms)
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from chatcli.client.tls_stream import TLSStream
     from chatcli.client.trust import TLSInfo, TLSPolicy
+
+    class AccountPassword(Protocol):
+        """Where a session gets an account's password: called with the alias when the
+        server said it is a registered account (``sure``), or, with ``sure`` False, when
+        the alias was taken (by our own other device, maybe): then it answers without
+        asking anyone if it can, else None. None or empty: do not log in."""
+
+        def __call__(self, alias: str, sure: bool = True, /) -> str | None: ...
+
 
 #: IRCv3 draft/metadata-2 (as :data:`chatcli.protocol.caps` names it).
 METADATA = "draft/metadata-2"
@@ -54,15 +64,6 @@ WANTED_CAPS = (
 SASL_CHUNK = 400
 #: The longest alias assumed when the server has not said (NICKLEN).
 DEFAULT_NICKLEN = 30
-
-
-class AccountPassword(Protocol):
-    """Where a session gets an account's password: called with the alias when the server
-    said it is a registered account (``sure``), or, with ``sure`` False, when the alias
-    was taken (by our own other device, maybe): then it answers without asking anyone if
-    it can, else None. None or empty: do not log in."""
-
-    def __call__(self, alias: str, sure: bool = True, /) -> str | None: ...
 
 
 class WrongAccountPassword(Refused):
@@ -108,7 +109,7 @@ class ClientSession:
         timeout: seconds allowed to connect and register.
         account_password: asked for the alias's account password when the server says the
             alias is a registered account (None from it: do not log in), and, without
-            asking anyone, when the alias is taken (see :class:`AccountPassword`). The
+            asking anyone, when the alias is taken (see ``AccountPassword``). The
             session then logs in with SASL PLAIN before registering.
         tls: connect with TLS, checking the certificate as this says; None: plaintext.
             Only the first connection may ask the user: reconnecting never does.

@@ -26,7 +26,7 @@ from chatcli.client.history import (
     timestamp,
 )
 from chatcli.client.oneshot import connect_as, enter_room, raise_for, tls_policy
-from chatcli.client.session import AccountPassword, ClientSession
+from chatcli.client.session import ClientSession
 from chatcli.errors import (
     AliasRejected,
     ChatError,
@@ -47,6 +47,7 @@ from chatcli.protocol import (
 )
 
 if TYPE_CHECKING:
+    from chatcli.client.session import AccountPassword
     from chatcli.client.trust import TLSPolicy
 
 #: What ``chat tail`` asks for: history, and to come and go quietly (no join or quit line
