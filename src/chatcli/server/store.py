@@ -155,6 +155,11 @@ class Account:
         return identity_of(self.id)
 
 
+#: What history keeps of an event (IRCv3 draft/event-playback: a topic change, a kept
+#: TAGMSG that is not a reaction), as SQL: see chatcli.server.history.is_event.
+_EVENT = "(command = 'TOPIC' OR (command = 'TAGMSG' AND text = ''))"
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """One message from history."""
@@ -862,9 +867,12 @@ class Store:
         return self.write(job, on_lost)
 
     def latest(self, target: str, limit: int) -> list[Stored]:
-        """The last ``limit`` messages of ``target``, oldest first."""
+        """The last ``limit`` messages of ``target``, oldest first, as a room's recent lines
+        hold them: without events (topic changes, kept TAGMSGs but reactions), which a JOIN
+        never replays."""
         rows = self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE target = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE target = ? AND NOT {_EVENT} "
+            "ORDER BY id DESC LIMIT ?",
             (target, limit),
         )
         return [Stored(*row) for row in reversed(rows)]
@@ -910,7 +918,7 @@ class Store:
         (:func:`chatcli.server.history.is_event`)."""
         where, params = ["target = ?"], [target]
         if not events:
-            where.append("NOT (command = 'TOPIC' OR (command = 'TAGMSG' AND text = ''))")
+            where.append(f"NOT {_EVENT}")
         for bound, op in ((after, ">"), (before, "<")):
             if bound is None:
                 continue
