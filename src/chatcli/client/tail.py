@@ -289,7 +289,7 @@ class _Resume:
         def shown(msg: Message) -> None:
             show(msg)
             if msg.command == "TAGMSG":
-                return  # (a reaction is not kept in the history: no place to resume from)
+                return  # (not every server keeps reactions: resume after what it keeps)
             if msgid := msg.tags.get("msgid"):
                 self.ref = f"msgid={msgid}"
             elif when := msg.tags.get("time"):
