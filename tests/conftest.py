@@ -233,6 +233,20 @@ class Client:
             clustered.settle(self.port)
         return before[:-1]
 
+    def cap_ls(self) -> list[str]:
+        """Send ``CAP LS 302``; the capabilities offered (with their values), over the
+        reply's continuation lines (each but the last ``CAP <nick> LS * :...``), each line
+        within IRC's 512 bytes."""
+        self.send("CAP LS 302")
+        offered: list[str] = []
+        while True:
+            line = self.expect("CAP")
+            assert len(line.to_bytes()) <= 512 and line.params[1] == "LS"
+            offered += line.params[-1].split()
+            if len(line.params) == 3:
+                return offered
+            assert line.params[2] == "*"
+
     def register(self, nick: str, caps: str = "", join: bool = True) -> list[Message]:
         """Register as ``nick`` with the capabilities ``caps``; return the burst up to the
         end of the default room's NAMES or, with ``join=False``, of the MOTD. (Joining the
@@ -263,6 +277,24 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def in_room(port: int, clients: list[Client], nick: str, caps: str, room: str | None) -> Client:
+    """A client registered as ``nick`` with ``caps``, in ``room`` once its JOIN is done
+    (None: in no room), closed with the test (``clients``)."""
+    client = Client(port)
+    clients.append(client)
+    client.register(nick, caps, join=False)
+    if room is not None:
+        client.send(f"JOIN {room}")
+        client.expect("366")
+    return client
+
+
+def say(client: Client, target: str, text: str) -> str:
+    """Send ``text`` to ``target``; return its msgid (from the echo: echo-message)."""
+    client.send(f"PRIVMSG {target} :{text}")
+    return client.expect("PRIVMSG", target, text).tags["msgid"]
 
 
 def register_account(port: int, nick: str, password: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from chatcli.protocol import Message
 from chatcli.server import multiline
-from tests.conftest import Client, RunningServer, register_account
+from tests.conftest import Client, RunningServer, in_room, register_account
 
 BASE = "message-tags batch echo-message server-time labeled-response"
 CAPS = BASE + " draft/multiline"
@@ -25,13 +25,7 @@ def chat(make_server: Callable[..., RunningServer], tmp_path) -> RunningServer:
 @pytest.fixture
 def open_client(chat: RunningServer, clients: list[Client]):
     def open_one(nick: str, caps: str = CAPS, room: str | None = "#dev") -> Client:
-        client = Client(chat.port)
-        clients.append(client)
-        client.register(nick, caps, join=False)
-        if room is not None:
-            client.send(f"JOIN {room}")
-            client.expect("366")
-        return client
+        return in_room(chat.port, clients, nick, caps, room)
 
     return open_one
 
@@ -61,8 +55,7 @@ def read_batch(client: Client, timeout: float = 5.0) -> tuple[Message, list[Mess
 
 def test_the_cap_is_offered_with_its_limits(open_client) -> None:
     alice = open_client("alice", caps="", room=None)
-    alice.send("CAP LS 302")
-    offered = alice.expect("CAP").params[-1].split()
+    offered = alice.cap_ls()
     assert f"draft/multiline=max-bytes={multiline.MAX_BYTES},max-lines={multiline.MAX_LINES}" in (
         offered
     )

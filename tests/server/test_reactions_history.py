@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from chatcli.protocol import Message
-from tests.conftest import Client, RunningServer, register_account
+from tests.conftest import Client, RunningServer, in_room, register_account, say
 
 CAPS = "message-tags batch echo-message server-time draft/chathistory draft/message-redaction"
 
@@ -22,20 +22,9 @@ def chat(make_server: Callable[..., RunningServer], tmp_path) -> RunningServer:
 @pytest.fixture
 def open_client(chat: RunningServer, clients: list[Client]):
     def open_one(nick: str, caps: str = CAPS, room: str | None = "#dev") -> Client:
-        client = Client(chat.port)
-        clients.append(client)
-        client.register(nick, caps, join=False)
-        if room is not None:
-            client.send(f"JOIN {room}")
-            client.expect("366")
-        return client
+        return in_room(chat.port, clients, nick, caps, room)
 
     return open_one
-
-
-def say(client: Client, target: str, text: str) -> str:
-    client.send(f"PRIVMSG {target} :{text}")
-    return client.expect("PRIVMSG", target, text).tags["msgid"]
 
 
 def react(client: Client, target: str, msgid: str, emoji: str = "👍") -> str:

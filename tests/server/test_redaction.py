@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Client, RunningServer, register_account
+from tests.conftest import Client, RunningServer, in_room, register_account, say
 
 CAPS = "draft/message-redaction message-tags echo-message server-time batch"
 
@@ -20,21 +20,9 @@ def history_server(make_server: Callable[..., RunningServer], tmp_path) -> Runni
 @pytest.fixture
 def open_client(history_server: RunningServer, clients: list[Client]):
     def open_one(nick: str, caps: str = CAPS, room: str | None = "#dev") -> Client:
-        client = Client(history_server.port)
-        clients.append(client)
-        client.register(nick, caps, join=False)
-        if room is not None:
-            client.send(f"JOIN {room}")
-            client.expect("366")
-        return client
+        return in_room(history_server.port, clients, nick, caps, room)
 
     return open_one
-
-
-def say(client: Client, target: str, text: str) -> str:
-    """Send ``text`` to ``target``; return its msgid (from the echo)."""
-    client.send(f"PRIVMSG {target} :{text}")
-    return client.expect("PRIVMSG", target, text).tags["msgid"]
 
 
 def texts(client: Client, target: str) -> list[str]:
@@ -49,8 +37,7 @@ def texts(client: Client, target: str) -> list[str]:
 
 def test_cap_is_offered(open_client) -> None:
     alice = open_client("alice", caps="", room=None)
-    alice.send("CAP LS 302")
-    offered = alice.expect("CAP").params[-1].split()
+    offered = alice.cap_ls()
     assert "draft/message-redaction" in offered
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Client, RunningServer, register_account
+from tests.conftest import Client, RunningServer, in_room, register_account
 
 RENAME = "draft/channel-rename"
 MODERN = "message-tags server-time batch echo-message"
@@ -22,21 +22,14 @@ def history_server(make_server: Callable[..., RunningServer], tmp_path) -> Runni
 @pytest.fixture
 def person(history_server: RunningServer, clients: list[Client]):
     def connect(nick: str, caps: str = f"{MODERN} {RENAME}", room: str | None = "#bar") -> Client:
-        client = Client(history_server.port)
-        clients.append(client)
-        client.register(nick, caps, join=False)
-        if room is not None:
-            client.send(f"JOIN {room}")
-            client.expect("366")
-        return client
+        return in_room(history_server.port, clients, nick, caps, room)
 
     return connect
 
 
 def test_the_capability_is_offered(person) -> None:
     alice = person("alice", caps="", room=None)
-    alice.send("CAP LS 302")
-    assert RENAME in alice.expect("CAP").params[-1].split()
+    assert RENAME in alice.cap_ls()
 
 
 def test_members_with_the_capability_see_the_rename_and_the_room_keeps_its_state(person):
