@@ -952,7 +952,11 @@ class ClusterWorld(World):
         channel.founder = state.get("founder")
         channel.op_accounts = set(state.get("op_accounts", ()))
         kept = [(str(k), str(v)) for k, v in state.get("meta") or ()][: meta.MAX_KEYS]
+        had = dict(meta.items_of(channel))
         channel.metadata = meta.Metadata(dict(kept)) if kept else None
+        for key in had.keys() | dict(kept).keys():  # (its node told its own members)
+            if had.get(key) != (value := dict(kept).get(key)):
+                meta.notify_room(self, None, channel, key, value)
         lobby = self.fold(channel.name) == self.fold(self.config.room)
         channel.permanent = bool(state.get("permanent")) or lobby
         for mode, masks in state.get("lists", {}).items():

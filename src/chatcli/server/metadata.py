@@ -385,12 +385,18 @@ def online(person: Any) -> None:
 
 
 def notify_room(world: World, origin: Any, channel: Channel, key: str, value: str | None) -> None:
-    """``key`` of ``channel`` changed to ``value``: its members subscribed to ``key`` (but
-    ``origin``) are told. Caller holds the world lock."""
+    """``key`` of ``channel`` changed to ``value``: its members on this server subscribed to
+    ``key`` (but ``origin``, whose command's answer says it) are told. (On a cluster each
+    node tells its own, when it takes the room's new state: in the stream's order, so that
+    who joined on another node a moment before hears of it.) Caller holds the world lock."""
     world.assert_held()
-    audience = [m for m in channel.members if m is not origin and subscribed(m, key)]
+    audience = [
+        m
+        for m in channel.members
+        if m is not origin and m in world.connections and subscribed(m, key)
+    ]
     if audience:
-        relay = Relay(change_line(origin.config.name, channel.name, key, value))
+        relay = Relay(change_line(audience[0].config.name, channel.name, key, value))
         world.relay_to(audience, relay, actor=None)
 
 
