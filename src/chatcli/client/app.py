@@ -249,6 +249,8 @@ class ChatView:
                     self.room, self.wanted = joined, None
                 elif self.room is None or self.room not in self.rooms:
                     self.room = joined
+            elif msg.command == "RENAME" and len(msg.params) >= 2:
+                self._renamed(msg.params[0], msg.params[1])
             elif msg.command == "KILL" and msg.params[:1] == (self.nick,):
                 self.killed = True
             elif msg.command == "PONG" and msg.params[-1:] == (self.ready_token,):
@@ -263,6 +265,26 @@ class ChatView:
                     self.rooms.remove(msg.params[0])
                     if self.room == msg.params[0]:
                         self.room = self.rooms[-1] if self.rooms else None
+
+    def _renamed(self, old: str, new: str) -> None:
+        """The room ``old`` is now named ``new`` (IRCv3 draft/channel-rename): whatever
+        was kept by its name (our rooms, where text goes, its key, its last messages, what
+        was shown there) is kept by the new one. Caller holds :attr:`lock`."""
+        was, now = old.lower(), new.lower()
+        self.rooms = [new if room.lower() == was else room for room in self.rooms]
+        if self.room is not None and self.room.lower() == was:
+            self.room = new
+        if self.wanted is not None and self.wanted.lower() == was:
+            self.wanted = new
+        if was in self.keys:
+            self.keys[now] = self.keys.pop(was)
+        for known in (self.last_msgid, self.own_msgid):
+            if was in known:
+                known[now] = known.pop(was)
+        if was in self._named:
+            self._named.discard(was)
+            self._named.add(now)
+        self.timeline.renamed(old, new)
 
     def prompt(self) -> str:
         with self.lock:

@@ -513,6 +513,9 @@ class Buffers:
             ]
         if cmd == "NICK" and params:
             return self._renamed(nick, params[0])
+        if cmd == "RENAME" and len(params) >= 2:
+            room = self.rename(params[0], params[1])
+            return [] if room is None else [Shown(room)]
         if cmd == "TOPIC" and len(params) >= 2:
             room = self.get(params[0])
             if room is None:
@@ -576,6 +579,26 @@ class Buffers:
         if known is not None:
             self.people[new.lower()] = known
         return shown
+
+    def rename(self, old: str, new: str) -> Buffer | None:
+        """The room ``old`` is now named ``new`` (IRCv3 draft/channel-rename): its buffer
+        keeps its lines, members, counts and place, under the new name; None if it has
+        none. A buffer left of another room of the new name (one we are not in: the server
+        gives a name in use to no other room) gives way to it."""
+        room = self.get(old)
+        if room is None or room.kind is not Kind.ROOM or not is_channel(new):
+            return None
+        stale = self.get(new)
+        if stale is not None and stale is not room:
+            in_view = stale is self.current
+            self.close(stale)
+            if in_view:
+                self.switch(room)
+        gathered = self._names.pop(room.key, None)
+        room.name = new
+        if gathered is not None:
+            self._names[room.key] = gathered
+        return room
 
     def _modes(self, room: Buffer, args: tuple[str, ...]) -> None:
         """Follow membership modes (+o, +v...) given to people in ``room``."""

@@ -451,7 +451,10 @@ class ChatApp(App[ExitStatus]):
             return
         if self._changes(msg, me):
             return
+        before = self.buffers.current
         shown = self.buffers.route(msg, me)
+        if msg.command == "RENAME" and len(msg.params) >= 2:
+            self._renamed(msg.params[0], msg.params[1], before)
         line = render(msg, me, self.clock(), rooms_named=False, names=self.buffers.shown_name)
         if msg.command == NOTHING_EARLIER and shown and line is not None:
             shown[0].buffer.prepend([line])
@@ -478,6 +481,23 @@ class ChatApp(App[ExitStatus]):
             found = self.buffers.get(msg.params[0])
             if found is not None:
                 self._switch(found)
+
+    def _renamed(self, old: str, new: str, before: Buffer) -> None:
+        """The room ``old`` is now named ``new`` (its buffer is renamed already): a room
+        asked for, and pasted lines still to send there, follow it; if the buffer in view
+        gave way to it, it comes in view."""
+        was = old.lower()
+        if self._wanted == was:
+            self._wanted = new.lower()
+        self._paste = [
+            (line, new, _readdressed(action, was, new))
+            if here is not None and here.lower() == was
+            else (line, here, action)
+            for line, here, action in self._paste
+        ]
+        if self.buffers.current is not before:
+            self._switched()
+        self._later()
 
     def _changes(self, msg: Message, me: str) -> bool:
         """Follow what changes lines shown, counts or names (a deletion, a reaction, a
@@ -1266,6 +1286,21 @@ class ChatApp(App[ExitStatus]):
         if (current := self.buffers.current).kind is Kind.ROOM:
             line.append(f" · {current.name} ({len(current.members)})")
         return line
+
+
+def _readdressed(action: Action | None, was: str, new: str) -> Action | None:
+    """``action`` (a paste's messages, or None) sent to ``new``, where it went to the room
+    ``was`` (folded): the target of its messages and of its multiline batch."""
+    if action is None:
+        return None
+    messages = []
+    for msg in action.messages:
+        at = 2 if msg.command == "BATCH" else 0
+        params = list(msg.params)
+        if len(params) > at and params[at].lower() == was and (at == 0 or params[0][:1] == "+"):
+            params[at] = new
+        messages.append(Message(msg.command, tuple(params), msg.source, msg.tags))
+    return Action(messages=tuple(messages))
 
 
 def _said(msg: Message) -> str | None:

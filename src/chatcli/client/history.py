@@ -148,6 +148,22 @@ class Timeline:
         """A history request is under way."""
         return bool(self._fetching or self._older)
 
+    def renamed(self, old: str, new: str) -> None:
+        """The room ``old`` is now named ``new`` (IRCv3 draft/channel-rename): what was
+        shown there, and the history requests under way for it, go with it."""
+        was, now = old.lower(), new.lower()
+        if was == now:
+            return
+        if was in self.log:
+            self.log[now] = self.log.pop(was)
+        fetch = self._fetching.pop(was, None)
+        if fetch is not None:
+            fetch.target = new
+            self._fetching[now] = fetch
+        if was in self._older:
+            self._older.discard(was)
+            self._older.add(now)
+
     def feed(self, msg: Message, me: str) -> tuple[list[Message], list[Message]]:
         """Take one message from the server (``me`` is our alias).
 

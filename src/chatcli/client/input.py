@@ -78,6 +78,7 @@ HELP = [
     ("/list [mask]", "list the rooms"),
     ("/invite <alias> [#room]", "invite someone to a room"),
     ("/kick <alias> [reason]", "remove someone from the room"),
+    ("/rename <#new> [reason]", "give the room a new name (its operators)"),
     ("/ban <alias|mask>", "ban from the room (/unban: lift)"),
     ("/op <alias>...", "make operator (/deop: undo)"),
     ("/voice <alias>...", "give voice (/devoice: take)"),
@@ -281,6 +282,16 @@ def _kick(rest: str, room: str | None) -> Action:
     alias, reason, target = _alias(alias), reason.strip(), target or _in_room(room)
     params = (target, alias, reason) if reason else (target, alias)
     return Action(messages=(Message("KICK", params),))
+
+
+def _rename(rest: str, room: str | None) -> Action:
+    """``/rename <#new> [reason]``: the current room's new name (IRCv3 draft/channel-rename)."""
+    usage = "/rename <#new name> [reason]"
+    new, _, reason = _need(rest, usage).partition(" ")
+    if not is_channel(new):
+        raise InputError(f"usage: {usage} (a room's name starts with #)")
+    target, reason = _in_room(room), reason.strip()
+    return Action(messages=(Message("RENAME", (target, new, reason) if reason else (target, new)),))
 
 
 def _ban_mask(word: str) -> str:
@@ -508,6 +519,7 @@ _COMMANDS = {
     "invite": _invite,
     "kick": _kick,
     "k": _kick,
+    "rename": _rename,
     "ban": _bans("+b", "ban"),
     "unban": _bans("-b", "unban"),
     "ub": _bans("-b", "unban"),

@@ -155,6 +155,8 @@ def render(
         return _system(when, _nick(nick), f" joined {p[0]}")
     if cmd == "PART" and p:
         return _system(when, _nick(nick), f" left {p[0]}", *_reason(raw[1:]))
+    if cmd == "RENAME" and len(p) >= 2:  # IRCv3 draft/channel-rename
+        return _system(when, _nick(nick), f" renamed {p[0]} to {p[1]}", *_reason(raw[2:]))
     if cmd == "QUIT":
         return _system(when, _nick(nick), " quit", *_reason((quit_reason(raw[0]),) if raw else ()))
     if cmd == "NICK" and p:
@@ -205,6 +207,7 @@ _FAILED = {
     "MARKREAD": "could not mark as read",
     "METADATA": "could not do that (display name, colour)",
     "BATCH": "the message of several lines was refused",
+    "RENAME": "could not rename the room",
 }
 
 
@@ -214,7 +217,7 @@ def _styled(text: str) -> Text:
 
 
 def _reason(given: tuple[str, ...]) -> tuple[Text, ...]:
-    """`` (reason)`` after a PART, QUIT or KICK, if a reason was given and is not empty."""
+    """`` (reason)`` after a PART, QUIT, KICK or RENAME, if a reason was given and is not empty."""
     if not given or not strip_formatting(given[0]):
         return ()
     return (Text(" (", style=STYLE_SYSTEM), _styled(given[0]), Text(")", style=STYLE_SYSTEM))

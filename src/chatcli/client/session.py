@@ -59,6 +59,7 @@ WANTED_CAPS = (
     caps.READ_MARKER,  # what another device of the account has read
     caps.MULTILINE,  # a paste of several lines as one message
     METADATA,  # display names and colours
+    caps.CHANNEL_RENAME,  # a room renamed stays one buffer (not a part and a join)
 )
 #: IRCv3 SASL: a payload is sent in pieces of this many bytes.
 SASL_CHUNK = 400
