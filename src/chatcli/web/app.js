@@ -44,6 +44,7 @@ const WANTED_CAPS = [
   "draft/metadata-2",
   "draft/metadata-notify-2",
   "draft/event-playback", // (reactions and topic changes in the history too)
+  "draft/channel-rename", // (a room renamed keeps its conversation: RENAME, not PART and JOIN)
 ];
 const HISTORY_PAGE = 50; // lines asked for at a time (CHATHISTORY limit)
 const MAX_LINES = 2000; // kept per conversation; older ones are dropped from the page
@@ -64,6 +65,7 @@ const MAX_PENDING = 1000; // messages not shown yet whose reactions are kept, pe
 const META_KEYS = ["display-name", "color", "avatar", "status"]; // subscribed to
 const MAX_META_PEOPLE = 5000; // people whose metadata is kept
 const MAX_META_VALUE = 2048; // characters of one value kept
+const MAX_ROOM_NAME = 200; // characters of a room's new name from RENAME (a longer one: ignored)
 
 const $ = (id) => document.getElementById(id);
 
@@ -415,6 +417,7 @@ const HANDLERS = {
   KICK: onKick,
   QUIT: onQuit,
   NICK: onNick,
+  RENAME: onRename,
   TOPIC: onTopic,
   332: (m) => setTopic(m.params[1], m.params[2] || ""),
   331: (m) => setTopic(m.params[1], ""),
@@ -1161,6 +1164,39 @@ function onNick(m) {
   renderHeading();
 }
 
+/** RENAME (draft/channel-rename): a room has a new name. Its conversation takes it in place,
+ *  with all it holds (lines, members, unread count, read marker, reply and reactions), and
+ *  stays shown if it was; a line says who renamed it. A change of case only is a rename too. */
+function onRename(m) {
+  const [before = "", after = "", reason = ""] = m.params;
+  const c = conv(before, false);
+  if (!c?.isRoom || !isChannel(after, state.chantypes)) return;
+  if (after.length > MAX_ROOM_NAME || /[\s,\x00-\x1f\x7f]/.test(after)) return;
+  const from = fold(before);
+  const to = fold(after);
+  const old = c.name;
+  const other = state.convs.get(to);
+  if (other && other !== c) state.convs.delete(to); // (a stale one: the name was free)
+  state.convs.delete(from);
+  c.name = after;
+  state.convs.set(to, c);
+  if (state.selected === from) state.selected = to;
+  // What is on its way under the old name follows the room.
+  for (const batch of state.batches.values()) {
+    if (batch.target && fold(batch.target) === from) batch.target = after;
+  }
+  const asked = state.namesAsked.get(from);
+  if (asked && from !== to) {
+    state.namesAsked.delete(from);
+    state.namesAsked.set(to, asked);
+  }
+  for (const item of state.pasteQueue) if (fold(item[0]) === from) item[0] = after;
+  const why = reason ? ` (${reason})` : "";
+  note(c.name, `${m.nick} renamed ${old} to ${after}${why}`, "event");
+  renderTargets();
+  if (state.selected === to) renderHeading();
+}
+
 function onNames(m) {
   state.namesAsked.get(fold(m.params[2] || ""))?.push(...(m.params[3] || "").split(" "));
   const c = conv(m.params[2], false);
@@ -1304,6 +1340,11 @@ const COMMANDS = {
     help: "describe what you do",
     offline: true,
     run: (_, rest) => (rest ? act(rest) : USAGE),
+  },
+  rename: {
+    use: "/rename <#new name> [reason]",
+    help: "give the room a new name (its operators)",
+    run: ([name, ...reason]) => rename(name, reason.join(" ")),
   },
   topic: {
     use: "/topic [text]",
@@ -1675,6 +1716,15 @@ function topic(text) {
   if (!c?.isRoom) return NO_ROOM;
   if (text) send("TOPIC", c.name, text);
   else note(null, c.topic ? `Topic: ${c.topic}` : "No topic is set.");
+}
+
+/** /rename: the room shown gets a new name; the server says whether it may (an operator's). */
+function rename(name, reason) {
+  if (!name || !isChannel(name, state.chantypes)) return USAGE;
+  const c = current();
+  if (!c?.isRoom) return NO_ROOM;
+  if (!has("draft/channel-rename")) return "This server cannot rename rooms.";
+  send("RENAME", c.name, name, ...(reason ? [reason] : []));
 }
 
 function invite(nick, room) {
