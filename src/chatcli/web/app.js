@@ -1169,6 +1169,7 @@ function onNick(m) {
  *  stays shown if it was; a line says who renamed it. A change of case only is a rename too. */
 function onRename(m) {
   const [before = "", after = "", reason = ""] = m.params;
+  if (state.batches.get(m.tags.batch)?.type === "chathistory") return; // (then, not now)
   const c = conv(before, false);
   if (!c?.isRoom || !isChannel(after, state.chantypes)) return;
   if (after.length > MAX_ROOM_NAME || /[\s,\x00-\x1f\x7f]/.test(after)) return;
@@ -1176,7 +1177,7 @@ function onRename(m) {
   const to = fold(after);
   const old = c.name;
   const other = state.convs.get(to);
-  if (other && other !== c) state.convs.delete(to); // (a stale one: the name was free)
+  if (other && other !== c) return; // (the name is another conversation's: not taken from it)
   state.convs.delete(from);
   c.name = after;
   state.convs.set(to, c);
