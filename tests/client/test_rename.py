@@ -17,7 +17,8 @@ from collections.abc import Callable
 import pytest
 
 from chatcli.client.app import ChatView, chat_loop
-from chatcli.client.input import HELP, InputError, parse_input
+from chatcli.client.fullscreen import _readdressed
+from chatcli.client.input import HELP, Action, InputError, parse_input
 from chatcli.client.session import WANTED_CAPS, ClientSession
 from chatcli.protocol import Message, caps, message
 from tests.client.test_fullscreen import join, people, running, shown, type_line, until
@@ -263,3 +264,22 @@ async def test_in_line_mode_a_rename_is_said_and_text_goes_to_the_new_name(serve
         typed.put(None)
         loop.join(10)
     assert not loop.is_alive()
+
+
+async def test_pasted_lines_still_to_send_to_a_renamed_room_go_to_its_new_name():
+    batch = Action(
+        messages=(
+            Message("BATCH", ("+ml1", "draft/multiline", "#dev")),
+            Message("PRIVMSG", ("#dev", "#dev"), tags={"batch": "ml1"}),
+            Message("BATCH", ("-ml1",)),
+        )
+    )
+    moved = _readdressed(batch, "#dev", "#devs")
+    assert moved is not None
+    assert [m.params for m in moved.messages] == [
+        ("+ml1", "draft/multiline", "#devs"),
+        ("#devs", "#dev"),  # (the text is the text)
+        ("-ml1",),
+    ]
+    assert moved.messages[1].tags == {"batch": "ml1"}
+    assert _readdressed(None, "#dev", "#devs") is None
