@@ -473,6 +473,8 @@ def test_on_a_shared_postgresql_accounts_history_and_waiting_messages_cross_node
     said = back.expect("PRIVMSG")
     assert said.source.split("!")[0] == "alice"
     assert said.params[1].endswith("] for when you are back")  # (its time, without server-time)
+    seen = lambda: a.server.world.find_nick("dave")  # noqa: E731
+    wait_until(lambda: seen() is not None and seen().account == "dave")  # (node a applied it)
     alice.send("WHOIS dave")
     assert alice.expect("330").params[2] == "dave"  # (logged in, as seen from node a)
 
