@@ -321,6 +321,7 @@ def test_ban_masks_are_irc_wildcards_not_character_classes(connect):
     brackets.send("JOIN #W")
     brackets.expect("474")
     alice.send("MODE #w +b B?B*")  # the casemapping folds case
+    bob.expect("MODE", "#w", "+b")  # (in force before bob comes back)
     bob.send("PART #w")
     bob.send("JOIN #w")
     bob.expect("474")
