@@ -17,10 +17,11 @@ from collections.abc import Callable
 import pytest
 
 from chatcli.client.app import ChatView, chat_loop
+from chatcli.client.buffers import Buffers
 from chatcli.client.fullscreen import _readdressed
 from chatcli.client.input import HELP, Action, InputError, parse_input
 from chatcli.client.session import WANTED_CAPS, ClientSession
-from chatcli.protocol import Message, caps, message
+from chatcli.protocol import Message, caps, message, parse_line
 from tests.client.test_fullscreen import join, people, running, shown, type_line, until
 from tests.conftest import Client
 
@@ -283,3 +284,25 @@ async def test_pasted_lines_still_to_send_to_a_renamed_room_go_to_its_new_name()
     ]
     assert moved.messages[1].tags == {"batch": "ml1"}
     assert _readdressed(None, "#dev", "#devs") is None
+
+
+@pytest.mark.parametrize(
+    "rename",
+    [
+        "@batch=h1 :bob!u@h RENAME #dev #devs :replayed from the history",
+        ":bob!u@h RENAME #dev bob :to a name that is no room's",
+        ":bob!u@h RENAME #dev #lobby :to another room we are in",
+        ":bob!u@h RENAME #nowhere #devs :of a room we are not in",
+    ],
+)
+async def test_a_rename_that_cannot_be_followed_changes_nothing(rename):
+    buffers = Buffers()
+    view = ChatView(_Session(), None)  # type: ignore[arg-type]
+    for line in (":me!u@h JOIN #lobby", ":me!u@h JOIN #dev"):
+        buffers.route(parse_line(line), "me")
+        view.observe(parse_line(line))
+    msg = parse_line(rename)
+    assert buffers.route(msg, "me") == []
+    view.observe(msg)
+    assert [b.name for b in buffers] == ["server", "#lobby", "#dev"]
+    assert (view.rooms, view.room) == (["#lobby", "#dev"], "#lobby")

@@ -249,7 +249,7 @@ class ChatView:
                     self.room, self.wanted = joined, None
                 elif self.room is None or self.room not in self.rooms:
                     self.room = joined
-            elif msg.command == "RENAME" and len(msg.params) >= 2:
+            elif msg.command == "RENAME" and len(msg.params) >= 2 and "batch" not in msg.tags:
                 self._renamed(msg.params[0], msg.params[1])
             elif msg.command == "KILL" and msg.params[:1] == (self.nick,):
                 self.killed = True
@@ -269,8 +269,11 @@ class ChatView:
     def _renamed(self, old: str, new: str) -> None:
         """The room ``old`` is now named ``new`` (IRCv3 draft/channel-rename): whatever
         was kept by its name (our rooms, where text goes, its key, its last messages, what
-        was shown there) is kept by the new one. Caller holds :attr:`lock`."""
+        was shown there) is kept by the new one. A new name that is no room's, or that of
+        another room we are in, changes nothing. Caller holds :attr:`lock`."""
         was, now = old.lower(), new.lower()
+        if not is_channel(new) or (now != was and any(r.lower() == now for r in self.rooms)):
+            return
         self.rooms = [new if room.lower() == was else room for room in self.rooms]
         if self.room is not None and self.room.lower() == was:
             self.room = new

@@ -514,7 +514,8 @@ class Buffers:
         if cmd == "NICK" and params:
             return self._renamed(nick, params[0])
         if cmd == "RENAME" and len(params) >= 2:
-            room = self.rename(params[0], params[1])
+            # (one replayed in a history batch happened then: it renames nothing now)
+            room = self.rename(params[0], params[1]) if "batch" not in msg.tags else None
             return [] if room is None else [Shown(room)]
         if cmd == "TOPIC" and len(params) >= 2:
             room = self.get(params[0])
@@ -584,11 +585,14 @@ class Buffers:
         """The room ``old`` is now named ``new`` (IRCv3 draft/channel-rename): its buffer
         keeps its lines, members, counts and place, under the new name; None if it has
         none. A buffer left of another room of the new name (one we are not in: the server
-        gives a name in use to no other room) gives way to it."""
+        gives a name in use to no other room) gives way to it; one of a room we are in does
+        not (nothing is renamed)."""
         room = self.get(old)
         if room is None or room.kind is not Kind.ROOM or not is_channel(new):
             return None
         stale = self.get(new)
+        if stale is not None and stale is not room and stale.joined:
+            return None
         if stale is not None and stale is not room:
             in_view = stale is self.current
             self.close(stale)

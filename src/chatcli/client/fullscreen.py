@@ -453,7 +453,7 @@ class ChatApp(App[ExitStatus]):
             return
         before = self.buffers.current
         shown = self.buffers.route(msg, me)
-        if msg.command == "RENAME" and len(msg.params) >= 2:
+        if msg.command == "RENAME" and shown:
             self._renamed(msg.params[0], msg.params[1], before)
         line = render(msg, me, self.clock(), rooms_named=False, names=self.buffers.shown_name)
         if msg.command == NOTHING_EARLIER and shown and line is not None:
