@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import cached_property
 
 from rich.text import Text
 
@@ -119,11 +120,11 @@ class Entry:
     def reply_to(self) -> str | None:
         return self.msg.tags.get(REPLY_TAG) or None
 
-    @property
+    @cached_property  # (read in loops over a buffer's entries: worked out once)
     def when(self) -> datetime | None:
         return message_time(self.msg)
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The whole text (a multiline message's lines, joined by line breaks)."""
         return "\n".join(message_lines(self.msg))
@@ -201,13 +202,6 @@ class Buffer:
             entry = self.entries[index]
             if entry is not None and entry.msgid == msgid:
                 return index
-        return None
-
-    def latest_time(self) -> datetime | None:
-        """The server time of the latest message shown that has one."""
-        for entry in reversed(self.entries):
-            if entry is not None and (when := entry.when) is not None:
-                return when
         return None
 
     def count_unread(self, me: str) -> None:

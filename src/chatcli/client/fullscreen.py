@@ -352,6 +352,7 @@ class ChatApp(App[ExitStatus]):
         self._composing: tuple[str, Entry] | None = None
         self._mark_due = False  # a MARKREAD for the buffer in view is to be sent
         self._redraw_due = False  # the buffer in view is to be drawn again
+        self._restyle: set[str] = set()  # (folded) aliases whose lines are to be composed again
         self._focused = True  # the terminal has the focus (where it says)
         self._picked_y: int | None = None  # the log's row of the message picked, drawn
 
@@ -455,21 +456,22 @@ class ChatApp(App[ExitStatus]):
         shown = self.buffers.route(msg, me)
         if msg.command == "RENAME" and shown:
             self._renamed(msg.params[0], msg.params[1], before)
-        line = render(msg, me, self.clock(), rooms_named=False, names=self.buffers.shown_name)
+        said = _said(msg)  # (a person's message: its line is composed for each buffer)
+        names = self.buffers.shown_name
+        line = None if said else render(msg, me, self.clock(), rooms_named=False, names=names)
         if msg.command == NOTHING_EARLIER and shown and line is not None:
             shown[0].buffer.prepend([line])
             if shown[0].buffer is self.buffers.current:
                 self._redraw()
             return
-        said = _said(msg)
         for where in shown:
-            if line is None:
-                break
             if said is not None:
                 entry = Entry(msg, said, mention=where.mention)
-                line = self._compose(where.buffer, entry)
-                self._add(where.buffer, line, where.mention, where.chat, entry)
+                composed = self._compose(where.buffer, entry)
+                self._add(where.buffer, composed, where.mention, where.chat, entry)
                 continue
+            if line is None:
+                break
             self._add(where.buffer, line.copy(), where.mention, where.chat)
         joined = msg.command == "JOIN" and msg.params and split_source(msg.source or "")[0]
         if not joined or joined.lower() != me.lower():
@@ -527,17 +529,24 @@ class ChatApp(App[ExitStatus]):
         return cmd in _METADATA_QUIET
 
     def _metadata(self, target: str, key: str, value: str | None) -> None:
-        """Someone's display name or colour changed: their lines are drawn again."""
+        """Someone's display name or colour changed: their lines are drawn again, once the
+        messages waiting are handled (a room's burst of names is one pass)."""
         if not self.buffers.metadata(target, key, value):
             return
-        folded = target.lower()
+        if not self._restyle:
+            self.call_later(self._restyled)
+        self._restyle.add(target.lower())
+        self._later()
+
+    def _restyled(self) -> None:
+        """Compose again the lines of those whose names or colours changed."""
+        folded, self._restyle = self._restyle, set()
         for buffer in self.buffers:
             for index, entry in enumerate(buffer.entries):
-                if entry is not None and entry.nick.lower() == folded:
+                if entry is not None and entry.nick.lower() in folded:
                     buffer.lines[index] = self._compose(buffer, entry)
                     if buffer is self.buffers.current:
                         self._redraw_soon()
-        self._later()
 
     def _compose(self, buffer: Buffer, entry: Entry) -> Text:
         """The line of a person's message, with what it answers (if shown in ``buffer``)."""
@@ -606,17 +615,23 @@ class ChatApp(App[ExitStatus]):
             if msg.command in ("TAGMSG", "REDACT"):
                 reactions.append(msg)
                 continue
-            line = render(msg, me, when, rooms_named=False, names=self.buffers.shown_name)
-            if line is None:
-                continue
             said = _said(msg)
-            lines.append(line)
-            entries.append(Entry(msg, said) if said is not None else None)
+            if said is not None:  # (composed below, once what it answers is in too)
+                lines.append(Text())
+                entries.append(Entry(msg, said))
+                continue
+            line = render(msg, me, when, rooms_named=False, names=self.buffers.shown_name)
+            if line is not None:
+                lines.append(line)
+                entries.append(None)
         log = self._log
         after = len(log.lines) - int(log.scroll_y)  # rows from the top line shown to the end
         buffer.prepend(lines, entries)
         for msg in reactions:
-            self.buffers.reacted(msg, me)
+            if msg.command == "REDACT":
+                self.buffers.redacted(msg, me)
+            else:
+                self.buffers.reacted(msg, me)
         for index, entry in enumerate(buffer.entries[: len(lines)]):
             if entry is not None:
                 buffer.lines[index] = self._compose(buffer, entry)
