@@ -445,3 +445,5 @@ def test_a_line_of_a_batch_costs_a_fifth_of_a_flood_token() -> None:
     assert cost(b"@+batch=b1 PRIVMSG #dev :hi") == 1.0  # (a client-only tag of that name)
     assert cost(b"PRIVMSG #dev :batch=b1") == 1.0
     assert cost(b"BATCH +b1 draft/multiline #dev") == 1.0
+    assert cost(b"@batch=b1 JOIN #a") == 1.0  # (no other command is cheaper for the tag)
+    assert cost(b"@batch=b1 WHO *") == 1.0

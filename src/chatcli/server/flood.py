@@ -30,13 +30,27 @@ class ExcessFlood(Exception):
     """A client is too far behind its flood allowance: disconnect it."""
 
 
-#: The share of a token a line tagged ``batch`` (a line of a multiline message) takes.
+#: The share of a token a line of a multiline message (a PRIVMSG or NOTICE tagged
+#: ``batch``) takes.
 BATCHED_COST = 0.2
+_BATCHABLE = (b"PRIVMSG", b"NOTICE")
+
+
+def verb(raw: bytes) -> bytes:
+    """The command of a raw line, uppercased, without parsing it all (for flood control;
+    a malformed line is charged or not, and answered when it runs)."""
+    words = raw.split(None, 3)
+    if words and words[0].startswith(b"@"):
+        words = words[1:]
+    if words and words[0].startswith(b":"):
+        words = words[1:]
+    return words[0].upper() if words else b""
 
 
 def cost(line: bytes) -> float:
-    """The tokens ``line`` takes: :data:`BATCHED_COST` if it has a ``batch`` tag, else 1."""
-    if line[:1] != b"@":
+    """The tokens ``line`` takes: :data:`BATCHED_COST` for a PRIVMSG or NOTICE with a
+    ``batch`` tag (any other command costs a whole token, tagged or not), else 1."""
+    if line[:1] != b"@" or verb(line) not in _BATCHABLE:
         return 1.0
     tag_part = line[1 : line.find(b" ")]
     if tag_part.startswith(b"batch=") or b";batch=" in tag_part:

@@ -33,24 +33,13 @@ from collections.abc import Callable
 
 from chatcli.protocol import LineBuffer, ReadQExceeded, label_of
 from chatcli.server import tags
-from chatcli.server.flood import Backlog, FakeLag
+from chatcli.server.flood import Backlog, FakeLag, verb
 
 # Commands that flood control never holds: liveness answers, and leaving.
 UNLAGGED = frozenset({b"PING", b"PONG", b"QUIT"})
 # Commands whose output may wait, with the messages before them, for one commit of the
 # history. Before any other runs, what is held must be settled (see Session.must_settle).
 GROUPED = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG", b"PING", b"PONG"})
-
-
-def verb(raw: bytes) -> bytes:
-    """The command of a raw line, uppercased, without parsing it all (for flood control;
-    a malformed line is charged or not, and answered when it runs)."""
-    words = raw.split(None, 3)
-    if words and words[0].startswith(b"@"):
-        words = words[1:]
-    if words and words[0].startswith(b":"):
-        words = words[1:]
-    return words[0].upper() if words else b""
 
 
 class Session:
