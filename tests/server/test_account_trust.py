@@ -369,3 +369,33 @@ def test_a_conversation_is_read_back_by_the_account_name_while_its_owner_is_away
     alice.expect("BATCH")
     targets = [m.params[1] for m in alice.collect("BATCH")[:-1]]
     assert targets == ["bob"]
+
+
+def test_who_registers_a_name_again_cannot_redact_its_former_owners_messages(
+    accounts_server, clients
+):
+    caps = "draft/message-redaction message-tags echo-message"
+    bob = account(accounts_server, clients, "bob", caps)
+    bob.send("JOIN #plans")
+    bob.expect("366")
+    keeper = connect(accounts_server, clients, "keeper")  # (the room stays, run by bob)
+    keeper.send("JOIN #plans")
+    keeper.expect("366")
+    bob.send("PRIVMSG #plans :said by the first bob")
+    msgid = bob.expect("PRIVMSG").tags["msgid"]
+    assert nickserv(bob, f"DROP {PASSWORD}") == "Account bob dropped; the name stays reserved."
+    gone(bob)
+    admin = connect(accounts_server, clients, "admin")
+    admin.send(f"OPER admin {OPER_PASSWORD}")
+    admin.expect(n.RPL_YOUREOPER)
+    assert nickserv(admin, "ERASE bob") == "bob is free to be registered again."
+    newcomer = account(accounts_server, clients, "bob", caps)
+    newcomer.send("JOIN #plans")
+    newcomer.expect("366")
+    newcomer.send(f"REDACT #plans {msgid}")
+    fail = newcomer.expect("FAIL")
+    assert fail.params[:2] == ("REDACT", "REDACT_FORBIDDEN")
+    newcomer.send("PRIVMSG #plans :mine")  # its own, after the account was made, it may
+    mine = newcomer.expect("PRIVMSG").tags["msgid"]
+    newcomer.send(f"REDACT #plans {mine}")
+    assert newcomer.expect("REDACT").params[:2] == ("#plans", mine)

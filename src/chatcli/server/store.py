@@ -1039,7 +1039,9 @@ class Store:
     def drop_account(self, account_id: int) -> None:
         """Drop an account: its name stays reserved (a tombstone, until :meth:`erase`), and
         its direct conversations and the messages waiting for it are deleted, on both
-        sides. Waits for the commit."""
+        sides; what it said in rooms is no longer its name's (history keeps the name, which
+        whoever registers it next would otherwise own: REDACT), and its read markers go.
+        Waits for the commit."""
         mine = _like_escape(identity_of(account_id))
 
         def job(db: Connection) -> None:
@@ -1049,9 +1051,15 @@ class Store:
             )
             db.execute("DELETE FROM pending WHERE account = ?", (account_id,))
             db.execute("DELETE FROM metadata WHERE owner = ?", (identity_of(account_id),))
+            db.execute("DELETE FROM read_markers WHERE account = ?", (account_id,))
             db.execute(
                 "DELETE FROM messages WHERE target LIKE ? ESCAPE '\\' OR target LIKE ? ESCAPE '\\'",
                 (f"dm:{mine}\x00%", f"dm:%\x00{mine}"),
+            )
+            db.execute(
+                "UPDATE messages SET account = NULL "
+                "WHERE lower(account) = (SELECT name FROM accounts WHERE id = ?)",
+                (account_id,),
             )
 
         self._must(self.write(job))
