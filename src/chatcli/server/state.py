@@ -127,10 +127,12 @@ class WorldLock:
     def release(self) -> None:
         if self._owner != get_ident():
             raise RuntimeError("the world lock is released by a thread that does not hold it")
-        if self.before_release is not None:
-            self.before_release()
-        self._owner = None
-        self._lock.release()
+        try:
+            if self.before_release is not None:
+                self.before_release()
+        finally:  # (released whatever happens: a lock left held stops the whole server)
+            self._owner = None
+            self._lock.release()
         flusher = self._flusher
         if flusher is not None and (flusher.behind or flusher.wake_owed):
             flusher.settle()
