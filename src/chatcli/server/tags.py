@@ -243,7 +243,17 @@ class MultilineRelay(Relay):
         client_tags, bot, account, at, msgid: as for :class:`Relay`.
     """
 
-    __slots__ = ("_bot", "_client_tags", "_ref", "command", "concat", "lines", "source", "target")
+    __slots__ = (
+        "_bare",
+        "_bot",
+        "_client_tags",
+        "_ref",
+        "command",
+        "concat",
+        "lines",
+        "source",
+        "target",
+    )
 
     def __init__(
         self,
@@ -272,6 +282,7 @@ class MultilineRelay(Relay):
         self._client_tags = client_tags
         self._bot = bot
         self._ref = ""
+        self._bare: tuple[bytes, ...] | None = None  # each line, untagged: made once
 
     @property
     def text(self) -> str:
@@ -328,13 +339,21 @@ class MultilineRelay(Relay):
         return relay
 
     def to(self, profile: int) -> bytes:
+        profile &= ~EXTENDED_JOIN  # (a JOIN's matter: the same form either way)
         form = self._forms[profile]
         if form is None:
             form = self._forms[profile] = self._make(profile)
         return form
 
-    def _line(self, text: str) -> bytes:
-        return Message.unchecked(self.command, (self.target, text), self.source, {}).to_bytes()
+    def _lines(self) -> tuple[bytes, ...]:
+        """Each line as a message without tags: the same for every recipient."""
+        if self._bare is None:
+            command, target, source = self.command, self.target, self.source
+            self._bare = tuple(
+                Message.unchecked(command, (target, text), source, {}).to_bytes()
+                for text in self.lines
+            )
+        return self._bare
 
     def _make(self, profile: int) -> bytes:
         common = []
@@ -351,18 +370,18 @@ class MultilineRelay(Relay):
                 "BATCH", ("+" + ref, MULTILINE_BATCH, self.target), self.source, {}
             )
             out = [with_tags(start.to_bytes(), ";".join(head))]
-            for i, text in enumerate(self.lines):
+            for i, line in enumerate(self._lines()):
                 tag = f"batch={ref};{MULTILINE_CONCAT}" if i in self.concat else f"batch={ref}"
-                out.append(with_tags(self._line(text), tag))
+                out.append(with_tags(line, tag))
             out.append(Message.unchecked("BATCH", ("-" + ref,), self.source, {}).to_bytes())
             return b"".join(out)
         own = [self._client_tags, "bot" if self._bot else ""] if profile & TAGS else []
         rest = ";".join(part for part in (*common, *own) if part)
         first = ";".join(part for part in (*common, self._tags) if part) if profile & TAGS else rest
         out = []
-        for text in self.lines:
+        for text, line in zip(self.lines, self._lines(), strict=True):
             if text:  # (no blank line to who reads them one by one)
-                out.append(with_tags(self._line(text), rest if out else first))
+                out.append(with_tags(line, rest if out else first))
         return b"".join(out)
 
 
