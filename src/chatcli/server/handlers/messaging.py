@@ -138,7 +138,7 @@ def _deliver_one(
             if not channel.can_speak(conn):
                 raise CannotSendToChan(channel.name)
             for text in multiline.texts if multiline is not None else rest:
-                _check_ctcp(channel, (text,))
+                _check_ctcp(channel, text)
             # All parts are checked already: the text is a parsed parameter, the room's
             # name and our source were validated when they were made.
             out = Message.unchecked(msg.command, (channel.name, *rest), conn.source, {})
@@ -250,11 +250,11 @@ def _to_service(conn: Connection, target: str, msg: Message, multiline: Multilin
     return True
 
 
-def _check_ctcp(channel: Channel, rest: tuple[str, ...]) -> None:
+def _check_ctcp(channel: Channel, text: str) -> None:
     """+C: a CTCP other than ACTION (``/me``) may not be sent to the room."""
-    text = rest[0] if rest else ""
-    verb = text[1:].split(" ", 1)[0].rstrip("\x01").upper()
-    if "C" in channel.modes and text.startswith("\x01") and verb != "ACTION":
+    if "C" not in channel.modes or not text.startswith("\x01"):
+        return
+    if text[1:].split(" ", 1)[0].rstrip("\x01").upper() != "ACTION":
         raise CannotSendToChan(channel.name, text="Cannot send CTCP to channel (+C)")
 
 
@@ -284,7 +284,7 @@ def _to_status(
         if not channel.can_speak(conn):
             raise CannotSendToChan(channel.name)
         for text in multiline.texts if multiline is not None else msg.params[1:2]:
-            _check_ctcp(channel, (text,))
+            _check_ctcp(channel, text)
         status = target[0] + channel.name
         out = Message.unchecked(msg.command, (status, *msg.params[1:2]), conn.source, {})
         relay = _relay(conn, out, client_tags, tags_only, multiline)
