@@ -253,11 +253,10 @@ def _targets(conn: Connection, command: str, param: str, *, once: bool = True) -
     return targets
 
 
-def send_names(
-    conn: Connection, channel: Channel, *, end: bool = True, out: Speaker | None = None
-) -> None:
-    """RPL_NAMREPLY lines, each within the line limit, then RPL_ENDOFNAMES; sent by
-    ``out`` if given (``conn.delivery``: not as ``conn``'s own command's output)."""
+def names_of(channel: Channel, conn: Connection) -> bytes:
+    """The names of ``channel``'s members as NAMES shows them to ``conn`` (its prefixes,
+    nicks or sources, as its capabilities ask; invisible people only to a member),
+    space-separated."""
     multi = "multi-prefix" in conn.caps
     full = "userhost-in-names" in conn.caps
     visible = conn in channel.members
@@ -269,12 +268,27 @@ def send_names(
         for member, modes in channel.members.items()
         if visible or "i" not in member.modes
     ]
+    return " ".join(entries).encode()
+
+
+def send_names(
+    conn: Connection,
+    channel: Channel,
+    *,
+    end: bool = True,
+    out: Speaker | None = None,
+    names: bytes | None = None,
+) -> None:
+    """RPL_NAMREPLY lines, each within the line limit, then RPL_ENDOFNAMES; sent by
+    ``out`` if given (``conn.delivery``: not as ``conn``'s own command's output); the
+    names :func:`names_of` gives, unless ``names`` has them already."""
     # Every part is a checked nick, source or room name, so the lines are made as bytes:
     # the list is joined once and cut at spaces, a step per line rather than per entry.
     head = f":{conn.config.name} {n.RPL_NAMREPLY} {conn.name} {channel.symbol} {channel.name} :"
     head_bytes = head.encode()
     room = 510 - len(head_bytes)
-    names = " ".join(entries).encode()
+    if names is None:
+        names = names_of(channel, conn)
     lines = []
     start = 0
     while start < len(names):

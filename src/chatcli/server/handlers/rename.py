@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from chatcli.protocol import Message, caps, is_valid_channel
 from chatcli.server.commands import command
 from chatcli.server.errors import ChanOPrivsNeeded
-from chatcli.server.handlers.channels import member_channel, send_names, send_topic
+from chatcli.server.handlers.channels import member_channel, names_of, send_names, send_topic
 from chatcli.server.history import marker_line
 from chatcli.server.tags import Relay
 
@@ -135,6 +135,7 @@ def tell(
     relay = Relay(line, account=account)
     new = world.fold(channel.name)
     same = world.fold(old) == new
+    listed: dict[tuple[bool, bool], bytes] = {}  # the room's names, once per form
     for person in people:
         own = person.read_markers  # (not logged in: its own marker follows the room too)
         if own and not same and world.fold(old) in own:
@@ -158,4 +159,7 @@ def tell(
                 out.send(marker_line(person, channel.name, (person.read_markers or {}).get(new)))
             elif person.account_id in kept:
                 out.send(marker_line(person, channel.name, kept[person.account_id]))
-        send_names(person, channel, out=out)
+        form = (caps.MULTI_PREFIX in person.caps, caps.USERHOST_IN_NAMES in person.caps)
+        if form not in listed:  # (made once per form, not once per member, under the lock)
+            listed[form] = names_of(channel, person)
+        send_names(person, channel, out=out, names=listed[form])
