@@ -158,24 +158,13 @@ def client_address(
     ``proxies``, the last address in the request's X-Forwarded-For (the one that proxy
     saw; what comes before it was written by the client and proves nothing)."""
     forwarded = request.headers.get_all("X-Forwarded-For")
-    if not forwarded or not is_proxy(peer[0], proxies):
+    if not forwarded or not is_trusted(peer[0], proxies):
         return peer
     try:
         client = ipaddress.ip_address(forwarded[-1].split(",")[-1].strip())
     except ValueError:  # not an address: believe nothing
         return peer
     return (str(client), peer[1])
-
-
-def is_proxy(host: str, proxies: tuple[str, ...]) -> bool:
-    """Whether ``host`` is one of the trusted ``proxies`` (addresses or networks)."""
-    if not proxies:
-        return False
-    try:
-        source = ipaddress.ip_address(host.split("%", 1)[0])
-        return any(source in ipaddress.ip_network(net, strict=False) for net in proxies)
-    except ValueError:  # not addresses: trust nothing
-        return False
 
 
 def is_websocket(request: Request) -> bool:
@@ -347,7 +336,7 @@ class WebListener:
         config = self.server.config
         bounded = not (
             is_exempt(config, host)
-            or is_proxy(host, config.web_proxies)
+            or is_trusted(host, config.web_proxies)
             or is_trusted(host, config.proxy_protocol)  # (bounded by the client's, once read)
         )
         with self._lock:
@@ -438,7 +427,7 @@ class WebListener:
             return proxy
         client = header.source
         config = self.server.config
-        bounded = not (is_exempt(config, client[0]) or is_proxy(client[0], config.web_proxies))
+        bounded = not (is_exempt(config, client[0]) or is_trusted(client[0], config.web_proxies))
         with self._lock:
             full = bounded and self._per_ip.get(client[0], 0) >= MAX_PER_IP
             if not full:  # counted as the client from now on, not as the proxy
