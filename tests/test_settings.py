@@ -88,3 +88,9 @@ def test_web_proxies_must_be_addresses_or_networks(tmp_path):
     path.write_text('web_proxies = ["not an address"]\n')
     with pytest.raises(ConfigError, match="web_proxies"):
         load(path)
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0])
+def test_a_cluster_timeout_that_is_not_positive_is_refused(timeout):
+    with pytest.raises(ConfigError, match="cluster_timeout must be positive"):
+        ServerConfig(cluster_timeout=timeout).validate()

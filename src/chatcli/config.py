@@ -155,7 +155,14 @@ class ServerConfig:
             raise ConfigError(f"room must be a valid room name starting with '#': {self.room!r}")
         if not self.name or " " in self.name:
             raise ConfigError(f"server name may not be empty or contain spaces: {self.name!r}")
-        for what in ("max_sendq", "registration_timeout", "ping_interval", "ping_timeout", "tick"):
+        for what in (
+            "max_sendq",
+            "registration_timeout",
+            "ping_interval",
+            "ping_timeout",
+            "tick",
+            "cluster_timeout",
+        ):
             if getattr(self, what) <= 0:
                 raise ConfigError(f"{what} must be positive")
         if self.nick_grace <= 0 or self.login_backoff < 0 or self.login_backoff_max < 0:
