@@ -279,14 +279,14 @@ def join_burst(conn: Connection, channel: Channel) -> None:
     mine = items_of(conn)
     if not mine or caps.QUIET in conn.caps:
         return
+    elsewhere = conn.channels - {channel}  # (who shares another room with it knows)
     others = [
         m
         for m in channel.members
         if m is not conn
         and caps.METADATA in m.caps
         and m.meta_subs
-        # (not who shares another room with it: they know already)
-        and not any(c is not channel and m in c.members for c in conn.channels)
+        and elsewhere.isdisjoint(m.channels)
     ]
     if not others:
         return
