@@ -69,8 +69,10 @@ def redact(conn: Connection, msg: Message) -> None:
                 return
             theirs = account.identity
         key = history.conversation(history.identity(conn), theirs)
-    store.sync()  # (a message just echoed is in the history before it is looked for)
     found = store.message(msgid)
+    if found is None:  # (one just echoed may still be on its way in)
+        store.sync()
+        found = store.message(msgid)
     if found is None or found.target != key:
         conn.fail("REDACT", "UNKNOWN_MSGID", target, msgid, _UNKNOWN)
         return
