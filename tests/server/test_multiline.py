@@ -447,3 +447,24 @@ def test_a_line_of_a_batch_costs_a_fifth_of_a_flood_token() -> None:
     assert cost(b"BATCH +b1 draft/multiline #dev") == 1.0
     assert cost(b"@batch=b1 JOIN #a") == 1.0  # (no other command is cheaper for the tag)
     assert cost(b"@batch=b1 WHO *") == 1.0
+
+
+def test_a_labeled_batch_that_fails_is_answered_with_its_label(open_client) -> None:
+    alice = open_client("alice")
+    alice.send("@label=L7 BATCH +b7 draft/multiline #dev")
+    alice.send("@batch=b7 PRIVMSG #elsewhere :wrong room")
+    fail = alice.expect("FAIL")
+    assert fail.params[:2] == ("BATCH", "MULTILINE_INVALID_TARGET")
+    assert fail.tags.get("label") == "L7"
+    alice.send("BATCH -b7")
+    alice.send("@label=L8 BATCH +b8 draft/multiline #dev")
+    alice.send("@batch=b8 PRIVMSG #dev :")
+    alice.send("BATCH -b8")  # (blank lines only)
+    fail = alice.expect("FAIL")
+    assert fail.params[:2] == ("BATCH", "MULTILINE_INVALID")
+    assert fail.tags.get("label") == "L8"
+    alice.send("@label=L9 BATCH +b9 draft/multiline #closed")  # a room it may not speak in
+    alice.send("@batch=b9 PRIVMSG #closed :hello")
+    alice.send("BATCH -b9")
+    refused = alice.expect("403")
+    assert refused.tags.get("label") == "L9"

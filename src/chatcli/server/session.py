@@ -153,6 +153,13 @@ class Session:
         label, self._label, self._labeled = self._label, None, None
         return label
 
+    def give_label(self, label: str | None) -> None:
+        """Answer ``label`` (one :meth:`take_label` took) with what the running command
+        says, as its labeled response: a multiline message that fails when a later line
+        or its end runs. The command's own label, if it has one, comes first."""
+        if label is not None and self._label is None:
+            self._label, self._labeled = label, []
+
     def write(self, data: bytes) -> None:
         """What the running command says to its own client (whole lines)."""
         if self._labeled is not None:

@@ -451,6 +451,7 @@ def _fail_batch(conn: Connection, code: str, *params: str) -> None:
     open_one = conn.multiline
     assert open_one is not None
     conn.multiline = Multiline(open_one.ref, open_one.target, failed=True)
+    conn.session.give_label(open_one.label)  # (the opening BATCH's answer)
     conn.fail("BATCH", code, *params)
 
 
@@ -464,6 +465,7 @@ def _close_batch(conn: Connection, ref: str) -> None:
     if open_one.failed:
         return
     if open_one.command is None or not open_one.has_text():
+        conn.session.give_label(open_one.label)
         conn.fail(
             "BATCH", "MULTILINE_INVALID", "A multiline message needs a line that is not blank"
         )
@@ -477,6 +479,7 @@ def _close_batch(conn: Connection, ref: str) -> None:
         )
     except IRCError as err:
         if command != "NOTICE":
+            conn.session.give_label(open_one.label)
             conn.send_error(err)
 
 
