@@ -1,5 +1,6 @@
-"""A database made by an older chatcli is brought to the current schema on opening, on
-both engines, and keeps what it held: accounts, registered rooms and history.
+"""The store on both engines: a database made by an older chatcli is brought to the
+current schema on opening and keeps what it held (accounts, registered rooms, history);
+what an account keeps of its own (read markers) is bounded.
 
 The old database is made as that version made it: on SQLite, the migrations up to it; on
 PostgreSQL, the whole schema without what the upgrades since then add."""
@@ -93,3 +94,21 @@ def test_a_postgresql_database_of_an_older_version_is_upgraded(pg_url: str) -> N
         store.close()
     with psycopg.connect(pg_url, autocommit=True) as raw:
         assert raw.execute("SELECT version FROM chatcli_schema").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_an_account_keeps_a_bounded_number_of_read_markers(tmp_path, pg_url, monkeypatch):
+    """Any name may be marked read, so the store bounds the rows: past the limit, the
+    markers set longest ago go (on both engines)."""
+    from chatcli.server import store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_READ_MARKERS", 3)
+    for where in (tmp_path / "chat.db", pg_url):
+        store = Store(where)
+        store.open()
+        try:
+            for at, target in enumerate(("#a", "#b", "#c", "#d", "#e"), start=1):
+                assert store.wait(store.mark_read(7, target, at * 1000))
+            kept = {t: store.read_marker(7, t) for t in ("#a", "#b", "#c", "#d", "#e")}
+            assert kept == {"#a": None, "#b": None, "#c": 3000, "#d": 4000, "#e": 5000}
+        finally:
+            store.close()

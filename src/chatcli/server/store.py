@@ -155,6 +155,9 @@ class Account:
         return identity_of(self.id)
 
 
+#: The read markers one account keeps at most (IRCv3 draft/read-marker).
+MAX_READ_MARKERS = 1000
+
 #: What history keeps of an event (IRCv3 draft/event-playback: a topic change, a kept
 #: TAGMSG that is not a reaction), as SQL: see chatcli.server.history.is_event.
 _EVENT = "(command = 'TOPIC' OR (command = 'TAGMSG' AND text = ''))"
@@ -1091,15 +1094,28 @@ class Store:
 
     def mark_read(self, account_id: int, target: str, at: int) -> int:
         """Queue moving the account's read marker of ``target`` (folded) to ``at`` (unix
-        ms), if that is later than where it is; return the ticket of the write."""
-        return self.write(
-            lambda db: db.execute(
+        ms), if that is later than where it is; return the ticket of the write. An account
+        keeps at most :data:`MAX_READ_MARKERS`: past that, the one set longest ago goes
+        (any name may be marked, so the rows are bounded here)."""
+
+        def job(db: Connection) -> None:
+            db.execute(
                 "INSERT INTO read_markers (account, target, at) VALUES (?, ?, ?) "
                 "ON CONFLICT (account, target) DO UPDATE SET at = excluded.at "
                 "WHERE excluded.at > read_markers.at",
                 (account_id, target, at),
             )
-        )
+            (count,) = db.execute(
+                "SELECT count(*) FROM read_markers WHERE account = ?", (account_id,)
+            ).fetchone()
+            if count > MAX_READ_MARKERS:  # (the oldest go, ties with them too)
+                db.execute(
+                    "DELETE FROM read_markers WHERE account = ? AND at <= (SELECT at FROM "
+                    "read_markers WHERE account = ? ORDER BY at LIMIT 1 OFFSET ?)",
+                    (account_id, account_id, count - MAX_READ_MARKERS - 1),
+                )
+
+        return self.write(job)
 
     # -- metadata ---------------------------------------------------------------------------
 
