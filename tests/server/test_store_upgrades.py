@@ -112,3 +112,9 @@ def test_an_account_keeps_a_bounded_number_of_read_markers(tmp_path, pg_url, mon
             assert kept == {"#a": None, "#b": None, "#c": 3000, "#d": 4000, "#e": 5000}
         finally:
             store.close()
+
+
+def test_postgresql_has_an_upgrade_for_every_version_since_the_old_one() -> None:
+    """A migration added for SQLite without its PostgreSQL twin would fail the start of
+    every PostgreSQL database made before it."""
+    assert set(postgres.UPGRADES) == set(range(OLD, SCHEMA_VERSION))
