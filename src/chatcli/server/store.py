@@ -1092,6 +1092,20 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
+    def read_markers_of(self, target: str, accounts: Iterable[int]) -> dict[int, int]:
+        """The read markers of ``target`` (folded) that ``accounts`` have, by account: a
+        query per 500 of them, not one each."""
+        ids, found = list(accounts), {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"SELECT account, at FROM read_markers WHERE target = ? AND account IN "
+                f"({', '.join('?' * len(chunk))})",
+                (target, *chunk),
+            )
+            found.update((int(account), int(at)) for account, at in rows)
+        return found
+
     def mark_read(self, account_id: int, target: str, at: int) -> int:
         """Queue moving the account's read marker of ``target`` (folded) to ``at`` (unix
         ms), if that is later than where it is; return the ticket of the write. An account

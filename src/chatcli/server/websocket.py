@@ -241,11 +241,9 @@ class WebSocketStream:
         known = _batches.get(key)
         if known is not None:
             return known
-        frames = [self._frame(line) for line in data.splitlines(keepends=True)]
-        sizes = tuple(
-            (len(line), len(frame))
-            for line, frame in zip(data.splitlines(keepends=True), frames, strict=True)
-        )
+        lines = data.splitlines(keepends=True)
+        frames = [self._frame(line) for line in lines]
+        sizes = tuple((len(line), len(frame)) for line, frame in zip(lines, frames, strict=True))
         framed = (b"".join(frames), sizes)
         if len(data) <= MAX_BATCH_CACHED:
             if len(_batches) >= FRAME_CACHE or _batch_bytes[0] > BATCH_CACHE_BYTES:

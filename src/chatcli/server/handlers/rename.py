@@ -96,8 +96,8 @@ def _markers_before(conn: Connection, name: str, new: str) -> dict[int, int | No
         and caps.READ_MARKER in member.caps
         and caps.CHANNEL_RENAME not in member.caps
     }
-    key = world.fold(channel.name)
-    return {account_id: store.read_marker(account_id, key) for account_id in wanted}
+    marked = store.read_markers_of(world.fold(channel.name), wanted)
+    return {account_id: marked.get(account_id) for account_id in wanted}
 
 
 def _refusal(conn: Connection, channel: Channel, new: str) -> tuple[str, str] | None:
