@@ -94,6 +94,8 @@ if TYPE_CHECKING:
     from chatcli.server.tags import Relay
 
 log = logging.getLogger("chatcli.server.cluster")
+#: A kept message's fields, as a ``kept`` event carries them (each room line's: once).
+_STORED = tuple(field.name for field in dataclasses.fields(Stored))
 
 #: The most events one read of the stream takes, and the stream's length kept (about).
 READ_COUNT = 500
@@ -541,7 +543,8 @@ class ClusterWorld(World):
             self._queue(self._user_op(conn))
 
     def kept_in_room(self, channel: Channel, stored: Stored) -> None:
-        self._queue(Op("kept", {"room": channel.name, "stored": dataclasses.asdict(stored)}))
+        kept = {name: getattr(stored, name) for name in _STORED}  # (asdict deep-copies)
+        self._queue(Op("kept", {"room": channel.name, "stored": kept}))
 
     def unkeep_in_room(self, channel: Channel, msgid: str) -> None:
         super().unkeep_in_room(channel, msgid)
@@ -839,12 +842,13 @@ class ClusterWorld(World):
         if person.account != account:
             name = person.account or "*"
             changes.append((caps.ACCOUNT_NOTIFY, Message("ACCOUNT", (name,), person.source)))
-        neighbours = {m for channel in person.channels for m in channel.members}
         for cap, line in changes:
-            told = [
+            told = [  # (who shares a room with them was told as a neighbour)
                 w
                 for w in watching
-                if cap in w.caps and caps.EXTENDED_MONITOR in w.caps and w not in neighbours
+                if cap in w.caps
+                and caps.EXTENDED_MONITOR in w.caps
+                and w.channels.isdisjoint(person.channels)
             ]
             if told:
                 relay = tags.Relay(line, account=person.account)
@@ -1409,15 +1413,18 @@ class Cluster:
         seconds, micros = self.redis.time()  # (Redis's clock: the stream's ids are by it)
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         world = self.world
-        nodes = self.redis.smembers(self.prefix + "nodes")
+        users = {  # (read first: the world lock is never held across a call to Redis)
+            node: self.redis.hgetall(self._users_key(node))
+            for node in self.redis.smembers(self.prefix + "nodes")
+            if node != world.node and self.redis.exists(self._node_key(node))
+        }
+        rooms = self.redis.hgetall(self.prefix + "rooms")
         with world.lock:
-            for node in nodes:
-                if node == world.node or not self.redis.exists(self._node_key(node)):
-                    continue
-                for uid, record in self.redis.hgetall(self._users_key(node)).items():
+            for node, records in users.items():
+                for uid, record in records.items():
                     with contextlib.suppress(ValueError, KeyError, TypeError):
                         world.apply(node, "user", {"uid": uid, "rec": json.loads(record)})
-            for state in self.redis.hgetall(self.prefix + "rooms").values():
+            for state in rooms.values():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     state = json.loads(state)
                     world.apply("", "roomstate", {"room": state["name"], "state": state})
