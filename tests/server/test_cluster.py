@@ -665,3 +665,26 @@ def test_a_read_marker_moved_on_one_node_reaches_the_accounts_connection_on_the_
     assert moved.params == ("#lobby", "timestamp=2026-01-31T12:00:00.000Z")
     phone.send("MARKREAD #lobby")  # asked on node b: the shared store's answer
     assert phone.expect("MARKREAD").params[1] == "timestamp=2026-01-31T12:00:00.000Z"
+
+
+def test_a_node_whose_liveness_key_ran_out_ends_its_clients_then_serves_again(
+    make_server, redis_url: str, clients
+):
+    """A node that stalled past its key's lifetime may have been reaped by the others
+    (its users quit, its nicks freed): it must not carry on as if nothing happened."""
+    config = {"cluster": redis_url, "cluster_timeout": LIVENESS}
+    a, b = make_server(**config), make_server(**config)
+    alice = person(a.port, "alice", clients)
+    bob = person(b.port, "bob", clients)
+    wait_until(lambda: b.server.world.find_nick("alice") is not None)
+    cluster = a.server.cluster
+    gone = redis.Redis.from_url(redis_url)  # (as if the node had stalled that long)
+    gone.delete(cluster._node_key(a.server.world.node))
+    gone.close()
+    ended = alice.expect("ERROR")
+    assert "lost contact" in ended.params[-1]
+    wait_until(lambda: b.server.world.find_nick("alice") is None)
+    carol = person(a.port, "carol", clients)  # the node serves again, known to the others
+    joined(bob, "carol")
+    carol.send("PRIVMSG #lobby :back again")
+    assert bob.expect("PRIVMSG").params[-1] == "back again"

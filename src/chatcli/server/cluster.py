@@ -1483,26 +1483,48 @@ class Cluster:
             now = time.monotonic()
             self.rate = (self.applied - counted) / max(now - at, 1e-3)  # (events/s, lately)
             counted, at = self.applied, now
+            self._cut_off_if_away()  # (by the clock: a call to Redis may hang a while)
             try:
                 self._beat()
                 self.alive_since = time.monotonic()
                 self._failing("reach the cluster's Redis", None)
             except redis.RedisError as exc:
                 self._failing("reach the cluster's Redis", exc)
-                away = time.monotonic() - self.alive_since
-                if not self.cut and away >= self.timeout * CUT_OFF:
-                    self.cut = True
-                    self._cut_off("This server lost contact with the rest of the chat; reconnect")
+                self._cut_off_if_away()
+
+    def _cut_off_if_away(self) -> None:
+        """Past CUT_OFF of ``cluster_timeout`` since Redis last answered the beat, end our
+        clients' connections rather than carry on alone (before our key can lapse)."""
+        if not self.cut and time.monotonic() - self.alive_since >= self.timeout * CUT_OFF:
+            self.cut = True
+            self._cut_off("This server lost contact with the rest of the chat; reconnect")
 
     def _beat(self) -> None:
         node = self.world.node
-        self.redis.set(self._node_key(node), "1", px=self._ttl_ms())
+        if not self.redis.set(self._node_key(node), "1", px=self._ttl_ms(), xx=True):
+            self._lapsed()
         if self.cut:  # back: take new connections again
             self.cut = False
         if self.redis.get(self.prefix + "epoch") != self._epoch:
             self._suspect = True  # (the publisher restores: it alone publishes, in order)
             self._wake.set()
         self._reap()
+
+    def _lapsed(self) -> None:
+        """Our liveness key was gone when the beat came to renew it. Redis lost its data
+        (its epoch changed): the publisher restores what we had. Else the key ran out (a
+        stalled process, a slow Redis) and the others may have reaped us, our users quit
+        and their nicks freed: our clients' connections end, as after a cut-off, and we
+        are a node again (alive, among the nodes, named) for whoever connects now."""
+        node = self.world.node
+        if self.redis.get(self.prefix + "epoch") == self._epoch:
+            log.warning("this server's liveness key ran out; the others may have reaped it")
+            if not self.cut:
+                self.cut = True
+                self._cut_off("This server lost contact with the rest of the chat; reconnect")
+            self.redis.sadd(self.prefix + "nodes", node)
+            self.redis.hset(self.prefix + "names", node, self.config.name)
+        self.redis.set(self._node_key(node), "1", px=self._ttl_ms())
 
     def _check_epoch(self) -> None:
         """If Redis lost what it held (restarted without its data; its ``epoch`` key is
