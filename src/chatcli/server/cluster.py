@@ -1479,16 +1479,20 @@ class Cluster:
 
         interval = self.timeout / 5
         counted, at = self.applied, time.monotonic()
+        hung = False  # the last beat's call timed out (rather than failed at once)
         while not self._stop.wait(interval):
             now = time.monotonic()
             self.rate = (self.applied - counted) / max(now - at, 1e-3)  # (events/s, lately)
             counted, at = self.applied, now
-            self._cut_off_if_away()  # (by the clock: a call to Redis may hang a while)
+            if hung:  # (another hung call could take us past our key's lifetime)
+                self._cut_off_if_away()
             try:
                 self._beat()
                 self.alive_since = time.monotonic()
+                hung = False
                 self._failing("reach the cluster's Redis", None)
             except redis.RedisError as exc:
+                hung = isinstance(exc, redis.TimeoutError)
                 self._failing("reach the cluster's Redis", exc)
                 self._cut_off_if_away()
 
