@@ -53,7 +53,6 @@ from chatcli.client.input import (
 )
 from chatcli.client.render import INDENT, STYLE_ERROR, STYLE_SYSTEM, ctcp, gist, note, render
 from chatcli.client.session import (
-    METADATA,
     ClientSession,
     WrongAccountPassword,
     says_registered,
@@ -606,7 +605,7 @@ def _clear(session: ClientSession, view: ChatView, action: Action, show: Show) -
 
 def subscribe(session: ClientSession) -> None:
     """Ask for people's display names and colours (IRCv3 draft/metadata-2), if offered."""
-    if METADATA in session.caps:
+    if caps.METADATA in session.caps:
         session.send(Message("METADATA", ("*", "SUB", "display-name", "color")))
 
 
@@ -652,12 +651,12 @@ def _react(session: ClientSession, view: ChatView, action: Action, show: Show) -
 
 def reaction(target: str, msgid: str, text: str) -> Message:
     """The TAGMSG that reacts with ``text`` to the message ``msgid`` in ``target``."""
-    return Message("TAGMSG", (target,), tags={"+draft/react": text, "+draft/reply": msgid})
+    return Message("TAGMSG", (target,), tags={caps.REACT: text, caps.REPLY: msgid})
 
 
 def _metadata(session: ClientSession, view: ChatView, action: Action, show: Show) -> None:
     """``/displayname`` and ``/color``: set (or unset) our own metadata key."""
-    if METADATA not in session.caps:
+    if caps.METADATA not in session.caps:
         show(Text("this server keeps no display names or colours", style=STYLE_ERROR))
         return
     value = (action.text,) if action.text else ()

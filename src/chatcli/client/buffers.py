@@ -32,7 +32,7 @@ from rich.text import Text
 
 from chatcli.client.formatting import strip_formatting
 from chatcli.client.history import EARLIER, NOTHING_EARLIER, message_lines
-from chatcli.protocol import Message, is_channel, split_source
+from chatcli.protocol import Message, caps, is_channel, split_source
 from chatcli.protocol import numerics as n
 
 #: Lines kept per buffer; older ones are dropped (the server's history has them).
@@ -43,8 +43,7 @@ SERVER = "server"
 DEFAULT_PREFIX = "(ov)@+"
 _CHAT = ("PRIVMSG", "NOTICE")
 #: Client tags of IRCv3 message-tags: what a message answers, and a reaction's text.
-REPLY_TAG = "+draft/reply"
-REACT_TAG = "+draft/react"
+REPLY_TAG, REACT_TAG = caps.REPLY, caps.REACT
 #: Different reactions kept per message, and people per reaction: more are not counted.
 MOST_REACTIONS = 20
 MOST_REACTORS = 100

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from chatcli.client.formatting import clean, formatted, strip_formatting
 from chatcli.client.history import EARLIER, NOTHING_EARLIER, message_lines
-from chatcli.protocol import Message, is_channel, split_source
+from chatcli.protocol import Message, caps, is_channel, split_source
 from chatcli.protocol import numerics as n
 
 if TYPE_CHECKING:
@@ -149,8 +149,8 @@ def render(
         return line
     if cmd == "REDACT" and len(p) >= 2:  # (the full-screen client shows the line deleted)
         return _system(when, _nick(nick), " deleted a message")
-    if cmd == "TAGMSG" and msg.tags.get("+draft/react") and p:
-        return _system(when, _nick(nick), f" reacted {clean(msg.tags['+draft/react'])}")
+    if cmd == "TAGMSG" and msg.tags.get(caps.REACT) and p:
+        return _system(when, _nick(nick), f" reacted {clean(msg.tags[caps.REACT])}")
     if cmd == "JOIN" and p:
         return _system(when, _nick(nick), f" joined {p[0]}")
     if cmd == "PART" and p:

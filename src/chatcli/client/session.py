@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 
 #: IRCv3 draft/metadata-2 (as :data:`chatcli.protocol.caps` names it).
-METADATA = "draft/metadata-2"
 #: Capabilities the client asks for when the server offers them.
 WANTED_CAPS = (
     caps.AUTOJOIN,
@@ -58,7 +57,7 @@ WANTED_CAPS = (
     caps.REDACTION,  # deleted messages shown as such
     caps.READ_MARKER,  # what another device of the account has read
     caps.MULTILINE,  # a paste of several lines as one message
-    METADATA,  # display names and colours
+    caps.METADATA,  # display names and colours
     caps.CHANNEL_RENAME,  # a room renamed stays one buffer (not a part and a join)
 )
 #: IRCv3 SASL: a payload is sent in pieces of this many bytes.

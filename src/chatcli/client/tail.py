@@ -81,8 +81,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 #: The client tags (IRCv3 drafts) of a reply and of a reaction: the msgid answered, and
 #: the reaction (an emoji, say), on a TAGMSG.
-REPLY = "+draft/reply"
-REACT = "+draft/react"
+REPLY, REACT = caps.REPLY, caps.REACT
 
 
 def as_record(msg: Message) -> dict[str, str | None] | None:

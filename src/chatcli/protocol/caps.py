@@ -1,4 +1,5 @@
-"""IRCv3 capability names used by both the server and the clients."""
+"""IRCv3 capability names, and the client-only tags, used by both the server and the
+clients."""
 
 from __future__ import annotations
 
@@ -44,3 +45,11 @@ METADATA = "draft/metadata-2"
 METADATA_NOTIFY = "draft/metadata-notify-2"
 #: IRCv3 draft/multiline: a message of several lines, sent and received as one batch.
 MULTILINE = "draft/multiline"
+
+# -- client-only tags (IRCv3 client tags: relayed by the server, read by the clients) --------
+
+#: The msgid a message answers (a reply), or a reaction is to.
+REPLY = "+draft/reply"
+#: A reaction (on a TAGMSG, with REPLY), and one taken back.
+REACT = "+draft/react"
+UNREACT = "+draft/unreact"

@@ -62,9 +62,7 @@ def conversation(one: str, other: str) -> str:
 
 #: The client-only tags of a reaction (IRCv3 draft/react), of one taken back, and of the
 #: message it refers to.
-REACT = "+draft/react"
-UNREACT = "+draft/unreact"
-REPLY = "+draft/reply"
+REACT, UNREACT, REPLY = caps.REACT, caps.UNREACT, caps.REPLY
 #: The longest msgid a kept reaction may refer to (longer: relayed, not kept).
 MAX_REPLY_CHARS = 64
 
