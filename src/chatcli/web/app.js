@@ -1742,7 +1742,7 @@ function kick(room, [nick, ...reason]) {
 
 function ban(change, room, masks) {
   if (!room) return NO_ROOM;
-  if (masks.length) setModes(room, change, masks.map((m) => (/[!@]/.test(m) ? m : `${m}!*@*`)));
+  if (masks.length) setModes(room, change, masks.map((m) => fullMask(m) || m));
   else if (change === "+b") send("MODE", room, "+b"); // the list of bans
   else return USAGE;
 }

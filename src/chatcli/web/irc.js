@@ -127,11 +127,18 @@ export function fullMask(mask) {
   return /^[^\s,!@]+![^\s,!@]+@[^\s,!@]+$/.test(full) ? full : null;
 }
 
+const patterns = new Map(); // mask -> its RegExp (maskMatches): made once, not per message
+
 /** Whether the sender ``source`` ("nick!user@host") matches ``mask``, with * and ? as
  *  wildcards, names compared as the server compares them. */
 export function maskMatches(mask, source) {
-  const glob = (c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/, "\\$&"));
-  const pattern = new RegExp(`^${[...fold(fullMask(mask) || mask)].map(glob).join("")}$`, "su");
+  let pattern = patterns.get(mask);
+  if (pattern === undefined) {
+    const glob = (c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/, "\\$&"));
+    pattern = new RegExp(`^${[...fold(fullMask(mask) || mask)].map(glob).join("")}$`, "su");
+    if (patterns.size >= 1000) patterns.clear(); // (the user's own masks: few)
+    patterns.set(mask, pattern);
+  }
   return pattern.test(fold(source.includes("!") ? source : `${source}!@`));
 }
 
