@@ -241,7 +241,7 @@ class Remote:
         self.display_host = record.get("shown", "")
         self.realname = record.get("real", "")
         self.account = record.get("account")
-        self.account_id = record.get("account_id")
+        self.world.log_in(self, record.get("account_id"))  # type: ignore[arg-type]
         self.away = record.get("away")
         self.modes = frozenset(record.get("modes", ""))
         self.caps = frozenset(record.get("caps", ()))
@@ -740,7 +740,7 @@ class ClusterWorld(World):
         watchers (draft/metadata-notify-2) are told here."""
         if not meta.valid_key(key) or (value is not None and not isinstance(value, str)):
             return
-        holders = [p for p in list(self.people.values()) if p.account_id == account_id]
+        holders = list(self.by_account.get(account_id, ()))
         before = [(person, dict(meta.items_of(person))) for person in holders]
         changed: set[int] = set()
         for person in holders:

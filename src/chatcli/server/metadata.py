@@ -305,11 +305,7 @@ def sharing(world: World, person: Any) -> list[Any]:
     connections logged in to its account. Caller holds the world lock."""
     if person.account_id is None:
         return [person]
-    people = getattr(world, "people", None)
-    everyone: Iterable[Any] = (
-        list(people.values()) if people is not None else list(world.connections)
-    )
-    same = [p for p in everyone if p.registered and p.account_id == person.account_id]
+    same = world.logged_in(person.account_id)
     if person not in same:
         same.append(person)
     return same

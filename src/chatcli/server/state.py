@@ -172,6 +172,10 @@ class World(Backbone):
         # MONITOR: folded nick -> who watches it; each watcher's own list is its
         # Connection.monitoring.
         self.watchers: dict[str, set[Connection]] = {}
+        # Account id -> who is logged in to it (a cluster's people of other nodes too):
+        # kept by log_in and forget, so that finding an account's connections (a read
+        # marker moved, metadata set) is not a scan of everyone.
+        self.by_account: dict[int, set[Connection]] = {}
         self.users = 0  # registered connections
         self.invisible = 0  # registered connections with user mode +i
         self.operators = 0  # registered connections with user mode +o
@@ -448,10 +452,31 @@ class World(Backbone):
         if conn.invited_to is not None:
             conn.invited_to.discard(channel)
 
+    def log_in(self, person: Connection, account_id: int | None) -> None:
+        """``person`` is logged in to the account ``account_id`` now (None: to none).
+        Caller holds the lock."""
+        self.assert_held()
+        self._unindex(person)
+        person.account_id = account_id
+        if account_id is not None:
+            self.by_account.setdefault(account_id, set()).add(person)
+
+    def logged_in(self, account_id: int) -> list[Connection]:
+        """Everyone registered and logged in to ``account_id`` (on a cluster: on every
+        node). Caller holds the lock."""
+        return [p for p in self.by_account.get(account_id, ()) if p.registered]
+
+    def _unindex(self, person: Connection) -> None:
+        if (old := person.account_id) is not None and (held := self.by_account.get(old)):
+            held.discard(person)
+            if not held:
+                del self.by_account[old]
+
     def forget(self, conn: Connection) -> set[Connection]:
         """Remove ``conn`` from every room and table; return who shared a room with it.
         Caller holds the lock."""
         self.assert_held()
+        self._unindex(conn)
         peers = self.neighbours(conn)
         peers.discard(conn)
         for channel in list(conn.channels):

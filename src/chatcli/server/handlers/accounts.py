@@ -104,7 +104,7 @@ def set_account(conn: Connection, account: Account | None, *, actor: Connection)
         if conn.account_id == (account.id if account is not None else None):
             return
         conn.account = name
-        conn.account_id = account.id if account is not None else None
+        world.log_in(conn, account.id if account is not None else None)
         if name is not None and world.fold(name) == conn.folded_nick:
             conn.nick_deadline = None
         world.person_changed(conn)
@@ -559,7 +559,7 @@ def drop(conn: Connection, account: Account) -> None:
     assert store is not None
     world = conn.world
     with world.lock:
-        holders = [other for other in world.connections if other.account_id == account.id]
+        holders = [p for p in world.by_account.get(account.id, ()) if p in world.connections]
     for holder in holders:
         set_account(holder, None, actor=conn)
     forget_account(world, account, conn.config.room)

@@ -404,7 +404,8 @@ def account_changed(conn: Connection) -> None:
     with world.lock:
         if conn.account_id != account_id:
             return
-        others = [p for p in world.connections if p is not conn and p.account_id == account_id]
+        others = [p for p in world.by_account.get(account_id, ()) if p is not conn]
+        others = [p for p in others if p in world.connections]  # (this node's)
         shared = next((p.metadata for p in others if p.metadata is not None), None)
         if shared is None:  # (the freshest: a cluster's other node's, else the store's)
             copies = [p for p in meta.sharing(world, conn) if p.sendq is None and p.metadata]

@@ -113,11 +113,9 @@ def _tell_account(conn: Connection, target: str, at: int | None) -> None:
     world = conn.world
     line = Relay(marker_line(conn, target, at))
     with world.lock:
-        mine = [
-            person
-            for person in world.registered()
-            if person.account_id == conn.account_id and caps.READ_MARKER in person.caps
-        ]
+        account = conn.account_id  # (logged out meanwhile: only its own answer)
+        held = world.logged_in(account) if account is not None else []
+        mine = [p for p in held if caps.READ_MARKER in p.caps]
         if conn not in mine:
             mine.append(conn)
         world.relay_to(mine, line, actor=conn)
