@@ -349,7 +349,8 @@ def test_failed_logins_wait_at_most_login_backoff_max(make_server, tmp_path):
     (login_backoff) but never longer than login_backoff_max."""
     running = make_server(db=str(tmp_path / "chat.db"), login_backoff=0.05, login_backoff_max=0.1)
     guesser, bob = Client(running.port), Client(running.port)
-    # uncapped, the last six would wait 0.05, 0.1, 0.2, 0.4, 0.8, 1.6: 3.15 s in all
+    # uncapped, the last six would wait 0.05, 0.1, 0.2, 0.4, 0.8, 1.6: 3.15 s in all (more
+    # attempts would meet the password-hashing budget, another limit)
     waits = [0.0] * FREE_FAILURES + [0.05, 0.1, 0.1, 0.1, 0.1, 0.1]
     took = []
     try:
@@ -362,9 +363,9 @@ def test_failed_logins_wait_at_most_login_backoff_max(make_server, tmp_path):
             took.append(time.monotonic() - started)
         assert all(t >= wait for t, wait in zip(took, waits, strict=True)), took
         # past what a free attempt takes (a round trip and a password's hash): 0.55 s in
-        # all, capped; half of the uncapped 3.15 s at most, however busy the machine
+        # all, capped; less than the uncapped 3.15 s by a busy machine's margin
         base = min(took[:FREE_FAILURES])
-        assert sum(t - base for t in took[FREE_FAILURES:]) < 1.6, took
+        assert sum(t - base for t in took[FREE_FAILURES:]) < 2.5, took
         chat_works(guesser, bob)  # slowed, not dropped
     finally:
         guesser.close()

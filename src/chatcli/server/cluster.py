@@ -1479,34 +1479,26 @@ class Cluster:
 
         interval = self.timeout / 5
         counted, at = self.applied, time.monotonic()
-        hung = False  # the last beat's call timed out (rather than failed at once)
         while not self._stop.wait(interval):
             now = time.monotonic()
             self.rate = (self.applied - counted) / max(now - at, 1e-3)  # (events/s, lately)
             counted, at = self.applied, now
-            if hung:  # (another hung call could take us past our key's lifetime)
-                self._cut_off_if_away()
             try:
                 self._beat()
                 self.alive_since = time.monotonic()
-                hung = False
                 self._failing("reach the cluster's Redis", None)
             except redis.RedisError as exc:
-                hung = isinstance(exc, redis.TimeoutError)
                 self._failing("reach the cluster's Redis", exc)
-                self._cut_off_if_away()
-
-    def _cut_off_if_away(self) -> None:
-        """Past CUT_OFF of ``cluster_timeout`` since Redis last answered the beat, end our
-        clients' connections rather than carry on alone (before our key can lapse)."""
-        if not self.cut and time.monotonic() - self.alive_since >= self.timeout * CUT_OFF:
-            self.cut = True
-            self._cut_off("This server lost contact with the rest of the chat; reconnect")
+                away = time.monotonic() - self.alive_since
+                if not self.cut and away >= self.timeout * CUT_OFF:
+                    self.cut = True
+                    self._cut_off("This server lost contact with the rest of the chat; reconnect")
 
     def _beat(self) -> None:
         node = self.world.node
+        known = self._epoch  # (before: the publisher may restore meanwhile)
         if not self.redis.set(self._node_key(node), "1", px=self._ttl_ms(), xx=True):
-            self._lapsed()
+            self._lapsed(known)
         if self.cut:  # back: take new connections again
             self.cut = False
         if self.redis.get(self.prefix + "epoch") != self._epoch:
@@ -1514,14 +1506,14 @@ class Cluster:
             self._wake.set()
         self._reap()
 
-    def _lapsed(self) -> None:
+    def _lapsed(self, known: str) -> None:
         """Our liveness key was gone when the beat came to renew it. Redis lost its data
         (its epoch changed): the publisher restores what we had. Else the key ran out (a
         stalled process, a slow Redis) and the others may have reaped us, our users quit
         and their nicks freed: our clients' connections end, as after a cut-off, and we
         are a node again (alive, among the nodes, named) for whoever connects now."""
         node = self.world.node
-        if self.redis.get(self.prefix + "epoch") == self._epoch:
+        if self.redis.get(self.prefix + "epoch") == known:
             log.warning("this server's liveness key ran out; the others may have reaped it")
             if not self.cut:
                 self.cut = True
@@ -1543,6 +1535,9 @@ class Cluster:
         lately (readers skip what they had). On the publisher's thread."""
         log.warning("the cluster's Redis lost its data; writing this server's users again")
         self.redis.set(self.prefix + "epoch", secrets.token_hex(8), nx=True)
+        # Our key before the epoch we know: a beat that finds the key gone, while the
+        # epoch is the one we know, takes it for our key having run out (_lapsed).
+        self.redis.set(self._node_key(self.world.node), "1", px=self._ttl_ms())
         self._epoch = self.redis.get(self.prefix + "epoch") or ""
         self.redis.sadd(self.prefix + "nodes", self.world.node)
         self.redis.hset(self.prefix + "names", self.world.node, self.config.name)
